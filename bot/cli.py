@@ -1,0 +1,186 @@
+"""The `relais` command line: run the bot, try it in a terminal, inspect stored needs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from bot.config import Settings, load_settings
+from knowledge.territories import TerritoryError
+from storage.models import Need
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="relais",
+    help="Relais : l'assistant Telegram et e-mail des Territoires d'industrie.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"relais : {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise _fail(f"configuration invalide ({err['loc'][0]}) : {err['msg']}") from None
+
+
+async def _services(settings: Settings):  # noqa: ANN202  (imported lazily: fast --help)
+    from bot.runtime import build_services
+
+    try:
+        return await build_services(settings)
+    except TerritoryError as exc:
+        raise _fail(f"territoires : {exc}") from None
+
+
+@app.command()
+def run(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Journal détaillé.")] = False,
+) -> None:
+    """Lance le bot Telegram (long polling sur TELEGRAM_API_URL)."""
+    settings = _settings()
+    if not settings.telegram_bot_token:
+        raise _fail(
+            "la variable TELEGRAM_BOT_TOKEN n'est pas définie (jeton donné par @BotFather). "
+            "Pour essayer sans jeton : relais chat"
+        )
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from telegram.error import InvalidToken
+
+    from bot.runtime import run_forever
+
+    async def main() -> None:
+        services = await _services(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_forever(services, stop)
+        finally:
+            await services.db.dispose()
+
+    try:
+        asyncio.run(main())
+    except InvalidToken:
+        raise _fail("Telegram refuse le jeton TELEGRAM_BOT_TOKEN (invalide ou révoqué).") from None
+
+
+@app.command()
+def chat(
+    user_id: Annotated[int, typer.Option(help="Identifiant Telegram simulé.")] = 1,
+    name: Annotated[str, typer.Option(help="Prénom simulé.")] = "Camille",
+) -> None:
+    """Essayez le bot dans le terminal, sans réseau ni jeton."""
+    from bot.terminal import run_terminal_chat
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(run_terminal_chat(_settings(), user_id=user_id, first_name=name))
+
+
+def _need_row(need: Need) -> dict[str, object]:
+    return {
+        "reference": need.reference,
+        "status": need.status,
+        "theme": need.theme,
+        "urgency": need.urgency,
+        "firm_name": need.firm_name,
+        "commune_insee": need.commune_insee,
+        "commune_name": need.commune_name,
+        "epci_siren": need.epci_siren,
+        "epci_name": need.epci_name,
+        "territory_id": need.territory_id,
+        "created_at": need.created_at.isoformat(),
+        "updated_at": need.updated_at.isoformat(),
+    }
+
+
+@app.command()
+def needs(
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="Nombre maximum de demandes.")] = 200,
+) -> None:
+    """Liste les demandes enregistrées (les plus récentes d'abord)."""
+    settings = _settings()
+    from storage.db import Database
+
+    async def fetch() -> list[dict[str, object]]:
+        db = Database(settings.database_url)
+        await db.create_all()
+
+        def work(session: Session) -> list[dict[str, object]]:
+            rows = session.exec(select(Need).order_by(col(Need.id).desc()).limit(limit)).all()
+            return [_need_row(n) for n in rows]
+
+        try:
+            return await db.run(work)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(fetch())
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("Aucune demande enregistrée.")
+        return
+    tz = settings.tz
+    from datetime import datetime
+
+    for row in rows:
+        created = datetime.fromisoformat(str(row["created_at"])).astimezone(tz)
+        typer.echo(
+            f"{row['reference']}  {row['status']:<12} {row['theme']:<13} "
+            f"{row['commune_insee']} {row['commune_name']}  "
+            f"EPCI {row['epci_siren'] or '-'} {row['epci_name'] or ''}  "
+            f"{created:%d/%m/%Y %H:%M}"
+        )
+
+
+def _mount_knowledge() -> None:
+    """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
+    try:
+        from knowledge.kb_cli import ask_command, kb_app
+    except ImportError:  # pragma: no cover - the knowledge package ships with the app
+        return
+    app.add_typer(kb_app, name="kb", help="Base de connaissances : vérifier, évaluer.")
+
+    @app.command()
+    def ask(
+        question: Annotated[str, typer.Argument(help="La question, entre guillemets.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    ) -> None:
+        """Pose une question à la base de connaissances."""
+        ask_command(question, as_json)
+
+
+_mount_knowledge()
+
+
+def main() -> None:  # pragma: no cover
+    """Entry point for `python -m bot.cli`."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Runtime configuration, read from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_TERRITORIES_DIR", "Settings", "load_settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TERRITORIES_DIR = REPO_ROOT / "territories"
+
+
+class Settings(BaseSettings):
+    """Every setting Relais reads, with its environment variable name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./data/relais.db", alias="DATABASE_URL"
+    )
+    relais_timezone: str = Field(default="Europe/Paris", alias="RELAIS_TIMEZONE")
+    territories_dir: Path = Field(default=DEFAULT_TERRITORIES_DIR, alias="TERRITORIES_DIR")
+    # How long PTB long-polls getUpdates; short in tests so shutdown is quick.
+    polling_timeout: int = Field(default=30, alias="RELAIS_POLLING_TIMEOUT", ge=0, le=50)
+    # Updates of different chats handled at once; one chat is always handled in order.
+    concurrency: int = Field(default=64, alias="RELAIS_CONCURRENCY", ge=1, le=1024)
+    # How long a message being delivered stays reserved before another worker may retry it.
+    outbox_lease_seconds: float = Field(default=15.0, alias="RELAIS_OUTBOX_LEASE", gt=0, le=600)
+
+    @field_validator("relais_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone, which pydantic reports with the field name
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The timezone people live in (storage stays in UTC)."""
+        return ZoneInfo(self.relais_timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, letting callers (CLI flags, tests) override single values."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,230 @@
+"""Application wiring and lifecycle: services, the PTB Application, polling and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from telegram import Update
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.config import Settings
+from bot.services import outbox
+from bot.services.intake import IntakeService
+from handlers.telegram import deliver, install_handlers, register_commands
+from knowledge.geography import Geography, default_geography
+from knowledge.territories import TerritoryDirectory, load_territories
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["Services", "UpdatePoller", "build_application", "build_services", "running_bot"]
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+@dataclass
+class Services:
+    """Everything the handlers need, created once per process."""
+
+    settings: Settings
+    db: Database
+    geography: Geography
+    territories: TerritoryDirectory
+    intake: IntakeService
+    clock: Callable[[], datetime] = utcnow
+    outbox_lease: timedelta = outbox.LEASE
+    _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """The lock serialising the handling of one chat's updates in this process."""
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        if len(self._locks) > 10_000:
+            # Forget idle chats' locks so a long-running process does not grow forever.
+            for key in [k for k, v in self._locks.items() if not v.locked() and k != chat_id]:
+                del self._locks[key]
+        return lock
+
+
+async def build_services(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    geography: Geography | None = None,
+) -> Services:
+    """Open the database (creating tables), load geography and territories."""
+    territories = load_territories(settings.territories_dir)
+    geo = geography or default_geography()
+    db = Database(settings.database_url)
+    await db.create_all()
+    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock)
+    return Services(
+        settings=settings,
+        db=db,
+        geography=geo,
+        territories=territories,
+        intake=intake,
+        clock=clock,
+        outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
+    )
+
+
+def build_application(services: Services) -> Application:
+    """The python-telegram-bot Application, pointed at TELEGRAM_API_URL, with our handlers."""
+    settings = services.settings
+    assert settings.telegram_bot_token
+    api = settings.telegram_api_url.rstrip("/")
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .base_url(api)
+        .base_file_url(api.removesuffix("/bot") + "/file/bot")
+        # Our own poller (below) confirms updates only once they are handled.
+        .updater(None)
+        .connection_pool_size(max(8, min(settings.concurrency, 256)))
+        .pool_timeout(30)
+        .build()
+    )
+    application.bot_data["services"] = services
+    install_handlers(application)
+    return application
+
+
+class UpdatePoller:
+    """Long-polls getUpdates and confirms an update only after it has been handled.
+
+    PTB's own Updater confirms a batch as soon as it is fetched, so a `kill -9` while
+    handling loses those updates; here the offset moves past a batch only once every
+    update in it went through the handlers (whose effects are idempotent by update_id).
+    """
+
+    def __init__(self, application: Application, *, timeout: int, concurrency: int) -> None:
+        self.application = application
+        self.timeout = timeout
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.offset: int | None = None
+        self.handled = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and handle batches until `stop` is set."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                updates = await self.application.bot.get_updates(
+                    offset=self.offset,
+                    timeout=self.timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    read_timeout=self.timeout + 10,
+                )
+            except InvalidToken:
+                raise
+            except RetryAfter as exc:
+                await _sleep_or_stop(stop, float(_as_seconds(exc.retry_after)))
+                continue
+            except (NetworkError, TimedOut, TelegramError) as exc:
+                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            if not updates:
+                continue
+            await self._handle_batch(updates)
+            self.offset = updates[-1].update_id + 1
+
+    async def _handle_batch(self, updates: tuple[Update, ...]) -> None:
+        by_chat: dict[int, list[Update]] = {}
+        for update in updates:
+            chat = update.effective_chat
+            by_chat.setdefault(chat.id if chat else 0, []).append(update)
+        await asyncio.gather(*(self._handle_chat(chat_updates)
+                               for chat_updates in by_chat.values()))
+
+    async def _handle_chat(self, updates: list[Update]) -> None:
+        async with self.semaphore:
+            for update in updates:
+                await self.application.process_update(update)
+                self.handled += 1
+
+
+def _as_seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def sweep_outbox(application: Application, services: Services, stop: asyncio.Event,
+                       *, interval: float = 1.0) -> None:
+    """Deliver outbox rows left behind (crash, retry after an error), oldest first."""
+    while not stop.is_set():
+        try:
+            rows = await outbox.claim_due(services.db, services.clock(), channel="telegram",
+                                          lease=services.outbox_lease)
+            if rows:
+                by_chat: dict[str, list] = {}
+                for row in rows:
+                    by_chat.setdefault(row.recipient, []).append(row)
+                await asyncio.gather(*(deliver(application.bot, services, chat_rows)
+                                       for chat_rows in by_chat.values()))
+                continue
+        except Exception:
+            log.exception("outbox sweep failed")
+        await _sleep_or_stop(stop, interval)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    services: Services,
+    *,
+    on_error: Callable[[object, Exception], Awaitable[None]] | None = None,
+) -> AsyncIterator[tuple[Application, asyncio.Event, asyncio.Task[None]]]:
+    """Start the bot (initialise, menu, sweeper, poller); stop it cleanly on exit."""
+    application = build_application(services)
+    application.add_error_handler(_log_error)
+    await application.initialize()
+    await register_commands(application)
+    await application.start()
+    stop = asyncio.Event()
+    poller = UpdatePoller(application, timeout=services.settings.polling_timeout,
+                          concurrency=services.settings.concurrency)
+    application.bot_data["poller"] = poller
+    sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
+    polling = asyncio.create_task(poller.run(stop), name="poller")
+    try:
+        yield application, stop, polling
+    finally:
+        stop.set()
+        polling.cancel()
+        sweeper.cancel()
+        for task in (polling, sweeper):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await application.stop()
+        await application.shutdown()
+
+
+async def _log_error(update: object, context: object) -> None:
+    error = getattr(context, "error", None)
+    log.error("error while handling %s", getattr(update, "update_id", update), exc_info=error)
+
+
+async def run_forever(services: Services, stop_signal: asyncio.Event) -> None:
+    """Run until `stop_signal` is set or polling dies (e.g. a refused token)."""
+    async with running_bot(services) as (_app, _stop, polling):
+        waiter = asyncio.create_task(stop_signal.wait())
+        done, _ = await asyncio.wait({waiter, polling}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if polling in done and polling.exception() is not None:
+            raise polling.exception()  # type: ignore[misc]

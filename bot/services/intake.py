@@ -1,0 +1,711 @@
+"""The intake form: a firm describes its need, step by step, saved at every step.
+
+Conversation state is data (a `Conversation` row: step + answers). Each incoming event
+is handled in one transaction that also writes the replies to the outbox, so a crash at
+any point either loses nothing (not committed: Telegram sends the update again) or has
+the replies waiting in the outbox (committed: the sweeper delivers them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from bot import texts
+from bot.services import outbox
+from bot.services.types import Button, Incoming, Outgoing, Result
+from bot.services.validation import (
+    Invalid,
+    format_phone,
+    parse_company_name,
+    parse_description,
+    parse_email,
+    parse_phone,
+    parse_siret,
+)
+from knowledge.geography import Commune, Geography
+from knowledge.taxonomy import THEMES, theme_label
+from knowledge.territories import TerritoryDirectory
+from storage.db import Database
+from storage.models import (
+    Consent,
+    Conversation,
+    Need,
+    NeedEvent,
+    NeedSequence,
+    NeedStatus,
+    ProcessedUpdate,
+)
+from storage.types import utcnow
+
+__all__ = ["FIELD_ORDER", "IntakeService", "erase_user_data"]
+
+Clock = Callable[[], datetime]
+
+# The order of the questions. `location_choice` and `contact_value` only appear when needed.
+FIELD_ORDER: tuple[str, ...] = (
+    "company_name",
+    "siret",
+    "location",
+    "location_choice",
+    "theme",
+    "description",
+    "urgency",
+    "contact_method",
+    "contact_value",
+    "summary",
+)
+# Fields the summary's "Modifier" offers, and the step each one starts at.
+EDITABLE: dict[str, str] = {
+    "company_name": "company_name",
+    "siret": "siret",
+    "location": "location",
+    "theme": "theme",
+    "description": "description",
+    "urgency": "urgency",
+    "contact": "contact_method",
+}
+# Steps answered by buttons only: typed text there gets a reminder to use them.
+BUTTON_STEPS = frozenset(
+    {"location_choice", "theme", "urgency", "contact_method", "summary", "edit_choice"}
+)
+MAX_COMMUNE_BUTTONS = 8
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What one event produces: messages for this chat, and an optional button toast."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    toast: str | None = None
+
+    def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
+        self.messages.append(Outgoing(text, buttons))
+
+
+@dataclass(slots=True)
+class _Accept:
+    values: dict[str, Any]
+    goto: str | None = None
+
+
+def _rows(buttons: list[Button], per_row: int = 1) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+class IntakeService:
+    """Runs the intake form for one channel-neutral conversation per chat."""
+
+    def __init__(
+        self,
+        db: Database,
+        geography: Geography,
+        territories: TerritoryDirectory,
+        *,
+        tz: ZoneInfo,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.geography = geography
+        self.territories = territories
+        self.tz = tz
+        self.clock = clock
+
+    # --- entry point ---------------------------------------------------------------------
+    async def handle(self, event: Incoming) -> Result:
+        """Handle one event in one transaction; return the deliveries to make now."""
+        return await self.db.run(lambda session: self._handle(session, event))
+
+    def _handle(self, session: Session, event: Incoming) -> Result:
+        now = self.clock()
+        if event.update_id is not None and not self._first_time(session, event.update_id, now):
+            return Result(duplicate=True)
+        turn = _Turn()
+        conv = session.get(Conversation, event.chat_id)
+        if event.kind == "command":
+            self._on_command(session, event, conv, turn, now)
+        elif event.kind == "button":
+            self._on_button(session, event, conv, turn, now)
+        elif event.kind == "media":
+            self._on_media(event, conv, turn)
+        else:
+            self._on_text(session, event, conv, turn, now)
+        deliveries = outbox.enqueue(
+            session,
+            channel=event.channel,
+            recipient=str(event.chat_id),
+            messages=turn.messages,
+            now=now,
+        )
+        return Result(deliveries=deliveries, toast=turn.toast)
+
+    def _first_time(self, session: Session, update_id: int, now: datetime) -> bool:
+        """Record the update id; False when it was already handled (a redelivery)."""
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert(ProcessedUpdate)
+            .values(update_id=update_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+        )
+        return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+    # --- commands ------------------------------------------------------------------------
+    def _on_command(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        name = event.value
+        if name == "start":
+            self._start(session, event, conv, turn, now)
+        elif name == "annuler":
+            if conv is None:
+                turn.say(texts.NOTHING_TO_CANCEL)
+            else:
+                session.delete(conv)
+                turn.say(texts.CANCELLED)
+        elif name == "aide":
+            turn.say(texts.HELP)
+            if conv is not None:
+                self._ask(conv, turn)
+        elif name == "mesdemandes":
+            self._list_needs(session, event, turn)
+            if conv is not None:
+                self._ask(conv, turn)
+        elif name == "supprimer":
+            turn.say(
+                texts.DELETE_QUESTION,
+                ((Button(texts.BTN_DELETE_YES, "del:yes"), Button(texts.BTN_DELETE_NO, "del:no")),),
+            )
+        else:
+            turn.say(texts.UNKNOWN_COMMAND + "\n" + texts.HELP)
+            if conv is not None:
+                self._ask(conv, turn)
+
+    def _start(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        if conv is not None:
+            turn.say(texts.WELCOME_BACK)
+            self._ask(conv, turn)
+            return
+        if session.get(Consent, event.user_id) is None:
+            # Nothing about the person is stored before the consent button is pressed.
+            turn.say(texts.WELCOME)
+            turn.say(
+                texts.PRIVACY_NOTICE + "\n\n" + texts.CONSENT_QUESTION,
+                (
+                    (
+                        Button(texts.BTN_CONSENT_YES, "consent:yes"),
+                        Button(texts.BTN_CONSENT_NO, "consent:no"),
+                    ),
+                ),
+            )
+            return
+        conv = self._new_conversation(session, event, now)
+        self._ask(conv, turn)
+
+    def _new_conversation(self, session: Session, event: Incoming, now: datetime) -> Conversation:
+        conv = Conversation(
+            chat_id=event.chat_id,
+            user_id=event.user_id,
+            channel=event.channel,
+            step=FIELD_ORDER[0],
+            answers={},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(conv)
+        return conv
+
+    def _list_needs(self, session: Session, event: Incoming, turn: _Turn) -> None:
+        needs = session.exec(
+            select(Need)
+            .where(Need.telegram_user_id == event.user_id)
+            .order_by(col(Need.created_at).desc())
+            .limit(20)
+        ).all()
+        if not needs:
+            turn.say(texts.MY_NEEDS_EMPTY)
+            return
+        lines = [texts.MY_NEEDS_TITLE]
+        for need in needs:
+            lines.append(
+                texts.MY_NEEDS_LINE.format(
+                    reference=need.reference,
+                    theme=texts.esc(theme_label(need.theme)),
+                    status=texts.STATUS_LABELS.get(need.status, need.status),
+                    date=need.created_at.astimezone(self.tz).strftime("%d/%m/%Y"),
+                )
+            )
+        turn.say("\n".join(lines))
+
+    # --- buttons -------------------------------------------------------------------------
+    def _on_button(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        prefix, _, value = event.value.partition(":")
+        if prefix == "consent":
+            self._on_consent(session, event, conv, value, turn, now)
+            return
+        if prefix == "del":
+            self._on_delete(session, event, conv, value, turn, now)
+            return
+        if conv is None or prefix != _button_prefix(conv.step):
+            # A button of a question already answered (or of a cancelled form).
+            turn.toast = texts.STALE_BUTTON
+            return
+        outcome = self._button_answer(conv, value)
+        if isinstance(outcome, Invalid):
+            turn.toast = outcome.reason
+            return
+        label = self._button_label(conv, value)
+        if event.message_id is not None and event.origin_html is not None and label:
+            turn.messages.append(
+                Outgoing(
+                    f"{event.origin_html}\n\n✅ <b>{texts.esc(label)}</b>",
+                    edit_message_id=event.message_id,
+                )
+            )
+        self._advance(session, event, conv, outcome, turn, now)
+
+    def _on_consent(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        value: str,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        if conv is not None or session.get(Consent, event.user_id) is not None:
+            turn.toast = texts.STALE_BUTTON
+            if conv is None and value == "yes":
+                conv = self._new_conversation(session, event, now)
+                self._mark_choice(event, texts.BTN_CONSENT_YES, turn)
+                self._ask(conv, turn)
+            return
+        if value != "yes":
+            self._mark_choice(event, texts.BTN_CONSENT_NO, turn)
+            turn.say(texts.CONSENT_REFUSED)
+            return
+        session.add(Consent(user_id=event.user_id, channel=event.channel, given_at=now))
+        self._mark_choice(event, texts.BTN_CONSENT_YES, turn)
+        conv = self._new_conversation(session, event, now)
+        self._ask(conv, turn)
+
+    def _mark_choice(self, event: Incoming, label: str, turn: _Turn) -> None:
+        if event.message_id is not None and event.origin_html is not None:
+            turn.messages.append(
+                Outgoing(
+                    f"{event.origin_html}\n\n✅ <b>{texts.esc(label)}</b>",
+                    edit_message_id=event.message_id,
+                )
+            )
+
+    def _on_delete(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        value: str,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        if value == "yes":
+            self._mark_choice(event, texts.BTN_DELETE_YES, turn)
+            erase_user_data(session, user_id=event.user_id, chat_id=event.chat_id, now=now)
+            turn.say(texts.DELETED)
+            return
+        self._mark_choice(event, texts.BTN_DELETE_NO, turn)
+        turn.say(texts.DELETE_KEPT)
+        if conv is not None:
+            self._ask(conv, turn)
+
+    def _button_answer(self, conv: Conversation, value: str) -> _Accept | Invalid:
+        step = conv.step
+        if step == "siret" and value == "skip":
+            return _Accept({"siret": None})
+        if step == "location_choice":
+            if value == "none":
+                return _Accept({"location_candidates": None}, goto="location")
+            commune = self.geography.by_insee(value)
+            if commune is None or value not in (conv.answers.get("location_candidates") or []):
+                return Invalid(texts.STALE_BUTTON)
+            return _Accept({**_commune_answers(commune), "location_candidates": None})
+        if step == "theme" and value in THEMES:
+            return _Accept({"theme": value})
+        if step == "urgency" and value in texts.URGENCY_LABELS:
+            return _Accept({"urgency": value})
+        if step == "contact_method" and value in texts.CONTACT_LABELS:
+            if value == "telegram":
+                return _Accept({"contact_method": value, "contact_value": None})
+            return _Accept({"contact_method": value}, goto="contact_value")
+        if step == "summary" and value in {"confirm", "edit", "cancel"}:
+            return _Accept({"_summary": value})
+        if step == "edit_choice" and (value in EDITABLE or value == "back"):
+            return _Accept({"_edit": value})
+        return Invalid(texts.STALE_BUTTON)
+
+    def _button_label(self, conv: Conversation, value: str) -> str | None:
+        step = conv.step
+        if step == "siret":
+            return texts.BTN_NO_SIRET
+        if step == "location_choice":
+            if value == "none":
+                return texts.BTN_NONE_OF_THESE_COMMUNES
+            commune = self.geography.by_insee(value)
+            return commune.label() if commune else None
+        if step == "theme":
+            return THEMES.get(value)
+        if step == "urgency":
+            return texts.URGENCY_LABELS.get(value)
+        if step == "contact_method":
+            return texts.CONTACT_LABELS.get(value)
+        if step == "summary":
+            return {"confirm": texts.BTN_CONFIRM, "edit": texts.BTN_EDIT,
+                    "cancel": texts.BTN_CANCEL}.get(value)
+        if step == "edit_choice":
+            return texts.FIELD_LABELS.get(value, texts.BTN_BACK_TO_SUMMARY)
+        return None
+
+    # --- text and media ------------------------------------------------------------------
+    def _on_text(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        if conv is None:
+            turn.say(texts.NEED_CONSENT_FIRST)
+            return
+        if conv.step in BUTTON_STEPS:
+            self._ask(conv, turn, preface=texts.USE_BUTTONS)
+            return
+        outcome = self._text_answer(conv, event.value)
+        if isinstance(outcome, Invalid):
+            self._ask(conv, turn, preface=outcome.reason)
+            return
+        self._advance(session, event, conv, outcome, turn, now)
+
+    def _on_media(self, event: Incoming, conv: Conversation | None, turn: _Turn) -> None:
+        reason = texts.MEDIA_NOT_UNDERSTOOD.get(event.value, texts.MEDIA_NOT_UNDERSTOOD["other"])
+        if conv is None:
+            turn.say(reason + "\n" + texts.NEED_CONSENT_FIRST)
+            return
+        if conv.step not in BUTTON_STEPS:
+            reason = f"{reason} {texts.MEDIA_ANSWER_IN_TEXT}"
+        self._ask(conv, turn, preface=reason)
+
+    def _text_answer(self, conv: Conversation, text: str) -> _Accept | Invalid:
+        step = conv.step
+        if step == "company_name":
+            return _accept_or(parse_company_name(text), "company_name")
+        if step == "siret":
+            return _accept_or(parse_siret(text), "siret")
+        if step == "location":
+            return self._location_answer(text)
+        if step == "description":
+            return _accept_or(parse_description(text), "description")
+        if step == "contact_value":
+            parser = parse_phone if conv.answers.get("contact_method") == "phone" else parse_email
+            return _accept_or(parser(text), "contact_value")
+        return Invalid(texts.USE_BUTTONS)
+
+    def _location_answer(self, text: str) -> _Accept | Invalid:
+        query = " ".join(text.split())
+        if len(query) < 2:
+            return Invalid(texts.LOCATION_TOO_SHORT)
+        found = self.geography.resolve(query, limit=MAX_COMMUNE_BUTTONS)
+        if found.status == "found":
+            return _Accept({**_commune_answers(found.communes[0]), "location_candidates": None})
+        if found.status == "ambiguous":
+            return _Accept(
+                {"location_candidates": [c.insee for c in found.communes[:MAX_COMMUNE_BUTTONS]]},
+                goto="location_choice",
+            )
+        return Invalid(texts.LOCATION_NOT_FOUND.format(query=texts.esc(query[:60])))
+
+    # --- moving through the form ---------------------------------------------------------
+    def _advance(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation,
+        outcome: _Accept,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        values = dict(outcome.values)
+        summary_action = values.pop("_summary", None)
+        edit_action = values.pop("_edit", None)
+        if summary_action == "confirm":
+            self._submit(session, event, conv, turn, now)
+            return
+        if summary_action == "cancel":
+            session.delete(conv)
+            turn.say(texts.CANCELLED)
+            return
+        if summary_action == "edit":
+            self._goto(conv, "edit_choice", now)
+            self._ask(conv, turn)
+            return
+        if edit_action is not None:
+            if edit_action == "back":
+                self._goto(conv, "summary", now)
+            else:
+                conv.return_to_summary = True
+                self._goto(conv, EDITABLE[edit_action], now)
+            self._ask(conv, turn)
+            return
+        answers = dict(conv.answers)
+        answers.update(values)
+        conv.answers = answers
+        if outcome.goto is not None:
+            next_step = outcome.goto
+        elif conv.return_to_summary:
+            next_step = "summary"
+        else:
+            next_step = self._next_step(conv.step, answers)
+        if next_step == "summary":
+            conv.return_to_summary = False
+        self._goto(conv, next_step, now)
+        self._ask(conv, turn)
+
+    def _next_step(self, step: str, answers: dict[str, Any]) -> str:
+        index = FIELD_ORDER.index(step) if step in FIELD_ORDER else -1
+        for candidate in FIELD_ORDER[index + 1 :]:
+            if candidate == "location_choice" and not answers.get("location_candidates"):
+                continue
+            if candidate == "contact_value" and answers.get("contact_method") in (None, "telegram"):
+                continue
+            return candidate
+        return "summary"
+
+    def _goto(self, conv: Conversation, step: str, now: datetime) -> None:
+        conv.step = step
+        conv.version += 1
+        conv.updated_at = now
+
+    # --- questions -----------------------------------------------------------------------
+    def _ask(self, conv: Conversation, turn: _Turn, *, preface: str | None = None) -> None:
+        """Append the pending question of this conversation, with its buttons."""
+        text, buttons = self._question(conv)
+        if preface:
+            text = f"{preface}\n\n{text}"
+        turn.say(text, buttons)
+
+    def _question(self, conv: Conversation) -> tuple[str, tuple[tuple[Button, ...], ...]]:
+        step, answers = conv.step, conv.answers
+        if step == "company_name":
+            return texts.ASK_COMPANY_NAME, ()
+        if step == "siret":
+            return texts.ASK_SIRET, ((Button(texts.BTN_NO_SIRET, "siret:skip"),),)
+        if step == "location":
+            return texts.ASK_LOCATION, ()
+        if step == "location_choice":
+            communes = [
+                c for c in (self.geography.by_insee(code)
+                            for code in answers.get("location_candidates") or [])
+                if c is not None
+            ]
+            buttons = [Button(c.label(), f"loc:{c.insee}") for c in communes]
+            buttons.append(Button(texts.BTN_NONE_OF_THESE_COMMUNES, "loc:none"))
+            return texts.ASK_LOCATION_CHOICE, _rows(buttons, 2)
+        if step == "theme":
+            buttons = [Button(label, f"theme:{key}") for key, label in THEMES.items()]
+            return texts.ASK_THEME, _rows(buttons, 1)
+        if step == "description":
+            return texts.ASK_DESCRIPTION, ()
+        if step == "urgency":
+            buttons = [Button(label, f"urg:{key}") for key, label in texts.URGENCY_LABELS.items()]
+            return texts.ASK_URGENCY, _rows(buttons, 2)
+        if step == "contact_method":
+            buttons = [Button(label, f"cm:{key}") for key, label in texts.CONTACT_LABELS.items()]
+            return texts.ASK_CONTACT_METHOD, _rows(buttons, 1)
+        if step == "contact_value":
+            if answers.get("contact_method") == "phone":
+                return texts.ASK_PHONE, ()
+            return texts.ASK_EMAIL, ()
+        if step == "summary":
+            return self._summary(answers), (
+                (Button(texts.BTN_CONFIRM, "sum:confirm"),),
+                (Button(texts.BTN_EDIT, "sum:edit"), Button(texts.BTN_CANCEL, "sum:cancel")),
+            )
+        if step == "edit_choice":
+            buttons = [Button(texts.FIELD_LABELS[key], f"edit:{key}") for key in EDITABLE]
+            buttons.append(Button(texts.BTN_BACK_TO_SUMMARY, "edit:back"))
+            return texts.ASK_EDIT_FIELD, _rows(buttons, 2)
+        raise ValueError(f"unknown step {step!r}")
+
+    def _summary(self, answers: dict[str, Any]) -> str:
+        def line(key: str, value: str | None) -> str:
+            shown = texts.esc(value) if value else f"<i>{texts.NOT_GIVEN}</i>"
+            return f"<b>{texts.FIELD_LABELS[key]}</b> : {shown}"
+
+        method = answers.get("contact_method", "telegram")
+        contact = texts.CONTACT_LABELS.get(method, method)
+        if method == "phone" and answers.get("contact_value"):
+            contact = f"{contact} ({format_phone(answers['contact_value'])})"
+        elif method == "email" and answers.get("contact_value"):
+            contact = f"{contact} ({answers['contact_value']})"
+        commune = answers.get("commune_name")
+        if commune:
+            commune = f"{commune} ({answers.get('commune_insee')})"
+        return "\n".join(
+            [
+                texts.SUMMARY_TITLE,
+                line("company_name", answers.get("company_name")),
+                line("siret", answers.get("siret")),
+                line("location", commune),
+                line("theme", theme_label(answers["theme"]) if answers.get("theme") else None),
+                line("description", answers.get("description")),
+                line("urgency", texts.URGENCY_LABELS.get(answers.get("urgency", ""))),
+                line("contact", contact),
+                "",
+                texts.SUMMARY_QUESTION,
+            ]
+        )
+
+    # --- submission ----------------------------------------------------------------------
+    def _submit(
+        self, session: Session, event: Incoming, conv: Conversation, turn: _Turn, now: datetime
+    ) -> None:
+        answers = conv.answers
+        territory = self.territories.for_epci(answers.get("epci_siren"))
+        reference = _next_reference(session, now.astimezone(self.tz).year)
+        consent = session.get(Consent, conv.user_id)
+        need = Need(
+            reference=reference,
+            status=NeedStatus.SUBMITTED.value,
+            channel=conv.channel,
+            theme=answers["theme"],
+            urgency=answers["urgency"],
+            firm_name=answers["company_name"],
+            siret=answers.get("siret"),
+            description=answers["description"],
+            contact_method=answers["contact_method"],
+            contact_value=answers.get("contact_value"),
+            telegram_chat_id=conv.chat_id if conv.channel == "telegram" else None,
+            telegram_user_id=conv.user_id if conv.channel == "telegram" else None,
+            commune_insee=answers["commune_insee"],
+            commune_name=answers["commune_name"],
+            epci_siren=answers.get("epci_siren"),
+            epci_name=answers.get("epci_name"),
+            territory_id=territory.id if territory else None,
+            consent_at=consent.given_at if consent else now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(need)
+        session.flush()
+        assert need.id is not None
+        session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
+                              actor=f"{conv.channel}:{conv.user_id}", at=now))
+        session.delete(conv)
+        lines = [texts.NEED_RECORDED.format(reference=reference)]
+        if territory is not None:
+            lines.append(
+                texts.NEXT_STEP_ANIMATOR.format(
+                    animator=texts.esc(territory.animators[0].name),
+                    territory=texts.esc(territory.name),
+                    days=territory.response_days,
+                )
+            )
+        else:
+            lines.append(
+                texts.NEXT_STEP_NO_TERRITORY.format(commune=texts.esc(answers["commune_name"]))
+            )
+        lines.append(texts.AFTER_RECORDED)
+        turn.say("\n".join(lines))
+
+
+def _accept_or(value: str | Invalid, key: str) -> _Accept | Invalid:
+    return value if isinstance(value, Invalid) else _Accept({key: value})
+
+
+def _commune_answers(commune: Commune) -> dict[str, Any]:
+    return {
+        "commune_insee": commune.insee,
+        "commune_name": commune.name,
+        "epci_siren": commune.epci_siren,
+        "epci_name": commune.epci_name,
+    }
+
+
+_PREFIXES = {
+    "siret": "siret",
+    "location_choice": "loc",
+    "theme": "theme",
+    "urgency": "urg",
+    "contact_method": "cm",
+    "summary": "sum",
+    "edit_choice": "edit",
+}
+
+
+def _button_prefix(step: str) -> str | None:
+    return _PREFIXES.get(step)
+
+
+def _next_reference(session: Session, year: int) -> str:
+    """Allocate the next public reference of the year (atomic on SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = NeedSequence.__table__  # type: ignore[attr-defined]
+    stmt = (
+        insert(table)
+        .values(year=year, last=1)
+        .on_conflict_do_update(index_elements=["year"], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
+    number = session.execute(stmt).scalar_one()
+    return f"TI-{year}-{number:04d}"
+
+
+def erase_user_data(session: Session, *, user_id: int, chat_id: int, now: datetime) -> int:
+    """Erase a person's data: form, consent; needs keep only anonymous, countable fields."""
+    session.execute(delete(Conversation).where(col(Conversation.chat_id) == chat_id))
+    session.execute(delete(Consent).where(col(Consent.user_id) == user_id))
+    needs = session.exec(select(Need).where(Need.telegram_user_id == user_id)).all()
+    for need in needs:
+        need.firm_name = None
+        need.siret = None
+        need.description = None
+        need.contact_value = None
+        need.telegram_chat_id = None
+        need.telegram_user_id = None
+        need.anonymized_at = now
+        need.updated_at = now
+        session.add(need)
+    return len(needs)
+
+
+# Kept for the CLI's listing: how many needs exist (used by `relais needs`).
+def count_needs(session: Session) -> int:
+    """Number of stored needs."""
+    return session.exec(select(func.count()).select_from(Need)).one()

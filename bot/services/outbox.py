@@ -1,0 +1,164 @@
+"""The outbox: every message leaves through a row written with the change that causes it.
+
+The row is written claimed (leased) by the writer, which delivers it right after the
+commit; if the process dies first, the lease expires and the sweeper delivers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from bot.services.types import Delivery, Outgoing
+from storage.db import Database
+from storage.models import Outbox
+
+__all__ = [
+    "LEASE",
+    "MAX_ATTEMPTS",
+    "claim_due",
+    "enqueue",
+    "mark_delivered",
+    "record_failure",
+    "release",
+]
+
+LEASE = timedelta(seconds=30)
+MAX_ATTEMPTS = 8
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    recipient: str,
+    messages: Iterable[Outgoing],
+    now: datetime,
+    claimed: bool = True,
+    lease: timedelta = LEASE,
+) -> list[Delivery]:
+    """Add messages to the outbox in the caller's transaction; return them as deliveries."""
+    rows = [
+        Outbox(
+            channel=channel,
+            recipient=recipient,
+            kind="edit" if m.edit_message_id is not None else "send",
+            payload=m.to_payload(),
+            created_at=now,
+            not_before=now,
+            claimed_until=now + lease if claimed else None,
+        )
+        for m in messages
+    ]
+    if not rows:
+        return []
+    session.add_all(rows)
+    session.flush()
+    return [_delivery(row) for row in rows]
+
+
+def _delivery(row: Outbox) -> Delivery:
+    assert row.id is not None
+    return Delivery(row.id, row.channel, row.recipient, Outgoing.from_payload(row.payload))
+
+
+async def mark_delivered(db: Database, ids: Sequence[int], now: datetime) -> None:
+    """Mark rows delivered (one statement for all of them)."""
+    if not ids:
+        return
+
+    def work(session: Session) -> None:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_(list(ids)))
+            .values(delivered_at=now, claimed_until=None)
+        )
+
+    await db.run(work)
+
+
+async def record_failure(
+    db: Database,
+    outbox_id: int,
+    *,
+    error: str,
+    now: datetime,
+    retry_after: float | None = None,
+    permanent: bool = False,
+) -> None:
+    """Release a row after a failed delivery: retry later with backoff, or give up."""
+
+    def work(session: Session) -> None:
+        row = session.get(Outbox, outbox_id)
+        if row is None:
+            return
+        row.attempts += 1
+        row.last_error = error[:500]
+        row.claimed_until = None
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.failed_at = now
+        else:
+            backoff = retry_after if retry_after is not None else min(2 ** row.attempts, 300)
+            row.not_before = now + timedelta(seconds=backoff)
+        session.add(row)
+
+    await db.run(work)
+
+
+async def release(db: Database, ids: Sequence[int]) -> None:
+    """Give up the lease on rows not attempted (the sweeper will deliver them in order)."""
+    if not ids:
+        return
+
+    def work(session: Session) -> None:
+        session.execute(
+            update(Outbox).where(col(Outbox.id).in_(list(ids))).values(claimed_until=None)
+        )
+
+    await db.run(work)
+
+
+async def claim_due(
+    db: Database,
+    now: datetime,
+    *,
+    channel: str,
+    limit: int = 50,
+    lease: timedelta = LEASE,
+) -> list[Delivery]:
+    """Lease due, unclaimed rows of a channel (oldest first) and return them for delivery."""
+
+    def work(session: Session) -> list[Delivery]:
+        # Look at every pending row, due or not, so that a recipient whose oldest message
+        # is waiting (retry backoff, or leased by another deliverer) gets nothing newer:
+        # messages of one chat are delivered in order.
+        stmt = (
+            select(Outbox)
+            .where(
+                Outbox.channel == channel,
+                col(Outbox.delivered_at).is_(None),
+                col(Outbox.failed_at).is_(None),
+            )
+            .order_by(col(Outbox.id))
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)
+        )
+        blocked: set[str] = set()
+        claimed: list[Outbox] = []
+        for row in session.exec(stmt).all():
+            busy = row.claimed_until is not None and row.claimed_until >= now
+            if row.recipient in blocked or busy or row.not_before > now:
+                blocked.add(row.recipient)
+                continue
+            row.claimed_until = now + lease
+            session.add(row)
+            claimed.append(row)
+            if len(claimed) >= limit:
+                break
+        session.flush()
+        return [_delivery(row) for row in claimed]
+
+    return await db.run(work)

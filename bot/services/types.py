@@ -1,0 +1,81 @@
+"""Plain data exchanged between the channel adapters and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Button", "Delivery", "Incoming", "Outgoing", "Result"]
+
+IncomingKind = Literal["text", "button", "command", "media"]
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """An inline button: what the person reads and the short data it sends back."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message for a person: HTML text, optional button rows, or an edit of a sent one."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    edit_message_id: int | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Serialise for the outbox (JSON)."""
+        payload: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            payload["buttons"] = [[[b.label, b.data] for b in row] for row in self.buttons]
+        if self.edit_message_id is not None:
+            payload["edit_message_id"] = self.edit_message_id
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Outgoing:
+        """Rebuild from an outbox payload."""
+        rows = tuple(
+            tuple(Button(label, data) for label, data in row) for row in payload.get("buttons", ())
+        )
+        return cls(payload["text"], rows, payload.get("edit_message_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One thing a person did: typed text, pressed a button, sent a command or a media."""
+
+    chat_id: int
+    user_id: int
+    kind: IncomingKind
+    # The text; the button's data; the command name without '/'; or the media kind.
+    value: str = ""
+    args: str = ""
+    update_id: int | None = None
+    # For a button: the message that carried it and its text as HTML (to mark the choice).
+    message_id: int | None = None
+    origin_html: str | None = None
+    first_name: str | None = None
+    channel: str = "telegram"
+
+
+@dataclass(slots=True)
+class Result:
+    """What a service did: outbox rows to deliver now, and a short toast for a button press."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    toast: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox row ready to be delivered by the channel that owns it."""
+
+    outbox_id: int
+    channel: str
+    recipient: str
+    message: Outgoing

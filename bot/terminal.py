@@ -1,0 +1,86 @@
+"""`relais chat`: the real bot and a local Bot API, driven from the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import suppress
+
+from bot.config import Settings
+from bot.localapi import BotMessage, LocalBotAPI, SimUser
+
+__all__ = ["render_message", "run_terminal_chat"]
+
+INTRO = (
+    "Relais en mode terminal (aucun réseau, aucun jeton).\n"
+    "Tapez votre réponse, ou le numéro d'un bouton. /aide pour l'aide, Ctrl-D pour quitter.\n"
+)
+
+
+def render_message(message: BotMessage, *, edited: bool = False) -> str:
+    """A bot message as a person reads it, with numbered buttons."""
+    lines = [("(modifié) " if edited else "") + "Relais › " + message.plain.replace("\n", "\n  ")]
+    labels = message.button_labels()
+    if labels:
+        lines.append("  " + "   ".join(f"[{i}] {label}" for i, label in enumerate(labels, 1)))
+    return "\n".join(lines)
+
+
+async def _read_line() -> str | None:
+    line = await asyncio.to_thread(sys.stdin.readline)
+    return line if line else None
+
+
+async def _act(user: SimUser, line: str) -> None:
+    text = line.strip()
+    if not text:
+        return
+    if text.isdigit():
+        keyboards = [m for m in user.messages if m.button_labels()]
+        if keyboards:
+            labels = keyboards[-1].button_labels()
+            index = int(text) - 1
+            if 0 <= index < len(labels):
+                await user.press(labels[index], message_id=keyboards[-1].message_id)
+                return
+    if text.startswith("/"):
+        command, _, args = text.partition(" ")
+        await user.send_command(command, args)
+        return
+    await user.send_text(text)
+
+
+async def run_terminal_chat(settings: Settings, *, user_id: int, first_name: str) -> None:
+    """Start a local Bot API and the real bot against it; relay stdin and stdout."""
+    from bot.runtime import build_services, running_bot
+
+    api = LocalBotAPI()
+    await api.start()
+    chat_settings = settings.model_copy(
+        update={"telegram_bot_token": api.token, "telegram_api_url": api.base_url,
+                "polling_timeout": 1}
+    )
+    services = await build_services(chat_settings)
+    user = api.user(user_id, first_name)
+
+    def show(message: BotMessage, edited: bool) -> None:
+        if message.chat_id == user.chat_id:
+            print(render_message(message, edited=edited), flush=True)
+
+    api.on_bot_message.append(show)
+    print(INTRO, flush=True)
+    try:
+        async with running_bot(services):
+            await user.send_command("/start")
+            while True:
+                line = await _read_line()
+                if line is None:
+                    break
+                await _act(user, line)
+                # Let the bot answer before reading the next line.
+                with suppress(TimeoutError):
+                    await asyncio.sleep(0.3)
+    finally:
+        await services.db.dispose()
+        await api.stop()
+        print("\nAu revoir.", flush=True)

@@ -1,0 +1,191 @@
+"""Every text a user reads, in French, kept together so it can be reviewed.
+
+Texts are Telegram HTML: anything coming from a user must go through `esc()` before
+being put into one of them.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+__all__ = ["esc"]
+
+
+def esc(value: object) -> str:
+    """Escape user-provided text for Telegram's HTML parse mode."""
+    return escape(str(value), quote=False)
+
+
+# --- Start and consent -----------------------------------------------------------------
+WELCOME = (
+    "Bonjour, je suis <b>Relais</b>, l'assistant des Territoires d'industrie.\n"
+    "Je recueille le besoin de votre entreprise (recrutement, formation, foncier, "
+    "financement…) et je le transmets à la bonne personne de votre territoire."
+)
+PRIVACY_NOTICE = (
+    "<b>Vos données</b>\n"
+    "Je vais vous demander : le nom et le SIRET de l'entreprise, sa commune, "
+    "votre besoin et un moyen de vous recontacter.\n"
+    "Qui les voit : le chef de projet Territoire d'industrie de votre territoire "
+    "et les partenaires à qui il transmet votre demande.\n"
+    "Durée : 3 ans après le dernier échange. Vous pouvez tout effacer à tout moment "
+    "avec /supprimer.\n"
+    "Rien n'est enregistré avant votre accord."
+)
+CONSENT_QUESTION = "Acceptez-vous ces conditions ?"
+BTN_CONSENT_YES = "J'accepte"
+BTN_CONSENT_NO = "Je refuse"
+CONSENT_REFUSED = (
+    "C'est noté : rien n'a été enregistré.\n"
+    "Vous pouvez revenir quand vous voulez avec /start."
+)
+NEED_CONSENT_FIRST = "Pour commencer, tapez /start."
+WELCOME_BACK = "Reprenons où nous en étions."
+
+# --- Questions -------------------------------------------------------------------------
+ASK_COMPANY_NAME = "Quel est le nom de votre entreprise ?"
+ASK_SIRET = (
+    "Quel est le numéro SIRET de l'établissement (14 chiffres) ?\n"
+    "Il figure sur vos factures et sur l'avis de situation Insee."
+)
+BTN_NO_SIRET = "Je ne l'ai pas sous la main"
+ASK_LOCATION = "Dans quelle commune se trouve l'établissement ? (nom ou code postal)"
+ASK_LOCATION_CHOICE = "Plusieurs communes correspondent. Laquelle est la bonne ?"
+BTN_NONE_OF_THESE_COMMUNES = "Aucune de ces communes"
+ASK_THEME = "Quel est votre besoin principal ?"
+ASK_DESCRIPTION = (
+    "Décrivez votre besoin en quelques phrases.\n"
+    "Par exemple : le poste à pourvoir, la formation visée, la surface recherchée."
+)
+ASK_URGENCY = "Pour quand avez-vous besoin d'une réponse ?"
+ASK_CONTACT_METHOD = "Comment préférez-vous être recontacté ?"
+ASK_PHONE = "À quel numéro de téléphone ?"
+ASK_EMAIL = "À quelle adresse e-mail ?"
+ASK_EDIT_FIELD = "Que souhaitez-vous modifier ?"
+BTN_BACK_TO_SUMMARY = "Revenir au récapitulatif"
+
+URGENCY_LABELS: dict[str, str] = {
+    "week": "Cette semaine",
+    "month": "Dans le mois",
+    "quarter": "Dans les 3 mois",
+    "none": "Pas d'urgence",
+}
+CONTACT_LABELS: dict[str, str] = {
+    "telegram": "Ici, sur Telegram",
+    "phone": "Par téléphone",
+    "email": "Par e-mail",
+}
+
+# --- Re-asks ---------------------------------------------------------------------------
+BAD_COMPANY_NAME = "Ce nom ne semble pas valide. Indiquez le nom de l'entreprise (2 à 120 caractères)."
+BAD_SIRET_LENGTH = (
+    "Un SIRET compte 14 chiffres ; j'en lis {count}. "
+    "Vous pouvez aussi passer cette question."
+)
+BAD_SIREN_GIVEN = (
+    "Ce numéro à 9 chiffres est un SIREN. "
+    "Il me faut le SIRET de l'établissement (14 chiffres), ou passez cette question."
+)
+BAD_SIRET_CHECKSUM = (
+    "Ce SIRET n'est pas valide (la clé de contrôle ne correspond pas). "
+    "Vérifiez-le, ou passez cette question."
+)
+BAD_SIRET_CHARS = "Un SIRET ne contient que des chiffres. Vérifiez-le, ou passez cette question."
+LOCATION_NOT_FOUND = "Je ne trouve pas la commune « {query} ». Vérifiez l'orthographe ou donnez le code postal."
+LOCATION_TOO_SHORT = "Indiquez le nom de la commune ou son code postal à 5 chiffres."
+DESCRIPTION_TOO_SHORT = (
+    "Votre description est un peu courte ({count} caractères). "
+    "Ajoutez quelques détails : 20 caractères au moins."
+)
+DESCRIPTION_TOO_LONG = (
+    "Votre description fait {count} caractères ; la limite est de {limit}. "
+    "Pouvez-vous la raccourcir ?"
+)
+BAD_PHONE = "Ce numéro ne semble pas valide. Indiquez un numéro français, par exemple 06 12 34 56 78."
+BAD_EMAIL = "Cette adresse e-mail ne semble pas valide. Vérifiez-la, par exemple nom@entreprise.fr."
+USE_BUTTONS = "Merci de répondre avec l'un des boutons ci-dessous."
+MEDIA_NOT_UNDERSTOOD = {
+    "sticker": "Je ne sais pas lire les autocollants.",
+    "photo": "Je ne sais pas encore lire les photos.",
+    "voice": "Je ne sais pas écouter les messages vocaux.",
+    "video": "Je ne sais pas regarder les vidéos.",
+    "document": "Je ne sais pas encore lire les documents.",
+    "location": "Je ne peux pas utiliser une position GPS.",
+    "contact": "Je ne peux pas utiliser une fiche contact.",
+    "other": "Je ne comprends pas ce type de message.",
+}
+MEDIA_ANSWER_IN_TEXT = "Répondez par écrit, s'il vous plaît."
+STALE_BUTTON = "Cette question est déjà passée."
+
+# --- Summary and outcome ---------------------------------------------------------------
+SUMMARY_TITLE = "<b>Récapitulatif de votre demande</b>"
+SUMMARY_QUESTION = "Tout est correct ?"
+BTN_CONFIRM = "Envoyer la demande"
+BTN_EDIT = "Modifier"
+BTN_CANCEL = "Annuler"
+FIELD_LABELS: dict[str, str] = {
+    "company_name": "Entreprise",
+    "siret": "SIRET",
+    "location": "Commune",
+    "theme": "Besoin",
+    "description": "Description",
+    "urgency": "Échéance",
+    "contact": "Contact",
+}
+NOT_GIVEN = "non renseigné"
+NEED_RECORDED = "Merci ! Votre demande est enregistrée sous la référence <b>{reference}</b>."
+NEXT_STEP_ANIMATOR = (
+    "{animator}, chef de projet du Territoire d'industrie {territory}, la reçoit "
+    "et vous recontactera sous {days} jours ouvrés."
+)
+NEXT_STEP_NO_TERRITORY = (
+    "Aucun animateur Territoire d'industrie ne couvre encore la commune de {commune}. "
+    "Votre demande est conservée et sera transmise dès qu'un territoire la couvrira."
+)
+AFTER_RECORDED = "Suivez vos demandes avec /mesdemandes."
+
+# --- Commands ---------------------------------------------------------------------------
+CANCELLED = "Demande annulée : rien n'a été enregistré.\nTapez /start pour recommencer."
+NOTHING_TO_CANCEL = "Aucune demande n'est en cours. Tapez /start pour en déposer une."
+HELP = (
+    "<b>Aide</b>\n"
+    "/start : déposer une demande\n"
+    "/mesdemandes : suivre vos demandes\n"
+    "/annuler : abandonner la demande en cours\n"
+    "/supprimer : effacer vos données\n"
+    "Vous pouvez aussi poser une question sur les aides aux entreprises."
+)
+MY_NEEDS_EMPTY = "Vous n'avez encore déposé aucune demande. Tapez /start pour en déposer une."
+MY_NEEDS_TITLE = "<b>Vos demandes</b>"
+MY_NEEDS_LINE = "{reference} · {theme} · {status} · {date}"
+STATUS_LABELS: dict[str, str] = {
+    "submitted": "reçue",
+    "routed": "transmise",
+    "acknowledged": "prise en charge",
+    "in_progress": "en cours",
+    "closed_helped": "close",
+    "closed_not_helped": "close",
+    "cancelled": "annulée",
+}
+DELETE_QUESTION = (
+    "Voulez-vous effacer toutes vos données personnelles ?\n"
+    "Vos demandes seront anonymisées ; seules des statistiques anonymes seront conservées."
+)
+BTN_DELETE_YES = "Oui, tout effacer"
+BTN_DELETE_NO = "Non, garder"
+DELETED = "Vos données personnelles ont été effacées. Merci d'avoir utilisé Relais."
+DELETE_KEPT = "C'est noté, rien n'a été effacé."
+UNKNOWN_COMMAND = "Je ne connais pas cette commande."
+
+# --- Command menu (setMyCommands): command -> description ---------------------------
+COMMANDS: dict[str, str] = {
+    "start": "Déposer une demande",
+    "mesdemandes": "Suivre mes demandes",
+    "annuler": "Abandonner la demande en cours",
+    "aide": "Aide",
+    "supprimer": "Effacer mes données",
+}
+TECHNICAL_ERROR = (
+    "Désolé, un incident technique m'empêche de répondre. "
+    "Réessayez dans quelques minutes."
+)

@@ -1,0 +1,221 @@
+"""Telegram adapter: turns updates into service calls and deliveries into Bot API calls.
+
+No business rule lives here: each handler builds an `Incoming`, asks the service, answers
+the button press, and delivers the outbox rows the service wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import texts
+from bot.services import outbox
+from bot.services.types import Delivery, Incoming, Outgoing
+
+if TYPE_CHECKING:
+    from telegram import Bot
+
+    from bot.runtime import Services
+
+__all__ = ["deliver", "install_handlers", "register_commands"]
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+def _services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]
+
+
+def _media_kind(message: Message) -> str:
+    for kind in ("sticker", "photo", "voice", "video", "document", "location", "contact"):
+        if getattr(message, kind, None):
+            return kind
+    if message.audio or message.video_note or message.animation:
+        return "voice" if message.audio or message.video_note else "video"
+    return "other"
+
+
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A /command in a private chat: start, aide, annuler, mesdemandes, supprimer, or unknown."""
+    message = update.effective_message
+    assert message is not None and message.text is not None and update.effective_user
+    name, _, args = message.text.removeprefix("/").partition(" ")
+    name = name.split("@", 1)[0].lower()
+    await _dispatch(update, context, Incoming(
+        chat_id=message.chat_id, user_id=update.effective_user.id, kind="command",
+        value=name, args=args.strip(), update_id=update.update_id,
+        first_name=update.effective_user.first_name,
+    ))
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Typed text: the answer to the pending question (or a question for the assistant)."""
+    message = update.effective_message
+    assert message is not None and message.text is not None and update.effective_user
+    await _dispatch(update, context, Incoming(
+        chat_id=message.chat_id, user_id=update.effective_user.id, kind="text",
+        value=message.text, update_id=update.update_id,
+        first_name=update.effective_user.first_name,
+    ))
+
+
+async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A sticker, photo, voice note...: explained, and the pending question asked again."""
+    message = update.effective_message
+    assert message is not None and update.effective_user
+    await _dispatch(update, context, Incoming(
+        chat_id=message.chat_id, user_id=update.effective_user.id, kind="media",
+        value=_media_kind(message), update_id=update.update_id,
+    ))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An inline button press: the service records the choice and asks the next question."""
+    query = update.callback_query
+    assert query is not None and update.effective_user
+    source = query.message if isinstance(query.message, Message) else None
+    chat_id = source.chat_id if source else update.effective_user.id
+    await _dispatch(update, context, Incoming(
+        chat_id=chat_id, user_id=update.effective_user.id, kind="button",
+        value=query.data or "", update_id=update.update_id,
+        message_id=source.message_id if source else None,
+        origin_html=source.text_html if source and source.text else None,
+    ))
+
+
+async def _dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Incoming) -> None:
+    services = _services(context)
+    # One chat at a time, in order; other chats proceed concurrently.
+    async with services.chat_lock(event.chat_id):
+        try:
+            result = await services.intake.handle(event)
+        except Exception:
+            log.exception("service failed for update %s", update.update_id)
+            await _apologise(update, context)
+            raise
+        if update.callback_query is not None and not result.duplicate:
+            try:
+                await update.callback_query.answer(result.toast)
+            except TelegramError as exc:  # an old query: the press still counts
+                log.info("answerCallbackQuery refused: %s", exc)
+        await deliver(context.bot, services, result.deliveries)
+
+
+async def _apologise(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    try:
+        await context.bot.send_message(chat.id, texts.TECHNICAL_ERROR)
+    except TelegramError:
+        log.warning("could not apologise to chat %s", chat.id)
+
+
+def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+         for row in message.buttons]
+    )
+
+
+async def _send_one(bot: Bot, delivery: Delivery) -> None:
+    message = delivery.message
+    chat_id = int(delivery.recipient)
+    if message.edit_message_id is not None:
+        try:
+            await bot.edit_message_text(
+                message.text, chat_id=chat_id, message_id=message.edit_message_id,
+                parse_mode=ParseMode.HTML, reply_markup=_markup(message),
+            )
+        except BadRequest as exc:
+            # Already in that state (a redelivery after a crash): nothing left to do.
+            if "not modified" not in exc.message.lower():
+                raise
+        return
+    await bot.send_message(
+        chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=_markup(message)
+    )
+
+
+async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) -> None:
+    """Deliver outbox rows in order; stop at the first failure so a chat's order holds."""
+    delivered: list[int] = []
+    for index, delivery in enumerate(deliveries):
+        try:
+            await _send_one(bot, delivery)
+        except RetryAfter as exc:
+            await _fail(services, delivery, deliveries[index + 1 :], str(exc),
+                        retry_after=_seconds(exc.retry_after))
+            break
+        except (BadRequest, Forbidden) as exc:
+            # Telegram will refuse this one forever (blocked bot, bad chat): log and move on.
+            log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
+            await outbox.record_failure(services.db, delivery.outbox_id, error=str(exc),
+                                        now=services.clock(), permanent=True)
+            continue
+        except (NetworkError, TelegramError) as exc:
+            await _fail(services, delivery, deliveries[index + 1 :], str(exc))
+            break
+        delivered.append(delivery.outbox_id)
+    await outbox.mark_delivered(services.db, delivered, services.clock())
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
+
+async def _fail(
+    services: Services,
+    delivery: Delivery,
+    rest: Sequence[Delivery],
+    error: str,
+    *,
+    retry_after: float | None = None,
+) -> None:
+    log.warning("outbox %s not delivered, will retry: %s", delivery.outbox_id, error)
+    await outbox.record_failure(services.db, delivery.outbox_id, error=error,
+                                now=services.clock(), retry_after=retry_after)
+    await outbox.release(services.db, [d.outbox_id for d in rest])
+
+
+async def register_commands(application: Application) -> None:
+    """Publish the command menu shown by Telegram clients (setMyCommands)."""
+    await application.bot.set_my_commands(
+        [BotCommand(name, description) for name, description in texts.COMMANDS.items()]
+    )
+
+
+def install_handlers(application: Application) -> None:
+    """Register one handler per kind of update the bot understands (private chats)."""
+    application.add_handler(CommandHandler(list(texts.COMMANDS), on_command, filters=PRIVATE))
+    application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, on_command))
+    application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(
+        MessageHandler(PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_media)
+    )

@@ -1,0 +1,188 @@
+"""Database tables (SQLModel). Times are stored in UTC; see `storage.types.UTCDateTime`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "Consent",
+    "Conversation",
+    "Need",
+    "NeedEvent",
+    "NeedSequence",
+    "NeedStatus",
+    "Outbox",
+    "ProcessedUpdate",
+]
+
+
+def _ts(**kwargs: Any) -> Any:
+    """A UTC timestamp column."""
+    nullable = kwargs.pop("nullable", False)
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, **kwargs), **_default(nullable))
+
+
+def _default(nullable: bool) -> dict[str, Any]:
+    return {"default": None} if nullable else {"default_factory": utcnow}
+
+
+class NeedStatus(StrEnum):
+    """Lifecycle of a need; allowed moves are in `ALLOWED_TRANSITIONS`."""
+
+    SUBMITTED = "submitted"
+    ROUTED = "routed"
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "in_progress"
+    CLOSED_HELPED = "closed_helped"
+    CLOSED_NOT_HELPED = "closed_not_helped"
+    CANCELLED = "cancelled"
+
+
+# An explicit table of moves, so every change is checked and time-stamped in NeedEvent.
+ALLOWED_TRANSITIONS: dict[NeedStatus, frozenset[NeedStatus]] = {
+    NeedStatus.SUBMITTED: frozenset(
+        {NeedStatus.ROUTED, NeedStatus.IN_PROGRESS, NeedStatus.CANCELLED,
+         NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
+    ),
+    NeedStatus.ROUTED: frozenset(
+        {NeedStatus.ACKNOWLEDGED, NeedStatus.IN_PROGRESS, NeedStatus.ROUTED,
+         NeedStatus.CANCELLED, NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
+    ),
+    NeedStatus.ACKNOWLEDGED: frozenset(
+        {NeedStatus.IN_PROGRESS, NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED,
+         NeedStatus.CANCELLED}
+    ),
+    NeedStatus.IN_PROGRESS: frozenset(
+        {NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED, NeedStatus.CANCELLED}
+    ),
+    NeedStatus.CLOSED_HELPED: frozenset({NeedStatus.IN_PROGRESS}),
+    NeedStatus.CLOSED_NOT_HELPED: frozenset({NeedStatus.IN_PROGRESS}),
+    NeedStatus.CANCELLED: frozenset(),
+}
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """A Telegram update already handled: makes a redelivered `update_id` a no-op."""
+
+    __tablename__ = "processed_update"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    processed_at: datetime = _ts()
+
+
+class Consent(SQLModel, table=True):
+    """A person's consent to the processing described in the /start notice."""
+
+    __tablename__ = "consent"
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    channel: str = Field(default="telegram", max_length=16)
+    given_at: datetime = _ts()
+
+
+class Conversation(SQLModel, table=True):
+    """Where one chat stands in a form: step and answers, saved at every step."""
+
+    __tablename__ = "conversation"
+
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    channel: str = Field(default="telegram", max_length=16)
+    form: str = Field(default="intake", max_length=32)
+    step: str = Field(max_length=32)
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # After an edit from the summary, go back to the summary instead of the next field.
+    return_to_summary: bool = False
+    # Bumped at every save: a concurrent writer that read an older version loses.
+    version: int = 1
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class NeedSequence(SQLModel, table=True):
+    """Last reference number used per year (TI-2026-0042 is year 2026, number 42)."""
+
+    __tablename__ = "need_sequence"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last: int = 0
+
+
+class Need(SQLModel, table=True):
+    """A firm's need, as confirmed by the firm."""
+
+    __tablename__ = "need"
+    __table_args__ = (
+        UniqueConstraint("reference", name="uq_need_reference"),
+        Index("ix_need_user", "telegram_user_id"),
+        Index("ix_need_territory_status", "territory_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=16)
+    status: str = Field(default=NeedStatus.SUBMITTED.value, max_length=24)
+    channel: str = Field(default="telegram", max_length=16)
+    theme: str = Field(max_length=24)
+    urgency: str = Field(max_length=16)
+    # Personal or firm-identifying data: blanked by /supprimer (see services.privacy).
+    firm_name: str | None = Field(default=None, max_length=200)
+    siret: str | None = Field(default=None, max_length=14)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    contact_method: str = Field(max_length=16)
+    contact_value: str | None = Field(default=None, max_length=200)
+    telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Geography is kept after erasure: it is not personal and feeds the territory's counts.
+    commune_insee: str = Field(max_length=5)
+    commune_name: str = Field(max_length=120)
+    epci_siren: str | None = Field(default=None, max_length=9)
+    epci_name: str | None = Field(default=None, max_length=200)
+    territory_id: str | None = Field(default=None, max_length=32)
+    consent_at: datetime | None = _ts(nullable=True)
+    anonymized_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class NeedEvent(SQLModel, table=True):
+    """One time-stamped status change of a need (delays and statistics come from these)."""
+
+    __tablename__ = "need_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str = Field(max_length=24)
+    actor: str = Field(default="system", max_length=64)
+    note: str | None = Field(default=None, max_length=500)
+    at: datetime = _ts()
+
+
+class Outbox(SQLModel, table=True):
+    """A message to deliver, written in the same transaction as the change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "failed_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(default="telegram", max_length=16)
+    # Telegram chat id as text, or an email address: one column for every channel.
+    recipient: str = Field(max_length=320)
+    kind: str = Field(default="send", max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    not_before: datetime = _ts()
+    # Set by whoever is delivering the row; a stale claim (crash) can be taken over.
+    claimed_until: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = _ts(nullable=True)
+    failed_at: datetime | None = _ts(nullable=True)

@@ -1,0 +1,78 @@
+"""Shared fixtures: a local Bot API, the real bot running against it, a controllable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.localapi import LocalBotAPI
+from bot.runtime import Services, build_services, running_bot
+
+
+class FakeClock:
+    """A clock the tests move by hand (aware UTC)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock forward."""
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """28 November 2026, 10:00 in Paris."""
+    return FakeClock(datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
+
+
+def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
+    """Settings for a test bot: local API, its own SQLite file, no .env file."""
+    values: dict[str, object] = {
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_URL": api.base_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+        "RELAIS_POLLING_TIMEOUT": 1,
+        "RELAIS_OUTBOX_LEASE": 1,
+    }
+    values.update(extra)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LocalBotAPI]:
+    """A Bot API double on a free loopback port."""
+    server = LocalBotAPI()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@dataclass
+class RunningBot:
+    """The bot under test and what the tests need to look at."""
+
+    api: LocalBotAPI
+    services: Services
+    settings: Settings
+    clock: FakeClock
+
+
+@pytest.fixture
+async def relais(api: LocalBotAPI, tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningBot]:
+    """The real Application, polling the local API, with a fresh database."""
+    settings = make_settings(api, tmp_path / "relais.db")
+    services = await build_services(settings, clock=clock)
+    async with running_bot(services):
+        yield RunningBot(api, services, settings, clock)
+    await services.db.dispose()

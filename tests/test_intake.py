@@ -1,0 +1,319 @@
+"""The intake conversation, end to end: real Application, local Bot API, SQLite."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from storage.models import Consent, Conversation, Need, NeedEvent, Outbox, ProcessedUpdate
+from tests.conftest import RunningBot
+from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs, press, reach_summary, say
+
+
+async def count(relais: RunningBot, model: type) -> int:
+    def work(session: Session) -> int:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+    return await relais.services.db.run(work)
+
+
+async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
+    user = relais.api.user(1001, "Camille")
+    first = await say(user, "/start")
+    assert "Relais" in first[0].plain
+    notice = first[-1]
+    assert "Vos données" in notice.plain and "/supprimer" in notice.plain
+    assert notice.button_labels() == ["J'accepte", "Je refuse"]
+    # Nothing personal before consent.
+    assert await count(relais, Consent) == 0
+    assert await count(relais, Conversation) == 0
+
+    replies = await press(user, "J'accepte")
+    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert "✅ J'accepte" in notice.plain  # the notice now shows the choice, without buttons
+    assert notice.button_labels() == []
+    assert user.callback_answers, "the button press must be answered"
+
+    assert "SIRET" in (await say(user, "Menuiserie Dupont"))[-1].plain
+    assert "commune" in (await say(user, VALID_SIRET))[-1].plain
+    theme_question = (await say(user, "paray le monial"))[-1]
+    assert theme_question.plain.startswith("Quel est votre besoin principal")
+    assert "Recruter" in theme_question.button_labels()
+    assert len(theme_question.button_labels()) == 11
+    assert "Décrivez" in (await press(user, "Recruter"))[-1].plain
+    assert "Pour quand" in (await say(user, DESCRIPTION))[-1].plain
+    assert "recontacté" in (await press(user, "Dans le mois"))[-1].plain
+    assert "téléphone" in (await press(user, "Par téléphone"))[-1].plain
+    summary = (await say(user, "06 12 34 56 78"))[-1]
+    for expected in ("Menuiserie Dupont", VALID_SIRET, "Paray-le-Monial (71342)", "Recruter",
+                     DESCRIPTION, "Dans le mois", "06 12 34 56 78"):
+        assert expected in summary.plain
+    assert summary.button_labels() == ["Envoyer la demande", "Modifier", "Annuler"]
+
+    done = (await press(user, "Envoyer la demande"))[-1]
+    assert "TI-2026-0001" in done.plain
+    assert "Claire Martin" in done.plain and "Bourgogne Industrie" in done.plain
+    assert "5 jours ouvrés" in done.plain
+
+    [need] = await all_needs(relais.services.db)
+    assert need.reference == "TI-2026-0001"
+    assert need.status == "submitted"
+    assert (need.commune_insee, need.commune_name) == ("71342", "Paray-le-Monial")
+    assert need.epci_siren == "200071884"
+    assert need.territory_id == "ti-2703"
+    assert need.siret == VALID_SIRET and need.contact_value == "+33612345678"
+    assert need.theme == "recrutement" and need.urgency == "month"
+    assert need.created_at.tzinfo is not None
+    assert await count(relais, Conversation) == 0
+    assert await count(relais, NeedEvent) == 1
+
+
+async def test_references_follow_each_other_within_the_year(relais: RunningBot) -> None:
+    for user_id in (1, 2):
+        user = relais.api.user(user_id)
+        await reach_summary(user)
+        await press(user, "Envoyer la demande")
+    refs = [n.reference for n in await all_needs(relais.services.db)]
+    assert refs == ["TI-2026-0001", "TI-2026-0002"]
+
+
+async def test_refusing_consent_stores_nothing(relais: RunningBot) -> None:
+    user = relais.api.user(1002)
+    await say(user, "/start")
+    replies = await press(user, "Je refuse")
+    assert "rien n'a été enregistré" in replies[-1].plain
+    assert "Pour commencer, tapez /start." in (await say(user, "bonjour"))[-1].plain
+    assert await count(relais, Consent) == 0
+    assert await count(relais, Conversation) == 0
+
+
+async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
+    user = relais.api.user(1003)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, "ACME")
+    cases = {
+        "abc": "que des chiffres",
+        "732829320": "SIREN",
+        "7328293200007": "j'en lis 13",
+        "73282932000075": "clé de contrôle",
+    }
+    for answer, reason in cases.items():
+        reply = (await say(user, answer))[-1]
+        assert reason in reply.plain
+        assert "Quel est le numéro SIRET" in reply.plain
+        assert reply.button_labels() == ["Je ne l'ai pas sous la main"]
+    assert "commune" in (await press(user, "Je ne l'ai pas sous la main"))[-1].plain
+
+
+async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
+    user = relais.api.user(1004)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, "ACME")
+    await press(user, "Je ne l'ai pas sous la main")
+    unknown = (await say(user, "Zzyzxville"))[-1]
+    assert "Je ne trouve pas la commune « Zzyzxville »" in unknown.plain
+    choice = (await say(user, "71600"))[-1]
+    assert "Plusieurs communes" in choice.plain
+    labels = choice.button_labels()
+    assert "Paray-le-Monial (71)" in labels and labels[-1] == "Aucune de ces communes"
+    # Back to the free-text question, then choose.
+    assert "Dans quelle commune" in (await press(user, "Aucune de ces communes"))[-1].plain
+    await say(user, "71600")
+    assert "besoin principal" in (await press(user, "Paray-le-Monial (71)"))[-1].plain
+    # The stale keyboard of the first choice does nothing.
+    assert user.buttons() == [*user.buttons()]
+
+
+async def test_text_where_a_button_is_expected_gets_the_question_again(relais: RunningBot) -> None:
+    user = relais.api.user(1005)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, "ACME")
+    await say(user, VALID_SIRET)
+    await say(user, "71342")
+    replies = await say(user, "je veux recruter")
+    assert len(replies) == 1
+    assert "boutons" in replies[0].plain and "besoin principal" in replies[0].plain
+    assert len(replies[0].button_labels()) == 11
+
+
+async def test_media_get_one_line_and_the_same_question(relais: RunningBot) -> None:
+    user = relais.api.user(1006)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    for action, words in ((user.send_sticker, "autocollants"), (user.send_photo, "photos"),
+                          (user.send_voice, "vocaux")):
+        replies = await user.replies_after(action())
+        assert len(replies) == 1
+        assert words in replies[0].plain
+        assert "Quel est le nom de votre entreprise ?" in replies[0].plain
+
+
+async def test_description_length_is_enforced_with_the_count(relais: RunningBot) -> None:
+    user = relais.api.user(1007)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, "ACME")
+    await say(user, VALID_SIRET)
+    await say(user, "Paray-le-Monial")
+    await press(user, "Recruter")
+    assert "(9 caractères)" in (await say(user, "trop court"))[-1].plain
+    too_long = (await say(user, "x" * 2001))[-1]
+    assert "2001 caractères" in too_long.plain and "2000" in too_long.plain
+    assert "Pour quand" in (await say(user, "y" * 2000))[-1].plain
+
+
+async def test_email_contact_is_validated(relais: RunningBot) -> None:
+    user = relais.api.user(1008)
+    await reach_summary(user)
+    await press(user, "Modifier")
+    await press(user, "Contact")
+    assert "e-mail" in (await press(user, "Par e-mail"))[-1].plain
+    assert "pas valide" in (await say(user, "pas-une-adresse"))[-1].plain
+    summary = (await say(user, "direction@menuiserie-dupont.fr"))[-1]
+    assert "direction@menuiserie-dupont.fr" in summary.plain
+    await press(user, "Envoyer la demande")
+    [need] = await all_needs(relais.services.db)
+    assert (need.contact_method, need.contact_value) == ("email", "direction@menuiserie-dupont.fr")
+
+
+async def test_edit_one_field_returns_to_the_summary(relais: RunningBot) -> None:
+    user = relais.api.user(1009)
+    await reach_summary(user)
+    await press(user, "Modifier")
+    assert "Décrivez" in (await press(user, "Description"))[-1].plain
+    summary = (await say(user, "Finalement nous cherchons un apprenti chaudronnier."))[-1]
+    assert "apprenti chaudronnier" in summary.plain and "Envoyer la demande" in summary.button_labels()
+    await press(user, "Modifier")
+    await press(user, "Commune")
+    summary = (await say(user, "Le Creusot"))[-1]
+    assert "Le Creusot" in summary.plain
+    await press(user, "Envoyer la demande")
+    [need] = await all_needs(relais.services.db)
+    assert need.description == "Finalement nous cherchons un apprenti chaudronnier."
+    assert need.epci_siren == "247100290"
+
+
+async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
+    user = relais.api.user(1010)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, "ACME")
+    await say(user, VALID_SIRET)
+    await say(user, "Paray-le-Monial")
+    assert "annulée" in (await say(user, "/annuler"))[-1].plain
+    assert await count(relais, Conversation) == 0
+    # The theme keyboard is still on screen: pressing it now changes nothing.
+    replies = await press(user, "Recruter")
+    assert replies == []
+    assert user.callback_answers[-1].get("text") == "Cette question est déjà passée."
+    assert "Aucune demande n'est en cours" in (await say(user, "/annuler"))[-1].plain
+    # Consent is remembered: /start goes straight to the first question.
+    assert (await say(user, "/start"))[-1].plain == "Quel est le nom de votre entreprise ?"
+    # Cancel from the summary too.
+    await say(user, "/annuler")
+    await reach_summary(user)
+    assert "annulée" in (await press(user, "Annuler"))[-1].plain
+    assert await all_needs(relais.services.db) == []
+
+
+async def test_help_and_unknown_command_repeat_the_pending_question(relais: RunningBot) -> None:
+    user = relais.api.user(1011)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    replies = await say(user, "/aide")
+    assert "/mesdemandes" in replies[0].plain
+    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    replies = await say(user, "/nimportequoi")
+    assert "Je ne connais pas cette commande" in replies[0].plain
+    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    replies = await say(user, "/start")
+    assert replies[0].plain == "Reprenons où nous en étions."
+
+
+async def test_html_in_answers_is_shown_as_typed(relais: RunningBot) -> None:
+    user = relais.api.user(1012)
+    summary = (await reach_summary(user, name='<script>&"'))[-1]
+    assert '<b>Entreprise</b> : &lt;script&gt;&amp;"' in summary.text
+    assert 'Entreprise : <script>&"' in summary.plain
+    refused = [c for c in relais.api.calls if c.status != 200]
+    assert refused == []
+    await press(user, "Envoyer la demande")
+    [need] = await all_needs(relais.services.db)
+    assert need.firm_name == '<script>&"'
+
+
+async def test_commune_outside_every_territory_is_accepted_honestly(relais: RunningBot) -> None:
+    user = relais.api.user(1013)
+    await reach_summary(user, location="Brest")
+    done = (await press(user, "Envoyer la demande"))[-1]
+    assert "Aucun animateur Territoire d'industrie ne couvre encore la commune de Brest" in done.plain
+    [need] = await all_needs(relais.services.db)
+    assert need.territory_id is None and need.commune_insee == "29019"
+
+
+async def test_my_needs_and_erasure(relais: RunningBot) -> None:
+    user = relais.api.user(1014)
+    assert "aucune demande" in (await say(user, "/mesdemandes"))[-1].plain
+    await reach_summary(user)
+    await press(user, "Envoyer la demande")
+    listing = (await say(user, "/mesdemandes"))[-1]
+    assert "TI-2026-0001 · Recruter · reçue · 28/11/2026" in listing.plain
+    question = (await say(user, "/supprimer"))[-1]
+    assert question.button_labels() == ["Oui, tout effacer", "Non, garder"]
+    assert "rien n'a été effacé" in (await press(user, "Non, garder"))[-1].plain
+    await say(user, "/supprimer")
+    assert "effacées" in (await press(user, "Oui, tout effacer"))[-1].plain
+    [need] = await all_needs(relais.services.db)
+    assert need.firm_name is None and need.description is None and need.siret is None
+    assert need.telegram_user_id is None and need.contact_value is None
+    assert need.anonymized_at is not None
+    # Anonymous counts stay.
+    assert (need.theme, need.commune_insee, need.reference) == ("recrutement", "71342", "TI-2026-0001")
+    assert await count(relais, Consent) == 0
+    # Consent must be asked again.
+    assert (await say(user, "/start"))[-1].button_labels() == ["J'accepte", "Je refuse"]
+
+
+async def test_a_redelivered_update_has_effect_once(relais: RunningBot) -> None:
+    user = relais.api.user(1015)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    update_id = await user.send_text("Fonderie Martin")
+    await user.wait_for_messages(len(user.messages) + 1)
+    before = len(user.messages)
+    relais.api.redeliver(update_id)
+    # A later real message proves the duplicate went through the bot first.
+    replies = await say(user, VALID_SIRET)
+    assert len(user.messages) == before + 1
+    assert "commune" in replies[-1].plain
+    assert await count(relais, ProcessedUpdate) >= 4
+
+
+async def test_a_rate_limited_reply_is_delivered_later_in_order(relais: RunningBot) -> None:
+    user = relais.api.user(1016)
+    await say(user, "/start")
+    relais.api.fail_next("sendMessage", status=429, retry_after=0)
+    await user.press("J'accepte")
+    messages = await user.wait_for_messages(3, timeout=10)
+    assert messages[-1].plain == "Quel est le nom de votre entreprise ?"
+
+    def pending(session: Session) -> int:
+        return session.exec(
+            select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))  # type: ignore[union-attr]
+        ).one()
+
+    assert await relais.services.db.run(pending) == 0
+
+
+async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBot) -> None:
+    user = relais.api.user(1017)
+    summary = (await reach_summary(user))[-1]
+    assert "Ici, sur Telegram" in summary.plain
+    await press(user, "Envoyer la demande")
+    [need] = await all_needs(relais.services.db)
+    assert need.contact_method == "telegram" and need.contact_value is None
+    assert need.telegram_chat_id == 1017
+    assert isinstance(need, Need)
