@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -299,11 +299,21 @@ def _parse(path: Path) -> tuple[Card | None, list[CardProblem]]:
     ends = _as_date(data.get("ends"))
     if data.get("ends") is not None and ends is None:
         report(at("ends"), f"date invalide « {data.get('ends')} » pour « ends » (AAAA-MM-JJ)")
-    if ends is not None and valid_as_of is not None and ends < valid_as_of:
+    # ``valid_as_of`` is the day the card was checked: an ``ends`` before it is normal for an
+    # archived programme (the card then says it has ended). What is checked is plausibility.
+    if valid_as_of is not None and valid_as_of.year < 2000:
+        report(at("valid_as_of"), f"date « valid_as_of » invraisemblable ({valid_as_of})")
+    if valid_as_of is not None and valid_as_of > date.today() + timedelta(days=1):
         report(
-            at("ends"),
-            f"la date de fin « ends » ({ends.isoformat()}) est antérieure "
-            f"à « valid_as_of » ({valid_as_of.isoformat()})",
+            at("valid_as_of"),
+            f"la date « valid_as_of » ({valid_as_of.isoformat()}) est dans le futur",
+        )
+    if ends is not None and valid_as_of is not None and ends.year < 2000:
+        report(at("ends"), f"date de fin « ends » invraisemblable ({ends})")
+    if successor and data.get("ends") is None:
+        report(
+            at("successor"),
+            "« successor » sans date de fin « ends » : indiquez quand le dispositif a pris fin",
         )
 
     if not body.strip():
@@ -388,11 +398,7 @@ def _cross_check(cards: Iterable[Card]) -> tuple[list[Card], list[CardProblem]]:
             key = _name_key(name)
             if not key:
                 continue
-            if key in own:
-                if kind == "alias":
-                    problems.append(
-                        CardProblem(card.path, line, f"alias « {name} » en double dans la fiche")
-                    )
+            if key in own:  # a spelling variant of one of the card's own names: harmless
                 continue
             own.add(key)
             taken = owner.get(key)

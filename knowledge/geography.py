@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gc
 import gzip
 import re
 import sys
@@ -37,12 +38,13 @@ LABEL_MAX = 40
 _FUZZY_MIN_LENGTH = 5
 _FUZZY_CUTOFFS: tuple[tuple[int, float], ...] = ((6, 90.0), (9, 87.0))  # (max length, cutoff)
 _FUZZY_CUTOFF_LONG = 85.0  # compact query of 10 characters or more
+_FUZZY_MARGIN = 4.0
+_FUZZY_POOL = 24
 # An exact name match also offers communes whose name merely starts with the query when they
 # are this many times more populous ('Chalon' -> Chalon-sur-Saône before Chalon in Isère).
 _DOMINANT_FACTOR = 10
 _DOMINANT_MIN_POPULATION = 2000
-_FUZZY_MARGIN = 4.0
-_FUZZY_POOL = 24
+_DOMINANT_MAX = 2
 _PREFIX_MIN_LENGTH = 4
 
 _ABBREVIATIONS: dict[str, str] = {
@@ -64,6 +66,10 @@ _CODE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _POSTCODE_QUERY = re.compile(r"^\d{2}\s?\d{3}$|^\d{4}$")
 _TRAILING_POSTCODE = re.compile(r"^(?P<name>.*?\D)[\s,;(\-–]*\(?\s*(?P<code>\d{2}\s?\d{3})\s*\)?$")
 _LEADING_POSTCODE = re.compile(r"^\(?\s*(?P<code>\d{2}\s?\d{3})\s*\)?[\s,;\-–]+(?P<name>\D.*)$")
+# 'Paris 15e', 'Lyon 3eme arrondissement', 'Marseille 1er': the commune itself.
+_PLM_QUERY = re.compile(
+    r"^(?P<city>paris|lyon|marseille) \d{1,2} ?(?:e|eme|er|ier|ieme)?(?: arr\w*)?$"
+)
 _TRAILING_DEPARTEMENT = re.compile(
     r"^(?P<name>.*?\S)[\s,;(\-–]+\(?\s*(?P<code>97[1-6]|2[ABab]|\d{2})\s*\)?$"
 )
@@ -147,7 +153,8 @@ class _Index:
     owners: list[list[int]]  # communes behind each key
     exact: dict[str, list[int]]  # compact full name -> communes
     alias: dict[str, list[int]]  # compact name without leading article -> communes
-    first_token: dict[str, list[tuple[tuple[str, ...], int]]]  # for whole-word prefixes
+    # first word -> communes (i), or ~i when the word follows a leading article
+    first_token: dict[str, list[int]]
 
 
 class Geography:
@@ -169,7 +176,7 @@ class Geography:
         for i, commune in enumerate(self._communes):
             self._by_insee[commune.insee] = commune
             normalized = normalize_name(commune.name)
-            self._tokens.append(tuple(normalized.split()))
+            self._tokens.append(tuple(map(sys.intern, normalized.split())))
             self._sort_names.append(normalized)
             if commune.epci_siren and commune.epci_name:
                 self._epci_names.setdefault(commune.epci_siren, commune.epci_name)
@@ -192,7 +199,18 @@ class Geography:
     @classmethod
     def load(cls, path: Path | None = None) -> Geography:
         """Load the gzip CSV table (default: the shipped knowledge/geo/communes.csv.gz)."""
-        path = path or DEFAULT_PATH
+        # Building ~35,000 small objects: cyclic garbage collection passes only slow it down.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._load(path or DEFAULT_PATH)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    @classmethod
+    def _load(cls, path: Path) -> Geography:
+        """Read the table and build the instance."""
         intern = sys.intern
         shared_postcodes: dict[str, tuple[str, ...]] = {}
         communes: list[Commune] = []
@@ -230,28 +248,27 @@ class Geography:
         """Build the name index of the given communes."""
         exact: dict[str, list[int]] = defaultdict(list)
         alias: dict[str, list[int]] = defaultdict(list)
-        first_token: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
-        owners: dict[str, list[int]] = defaultdict(list)
+        first_token: dict[str, list[int]] = defaultdict(list)
         for i in ids:
             tokens = self._tokens[i]
             if not tokens:
                 continue
-            key = "".join(tokens)
-            exact[key].append(i)
-            owners[key].append(i)
-            first_token[tokens[0]].append((tokens, i))
+            exact["".join(tokens)].append(i)
+            first_token[tokens[0]].append(i)
             if len(tokens) > 1 and tokens[0] in _ARTICLES:
-                key = "".join(tokens[1:])
-                alias[key].append(i)
-                if i not in owners[key]:
-                    owners[key].append(i)
-                first_token[tokens[1]].append((tokens[1:], i))
+                alias["".join(tokens[1:])].append(i)
+                first_token[tokens[1]].append(~i)
+        # Lists are shared with `exact` where no article-less alias adds to them.
+        owners: dict[str, list[int]] = dict(exact)
+        for key, members in alias.items():
+            current = owners.get(key)
+            owners[key] = members if current is None else current + members
         return _Index(
             keys=list(owners),
             owners=list(owners.values()),
-            exact=exact,
-            alias=alias,
-            first_token=first_token,
+            exact=dict(exact),
+            alias=dict(alias),
+            first_token=dict(first_token),
         )
 
     # ----------------------------------------------------------------- lookups
@@ -294,6 +311,11 @@ class Geography:
         if _CODE_RE.match(query.upper()):
             return self._single_or_none(self.by_insee(query), query)
 
+        plm = _PLM_QUERY.match(normalize_name(query))
+        if plm:
+            city_ids = self._index.exact.get(plm.group("city"), [])
+            return self._result(city_ids[:1], query)
+
         name, subset = self._split_qualifier(query)
         if subset is not None:
             if subset:
@@ -306,11 +328,14 @@ class Geography:
 
     def _resolve_code(self, query: str) -> GeoResult:
         """A 5-digit (or 4-digit, leading zero dropped) postcode, else an INSEE code."""
-        code = "".join(query.split()).zfill(5)
-        ids = self._by_postcode.get(code)
+        # All communes of a postcode are returned, sorted by name: `limit` does not apply.
+        digits = "".join(query.split())
+        ids = self._by_postcode.get(digits.zfill(5))
         if ids:
             return self._result(ids, query)
-        return self._single_or_none(self.by_insee(code), query)
+        if len(digits) != 5:
+            return GeoResult("not_found", (), query)
+        return self._single_or_none(self.by_insee(digits), query)
 
     def _split_qualifier(self, query: str) -> tuple[str, list[int] | None]:
         """Split a trailing/leading postcode or trailing département off a name query."""
@@ -351,14 +376,18 @@ class Geography:
             _DOMINANT_MIN_POPULATION, _DOMINANT_FACTOR * max(self._population[i] for i in exact)
         )
         dominant = [i for i in prefixed if self._population[i] >= floor and i not in exact]
-        return self._by_population(dominant) + exact
+        return self._by_population(dominant)[:_DOMINANT_MAX] + exact
 
     def _prefix_matches(self, tokens: tuple[str, ...], compact: str, index: _Index) -> list[int]:
-        """Communes whose name starts with the query's whole words ('Montceau' -> '...-les-Mines')."""
+        """Communes whose name starts with the query's whole words ('Montceau')."""
         if len(compact) < _PREFIX_MIN_LENGTH or all(t in _FILLER_WORDS for t in tokens):
             return []
         size = len(tokens)
-        found = {i for toks, i in index.first_token.get(tokens[0], ()) if toks[:size] == tokens}
+        found: set[int] = set()
+        for entry in index.first_token.get(tokens[0], ()):
+            i, start = (entry, 0) if entry >= 0 else (~entry, 1)
+            if self._tokens[i][start : start + size] == tokens:
+                found.add(i)
         return list(found)
 
     def _fuzzy_matches(self, compact: str, index: _Index) -> list[int]:

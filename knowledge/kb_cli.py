@@ -1,0 +1,287 @@
+"""Command line for the knowledge base: ``relais kb check``, ``relais kb eval``, ``relais ask``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from knowledge.cards import CARDS_DIR, Card, CardProblem, load_cards
+from knowledge.retrieval import Answer, KnowledgeBase
+from knowledge.taxonomy import PARTNER_KINDS
+
+__all__ = [
+    "EVAL_FILE",
+    "EvalReport",
+    "ask_command",
+    "evaluate",
+    "format_answer",
+    "kb_app",
+    "load_eval",
+]
+
+EVAL_FILE = Path(__file__).resolve().parent / "eval" / "questions.yaml"
+
+kb_app = typer.Typer(
+    name="kb",
+    help="Base de connaissances : vérifier les fiches, mesurer la qualité des réponses.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def _display_path(path: Path) -> str:
+    """A path relative to the current folder when possible (shorter messages)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def format_problem(problem: CardProblem) -> str:
+    """``file:line: message`` with a short path."""
+    return f"{_display_path(problem.path)}:{problem.line}: {problem.message}"
+
+
+def _card_text(card: Card) -> list[str]:
+    """The French text of a card as a direct answer."""
+    lines = [f"« {card.title} »", card.summary, "", f"Pour qui : {card.for_whom}"]
+    lines.append(f"Ce que vous obtenez : {card.what_you_get}")
+    if card.conditions:
+        lines.append("Conditions :")
+        lines.extend(f"  - {c}" for c in card.conditions)
+    lines.append(f"Comment faire : {card.how_to_apply}")
+    if card.contact:
+        contacts = ", ".join(PARTNER_KINDS.get(c, c) for c in card.contact)
+        lines.append(f"Contacts : {contacts}")
+    lines.append(f"Informations valables au {card.valid_as_of.strftime('%d/%m/%Y')}.")
+    if card.uncertain:
+        lines.append("À vérifier : " + " ; ".join(card.uncertain))
+    return lines
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer a business owner reads, in French."""
+    if answer.out_of_scope or not answer.hits:
+        return (
+            "Je n'ai pas de fiche sur ce sujet. Le chef de projet Territoire d'industrie "
+            "de votre intercommunalité peut vous orienter : voulez-vous que je lui transmette "
+            "votre question ?"
+        )
+    lines: list[str] = []
+    if answer.ended is not None:
+        ended = answer.ended
+        end = ended.ends.strftime("%d/%m/%Y") if ended.ends else ""
+        lines.append(f"« {ended.title} » a pris fin le {end}.")
+        if answer.successor is not None:
+            lines.append(f"Il est remplacé par « {answer.successor.title} ».")
+            lines.append("")
+            lines.extend(_card_text(answer.successor))
+        else:
+            lines.append(ended.summary)
+        return "\n".join(lines)
+    if answer.confident:
+        lines.extend(_card_text(answer.hits[0].card))
+        others = [h.card.title for h in answer.hits[1:3]]
+        if others:
+            lines.append("")
+            lines.append("Voir aussi : " + " ; ".join(others))
+        return "\n".join(lines)
+    lines.append("Plusieurs dispositifs peuvent correspondre :")
+    for i, hit in enumerate(answer.hits[:3], start=1):
+        lines.append(f"{i}. « {hit.card.title} » : {hit.card.summary}")
+    lines.append("Précisez votre besoin, ou demandez à parler au chef de projet Territoire d'industrie.")
+    return "\n".join(lines)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The machine-readable form of an answer."""
+    return {
+        "query": answer.query,
+        "results": [
+            {"id": h.card.id, "title": h.card.title, "score": h.score, "why": list(h.why)}
+            for h in answer.hits
+        ],
+        "confident": answer.confident,
+        "out_of_scope": answer.out_of_scope,
+        "ended": answer.ended.id if answer.ended else None,
+        "successor": answer.successor.id if answer.successor else None,
+    }
+
+
+def ask_command(question: str, json_output: bool = False, directory: Path | None = None) -> None:
+    """Answer one question from the shipped cards (``relais ask``)."""
+    kb = KnowledgeBase.load(directory)
+    answer = kb.ask(question)
+    if json_output:
+        typer.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(format_answer(answer))
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalReport:
+    """Accuracy of the knowledge base on a labelled question set.
+
+    - top-1: in-scope questions whose first hit is one of the expected cards;
+    - top-3: in-scope questions with an expected card among the first three hits;
+    - refusal: out-of-scope questions for which the bot does not present a single answer as
+      confident (``out_of_scope`` or not ``confident``);
+    - confident_rate: in-scope questions answered with confidence (should stay high), and
+      confident_precision: of those, the share whose first hit is right.
+    """
+
+    in_scope: int = 0
+    top1: int = 0
+    top3: int = 0
+    confident: int = 0
+    confident_right: int = 0
+    out_scope: int = 0
+    refused: int = 0
+    misses: list[dict[str, Any]] = field(default_factory=list)
+
+    def rate(self, part: int, whole: int) -> float:
+        """A share, 0 when nothing was measured."""
+        return part / whole if whole else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Figures and misses as plain data."""
+        return {
+            "questions": self.in_scope,
+            "out_of_scope_questions": self.out_scope,
+            "top1": round(self.rate(self.top1, self.in_scope), 4),
+            "top3": round(self.rate(self.top3, self.in_scope), 4),
+            "refusal": round(self.rate(self.refused, self.out_scope), 4),
+            "confident_rate": round(self.rate(self.confident, self.in_scope), 4),
+            "confident_precision": round(self.rate(self.confident_right, self.confident), 4),
+            "misses": self.misses,
+        }
+
+
+def load_eval(path: Path = EVAL_FILE) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read the evaluation set: (in-scope questions, out-of-scope questions)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return list(data.get("questions") or []), list(data.get("out_of_scope") or [])
+
+
+def evaluate(
+    kb: KnowledgeBase,
+    questions: Sequence[dict[str, Any]],
+    out_of_scope: Sequence[dict[str, Any]],
+) -> EvalReport:
+    """Run every question through the knowledge base and count successes."""
+    report = EvalReport()
+    for item in questions:
+        expected = [str(e) for e in item.get("expected") or []]
+        answer = kb.ask(str(item["q"]))
+        ids = [h.card.id for h in answer.hits]
+        report.in_scope += 1
+        first = bool(ids) and ids[0] in expected
+        report.top1 += first
+        report.top3 += any(i in expected for i in ids[:3])
+        if answer.confident:
+            report.confident += 1
+            report.confident_right += first
+        if not first:
+            report.misses.append(
+                {
+                    "q": item["q"],
+                    "style": item.get("style", ""),
+                    "expected": expected,
+                    "got": ids[:3],
+                    "scores": [h.score for h in answer.hits[:3]],
+                }
+            )
+    for item in out_of_scope:
+        answer = kb.ask(str(item["q"]))
+        report.out_scope += 1
+        refused = answer.out_of_scope or not answer.confident
+        report.refused += refused
+        if not refused:
+            report.misses.append(
+                {
+                    "q": item["q"],
+                    "style": f"hors périmètre ({item.get('kind', '')})",
+                    "expected": [],
+                    "got": [h.card.id for h in answer.hits[:3]],
+                    "scores": [h.score for h in answer.hits[:3]],
+                }
+            )
+    return report
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@kb_app.command("check")
+def check_command(
+    directory: Annotated[
+        Path, typer.Option("--cards", help="Dossier des fiches.", show_default=False)
+    ] = CARDS_DIR,
+) -> None:
+    """Vérifie les fiches : affiche « fichier:ligne: message » et échoue s'il y a un problème."""
+    card_set = load_cards(directory)
+    for problem in card_set.problems:
+        typer.echo(format_problem(problem), err=False)
+    if card_set.problems:
+        typer.echo(
+            f"{len(card_set.problems)} problème(s) ; {len(card_set.cards)} fiche(s) utilisable(s)",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(f"{len(card_set.cards)} fiches valides")
+
+
+@kb_app.command("eval")
+def eval_command(
+    questions: Annotated[
+        Path, typer.Option("--questions", help="Jeu d'évaluation (YAML).", show_default=False)
+    ] = EVAL_FILE,
+    directory: Annotated[
+        Path, typer.Option("--cards", help="Dossier des fiches.", show_default=False)
+    ] = CARDS_DIR,
+    json_output: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+) -> None:
+    """Mesure la qualité des réponses sur le jeu d'évaluation (top-1, top-3, refus)."""
+    kb = KnowledgeBase.load(directory)
+    in_scope, out_scope = load_eval(questions)
+    report = evaluate(kb, in_scope, out_scope)
+    data = report.as_dict()
+    if json_output:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"Questions dans le périmètre : {report.in_scope}")
+    typer.echo(f"  top-1 : {data['top1']:.1%}   top-3 : {data['top3']:.1%}")
+    typer.echo(
+        f"  réponses sûres : {data['confident_rate']:.1%} "
+        f"(justes à {data['confident_precision']:.1%})"
+    )
+    typer.echo(f"Questions hors périmètre : {report.out_scope}")
+    typer.echo(f"  refus (pas de réponse présentée comme sûre) : {data['refusal']:.1%}")
+    if report.misses:
+        typer.echo(f"Erreurs ({len(report.misses)}) :")
+        for miss in report.misses:
+            expected = ", ".join(miss["expected"]) or "refus"
+            got = ", ".join(miss["got"]) or "rien"
+            typer.echo(f"  [{miss['style']}] {miss['q']}\n      attendu : {expected} ; obtenu : {got}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``kb`` commands standalone (``python -m knowledge.kb_cli``)."""
+    kb_app(args=list(argv) if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Restart safety: a real `relais run` process killed with SIGKILL at several steps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.localapi import LocalBotAPI, SimUser
+from storage.db import Database
+from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs
+
+
+class BotProcess:
+    """`relais run` in a child process, pointed at the test's local Bot API."""
+
+    def __init__(self, api: LocalBotAPI, db_path: Path) -> None:
+        self.env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": api.token,
+            "TELEGRAM_API_URL": api.base_url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+            "RELAIS_POLLING_TIMEOUT": "1",
+            "RELAIS_OUTBOX_LEASE": "1",
+        }
+        self.api = api
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    async def start(self) -> None:
+        """Start the process and wait until it polls for updates."""
+        polls_before = len(self.api.calls_of("getUpdates"))
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run",
+            env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        self.starts += 1
+        for _ in range(400):
+            if len(self.api.calls_of("getUpdates")) > polls_before:
+                return
+            if self.proc.returncode is not None:
+                err = await self.proc.stderr.read() if self.proc.stderr else b""
+                raise AssertionError(f"bot exited: {err.decode()}")
+            await asyncio.sleep(0.05)
+        raise AssertionError("bot did not start polling")
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no flush, nothing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        """Terminate politely (end of test)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+
+
+async def answer(user: SimUser, action, expect: str, bot: BotProcess) -> None:  # noqa: ANN001
+    """Do something, then check the single reply the bot sends has `expect` in it."""
+    before = len(user.messages)
+    await action
+    messages = await user.wait_for_messages(before + 1, timeout=20)
+    await asyncio.sleep(0.3)  # any duplicate would arrive now
+    new = list(user.messages[before:])
+    assert len(new) == 1, [m.plain for m in new]
+    assert expect in new[0].plain, new[0].plain
+    del messages
+
+
+async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_path: Path) -> None:
+    db_path = tmp_path / "relais.db"
+    bot = BotProcess(api, db_path)
+    user = api.user(4242, "Dominique")
+    await bot.start()
+    try:
+        before = len(user.messages)
+        await user.send_command("/start")
+        await user.wait_for_messages(before + 2, timeout=20)
+        await bot.kill()
+        await bot.start()
+
+        await answer(user, user.press("J'accepte"), "nom de votre entreprise", bot)
+        await bot.kill()
+        await bot.start()
+        await answer(user, user.send_text("Scierie du Charolais"), "SIRET", bot)
+        await bot.kill()
+        await bot.start()
+        await answer(user, user.send_text(VALID_SIRET), "commune", bot)
+
+        # Kill while the reply is being delivered: the state is committed, the reply is in
+        # the outbox, the update is not yet confirmed. After the restart the update comes
+        # again (and is ignored) and the outbox delivers the reply, once.
+        api.delay_next("sendMessage", 5.0)
+        await user.send_text("Paray le Monial")
+        await asyncio.sleep(1.0)
+        await bot.kill()
+        await bot.start()
+        messages = await user.wait_for_messages(len(user.messages) + 1, timeout=20)
+        await asyncio.sleep(1.5)
+        theme_questions = [m for m in user.messages if "besoin principal" in m.plain]
+        assert len(theme_questions) == 1, [m.plain for m in user.messages]
+        del messages
+
+        await answer(user, user.press("Recruter"), "Décrivez", bot)
+        await bot.kill()
+        await bot.start()
+        await answer(user, user.send_text(DESCRIPTION), "Pour quand", bot)
+        await answer(user, user.press("Cette semaine"), "recontacté", bot)
+        await bot.kill()
+        await bot.start()
+        await answer(user, user.press("Ici, sur Telegram"), "Récapitulatif", bot)
+        await bot.kill()
+        await bot.start()
+        await answer(user, user.press("Envoyer la demande"), "TI-2026-0001", bot)
+    finally:
+        await bot.stop()
+
+    db = Database(f"sqlite+aiosqlite:///{db_path}")
+    [need] = await all_needs(db)
+    await db.dispose()
+    assert need.firm_name == "Scierie du Charolais"
+    assert need.siret == VALID_SIRET
+    assert need.commune_insee == "71342"
+    assert need.theme == "recrutement" and need.urgency == "week"
+    assert need.description == DESCRIPTION
+    assert bot.starts == 8
+    # Every question was asked exactly once.
+    questions = [m.plain for m in user.messages]
+    for fragment in ("nom de votre entreprise", "numéro SIRET", "Dans quelle commune", "Décrivez"):
+        assert sum(fragment in q for q in questions) == 1, (fragment, questions)
