@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from telegram import Update  # noqa: E402
-from telegram.ext import (  # noqa: E402
+from telegram import Update
+from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     ContextTypes,
@@ -33,9 +33,9 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from bot.config import Settings  # noqa: E402
-from bot.localapi import LocalBotAPI, SimUser  # noqa: E402
-from bot.runtime import UpdatePoller, build_services, running_bot  # noqa: E402
+from bot.config import Settings
+from bot.localapi import LocalBotAPI, SimUser
+from bot.runtime import UpdatePoller, build_services, running_bot
 
 SIRET = "73282932000074"
 DESCRIPTION = "Nous cherchons deux soudeurs qualifiés pour notre atelier de Paray."
@@ -90,10 +90,12 @@ async def _echo_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await update.callback_query.answer()
 
 
-async def run_echo(api: LocalBotAPI, firms: int, offset: int) -> tuple[Recorder, float]:
+async def run_echo(firms: int, offset: int) -> tuple[Recorder, float]:
     """The trivial echo bot, with the same poller and concurrency as Relais."""
+    api = LocalBotAPI(record_calls=False)
+    await api.start()
     app = (ApplicationBuilder().token(api.token).base_url(api.base_url).updater(None)
-           .connection_pool_size(64).build())
+           .connection_pool_size(8).build())
     app.add_handler(MessageHandler(filters.TEXT, _echo))
     app.add_handler(CallbackQueryHandler(_echo_button))
     await app.initialize()
@@ -112,11 +114,14 @@ async def run_echo(api: LocalBotAPI, firms: int, offset: int) -> tuple[Recorder,
         await task
     await app.stop()
     await app.shutdown()
+    await api.stop()
     return rec, elapsed
 
 
-async def run_relais(api: LocalBotAPI, firms: int, offset: int, db_dir: Path) -> tuple[Recorder, float]:
+async def run_relais(firms: int, offset: int, db_dir: Path) -> tuple[Recorder, float]:
     """Relais itself: services, SQLite database, outbox, the whole intake."""
+    api = LocalBotAPI(record_calls=False)
+    await api.start()
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         TELEGRAM_BOT_TOKEN=api.token,
@@ -132,6 +137,7 @@ async def run_relais(api: LocalBotAPI, firms: int, offset: int, db_dir: Path) ->
         await asyncio.gather(*(intake_firm(u, rec) for u in users))
         elapsed = time.perf_counter() - start
     await services.db.dispose()
+    await api.stop()
     return rec, elapsed
 
 
@@ -170,20 +176,17 @@ async def main(firms: int, memory: bool) -> None:
     """Run both bots and print the side-by-side table."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    api = LocalBotAPI(record_calls=False)
-    await api.start()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         # Warm-up (imports, geography, connection pools) so neither bot pays for it.
-        await run_echo(api, 5, 9_000_000)
-        await run_relais(api, 5, 9_100_000, tmp_path)
-        echo = await measure("echo bot", lambda: run_echo(api, firms, 1_000_000))
-        relais = await measure("Relais intake", lambda: run_relais(api, firms, 2_000_000, tmp_path))
+        await run_echo(5, 9_000_000)
+        await run_relais(5, 9_100_000, tmp_path)
+        echo = await measure("echo bot", lambda: run_echo(firms, 1_000_000))
+        relais = await measure("Relais intake", lambda: run_relais(firms, 2_000_000, tmp_path))
         if memory:
-            echo["peak_mib"] = await peak_memory(lambda: run_echo(api, firms, 3_000_000))
+            echo["peak_mib"] = await peak_memory(lambda: run_echo(firms, 3_000_000))
             relais["peak_mib"] = await peak_memory(
-                lambda: run_relais(api, firms, 4_000_000, tmp_path))
-    await api.stop()
+                lambda: run_relais(firms, 4_000_000, tmp_path))
     print(f"\n{firms} firms, 10 updates each, one core, SQLite, in-process local Bot API\n")
     print("| bot | updates | updates/s | CPU ms/update | p50 ms | p99 ms | peak MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -40,7 +40,7 @@ def _settings(**overrides: object) -> Settings:
         raise _fail(f"configuration invalide ({err['loc'][0]}) : {err['msg']}") from None
 
 
-async def _services(settings: Settings):  # noqa: ANN202  (imported lazily: fast --help)
+async def _services(settings: Settings):
     from bot.runtime import build_services
 
     try:

@@ -14,6 +14,7 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
+from bot.http import AiohttpRequest
 from bot.services import outbox
 from bot.services.intake import IntakeService
 from handlers.telegram import deliver, install_handlers, register_commands
@@ -40,7 +41,11 @@ class Services:
     intake: IntakeService
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
+    delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.delivered = outbox.DeliveredMarker(self.db, self.clock)
 
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
         """The lock serialising the handling of one chat's updates in this process."""
@@ -89,8 +94,9 @@ def build_application(services: Services) -> Application:
         .base_file_url(api.removesuffix("/bot") + "/file/bot")
         # Our own poller (below) confirms updates only once they are handled.
         .updater(None)
-        .connection_pool_size(max(8, min(settings.concurrency, 256)))
-        .pool_timeout(30)
+        .request(AiohttpRequest(pool_size=settings.http_pool_size, pool_timeout=30))
+        # getUpdates gets its own connection, as PTB does, so a long poll never blocks a send.
+        .get_updates_request(AiohttpRequest(pool_size=1, read_timeout=settings.polling_timeout + 10))
         .build()
     )
     application.bot_data["services"] = services
@@ -201,6 +207,7 @@ async def running_bot(
                           concurrency=services.settings.concurrency)
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
+    marker = asyncio.create_task(services.delivered.run(), name="delivered")
     polling = asyncio.create_task(poller.run(stop), name="poller")
     try:
         yield application, stop, polling
@@ -208,9 +215,11 @@ async def running_bot(
         stop.set()
         polling.cancel()
         sweeper.cancel()
-        for task in (polling, sweeper):
+        marker.cancel()
+        for task in (polling, sweeper, marker):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await services.delivered.flush()
         await application.stop()
         await application.shutdown()
 

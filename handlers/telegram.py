@@ -181,7 +181,7 @@ async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) 
             await _fail(services, delivery, deliveries[index + 1 :], str(exc))
             break
         delivered.append(delivery.outbox_id)
-    await outbox.mark_delivered(services.db, delivered, services.clock())
+    services.delivered.add(delivered)
 
 
 def _seconds(value: object) -> float:

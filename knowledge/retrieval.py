@@ -180,42 +180,65 @@ class _Index:
         n = len(self.cards)
 
         # per field: term counts per card, field lengths
-        field_counts: dict[str, list[Counter[str]]] = {f: [] for f in FIELDS}
+        # pass 1: analyse every field once, keep compact (term id, count) arrays
+        term_ids: dict[str, int] = {}
+        terms_by_id: list[str] = []
+        fields: list[list[tuple[array[int], array[int], int]]] = []  # per card, per field
+        total_len = dict.fromkeys(FIELDS, 0)
         surface: dict[str, str] = {}  # folded word -> stem, for typo repair
         for card in self.cards:
+            per_field: list[tuple[array[int], array[int], int]] = []
             for name, text in _card_fields(card).items():
-                terms = lexicon.terms(text)
-                field_counts[name].append(Counter(terms))
+                counts = Counter(lexicon.terms(text))
+                ids = array("I")
+                tfs = array("I")
+                for term, tf in counts.items():
+                    tid = term_ids.get(term)
+                    if tid is None:
+                        tid = term_ids[term] = len(terms_by_id)
+                        terms_by_id.append(term)
+                    ids.append(tid)
+                    tfs.append(tf)
+                length = sum(tfs)
+                total_len[name] += length
+                per_field.append((ids, tfs, length))
                 if name in REPAIR_FIELDS:
                     for w in words(text):
                         if len(w) >= MIN_FUZZY_LENGTH and not w.isdigit():
                             surface.setdefault(w, stem(w))
-        avg_len = {
-            f: (sum(sum(c.values()) for c in counts) / n if n else 0.0) or 1.0
-            for f, counts in field_counts.items()
-        }
+            fields.append(per_field)
+        avg_len = {f: (total_len[f] / n if n else 0.0) or 1.0 for f in FIELDS}
+        field_params = [(w, b, avg_len[f]) for f, (w, b) in FIELDS.items()]
 
-        # BM25F: weighted, length-normalised frequency summed over fields, then saturated
-        acc: dict[str, dict[int, float]] = {}
-        for name, (weight, b) in FIELDS.items():
-            for doc, counts in enumerate(field_counts[name]):
-                length = sum(counts.values())
-                norm = weight / (1.0 - b + b * length / avg_len[name])
-                for term, tf in counts.items():
-                    per_doc = acc.setdefault(term, {})
-                    per_doc[doc] = per_doc.get(doc, 0.0) + tf * norm
+        # pass 2 (BM25F): weighted, length-normalised frequency summed over fields; cards are
+        # visited in order, so every posting list comes out sorted by card number
+        raw_docs: list[array[int]] = [array("I") for _ in terms_by_id]
+        raw_weights: list[array[float]] = [array("f") for _ in terms_by_id]
+        for doc, per_field in enumerate(fields):
+            combined: dict[int, float] = {}
+            for (ids, tfs, length), (weight, b, avg) in zip(per_field, field_params, strict=True):
+                norm = weight / (1.0 - b + b * length / avg)
+                for tid, tf in zip(ids, tfs, strict=True):
+                    combined[tid] = combined.get(tid, 0.0) + tf * norm
+            for tid, value in combined.items():
+                raw_docs[tid].append(doc)
+                raw_weights[tid].append(value)
+        del fields
+
         self.idf: dict[str, float] = {}
         # per term: every card (sorted by card number, for exact look-ups) and, for the first
         # pass, only the IMPACT_LIMIT cards where the term weighs most
         self.postings: dict[str, tuple[array[int], array[float]]] = {}
         self.heads: dict[str, tuple[array[int], array[float]]] = {}
-        for term, per_doc in acc.items():
-            df = len(per_doc)
+        for tid, term in enumerate(terms_by_id):
+            docs = raw_docs[tid]
+            raw = raw_weights[tid]
+            df = len(docs)
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER
             self.idf[term] = idf
-            docs = array("I", sorted(per_doc))
-            weights = array("f", (idf * per_doc[d] / (per_doc[d] + K1) for d in docs))
+            weights = array("f", (idf * v / (v + K1) for v in raw))
             self.postings[term] = (docs, weights)
+            raw_weights[tid] = weights
             if df <= IMPACT_LIMIT:
                 self.heads[term] = self.postings[term]
             else:
@@ -224,7 +247,7 @@ class _Index:
                     array("I", (docs[i] for i in best)),
                     array("f", (weights[i] for i in best)),
                 )
-        del acc
+        del raw_docs, raw_weights
         self.max_idf = math.log(1.0 + (n - 0.5) / 1.5) ** IDF_POWER if n else 1.0
 
         # names: title, aliases, id (as stem sequences), by first stem, then by whole name

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bot.localapi import SimUser
 from storage.models import Consent, Conversation, Need, NeedEvent, Outbox, ProcessedUpdate
 from tests.conftest import RunningBot
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs, press, reach_summary, say
@@ -326,3 +328,34 @@ async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBo
     assert need.contact_method == "telegram" and need.contact_value is None
     assert need.telegram_chat_id == 1017
     assert isinstance(need, Need)
+
+
+async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
+    async def step(user: SimUser, action: Awaitable[int], replies: int = 1) -> str:
+        # Under load a quiet spell proves nothing: wait for the exact number of replies.
+        before = len(user.messages)
+        await action
+        await user.wait_for_messages(before + replies, timeout=60)
+        return user.messages[-1].plain
+
+    async def firm(user_id: int) -> None:
+        user = relais.api.user(user_id)
+        assert "Acceptez-vous" in await step(user, user.send_command("/start"), 2)
+        assert "nom" in await step(user, user.press("J'accepte"))
+        assert "SIRET" in await step(user, user.send_text(f"Entreprise {user_id}"))
+        assert "commune" in await step(user, user.press("Je ne l'ai pas sous la main"))
+        assert "besoin" in await step(user, user.send_text("Le Creusot"))
+        assert "Décrivez" in await step(user, user.press("Innover, moderniser"))
+        assert "Pour quand" in await step(user, user.send_text(DESCRIPTION))
+        assert "recontacté" in await step(user, user.press("Cette semaine"))
+        assert f"Entreprise {user_id}" in await step(user, user.press("Ici, sur Telegram"))
+        assert "TI-2026-" in await step(user, user.press("Envoyer la demande"))
+
+    await asyncio.gather(*(firm(50_000 + i) for i in range(200)))
+    needs = await all_needs(relais.services.db)
+    assert len(needs) == 200
+    assert len({n.reference for n in needs}) == 200
+    assert sorted(int(n.reference[-4:]) for n in needs) == list(range(1, 201))
+    # Nobody got somebody else's answers.
+    assert all(n.firm_name == f"Entreprise {n.telegram_user_id}" for n in needs)
+    assert await count(relais, Conversation) == 0

@@ -8,8 +8,6 @@ import signal
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot.localapi import LocalBotAPI, SimUser
 from storage.db import Database
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs
@@ -61,7 +59,7 @@ class BotProcess:
             await self.proc.wait()
 
 
-async def answer(user: SimUser, action, expect: str, bot: BotProcess) -> None:  # noqa: ANN001
+async def answer(user: SimUser, action, expect: str, bot: BotProcess) -> None:
     """Do something, then check the single reply the bot sends has `expect` in it."""
     before = len(user.messages)
     await action

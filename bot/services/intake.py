@@ -149,14 +149,9 @@ class IntakeService:
 
     def _first_time(self, session: Session, update_id: int, now: datetime) -> bool:
         """Record the update id; False when it was already handled (a redelivery)."""
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert(ProcessedUpdate)
-            .values(update_id=update_id, processed_at=now)
-            .on_conflict_do_nothing(index_elements=["update_id"])
-        )
-        return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+        stmt = _PROCESSED_INSERT[session.get_bind().dialect.name == "postgresql"]
+        result = session.execute(stmt, {"update_id": update_id, "processed_at": now})
+        return result.rowcount == 1  # type: ignore[attr-defined]
 
     # --- commands ------------------------------------------------------------------------
     def _on_command(
@@ -656,6 +651,16 @@ def _commune_answers(commune: Commune) -> dict[str, Any]:
         "epci_name": commune.epci_name,
     }
 
+
+# Built once: constructing the statement per update costs more than running it.
+_PROCESSED_INSERT = {
+    is_pg: (pg_insert if is_pg else sqlite_insert)(
+        ProcessedUpdate.__table__  # type: ignore[attr-defined]
+    ).on_conflict_do_nothing(
+        index_elements=["update_id"]
+    )
+    for is_pg in (False, True)
+}
 
 _PREFIXES = {
     "siret": "siret",

@@ -1,0 +1,37 @@
+"""The same intake on PostgreSQL (asyncpg): storage code is shared with SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.localapi import LocalBotAPI
+from bot.runtime import build_services, running_bot
+from tests.conftest import FakeClock, make_settings
+from tests.helpers import all_needs, press, reach_summary
+from tests.pg import fresh_database
+
+
+async def test_intake_on_postgresql(api: LocalBotAPI, tmp_path: Path, clock: FakeClock) -> None:
+    async with fresh_database() as url:
+        settings = make_settings(api, tmp_path / "unused.db", DATABASE_URL=url)
+        services = await build_services(settings, clock=clock)
+        try:
+            async with running_bot(services):
+                users = [api.user(7000 + i) for i in range(5)]
+
+                async def firm(user) -> None:  # noqa: ANN001
+                    await reach_summary(user, name=f"Firme {user.user_id}")
+                    await press(user, "Envoyer la demande")
+
+                await asyncio.gather(*(firm(u) for u in users))
+                # A redelivered update is ignored on PostgreSQL too.
+                update_id = api.calls_of("getUpdates")[-1].params.get("offset", 1) - 1
+                api.redeliver(update_id)
+                await asyncio.sleep(0.3)
+            needs = await all_needs(services.db)
+        finally:
+            await services.db.dispose()
+    assert sorted(n.reference for n in needs) == [f"TI-2026-000{i}" for i in range(1, 6)]
+    assert {n.firm_name for n in needs} == {f"Firme {7000 + i}" for i in range(5)}
+    assert all(n.created_at.tzinfo is not None for n in needs)
