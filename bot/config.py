@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     relais_timezone: str = Field(default="Europe/Paris", alias="RELAIS_TIMEZONE")
     territories_dir: Path = Field(default=DEFAULT_TERRITORIES_DIR, alias="TERRITORIES_DIR")
+    # Programme cards (Markdown + YAML front matter); edits are picked up while running.
+    cards_dir: Path | None = Field(default=None, alias="RELAIS_CARDS_DIR")
+    cards_watch_interval: float = Field(default=2.0, alias="RELAIS_CARDS_WATCH", gt=0)
     # How long PTB long-polls getUpdates; short in tests so shutdown is quick.
     polling_timeout: int = Field(default=30, alias="RELAIS_POLLING_TIMEOUT", ge=0, le=50)
     # Updates of different chats handled at once; one chat is always handled in order.

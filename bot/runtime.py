@@ -8,17 +8,24 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from sqlmodel import Session
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 
+from bot import texts
 from bot.config import Settings
 from bot.http import AiohttpRequest
 from bot.services import outbox
 from bot.services.intake import IntakeService
+from bot.services.questions import QuestionService
+from bot.services.types import Outgoing
 from handlers.telegram import deliver, install_handlers, register_commands
+from knowledge.cards import CARDS_DIR
 from knowledge.geography import Geography, default_geography
+from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import TerritoryDirectory, load_territories
 from storage.db import Database
 from storage.types import utcnow
@@ -39,6 +46,7 @@ class Services:
     geography: Geography
     territories: TerritoryDirectory
     intake: IntakeService
+    questions: QuestionService
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
     delivered: outbox.DeliveredMarker = field(init=False)
@@ -70,13 +78,18 @@ async def build_services(
     geo = geography or default_geography()
     db = Database(settings.database_url)
     await db.create_all()
-    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock)
+    kb = KnowledgeBase.load(settings.cards_dir)
+    for problem in kb.problems:
+        log.warning("card skipped: %s", problem)
+    questions = QuestionService(kb, tz=settings.tz, clock=clock)
+    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions)
     return Services(
         settings=settings,
         db=db,
         geography=geo,
         territories=territories,
         intake=intake,
+        questions=questions,
         clock=clock,
         outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
@@ -96,7 +109,9 @@ def build_application(services: Services) -> Application:
         .updater(None)
         .request(AiohttpRequest(pool_size=settings.http_pool_size, pool_timeout=30))
         # getUpdates gets its own connection, as PTB does, so a long poll never blocks a send.
-        .get_updates_request(AiohttpRequest(pool_size=1, read_timeout=settings.polling_timeout + 10))
+        .get_updates_request(
+            AiohttpRequest(pool_size=1, read_timeout=settings.polling_timeout + 10)
+        )
         .build()
     )
     application.bot_data["services"] = services
@@ -190,6 +205,46 @@ async def sweep_outbox(application: Application, services: Services, stop: async
         await _sleep_or_stop(stop, interval)
 
 
+def _cards_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        return tuple(
+            sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.glob("*.md"))
+        )
+    except OSError:
+        return ()
+
+
+async def watch_cards(services: Services, stop: asyncio.Event, *, interval: float = 2.0) -> None:
+    """Reload the programme cards when a file changes; tell the animators about broken ones."""
+    kb = services.questions.kb
+    directory = services.settings.cards_dir or CARDS_DIR
+    seen = _cards_signature(directory)
+    while not stop.is_set():
+        await _sleep_or_stop(stop, interval)
+        current = _cards_signature(directory)
+        if current == seen:
+            continue
+        seen = current
+        # Indexing takes a few hundred ms: off the event loop (the swap is atomic).
+        problems = await asyncio.to_thread(kb.reload)
+        log.info("cards reloaded: %d cards, %d problems", len(kb.cards), len(problems))
+        if problems:
+            await _notify_animators(services, problems)
+
+
+async def _notify_animators(services: Services, problems: list) -> None:  # type: ignore[type-arg]
+    listing = "\n".join(f"• {texts.esc(p)}" for p in problems[:20])
+    message = Outgoing(texts.KB_RELOAD_PROBLEMS.format(problems=listing))
+    now = services.clock()
+
+    def work(session: Session) -> None:
+        for user_id in sorted(services.territories.animator_user_ids()):
+            outbox.enqueue(session, channel="telegram", recipient=str(user_id),
+                           messages=[message], now=now, claimed=False)
+
+    await services.db.run(work)
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     services: Services,
@@ -208,6 +263,10 @@ async def running_bot(
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
     marker = asyncio.create_task(services.delivered.run(), name="delivered")
+    watcher = asyncio.create_task(
+        watch_cards(services, stop, interval=services.settings.cards_watch_interval),
+        name="cards",
+    )
     polling = asyncio.create_task(poller.run(stop), name="poller")
     try:
         yield application, stop, polling
@@ -216,7 +275,8 @@ async def running_bot(
         polling.cancel()
         sweeper.cancel()
         marker.cancel()
-        for task in (polling, sweeper, marker):
+        watcher.cancel()
+        for task in (polling, sweeper, marker, watcher):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await services.delivered.flush()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -205,14 +206,23 @@ async def _fail(
 
 async def register_commands(application: Application) -> None:
     """Publish the command menu shown by Telegram clients (setMyCommands)."""
-    await application.bot.set_my_commands(
-        [BotCommand(name, description) for name, description in texts.COMMANDS.items()]
-    )
+    everyone = [BotCommand(name, description) for name, description in texts.COMMANDS.items()]
+    await application.bot.set_my_commands(everyone)
+    services: Services = application.bot_data["services"]
+    extra = [BotCommand(n, d) for n, d in texts.ANIMATOR_COMMANDS.items()]
+    for user_id in sorted(services.territories.animator_user_ids()):
+        try:
+            await application.bot.set_my_commands(
+                everyone + extra, scope=BotCommandScopeChat(user_id)
+            )
+        except TelegramError as exc:  # the animator has not opened the bot yet
+            log.info("no command menu for animator %s: %s", user_id, exc)
 
 
 def install_handlers(application: Application) -> None:
     """Register one handler per kind of update the bot understands (private chats)."""
-    application.add_handler(CommandHandler(list(texts.COMMANDS), on_command, filters=PRIVATE))
+    known = [*texts.COMMANDS, *texts.ANIMATOR_COMMANDS]
+    application.add_handler(CommandHandler(known, on_command, filters=PRIVATE))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, on_command))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(CallbackQueryHandler(on_button))

@@ -76,15 +76,17 @@ OFF_TOPIC_WEIGHT = 1.5  # an off-topic expression weighs more than any word
 ALIAS_BONUS = 0.35  # the question names the card
 KEYWORD_BONUS = 0.06  # per card keyword found whole in the question (any order, synonyms)
 KEYWORD_BONUS_MAX = 3
+KEYWORD_CANDIDATES = 20  # cards whose keywords are checked
 ENDED_FACTOR = 0.85  # a replaced card that the question does not name
 CANDIDATES = 40  # cards re-ranked after the first pass
-IMPACT_LIMIT = 400  # first pass: cards read per term, those where the term weighs most
+IMPACT_LIMIT = 250  # first pass: cards read per term, those where the term weighs most
 
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
 CONFIDENT_MARGIN = 0.06  # the best card must lead the second by this much
 
 MIN_FUZZY_LENGTH = 4
+NAME_END = ""  # trie key marking the end of a card name (no stem is empty)
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
 REPAIR_FIELDS = frozenset({"title", "aliases", "keywords", "summary"})
 
@@ -251,7 +253,8 @@ class _Index:
         self.max_idf = math.log(1.0 + (n - 0.5) / 1.5) ** IDF_POWER if n else 1.0
 
         # names: title, aliases, id (as stem sequences), by first stem, then by whole name
-        self.names: dict[str, dict[tuple[str, ...], list[tuple[int, str]]]] = {}
+        # a trie over stems; the key NAME_END holds the cards a complete name designates
+        self.names: dict[str, Any] = {}
         for i, card in enumerate(self.cards):
             seen: set[tuple[str, ...]] = set()
             for text in (card.title, *card.aliases, card.id.replace("_", " ")):
@@ -259,7 +262,10 @@ class _Index:
                 if not stems or stems in seen:
                     continue
                 seen.add(stems)
-                self.names.setdefault(stems[0], {}).setdefault(stems, []).append((i, text))
+                node = self.names
+                for s in stems:
+                    node = node.setdefault(s, {})
+                node.setdefault(NAME_END, []).append((i, text))
 
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
@@ -284,9 +290,9 @@ class _Index:
         for w in lexicon.surface_words:
             surface.setdefault(w, stem(w))
         self.surface = surface
-        buckets: dict[str, list[str]] = {}
+        buckets: dict[tuple[str, int], list[str]] = {}
         for w in surface:
-            buckets.setdefault(w[0], []).append(w)
+            buckets.setdefault((w[0], len(w)), []).append(w)
         self.buckets = {k: sorted(v) for k, v in buckets.items()}
         self._fuzzy_cache: dict[str, tuple[str, float] | None] = {}
         self._query_cache: dict[str, _Query] = {}
@@ -298,9 +304,14 @@ class _Index:
         """Closest vocabulary word to an unknown word, with its similarity (0–1)."""
         if word in self._fuzzy_cache:
             return self._fuzzy_cache[word]
-        choices = self.buckets.get(word[0], [])
-        # one edit for short words, two from eight letters on ("embocher" -> "embaucher")
+        # one edit for short words, two from eight letters on ("embocher" -> "embaucher");
+        # candidates share the first letter and have a length within reach
         max_edits = 1 if len(word) < 8 else 2
+        choices = [
+            w
+            for size in range(len(word) - max_edits, len(word) + max_edits + 1)
+            for w in self.buckets.get((word[0], size), ())
+        ]
         found = process.extractOne(
             word, choices, scorer=Levenshtein.distance, score_cutoff=max_edits
         )
@@ -376,22 +387,23 @@ class _Index:
 
     def named(self, stems: Sequence[str]) -> dict[int, tuple[float, str]]:
         """Cards whose title, alias or id appears in the question: card -> (share, name)."""
-        spans: list[tuple[int, int, tuple[str, ...]]] = []
-        for start, s in enumerate(stems):
-            for name in self.names.get(s, ()):
-                end = start + len(name)
-                if tuple(stems[start:end]) == name:
-                    spans.append((start, end, name))
+        spans: list[tuple[int, int, list[tuple[int, str]]]] = []
+        for start in range(len(stems)):
+            node = self.names
+            for end in range(start, len(stems)):
+                node = node.get(stems[end])
+                if node is None:
+                    break
+                owners = node.get(NAME_END)
+                if owners:
+                    spans.append((start, end + 1, owners))
         out: dict[int, tuple[float, str]] = {}
-        for start, end, name in spans:
-            owners = self.names[name[0]][name]
+        for start, end, owners in spans:
             # a name inside a longer name of other cards does not count ("TI" in "Fonds vert TI")
             longer = [
-                n2
-                for s2, e2, n2 in spans
-                if s2 <= start and end <= e2 and (e2 - s2) > (end - start)
+                o2 for s2, e2, o2 in spans if s2 <= start and end <= e2 and (e2 - s2) > (end - start)
             ]
-            covered = {c for n2 in longer for c, _ in self.names[n2[0]][n2]}
+            covered = {c for o2 in longer for c, _ in o2}
             share = (end - start) / max(len(stems), 1)
             for card, text in owners:
                 if longer and card not in covered:
@@ -598,12 +610,18 @@ class KnowledgeBase:
         candidates.update(named)
         if not exact:  # long posting lists were cut: rescore the candidates exactly
             acc = {d: index.exact_score(analysed, d) for d in candidates}
+        else:
+            acc = {d: acc.get(d, 0.0) for d in candidates}
+        # card keywords are checked for the best candidates only
+        keyword_checked = set(heapq.nlargest(KEYWORD_CANDIDATES, acc, key=acc.__getitem__))
+        keyword_checked.update(named)
         today = self.today
         scored: list[tuple[float, int]] = []
         for d in candidates:
             score = acc.get(d, 0.0) / analysed.total
-            matched_keywords = len(index.keyword_matches(analysed, d))
-            score += KEYWORD_BONUS * min(matched_keywords, KEYWORD_BONUS_MAX)
+            if d in keyword_checked:
+                matched_keywords = len(index.keyword_matches(analysed, d))
+                score += KEYWORD_BONUS * min(matched_keywords, KEYWORD_BONUS_MAX)
             name = named.get(d)
             if name is not None:
                 score += ALIAS_BONUS * (0.5 + 0.5 * name[0])

@@ -45,8 +45,8 @@ _STEMMER = snowballstemmer.stemmer("french")
 # Stop words that change the meaning of an expression ("pas formé", "sans licencier"): they
 # are kept when matching synonym phrases, and dropped everywhere else.
 PHRASE_KEPT = frozenset(
-    {"pas", "non", "sans", "aucun", "aucune", "rien", "jamais", "plus", "moins", "avant", "apres",
-     "meme", "seul", "tout"}
+    {"pas", "non", "sans", "aucun", "aucune", "rien", "jamais", "plus", "moins", "trop", "avant",
+     "apres", "meme", "seul", "tout", "autre", "autres", "entre", "recherche"}
 )
 
 
@@ -59,7 +59,7 @@ def fold(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Split a text into folded words, dropping elided articles (``l'entreprise`` → ``entreprise``)."""
-    folded = fold(text).replace("aujourd'hui", "aujourdhui")
+    folded = fold(text).replace("aujourd'hui", "aujourdhui").replace("r&d", "rnd")
     folded = _ELISION.sub(" ", folded)
     return [w for w in _SPLIT.split(folded) if w]
 

@@ -15,6 +15,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "Consent",
     "Conversation",
+    "KbQuery",
     "Need",
     "NeedEvent",
     "NeedSequence",
@@ -186,3 +187,24 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     delivered_at: datetime | None = _ts(nullable=True)
     failed_at: datetime | None = _ts(nullable=True)
+
+
+class KbQuery(SQLModel, table=True):
+    """A question put to the knowledge base and what became of it (to improve the cards).
+
+    Only the question text is kept, never who asked: it is reviewed by the animators.
+    """
+
+    __tablename__ = "kb_query"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(default="telegram", max_length=16)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    best_card_id: str | None = Field(default=None, max_length=64)
+    score: float = 0.0
+    # answered | uncertain | out_of_scope | rejected ("Ce n'est pas ça") | forwarded
+    outcome: str = Field(max_length=16, index=True)
+    # The card the person picked among uncertain suggestions, if any.
+    chosen_card_id: str | None = Field(default=None, max_length=64)
+    territory_id: str | None = Field(default=None, max_length=32)
+    asked_at: datetime = _ts()

@@ -20,7 +20,7 @@ async def test_intake_on_postgresql(api: LocalBotAPI, tmp_path: Path, clock: Fak
             async with running_bot(services):
                 users = [api.user(7000 + i) for i in range(5)]
 
-                async def firm(user) -> None:  # noqa: ANN001
+                async def firm(user) -> None:
                     await reach_summary(user, name=f"Firme {user.user_id}")
                     await press(user, "Envoyer la demande")
 

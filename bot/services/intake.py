@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.services import outbox
+from bot.services.questions import QuestionService, looks_like_question
 from bot.services.types import Button, Incoming, Outgoing, Result
 from bot.services.validation import (
     Invalid,
@@ -77,6 +78,9 @@ EDITABLE: dict[str, str] = {
 BUTTON_STEPS = frozenset(
     {"location_choice", "theme", "urgency", "contact_method", "summary", "edit_choice"}
 )
+# Steps where a typed text ending with "?" is a question to the knowledge base, not an
+# answer (a firm name or a SIRET never ends with "?"; a description may).
+QUESTION_STEPS = frozenset({"company_name", "siret", "location", "contact_value"})
 MAX_COMMUNE_BUTTONS = 8
 
 
@@ -86,6 +90,8 @@ class _Turn:
 
     messages: list[Outgoing] = field(default_factory=list)
     toast: str | None = None
+    # Messages for other chats (e.g. a question forwarded to the animators).
+    others: list[tuple[str, Outgoing]] = field(default_factory=list)
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         self.messages.append(Outgoing(text, buttons))
@@ -112,7 +118,9 @@ class IntakeService:
         *,
         tz: ZoneInfo,
         clock: Clock = utcnow,
+        questions: QuestionService | None = None,
     ) -> None:
+        self.questions = questions
         self.db = db
         self.geography = geography
         self.territories = territories
@@ -145,6 +153,10 @@ class IntakeService:
             messages=turn.messages,
             now=now,
         )
+        for recipient, message in turn.others:
+            deliveries += outbox.enqueue(
+                session, channel="telegram", recipient=recipient, messages=[message], now=now
+            )
         return Result(deliveries=deliveries, toast=turn.toast)
 
     def _first_time(self, session: Session, update_id: int, now: datetime) -> bool:
@@ -179,6 +191,8 @@ class IntakeService:
             self._list_needs(session, event, turn)
             if conv is not None:
                 self._ask(conv, turn)
+        elif name == "recharger":
+            self._reload_knowledge(event, turn)
         elif name == "supprimer":
             turn.say(
                 texts.DELETE_QUESTION,
@@ -188,6 +202,18 @@ class IntakeService:
             turn.say(texts.UNKNOWN_COMMAND + "\n" + texts.HELP)
             if conv is not None:
                 self._ask(conv, turn)
+
+    def _reload_knowledge(self, event: Incoming, turn: _Turn) -> None:
+        if event.user_id not in self.territories.animator_user_ids() or self.questions is None:
+            turn.say(texts.KB_RELOAD_FORBIDDEN)
+            return
+        self.questions.kb.reload()
+        problems = self.questions.kb.problems
+        text = texts.KB_RELOADED.format(count=len(self.questions.kb.cards))
+        if problems:
+            listing = "\n".join(f"• {texts.esc(p)}" for p in problems[:20])
+            text += "\n" + texts.KB_RELOAD_PROBLEMS.format(problems=listing)
+        turn.say(text)
 
     def _start(
         self,
@@ -203,16 +229,7 @@ class IntakeService:
             return
         if session.get(Consent, event.user_id) is None:
             # Nothing about the person is stored before the consent button is pressed.
-            turn.say(texts.WELCOME)
-            turn.say(
-                texts.PRIVACY_NOTICE + "\n\n" + texts.CONSENT_QUESTION,
-                (
-                    (
-                        Button(texts.BTN_CONSENT_YES, "consent:yes"),
-                        Button(texts.BTN_CONSENT_NO, "consent:no"),
-                    ),
-                ),
-            )
+            self._consent_request(turn)
             return
         conv = self._new_conversation(session, event, now)
         self._ask(conv, turn)
@@ -262,6 +279,9 @@ class IntakeService:
         now: datetime,
     ) -> None:
         prefix, _, value = event.value.partition(":")
+        if prefix == "kb" and self.questions is not None:
+            self._on_kb_button(session, event, conv, value, turn, now)
+            return
         if prefix == "consent":
             self._on_consent(session, event, conv, value, turn, now)
             return
@@ -295,12 +315,14 @@ class IntakeService:
         turn: _Turn,
         now: datetime,
     ) -> None:
+        # "yes", or "yes:<theme>" when the intake was started from a programme card.
+        value, _, theme = value.partition(":")
+        theme = theme if theme in THEMES else ""
         if conv is not None or session.get(Consent, event.user_id) is not None:
             turn.toast = texts.STALE_BUTTON
             if conv is None and value == "yes":
-                conv = self._new_conversation(session, event, now)
                 self._mark_choice(event, texts.BTN_CONSENT_YES, turn)
-                self._ask(conv, turn)
+                self._begin(session, event, theme, turn, now)
             return
         if value != "yes":
             self._mark_choice(event, texts.BTN_CONSENT_NO, turn)
@@ -308,8 +330,74 @@ class IntakeService:
             return
         session.add(Consent(user_id=event.user_id, channel=event.channel, given_at=now))
         self._mark_choice(event, texts.BTN_CONSENT_YES, turn)
+        self._begin(session, event, theme, turn, now)
+
+    def _begin(
+        self, session: Session, event: Incoming, theme: str, turn: _Turn, now: datetime
+    ) -> None:
+        """Open a new intake (consent given), with the theme already known if any."""
         conv = self._new_conversation(session, event, now)
+        if theme:
+            conv.answers = {"theme": theme}
+            turn.say(texts.KB_THEME_PREFILLED.format(theme=texts.esc(theme_label(theme))))
         self._ask(conv, turn)
+
+    def _consent_request(self, turn: _Turn, theme: str = "") -> None:
+        turn.say(texts.WELCOME)
+        suffix = f":{theme}" if theme else ""
+        turn.say(
+            texts.PRIVACY_NOTICE + "\n\n" + texts.CONSENT_QUESTION,
+            (
+                (
+                    Button(texts.BTN_CONSENT_YES, f"consent:yes{suffix}"),
+                    Button(texts.BTN_CONSENT_NO, "consent:no"),
+                ),
+            ),
+        )
+
+    def _on_kb_button(
+        self,
+        session: Session,
+        event: Incoming,
+        conv: Conversation | None,
+        value: str,
+        turn: _Turn,
+        now: datetime,
+    ) -> None:
+        assert self.questions is not None
+        action = self.questions.on_button(session, value)
+        turn.toast = action.toast
+        turn.messages.extend(action.messages)
+        if action.forward_text is not None:
+            self._forward_question(session, event, action.forward_text, turn)
+        if action.apply_theme is not None:
+            if conv is not None:
+                turn.say(texts.KB_INTAKE_IN_PROGRESS)
+                self._ask(conv, turn)
+            elif session.get(Consent, event.user_id) is None:
+                self._consent_request(turn, action.apply_theme)
+            else:
+                self._begin(session, event, action.apply_theme, turn, now)
+        elif conv is not None and action.messages:
+            # The form is waiting for an answer: ask it again after the card.
+            self._ask(conv, turn)
+
+    def _forward_question(
+        self, session: Session, event: Incoming, question: str, turn: _Turn
+    ) -> None:
+        """Send a question nobody could answer to the animators (of the firm's territory)."""
+        last = session.exec(
+            select(Need.territory_id)
+            .where(Need.telegram_user_id == event.user_id, col(Need.territory_id).is_not(None))
+            .order_by(col(Need.id).desc())
+            .limit(1)
+        ).first()
+        territories = [t for t in self.territories.territories if last in (None, t.id)]
+        text = texts.KB_FORWARDED_TO_ANIMATOR.format(question=texts.esc(question[:1500]))
+        for territory in territories:
+            for animator in territory.animators:
+                if animator.telegram_user_id is not None:
+                    turn.others.append((str(animator.telegram_user_id), Outgoing(text)))
 
     def _mark_choice(self, event: Incoming, label: str, turn: _Turn) -> None:
         if event.message_id is not None and event.origin_html is not None:
@@ -396,7 +484,15 @@ class IntakeService:
         now: datetime,
     ) -> None:
         if conv is None:
-            turn.say(texts.NEED_CONSENT_FIRST)
+            if self.questions is None:
+                turn.say(texts.NEED_CONSENT_FIRST)
+                return
+            # Outside the form, typed text is a question for the knowledge base.
+            turn.messages.extend(
+                self.questions.answer(session, event.value, channel=event.channel, now=now)
+            )
+            return
+        if self._answered_as_question(session, event, conv, turn, now):
             return
         if conv.step in BUTTON_STEPS:
             self._ask(conv, turn, preface=texts.USE_BUTTONS)
@@ -406,6 +502,27 @@ class IntakeService:
             self._ask(conv, turn, preface=outcome.reason)
             return
         self._advance(session, event, conv, outcome, turn, now)
+
+    def _answered_as_question(
+        self, session: Session, event: Incoming, conv: Conversation, turn: _Turn, now: datetime
+    ) -> bool:
+        """A question typed in the middle of the form: answer it, then ask the form again."""
+        if self.questions is None:
+            return False
+        if conv.step in BUTTON_STEPS:
+            answer = self.questions.ask(event.value)
+            if answer.out_of_scope:
+                return False
+        elif conv.step in QUESTION_STEPS and looks_like_question(event.value):
+            answer = self.questions.ask(event.value)
+        else:
+            return False
+        turn.messages.extend(
+            self.questions.answer(session, event.value, channel=event.channel, now=now,
+                                  answer=answer)
+        )
+        self._ask(conv, turn)
+        return True
 
     def _on_media(self, event: Incoming, conv: Conversation | None, turn: _Turn) -> None:
         reason = texts.MEDIA_NOT_UNDERSTOOD.get(event.value, texts.MEDIA_NOT_UNDERSTOOD["other"])
@@ -498,6 +615,8 @@ class IntakeService:
                 continue
             if candidate == "contact_value" and answers.get("contact_method") in (None, "telegram"):
                 continue
+            if candidate == "theme" and answers.get("theme"):
+                continue  # chosen from a programme card before the form started
             return candidate
         return "summary"
 

@@ -18,9 +18,9 @@ from storage.db import Database
 from storage.models import Outbox
 
 __all__ = [
-    "DeliveredMarker",
     "LEASE",
     "MAX_ATTEMPTS",
+    "DeliveredMarker",
     "claim_due",
     "enqueue",
     "mark_delivered",
