@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -41,6 +42,17 @@ class Settings(BaseSettings):
     http_pool_size: int = Field(default=8, alias="RELAIS_HTTP_POOL_SIZE", ge=1, le=256)
     # How long a message being delivered stays reserved before another worker may retry it.
     outbox_lease_seconds: float = Field(default=15.0, alias="RELAIS_OUTBOX_LEASE", gt=0, le=600)
+
+    # Outgoing email (partners, animators). SMTP_SECURITY: none | starttls | tls.
+    smtp_host: str = Field(default="localhost", alias="SMTP_HOST")
+    smtp_port: int = Field(default=587, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls", alias="SMTP_SECURITY"
+    )
+    smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="SMTP_PASSWORD")
+    smtp_timeout: float = Field(default=10.0, alias="SMTP_TIMEOUT", gt=0)
+    mail_from: str = Field(default="Relais <relais@localhost>", alias="MAIL_FROM")
 
     @field_validator("relais_timezone")
     @classmethod
