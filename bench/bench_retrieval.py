@@ -26,6 +26,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -71,8 +72,12 @@ def _perturb(text: str, rng: random.Random, vocabulary: Sequence[str], rate: flo
 def synthetic_cards(cards: Sequence[Card], size: int, seed: int = 7) -> list[Card]:
     """``size`` cards derived from the real ones, with a vocabulary that keeps growing."""
     rng = random.Random(seed)
-    real_words = sorted({w for c in cards for w in (c.body + " " + c.summary).split() if w.isalpha()})
-    made_up = [f"{rng.choice('bcdfglmnprstv')}{rng.choice('aeiou')}{n:x}ique" for n in range(40_000)]
+    real_words = sorted(
+        {w for c in cards for w in (c.body + " " + c.summary).split() if w.isalpha()}
+    )
+    made_up = [
+        f"{rng.choice('bcdfglmnprstv')}{rng.choice('aeiou')}{n:x}ique" for n in range(40_000)
+    ]
     vocabulary = real_words + made_up
     out: list[Card] = []
     for i in range(size):
@@ -192,7 +197,7 @@ def _accuracy_from(
         conf_rate = sum(confident(i["q"]) for i in questions) / n_in
         return Accuracy(top1 / n_in, top3 / n_in, refusal, conf_rate, None)
     best = (-1.0, 0.0, 0.0, 0.0)
-    for tau in sorted(set(in_scores + out_scores)) + [float("inf")]:
+    for tau in [*sorted(set(in_scores + out_scores)), float("inf")]:
         refusal = sum(s < tau for s in out_scores) / n_out
         conf_rate = sum(s >= tau for s in in_scores) / n_in
         if (refusal + conf_rate) / 2 > best[0]:
@@ -200,7 +205,9 @@ def _accuracy_from(
     return Accuracy(top1 / n_in, top3 / n_in, best[1], best[2], best[3])
 
 
-def _latency(rank: Ranker, queries: Sequence[str], reset: Callable[[], None] | None, repeat: int) -> tuple[float, float]:
+def _latency(
+    rank: Ranker, queries: Sequence[str], reset: Callable[[], None] | None, repeat: int
+) -> tuple[float, float]:
     """p50 and p99 in milliseconds, each question asked cold."""
     times: list[float] = []
     for _ in range(repeat):
@@ -211,21 +218,53 @@ def _latency(rank: Ranker, queries: Sequence[str], reset: Callable[[], None] | N
             rank(q)
             times.append((time.perf_counter() - t0) * 1000.0)
     times.sort()
-    p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     return statistics.median(times), p99
 
 
-def _memory(build: Callable[[], Any]) -> tuple[Any, float, float]:
-    """Build an engine; return it, traced Python allocations (MB) and RSS growth (MB)."""
+def _build(engine: str, deck: Sequence[Card]) -> tuple[Ranker, Callable[[], None] | None]:
+    """Build one engine over a deck: its ranker and its cache reset (ours only)."""
+    if engine == "ours":
+        rank, _confident, reset = ours(deck)
+        return rank, reset
+    if engine == "bm25s":
+        return bm25_baseline(deck), None
+    return fuzzy_baseline(deck), None
+
+
+def _memory_child(engine: str, size: int, traced: bool) -> dict[str, float]:
+    """In a fresh process: memory of the synthetic cards and of one engine's index (MB)."""
+    cards = load_cards().cards
     gc.collect()
     rss0 = psutil.Process().memory_info().rss
-    tracemalloc.start()
-    engine = build()
-    traced = tracemalloc.get_traced_memory()[0] / 1e6
-    tracemalloc.stop()
+    deck = synthetic_cards(cards, size) if size > len(cards) else list(cards)
     gc.collect()
-    rss = (psutil.Process().memory_info().rss - rss0) / 1e6
-    return engine, traced, rss
+    rss1 = psutil.Process().memory_info().rss
+    if traced:
+        tracemalloc.start()
+    engine_object = _build(engine, deck)
+    gc.collect()
+    out = {"cards_rss_mb": (rss1 - rss0) / 1e6}
+    if traced:
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out |= {"traced_mb": current / 1e6, "traced_peak_mb": peak / 1e6}
+    else:
+        out["index_rss_mb"] = (psutil.Process().memory_info().rss - rss1) / 1e6
+    del engine_object
+    return out
+
+
+def _memory(engine: str, size: int) -> dict[str, float]:
+    """Run the memory measures in child processes (a clean heap for each engine)."""
+    out: dict[str, float] = {}
+    for traced in (False, True):
+        args = [sys.executable, __file__, "--memory-child", engine, str(size)]
+        if traced:
+            args.append("--traced")
+        done = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
+        out |= json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,42 +273,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=5000, help="synthetic knowledge-base size")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the questions")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        engine, size = args.memory_child
+        print(json.dumps(_memory_child(engine, int(size), args.traced)))
+        return 0
     if hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
         except OSError:
             pass
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
     card_set = load_cards()
     cards = card_set.cards
     questions, out_scope = load_eval(EVAL_FILE)
     queries = [q["q"] for q in questions] + [q["q"] for q in out_scope]
 
-    rows: list[dict[str, Any]] = []
     # accuracy on the shipped cards
-    our_rank, our_conf, our_reset = ours(cards)
-    acc = {
-        "ours": _accuracy_from(our_rank, our_conf, questions, out_scope),
+    our_rank, our_confident, _reset = ours(cards)
+    accuracy = {
+        "ours": _accuracy_from(our_rank, our_confident, questions, out_scope),
         "bm25s": _accuracy_from(bm25_baseline(cards), None, questions, out_scope),
         "rapidfuzz": _accuracy_from(fuzzy_baseline(cards), None, questions, out_scope),
     }
-    for size, deck in ((len(cards), cards), (args.size, synthetic_cards(cards, args.size))):
-        builders: dict[str, Callable[[], Any]] = {
-            "ours": lambda deck=deck: ours(deck),
-            "bm25s": lambda deck=deck: (bm25_baseline(deck), None, None),
-            "rapidfuzz": lambda deck=deck: (fuzzy_baseline(deck), None, None),
-        }
-        for name, build in builders.items():
-            (rank, _conf, reset), traced, rss = _memory(build)
-            for q in queries[:20]:  # warm-up (imports, JIT of the baselines)
+    rows: list[dict[str, Any]] = []
+    for size in (len(cards), args.size):
+        deck = cards if size == len(cards) else synthetic_cards(cards, size)
+        for engine in ("ours", "bm25s", "rapidfuzz"):
+            t0 = time.perf_counter()
+            rank, reset = _build(engine, deck)
+            build_s = time.perf_counter() - t0
+            for q in queries[:20]:  # warm-up
                 rank(q)
             p50, p99 = _latency(rank, queries, reset, args.repeat)
-            a = acc[name]
+            a = accuracy[engine]
             rows.append(
                 {
-                    "engine": name,
+                    "engine": engine,
                     "cards": size,
                     "top1": a.top1,
                     "top3": a.top3,
@@ -278,8 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "threshold": a.threshold,
                     "p50_ms": p50,
                     "p99_ms": p99,
-                    "traced_mb": traced,
-                    "rss_mb": rss,
+                    "build_s": build_s,
+                    **_memory(engine, size),
                 }
             )
             del rank, reset
@@ -294,14 +338,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         "| moteur | fiches | top-1 | top-3 | refus hors périmètre | réponses sûres | "
-        "p50 (ms) | p99 (ms) | mémoire tracée (Mo) | RSS (Mo) |"
+        "p50 (ms) | p99 (ms) | index (RSS, Mo) | index (tracemalloc, Mo) | fiches (RSS, Mo) "
+        "| construction (s) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['engine']} | {r['cards']} | {r['top1']:.1%} | {r['top3']:.1%} | "
             f"{r['refusal']:.1%} | {r['confident_rate']:.1%} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['traced_mb']:.1f} | {r['rss_mb']:.1f} |"
+            f"{r['p99_ms']:.2f} | {r['index_rss_mb']:.1f} | {r['traced_mb']:.1f} | "
+            f"{r['cards_rss_mb']:.1f} | {r['build_s']:.1f} |"
         )
     print(
         "\nLes références n'ont pas de notion de confiance : leur seuil de refus est choisi a "

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_timeout: float = Field(default=10.0, alias="SMTP_TIMEOUT", gt=0)
     mail_from: str = Field(default="Relais <relais@localhost>", alias="MAIL_FROM")
+    email_poll_interval: float = Field(default=2.0, alias="RELAIS_EMAIL_POLL", gt=0)
 
     @field_validator("relais_timezone")
     @classmethod

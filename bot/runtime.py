@@ -19,13 +19,18 @@ from bot import texts
 from bot.config import Settings
 from bot.http import AiohttpRequest
 from bot.services import outbox
+from bot.email_worker import EmailWorker, mail_domain
+from bot.mail import MailSender
+from bot.services.animator import AnimatorService
 from bot.services.intake import IntakeService
 from bot.services.questions import QuestionService
+from bot.services.routing import RoutingService
 from bot.services.types import Outgoing
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
+from knowledge.routing import Router
 from knowledge.territories import TerritoryDirectory, load_territories
 from storage.db import Database
 from storage.types import utcnow
@@ -74,15 +79,20 @@ async def build_services(
     geography: Geography | None = None,
 ) -> Services:
     """Open the database (creating tables), load geography and territories."""
-    territories = load_territories(settings.territories_dir)
     geo = geography or default_geography()
+    territories = load_territories(settings.territories_dir, geography=geo)
     db = Database(settings.database_url)
     await db.create_all()
     kb = KnowledgeBase.load(settings.cards_dir)
     for problem in kb.problems:
         log.warning("card skipped: %s", problem)
     questions = QuestionService(kb, tz=settings.tz, clock=clock)
-    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions)
+    router = Router(territories, geo)
+    routing = RoutingService(router, territories, tz=settings.tz,
+                             mail_domain=mail_domain(settings.mail_from), clock=clock)
+    animator = AnimatorService(territories, routing, tz=settings.tz)
+    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
+                           routing=routing, animator=animator)
     return Services(
         settings=settings,
         db=db,
@@ -263,6 +273,14 @@ async def running_bot(
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
     marker = asyncio.create_task(services.delivered.run(), name="delivered")
+    emails = EmailWorker(services.db, MailSender.from_settings(services.settings),
+                         mail_from=services.settings.mail_from,
+                         territories=services.territories, clock=services.clock,
+                         lease=services.outbox_lease)
+    application.bot_data["email_worker"] = emails
+    mailer = asyncio.create_task(
+        emails.run(stop, interval=services.settings.email_poll_interval), name="email"
+    )
     watcher = asyncio.create_task(
         watch_cards(services, stop, interval=services.settings.cards_watch_interval),
         name="cards",
@@ -279,6 +297,9 @@ async def running_bot(
         for task in (polling, sweeper, marker, watcher):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # The email worker finishes its current message and closes its connection.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(mailer, timeout=10)
         await services.delivered.flush()
         await application.stop()
         await application.shutdown()

@@ -187,6 +187,8 @@ COMMANDS: dict[str, str] = {
 }
 # Shown, in addition, to animators only (command scope of their own chat).
 ANIMATOR_COMMANDS: dict[str, str] = {
+    "demandes": "Demandes ouvertes du territoire",
+    "demande": "Voir une demande (ex. /demande TI-2026-0042)",
     "recharger": "Recharger les fiches de la base de connaissances",
 }
 TECHNICAL_ERROR = (
@@ -239,4 +241,60 @@ def esc_attr(value: object) -> str:
     return escape(str(value), quote=True)
 KB_FORWARDED_TO_ANIMATOR = (
     "<b>Question transmise par Relais</b> (sans réponse dans les fiches) :\n« {question} »"
+)
+
+# --- Routing: what the firm is told ------------------------------------------------------
+ROUTED_TO = "Elle est transmise à : {partners}."
+ROUTED_FALLBACK = "Le chef de projet la lit et choisira le bon interlocuteur."
+TAKEN_BY_FOR_FIRM = (
+    "Bonne nouvelle : {who} prend en charge votre demande {reference}.\n"
+    "Vous serez contacté {contact}."
+)
+CONTACT_HOW: dict[str, str] = {
+    "telegram": "ici, sur Telegram",
+    "phone": "par téléphone",
+    "email": "par e-mail",
+}
+CLOSED_FOR_FIRM = "Votre demande {reference} est close. Merci d'avoir utilisé Relais."
+
+# --- Animator ------------------------------------------------------------------------------
+ANIMATOR_CARD_TITLE = "<b>Nouvelle demande {reference}</b>"
+ANIMATOR_CARD_LINES = (
+    "<b>Entreprise</b> : {firm}{siret}\n"
+    "<b>Commune</b> : {commune} ({insee}) · {epci}\n"
+    "<b>Besoin</b> : {theme} · {urgency}\n"
+    "<b>Contact</b> : {contact}\n"
+    "<b>Description</b> :\n{description}"
+)
+ANIMATOR_ROUTED_TITLE = "<b>Transmise à</b> :"
+ANIMATOR_FALLBACK = "<b>Aucun partenaire ne correspond</b> : à vous de choisir (Réaffecter)."
+ANIMATOR_STATUS = "<b>Statut</b> : {status}"
+BTN_TAKE = "Je prends"
+BTN_REASSIGN = "Réaffecter"
+BTN_CLOSE = "Clore"
+BTN_CLOSE_HELPED = "Aidée"
+BTN_CLOSE_NOT_HELPED = "Non aidée"
+BTN_CLOSE_CANCELLED = "Sans suite"
+BTN_DONE = "Terminé"
+BTN_PREVIOUS = "◀ Précédentes"
+BTN_NEXT = "Suivantes ▶"
+TAKEN_BY = "✅ Prise en charge par {who}."
+CLOSED_AS = "Close : {reason}."
+ASK_CLOSE_REASON = "Pourquoi clore la demande {reference} ?"
+ASK_REASSIGN = "À quels partenaires transmettre la demande {reference} ? (un appui par partenaire)"
+REASSIGNED = "Transmise aussi à {partner}."
+ALREADY_ROUTED = "Déjà transmise à ce partenaire."
+NOT_YOUR_TERRITORY = "Cette demande n'est pas de votre territoire."
+ANIMATORS_ONLY = "Cette commande est réservée aux chefs de projet Territoire d'industrie."
+NEED_NOT_FOUND = "Je ne trouve pas la demande {reference}."
+NEED_USAGE = "Précisez la référence, par exemple : /demande TI-2026-0042"
+OPEN_NEEDS_TITLE = "<b>Demandes ouvertes</b> ({count}) · page {page}/{pages}"
+OPEN_NEEDS_EMPTY = "Aucune demande ouverte sur votre territoire."
+HISTORY_TITLE = "<b>Historique</b>"
+STATUS_CHANGE_LINE = "{date} · {status}{actor}"
+ROUTING_LINE = "• {name} : {reason}"
+ANIMATOR_COMMANDS_HELP = "/demandes : demandes ouvertes\n/demande TI-2026-0042 : une demande"
+EMAIL_REFUSED = (
+    "<b>E-mail non distribué</b> à {to}\n« {subject} »\nMotif : {error}\n"
+    "Vérifiez l'adresse du partenaire dans l'annuaire du territoire."
 )

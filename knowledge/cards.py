@@ -403,7 +403,7 @@ def _cross_check(cards: Iterable[Card]) -> tuple[list[Card], list[CardProblem]]:
             own.add(key)
             taken = owner.get(key)
             if taken is not None and taken[0].id != card.id:
-                first, first_kind = taken
+                first, _first_kind = taken
                 what = {"id": "l'identifiant", "title": "le titre", "alias": "l'alias"}[kind]
                 problems.append(
                     CardProblem(

@@ -99,7 +99,9 @@ def format_answer(answer: Answer) -> str:
     lines.append("Plusieurs dispositifs peuvent correspondre :")
     for i, hit in enumerate(answer.hits[:3], start=1):
         lines.append(f"{i}. « {hit.card.title} » : {hit.card.summary}")
-    lines.append("Précisez votre besoin, ou demandez à parler au chef de projet Territoire d'industrie.")
+    lines.append(
+        "Précisez votre besoin, ou demandez à parler au chef de projet Territoire d'industrie."
+    )
     return "\n".join(lines)
 
 
@@ -275,7 +277,8 @@ def eval_command(
         for miss in report.misses:
             expected = ", ".join(miss["expected"]) or "refus"
             got = ", ".join(miss["got"]) or "rien"
-            typer.echo(f"  [{miss['style']}] {miss['q']}\n      attendu : {expected} ; obtenu : {got}")
+            typer.echo(f"  [{miss['style']}] {miss['q']}")
+            typer.echo(f"      attendu : {expected} ; obtenu : {got}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

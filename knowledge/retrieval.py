@@ -13,10 +13,17 @@ Scoring, in plain terms (everything is precomputed when the cards are loaded):
    card matching every position perfectly would get: the score is a 0–1 *coverage* of the
    question, weighted by how rare (informative) each word is. Words nobody uses in the
    cards and off-topic expressions (private life, taxes...) count in the denominator only.
-4. A question that names a card (title, alias, acronym, id) gives that card a bonus.
-   An ended card is slightly demoted unless it is named.
-5. ``confident`` when the best score is high enough and clearly ahead of the second one;
-   ``out_of_scope`` when the best score is too low to propose anything.
+4. Bonuses: a question that names a card (title, alias, acronym, id) gives it a large
+   bonus; each card keyword found whole in the question (any order, synonyms allowed) a
+   small one. A replaced card (ended, with a successor) is demoted unless it is named.
+5. ``out_of_scope`` when the best score is below OUT_OF_SCOPE_THRESHOLD; ``confident`` when
+   it reaches CONFIDENT_THRESHOLD, leads the second card by CONFIDENT_MARGIN, rests on two
+   matched pieces of the question at least (or on the card's name) and the question does
+   not deal with an off-topic matter.
+
+Speed: a first pass over the inverted index reads, for each term, only the IMPACT_LIMIT
+cards where it weighs most; the best CANDIDATES are then scored exactly (binary searches),
+so no question ever loops over every card.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ ALIAS_BONUS = 0.35  # the question names the card
 KEYWORD_BONUS = 0.06  # per card keyword found whole in the question (any order, synonyms)
 KEYWORD_BONUS_MAX = 3
 KEYWORD_CANDIDATES = 20  # cards whose keywords are checked
-ENDED_FACTOR = 0.85  # a replaced card that the question does not name
+ENDED_FACTOR = 0.75  # a replaced card that the question does not name
 CANDIDATES = 40  # cards re-ranked after the first pass
 IMPACT_LIMIT = 250  # first pass: cards read per term, those where the term weighs most
 
@@ -181,7 +188,6 @@ class _Index:
         self.by_id: dict[str, int] = {c.id: i for i, c in enumerate(self.cards)}
         n = len(self.cards)
 
-        # per field: term counts per card, field lengths
         # pass 1: analyse every field once, keep compact (term id, count) arrays
         term_ids: dict[str, int] = {}
         terms_by_id: list[str] = []
@@ -240,7 +246,6 @@ class _Index:
             self.idf[term] = idf
             weights = array("f", (idf * v / (v + K1) for v in raw))
             self.postings[term] = (docs, weights)
-            raw_weights[tid] = weights
             if df <= IMPACT_LIMIT:
                 self.heads[term] = self.postings[term]
             else:
@@ -389,9 +394,9 @@ class _Index:
         """Cards whose title, alias or id appears in the question: card -> (share, name)."""
         spans: list[tuple[int, int, list[tuple[int, str]]]] = []
         for start in range(len(stems)):
-            node = self.names
+            node: dict[str, Any] | None = self.names
             for end in range(start, len(stems)):
-                node = node.get(stems[end])
+                node = node.get(stems[end]) if node is not None else None
                 if node is None:
                     break
                 owners = node.get(NAME_END)
@@ -401,7 +406,9 @@ class _Index:
         for start, end, owners in spans:
             # a name inside a longer name of other cards does not count ("TI" in "Fonds vert TI")
             longer = [
-                o2 for s2, e2, o2 in spans if s2 <= start and end <= e2 and (e2 - s2) > (end - start)
+                o2
+                for s2, e2, o2 in spans
+                if s2 <= start and end <= e2 and (e2 - s2) > (end - start)
             ]
             covered = {c for o2 in longer for c, _ in o2}
             share = (end - start) / max(len(stems), 1)
@@ -423,6 +430,12 @@ class _Index:
             else:
                 out.append(keyword)
         return out
+
+    def matched_positions(self, query: _Query, doc: int) -> int:
+        """How many positions of the question a card matches, by any alternative."""
+        return sum(
+            1 for pos in query.positions if any(self.contains(a.term, doc) for a in pos.alts)
+        )
 
     def contains(self, term: str, doc: int) -> bool:
         """Whether a card has a term (binary search in the postings)."""
@@ -521,6 +534,21 @@ class _State:
 
     index: _Index
     problems: list[CardProblem] = field(default_factory=list)
+    signature: tuple[tuple[str, int, int], ...] = ()
+
+
+def _folder_signature(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """Names, modification times and sizes of a folder's cards (to notice edits)."""
+    if directory is None or not directory.is_dir():
+        return ()
+    out: list[tuple[str, int, int]] = []
+    for path in sorted(directory.glob("*.md")):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        out.append((path.name, info.st_mtime_ns, info.st_size))
+    return tuple(out)
 
 
 class KnowledgeBase:
@@ -540,7 +568,9 @@ class KnowledgeBase:
         self._directory = directory
         self._today = today
         self._reload_lock = threading.Lock()
-        self._state = _State(_Index(list(cards), self._lexicon), list(problems))
+        self._state = _State(
+            _Index(list(cards), self._lexicon), list(problems), _folder_signature(directory)
+        )
 
     @classmethod
     def load(cls, directory: Path | None = None, *, today: date | None = None) -> KnowledgeBase:
@@ -591,10 +621,19 @@ class KnowledgeBase:
         if self._directory is None:
             return self.problems
         with self._reload_lock:
+            signature = _folder_signature(self._directory)
             card_set = load_cards(self._directory)
-            state = _State(_Index(card_set.cards, self._lexicon), card_set.problems)
+            state = _State(_Index(card_set.cards, self._lexicon), card_set.problems, signature)
             self._state = state  # atomic swap: readers see the old or the new set
         return list(state.problems)
+
+    def reload_if_changed(self) -> list[CardProblem] | None:
+        """Reload when a card file was added, removed or edited; None when nothing changed."""
+        if self._directory is None:
+            return None
+        if _folder_signature(self._directory) == self._state.signature:
+            return None
+        return self.reload()
 
     # -- questions ------------------------------------------------------------------------
 
@@ -645,9 +684,14 @@ class KnowledgeBase:
         # a question about an off-topic matter (labour law, taxes, private life...) is never
         # answered with assurance, unless it names a card
         off_topic = bool(analysed.off_topic) and (not scored or scored[0][1] not in named)
+        # one matching word is not enough to be sure (unless it names the card)
+        evidence = bool(scored) and (
+            scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2
+        )
         confident = (
             not out_of_scope
             and not off_topic
+            and evidence
             and best >= CONFIDENT_THRESHOLD
             and best - second >= CONFIDENT_MARGIN
         )
@@ -657,14 +701,16 @@ class KnowledgeBase:
         successor: Card | None = None
         if hits and not hits[0].card.is_current(today):
             ended = hits[0].card
-            successor = self.get(ended.successor) if ended.successor else None
-            if successor is not None and all(h.card.id != successor.id for h in hits[:2]):
+            j = index.by_id.get(ended.successor) if ended.successor else None
+            successor = index.cards[j] if j is not None else None
+            if successor is not None and j is not None and all(
+                h.card is not successor for h in hits[:2]
+            ):
                 # the successor always comes right after the ended card
-                hits = [h for h in hits if h.card.id != successor.id]
-                j = index.by_id[successor.id]
-                s = acc.get(j, 0.0) / analysed.total
-                hits.insert(1, Hit(successor, round(min(1.0, s), 4), ("successeur",)))
-                hits = hits[: max(limit, 2)]
+                hits = [h for h in hits if h.card is not successor]
+                s = index.exact_score(analysed, j) / analysed.total
+                why = (f"successeur de « {ended.title} »",)
+                hits.insert(1, Hit(successor, round(min(1.0, s), 4), why))
         return Answer(
             query=query,
             hits=tuple(hits[: max(limit, 2) if ended is not None else limit]),

@@ -58,7 +58,7 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Split a text into folded words, dropping elided articles (``l'entreprise`` → ``entreprise``)."""
+    """Split a text into folded words, dropping elisions (``l'entreprise`` → ``entreprise``)."""
     folded = fold(text).replace("aujourd'hui", "aujourdhui").replace("r&d", "rnd")
     folded = _ELISION.sub(" ", folded)
     return [w for w in _SPLIT.split(folded) if w]
@@ -73,7 +73,7 @@ def stem(word: str) -> str:
     # stemmer; bring them back to the masculine form first.
     if len(word) > 5 and word.endswith(("ee", "ees")):
         word = word[: -1 if word.endswith("ee") else -2]
-    return _STEMMER.stemWord(word)
+    return str(_STEMMER.stemWord(word))
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,14 @@ class Lexicon:
             for name, w in (group_weights or {}).items()
         }
         self._root = _PhraseNode()
+        # stop words that are synonyms on their own ("des sous" = money): they reach their
+        # synonym group but never match as plain words
+        self._group_words: frozenset[str] = frozenset(
+            w
+            for terms in self.groups.values()
+            for term in terms
+            if len(ws := words(term)) == 1 and (w := ws[0]) in self.stopwords
+        )
         # word stem -> concepts reached by that single word (for typo repair explanations)
         self.surface_words: set[str] = set()
         for name, terms in self.groups.items():
@@ -158,7 +166,7 @@ class Lexicon:
 
     def _keeps(self, word: str) -> bool:
         """Whether a word takes part in phrase matching (content words and negations)."""
-        return word in PHRASE_KEPT or not self.is_stop(word)
+        return word in PHRASE_KEPT or word in self._group_words or not self.is_stop(word)
 
     def _phrase_stems(self, phrase: str) -> list[str]:
         """Stems of a phrase's words as matched: stop words left out, negations kept."""
@@ -246,7 +254,9 @@ class Lexicon:
                 continue
             word = seq[i]
             if not self.is_stop(word):
-                out.append(Segment(surface=word, stems=(stems[i],), concepts=(), start=i, end=i + 1))
+                out.append(
+                    Segment(surface=word, stems=(stems[i],), concepts=(), start=i, end=i + 1)
+                )
             i += 1
         return out
 

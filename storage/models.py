@@ -18,6 +18,7 @@ __all__ = [
     "KbQuery",
     "Need",
     "NeedEvent",
+    "NeedRouting",
     "NeedSequence",
     "NeedStatus",
     "Outbox",
@@ -208,3 +209,25 @@ class KbQuery(SQLModel, table=True):
     chosen_card_id: str | None = Field(default=None, max_length=64)
     territory_id: str | None = Field(default=None, max_length=32)
     asked_at: datetime = _ts()
+
+
+class NeedRouting(SQLModel, table=True):
+    """One partner chosen for a need, with why (the routing explanation) and its follow-up."""
+
+    __tablename__ = "need_routing"
+    __table_args__ = (UniqueConstraint("need_id", "partner_id", name="uq_routing_partner"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    partner_id: str = Field(max_length=64)
+    partner_kind: str = Field(max_length=32)
+    partner_name: str = Field(max_length=200)
+    partner_email: str = Field(max_length=320)
+    # commune | epci | departement | region | territoire | manual (chosen by an animator)
+    level: str = Field(max_length=16)
+    reason: str = Field(max_length=500)
+    # routed | acknowledged | removed
+    status: str = Field(default="routed", max_length=16)
+    ack_days: int = 2
+    routed_at: datetime = _ts()
+    acknowledged_at: datetime | None = _ts(nullable=True)

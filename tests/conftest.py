@@ -12,6 +12,7 @@ import pytest
 from bot.config import Settings
 from bot.localapi import LocalBotAPI
 from bot.runtime import Services, build_services, running_bot
+from tests.smtp import SmtpServer
 
 
 class FakeClock:
@@ -58,6 +59,28 @@ async def api() -> AsyncIterator[LocalBotAPI]:
         await server.stop()
 
 
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free loopback port."""
+    server = SmtpServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def smtp_settings(server: SmtpServer) -> dict[str, object]:
+    """Settings that point the email worker at a test SMTP server."""
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": server.port,
+        "SMTP_SECURITY": "none",
+        "MAIL_FROM": "Relais Bourgogne <relais@relais.example.org>",
+        "RELAIS_EMAIL_POLL": 0.05,
+    }
+
+
 @dataclass
 class RunningBot:
     """The bot under test and what the tests need to look at."""
@@ -66,13 +89,16 @@ class RunningBot:
     services: Services
     settings: Settings
     clock: FakeClock
+    smtp: SmtpServer
 
 
 @pytest.fixture
-async def relais(api: LocalBotAPI, tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningBot]:
-    """The real Application, polling the local API, with a fresh database."""
-    settings = make_settings(api, tmp_path / "relais.db")
+async def relais(
+    api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[RunningBot]:
+    """The real Application, polling the local API, with a fresh database and SMTP server."""
+    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp))
     services = await build_services(settings, clock=clock)
     async with running_bot(services):
-        yield RunningBot(api, services, settings, clock)
+        yield RunningBot(api, services, settings, clock, smtp)
     await services.db.dispose()

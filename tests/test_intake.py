@@ -61,7 +61,7 @@ async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
 
     [need] = await all_needs(relais.services.db)
     assert need.reference == "TI-2026-0001"
-    assert need.status == "submitted"
+    assert need.status == "routed"
     assert (need.commune_insee, need.commune_name) == ("71342", "Paray-le-Monial")
     assert need.epci_siren == "200071884"
     assert need.territory_id == "ti-2703"
@@ -69,7 +69,7 @@ async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     assert need.theme == "recrutement" and need.urgency == "month"
     assert need.created_at.tzinfo is not None
     assert await count(relais, Conversation) == 0
-    assert await count(relais, NeedEvent) == 1
+    assert await count(relais, NeedEvent) == 2  # submitted, then routed
 
 
 async def test_references_follow_each_other_within_the_year(relais: RunningBot) -> None:
@@ -265,7 +265,7 @@ async def test_my_needs_and_erasure(relais: RunningBot) -> None:
     await reach_summary(user)
     await press(user, "Envoyer la demande")
     listing = (await say(user, "/mesdemandes"))[-1]
-    assert "TI-2026-0001 · Recruter · reçue · 28/11/2026" in listing.plain
+    assert "TI-2026-0001 · Recruter · transmise · 28/11/2026" in listing.plain
     question = (await say(user, "/supprimer"))[-1]
     assert question.button_labels() == ["Oui, tout effacer", "Non, garder"]
     assert "rien n'a été effacé" in (await press(user, "Non, garder"))[-1].plain

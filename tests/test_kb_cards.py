@@ -6,8 +6,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from test_kb_helpers import line_of, write_card
 from typer.testing import CliRunner
 
+from knowledge import cards as cards_module
 from knowledge.cards import (
     CARDS_DIR,
     CardError,
@@ -17,7 +19,6 @@ from knowledge.cards import (
     load_cards,
 )
 from knowledge.kb_cli import kb_app
-from test_kb_helpers import line_of, write_card
 
 PROGRAMME_IDS = {
     "territoires_industrie",
@@ -191,19 +192,16 @@ def test_duplicate_key_and_empty_body(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_keep_the_first_card(tmp_path: Path) -> None:
-    first = write_card(tmp_path / "a", "aide_test")
-    second = write_card(tmp_path / "b", "aide_test", title="Autre titre", aliases=["ZZ"])
-    folder = tmp_path / "all"
-    folder.mkdir()
-    (folder / "aide_test.md").write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
-    # same id in another file name is caught by the id/file-name rule; simulate a copy
-    copy = folder / "aide_test_copie.md"
-    copy.write_text(
-        second.read_text(encoding="utf-8").replace("id: aide_test", "id: aide_test_copie"),
-        encoding="utf-8",
-    )
-    card_set = load_cards(folder)
-    assert {c.id for c in card_set.cards} == {"aide_test", "aide_test_copie"}
+    # within one folder the id/file-name rule already prevents it; cards gathered from two
+    # folders go through the same cross-card check
+    first = load_card(write_card(tmp_path / "a", "aide_test"))
+    second = load_card(write_card(tmp_path / "b", "aide_test", title="Autre", aliases=["ZZ"]))
+    kept, problems = cards_module._cross_check([first, second])
+    assert kept == [first]
+    [problem] = problems
+    assert problem.path == second.path
+    assert problem.line == second.line("id")
+    assert "déjà utilisé" in problem.message
 
 
 def test_names_must_designate_a_single_card(tmp_path: Path) -> None:

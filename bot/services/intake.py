@@ -21,7 +21,9 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.services import outbox
+from bot.services.animator import AnimatorResult, AnimatorService
 from bot.services.questions import QuestionService, looks_like_question
+from bot.services.routing import RoutingService
 from bot.services.types import Button, Incoming, Outgoing, Result
 from bot.services.validation import (
     Invalid,
@@ -81,7 +83,7 @@ BUTTON_STEPS = frozenset(
 # Steps where a typed text ending with "?" is a question to the knowledge base, not an
 # answer (a firm name or a SIRET never ends with "?"; a description may).
 QUESTION_STEPS = frozenset({"company_name", "siret", "location", "contact_value"})
-MAX_COMMUNE_BUTTONS = 8
+MAX_COMMUNE_BUTTONS = 12
 
 
 @dataclass(slots=True)
@@ -119,8 +121,12 @@ class IntakeService:
         tz: ZoneInfo,
         clock: Clock = utcnow,
         questions: QuestionService | None = None,
+        routing: RoutingService | None = None,
+        animator: AnimatorService | None = None,
     ) -> None:
         self.questions = questions
+        self.routing = routing
+        self.animator = animator
         self.db = db
         self.geography = geography
         self.territories = territories
@@ -191,6 +197,12 @@ class IntakeService:
             self._list_needs(session, event, turn)
             if conv is not None:
                 self._ask(conv, turn)
+        elif name in {"demandes", "demande"} and self.animator is not None:
+            if name == "demandes":
+                result = self.animator.list_open(session, event.user_id)
+            else:
+                result = self.animator.show(session, event.user_id, event.args)
+            self._merge(result, turn)
         elif name == "recharger":
             self._reload_knowledge(event, turn)
         elif name == "supprimer":
@@ -202,6 +214,12 @@ class IntakeService:
             turn.say(texts.UNKNOWN_COMMAND + "\n" + texts.HELP)
             if conv is not None:
                 self._ask(conv, turn)
+
+    @staticmethod
+    def _merge(result: AnimatorResult, turn: _Turn) -> None:
+        turn.messages.extend(result.messages)
+        turn.others.extend(result.others)
+        turn.toast = result.toast
 
     def _reload_knowledge(self, event: Incoming, turn: _Turn) -> None:
         if event.user_id not in self.territories.animator_user_ids() or self.questions is None:
@@ -279,6 +297,13 @@ class IntakeService:
         now: datetime,
     ) -> None:
         prefix, _, value = event.value.partition(":")
+        if prefix == "ani" and self.animator is not None:
+            self._merge(
+                self.animator.on_button(session, event.user_id, value, now=now,
+                                        message_id=event.message_id),
+                turn,
+            )
+            return
         if prefix == "kb" and self.questions is not None:
             self._on_kb_button(session, event, conv, value, turn, now)
             return
@@ -741,7 +766,13 @@ class IntakeService:
         session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
                               actor=f"{conv.channel}:{conv.user_id}", at=now))
         session.delete(conv)
+        routed = self.routing.route_new_need(session, need, now) if self.routing else None
+        if routed is not None:
+            turn.others.extend(routed.animator_messages)
         lines = [texts.NEED_RECORDED.format(reference=reference)]
+        if routed is not None and routed.partner_names:
+            names = ", ".join(texts.esc(n) for n in routed.partner_names)
+            lines.append(texts.ROUTED_TO.format(partners=names))
         if territory is not None:
             lines.append(
                 texts.NEXT_STEP_ANIMATOR.format(

@@ -22,7 +22,9 @@ __all__ = [
     "MAX_ATTEMPTS",
     "DeliveredMarker",
     "claim_due",
+    "claim_raw",
     "enqueue",
+    "enqueue_payload",
     "mark_delivered",
     "record_failure",
     "release",
@@ -211,3 +213,49 @@ class DeliveredMarker:
         ids, self._pending = self._pending, []
         if ids:
             await mark_delivered(self.db, ids, self.clock())
+
+
+def enqueue_payload(
+    session: Session,
+    *,
+    channel: str,
+    recipient: str,
+    payload: dict[str, object],
+    now: datetime,
+    kind: str = "send",
+) -> int:
+    """Add one raw row (e.g. an email) for the channel's worker; return its id."""
+    table = Outbox.__table__  # type: ignore[attr-defined]
+    row = {
+        "channel": channel, "recipient": recipient, "kind": kind, "payload": payload,
+        "created_at": now, "not_before": now, "claimed_until": None, "attempts": 0,
+    }
+    return int(session.execute(insert(table).returning(table.c.id), [row]).scalar_one())
+
+
+async def claim_raw(
+    db: Database, now: datetime, *, channel: str, limit: int = 50, lease: timedelta = LEASE
+) -> list[tuple[int, str, dict[str, object]]]:
+    """Lease due rows of a channel and return (id, recipient, payload) — for non-chat channels."""
+
+    def work(session: Session) -> list[tuple[int, str, dict[str, object]]]:
+        stmt = (
+            select(Outbox)
+            .where(
+                Outbox.channel == channel,
+                col(Outbox.delivered_at).is_(None),
+                col(Outbox.failed_at).is_(None),
+                col(Outbox.not_before) <= now,
+                (col(Outbox.claimed_until).is_(None)) | (col(Outbox.claimed_until) < now),
+            )
+            .order_by(col(Outbox.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list(session.exec(stmt).all())
+        for row in rows:
+            row.claimed_until = now + lease
+            session.add(row)
+        return [(row.id, row.recipient, dict(row.payload)) for row in rows if row.id is not None]
+
+    return await db.run(work)

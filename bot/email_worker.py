@@ -1,0 +1,115 @@
+"""Delivers the email outbox through SMTP: retries with backoff, never forever.
+
+A crash between the SMTP server's acceptance and the row being marked sends the email
+again on restart, with the same Message-ID (built from the need and the partner), which
+mail clients use to show it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from sqlmodel import Session
+
+from bot import texts
+from bot.mail import MailSender, PermanentMailError, TransientMailError
+from bot.services import outbox
+from bot.services.emails import EmailDraft, to_email_message
+from bot.services.types import Outgoing
+from knowledge.territories import TerritoryDirectory
+from storage.db import Database
+
+__all__ = ["EmailWorker", "mail_domain"]
+
+log = logging.getLogger(__name__)
+
+
+def mail_domain(mail_from: str) -> str:
+    """The domain of the sender address (for Message-IDs)."""
+    address = parseaddr(mail_from)[1]
+    return address.rpartition("@")[2] or "localhost"
+
+
+class EmailWorker:
+    """Claims email rows, sends them over one reused SMTP connection, records the outcome."""
+
+    def __init__(
+        self,
+        db: Database,
+        sender: MailSender,
+        *,
+        mail_from: str,
+        territories: TerritoryDirectory,
+        clock: Callable[[], datetime],
+        lease: timedelta = outbox.LEASE,
+    ) -> None:
+        self.db = db
+        self.sender = sender
+        self.mail_from = mail_from
+        self.territories = territories
+        self.clock = clock
+        self.lease = lease
+        self.sent = 0
+
+    async def run_once(self, limit: int = 50) -> int:
+        """Deliver what is due now; return how many rows were attempted."""
+        rows = await outbox.claim_raw(self.db, self.clock(), channel="email", limit=limit,
+                                      lease=self.lease)
+        delivered: list[int] = []
+        for row_id, _recipient, payload in rows:
+            draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
+            try:
+                await self.sender.send(to_email_message(draft, mail_from=self.mail_from))
+            except PermanentMailError as exc:
+                log.error("email %s refused for good: %s", row_id, exc)
+                await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock(),
+                                            permanent=True)
+                await self._tell_animators(payload, draft, str(exc))
+                continue
+            except (TransientMailError, OSError, TimeoutError) as exc:
+                log.warning("email %s not sent, will retry: %s", row_id, exc)
+                await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock())
+                # The server is unwell: leave the rest claimed until their lease ends.
+                break
+            delivered.append(row_id)
+            self.sent += 1
+        await outbox.mark_delivered(self.db, delivered, self.clock())
+        return len(rows)
+
+    async def _tell_animators(self, payload: dict[str, object], draft: EmailDraft,
+                              error: str) -> None:
+        territory = self.territories.get(str(payload.get("territory_id") or ""))
+        if territory is None:
+            return
+        text = texts.EMAIL_REFUSED.format(
+            to=texts.esc(", ".join(draft.to)), subject=texts.esc(draft.subject),
+            error=texts.esc(error[:300]))
+        now = self.clock()
+
+        def work(session: Session) -> None:
+            for animator in territory.animators:
+                if animator.telegram_user_id is not None:
+                    outbox.enqueue(session, channel="telegram",
+                                   recipient=str(animator.telegram_user_id),
+                                   messages=[Outgoing(text)], now=now, claimed=False)
+
+        await self.db.run(work)
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+        """Loop until stopped."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("email worker failed")
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+        await self.sender.close()

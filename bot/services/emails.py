@@ -1,0 +1,432 @@
+"""Emails as plain data: built from the templates in `bot/templates/`, stored in the outbox.
+
+A draft is JSON-safe (`EmailDraft.to_payload`), so it is written in the same transaction as
+the change that causes it; the email worker turns it into a MIME message
+(`to_email_message`) only when it sends it.
+
+Everything the firm typed is cleaned before it reaches a template or a header: control
+characters and bidirectional overrides are dropped, line breaks are kept only where a
+block of text allows them. Headers are built with `email.headerregistry`, never by
+concatenating text, and the HTML template escapes every value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from email import policy as email_policy
+from email.errors import ObsoleteHeaderDefect
+from email.headerregistry import Address
+from email.message import EmailMessage
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+__all__ = [
+    "EmailDraft",
+    "NeedView",
+    "need_message_id",
+    "partner_need_email",
+    "to_email_message",
+]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+PAYLOAD_VERSION = 1
+DEFAULT_TZ = ZoneInfo("Europe/Paris")
+
+# Long enough for any real value, short enough that a pasted novel cannot bloat a subject.
+SUBJECT_PART_LIMIT = 60
+SUBJECT_LIMIT = 160
+LINE_LIMIT = 300
+TEXT_LIMIT = 5000
+
+# Characters that reorder what is displayed ("Trojan Source"): a firm could make a line
+# read differently from what it contains. Lone surrogates cannot even be encoded.
+_DROPPED = {
+    **dict.fromkeys(
+        map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    ),
+    **dict.fromkeys(range(0xD800, 0xE000)),
+}
+# Everything str.splitlines() treats as a line break, not only CR and LF.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# Unicode category Cc is exactly these two ranges.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LF = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_NEEDS_CLEANING = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e"
+    r"\u2066-\u2069\ud800-\udfff]"
+)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_ID_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_MESSAGE_ID = re.compile(r"^<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>$")
+_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9-]{1,60}$")
+_MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
+# Headers a draft may carry besides X-*; the structural ones are set from the draft's fields.
+_ALLOWED_HEADERS = frozenset({"Auto-Submitted", "In-Reply-To", "References"})
+
+_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedView:
+    """What a partner's email shows of a need (the contact as the firm chose to share it)."""
+
+    reference: str
+    theme_label: str
+    firm_name: str
+    siret: str | None
+    commune_name: str
+    commune_insee: str
+    epci_name: str | None
+    description: str
+    urgency_label: str
+    contact_method_label: str
+    # A phone number or an email address, or how to reach the firm through the animator.
+    contact_value: str
+    created_at: datetime
+    territory_name: str | None
+
+    def __post_init__(self) -> None:
+        if self.created_at.tzinfo is None or self.created_at.utcoffset() is None:
+            raise ValueError("NeedView.created_at must be timezone-aware")
+        if not _ID_TOKEN.fullmatch(self.reference):
+            raise ValueError(f"unexpected need reference {self.reference!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailDraft:
+    """An email ready to be stored in the outbox: addresses, subject, both bodies, headers."""
+
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    reply_to: str | None
+    cc: tuple[str, ...] = ()
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    # (filename, MIME type, content)
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        """Serialise for the outbox (JSON; attachment contents in base64)."""
+        return {
+            "version": PAYLOAD_VERSION,
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "reply_to": self.reply_to,
+            "subject": self.subject,
+            "text": self.text,
+            "html": self.html,
+            "message_id": self.message_id,
+            "headers": dict(self.headers),
+            "attachments": [
+                {
+                    "filename": name,
+                    "mime_type": mime,
+                    "content": base64.b64encode(content).decode("ascii"),
+                }
+                for name, mime, content in self.attachments
+            ],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> EmailDraft:
+        """Rebuild from an outbox payload."""
+        version = payload.get("version", PAYLOAD_VERSION)
+        if version != PAYLOAD_VERSION:
+            raise ValueError(f"unsupported email payload version {version!r}")
+        return cls(
+            to=tuple(payload["to"]),
+            cc=tuple(payload.get("cc", ())),
+            reply_to=payload.get("reply_to"),
+            subject=payload["subject"],
+            text=payload["text"],
+            html=payload["html"],
+            message_id=payload["message_id"],
+            headers=dict(payload.get("headers", {})),
+            attachments=tuple(
+                (a["filename"], a["mime_type"], base64.b64decode(a["content"], validate=True))
+                for a in payload.get("attachments", ())
+            ),
+        )
+
+
+# --- Cleaning what people typed ----------------------------------------------------------
+
+
+def one_line(value: object, limit: int = LINE_LIMIT) -> str:
+    """Text safe for a header or a single line: no control characters, spaces collapsed."""
+    text = _CONTROLS.sub(" ", _LINE_BREAKS.sub(" ", str(value).translate(_DROPPED)))
+    return _truncate(" ".join(text.split()), limit)
+
+
+def text_block(value: object, limit: int = TEXT_LIMIT) -> str:
+    """Multi-line text safe for a body: only LF line breaks, no other control characters."""
+    text = _LINE_BREAKS.sub("\n", str(value).translate(_DROPPED)).replace("\t", "    ")
+    text = "\n".join(line.rstrip() for line in _CONTROLS_BUT_LF.sub("", text).split("\n"))
+    return _truncate(_BLANK_RUNS.sub("\n\n", text).strip("\n"), limit)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- French dates --------------------------------------------------------------------------
+
+
+def french_date(day: date) -> str:
+    """A date as written in a French letter: « mardi 1er décembre 2026 »."""
+    number = "1er" if day.day == 1 else str(day.day)
+    return f"{_DAYS[day.weekday()]} {number} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _french_datetime(moment: datetime) -> str:
+    number = "1er" if moment.day == 1 else str(moment.day)
+    return (
+        f"{number} {_MONTHS[moment.month - 1]} {moment.year} "
+        f"à {moment.hour} h {moment.minute:02d}"
+    )
+
+
+def _format_siret(siret: str | None) -> str | None:
+    if not siret:
+        return None
+    digits = one_line(siret, 40)
+    if len(digits) == 14 and digits.isdigit():
+        # The SIREN, then the establishment's number, as printed on an Insee notice.
+        return f"{digits[0:3]} {digits[3:6]} {digits[6:9]} {digits[9:]}"
+    return digits
+
+
+# --- Templates -----------------------------------------------------------------------------
+
+
+def _nl2br(value: object) -> Markup:
+    """Escape a text block and show its line breaks as <br> (HTML templates only)."""
+    return Markup("<br>\n").join(escape(line) for line in str(value).split("\n"))
+
+
+def _finalize(value: object) -> object:
+    """Last guard on every printed value: no CR, no control or bidi characters."""
+    # Values are cleaned before rendering; this catches one a future template adds unclean.
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return text_block(value, len(value) + 1) if _NEEDS_CLEANING.search(value) else value
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        # Escape in .html only: a .txt body would show "&lt;" to the reader.
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=_finalize,
+        auto_reload=False,  # shipped with the code: no need to stat the file at every email
+    )
+    env.filters["nl2br"] = _nl2br
+    return env
+
+
+def render(name: str, context: Mapping[str, Any]) -> str:
+    """Render one template of `bot/templates/`."""
+    return _environment().get_template(name).render(context)
+
+
+# --- Addresses and identifiers -------------------------------------------------------------
+
+
+def _address(display_name: str, addr_spec: str) -> Address:
+    spec = addr_spec.strip()
+    if not spec or any(ch.isspace() for ch in spec) or _CONTROLS.search(spec):
+        raise ValueError(f"invalid email address {addr_spec!r}")
+    # Address() parses the addr-spec and raises on anything that is not one.
+    address = Address(display_name=one_line(display_name, 120), addr_spec=spec)
+    if not address.username or not address.domain:
+        raise ValueError(f"invalid email address {addr_spec!r}")
+    return address
+
+
+@lru_cache(maxsize=1024)
+def _mailbox(value: str) -> Address:
+    """Parse one stored "Name <addr>" string back into an Address, refusing anything else."""
+    if _LINE_BREAKS.search(value):
+        raise ValueError(f"line break in address {value!r}")
+    header = email_policy.default.header_factory("To", value)
+    addresses = header.addresses
+    # Obsolete syntax (e.g. "Relais T.I." unquoted) is still one clear mailbox: accept it.
+    defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+    if len(addresses) != 1 or defects or not addresses[0].domain:
+        raise ValueError(f"invalid email address {value!r}")
+    return addresses[0]  # type: ignore[no-any-return]
+
+
+def _recipient_key(partner_id: str | None, partner_email: str) -> str:
+    if partner_id and _ID_TOKEN.fullmatch(partner_id):
+        return partner_id
+    # An id that cannot sit in a Message-ID, or no id at all: a short stable hash instead.
+    basis = partner_id or partner_email.strip().lower()
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+
+
+def need_message_id(
+    reference: str, *, partner_email: str, mail_domain: str, partner_id: str | None = None
+) -> str:
+    """The Message-ID of a need's email to a partner: the same need and partner, the same id."""
+    if not _ID_TOKEN.fullmatch(reference):
+        raise ValueError(f"unexpected need reference {reference!r}")
+    if not _DOMAIN.fullmatch(mail_domain):
+        raise ValueError(f"invalid mail domain {mail_domain!r}")
+    key = _recipient_key(partner_id, partner_email)
+    return f"<need-{reference}-{key}@{mail_domain.lower()}>"
+
+
+# --- The partner's email -------------------------------------------------------------------
+
+
+def partner_need_email(
+    *,
+    need: NeedView,
+    partner_name: str,
+    partner_email: str,
+    reason: str,
+    ack_days: int,
+    ack_deadline: date,
+    animator_name: str,
+    animator_email: str,
+    mail_domain: str,
+    partner_id: str | None = None,
+    tz: tzinfo = DEFAULT_TZ,
+) -> EmailDraft:
+    """The email that hands a confirmed need to a partner, who acknowledges by replying."""
+    # ack_days counts working days, like ack_deadline; created_at is shown in tz (people's
+    # time, not UTC). Without an animator email there is no Reply-To: replies reach MAIL_FROM.
+    to = _address(partner_name, partner_email)
+    reply_to = _address(animator_name, animator_email) if animator_email.strip() else None
+    firm = one_line(need.firm_name)
+    commune = one_line(need.commune_name, 120)
+    theme = one_line(need.theme_label, 80)
+    subject = _truncate(
+        f"[{need.reference}] {_truncate(theme, SUBJECT_PART_LIMIT)} — "
+        f"{_truncate(firm, SUBJECT_PART_LIMIT)} ({_truncate(commune, SUBJECT_PART_LIMIT)})",
+        SUBJECT_LIMIT,
+    )
+    context = {
+        "reference": need.reference,
+        "theme": theme,
+        "firm": firm,
+        "siret": _format_siret(need.siret),
+        "commune": commune,
+        "insee": one_line(need.commune_insee, 10),
+        "epci": one_line(need.epci_name, 200) if need.epci_name else None,
+        "territory": one_line(need.territory_name, 200) if need.territory_name else None,
+        "description": text_block(need.description),
+        "urgency": one_line(need.urgency_label, 80),
+        "contact_method": one_line(need.contact_method_label, 80),
+        "contact_value": one_line(need.contact_value, 200),
+        "created_at": _french_datetime(need.created_at.astimezone(tz)),
+        "partner_name": one_line(partner_name, 120),
+        "reason": text_block(reason, 1000),
+        "ack_delay": f"{ack_days} jour ouvré" if ack_days <= 1 else f"{ack_days} jours ouvrés",
+        "ack_deadline": french_date(ack_deadline),
+        "animator_name": one_line(animator_name, 120),
+        "animator_email": reply_to.addr_spec if reply_to else None,
+    }
+    return EmailDraft(
+        to=(str(to),),
+        subject=subject,
+        text=render("partner_need.txt", context),
+        html=render("partner_need.html", context),
+        reply_to=str(reply_to) if reply_to else None,
+        message_id=need_message_id(
+            need.reference, partner_email=to.addr_spec, mail_domain=mail_domain,
+            partner_id=partner_id,
+        ),
+        headers={
+            # RFC 3834: tells auto-responders and filters this was sent by a program.
+            "Auto-Submitted": "auto-generated",
+            "X-Relais-Reference": need.reference,
+        },
+    )
+
+
+# --- MIME ----------------------------------------------------------------------------------
+
+
+def _checked_headers(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    for name, value in headers.items():
+        if name not in _ALLOWED_HEADERS and not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header {name!r} may not be set by a draft")
+        if _LINE_BREAKS.search(value):
+            raise ValueError(f"line break in header {name}")
+        yield name, one_line(value, 500)
+
+
+def _checked_filename(name: str) -> str:
+    # Keep the last path component only: a receiving client must not see a path.
+    base = one_line(name, 120).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
+    if not base:
+        raise ValueError(f"invalid attachment filename {name!r}")
+    return base
+
+
+def to_email_message(
+    draft: EmailDraft, *, mail_from: str, now: datetime | None = None
+) -> EmailMessage:
+    """The MIME message for a draft: text and HTML alternatives, attachments if any."""
+    if _LINE_BREAKS.search(draft.subject):
+        raise ValueError("line break in subject")
+    if not _MESSAGE_ID.fullmatch(draft.message_id):
+        raise ValueError(f"invalid Message-ID {draft.message_id!r}")
+    if not draft.to:
+        raise ValueError("an email needs at least one recipient")
+    sent_at = now if now is not None else datetime.now(UTC)
+    if sent_at.tzinfo is None:
+        raise ValueError("the Date of an email must be timezone-aware")
+
+    msg = EmailMessage(policy=email_policy.default)
+    msg["From"] = _mailbox(mail_from)
+    msg["To"] = tuple(_mailbox(a) for a in draft.to)
+    if draft.cc:
+        msg["Cc"] = tuple(_mailbox(a) for a in draft.cc)
+    if draft.reply_to:
+        msg["Reply-To"] = _mailbox(draft.reply_to)
+    # The policy folds a long subject and encodes non-ASCII as RFC 2047 words.
+    msg["Subject"] = one_line(draft.subject, SUBJECT_LIMIT)
+    msg["Date"] = sent_at.astimezone(UTC)
+    msg["Message-ID"] = draft.message_id
+    for name, value in _checked_headers(draft.headers):
+        msg[name] = value
+    # Quoted-printable keeps long French lines intact through servers without 8BITMIME.
+    msg.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for filename, mime_type, content in draft.attachments:
+        if not _MIME_TYPE.fullmatch(mime_type):
+            raise ValueError(f"invalid attachment MIME type {mime_type!r}")
+        maintype, subtype = mime_type.split("/", 1)
+        # add_attachment turns multipart/alternative into multipart/mixed.
+        msg.add_attachment(
+            content, maintype=maintype, subtype=subtype, filename=_checked_filename(filename)
+        )
+    return msg

@@ -1,0 +1,337 @@
+"""Routing: which partners of the territory receive a confirmed need, and why.
+
+Pure and deterministic: the same directory, geography and question always give the same
+decision. The rules, in order:
+
+1. the commune's EPCI gives the territory (none: fallback, nobody to send to);
+2. candidates are the territory's partners that handle the theme, whose zone contains the
+   commune (its commune list, EPCI, département or région; no zone = the whole territory)
+   and whose filters accept the firm — a filter excludes a firm only when the fact it tests
+   is known and contradicts it;
+3. for each partner kind, only the partners at the most specific matching zone level stay
+   (commune > EPCI > département > région > territoire), so a local agency takes the need
+   instead of its departmental direction while other kinds still receive it;
+4. the result is ordered by level, then kind, then id; no partner left means fallback to
+   the territory's animators.
+
+All zone lookups are precomputed by :class:`Router` so :meth:`Router.route` only touches
+the few partners indexed under the commune, its EPCI, its département and its région.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+from knowledge.geography import Commune, Geography
+from knowledge.taxonomy import THEME_KEYS
+from knowledge.territories import (
+    SIZE_BANDS,
+    Animator,
+    Partner,
+    Territory,
+    TerritoryDirectory,
+)
+
+__all__ = [
+    "LEVELS",
+    "FirmFacts",
+    "Level",
+    "RoutedPartner",
+    "Router",
+    "RoutingDecision",
+    "RoutingError",
+]
+
+Level = Literal["commune", "epci", "departement", "region", "territoire"]
+# Most specific first: the position in this tuple is the level's rank.
+LEVELS: tuple[Level, ...] = ("commune", "epci", "departement", "region", "territoire")
+
+# The communes whose arrondissements municipaux the geography knows: a partner whose zone
+# names the commune also covers each of its arrondissements.
+_PLM_ARRONDISSEMENTS: dict[str, tuple[str, ...]] = {
+    "75056": tuple(str(code) for code in range(75101, 75121)),
+    "69123": tuple(str(code) for code in range(69381, 69390)),
+    "13055": tuple(str(code) for code in range(13201, 13217)),
+}
+
+_ACTIVITY_TEXT = {
+    "artisan": "réservé aux entreprises artisanales",
+    "industrial": "réservé aux entreprises non artisanales",
+}
+
+
+class RoutingError(ValueError):
+    """A routing question that cannot be asked: unknown theme or unknown commune."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirmFacts:
+    """What is known of the firm; None (or empty) means unknown and never excludes a partner.
+
+    ``size_band`` is an INSEE headcount band code (``SIZE_BANDS``; "NN" counts as unknown),
+    ``artisan`` whether the firm is in the crafts register. ``naf`` and ``idcc`` are carried
+    for later filters (branch OPCO) and not used yet.
+    """
+
+    size_band: str | None = None
+    artisan: bool | None = None
+    naf: str | None = None
+    idcc: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedPartner:
+    """A partner chosen for a need, the zone level that matched and a French reason."""
+
+    partner: Partner
+    level: Level
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """Who receives a need: partners, or (fallback) the territory's animators."""
+
+    territory: Territory | None
+    partners: tuple[RoutedPartner, ...]
+    fallback: bool
+    explanation: str
+
+    @property
+    def animators(self) -> tuple[Animator, ...]:
+        """The animators who receive the need on fallback (none when no territory covers it)."""
+        if self.fallback and self.territory is not None:
+            return self.territory.animators
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A partner indexed under one zone key, with its decision row precomputed."""
+
+    routed: RoutedPartner
+    kind: str
+    partner_id: str
+    activity: str
+    size_bands: frozenset[str] | None  # None: every size
+
+
+@dataclass(frozen=True, slots=True)
+class _ThemeIndex:
+    """One territory's partners for one theme, by zone key at each level."""
+
+    communes: dict[str, tuple[_Entry, ...]]
+    epci: dict[str, tuple[_Entry, ...]]
+    departements: dict[str, tuple[_Entry, ...]]
+    regions: dict[str, tuple[_Entry, ...]]
+    whole: tuple[_Entry, ...]
+
+
+_NONE: tuple[_Entry, ...] = ()
+_THEMES = frozenset(THEME_KEYS)
+
+
+def _zone_text(level: Level, code: str) -> str:
+    """French wording of the zone that matched, as read in a reason."""
+    if level == "commune":
+        return f"zone commune {code}"
+    if level == "epci":
+        return f"zone EPCI {code}"
+    if level == "departement":
+        return f"zone département {code}"
+    if level == "region":
+        return f"zone région {code}"
+    return "tout le territoire"
+
+
+def _reason(partner: Partner, theme: str, level: Level, code: str) -> str:
+    """'France Travail Paray-le-Monial : thème recrutement, zone EPCI 200071884'."""
+    text = f"{partner.name} : thème {theme}, {_zone_text(level, code)}"
+    activity = _ACTIVITY_TEXT.get(partner.filters.activity)
+    if activity:
+        text += f", {activity}"
+    if partner.filters.size_bands:
+        text += f", tranches d'effectif {', '.join(partner.filters.size_bands)}"
+    return text
+
+
+def _entry(partner: Partner, theme: str, level: Level, code: str) -> _Entry:
+    bands = partner.filters.size_bands
+    return _Entry(
+        routed=RoutedPartner(partner, level, _reason(partner, theme, level, code)),
+        kind=partner.kind,
+        partner_id=partner.id,
+        activity=partner.filters.activity,
+        size_bands=frozenset(bands) if bands else None,
+    )
+
+
+def _sorted(entries: dict[str, _Entry]) -> tuple[_Entry, ...]:
+    # Sorted once here so that a decision is already in (level, kind, id) order.
+    return tuple(sorted(entries.values(), key=lambda e: (e.kind, e.partner_id)))
+
+
+def _theme_index(territory: Territory, theme: str) -> _ThemeIndex:
+    """Index the territory's partners for one theme by zone key."""
+    keyed: dict[Level, dict[str, dict[str, _Entry]]] = {
+        level: defaultdict(dict) for level in LEVELS
+    }
+    whole: dict[str, _Entry] = {}
+    for partner in territory.partners:
+        if theme not in partner.themes:
+            continue
+        zone = partner.zone
+        if zone is None:
+            whole[partner.id] = _entry(partner, theme, "territoire", territory.id)
+            continue
+        for insee in zone.communes:
+            entry = _entry(partner, theme, "commune", insee)
+            for code in (insee, *_PLM_ARRONDISSEMENTS.get(insee, ())):
+                keyed["commune"][code].setdefault(partner.id, entry)
+        by_level: tuple[tuple[Level, tuple[str, ...]], ...] = (
+            ("epci", zone.epci),
+            ("departement", zone.departements),
+            ("region", zone.regions),
+        )
+        for level, codes in by_level:
+            for code in codes:
+                keyed[level][code][partner.id] = _entry(partner, theme, level, code)
+
+    def tables(level: Level) -> dict[str, tuple[_Entry, ...]]:
+        return {code: _sorted(entries) for code, entries in keyed[level].items()}
+
+    return _ThemeIndex(
+        communes=tables("commune"),
+        epci=tables("epci"),
+        departements=tables("departement"),
+        regions=tables("region"),
+        whole=_sorted(whole),
+    )
+
+
+def _exclusion(entry: _Entry, firm: FirmFacts) -> str | None:
+    """Why the firm's known facts contradict the partner's filters, or None if accepted."""
+    if entry.activity != "any" and firm.artisan is not None:
+        if firm.artisan != (entry.activity == "artisan"):
+            return _ACTIVITY_TEXT[entry.activity]
+    bands = entry.size_bands
+    if bands is not None and firm.size_band in SIZE_BANDS and firm.size_band not in bands:
+        return f"tranche d'effectif {firm.size_band} non servie"
+    return None
+
+
+def _names(entries: list[RoutedPartner]) -> str:
+    # Names may contain commas ("CC …, développement économique"): a semicolon separates them.
+    return " ; ".join(r.partner.name for r in entries)
+
+
+def _where(commune: Commune) -> str:
+    """'Paray-le-Monial (71342), CC Le Grand Charolais (200071884)'."""
+    text = f"{commune.name} ({commune.insee})"
+    if commune.epci_siren:
+        text += f", {commune.epci_name or 'EPCI'} ({commune.epci_siren})"
+    return text
+
+
+class Router:
+    """Routes needs to partners using indexes built once from the directory."""
+
+    def __init__(self, directory: TerritoryDirectory, geography: Geography) -> None:
+        """Index every territory's partners by theme and zone key."""
+        self._geography = geography
+        self._territory_by_epci: dict[str, Territory] = {}
+        self._index: dict[str, dict[str, _ThemeIndex]] = {}
+        for territory in directory.territories:
+            for member in territory.epci:
+                self._territory_by_epci.setdefault(member.siren, territory)
+            self._index[territory.id] = {
+                theme: _theme_index(territory, theme) for theme in THEME_KEYS
+            }
+
+    def route(
+        self, *, theme: str, commune_insee: str, firm: FirmFacts | None = None
+    ) -> RoutingDecision:
+        """The partners (or, on fallback, the animators) that receive a need; explained."""
+        if theme not in _THEMES:
+            raise RoutingError(f"thème inconnu {theme!r}")
+        commune = self._geography.by_insee(commune_insee)
+        if commune is None:
+            raise RoutingError(f"commune inconnue {commune_insee!r}")
+        epci = commune.epci_siren or ""
+        territory = self._territory_by_epci.get(epci)
+        if territory is None:
+            reason = (
+                f"son EPCI {epci} n'appartient à aucun Territoire d'industrie configuré"
+                if epci else "elle n'appartient à aucun EPCI"
+            )
+            return RoutingDecision(
+                territory=None,
+                partners=(),
+                fallback=True,
+                explanation=(
+                    f"{_where(commune)} : {reason} ; aucun partenaire ni chef de projet "
+                    "ne reçoit la demande."
+                ),
+            )
+        index = self._index[territory.id][theme]
+        levels = (
+            index.communes.get(commune.insee, _NONE),
+            index.epci.get(epci, _NONE),
+            index.departements.get(commune.departement, _NONE),
+            index.regions.get(commune.region, _NONE),
+            index.whole,
+        )
+        chosen: list[RoutedPartner] = []
+        kind_rank: dict[str, int] = {}
+        seen: set[str] = set()
+        superseded: list[RoutedPartner] = []
+        excluded: list[tuple[RoutedPartner, str]] = []
+        for rank, entries in enumerate(levels):
+            for entry in entries:
+                if entry.partner_id in seen:
+                    continue  # already met at a more specific level of its own zone
+                seen.add(entry.partner_id)
+                if firm is not None:
+                    why = _exclusion(entry, firm)
+                    if why is not None:
+                        excluded.append((entry.routed, why))
+                        continue
+                best = kind_rank.setdefault(entry.kind, rank)
+                if best == rank:
+                    chosen.append(entry.routed)
+                else:
+                    superseded.append(entry.routed)
+
+        head = f"{_where(commune)} → {territory.name} ({territory.id}), thème {theme}"
+        notes = ""
+        if superseded:
+            notes += (
+                f" Remplacés par un partenaire du même type plus proche : {_names(superseded)}."
+            )
+        if excluded:
+            notes += " Écartés par leurs filtres : " + " ; ".join(
+                f"{r.partner.name} ({why})" for r, why in excluded
+            ) + "."
+        if not chosen:
+            animators = " ; ".join(a.name for a in territory.animators)
+            return RoutingDecision(
+                territory=territory,
+                partners=(),
+                fallback=True,
+                explanation=(
+                    f"{head} : aucun partenaire ne traite ce besoin ici ; la demande va au "
+                    f"chef de projet du territoire ({animators}).{notes}"
+                ),
+            )
+        count = len(chosen)
+        plural = "s" if count > 1 else ""
+        return RoutingDecision(
+            territory=territory,
+            partners=tuple(chosen),
+            fallback=False,
+            explanation=(
+                f"{head} : {count} partenaire{plural} retenu{plural} ({_names(chosen)}).{notes}"
+            ),
+        )
