@@ -157,6 +157,24 @@ def needs(
         )
 
 
+@app.command()
+def route(
+    commune: Annotated[str, typer.Option("--commune", help="Code INSEE, code postal ou nom.")],
+    theme: Annotated[str, typer.Option("--theme", help="Thème du besoin (ex. recrutement).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    size_band: Annotated[
+        str | None, typer.Option("--size-band", help="Tranche d'effectif INSEE (ex. 11).")
+    ] = None,
+    artisan: Annotated[
+        bool | None, typer.Option("--artisan/--industrial", help="Activité artisanale ou non.")
+    ] = None,
+) -> None:
+    """Montre à quels partenaires une demande serait transmise (n'envoie rien)."""
+    from knowledge.routing_cli import route_command
+
+    raise typer.Exit(route_command(commune, theme, as_json, size_band, artisan))
+
+
 def _mount_knowledge() -> None:
     """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
     try:

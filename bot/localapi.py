@@ -889,6 +889,24 @@ class SimUser:
         self._cursor = len(self.messages)
         return self.api._push_update({"callback_query": query})
 
+    async def press_data(self, data: str, *, message_id: int | None = None) -> int:
+        """Send a callback query with arbitrary data, as a forged or stale client would."""
+        candidates = [m for m in reversed(self.messages) if not m.deleted]
+        if message_id is not None:
+            candidates = [m for m in candidates if m.message_id == message_id]
+        if not candidates:
+            raise LookupError(f"no bot message to attach a callback to in chat {self.chat_id}")
+        query: JSONDict = {
+            "id": self.api._new_query(self),
+            "from": self.user_json,
+            "message": dict(candidates[0].raw),
+            "chat_instance": self.chat_instance,
+            "data": data,
+        }
+        self.started = True
+        self._cursor = len(self.messages)
+        return self.api._push_update({"callback_query": query})
+
     def _find_button(self, label: str, message_id: int | None) -> tuple[BotMessage, JSONDict]:
         if message_id is not None:
             found = self._bot_messages.get(message_id)

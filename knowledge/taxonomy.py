@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PARTNER_KINDS", "THEMES", "THEME_KEYS", "theme_label"]
+__all__ = ["PARTNER_KINDS", "THEMES", "THEME_KEYS", "THEME_NOUNS", "theme_label", "theme_noun"]
 
 # Intake theme keys (stable identifiers stored in the database) and the label a user reads.
 THEMES: dict[str, str] = {
@@ -19,6 +19,20 @@ THEMES: dict[str, str] = {
     "autre": "Autre besoin",
 }
 THEME_KEYS: tuple[str, ...] = tuple(THEMES)
+# The same themes as nouns, for subjects and listings ("[TI-2026-0042] Recrutement — …").
+THEME_NOUNS: dict[str, str] = {
+    "recrutement": "Recrutement",
+    "competences": "Compétences et formation",
+    "foncier": "Foncier",
+    "innovation": "Innovation",
+    "mutualisation": "Mutualisation",
+    "financement": "Financement",
+    "transition": "Transition écologique",
+    "export": "Export",
+    "mobilite": "Mobilité des salariés",
+    "difficulte": "Difficultés",
+    "autre": "Autre besoin",
+}
 
 # Partner kinds known to routing and to the knowledge-base cards' `contact` field.
 PARTNER_KINDS: dict[str, str] = {
@@ -48,3 +62,8 @@ PARTNER_KINDS: dict[str, str] = {
 def theme_label(key: str) -> str:
     """Return the French label of a theme key, or the key itself when unknown."""
     return THEMES.get(key, key)
+
+
+def theme_noun(key: str) -> str:
+    """Return the theme as a noun (subjects, listings), or the key itself when unknown."""
+    return THEME_NOUNS.get(key, key)

@@ -20,7 +20,7 @@ from bot.services.emails import NeedView, partner_need_email
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days
 from knowledge.routing import FirmFacts, Router
-from knowledge.taxonomy import theme_label
+from knowledge.taxonomy import theme_label, theme_noun
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
@@ -61,7 +61,7 @@ def need_view(need: Need, territory: Territory | None) -> NeedView:
         contact_value = need.contact_value or ""
     return NeedView(
         reference=need.reference,
-        theme_label=theme_label(need.theme),
+        theme_label=theme_noun(need.theme),
         firm_name=need.firm_name or "(anonymisée)",
         siret=need.siret,
         commune_name=need.commune_name,

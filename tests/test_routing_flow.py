@@ -1,0 +1,174 @@
+"""A confirmed need reaches its partners by email and its animators on Telegram, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import Session, select
+
+from bot.localapi import SimUser
+from storage.models import Need, NeedRouting, Outbox
+from tests.conftest import RunningBot
+from tests.helpers import all_needs, press, reach_summary, say
+from tests.smtp import SmtpServer
+
+ANIMATOR_ID = 900000001
+
+
+async def wait_for_emails(smtp: SmtpServer, count: int, timeout: float = 10.0) -> list:
+    """Wait until the SMTP server holds `count` messages."""
+    for _ in range(int(timeout / 0.05)):
+        if len(smtp.messages) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return smtp.messages
+
+
+async def message_with(user: SimUser, fragment: str, timeout: float = 5.0):  # noqa: ANN201
+    """Wait for a bot message containing `fragment` in this chat."""
+    for _ in range(int(timeout / 0.05)):
+        found = [m for m in user.messages if fragment in m.plain]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message with {fragment!r}: {[m.plain[:60] for m in user.messages]}")
+
+
+async def submit(relais: RunningBot, user: SimUser, **kwargs: str) -> list:
+    """Walk the intake and confirm; return the firm's last messages."""
+    await reach_summary(user, **kwargs)
+    return await press(user, "Envoyer la demande")
+
+
+async def opened_animator(relais: RunningBot) -> SimUser:
+    """The example territory's animator, who has opened the bot."""
+    animator = relais.api.user(ANIMATOR_ID, "Claire")
+    await say(animator, "/aide")
+    return animator
+
+
+async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: RunningBot) -> None:
+    animator = await opened_animator(relais)
+    before = len(animator.messages)
+    firm = relais.api.user(5001, "Paul")
+    done = (await submit(relais, firm, name="Menuiserie Dupont"))[-1]
+    assert "TI-2026-0001" in done.plain
+    assert "Elle est transmise à : " in done.plain and "France Travail Paray-le-Monial" in done.plain
+
+    await animator.wait_for_messages(before + 1)
+    card = animator.messages[-1]
+    assert "Nouvelle demande TI-2026-0001" in card.plain
+    assert "Menuiserie Dupont" in card.plain and "Paray-le-Monial (71342)" in card.plain
+    assert "thème recrutement, zone EPCI 200071884" in card.plain
+    assert card.button_labels() == ["Je prends", "Réaffecter", "Clore"]
+
+    def routings(session: Session) -> list[NeedRouting]:
+        return list(session.exec(select(NeedRouting)).all())
+
+    routed = await relais.services.db.run(routings)
+    emails = await wait_for_emails(relais.smtp, len(routed))
+    assert len(routed) >= 2  # France Travail and the OPCO at least
+    await asyncio.sleep(0.3)
+    assert len(relais.smtp.messages) == len(routed), "each partner gets exactly one email"
+    by_rcpt = {m.rcpt_tos[0]: m.message for m in emails}
+    assert {r.partner_email for r in routed} == set(by_rcpt)
+    mail = by_rcpt[next(r.partner_email for r in routed if r.partner_kind == "france_travail")]
+    assert mail["Subject"] == "[TI-2026-0001] Recrutement — Menuiserie Dupont (Paray-le-Monial)"
+    assert mail["Reply-To"].addresses[0].addr_spec == "claire.martin@example.org"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail["Message-ID"].endswith("@relais.example.org>")
+    text = mail.get_body(("plain",)).get_content()
+    assert "Merci d'accuser réception" in text and "zone EPCI 200071884" in text
+    html = mail.get_body(("html",)).get_content()
+    assert "Menuiserie Dupont" in html
+
+
+async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> None:
+    animator = await opened_animator(relais)
+    firm = relais.api.user(5002, "Paul")
+    await submit(relais, firm)
+    await animator.wait_for_messages(2)
+    replies = await press(animator, "Je prends")
+    assert "Prise en charge par Claire Martin" in replies[-1].plain
+    news = await message_with(firm, "prend en charge")
+    assert "Claire Martin prend en charge votre demande TI-2026-0001" in news.plain
+    assert "ici, sur Telegram" in news.plain
+    assert "en cours" in (await say(firm, "/mesdemandes"))[-1].plain
+
+    # Reassign: one more partner gets the email.
+    emails_before = len(await wait_for_emails(relais.smtp, 2))
+    menu = (await press(animator, "Réaffecter"))[-1]
+    assert any("CCI" in label for label in menu.button_labels())
+    cci = next(label for label in menu.button_labels() if label.startswith("CCI"))
+    assert "Transmise aussi à" in (await press(animator, cci))[-1].plain
+    emails = await wait_for_emails(relais.smtp, emails_before + 1)
+    assert "CCI" in emails[-1].message["To"] or "cci" in emails[-1].rcpt_tos[0]
+
+    # Close, with a reason.
+    await say(animator, "/demande TI-2026-0001")
+    await press(animator, "Clore")
+    assert "Close : Aidée" in (await press(animator, "Aidée"))[-1].plain
+    [need] = await all_needs(relais.services.db)
+    assert need.status == "closed_helped"
+    history = (await say(animator, "/demande TI-2026-0001"))[-1]
+    assert "Historique" in history.plain and "close" in history.plain
+
+
+async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None:
+    await opened_animator(relais)
+    firm = relais.api.user(5003, "Paul")
+    await submit(relais, firm)
+    [need] = await all_needs(relais.services.db)
+    # The firm forges an animator button.
+    await firm.replies_after(firm.press_data(f"ani:take:{need.id}"))
+    assert firm.callback_answers[-1]["text"] == (
+        "Cette commande est réservée aux chefs de projet Territoire d'industrie."
+    )
+    assert "réservée aux chefs de projet" in (await say(firm, "/demandes"))[-1].plain
+    assert "réservée aux chefs de projet" in (await say(firm, "/demande TI-2026-0001"))[-1].plain
+    [need] = await all_needs(relais.services.db)
+    assert need.status == "routed"
+    # An outsider who is no animator cannot see the need either.
+    stranger = relais.api.user(5004)
+    assert "TI-2026-0001" not in (await say(stranger, "/demande TI-2026-0001"))[-1].plain.replace(
+        "Je ne trouve pas la demande TI-2026-0001", "")
+    # Malformed data does not crash anything.
+    await firm.replies_after(firm.press_data("ani:take:abc"))
+    await firm.replies_after(firm.press_data("ani:closed:99999:helped"))
+    assert (await say(firm, "/aide"))[-1].plain
+
+
+async def test_open_needs_are_listed_with_pages(relais: RunningBot) -> None:
+    animator = await opened_animator(relais)
+    for i in range(10):
+        await submit(relais, relais.api.user(5100 + i), name=f"Atelier {i}")
+    listing = (await say(animator, "/demandes"))[-1]
+    assert "Demandes ouvertes (10) · page 1/2" in listing.plain
+    assert "Suivantes ▶" in listing.button_labels()
+    page2 = (await press(animator, "Suivantes ▶"))[-1]
+    assert "page 2/2" in page2.plain
+    opened = (await press(animator, page2.button_labels()[0]))[-1]
+    assert "Nouvelle demande TI-2026-" in opened.plain and "Historique" in opened.plain
+
+
+async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
+    await relais.smtp.stop()
+    firm = relais.api.user(5005)
+    await submit(relais, firm)
+
+    def pending(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(Outbox.channel == "email")).all())
+
+    await asyncio.sleep(0.5)
+    rows = await relais.services.db.run(pending)
+    assert rows and all(r.delivered_at is None for r in rows)
+    assert any(r.attempts >= 1 for r in rows)
+    await relais.smtp.start()
+    relais.clock.advance(minutes=10)  # past the retry backoff
+    emails = await wait_for_emails(relais.smtp, len(rows))
+    await asyncio.sleep(0.5)
+    assert len(emails) == len(rows)
+    assert len({m.message["Message-ID"] for m in emails}) == len(rows)
+    rows = await relais.services.db.run(pending)
+    assert all(r.delivered_at is not None for r in rows)
+    assert isinstance(rows[0], Outbox) and Need
