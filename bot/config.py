@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     polling_timeout: int = Field(default=30, alias="RELAIS_POLLING_TIMEOUT", ge=0, le=50)
     # Updates of different chats handled at once; one chat is always handled in order.
     concurrency: int = Field(default=64, alias="RELAIS_CONCURRENCY", ge=1, le=1024)
+    # Keep to Telegram's flood limits (about 30 messages/s overall, 20/min per group) with
+    # PTB's AIORateLimiter, which also retries once on a 429.
+    rate_limit: bool = Field(default=True, alias="RELAIS_RATE_LIMIT")
     # HTTP connections to the Bot API. httpcore scans its whole pool for every request,
     # so a large pool costs CPU on each call; a few keep-alive connections suffice.
     http_pool_size: int = Field(default=8, alias="RELAIS_HTTP_POOL_SIZE", ge=1, le=256)

@@ -13,14 +13,14 @@ from pathlib import Path
 from sqlmodel import Session
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import texts
 from bot.config import Settings
-from bot.http import AiohttpRequest
-from bot.services import outbox
 from bot.email_worker import EmailWorker, mail_domain
+from bot.http import AiohttpRequest
 from bot.mail import MailSender
+from bot.services import outbox
 from bot.services.animator import AnimatorService
 from bot.services.intake import IntakeService
 from bot.services.questions import QuestionService
@@ -122,8 +122,13 @@ def build_application(services: Services) -> Application:
         .get_updates_request(
             AiohttpRequest(pool_size=1, read_timeout=settings.polling_timeout + 10)
         )
-        .build()
     )
+    if settings.rate_limit:
+        application = application.rate_limiter(
+            AIORateLimiter(overall_max_rate=30, overall_time_period=1,
+                           group_max_rate=20, group_time_period=60, max_retries=1)
+        )
+    application = application.build()
     application.bot_data["services"] = services
     install_handlers(application)
     return application

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable
 from contextlib import suppress
 
 from bot.config import Settings
@@ -31,23 +32,22 @@ async def _read_line() -> str | None:
     return line if line else None
 
 
-async def _act(user: SimUser, line: str) -> None:
+def _action(user: SimUser, line: str) -> Awaitable[int] | None:
+    """What typing this line does: press a numbered button, send a command, or text."""
     text = line.strip()
     if not text:
-        return
+        return None
     if text.isdigit():
         keyboards = [m for m in user.messages if m.button_labels()]
         if keyboards:
             labels = keyboards[-1].button_labels()
             index = int(text) - 1
             if 0 <= index < len(labels):
-                await user.press(labels[index], message_id=keyboards[-1].message_id)
-                return
+                return user.press(labels[index], message_id=keyboards[-1].message_id)
     if text.startswith("/"):
         command, _, args = text.partition(" ")
-        await user.send_command(command, args)
-        return
-    await user.send_text(text)
+        return user.send_command(command, args)
+    return user.send_text(text)
 
 
 async def run_terminal_chat(settings: Settings, *, user_id: int, first_name: str) -> None:
@@ -71,15 +71,17 @@ async def run_terminal_chat(settings: Settings, *, user_id: int, first_name: str
     print(INTRO, flush=True)
     try:
         async with running_bot(services):
-            await user.send_command("/start")
+            # Wait for the bot's answer before reading the next line, so that a number
+            # always refers to the buttons the person has seen (and piped input works).
+            await user.replies_after(user.send_command("/start"), timeout=15)
             while True:
                 line = await _read_line()
                 if line is None:
                     break
-                await _act(user, line)
-                # Let the bot answer before reading the next line.
-                with suppress(TimeoutError):
-                    await asyncio.sleep(0.3)
+                action = _action(user, line)
+                if action is not None:
+                    with suppress(TimeoutError):
+                        await user.replies_after(action, timeout=15)
     finally:
         await services.db.dispose()
         await api.stop()

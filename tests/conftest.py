@@ -43,6 +43,8 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
         "RELAIS_POLLING_TIMEOUT": 1,
         "RELAIS_OUTBOX_LEASE": 1,
+        # The flood limiter would only slow the tests down (Telegram's limits, not the double's).
+        "RELAIS_RATE_LIMIT": False,
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -102,3 +104,14 @@ async def relais(
     async with running_bot(services):
         yield RunningBot(api, services, settings, clock, smtp)
     await services.db.dispose()
+
+
+@pytest.fixture
+async def relais_done(relais: RunningBot, tmp_path: Path) -> AsyncIterator[tuple[RunningBot, str]]:
+    """A bot with one confirmed need from Paray-le-Monial; yields it and its database URL."""
+    from tests.helpers import press, reach_summary
+
+    user = relais.api.user(6001)
+    await reach_summary(user)
+    await press(user, "Envoyer la demande")
+    yield relais, relais.settings.database_url

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from aiosmtpd.smtp import SMTP, Envelope, Session as SmtpSession
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -29,7 +30,7 @@ def settings_for(tmp_path: Path, smtp: SmtpServer) -> Settings:
                     **smtp_settings(smtp))
 
 
-async def file_need(services, user_id: int, commune: str, theme_button: str) -> None:  # noqa: ANN001
+async def file_need(services, user_id: int, commune: str, theme_button: str) -> None:
     """One firm through the whole intake, via the same service the Telegram handlers call."""
     steps = [
         ("command", "start"), ("button", "consent:yes"), ("text", f"Entreprise {user_id}"),

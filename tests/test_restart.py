@@ -24,6 +24,7 @@ class BotProcess:
             "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
             "RELAIS_POLLING_TIMEOUT": "1",
             "RELAIS_OUTBOX_LEASE": "1",
+            "RELAIS_RATE_LIMIT": "false",
         }
         self.api = api
         self.proc: asyncio.subprocess.Process | None = None

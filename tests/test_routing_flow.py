@@ -15,18 +15,18 @@ from tests.smtp import SmtpServer
 ANIMATOR_ID = 900000001
 
 
-async def wait_for_emails(smtp: SmtpServer, count: int, timeout: float = 10.0) -> list:
+async def wait_for_emails(smtp: SmtpServer, count: int, within: float = 10.0) -> list:
     """Wait until the SMTP server holds `count` messages."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(within / 0.05)):
         if len(smtp.messages) >= count:
             break
         await asyncio.sleep(0.05)
     return smtp.messages
 
 
-async def message_with(user: SimUser, fragment: str, timeout: float = 5.0):  # noqa: ANN201
+async def message_with(user: SimUser, fragment: str, within: float = 5.0):
     """Wait for a bot message containing `fragment` in this chat."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(within / 0.05)):
         found = [m for m in user.messages if fragment in m.plain]
         if found:
             return found[-1]

@@ -121,7 +121,9 @@ class AnimatorService:
         ).all()
         lines = [card.text, "", texts.HISTORY_TITLE]
         for event in events:
-            actor = f" ({texts.esc(event.actor)})" if not event.actor.startswith("telegram:") else ""
+            # The firm's own Telegram id is not shown; animators and systems are.
+            shown = not event.actor.startswith("telegram:")
+            actor = f" ({texts.esc(event.actor)})" if shown else ""
             lines.append(texts.STATUS_CHANGE_LINE.format(
                 date=event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M"),
                 status=texts.STATUS_LABELS.get(event.to_status, event.to_status), actor=actor))
@@ -194,8 +196,10 @@ class AnimatorService:
         assert territory is not None
         routed = {r.partner_id for r in session.exec(
             select(NeedRouting).where(NeedRouting.need_id == need.id))}
-        rows = [(Button(("✅ " if p.id in routed else "") + p.name[:50], f"ani:rp:{need.id}:{p.id}"),)
-                for p in territory.partners]
+        rows = [
+            (Button(("✅ " if p.id in routed else "") + p.name[:50], f"ani:rp:{need.id}:{p.id}"),)
+            for p in territory.partners
+        ]
         return AnimatorResult([Outgoing(
             texts.ASK_REASSIGN.format(reference=need.reference), tuple(rows))])
 
