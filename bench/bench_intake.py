@@ -126,12 +126,19 @@ async def run_relais(firms: int, offset: int, db_dir: Path) -> tuple[Recorder, f
         _env_file=None,  # type: ignore[call-arg]
         TELEGRAM_BOT_TOKEN=api.token,
         TELEGRAM_API_URL=api.base_url,
-        DATABASE_URL=f"sqlite+aiosqlite:///{db_dir}/bench.db",
+        # A fresh database per run: each local API numbers its updates from 1 again.
+        DATABASE_URL=f"sqlite+aiosqlite:///{db_dir}/bench-{offset}.db",
         RELAIS_POLLING_TIMEOUT=1,
         # Measures our own cost: Telegram's flood limits are not this benchmark's subject.
         RELAIS_RATE_LIMIT=False,
+        # Needs are routed and the partners' emails written to the outbox (measured here);
+        # sending them over SMTP is bench_smtp.py's subject.
+        RELAIS_EMAIL_WORKER=False,
     )
     services = await build_services(settings)
+    # The territory's animator has opened the bot, so the need cards are delivered too.
+    for user_id in services.territories.animator_user_ids():
+        api.user(user_id).started = True
     rec = Recorder()
     users = [api.user(offset + i) for i in range(firms)]
     async with running_bot(services):

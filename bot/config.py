@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_timeout: float = Field(default=10.0, alias="SMTP_TIMEOUT", gt=0)
     mail_from: str = Field(default="Relais <relais@localhost>", alias="MAIL_FROM")
+    # Off only in the intake benchmark, which measures the conversation, not SMTP delivery.
+    email_worker: bool = Field(default=True, alias="RELAIS_EMAIL_WORKER")
     email_poll_interval: float = Field(default=2.0, alias="RELAIS_EMAIL_POLL", gt=0)
 
     @field_validator("relais_timezone")

@@ -62,9 +62,17 @@ class EmailWorker:
                                       lease=self.lease)
         delivered: list[int] = []
         for row_id, _recipient, payload in rows:
-            draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
             try:
-                await self.sender.send(to_email_message(draft, mail_from=self.mail_from))
+                draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
+                message = to_email_message(draft, mail_from=self.mail_from)
+            except (KeyError, TypeError, ValueError) as exc:
+                # A stored payload that cannot become an email never will: fail it for good.
+                log.error("email %s unusable: %s", row_id, exc)
+                await outbox.record_failure(self.db, row_id, error=f"payload: {exc}",
+                                            now=self.clock(), permanent=True)
+                continue
+            try:
+                await self.sender.send(message)
             except PermanentMailError as exc:
                 log.error("email %s refused for good: %s", row_id, exc)
                 await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock(),

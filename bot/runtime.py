@@ -284,7 +284,9 @@ async def running_bot(
                          lease=services.outbox_lease)
     application.bot_data["email_worker"] = emails
     mailer = asyncio.create_task(
-        emails.run(stop, interval=services.settings.email_poll_interval), name="email"
+        emails.run(stop, interval=services.settings.email_poll_interval)
+        if services.settings.email_worker else emails.sender.close(),
+        name="email",
     )
     watcher = asyncio.create_task(
         watch_cards(services, stop, interval=services.settings.cards_watch_interval),

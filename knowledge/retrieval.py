@@ -35,7 +35,7 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from operator import itemgetter
 from pathlib import Path
@@ -85,8 +85,8 @@ KEYWORD_BONUS = 0.06  # per card keyword found whole in the question (any order,
 KEYWORD_BONUS_MAX = 3
 KEYWORD_CANDIDATES = 20  # cards whose keywords are checked
 ENDED_FACTOR = 0.75  # a replaced card that the question does not name
-CANDIDATES = 40  # cards re-ranked after the first pass
-IMPACT_LIMIT = 250  # first pass: cards read per term, those where the term weighs most
+CANDIDATES = 30  # cards re-ranked after the first pass
+IMPACT_LIMIT = 200  # first pass: cards read per term, those where the term weighs most
 
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
@@ -152,6 +152,7 @@ class _Query:
     positions: tuple[_Position, ...]
     total: float  # sum of the importances (denominator of the score)
     stems: tuple[str, ...]  # content stems in order, for name matching
+    all_stems: tuple[str, ...]  # every word's stem, for names made of short words
     off_topic: tuple[str, ...]
     terms: frozenset[str]  # every stem and concept of the question, for keyword matching
 
@@ -159,6 +160,20 @@ class _Query:
 def _content_stems(lexicon: Lexicon, text: str) -> tuple[str, ...]:
     """Stems of the content words of a text (names and questions alike)."""
     return tuple(stem(w) for w in lexicon.expand(words(text)) if not lexicon.is_stop(w))
+
+
+def _all_stems(text: str) -> tuple[str, ...]:
+    """Stems of every word of a text, stop words included (for names like « Pro-A »)."""
+    return tuple(stem(w) for w in words(text))
+
+
+def _name_keys(lexicon: Lexicon, text: str) -> list[tuple[str, ...]]:
+    """How a card name is recognised: by its content words, else by all its words."""
+    content = _content_stems(lexicon, text)
+    if content:
+        return [content]
+    every = _all_stems(text)
+    return [every] if len(every) >= 2 else []
 
 
 def _card_fields(card: Card) -> dict[str, str]:
@@ -263,14 +278,14 @@ class _Index:
         for i, card in enumerate(self.cards):
             seen: set[tuple[str, ...]] = set()
             for text in (card.title, *card.aliases, card.id.replace("_", " ")):
-                stems = _content_stems(lexicon, text)
-                if not stems or stems in seen:
-                    continue
-                seen.add(stems)
-                node = self.names
-                for s in stems:
-                    node = node.setdefault(s, {})
-                node.setdefault(NAME_END, []).append((i, text))
+                for stems in _name_keys(lexicon, text):
+                    if stems in seen:
+                        continue
+                    seen.add(stems)
+                    node = self.names
+                    for s in stems:
+                        node = node.setdefault(s, {})
+                    node.setdefault(NAME_END, []).append((i, text))
 
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
@@ -378,6 +393,7 @@ class _Index:
             positions=tuple(positions),
             total=sum(p.importance for p in positions),
             stems=_content_stems(lexicon, query),
+            all_stems=_all_stems(query),
             off_topic=tuple(off_topic),
             terms=frozenset(
                 [a.term for p in positions for a in p.alts]
@@ -507,12 +523,14 @@ class _Index:
             total += best
         return total
 
-    def explain(self, query: _Query, doc: int, name: str | None) -> tuple[str, ...]:
+    def explain(
+        self, query: _Query, doc: int, name: str | None, keywords: Sequence[str]
+    ) -> tuple[str, ...]:
         """What made a card match: its name and the best alternative of each position."""
         why: list[str] = []
         if name:
             why.append(f"nom « {name} »")
-        why.extend(f"mot-clé « {k} »" for k in self.keyword_matches(query, doc))
+        why.extend(f"mot-clé « {k} »" for k in keywords)
         for pos in query.positions:
             best: _Alt | None = None
             best_value = 0.0
@@ -641,10 +659,18 @@ class KnowledgeBase:
         """Find the cards that answer a question, best first, with confidence flags."""
         index = self._state.index
         analysed = index.analyse(query)
-        if analysed.total <= 0.0 or not index.cards:
-            return Answer(query=query, hits=(), confident=False, out_of_scope=True)
-        acc, exact = index.first_pass(analysed)
         named = index.named(analysed.stems)
+        for card, found in index.named(analysed.all_stems).items():
+            if card not in named or named[card][0] < found[0]:
+                named[card] = found
+        if (analysed.total <= 0.0 and not named) or not index.cards:
+            return Answer(query=query, hits=(), confident=False, out_of_scope=True)
+        if analysed.total <= 0.0:
+            # only short words, and they name a card (« Pro-A »): the name is the whole question
+            analysed = replace(analysed, total=1.0)
+            acc, exact = dict.fromkeys(named, 1.0), True
+        else:
+            acc, exact = index.first_pass(analysed)
         candidates = {d for d, _ in heapq.nlargest(CANDIDATES, acc.items(), key=itemgetter(1))}
         candidates.update(named)
         if not exact:  # long posting lists were cut: rescore the candidates exactly
@@ -656,11 +682,12 @@ class KnowledgeBase:
         keyword_checked.update(named)
         today = self.today
         scored: list[tuple[float, int]] = []
+        keywords: dict[int, list[str]] = {}
         for d in candidates:
             score = acc.get(d, 0.0) / analysed.total
             if d in keyword_checked:
-                matched_keywords = len(index.keyword_matches(analysed, d))
-                score += KEYWORD_BONUS * min(matched_keywords, KEYWORD_BONUS_MAX)
+                keywords[d] = index.keyword_matches(analysed, d)
+                score += KEYWORD_BONUS * min(len(keywords[d]), KEYWORD_BONUS_MAX)
             name = named.get(d)
             if name is not None:
                 score += ALIAS_BONUS * (0.5 + 0.5 * name[0])
@@ -673,7 +700,9 @@ class KnowledgeBase:
             Hit(
                 card=index.cards[d],
                 score=round(min(1.0, s), 4),
-                why=index.explain(analysed, d, named[d][1] if d in named else None),
+                why=index.explain(
+                    analysed, d, named[d][1] if d in named else None, keywords.get(d, ())
+                ),
             )
             for s, d in top
             if s > 0.0

@@ -46,7 +46,7 @@ _STEMMER = snowballstemmer.stemmer("french")
 # are kept when matching synonym phrases, and dropped everywhere else.
 PHRASE_KEPT = frozenset(
     {"pas", "non", "sans", "aucun", "aucune", "rien", "jamais", "plus", "moins", "trop", "avant",
-     "apres", "meme", "seul", "tout", "autre", "autres", "entre", "recherche"}
+     "apres", "meme", "seul", "tout", "autre", "autres", "entre", "recherche", "pro", "perso"}
 )
 
 

@@ -16,7 +16,6 @@ from bot.config import Settings
 from bot.localapi import LocalBotAPI
 from bot.runtime import build_application, build_services
 from tests.conftest import FakeClock, RunningBot, make_settings
-from tests.helpers import press, reach_summary
 
 
 def relais(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -38,7 +37,7 @@ def test_run_without_token_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 def test_needs_lists_stored_needs_as_json(relais_done: tuple[RunningBot, str]) -> None:
-    bot, url = relais_done
+    _bot, url = relais_done
     result = relais("needs", "--json", env={"DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)

@@ -190,6 +190,7 @@ class RoutingService:
             animator_name=animator.name if animator else "Relais",
             animator_email=str(animator.email) if animator else "",
             mail_domain=self.mail_domain,
+            tz=self.tz,
         )
         outbox.enqueue_payload(
             session, channel="email", recipient=routing.partner_email, now=now,
