@@ -14,7 +14,8 @@ it measures:
 - latency per question (p50, p99, cold: caches cleared; CPU time of the thread, i.e. the
   cost on one core, and wall-clock time) and index memory, at the shipped
   size and with synthetic cards (variants of the real cards: ids suffixed, words shuffled
-  and partly replaced, new made-up words) up to ``--size``.
+  and partly replaced, new made-up words) up to ``--size``. Titles and aliases get the
+  variant number, so that names stay unique as ``relais kb check`` requires.
 
 The process is pinned to one core when the platform allows it. Prints a Markdown table.
 """
@@ -89,7 +90,7 @@ def synthetic_cards(cards: Sequence[Card], size: int, seed: int = 7) -> list[Car
             replace(
                 base,
                 id=f"{base.id}_v{i}",
-                title=_perturb(base.title, rng, vocabulary, 0.2),
+                title=f"{_perturb(base.title, rng, vocabulary, 0.2)} {i}",
                 aliases=tuple(f"{a} {i}" for a in base.aliases),
                 summary=_perturb(base.summary, rng, vocabulary, 0.2),
                 keywords=tuple(_perturb(k, rng, vocabulary, 0.3) for k in keywords),

@@ -663,6 +663,9 @@ class KnowledgeBase:
         for card, found in index.named(analysed.all_stems).items():
             if card not in named or named[card][0] < found[0]:
                 named[card] = found
+        if len(named) > CANDIDATES:  # names are unique in a checked folder; stay bounded anyway
+            keep = heapq.nlargest(CANDIDATES, named, key=lambda d: named[d][0])
+            named = {d: named[d] for d in keep}
         if (analysed.total <= 0.0 and not named) or not index.cards:
             return Answer(query=query, hits=(), confident=False, out_of_scope=True)
         if analysed.total <= 0.0:
