@@ -120,7 +120,7 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     await submit(relais, firm)
     [need] = await all_needs(relais.services.db)
     # The firm forges an animator button.
-    await firm.replies_after(firm.press_data(f"ani:take:{need.id}"))
+    await firm.replies_after(firm.press_data(f"ani:take:{need.id}"), min_messages=0)
     assert firm.callback_answers[-1]["text"] == (
         "Cette commande est réservée aux chefs de projet Territoire d'industrie."
     )
@@ -133,8 +133,8 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     assert "TI-2026-0001" not in (await say(stranger, "/demande TI-2026-0001"))[-1].plain.replace(
         "Je ne trouve pas la demande TI-2026-0001", "")
     # Malformed data does not crash anything.
-    await firm.replies_after(firm.press_data("ani:take:abc"))
-    await firm.replies_after(firm.press_data("ani:closed:99999:helped"))
+    await firm.replies_after(firm.press_data("ani:take:abc"), min_messages=0)
+    await firm.replies_after(firm.press_data("ani:closed:99999:helped"), min_messages=0)
     assert (await say(firm, "/aide"))[-1].plain
 
 
@@ -172,3 +172,44 @@ async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     rows = await relais.services.db.run(pending)
     assert all(r.delivered_at is not None for r in rows)
     assert isinstance(rows[0], Outbox) and Need
+
+
+async def test_an_animator_of_another_territory_sees_nothing(
+    api, smtp, tmp_path, clock
+) -> None:
+    from bot.config import DEFAULT_TERRITORIES_DIR
+    from bot.runtime import build_services, running_bot
+    from tests.conftest import make_settings, smtp_settings
+
+    territories = tmp_path / "territories"
+    territories.mkdir()
+    source = DEFAULT_TERRITORIES_DIR / "bourgogne-industrie.yaml"
+    (territories / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (territories / "brest.yaml").write_text(
+        "id: ti-test-brest\nname: Territoire de test Brest\n"
+        "epci:\n  - siren: \"242900314\"\n    name: Brest Métropole\n"
+        "animators:\n  - name: Yann Le Goff\n    email: yann@example.org\n"
+        "    telegram_user_id: 900000002\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(api, tmp_path / "db.sqlite", TERRITORIES_DIR=str(territories),
+                             **smtp_settings(smtp))
+    services = await build_services(settings, clock=clock)
+    async with running_bot(services):
+        firm = api.user(5200)
+        await submit(None, firm)  # type: ignore[arg-type]
+        [need] = await all_needs(services.db)
+        other = api.user(900000002, "Yann")
+        await say(other, "/aide")
+        listing = (await say(other, "/demandes"))[-1]
+        assert "Aucune demande ouverte" in listing.plain
+        shown = (await say(other, f"/demande {need.reference}"))[-1]
+        assert shown.plain == f"Je ne trouve pas la demande {need.reference}."
+        for data in (f"ani:take:{need.id}", f"ani:show:{need.id}", f"ani:rp:{need.id}:cci-71",
+                     f"ani:closed:{need.id}:helped"):
+            await other.replies_after(other.press_data(data), min_messages=0)
+            assert other.callback_answers[-1]["text"] == "Cette demande n'est pas de votre territoire."
+        assert all("Menuiserie" not in m.plain for m in other.messages)
+    [need] = await all_needs(services.db)
+    await services.db.dispose()
+    assert need.status == "routed"
