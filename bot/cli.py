@@ -177,10 +177,8 @@ def route(
 
 def _mount_knowledge() -> None:
     """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
-    try:
-        from knowledge.kb_cli import ask_command, kb_app
-    except ImportError:  # pragma: no cover - the knowledge package ships with the app
-        return
+    from knowledge.kb_cli import ask_command, kb_app
+
     app.add_typer(kb_app, name="kb", help="Base de connaissances : vérifier, évaluer.")
 
     @app.command()

@@ -93,7 +93,6 @@ CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
 CONFIDENT_MARGIN = 0.06  # the best card must lead the second by this much
 
 MIN_FUZZY_LENGTH = 4
-NAME_END = ""  # trie key marking the end of a card name (no stem is empty)
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
 REPAIR_FIELDS = frozenset({"title", "aliases", "keywords", "summary"})
 
@@ -273,8 +272,9 @@ class _Index:
         self.max_idf = math.log(1.0 + (n - 0.5) / 1.5) ** IDF_POWER if n else 1.0
 
         # names: title, aliases, id (as stem sequences), by first stem, then by whole name
-        # a trie over stems; the key NAME_END holds the cards a complete name designates
-        self.names: dict[str, Any] = {}
+        # names by stem sequence; for each first stem, the lengths of the names it starts
+        self.names: dict[tuple[str, ...], list[tuple[int, str]]] = {}
+        lengths: dict[str, set[int]] = {}
         for i, card in enumerate(self.cards):
             seen: set[tuple[str, ...]] = set()
             for text in (card.title, *card.aliases, card.id.replace("_", " ")):
@@ -282,10 +282,9 @@ class _Index:
                     if stems in seen:
                         continue
                     seen.add(stems)
-                    node = self.names
-                    for s in stems:
-                        node = node.setdefault(s, {})
-                    node.setdefault(NAME_END, []).append((i, text))
+                    self.names.setdefault(stems, []).append((i, text))
+                    lengths.setdefault(stems[0], set()).add(len(stems))
+        self.name_lengths = {s: tuple(sorted(n)) for s, n in lengths.items()}
 
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
@@ -409,15 +408,11 @@ class _Index:
     def named(self, stems: Sequence[str]) -> dict[int, tuple[float, str]]:
         """Cards whose title, alias or id appears in the question: card -> (share, name)."""
         spans: list[tuple[int, int, list[tuple[int, str]]]] = []
-        for start in range(len(stems)):
-            node: dict[str, Any] | None = self.names
-            for end in range(start, len(stems)):
-                node = node.get(stems[end]) if node is not None else None
-                if node is None:
-                    break
-                owners = node.get(NAME_END)
+        for start, first in enumerate(stems):
+            for size in self.name_lengths.get(first, ()):
+                owners = self.names.get(tuple(stems[start : start + size]))
                 if owners:
-                    spans.append((start, end + 1, owners))
+                    spans.append((start, start + size, owners))
         out: dict[int, tuple[float, str]] = {}
         for start, end, owners in spans:
             # a name inside a longer name of other cards does not count ("TI" in "Fonds vert TI")

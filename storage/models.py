@@ -15,6 +15,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "Consent",
     "Conversation",
+    "FirmLookup",
     "KbQuery",
     "Need",
     "NeedEvent",
@@ -231,3 +232,17 @@ class NeedRouting(SQLModel, table=True):
     ack_days: int = 2
     routed_at: datetime = _ts()
     acknowledged_at: datetime | None = _ts(nullable=True)
+
+
+class FirmLookup(SQLModel, table=True):
+    """A cached answer of the public firm directory (API Recherche d'entreprises)."""
+
+    __tablename__ = "firm_lookup"
+
+    # "siret:<14 digits>" or "siren:<9 digits>".
+    key: str = Field(primary_key=True, max_length=24)
+    # False caches a "not found" too, so an unknown number does not hit the API on every retry.
+    found: bool = False
+    # FirmRecord as JSON; None when not found.
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    fetched_at: datetime = _ts()

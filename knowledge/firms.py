@@ -1,0 +1,609 @@
+"""Firm facts from the public "API Recherche d'entreprises", with a client that stays polite.
+
+The API is free and keyless but limited to 7 requests/s per IP, and its load balancer blocks
+IPs that keep producing 429s for days. So the client throttles well below the limit, honours
+`Retry-After`, and stops calling for a while after repeated failures (circuit breaker).
+`FirmDirectory` adds a database cache so a SIRET is asked at most once per TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import yaml
+from sqlmodel import Session
+from stdnum.fr import siren as stdnum_siren
+from stdnum.fr import siret as stdnum_siret
+
+from knowledge.routing import FirmFacts
+from knowledge.territories import SIZE_BANDS
+from storage.db import Database
+from storage.models import FirmLookup
+from storage.types import utcnow
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SOURCE",
+    "FirmDirectory",
+    "FirmRecord",
+    "LookupFailed",
+    "LookupOutcome",
+    "LookupUnavailable",
+    "OpcoTable",
+    "RechercheEntreprisesClient",
+    "load_opco_table",
+    "record_from_result",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://recherche-entreprises.api.gouv.fr"
+SOURCE = "recherche-entreprises.api.gouv.fr"
+USER_AGENT = "Relais/0.1 (assistant Territoires d'industrie; recherche de faits publics par SIRET)"
+# The literal the API puts in masked fields of non-diffusible firms (R123-232 code de commerce).
+NON_DIFFUSIBLE = "[NON-DIFFUSIBLE]"
+NO_EMPLOYEE_LABEL = "Pas de salarié déclaré"
+_OPCO_FILE = Path(__file__).resolve().parent / "data" / "idcc_opco.yaml"
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class LookupFailed(Exception):
+    """The directory could not answer this lookup (bad request, unexpected answer)."""
+
+
+class LookupUnavailable(LookupFailed, ConnectionError):
+    """The directory is unreachable, overloaded, or we chose not to call it right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirmRecord:
+    """Public facts about a firm (one establishment for a SIRET, the head office for a SIREN).
+
+    Any field may be None: the API omits, masks or lags on many of them.
+    """
+
+    siren: str
+    siret: str | None
+    name: str | None
+    commune_insee: str | None
+    commune_name: str | None
+    postcode: str | None
+    naf: str | None
+    naf_label: str | None
+    # Legal unit's INSEE headcount band: eligibility rules are about the firm, not the site.
+    size_band: str | None
+    size_label: str | None
+    # The establishment's own band, when the record is for an establishment.
+    establishment_size_band: str | None
+    artisan: bool | None
+    idccs: tuple[str, ...]
+    opco: str | None
+    is_head_office: bool | None
+    source: str
+    fetched_at: datetime
+    diffusible: bool = True
+    etat_administratif: str | None = None
+
+    def facts(self) -> FirmFacts:
+        """What routing needs from this record."""
+        return FirmFacts(
+            size_band=self.size_band, artisan=self.artisan, naf=self.naf, idcc=self.idccs
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (cache payload, CLI output)."""
+        data = asdict(self)
+        data["idccs"] = list(self.idccs)
+        data["fetched_at"] = self.fetched_at.astimezone(UTC).isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FirmRecord:
+        """The inverse of `to_json`; unknown keys are ignored so old cache rows still load."""
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        values["idccs"] = tuple(values.get("idccs") or ())
+        values["fetched_at"] = datetime.fromisoformat(str(values["fetched_at"])).astimezone(UTC)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class OpcoTable:
+    """IDCC → OPCO name, from `knowledge/data/idcc_opco.yaml`."""
+
+    by_idcc: Mapping[str, str]
+    no_agreement: frozenset[str]
+    source: str
+    valid_as_of: str
+
+    def opco_for(self, idccs: tuple[str, ...]) -> str | None:
+        """The one OPCO all known IDCCs agree on; None when unknown or ambiguous (ask a human)."""
+        opcos = {
+            self.by_idcc[code]
+            for code in (_norm_idcc(i) for i in idccs)
+            if code not in self.no_agreement and code in self.by_idcc
+        }
+        return opcos.pop() if len(opcos) == 1 else None
+
+
+def _norm_idcc(value: str) -> str:
+    """IDCCs come as "0044" or "44"; the table keys have no leading zeros."""
+    return value.strip().lstrip("0") or "0"
+
+
+@cache
+def load_opco_table(path: Path = _OPCO_FILE) -> OpcoTable:
+    """Read the IDCC → OPCO table (cached: it only changes with a release)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    opcos = {key: str(value["name"]) for key, value in data["opcos"].items()}
+    by_idcc = {_norm_idcc(str(k)): opcos[v] for k, v in data["idcc"].items()}
+    return OpcoTable(
+        by_idcc=by_idcc,
+        no_agreement=frozenset(_norm_idcc(str(c)) for c in data.get("no_agreement", [])),
+        source=str(data["source"]),
+        valid_as_of=str(data["valid_as_of"]),
+    )
+
+
+def _clean(value: Any) -> str | None:
+    """A string field, with the non-diffusible mask and blanks read as unknown."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text or text == NON_DIFFUSIBLE:
+        return None
+    return text
+
+
+def _size_label(band: str | None) -> str | None:
+    if band is None:
+        return None
+    if band == "NN":
+        return NO_EMPLOYEE_LABEL
+    return SIZE_BANDS.get(band)
+
+
+def _artisan(siege: Mapping[str, Any]) -> bool | None:
+    """Registered at the Répertoire des métiers: only the head office carries the NAFA code."""
+    if not siege or "activite_principale_registre_metier" not in siege:
+        return None
+    return _clean(siege.get("activite_principale_registre_metier")) is not None
+
+
+def record_from_result(
+    result: Mapping[str, Any],
+    *,
+    siret: str | None,
+    fetched_at: datetime,
+    opco_table: OpcoTable | None = None,
+) -> FirmRecord | None:
+    """Build a record from one API result; None when it is a stub or the name is masked.
+
+    With `siret`, the facts come from that establishment in `matching_etablissements`, never
+    from `siege`, which is the head office and may be elsewhere. Without it: the head office.
+    """
+    name = _clean(result.get("nom_complet"))
+    siren = _clean(result.get("siren"))
+    if name is None or siren is None:
+        return None
+    siege: Mapping[str, Any] = result.get("siege") or {}
+    if siret is not None:
+        matching = result.get("matching_etablissements") or []
+        etab = next((e for e in matching if e.get("siret") == siret), None)
+        if etab is None and siege.get("siret") == siret:
+            etab = siege
+        if etab is None:
+            return None
+        idccs = tuple(etab.get("liste_idcc") or ())
+    else:
+        etab = siege
+        complements = result.get("complements") or {}
+        idccs = tuple(complements.get("liste_idcc") or etab.get("liste_idcc") or ())
+    table = opco_table or load_opco_table()
+    size_band = _clean(result.get("tranche_effectif_salarie"))
+    is_head = etab.get("est_siege")
+    diffusible = result.get("statut_diffusion") != "P" and (
+        etab.get("statut_diffusion_etablissement") != "P"
+    )
+    return FirmRecord(
+        siren=siren,
+        siret=_clean(etab.get("siret")),
+        name=name,
+        commune_insee=_clean(etab.get("commune")),
+        commune_name=_clean(etab.get("libelle_commune")),
+        postcode=_clean(etab.get("code_postal")),
+        naf=_clean(etab.get("activite_principale")) or _clean(result.get("activite_principale")),
+        # The API gives no NAF label; a later step may add INSEE's nomenclature.
+        naf_label=None,
+        size_band=size_band,
+        size_label=_size_label(size_band),
+        establishment_size_band=_clean(etab.get("tranche_effectif_salarie")),
+        artisan=_artisan(siege),
+        idccs=idccs,
+        opco=table.opco_for(idccs),
+        is_head_office=bool(is_head) if is_head is not None else None,
+        source=SOURCE,
+        fetched_at=fetched_at,
+        diffusible=diffusible,
+        etat_administratif=_clean(etab.get("etat_administratif")),
+    )
+
+
+def _compact_digits(value: str) -> str:
+    return "".join(value.split()).replace(".", "")
+
+
+def _retry_after_seconds(header: str | None) -> float | None:
+    """`Retry-After` as seconds: either a number or an HTTP date."""
+    if not header:
+        return None
+    header = header.strip()
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+def default_base_url() -> str:
+    """`RECHERCHE_ENTREPRISES_URL` from the environment, else the public API."""
+    return os.environ.get("RECHERCHE_ENTREPRISES_URL") or DEFAULT_BASE_URL
+
+
+class RechercheEntreprisesClient:
+    """Async client for `GET /search`, throttled, with `Retry-After` and a circuit breaker."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 3.0,
+        rate: float = 4.0,
+        burst: int = 1,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 60.0,
+        max_retry_wait: float = 2.0,
+        user_agent: str = USER_AGENT,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        opco_table: OpcoTable | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or default_base_url()).rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            transport=transport,
+        )
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._last_refill = clock()
+        self._throttle_lock = asyncio.Lock()
+        self._threshold = breaker_threshold
+        self._cooldown = breaker_cooldown
+        self._max_retry_wait = max_retry_wait
+        self._failures = 0
+        self._open_until: float | None = None
+        self._probing = False
+        # A long Retry-After applies to every call, not only the one that got it.
+        self._blocked_until = float("-inf")
+        self._opco_table = opco_table
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RechercheEntreprisesClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def state(self) -> Literal["closed", "open", "half-open"]:
+        """The circuit breaker's state."""
+        if self._open_until is None:
+            return "closed"
+        return "open" if self._clock() < self._open_until else "half-open"
+
+    async def by_siret(self, siret: str) -> FirmRecord | None:
+        """The establishment `siret`; None when unknown, a stub, or its name is masked."""
+        siret = _compact_digits(siret)
+        if not stdnum_siret.is_valid(siret):
+            raise ValueError(f"SIRET invalide : {siret!r}")
+        payload = await self._search({"q": siret})
+        results = payload.get("results") or []
+        if not results:
+            return None
+        return record_from_result(
+            results[0], siret=siret, fetched_at=utcnow(), opco_table=self._opco_table
+        )
+
+    async def by_siren(self, siren: str) -> FirmRecord | None:
+        """The firm `siren`, with its head office's facts; None when unknown or masked."""
+        siren = _compact_digits(siren)
+        if not stdnum_siren.is_valid(siren):
+            raise ValueError(f"SIREN invalide : {siren!r}")
+        payload = await self._search({"q": siren})
+        results = [r for r in payload.get("results") or [] if r.get("siren") == siren]
+        if not results:
+            return None
+        return record_from_result(
+            results[0], siret=None, fetched_at=utcnow(), opco_table=self._opco_table
+        )
+
+    async def search(
+        self, name: str, commune_insee: str | None = None, limit: int = 5
+    ) -> list[FirmRecord]:
+        """Firms matching `name`, in `commune_insee` if given (its establishment there)."""
+        name = " ".join(name.split())
+        if len(name) < 3 and commune_insee is None:
+            raise ValueError("3 caractères minimum pour une recherche par nom")
+        params = {"q": name, "per_page": str(max(1, min(limit, 25))), "page": "1"}
+        if commune_insee:
+            params["code_commune"] = commune_insee
+        payload = await self._search(params)
+        now = utcnow()
+        records = []
+        for result in payload.get("results") or []:
+            matching = result.get("matching_etablissements") or []
+            siret = None
+            if commune_insee:
+                here = [e for e in matching if e.get("commune") == commune_insee]
+                siret = here[0].get("siret") if here else None
+            record = record_from_result(
+                result, siret=siret, fetched_at=now, opco_table=self._opco_table
+            )
+            if record is not None:
+                records.append(record)
+        return records[:limit]
+
+    async def _search(self, params: dict[str, str]) -> dict[str, Any]:
+        """One `/search` call with at most one short `Retry-After` retry."""
+        for attempt in range(2):
+            # The retry already waited out Retry-After (asyncio may wake a hair early).
+            self._before_call(retrying=attempt > 0)
+            try:
+                await self._throttle()
+                self.calls += 1
+                response = await self._http.get("/search", params=params)
+            except asyncio.CancelledError:
+                # A cancelled probe must not leave the breaker half-open forever.
+                self._probing = False
+                raise
+            except httpx.TimeoutException as exc:
+                self._on_failure()
+                raise LookupUnavailable("annuaire des entreprises : délai dépassé") from exc
+            except httpx.HTTPError as exc:
+                self._on_failure()
+                raise LookupUnavailable(f"annuaire des entreprises injoignable : {exc}") from exc
+            if response.status_code == 429:
+                self._on_failure()
+                wait = _retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is not None:
+                    self._blocked_until = max(self._blocked_until, self._clock() + wait)
+                if attempt == 0 and wait is not None and wait <= self._max_retry_wait:
+                    logger.info("recherche-entreprises 429, retrying in %.1fs", wait)
+                    await self._sleep(wait)
+                    continue
+                raise LookupUnavailable("annuaire des entreprises : trop de requêtes (429)")
+            if response.status_code >= 500:
+                self._on_failure()
+                raise LookupUnavailable(
+                    f"annuaire des entreprises : erreur {response.status_code} "
+                    f"({_error_text(response)})"
+                )
+            # The server answered: whatever it said, it is up.
+            self._on_success()
+            if response.status_code != 200:
+                raise LookupFailed(
+                    f"annuaire des entreprises : erreur {response.status_code} "
+                    f"({_error_text(response)})"
+                )
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise LookupFailed("annuaire des entreprises : réponse illisible") from exc
+            if not isinstance(data, dict):
+                raise LookupFailed("annuaire des entreprises : réponse inattendue")
+            return data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _before_call(self, *, retrying: bool = False) -> None:
+        """Refuse to call while blocked by Retry-After or while the breaker is open."""
+        now = self._clock()
+        if not retrying and now < self._blocked_until:
+            raise LookupUnavailable("annuaire des entreprises : attente demandée (Retry-After)")
+        if self._open_until is None:
+            return
+        if now < self._open_until:
+            raise LookupUnavailable("annuaire des entreprises : indisponible, appels suspendus")
+        # Half-open: a single probe goes through; the others wait for its verdict.
+        if self._probing:
+            raise LookupUnavailable("annuaire des entreprises : test de reprise en cours")
+        self._probing = True
+
+    def _on_success(self) -> None:
+        self._failures = 0
+        self._open_until = None
+        self._probing = False
+
+    def _on_failure(self) -> None:
+        self._failures += 1
+        half_open = self._probing
+        self._probing = False
+        if half_open or self._failures >= self._threshold:
+            if self._open_until is None or half_open:
+                logger.warning(
+                    "recherche-entreprises: %d failures, pausing calls for %.0fs",
+                    self._failures, self._cooldown,
+                )
+            self._open_until = self._clock() + self._cooldown
+
+    async def _throttle(self) -> None:
+        """Token bucket: at most `rate` calls per second, `burst` at once."""
+        async with self._throttle_lock:
+            self._refill()
+            if self._tokens < 1.0:
+                await self._sleep((1.0 - self._tokens) / self._rate)
+                self._refill()
+            self._tokens -= 1.0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._last_refill)
+        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._last_refill = now
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The API's French `erreur` message, or a short excerpt of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict) and isinstance(data.get("erreur"), str):
+        return data["erreur"]
+    return str(data)[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupOutcome:
+    """A lookup's result and where it came from (for the CLI and logs)."""
+
+    record: FirmRecord | None
+    # cache | api | stale (cached, expired, API failing) | not_found | unavailable | invalid
+    status: str
+    error: str | None = None
+    fetched_at: datetime | None = field(default=None)
+
+
+def _default_ttl() -> timedelta:
+    return timedelta(days=float(os.environ.get("RELAIS_FIRM_CACHE_DAYS", "30")))
+
+
+class FirmDirectory:
+    """The API client behind a database cache; lookups never raise to the caller."""
+
+    def __init__(
+        self,
+        client: RechercheEntreprisesClient,
+        db: Database,
+        *,
+        ttl: timedelta | None = None,
+        not_found_ttl: timedelta = timedelta(days=1),
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.ttl = ttl if ttl is not None else _default_ttl()
+        # Short: a brand-new SIRET appears after the API's daily index rebuild.
+        self.not_found_ttl = not_found_ttl
+        self._now = now
+        self._inflight: dict[str, asyncio.Future[LookupOutcome]] = {}
+
+    async def lookup_siret(self, siret: str, *, live: bool = False) -> FirmRecord | None:
+        """The establishment's facts, from the cache or the API; None on any failure."""
+        return (await self.lookup_siret_outcome(siret, live=live)).record
+
+    async def lookup_siret_outcome(self, siret: str, *, live: bool = False) -> LookupOutcome:
+        """Like `lookup_siret`, saying where the answer came from; never raises."""
+        siret = _compact_digits(siret)
+        if not stdnum_siret.is_valid(siret):
+            return LookupOutcome(None, "invalid", "SIRET invalide")
+        key = f"siret:{siret}"
+        running = self._inflight.get(key)
+        if running is not None:
+            # Concurrent lookups of one SIRET share a single API call.
+            return await asyncio.shield(running)
+        future: asyncio.Future[LookupOutcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            outcome = await self._lookup(key, siret, live)
+        except Exception as exc:  # never raise to the conversation
+            logger.exception("firm lookup %s failed", key)
+            outcome = LookupOutcome(None, "unavailable", str(exc))
+        except BaseException:
+            # Cancelled: the callers sharing this lookup must not wait forever.
+            future.set_result(LookupOutcome(None, "unavailable", "recherche interrompue"))
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(outcome)
+        return outcome
+
+    async def _lookup(self, key: str, siret: str, live: bool) -> LookupOutcome:
+        cached = await self._read(key)
+        now = self._now()
+        if cached is not None and not live:
+            ttl = self.ttl if cached.found else self.not_found_ttl
+            if now - cached.fetched_at < ttl:
+                record = FirmRecord.from_json(cached.payload) if cached.payload else None
+                return LookupOutcome(
+                    record, "cache" if record else "not_found", fetched_at=cached.fetched_at
+                )
+        try:
+            record = await self.client.by_siret(siret)
+        except LookupFailed as exc:
+            logger.warning("firm lookup %s: %s", key, exc)
+            if cached is not None and cached.payload:
+                # Stale public facts beat asking the person again.
+                return LookupOutcome(
+                    FirmRecord.from_json(cached.payload), "stale", str(exc), cached.fetched_at
+                )
+            return LookupOutcome(None, "unavailable", str(exc))
+        if record is not None:
+            record = replace(record, fetched_at=now)
+        await self._write(key, record, now)
+        return LookupOutcome(record, "api" if record else "not_found", fetched_at=now)
+
+    async def _read(self, key: str) -> FirmLookup | None:
+        def work(session: Session) -> FirmLookup | None:
+            return session.get(FirmLookup, key)
+
+        return await self.db.run(work)
+
+    async def _write(self, key: str, record: FirmRecord | None, now: datetime) -> None:
+        def work(session: Session) -> None:
+            row = session.get(FirmLookup, key) or FirmLookup(key=key)
+            row.found = record is not None
+            row.payload = record.to_json() if record is not None else None
+            row.fetched_at = now
+            session.add(row)
+
+        await self.db.run(work)
+
+    async def forget(self, siret: str) -> None:
+        """Drop a SIRET from the cache (erasure of a sole trader's data)."""
+        key = f"siret:{_compact_digits(siret)}"
+
+        def work(session: Session) -> None:
+            row = session.get(FirmLookup, key)
+            if row is not None:
+                session.delete(row)
+
+        await self.db.run(work)
