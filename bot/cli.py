@@ -175,6 +175,22 @@ def route(
     raise typer.Exit(route_command(commune, theme, as_json, size_band, artisan))
 
 
+firm_app = typer.Typer(help="Entreprises : ce que l'annuaire public dit d'un SIRET.")
+app.add_typer(firm_app, name="firm")
+
+
+@firm_app.command("lookup")
+def firm_lookup(
+    siret: Annotated[str, typer.Argument(help="SIRET (14 chiffres).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Interroger l'API (sinon le cache).")] = False,
+) -> None:
+    """Montre ce que le bot utiliserait pour ce SIRET (cache, ou API avec --live)."""
+    from knowledge.firm_cli import firm_lookup_command
+
+    raise typer.Exit(firm_lookup_command(siret, as_json, live))
+
+
 def _mount_knowledge() -> None:
     """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
     from knowledge.kb_cli import ask_command, kb_app
