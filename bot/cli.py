@@ -183,7 +183,9 @@ app.add_typer(firm_app, name="firm")
 def firm_lookup(
     siret: Annotated[str, typer.Argument(help="SIRET (14 chiffres).")],
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
-    live: Annotated[bool, typer.Option("--live", help="Interroger l'API (sinon le cache).")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Interroger l'API (sinon le cache).")
+    ] = False,
 ) -> None:
     """Montre ce que le bot utiliserait pour ce SIRET (cache, ou API avec --live)."""
     from knowledge.firm_cli import firm_lookup_command

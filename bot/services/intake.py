@@ -322,13 +322,8 @@ class IntakeService:
             turn.toast = outcome.reason
             return
         label = self._button_label(conv, value)
-        if event.message_id is not None and event.origin_html is not None and label:
-            turn.messages.append(
-                Outgoing(
-                    f"{event.origin_html}\n\n✅ <b>{texts.esc(label)}</b>",
-                    edit_message_id=event.message_id,
-                )
-            )
+        if label:
+            self._mark_choice(event, label, turn)
         self._advance(session, event, conv, outcome, turn, now)
 
     def _on_consent(
