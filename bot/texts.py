@@ -298,3 +298,7 @@ EMAIL_REFUSED = (
     "<b>E-mail non distribué</b> à {to}\n« {subject} »\nMotif : {error}\n"
     "Vérifiez l'adresse du partenaire dans l'annuaire du territoire."
 )
+TELEGRAM_UNDELIVERABLE = (
+    "<b>Message Telegram non distribué</b> à l'entreprise de la demande {reference} "
+    "({firm}).\nMotif : {error}\nContactez-la par un autre moyen si besoin."
+)

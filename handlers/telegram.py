@@ -177,6 +177,8 @@ async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) 
             log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
             await outbox.record_failure(services.db, delivery.outbox_id, error=str(exc),
                                         now=services.clock(), permanent=True)
+            if isinstance(exc, Forbidden):  # blocked by the person: the animator must know
+                await services.intake.report_undeliverable(int(delivery.recipient), str(exc))
             continue
         except (NetworkError, TelegramError) as exc:
             await _fail(services, delivery, deliveries[index + 1 :], str(exc))

@@ -213,3 +213,19 @@ async def test_an_animator_of_another_territory_sees_nothing(
     [need] = await all_needs(services.db)
     await services.db.dispose()
     assert need.status == "routed"
+
+
+async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: RunningBot) -> None:
+    animator = await opened_animator(relais)
+    firm = relais.api.user(5300, "Paul")
+    await submit(relais, firm, name="Fonderie Bloquée")
+    firm.block()
+    await press(animator, "Je prends")  # the firm's notice is refused: bot blocked
+    notice = await message_with(animator, "non distribué")
+    assert "TI-2026-0001" in notice.plain and "Fonderie Bloquée" in notice.plain
+
+    def failed(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(Outbox.failed_at.is_not(None))).all())  # type: ignore[union-attr]
+
+    [row] = await relais.services.db.run(failed)
+    assert row.recipient == "5300" and "blocked" in (row.last_error or "")

@@ -171,6 +171,32 @@ class IntakeService:
         result = session.execute(stmt, {"update_id": update_id, "processed_at": now})
         return result.rowcount == 1  # type: ignore[attr-defined]
 
+    async def report_undeliverable(self, chat_id: int, error: str) -> None:
+        """Tell the animators when Telegram refuses for good a message to a firm."""
+        if chat_id in self.territories.animator_user_ids():
+            return  # never loop on an animator's own chat
+        now = self.clock()
+
+        def work(session: Session) -> None:
+            need = session.exec(
+                select(Need).where(Need.telegram_chat_id == chat_id,
+                                   col(Need.territory_id).is_not(None))
+                .order_by(col(Need.id).desc()).limit(1)
+            ).first()
+            territory = self.territories.get(need.territory_id or "") if need else None
+            if need is None or territory is None:
+                return
+            text = texts.TELEGRAM_UNDELIVERABLE.format(
+                reference=need.reference, firm=texts.esc(need.firm_name or "—"),
+                error=texts.esc(error[:200]))
+            for animator in territory.animators:
+                if animator.telegram_user_id is not None:
+                    outbox.enqueue(session, channel="telegram",
+                                   recipient=str(animator.telegram_user_id),
+                                   messages=[Outgoing(text)], now=now, claimed=False)
+
+        await self.db.run(work)
+
     # --- commands ------------------------------------------------------------------------
     def _on_command(
         self,
