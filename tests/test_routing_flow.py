@@ -229,3 +229,19 @@ async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: R
 
     [row] = await relais.services.db.run(failed)
     assert row.recipient == "5300" and "blocked" in (row.last_error or "")
+
+
+async def test_telegram_500_then_everything_arrives_once(relais: RunningBot) -> None:
+    animator = await opened_animator(relais)
+    firm = relais.api.user(5400, "Paul")
+    await reach_summary(firm)
+    relais.api.fail_next("sendMessage", status=500, retry_after=None, times=2)
+    await firm.press("Envoyer la demande")
+    await asyncio.sleep(0.5)
+    assert not any("TI-2026-0001" in m.plain for m in firm.messages)
+    relais.clock.advance(seconds=30)  # past the retry backoff
+    await message_with(firm, "TI-2026-0001")
+    await message_with(animator, "Nouvelle demande TI-2026-0001")
+    await asyncio.sleep(1.0)
+    assert sum("TI-2026-0001" in m.plain for m in firm.messages) == 1
+    assert sum("Nouvelle demande" in m.plain for m in animator.messages) == 1
