@@ -14,13 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
-from sqlmodel import Session
-
 from bot import texts
 from bot.mail import MailSender, PermanentMailError, TransientMailError
 from bot.services import outbox
 from bot.services.emails import EmailDraft, to_email_message
-from bot.services.types import Outgoing
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
 
@@ -99,14 +96,8 @@ class EmailWorker:
             error=texts.esc(error[:300]))
         now = self.clock()
 
-        def work(session: Session) -> None:
-            for animator in territory.animators:
-                if animator.telegram_user_id is not None:
-                    outbox.enqueue(session, channel="telegram",
-                                   recipient=str(animator.telegram_user_id),
-                                   messages=[Outgoing(text)], now=now, claimed=False)
-
-        await self.db.run(work)
+        chats = [a.telegram_user_id for a in territory.animators]
+        await self.db.run(lambda session: outbox.enqueue_for_chats(session, chats, text, now=now))
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Loop until stopped."""

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import Session
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
@@ -25,7 +24,6 @@ from bot.services.animator import AnimatorService
 from bot.services.intake import IntakeService
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
-from bot.services.types import Outgoing
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
 from knowledge.geography import Geography, default_geography
@@ -249,15 +247,10 @@ async def watch_cards(services: Services, stop: asyncio.Event, *, interval: floa
 
 async def _notify_animators(services: Services, problems: list) -> None:  # type: ignore[type-arg]
     listing = "\n".join(f"• {texts.esc(p)}" for p in problems[:20])
-    message = Outgoing(texts.KB_RELOAD_PROBLEMS.format(problems=listing))
+    text = texts.KB_RELOAD_PROBLEMS.format(problems=listing)
+    chats = services.territories.animator_user_ids()
     now = services.clock()
-
-    def work(session: Session) -> None:
-        for user_id in sorted(services.territories.animator_user_ids()):
-            outbox.enqueue(session, channel="telegram", recipient=str(user_id),
-                           messages=[message], now=now, claimed=False)
-
-    await services.db.run(work)
+    await services.db.run(lambda session: outbox.enqueue_for_chats(session, chats, text, now=now))
 
 
 @contextlib.asynccontextmanager

@@ -189,11 +189,9 @@ class IntakeService:
             text = texts.TELEGRAM_UNDELIVERABLE.format(
                 reference=need.reference, firm=texts.esc(need.firm_name or "—"),
                 error=texts.esc(error[:200]))
-            for animator in territory.animators:
-                if animator.telegram_user_id is not None:
-                    outbox.enqueue(session, channel="telegram",
-                                   recipient=str(animator.telegram_user_id),
-                                   messages=[Outgoing(text)], now=now, claimed=False)
+            outbox.enqueue_for_chats(
+                session, [a.telegram_user_id for a in territory.animators], text, now=now
+            )
 
         await self.db.run(work)
 

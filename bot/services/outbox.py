@@ -24,6 +24,7 @@ __all__ = [
     "claim_due",
     "claim_raw",
     "enqueue",
+    "enqueue_for_chats",
     "enqueue_payload",
     "mark_delivered",
     "record_failure",
@@ -259,3 +260,15 @@ async def claim_raw(
         return [(row.id, row.recipient, dict(row.payload)) for row in rows if row.id is not None]
 
     return await db.run(work)
+
+
+def enqueue_for_chats(
+    session: Session, chat_ids: Iterable[int | None], text: str, *, now: datetime
+) -> None:
+    """Queue one Telegram message for each chat (e.g. every animator of a territory).
+
+    Left unclaimed: the sweeper delivers them, so the caller's reply is not held up.
+    """
+    for chat_id in sorted({c for c in chat_ids if c is not None}):
+        enqueue(session, channel="telegram", recipient=str(chat_id),
+                messages=[Outgoing(text)], now=now, claimed=False)
