@@ -1961,6 +1961,19 @@ class LocalBotAPI:
             too_long="message is too long",
             empty="message must be non-empty",
         )
+        return self._finish_edit(user, message, source, plain, entities, mode, markup)
+
+    def _finish_edit(
+        self,
+        user: SimUser,
+        message: BotMessage,
+        source: str,
+        plain: str,
+        entities: list[JSONDict],
+        mode: str | None,
+        markup: JSONDict | None,
+    ) -> JSONDict:
+        """Refuse an edit that changes nothing (as Telegram does), else apply it."""
         if (
             plain == message.plain
             and entities == message.entities
@@ -1994,21 +2007,7 @@ class LocalBotAPI:
                 too_long="message caption is too long",
                 empty=None,
             )
-        if (
-            plain == message.plain
-            and entities == message.entities
-            and markup == _inline_markup(message.reply_markup)
-        ):
-            raise _bad(_NOT_MODIFIED)
-        return self._apply_edit(
-            user,
-            message,
-            source=source,
-            plain=plain,
-            entities=entities,
-            parse_mode=mode,
-            markup=markup,
-        )
+        return self._finish_edit(user, message, source, plain, entities, mode, markup)
 
     def _edit_message_reply_markup(self, params: JSONDict) -> JSONDict:
         markup = _check_markup(params.get("reply_markup"), inline_only=True)
