@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     email_worker: bool = Field(default=True, alias="RELAIS_EMAIL_WORKER")
     email_poll_interval: float = Field(default=2.0, alias="RELAIS_EMAIL_POLL", gt=0)
 
+    # Public company directory (API Recherche d'entreprises): a SIRET gives the firm's
+    # name, commune, activity, size and branch. Off: the intake asks everything.
+    firm_lookup: bool = Field(default=True, alias="RELAIS_FIRM_LOOKUP")
+    recherche_entreprises_url: str = Field(
+        default="https://recherche-entreprises.api.gouv.fr", alias="RECHERCHE_ENTREPRISES_URL"
+    )
+    firm_lookup_timeout: float = Field(default=3.0, alias="RELAIS_FIRM_TIMEOUT", gt=0, le=30)
+    firm_cache_days: float = Field(default=30.0, alias="RELAIS_FIRM_CACHE_DAYS", gt=0)
+
     @field_validator("relais_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -26,6 +26,7 @@ from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
+from knowledge.firms import FirmDirectory, RechercheEntreprisesClient
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
 from knowledge.routing import Router
@@ -52,6 +53,7 @@ class Services:
     questions: QuestionService
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
+    firms: FirmDirectory | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -89,8 +91,14 @@ async def build_services(
     routing = RoutingService(router, territories, tz=settings.tz,
                              mail_domain=mail_domain(settings.mail_from), clock=clock)
     animator = AnimatorService(territories, routing, tz=settings.tz)
+    firms = None
+    if settings.firm_lookup:
+        client = RechercheEntreprisesClient(settings.recherche_entreprises_url,
+                                            timeout=settings.firm_lookup_timeout)
+        firms = FirmDirectory(client, db, ttl=timedelta(days=settings.firm_cache_days),
+                              now=clock)
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
-                           routing=routing, animator=animator)
+                           routing=routing, animator=animator, firms=firms)
     return Services(
         settings=settings,
         db=db,
@@ -100,6 +108,7 @@ async def build_services(
         questions=questions,
         clock=clock,
         outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
+        firms=firms,
     )
 
 
@@ -301,6 +310,8 @@ async def running_bot(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(mailer, timeout=10)
         await services.delivered.flush()
+        if services.firms is not None:
+            await services.firms.client.aclose()
         await application.stop()
         await application.shutdown()
 

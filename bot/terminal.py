@@ -58,7 +58,11 @@ async def run_terminal_chat(settings: Settings, *, user_id: int, first_name: str
     await api.start()
     chat_settings = settings.model_copy(
         update={"telegram_bot_token": api.token, "telegram_api_url": api.base_url,
-                "polling_timeout": 1}
+                "polling_timeout": 1,
+                # The try-out needs no network: the company directory is only asked when
+                # RELAIS_FIRM_LOOKUP is set explicitly.
+                "firm_lookup": settings.firm_lookup
+                and "firm_lookup" in settings.model_fields_set}
     )
     services = await build_services(chat_settings)
     user = api.user(user_id, first_name)

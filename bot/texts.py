@@ -48,7 +48,25 @@ ASK_SIRET = (
     "Quel est le numéro SIRET de l'établissement (14 chiffres) ?\n"
     "Il figure sur vos factures et sur l'avis de situation Insee."
 )
+ASK_SIRET_LOOKUP = (
+    "Quel est le numéro SIRET de l'établissement (14 chiffres) ?\n"
+    "Avec lui, je retrouve le nom et l'activité de l'entreprise : moins de questions."
+)
 BTN_NO_SIRET = "Je ne l'ai pas sous la main"
+FIRM_FOUND = "J'ai trouvé : <b>{name}</b>, {commune}{details}.\nC'est bien votre établissement ?"
+FIRM_FOUND_SIREN = (
+    "J'ai trouvé l'entreprise <b>{name}</b>, siège à {commune}{details}.\n"
+    "C'est bien votre entreprise ?"
+)
+FIRM_CLOSED_WARNING = "Attention : l'annuaire indique cet établissement comme fermé."
+BTN_FIRM_YES = "Oui"
+BTN_FIRM_NO = "Non, corriger"
+FIRM_NOT_FOUND = "Je ne trouve pas ce SIRET dans l'annuaire public. Je le garde tel quel."
+FIRM_CORRECT = "D'accord. Corrigez le numéro, ou passez cette question."
+ASK_FIRM_LOCATION = "Dans quelle commune se trouve l'établissement concerné ? (nom ou code postal)"
+ASK_FIRM_CHOICE = "J'ai trouvé ces entreprises à {commune}. Est-ce l'une d'elles ?"
+BTN_NONE_OF_THESE_FIRMS = "Aucune de ces entreprises"
+FIRM_UNKNOWN_NAME = "nom non diffusé"
 ASK_LOCATION = "Dans quelle commune se trouve l'établissement ? (nom ou code postal)"
 ASK_LOCATION_CHOICE = "Plusieurs communes correspondent. Laquelle est la bonne ?"
 BTN_NONE_OF_THESE_COMMUNES = "Aucune de ces communes"
@@ -131,6 +149,7 @@ FIELD_LABELS: dict[str, str] = {
     "description": "Description",
     "urgency": "Échéance",
     "contact": "Contact",
+    "activity": "Activité",
 }
 NOT_GIVEN = "non renseigné"
 NEED_RECORDED = "Merci ! Votre demande est enregistrée sous la référence <b>{reference}</b>."
@@ -261,11 +280,19 @@ CLOSED_FOR_FIRM = "Votre demande {reference} est close. Merci d'avoir utilisé R
 ANIMATOR_CARD_TITLE = "<b>Nouvelle demande {reference}</b>"
 ANIMATOR_CARD_LINES = (
     "<b>Entreprise</b> : {firm}{siret}\n"
+    "{facts}"
     "<b>Commune</b> : {commune} ({insee}) · {epci}\n"
     "<b>Besoin</b> : {theme} · {urgency}\n"
     "<b>Contact</b> : {contact}\n"
     "<b>Description</b> :\n{description}"
 )
+ANIMATOR_FIRM_FACTS = "<b>Fiche publique</b> : {facts}\n"
+FIRM_ARTISAN = "artisan (répertoire des métiers)"
+FIRM_NOT_ARTISAN = "non artisan"
+FIRM_OPCO = "{opco} (IDCC {idcc})"
+FIRM_OPCO_UNKNOWN = "OPCO à déterminer (IDCC {idcc})"
+FIRM_CLOSED = "⚠️ fermé selon l'annuaire"
+FIRM_SOURCE = "source {source}, {date}"
 ANIMATOR_ROUTED_TITLE = "<b>Transmise à</b> :"
 ANIMATOR_FALLBACK = "<b>Aucun partenaire ne correspond</b> : à vous de choisir (Réaffecter)."
 ANIMATOR_STATUS = "<b>Statut</b> : {status}"

@@ -16,16 +16,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import yaml
 from sqlmodel import Session
 from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
+from knowledge.opco import OpcoTable, load_opco_table
 from knowledge.routing import FirmFacts
 from knowledge.territories import SIZE_BANDS
 from storage.db import Database
@@ -54,7 +52,6 @@ USER_AGENT = "Relais/0.1 (assistant Territoires d'industrie; recherche de faits 
 # The literal the API puts in masked fields of non-diffusible firms (R123-232 code de commerce).
 NON_DIFFUSIBLE = "[NON-DIFFUSIBLE]"
 NO_EMPLOYEE_LABEL = "Pas de salarié déclaré"
-_OPCO_FILE = Path(__file__).resolve().parent / "data" / "idcc_opco.yaml"
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -100,7 +97,11 @@ class FirmRecord:
     def facts(self) -> FirmFacts:
         """What routing needs from this record."""
         return FirmFacts(
-            size_band=self.size_band, artisan=self.artisan, naf=self.naf, idcc=self.idccs
+            size_band=self.size_band,
+            artisan=self.artisan,
+            naf=self.naf,
+            idcc=self.idccs,
+            opco=load_opco_table().key_for_name(self.opco),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -118,44 +119,6 @@ class FirmRecord:
         values["idccs"] = tuple(values.get("idccs") or ())
         values["fetched_at"] = datetime.fromisoformat(str(values["fetched_at"])).astimezone(UTC)
         return cls(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class OpcoTable:
-    """IDCC → OPCO name, from `knowledge/data/idcc_opco.yaml`."""
-
-    by_idcc: Mapping[str, str]
-    no_agreement: frozenset[str]
-    source: str
-    valid_as_of: str
-
-    def opco_for(self, idccs: tuple[str, ...]) -> str | None:
-        """The one OPCO all known IDCCs agree on; None when unknown or ambiguous (ask a human)."""
-        opcos = {
-            self.by_idcc[code]
-            for code in (_norm_idcc(i) for i in idccs)
-            if code not in self.no_agreement and code in self.by_idcc
-        }
-        return opcos.pop() if len(opcos) == 1 else None
-
-
-def _norm_idcc(value: str) -> str:
-    """IDCCs come as "0044" or "44"; the table keys have no leading zeros."""
-    return value.strip().lstrip("0") or "0"
-
-
-@cache
-def load_opco_table(path: Path = _OPCO_FILE) -> OpcoTable:
-    """Read the IDCC → OPCO table (cached: it only changes with a release)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    opcos = {key: str(value["name"]) for key, value in data["opcos"].items()}
-    by_idcc = {_norm_idcc(str(k)): opcos[v] for k, v in data["idcc"].items()}
-    return OpcoTable(
-        by_idcc=by_idcc,
-        no_agreement=frozenset(_norm_idcc(str(c)) for c in data.get("no_agreement", [])),
-        source=str(data["source"]),
-        valid_as_of=str(data["valid_as_of"]),
-    )
 
 
 def _clean(value: Any) -> str | None:
@@ -535,15 +498,46 @@ class FirmDirectory:
         siret = _compact_digits(siret)
         if not stdnum_siret.is_valid(siret):
             return LookupOutcome(None, "invalid", "SIRET invalide")
-        key = f"siret:{siret}"
+        return await self._shared(f"siret:{siret}", siret, live, self.client.by_siret)
+
+    async def lookup_siren_outcome(self, siren: str, *, live: bool = False) -> LookupOutcome:
+        """The legal unit and its head office for a SIREN; never raises."""
+        siren = _compact_digits(siren)
+        if not stdnum_siren.is_valid(siren):
+            return LookupOutcome(None, "invalid", "SIREN invalide")
+        return await self._shared(f"siren:{siren}", siren, live, self.client.by_siren)
+
+    async def lookup_number(self, number: str) -> LookupOutcome:
+        """A SIRET (14 digits) or SIREN (9 digits) as the firm typed it; never raises."""
+        digits = _compact_digits(number)
+        if len(digits) == 9:
+            return await self.lookup_siren_outcome(digits)
+        return await self.lookup_siret_outcome(digits)
+
+    async def search(
+        self, name: str, commune_insee: str | None = None, limit: int = 5
+    ) -> list[FirmRecord]:
+        """Firms by name (and commune), for the firm to pick; [] on any failure, never raises."""
+        try:
+            return await self.client.search(name, commune_insee, limit=limit)
+        except (LookupFailed, ValueError) as exc:
+            logger.warning("firm search failed: %s", exc)
+        except Exception:  # the conversation goes on without the directory
+            logger.exception("firm search failed")
+        return []
+
+    async def _shared(
+        self, key: str, number: str, live: bool,
+        fetch: Callable[[str], Awaitable[FirmRecord | None]],
+    ) -> LookupOutcome:
         running = self._inflight.get(key)
         if running is not None:
-            # Concurrent lookups of one SIRET share a single API call.
+            # Concurrent lookups of one number share a single API call.
             return await asyncio.shield(running)
         future: asyncio.Future[LookupOutcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            outcome = await self._lookup(key, siret, live)
+            outcome = await self._lookup(key, number, live, fetch)
         except Exception as exc:  # never raise to the conversation
             logger.exception("firm lookup %s failed", key)
             outcome = LookupOutcome(None, "unavailable", str(exc))
@@ -556,7 +550,10 @@ class FirmDirectory:
         future.set_result(outcome)
         return outcome
 
-    async def _lookup(self, key: str, siret: str, live: bool) -> LookupOutcome:
+    async def _lookup(
+        self, key: str, number: str, live: bool,
+        fetch: Callable[[str], Awaitable[FirmRecord | None]],
+    ) -> LookupOutcome:
         cached = await self._read(key)
         now = self._now()
         if cached is not None and not live:
@@ -567,7 +564,7 @@ class FirmDirectory:
                     record, "cache" if record else "not_found", fetched_at=cached.fetched_at
                 )
         try:
-            record = await self.client.by_siret(siret)
+            record = await fetch(number)
         except LookupFailed as exc:
             logger.warning("firm lookup %s: %s", key, exc)
             if cached is not None and cached.payload:

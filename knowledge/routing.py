@@ -71,14 +71,16 @@ class FirmFacts:
     """What is known of the firm; None (or empty) means unknown and never excludes a partner.
 
     ``size_band`` is an INSEE headcount band code (``SIZE_BANDS``; "NN" counts as unknown),
-    ``artisan`` whether the firm is in the crafts register. ``naf`` and ``idcc`` are carried
-    for later filters (branch OPCO) and not used yet.
+    ``artisan`` whether the firm is in the crafts register, ``idcc`` its collective
+    agreements and ``opco`` the key of the OPCO they give (`knowledge/opco.py`), None when
+    the agreements are unknown, unmapped or point at several OPCO.
     """
 
     size_band: str | None = None
     artisan: bool | None = None
     naf: str | None = None
     idcc: tuple[str, ...] = ()
+    opco: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ class _Entry:
     partner_id: str
     activity: str
     size_bands: frozenset[str] | None  # None: every size
+    opco: str | None  # for an OPCO partner: which OPCO it is (None: not declared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ def _entry(partner: Partner, theme: str, level: Level, code: str) -> _Entry:
         partner_id=partner.id,
         activity=partner.filters.activity,
         size_bands=frozenset(bands) if bands else None,
+        opco=partner.opco,
     )
 
 
@@ -219,6 +223,13 @@ def _exclusion(entry: _Entry, firm: FirmFacts) -> str | None:
     bands = entry.size_bands
     if bands is not None and firm.size_band in SIZE_BANDS and firm.size_band not in bands:
         return f"tranche d'effectif {firm.size_band} non servie"
+    if entry.kind == "opco" and entry.opco is not None and firm.idcc:
+        # The firm's agreements are known: only its own OPCO may take the need. When they
+        # give no single OPCO, no declared OPCO is sent to and the animator decides.
+        if firm.opco is None:
+            return "OPCO de l'entreprise non déterminé par ses conventions collectives"
+        if firm.opco != entry.opco:
+            return f"l'entreprise relève d'un autre OPCO ({firm.opco})"
     return None
 
 

@@ -29,6 +29,7 @@ from pydantic_core import ErrorDetails
 from stdnum.fr import siren as stdnum_siren
 
 from knowledge.geography import Geography, default_geography
+from knowledge.opco import load_opco_table
 from knowledge.taxonomy import PARTNER_KINDS, THEME_KEYS
 
 __all__ = [
@@ -208,6 +209,9 @@ class Partner(BaseModel):
     filters: PartnerFilters = PartnerFilters()
     # Working days within which the partner promises to acknowledge a need.
     ack_days: int = Field(default=2, ge=1, le=30)
+    # For kind "opco": which OPCO this is (a key of knowledge/data/idcc_opco.yaml), so that
+    # a firm whose agreements are known only reaches its own training fund.
+    opco: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -223,6 +227,24 @@ class Partner(BaseModel):
     @classmethod
     def _distinct_themes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _unique(value, "thème")
+
+    @field_validator("opco")
+    @classmethod
+    def _known_opco(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = load_opco_table().names
+        if value not in names:
+            raise ValueError(
+                f"OPCO inconnu {value!r} : choisir parmi {', '.join(sorted(names))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _opco_only_for_opco(self) -> Partner:
+        if self.opco is not None and self.kind != "opco":
+            raise ValueError("le champ opco ne vaut que pour un partenaire de type opco")
+        return self
 
 
 class Territory(BaseModel):

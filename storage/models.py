@@ -146,6 +146,9 @@ class Need(SQLModel, table=True):
     # Geography is kept after erasure: it is not personal and feeds the territory's counts.
     commune_insee: str = Field(max_length=5)
     commune_name: str = Field(max_length=120)
+    # Public facts of the firm from the company directory (NAF, headcount band, artisan,
+    # IDCC, OPCO, source and date of the lookup); None when the firm was not looked up.
+    firm: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     epci_siren: str | None = Field(default=None, max_length=9)
     epci_name: str | None = Field(default=None, max_length=200)
     territory_id: str | None = Field(default=None, max_length=32)

@@ -45,6 +45,9 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         "RELAIS_OUTBOX_LEASE": 1,
         # The flood limiter would only slow the tests down (Telegram's limits, not the double's).
         "RELAIS_RATE_LIMIT": False,
+        # The public company directory is never called in tests (tests that need it point
+        # RECHERCHE_ENTREPRISES_URL at tests/recherche_double.py and turn this on).
+        "RELAIS_FIRM_LOOKUP": False,
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

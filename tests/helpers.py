@@ -36,8 +36,8 @@ async def reach_summary(
     replies = await say(user, "/start")
     if "J'accepte" in replies[-1].button_labels():
         await press(user, "J'accepte")
-    await say(user, name)
     await say(user, VALID_SIRET)
+    await say(user, name)
     await say(user, location)
     await press(user, theme)
     await say(user, DESCRIPTION)

@@ -27,14 +27,14 @@ def settings_for(tmp_path: Path, smtp: SmtpServer) -> Settings:
     """Services only (no Telegram needed): the firms are played through the service API."""
     return Settings(_env_file=None, TELEGRAM_BOT_TOKEN="x",  # type: ignore[call-arg]
                     DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-                    **smtp_settings(smtp))
+                    RELAIS_FIRM_LOOKUP=False, **smtp_settings(smtp))
 
 
 async def file_need(services, user_id: int, commune: str, theme_button: str) -> None:
     """One firm through the whole intake, via the same service the Telegram handlers call."""
     steps = [
-        ("command", "start"), ("button", "consent:yes"), ("text", f"Entreprise {user_id}"),
-        ("button", "siret:skip"), ("text", commune), ("button", theme_button),
+        ("command", "start"), ("button", "consent:yes"), ("button", "siret:skip"),
+        ("text", f"Entreprise {user_id}"), ("text", commune), ("button", theme_button),
         ("text", DESCRIPTION), ("button", "urg:month"), ("button", "cm:telegram"),
         ("button", "sum:confirm"),
     ]

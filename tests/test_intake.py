@@ -33,13 +33,13 @@ async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     assert await count(relais, Conversation) == 0
 
     replies = await press(user, "J'accepte")
-    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert replies[-1].plain.startswith("Quel est le numéro SIRET")
     assert "✅ J'accepte" in notice.plain  # the notice now shows the choice, without buttons
     assert notice.button_labels() == []
     assert user.callback_answers, "the button press must be answered"
 
-    assert "SIRET" in (await say(user, "Menuiserie Dupont"))[-1].plain
-    assert "commune" in (await say(user, VALID_SIRET))[-1].plain
+    assert (await say(user, VALID_SIRET))[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert "commune" in (await say(user, "Menuiserie Dupont"))[-1].plain
     theme_question = (await say(user, "paray le monial"))[-1]
     assert theme_question.plain.startswith("Quel est votre besoin principal")
     assert "Recruter" in theme_question.button_labels()
@@ -96,7 +96,6 @@ async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
     user = relais.api.user(1003)
     await say(user, "/start")
     await press(user, "J'accepte")
-    await say(user, "ACME")
     cases = {
         "abc": "que des chiffres",
         "732829320": "SIREN",
@@ -108,15 +107,16 @@ async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
         assert reason in reply.plain
         assert "Quel est le numéro SIRET" in reply.plain
         assert reply.button_labels() == ["Je ne l'ai pas sous la main"]
-    assert "commune" in (await press(user, "Je ne l'ai pas sous la main"))[-1].plain
+    assert "nom de votre entreprise" in (await press(user, "Je ne l'ai pas sous la main"))[-1].plain
+    assert "commune" in (await say(user, "ACME"))[-1].plain
 
 
 async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
     user = relais.api.user(1004)
     await say(user, "/start")
     await press(user, "J'accepte")
-    await say(user, "ACME")
     await press(user, "Je ne l'ai pas sous la main")
+    await say(user, "ACME")
     unknown = (await say(user, "Zzyzxville"))[-1]
     assert "Je ne trouve pas la commune « Zzyzxville »" in unknown.plain
     choice = (await say(user, "71600"))[-1]
@@ -136,8 +136,8 @@ async def test_text_where_a_button_is_expected_gets_the_question_again(relais: R
     user = relais.api.user(1005)
     await say(user, "/start")
     await press(user, "J'accepte")
-    await say(user, "ACME")
     await say(user, VALID_SIRET)
+    await say(user, "ACME")
     await say(user, "71342")
     replies = await say(user, "je sais pas trop")
     assert len(replies) == 1
@@ -154,15 +154,15 @@ async def test_media_get_one_line_and_the_same_question(relais: RunningBot) -> N
         replies = await user.replies_after(action())
         assert len(replies) == 1
         assert words in replies[0].plain
-        assert "Quel est le nom de votre entreprise ?" in replies[0].plain
+        assert "Quel est le numéro SIRET" in replies[0].plain
 
 
 async def test_description_length_is_enforced_with_the_count(relais: RunningBot) -> None:
     user = relais.api.user(1007)
     await say(user, "/start")
     await press(user, "J'accepte")
-    await say(user, "ACME")
     await say(user, VALID_SIRET)
+    await say(user, "ACME")
     await say(user, "Paray-le-Monial")
     await press(user, "Recruter")
     assert "(10 caractères)" in (await say(user, "trop court"))[-1].plain
@@ -206,8 +206,8 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     user = relais.api.user(1010)
     await say(user, "/start")
     await press(user, "J'accepte")
-    await say(user, "ACME")
     await say(user, VALID_SIRET)
+    await say(user, "ACME")
     await say(user, "Paray-le-Monial")
     assert "annulée" in (await say(user, "/annuler"))[-1].plain
     assert await count(relais, Conversation) == 0
@@ -217,7 +217,7 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     assert user.callback_answers[-1].get("text") == "Cette question est déjà passée."
     assert "Aucune demande n'est en cours" in (await say(user, "/annuler"))[-1].plain
     # Consent is remembered: /start goes straight to the first question.
-    assert (await say(user, "/start"))[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert (await say(user, "/start"))[-1].plain.startswith("Quel est le numéro SIRET")
     # Cancel from the summary too.
     await say(user, "/annuler")
     await reach_summary(user)
@@ -231,10 +231,10 @@ async def test_help_and_unknown_command_repeat_the_pending_question(relais: Runn
     await press(user, "J'accepte")
     replies = await say(user, "/aide")
     assert "/mesdemandes" in replies[0].plain
-    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert replies[-1].plain.startswith("Quel est le numéro SIRET")
     replies = await say(user, "/nimportequoi")
     assert "Je ne connais pas cette commande" in replies[0].plain
-    assert replies[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert replies[-1].plain.startswith("Quel est le numéro SIRET")
     replies = await say(user, "/start")
     assert replies[0].plain == "Reprenons où nous en étions."
 
@@ -287,12 +287,12 @@ async def test_a_redelivered_update_has_effect_once(relais: RunningBot) -> None:
     user = relais.api.user(1015)
     await say(user, "/start")
     await press(user, "J'accepte")
-    update_id = await user.send_text("Fonderie Martin")
+    update_id = await user.send_text(VALID_SIRET)
     await user.wait_for_messages(len(user.messages) + 1)
     before = len(user.messages)
     relais.api.redeliver(update_id)
     # A later real message proves the duplicate went through the bot first.
-    replies = await say(user, VALID_SIRET)
+    replies = await say(user, "Fonderie Martin")
     assert len(user.messages) == before + 1
     assert "commune" in replies[-1].plain
     assert await count(relais, ProcessedUpdate) >= 4
@@ -307,7 +307,7 @@ async def test_a_rate_limited_reply_is_delivered_later_in_order(relais: RunningB
     assert len(user.messages) == 2  # the question waits for Telegram's retry_after
     relais.clock.advance(seconds=4)
     messages = await user.wait_for_messages(3, timeout=10)
-    assert messages[-1].plain == "Quel est le nom de votre entreprise ?"
+    assert messages[-1].plain.startswith("Quel est le numéro SIRET")
 
     def pending(session: Session) -> int:
         return session.exec(
@@ -342,9 +342,9 @@ async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
     async def firm(user_id: int) -> None:
         user = relais.api.user(user_id)
         assert "Acceptez-vous" in await step(user, user.send_command("/start"), 2)
-        assert "nom" in await step(user, user.press("J'accepte"))
-        assert "SIRET" in await step(user, user.send_text(f"Entreprise {user_id}"))
-        assert "commune" in await step(user, user.press("Je ne l'ai pas sous la main"))
+        assert "SIRET" in await step(user, user.press("J'accepte"))
+        assert "nom" in await step(user, user.press("Je ne l'ai pas sous la main"))
+        assert "commune" in await step(user, user.send_text(f"Entreprise {user_id}"))
         assert "besoin" in await step(user, user.send_text("Le Creusot"))
         assert "Décrivez" in await step(user, user.press("Innover, moderniser"))
         assert "Pour quand" in await step(user, user.send_text(DESCRIPTION))

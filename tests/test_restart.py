@@ -25,6 +25,7 @@ class BotProcess:
             "RELAIS_POLLING_TIMEOUT": "1",
             "RELAIS_OUTBOX_LEASE": "1",
             "RELAIS_RATE_LIMIT": "false",
+            "RELAIS_FIRM_LOOKUP": "false",
         }
         self.api = api
         self.proc: asyncio.subprocess.Process | None = None
@@ -84,13 +85,13 @@ async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_
         await bot.kill()
         await bot.start()
 
-        await answer(user, user.press("J'accepte"), "nom de votre entreprise", bot)
+        await answer(user, user.press("J'accepte"), "SIRET", bot)
         await bot.kill()
         await bot.start()
-        await answer(user, user.send_text("Scierie du Charolais"), "SIRET", bot)
+        await answer(user, user.send_text(VALID_SIRET), "nom de votre entreprise", bot)
         await bot.kill()
         await bot.start()
-        await answer(user, user.send_text(VALID_SIRET), "commune", bot)
+        await answer(user, user.send_text("Scierie du Charolais"), "commune", bot)
 
         # Kill while the reply is being delivered: the state is committed, the reply is in
         # the outbox, the update is not yet confirmed. After the restart the update comes

@@ -115,7 +115,7 @@ class AnimatorService:
 
     def _card_with_history(self, session: Session, need: Need) -> Outgoing:
         routings = list(session.exec(select(NeedRouting).where(NeedRouting.need_id == need.id)))
-        card = animator_card(need, routings, fallback=not routings)
+        card = animator_card(need, routings, fallback=not routings, tz=self.tz)
         events = session.exec(
             select(NeedEvent).where(NeedEvent.need_id == need.id).order_by(col(NeedEvent.id))
         ).all()

@@ -8,6 +8,7 @@ the replies waiting in the outbox (committed: the sweeper delivers them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
+from bot.services.firms import activity_text, stored_facts
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Button, Incoming, Outgoing, Result
@@ -34,6 +36,7 @@ from bot.services.validation import (
     parse_phone,
     parse_siret,
 )
+from knowledge.firms import FirmDirectory, FirmRecord, LookupOutcome
 from knowledge.geography import Commune, Geography
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory
@@ -41,6 +44,7 @@ from storage.db import Database
 from storage.models import (
     Consent,
     Conversation,
+    FirmLookup,
     Need,
     NeedEvent,
     NeedSequence,
@@ -53,12 +57,16 @@ __all__ = ["FIELD_ORDER", "IntakeService", "erase_user_data"]
 
 Clock = Callable[[], datetime]
 
-# The order of the questions. `location_choice` and `contact_value` only appear when needed.
+# The order of the questions. The SIRET comes first: the public directory then gives the
+# name and the commune. `firm_confirm`, `location_choice`, `firm_choice` and
+# `contact_value` only appear when needed; a field already known is not asked again.
 FIELD_ORDER: tuple[str, ...] = (
-    "company_name",
     "siret",
+    "firm_confirm",
+    "company_name",
     "location",
     "location_choice",
+    "firm_choice",
     "theme",
     "description",
     "urgency",
@@ -78,12 +86,30 @@ EDITABLE: dict[str, str] = {
 }
 # Steps answered by buttons only: typed text there gets a reminder to use them.
 BUTTON_STEPS = frozenset(
-    {"location_choice", "theme", "urgency", "contact_method", "summary", "edit_choice"}
+    {"firm_confirm", "location_choice", "firm_choice", "theme", "urgency", "contact_method",
+     "summary", "edit_choice"}
 )
 # Steps where a typed text ending with "?" is a question to the knowledge base, not an
 # answer (a firm name or a SIRET never ends with "?"; a description may).
 QUESTION_STEPS = frozenset({"company_name", "siret", "location", "contact_value"})
 MAX_COMMUNE_BUTTONS = 12
+MAX_FIRM_BUTTONS = 5
+FIRM_BUTTON_LABEL = 60
+_NUMBER_SEPARATORS = re.compile(r"[\s.\-]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefetched:
+    """A directory answer fetched before the transaction, for the step it was asked for.
+
+    The lookup is network I/O, so it cannot run inside the intake's transaction; the
+    transaction uses it only if the conversation is still at `step` with the same `key`.
+    """
+
+    step: str
+    key: str  # the digits typed at the SIRET step, or the INSEE code searched
+    lookup: LookupOutcome | None = None
+    candidates: tuple[FirmRecord, ...] = ()
 
 
 @dataclass(slots=True)
@@ -94,6 +120,7 @@ class _Turn:
     toast: str | None = None
     # Messages for other chats (e.g. a question forwarded to the animators).
     others: list[tuple[str, Outgoing]] = field(default_factory=list)
+    found: _Prefetched | None = None
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         self.messages.append(Outgoing(text, buttons))
@@ -103,6 +130,7 @@ class _Turn:
 class _Accept:
     values: dict[str, Any]
     goto: str | None = None
+    preface: str | None = None
 
 
 def _rows(buttons: list[Button], per_row: int = 1) -> tuple[tuple[Button, ...], ...]:
@@ -123,7 +151,9 @@ class IntakeService:
         questions: QuestionService | None = None,
         routing: RoutingService | None = None,
         animator: AnimatorService | None = None,
+        firms: FirmDirectory | None = None,
     ) -> None:
+        self.firms = firms
         self.questions = questions
         self.routing = routing
         self.animator = animator
@@ -136,13 +166,47 @@ class IntakeService:
     # --- entry point ---------------------------------------------------------------------
     async def handle(self, event: Incoming) -> Result:
         """Handle one event in one transaction; return the deliveries to make now."""
-        return await self.db.run(lambda session: self._handle(session, event))
+        found = await self._prefetch(event) if self.firms is not None else None
+        return await self.db.run(lambda session: self._handle(session, event, found))
 
-    def _handle(self, session: Session, event: Incoming) -> Result:
+    async def _prefetch(self, event: Incoming) -> _Prefetched | None:
+        """Ask the company directory what this answer will need, before the transaction."""
+        assert self.firms is not None
+        if event.kind == "button" and not event.value.startswith("loc:"):
+            return None
+        if event.kind not in {"text", "button"}:
+            return None
+        peeked = await self.db.run(lambda session: _peek(session, event.chat_id))
+        if peeked is None:
+            return None
+        step, answers = peeked
+        if step == "siret":
+            digits = _NUMBER_SEPARATORS.sub("", event.value)
+            if event.kind == "text" and digits.isdigit() and len(digits) in {9, 14}:
+                return _Prefetched(step, digits, lookup=await self.firms.lookup_number(digits))
+            return None
+        if not _wants_search(answers):
+            return None
+        insee = None
+        if step == "location" and event.kind == "text":
+            resolved = self.geography.resolve(" ".join(event.value.split()),
+                                              limit=MAX_COMMUNE_BUTTONS)
+            if resolved.status == "found":
+                insee = resolved.communes[0].insee
+        elif step == "location_choice" and event.kind == "button":
+            insee = event.value.partition(":")[2]
+        if not insee or self.geography.by_insee(insee) is None:
+            return None
+        records = await self.firms.search(answers["company_name"], insee,
+                                          limit=MAX_FIRM_BUTTONS)
+        usable = tuple(r for r in records if r.diffusible and r.name)
+        return _Prefetched(step, insee, candidates=usable)
+
+    def _handle(self, session: Session, event: Incoming, found: _Prefetched | None) -> Result:
         now = self.clock()
         if event.update_id is not None and not self._first_time(session, event.update_id, now):
             return Result(duplicate=True)
-        turn = _Turn()
+        turn = _Turn(found=found)
         conv = session.get(Conversation, event.chat_id)
         if event.kind == "command":
             self._on_command(session, event, conv, turn, now)
@@ -341,7 +405,7 @@ class IntakeService:
             # A button of a question already answered (or of a cancelled form).
             turn.toast = texts.STALE_BUTTON
             return
-        outcome = self._button_answer(conv, value)
+        outcome = self._button_answer(conv, value, turn.found)
         if isinstance(outcome, Invalid):
             turn.toast = outcome.reason
             return
@@ -471,17 +535,24 @@ class IntakeService:
         if conv is not None:
             self._ask(conv, turn)
 
-    def _button_answer(self, conv: Conversation, value: str) -> _Accept | Invalid:
+    def _button_answer(
+        self, conv: Conversation, value: str, found: _Prefetched | None = None
+    ) -> _Accept | Invalid:
         step = conv.step
         if step == "siret" and value == "skip":
-            return _Accept({"siret": None})
+            return _Accept({"siret": None, "siren": None, "firm": None, "firm_pending": None})
+        if step == "firm_confirm":
+            return self._firm_confirm_answer(conv, value)
+        if step == "firm_choice":
+            return _firm_choice_answer(conv, value)
         if step == "location_choice":
             if value == "none":
                 return _Accept({"location_candidates": None}, goto="location")
             commune = self.geography.by_insee(value)
             if commune is None or value not in (conv.answers.get("location_candidates") or []):
                 return Invalid(texts.STALE_BUTTON)
-            return _Accept({**_commune_answers(commune), "location_candidates": None})
+            accepted = _Accept({**_commune_answers(commune), "location_candidates": None})
+            return _with_candidates(accepted, conv, commune, found)
         if step == "theme" and value in THEMES:
             return _Accept({"theme": value})
         if step == "urgency" and value in texts.URGENCY_LABELS:
@@ -500,6 +571,14 @@ class IntakeService:
         step = conv.step
         if step == "siret":
             return texts.BTN_NO_SIRET
+        if step == "firm_confirm":
+            return {"yes": texts.BTN_FIRM_YES, "no": texts.BTN_FIRM_NO}.get(value)
+        if step == "firm_choice":
+            if value == "none":
+                return texts.BTN_NONE_OF_THESE_FIRMS
+            candidates = conv.answers.get("firm_candidates") or []
+            index = int(value) if value.isdigit() else len(candidates)
+            return _candidate_label(candidates[index]) if index < len(candidates) else None
         if step == "location_choice":
             if value == "none":
                 return texts.BTN_NONE_OF_THESE_COMMUNES
@@ -541,7 +620,7 @@ class IntakeService:
         if conv.step in BUTTON_STEPS:
             self._ask(conv, turn, preface=texts.USE_BUTTONS)
             return
-        outcome = self._text_answer(conv, event.value)
+        outcome = self._text_answer(conv, event.value, turn.found)
         if isinstance(outcome, Invalid):
             self._ask(conv, turn, preface=outcome.reason)
             return
@@ -577,20 +656,49 @@ class IntakeService:
             reason = f"{reason} {texts.MEDIA_ANSWER_IN_TEXT}"
         self._ask(conv, turn, preface=reason)
 
-    def _text_answer(self, conv: Conversation, text: str) -> _Accept | Invalid:
+    def _text_answer(
+        self, conv: Conversation, text: str, found: _Prefetched | None = None
+    ) -> _Accept | Invalid:
         step = conv.step
         if step == "company_name":
             return _accept_or(parse_company_name(text), "company_name")
         if step == "siret":
-            return _accept_or(parse_siret(text), "siret")
+            return _siret_answer(text, found)
         if step == "location":
-            return self._location_answer(text)
+            accepted = self._location_answer(text)
+            if isinstance(accepted, _Accept) and accepted.goto is None:
+                commune = self.geography.by_insee(accepted.values["commune_insee"])
+                return _with_candidates(accepted, conv, commune, found)
+            return accepted
         if step == "description":
             return _accept_or(parse_description(text), "description")
         if step == "contact_value":
             parser = parse_phone if conv.answers.get("contact_method") == "phone" else parse_email
             return _accept_or(parser(text), "contact_value")
         return Invalid(texts.USE_BUTTONS)
+
+    def _firm_confirm_answer(self, conv: Conversation, value: str) -> _Accept | Invalid:
+        """"Oui": take the directory's name (and commune, for a SIRET); "Non": ask again."""
+        pending = conv.answers.get("firm_pending")
+        if not pending or value not in {"yes", "no"}:
+            return Invalid(texts.STALE_BUTTON)
+        if value == "no":
+            return _Accept({"firm_pending": None}, goto="siret", preface=texts.FIRM_CORRECT)
+        record = FirmRecord.from_json(pending)
+        values: dict[str, Any] = {
+            "firm_pending": None,
+            "firm": stored_facts(record),
+            "company_name": (record.name or "")[:120] or conv.answers.get("company_name"),
+        }
+        if record.siret:
+            values.update({"siret": record.siret, "siren": None})
+            commune = self.geography.by_insee(record.commune_insee or "")
+            if commune is not None:
+                values.update({**_commune_answers(commune), "location_candidates": None})
+        else:
+            # A SIREN gives the head office: the establishment's commune is still asked.
+            values.update({"siret": None, "siren": record.siren})
+        return _Accept(values)
 
     def _location_answer(self, text: str) -> _Accept | Invalid:
         query = " ".join(text.split())
@@ -641,7 +749,9 @@ class IntakeService:
         answers = dict(conv.answers)
         answers.update(values)
         conv.answers = answers
-        if outcome.goto is not None:
+        if outcome.goto is not None and (
+            outcome.goto != "firm_choice" or answers.get("firm_candidates")
+        ):
             next_step = outcome.goto
         elif conv.return_to_summary:
             next_step = "summary"
@@ -650,12 +760,20 @@ class IntakeService:
         if next_step == "summary":
             conv.return_to_summary = False
         self._goto(conv, next_step, now)
-        self._ask(conv, turn)
+        self._ask(conv, turn, preface=outcome.preface)
 
     def _next_step(self, step: str, answers: dict[str, Any]) -> str:
         index = FIELD_ORDER.index(step) if step in FIELD_ORDER else -1
         for candidate in FIELD_ORDER[index + 1 :]:
+            if candidate == "firm_confirm" and not answers.get("firm_pending"):
+                continue
+            if candidate == "company_name" and answers.get("company_name"):
+                continue  # given by the company directory
+            if candidate == "location" and answers.get("commune_insee"):
+                continue
             if candidate == "location_choice" and not answers.get("location_candidates"):
+                continue
+            if candidate == "firm_choice" and not answers.get("firm_candidates"):
                 continue
             if candidate == "contact_value" and answers.get("contact_method") in (None, "telegram"):
                 continue
@@ -682,7 +800,18 @@ class IntakeService:
         if step == "company_name":
             return texts.ASK_COMPANY_NAME, ()
         if step == "siret":
-            return texts.ASK_SIRET, ((Button(texts.BTN_NO_SIRET, "siret:skip"),),)
+            question = texts.ASK_SIRET_LOOKUP if self.firms is not None else texts.ASK_SIRET
+            return question, ((Button(texts.BTN_NO_SIRET, "siret:skip"),),)
+        if step == "firm_confirm":
+            return _firm_found_text(answers.get("firm_pending") or {}), ((
+                Button(texts.BTN_FIRM_YES, "fc:yes"), Button(texts.BTN_FIRM_NO, "fc:no"),
+            ),)
+        if step == "firm_choice":
+            candidates = answers.get("firm_candidates") or []
+            buttons = [Button(_candidate_label(c), f"fch:{i}") for i, c in enumerate(candidates)]
+            buttons.append(Button(texts.BTN_NONE_OF_THESE_FIRMS, "fch:none"))
+            commune = texts.esc(answers.get("commune_name") or "")
+            return texts.ASK_FIRM_CHOICE.format(commune=commune), _rows(buttons, 1)
         if step == "location":
             return texts.ASK_LOCATION, ()
         if step == "location_choice":
@@ -734,11 +863,20 @@ class IntakeService:
         commune = answers.get("commune_name")
         if commune:
             commune = f"{commune} ({answers.get('commune_insee')})"
+        firm = answers.get("firm")
+        facts = []
+        if firm:
+            facts = [line("activity", " · ".join(
+                p for p in (activity_text(firm), firm.get("size_label") or "") if p) or None)]
+        siret = answers.get("siret")
+        if not siret and answers.get("siren"):
+            siret = f"SIREN {answers['siren']}"
         return "\n".join(
             [
                 texts.SUMMARY_TITLE,
                 line("company_name", answers.get("company_name")),
-                line("siret", answers.get("siret")),
+                line("siret", siret),
+                *facts,
                 line("location", commune),
                 line("theme", theme_label(answers["theme"]) if answers.get("theme") else None),
                 line("description", answers.get("description")),
@@ -772,6 +910,7 @@ class IntakeService:
             telegram_user_id=conv.user_id if conv.channel == "telegram" else None,
             commune_insee=answers["commune_insee"],
             commune_name=answers["commune_name"],
+            firm=answers.get("firm"),
             epci_siren=answers.get("epci_siren"),
             epci_name=answers.get("epci_name"),
             territory_id=territory.id if territory else None,
@@ -812,6 +951,89 @@ def _accept_or(value: str | Invalid, key: str) -> _Accept | Invalid:
     return value if isinstance(value, Invalid) else _Accept({key: value})
 
 
+def _peek(session: Session, chat_id: int) -> tuple[str, dict[str, Any]] | None:
+    """The conversation's step and answers, read before the transaction that changes them."""
+    conv = session.get(Conversation, chat_id)
+    return (conv.step, dict(conv.answers)) if conv is not None else None
+
+
+def _wants_search(answers: dict[str, Any]) -> bool:
+    """Search the directory by name only when the firm gave a name but no SIRET."""
+    return bool(answers.get("company_name")) and not (
+        answers.get("siret") or answers.get("siren") or answers.get("firm")
+    )
+
+
+def _siret_answer(text: str, found: _Prefetched | None) -> _Accept | Invalid:
+    """A SIRET (or a SIREN the directory knows); the directory's answer is confirmed next."""
+    digits = _NUMBER_SEPARATORS.sub("", text)
+    lookup = found.lookup if found and found.step == "siret" and found.key == digits else None
+    record = lookup.record if lookup is not None else None
+    if record is not None and record.diffusible and record.name:
+        return _Accept({"firm_pending": record.to_json()}, goto="firm_confirm")
+    parsed = parse_siret(text)
+    if isinstance(parsed, Invalid):
+        return parsed
+    # Not found, masked or unreachable: the number stays as typed and the form goes on.
+    notice = texts.FIRM_NOT_FOUND if lookup is not None and lookup.status == "not_found" else None
+    return _Accept({"siret": parsed, "siren": None, "firm": None, "firm_pending": None},
+                   preface=notice)
+
+
+def _with_candidates(
+    accepted: _Accept, conv: Conversation, commune: Commune | None, found: _Prefetched | None
+) -> _Accept:
+    """Offer the directory's firms of that commune, when a name search found some."""
+    if (
+        commune is None or found is None or found.step != conv.step
+        or found.key != commune.insee or not found.candidates
+        or not _wants_search(conv.answers)
+    ):
+        return accepted
+    values = {**accepted.values,
+              "firm_candidates": [r.to_json() for r in found.candidates[:MAX_FIRM_BUTTONS]]}
+    return _Accept(values, goto="firm_choice")
+
+
+def _firm_choice_answer(conv: Conversation, value: str) -> _Accept | Invalid:
+    candidates = conv.answers.get("firm_candidates") or []
+    if value == "none":
+        return _Accept({"firm_candidates": None})
+    if not value.isdigit() or int(value) >= len(candidates):
+        return Invalid(texts.STALE_BUTTON)
+    record = FirmRecord.from_json(candidates[int(value)])
+    return _Accept({"firm_candidates": None, "firm": stored_facts(record),
+                    "siret": record.siret, "siren": None if record.siret else record.siren})
+
+
+def _candidate_label(candidate: dict[str, Any]) -> str:
+    """'FONDERIE DU CHAROLAIS · fonderie de fonte', cut to fit a phone's button."""
+    name = candidate.get("name") or texts.FIRM_UNKNOWN_NAME
+    label = candidate.get("naf_label")
+    text = f"{name} · {label[:1].lower()}{label[1:]}" if label else name
+    return text if len(text) <= FIRM_BUTTON_LABEL else text[: FIRM_BUTTON_LABEL - 1] + "…"
+
+
+def _firm_found_text(pending: dict[str, Any]) -> str:
+    """What the directory found, in one message, for the firm to confirm."""
+    details = []
+    activity = activity_text(pending)
+    if activity:
+        details.append(activity)
+    if pending.get("size_label"):
+        details.append(pending["size_label"])
+    template = texts.FIRM_FOUND if pending.get("siret") else texts.FIRM_FOUND_SIREN
+    commune = (pending.get("commune_name") or "").title() or "—"
+    text = template.format(
+        name=texts.esc(pending.get("name") or ""),
+        commune=texts.esc(commune),
+        details="".join(f", {texts.esc(d)}" for d in details),
+    )
+    if pending.get("etat_administratif") == "F":
+        text = f"{texts.FIRM_CLOSED_WARNING}\n{text}"
+    return text
+
+
 def _commune_answers(commune: Commune) -> dict[str, Any]:
     return {
         "commune_insee": commune.insee,
@@ -833,6 +1055,8 @@ _PROCESSED_INSERT = {
 
 _PREFIXES = {
     "siret": "siret",
+    "firm_confirm": "fc",
+    "firm_choice": "fch",
     "location_choice": "loc",
     "theme": "theme",
     "urgency": "urg",
@@ -866,7 +1090,13 @@ def erase_user_data(session: Session, *, user_id: int, chat_id: int, now: dateti
     session.execute(delete(Conversation).where(col(Conversation.chat_id) == chat_id))
     session.execute(delete(Consent).where(col(Consent.user_id) == user_id))
     needs = session.exec(select(Need).where(Need.telegram_user_id == user_id)).all()
+    # A sole trader's SIRET is personal data: drop the cached directory answers too.
+    keys = {f"siret:{n.siret}" for n in needs if n.siret}
+    keys |= {f"siren:{n.firm['siren']}" for n in needs if n.firm and n.firm.get("siren")}
+    if keys:
+        session.execute(delete(FirmLookup).where(col(FirmLookup.key).in_(keys)))
     for need in needs:
+        need.firm = None
         need.firm_name = None
         need.siret = None
         need.description = None

@@ -17,9 +17,10 @@ from sqlmodel import Session
 from bot import texts
 from bot.services import outbox
 from bot.services.emails import NeedView, partner_need_email
+from bot.services.firms import facts_line, routing_facts
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days
-from knowledge.routing import FirmFacts, Router
+from knowledge.routing import Router
 from knowledge.taxonomy import theme_label, theme_noun
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
@@ -76,9 +77,12 @@ def need_view(need: Need, territory: Territory | None) -> NeedView:
     )
 
 
-def animator_card(need: Need, routings: list[NeedRouting], *, fallback: bool) -> Outgoing:
+def animator_card(
+    need: Need, routings: list[NeedRouting], *, fallback: bool, tz: ZoneInfo
+) -> Outgoing:
     """The card an animator gets for a need, with its action buttons."""
     contact = texts.CONTACT_LABELS.get(need.contact_method, need.contact_method)
+    facts = facts_line(need.firm, tz=tz)
     if need.contact_value:
         contact += f" ({need.contact_value})"
     lines = [
@@ -92,6 +96,7 @@ def animator_card(need: Need, routings: list[NeedRouting], *, fallback: bool) ->
             urgency=texts.URGENCY_LABELS.get(need.urgency, need.urgency),
             contact=texts.esc(contact),
             description=texts.esc((need.description or "")[:1500]),
+            facts=texts.ANIMATOR_FIRM_FACTS.format(facts=facts) if facts else "",
         ),
         "",
     ]
@@ -141,7 +146,7 @@ class RoutingService:
     def route_new_need(self, session: Session, need: Need, now: datetime) -> RoutingResult:
         """Choose partners for a just-submitted need; email them; card the animators."""
         decision = self.router.route(theme=need.theme, commune_insee=need.commune_insee,
-                                     firm=FirmFacts())
+                                     firm=routing_facts(need.firm))
         territory = decision.territory
         result = RoutingResult(fallback=decision.fallback)
         routings: list[NeedRouting] = []
@@ -154,7 +159,7 @@ class RoutingService:
             change_status(session, need, NeedStatus.ROUTED, actor="routing", now=now,
                           note=decision.explanation[:500])
         if territory is not None:
-            card = animator_card(need, routings, fallback=decision.fallback)
+            card = animator_card(need, routings, fallback=decision.fallback, tz=self.tz)
             result.animator_messages = [(chat, card) for chat in animator_chats(territory)]
         return result
 

@@ -1,0 +1,90 @@
+"""The firm's public facts in the intake: what is stored with a need and how it is shown.
+
+The lookup itself (`knowledge.firms.FirmDirectory`) is asynchronous and happens before the
+intake's transaction; this module only turns its records into the JSON kept in the
+conversation and on the need, into routing facts, and into French lines for people.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import texts
+from knowledge.firms import FirmRecord
+from knowledge.opco import load_opco_table
+from knowledge.routing import FirmFacts
+
+__all__ = ["facts_line", "routing_facts", "stored_facts"]
+
+
+def stored_facts(record: FirmRecord) -> dict[str, Any]:
+    """The facts kept with a need: activity, size, crafts register, branch, OPCO, source."""
+    table = load_opco_table()
+    return {
+        "siren": record.siren,
+        "siret": record.siret,
+        "name": record.name,
+        "naf": record.naf,
+        "naf_label": record.naf_label,
+        "size_band": record.size_band,
+        "size_label": record.size_label,
+        "artisan": record.artisan,
+        "idccs": list(record.idccs),
+        "opco": record.opco,
+        "opco_key": table.key_for_name(record.opco),
+        "idcc_unmapped": list(table.unmapped(record.idccs)),
+        "is_head_office": record.is_head_office,
+        "closed": record.etat_administratif == "F",
+        "source": record.source,
+        "fetched_at": record.fetched_at.isoformat(),
+    }
+
+
+def routing_facts(firm: dict[str, Any] | None) -> FirmFacts:
+    """What the router may use; an empty FirmFacts (nothing known) without a lookup."""
+    if not firm:
+        return FirmFacts()
+    return FirmFacts(
+        size_band=firm.get("size_band"),
+        artisan=firm.get("artisan"),
+        naf=firm.get("naf"),
+        idcc=tuple(firm.get("idccs") or ()),
+        opco=firm.get("opco_key"),
+    )
+
+
+def activity_text(firm: dict[str, Any]) -> str:
+    """'fonderie de fonte (24.51Z)', or the code alone, or '' (plain text)."""
+    label, naf = firm.get("naf_label"), firm.get("naf")
+    if label and naf:
+        return f"{label[:1].lower()}{label[1:]} ({naf})"
+    return naf or ""
+
+
+def facts_line(firm: dict[str, Any] | None, *, tz: ZoneInfo) -> str | None:
+    """The firm's public facts in one HTML line for the animator; None without a lookup."""
+    if not firm:
+        return None
+    parts: list[str] = []
+    activity = activity_text(firm)
+    if activity:
+        parts.append(texts.esc(activity))
+    if firm.get("size_label"):
+        parts.append(texts.esc(firm["size_label"]))
+    if firm.get("artisan") is True:
+        parts.append(texts.FIRM_ARTISAN)
+    elif firm.get("artisan") is False:
+        parts.append(texts.FIRM_NOT_ARTISAN)
+    idccs = ", ".join(firm.get("idccs") or ())
+    if firm.get("opco"):
+        parts.append(texts.FIRM_OPCO.format(opco=texts.esc(firm["opco"]), idcc=idccs or "—"))
+    elif idccs:
+        parts.append(texts.FIRM_OPCO_UNKNOWN.format(idcc=texts.esc(idccs)))
+    if firm.get("closed"):
+        parts.append(texts.FIRM_CLOSED)
+    fetched = datetime.fromisoformat(firm["fetched_at"]).astimezone(tz)
+    parts.append(texts.FIRM_SOURCE.format(source=texts.esc(firm.get("source") or ""),
+                                          date=fetched.strftime("%d/%m/%Y")))
+    return " · ".join(parts)
