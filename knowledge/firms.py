@@ -23,6 +23,7 @@ from sqlmodel import Session
 from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
+from knowledge.naf import naf_label
 from knowledge.opco import OpcoTable, load_opco_table
 from knowledge.routing import FirmFacts
 from knowledge.territories import SIZE_BANDS
@@ -177,6 +178,7 @@ def record_from_result(
         idccs = tuple(complements.get("liste_idcc") or etab.get("liste_idcc") or ())
     table = opco_table or load_opco_table()
     size_band = _clean(result.get("tranche_effectif_salarie"))
+    naf = _clean(etab.get("activite_principale")) or _clean(result.get("activite_principale"))
     is_head = etab.get("est_siege")
     diffusible = result.get("statut_diffusion") != "P" and (
         etab.get("statut_diffusion_etablissement") != "P"
@@ -188,9 +190,9 @@ def record_from_result(
         commune_insee=_clean(etab.get("commune")),
         commune_name=_clean(etab.get("libelle_commune")),
         postcode=_clean(etab.get("code_postal")),
-        naf=_clean(etab.get("activite_principale")) or _clean(result.get("activite_principale")),
-        # The API gives no NAF label; a later step may add INSEE's nomenclature.
-        naf_label=None,
+        naf=naf,
+        # The API gives only the code; the label comes from INSEE's nomenclature.
+        naf_label=naf_label(naf),
         size_band=size_band,
         size_label=_size_label(size_band),
         establishment_size_band=_clean(etab.get("tranche_effectif_salarie")),

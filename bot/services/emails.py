@@ -102,6 +102,8 @@ class NeedView:
     contact_value: str
     created_at: datetime
     territory_name: str | None
+    # The firm's public facts (activity, size, OPCO), plain text; empty without a lookup.
+    firm_facts: str = ""
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None or self.created_at.utcoffset() is None:
@@ -337,6 +339,7 @@ def partner_need_email(
         "theme": theme,
         "firm": firm,
         "siret": _format_siret(need.siret),
+        "firm_facts": one_line(need.firm_facts, 300) if need.firm_facts else None,
         "commune": commune,
         "insee": one_line(need.commune_insee, 10),
         "epci": one_line(need.epci_name, 200) if need.epci_name else None,

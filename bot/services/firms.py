@@ -63,28 +63,31 @@ def activity_text(firm: dict[str, Any]) -> str:
     return naf or ""
 
 
-def facts_line(firm: dict[str, Any] | None, *, tz: ZoneInfo) -> str | None:
-    """The firm's public facts in one HTML line for the animator; None without a lookup."""
+def facts_line(
+    firm: dict[str, Any] | None, *, tz: ZoneInfo, html: bool = True
+) -> str | None:
+    """The firm's public facts in one line (Telegram HTML, or plain text for emails)."""
     if not firm:
         return None
+    esc = texts.esc if html else str
     parts: list[str] = []
     activity = activity_text(firm)
     if activity:
-        parts.append(texts.esc(activity))
+        parts.append(esc(activity))
     if firm.get("size_label"):
-        parts.append(texts.esc(firm["size_label"]))
+        parts.append(esc(firm["size_label"]))
     if firm.get("artisan") is True:
         parts.append(texts.FIRM_ARTISAN)
     elif firm.get("artisan") is False:
         parts.append(texts.FIRM_NOT_ARTISAN)
     idccs = ", ".join(firm.get("idccs") or ())
     if firm.get("opco"):
-        parts.append(texts.FIRM_OPCO.format(opco=texts.esc(firm["opco"]), idcc=idccs or "—"))
+        parts.append(texts.FIRM_OPCO.format(opco=esc(firm["opco"]), idcc=esc(idccs or "—")))
     elif idccs:
-        parts.append(texts.FIRM_OPCO_UNKNOWN.format(idcc=texts.esc(idccs)))
+        parts.append(texts.FIRM_OPCO_UNKNOWN.format(idcc=esc(idccs)))
     if firm.get("closed"):
         parts.append(texts.FIRM_CLOSED)
     fetched = datetime.fromisoformat(firm["fetched_at"]).astimezone(tz)
-    parts.append(texts.FIRM_SOURCE.format(source=texts.esc(firm.get("source") or ""),
+    parts.append(texts.FIRM_SOURCE.format(source=esc(firm.get("source") or ""),
                                           date=fetched.strftime("%d/%m/%Y")))
     return " · ".join(parts)

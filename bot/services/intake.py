@@ -690,7 +690,7 @@ class IntakeService:
             "firm": stored_facts(record),
             "company_name": (record.name or "")[:120] or conv.answers.get("company_name"),
         }
-        if record.siret:
+        if record.siret and not pending.get("by_siren"):
             values.update({"siret": record.siret, "siren": None})
             commune = self.geography.by_insee(record.commune_insee or "")
             if commune is not None:
@@ -803,7 +803,7 @@ class IntakeService:
             question = texts.ASK_SIRET_LOOKUP if self.firms is not None else texts.ASK_SIRET
             return question, ((Button(texts.BTN_NO_SIRET, "siret:skip"),),)
         if step == "firm_confirm":
-            return _firm_found_text(answers.get("firm_pending") or {}), ((
+            return self._firm_found_text(answers.get("firm_pending") or {}), ((
                 Button(texts.BTN_FIRM_YES, "fc:yes"), Button(texts.BTN_FIRM_NO, "fc:no"),
             ),)
         if step == "firm_choice":
@@ -848,6 +848,27 @@ class IntakeService:
             buttons.append(Button(texts.BTN_BACK_TO_SUMMARY, "edit:back"))
             return texts.ASK_EDIT_FIELD, _rows(buttons, 2)
         raise ValueError(f"unknown step {step!r}")
+
+    def _firm_found_text(self, pending: dict[str, Any]) -> str:
+        """What the directory found, in one message, for the firm to confirm."""
+        details = []
+        activity = activity_text(pending)
+        if activity:
+            details.append(activity)
+        if pending.get("size_label"):
+            details.append(pending["size_label"])
+        template = texts.FIRM_FOUND_SIREN if pending.get("by_siren") else texts.FIRM_FOUND
+        # The directory writes communes in capitals; the geography has the usual spelling.
+        known = self.geography.by_insee(pending.get("commune_insee") or "")
+        commune = known.name if known else (pending.get("commune_name") or "—").title()
+        text = template.format(
+            name=texts.esc(pending.get("name") or ""),
+            commune=texts.esc(commune),
+            details="".join(f", {texts.esc(d)}" for d in details),
+        )
+        if pending.get("etat_administratif") == "F":
+            text = f"{texts.FIRM_CLOSED_WARNING}\n{text}"
+        return text
 
     def _summary(self, answers: dict[str, Any]) -> str:
         def line(key: str, value: str | None) -> str:
@@ -970,7 +991,9 @@ def _siret_answer(text: str, found: _Prefetched | None) -> _Accept | Invalid:
     lookup = found.lookup if found and found.step == "siret" and found.key == digits else None
     record = lookup.record if lookup is not None else None
     if record is not None and record.diffusible and record.name:
-        return _Accept({"firm_pending": record.to_json()}, goto="firm_confirm")
+        # A SIREN gives the legal unit and its head office, which may be elsewhere.
+        pending = {**record.to_json(), "by_siren": len(digits) == 9}
+        return _Accept({"firm_pending": pending}, goto="firm_confirm")
     parsed = parse_siret(text)
     if isinstance(parsed, Invalid):
         return parsed
@@ -1012,26 +1035,6 @@ def _candidate_label(candidate: dict[str, Any]) -> str:
     label = candidate.get("naf_label")
     text = f"{name} · {label[:1].lower()}{label[1:]}" if label else name
     return text if len(text) <= FIRM_BUTTON_LABEL else text[: FIRM_BUTTON_LABEL - 1] + "…"
-
-
-def _firm_found_text(pending: dict[str, Any]) -> str:
-    """What the directory found, in one message, for the firm to confirm."""
-    details = []
-    activity = activity_text(pending)
-    if activity:
-        details.append(activity)
-    if pending.get("size_label"):
-        details.append(pending["size_label"])
-    template = texts.FIRM_FOUND if pending.get("siret") else texts.FIRM_FOUND_SIREN
-    commune = (pending.get("commune_name") or "").title() or "—"
-    text = template.format(
-        name=texts.esc(pending.get("name") or ""),
-        commune=texts.esc(commune),
-        details="".join(f", {texts.esc(d)}" for d in details),
-    )
-    if pending.get("etat_administratif") == "F":
-        text = f"{texts.FIRM_CLOSED_WARNING}\n{text}"
-    return text
 
 
 def _commune_answers(commune: Commune) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from knowledge.taxonomy import theme_label, theme_noun
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
+_PARIS = ZoneInfo("Europe/Paris")
+
 __all__ = ["RoutingResult", "RoutingService", "animator_card", "change_status", "need_view"]
 
 
@@ -53,7 +55,9 @@ def change_status(session: Session, need: Need, to: NeedStatus, *, actor: str, n
     session.add(need)
 
 
-def need_view(need: Need, territory: Territory | None) -> NeedView:
+def need_view(
+    need: Need, territory: Territory | None, *, tz: ZoneInfo | None = None
+) -> NeedView:
     """The need as emails show it (contact as the firm chose to share it)."""
     method = need.contact_method
     if method == "telegram":
@@ -74,6 +78,7 @@ def need_view(need: Need, territory: Territory | None) -> NeedView:
         contact_value=contact_value,
         created_at=need.created_at,
         territory_name=territory.name if territory else "",
+        firm_facts=facts_line(need.firm, tz=tz or _PARIS, html=False) or "",
     )
 
 
@@ -185,7 +190,7 @@ class RoutingService:
         animator = territory.animators[0] if territory else None
         deadline = add_working_days(now.astimezone(self.tz).date(), routing.ack_days)
         draft = partner_need_email(
-            need=need_view(need, territory),
+            need=need_view(need, territory, tz=self.tz),
             partner_name=routing.partner_name,
             partner_email=routing.partner_email,
             partner_id=routing.partner_id,
