@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     firm_lookup_timeout: float = Field(default=3.0, alias="RELAIS_FIRM_TIMEOUT", gt=0, le=30)
     firm_cache_days: float = Field(default=30.0, alias="RELAIS_FIRM_CACHE_DAYS", gt=0)
 
+    # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
+    reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")
+    # Seconds between two looks at the reminder table (a due reminder also wakes the bot).
+    reminder_tick: float = Field(default=5.0, alias="REMINDER_TICK", gt=0, le=300)
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _readable_offsets(cls, value: str) -> str:
+        from bot.services.meetings import parse_offsets
+
+        parse_offsets(value)  # raises ValueError with a French message
+        return value
+
     @field_validator("relais_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

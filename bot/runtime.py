@@ -19,9 +19,11 @@ from bot.config import Settings
 from bot.email_worker import EmailWorker, mail_domain
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
+from bot.reminders import ReminderScheduler
 from bot.services import outbox
 from bot.services.animator import AnimatorService
 from bot.services.intake import IntakeService
+from bot.services.meetings import MeetingService, parse_offsets
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
 from handlers.telegram import deliver, install_handlers, register_commands
@@ -54,6 +56,7 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
     firms: FirmDirectory | None = None
+    meetings: MeetingService | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -97,8 +100,11 @@ async def build_services(
                                             timeout=settings.firm_lookup_timeout)
         firms = FirmDirectory(client, db, ttl=timedelta(days=settings.firm_cache_days),
                               now=clock)
+    meetings = MeetingService(territories, tz=settings.tz,
+                              mail_domain=mail_domain(settings.mail_from),
+                              offsets=parse_offsets(settings.reminder_offsets))
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
-                           routing=routing, animator=animator, firms=firms)
+                           routing=routing, animator=animator, firms=firms, meetings=meetings)
     return Services(
         settings=settings,
         db=db,
@@ -109,6 +115,7 @@ async def build_services(
         clock=clock,
         outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
         firms=firms,
+        meetings=meetings,
     )
 
 
@@ -294,11 +301,19 @@ async def running_bot(
         watch_cards(services, stop, interval=services.settings.cards_watch_interval),
         name="cards",
     )
+    reminders = None
+    if services.meetings is not None:
+        reminders = ReminderScheduler(services.db, services.meetings, services.clock,
+                                      tick=services.settings.reminder_tick)
+        application.bot_data["reminders"] = reminders
+        await reminders.start()
     polling = asyncio.create_task(poller.run(stop), name="poller")
     try:
         yield application, stop, polling
     finally:
         stop.set()
+        if reminders is not None:
+            reminders.stop()
         polling.cancel()
         sweeper.cancel()
         marker.cancel()

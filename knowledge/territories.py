@@ -311,6 +311,11 @@ class TerritoryDirectory:
         return {a.telegram_user_id for t in self.territories for a in t.animators
                 if a.telegram_user_id is not None}
 
+    def animated_by(self, user_id: int) -> list[Territory]:
+        """The territories where this Telegram user is an animator (access control)."""
+        return [t for t in self.territories
+                if any(a.telegram_user_id == user_id for a in t.animators)]
+
 
 # -- loading ---------------------------------------------------------------------------------
 

@@ -13,10 +13,14 @@ from storage.types import UTCDateTime, utcnow
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "ChatDraft",
     "Consent",
     "Conversation",
     "FirmLookup",
     "KbQuery",
+    "Meeting",
+    "MeetingAttendee",
+    "MeetingStatus",
     "Need",
     "NeedEvent",
     "NeedRouting",
@@ -24,6 +28,7 @@ __all__ = [
     "NeedStatus",
     "Outbox",
     "ProcessedUpdate",
+    "Reminder",
 ]
 
 
@@ -249,3 +254,98 @@ class FirmLookup(SQLModel, table=True):
     # FirmRecord as JSON; None when not found.
     payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     fetched_at: datetime = _ts()
+
+
+class MeetingStatus(StrEnum):
+    """Where a meeting stands: proposed to the firm, confirmed, declined or cancelled."""
+
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    # The firm asked for another slot: the animator moves it (or cancels).
+    OTHER_SLOT = "other_slot"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+class Meeting(SQLModel, table=True):
+    """A meeting about a need, proposed by an animator; times in UTC."""
+
+    __tablename__ = "meeting"
+    __table_args__ = (Index("ix_meeting_territory_start", "territory_id", "start_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The iCalendar UID: the same for every version of the meeting (clients update in place).
+    uid: str = Field(max_length=120, unique=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    territory_id: str | None = Field(default=None, max_length=32)
+    start_at: datetime = _ts()
+    end_at: datetime = _ts()
+    place: str | None = Field(default=None, max_length=300)
+    video_url: str | None = Field(default=None, max_length=500)
+    status: str = Field(default=MeetingStatus.PROPOSED.value, max_length=16)
+    # iCalendar SEQUENCE: +1 on every reschedule and on cancel.
+    sequence: int = 0
+    organizer_name: str = Field(max_length=120)
+    organizer_email: str | None = Field(default=None, max_length=320)
+    organizer_telegram_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    # Whether the firm is invited (Telegram), and its last answer.
+    firm_invited: bool = True
+    firm_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    firm_note: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class MeetingAttendee(SQLModel, table=True):
+    """A partner or an animator invited by email to a meeting."""
+
+    __tablename__ = "meeting_attendee"
+    __table_args__ = (UniqueConstraint("meeting_id", "email", name="uq_attendee_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    # partner | animator
+    kind: str = Field(max_length=16)
+    partner_id: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+
+
+class Reminder(SQLModel, table=True):
+    """One reminder of one version of a meeting: the source of truth the scheduler reads.
+
+    Claimed by an atomic ``pending → sent`` update in the transaction that writes its
+    messages to the outbox, so it is sent once across crashes and instances.
+    """
+
+    __tablename__ = "reminder"
+    __table_args__ = (
+        Index("ix_reminder_due", "status", "due_at"),
+        UniqueConstraint("meeting_id", "sequence", "offset_minutes", name="uq_reminder_slot"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    # The meeting's SEQUENCE when the reminder was planned: a moved meeting gets new rows.
+    sequence: int = 0
+    offset_minutes: int
+    due_at: datetime = _ts()
+    # pending | sent | skipped (fell due after the meeting) | cancelled (moved or cancelled)
+    status: str = Field(default="pending", max_length=12)
+    done_at: datetime | None = _ts(nullable=True)
+    note: str | None = Field(default=None, max_length=200)
+
+
+class ChatDraft(SQLModel, table=True):
+    """A multi-step action in progress in a chat (an animator proposing a meeting...)."""
+
+    __tablename__ = "chat_draft"
+
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=16)
+    step: str = Field(max_length=24)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts()

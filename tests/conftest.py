@@ -48,6 +48,8 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         # The public company directory is never called in tests (tests that need it point
         # RECHERCHE_ENTREPRISES_URL at tests/recherche_double.py and turn this on).
         "RELAIS_FIRM_LOOKUP": False,
+        # Tests move the clock by hand: the reminder table is looked at often.
+        "REMINDER_TICK": 0.1,
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

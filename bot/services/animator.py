@@ -51,8 +51,7 @@ class AnimatorService:
 
     def territories_of(self, user_id: int) -> list[Territory]:
         """Territories where this Telegram user is an animator."""
-        return [t for t in self.territories.territories
-                if any(a.telegram_user_id == user_id for a in t.animators)]
+        return self.territories.animated_by(user_id)
 
     def _animator_name(self, user_id: int) -> str:
         for territory in self.territories_of(user_id):

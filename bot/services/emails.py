@@ -31,8 +31,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 __all__ = [
+    "MEETING_SUBJECTS",
     "EmailDraft",
+    "MeetingView",
     "NeedView",
+    "meeting_email",
+    "meeting_message_id",
     "need_message_id",
     "partner_need_email",
     "to_email_message",
@@ -126,6 +130,9 @@ class EmailDraft:
     headers: dict[str, str] = field(default_factory=dict)
     # (filename, MIME type, content)
     attachments: tuple[tuple[str, str, bytes], ...] = ()
+    # An iCalendar invitation (the .ics bytes and its METHOD), sent the way mail clients
+    # offer to accept it (see bot.services.ics.attach_invitation).
+    calendar: tuple[bytes, str] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Serialise for the outbox (JSON; attachment contents in base64)."""
@@ -147,6 +154,8 @@ class EmailDraft:
                 }
                 for name, mime, content in self.attachments
             ],
+            **({"calendar": {"ics": base64.b64encode(self.calendar[0]).decode("ascii"),
+                             "method": self.calendar[1]}} if self.calendar else {}),
         }
 
     @classmethod
@@ -167,6 +176,11 @@ class EmailDraft:
             attachments=tuple(
                 (a["filename"], a["mime_type"], base64.b64decode(a["content"], validate=True))
                 for a in payload.get("attachments", ())
+            ),
+            calendar=(
+                (base64.b64decode(payload["calendar"]["ics"], validate=True),
+                 str(payload["calendar"]["method"]))
+                if payload.get("calendar") else None
             ),
         )
 
@@ -432,4 +446,100 @@ def to_email_message(
         msg.add_attachment(
             content, maintype=maintype, subtype=subtype, filename=_checked_filename(filename)
         )
+    if draft.calendar is not None:
+        from bot.services.ics import attach_invitation
+
+        ics, method = draft.calendar
+        if method not in {"REQUEST", "CANCEL"}:
+            raise ValueError(f"unsupported calendar method {method!r}")
+        attach_invitation(msg, ics, method=method)  # type: ignore[arg-type]
     return msg
+
+
+# --- Meetings ------------------------------------------------------------------------------
+
+MEETING_SUBJECTS = {
+    "invite": "Invitation",
+    "update": "RDV déplacé",
+    "cancel": "RDV annulé",
+    "reminder": "Rappel",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeetingView:
+    """What a meeting email shows: the need, the slot in people's words, place, who."""
+
+    reference: str
+    firm_name: str
+    commune_name: str
+    theme_label: str
+    slot: str  # "jeudi 14 janvier 2027, 14h30–15h30"
+    place: str
+    video_url: str | None
+    participants: tuple[str, ...]
+    organizer_name: str
+    organizer_email: str | None
+    description: str = ""
+
+
+def meeting_message_id(uid: str, kind: str, sequence: int, to: str, mail_domain: str,
+                       extra: str = "") -> str:
+    """A stable Message-ID per meeting version, kind and recipient (a resend is the same)."""
+    if not _DOMAIN.fullmatch(mail_domain):
+        raise ValueError(f"invalid mail domain {mail_domain!r}")
+    key = hashlib.sha256(f"{uid}|{kind}|{sequence}|{to.lower()}|{extra}".encode()).hexdigest()
+    return f"<rdv-{key[:24]}@{mail_domain.lower()}>"
+
+
+def meeting_email(
+    *,
+    kind: str,
+    meeting: MeetingView,
+    to_name: str,
+    to_email: str,
+    uid: str,
+    sequence: int,
+    mail_domain: str,
+    calendar: tuple[bytes, str] | None = None,
+    extra_key: str = "",
+) -> EmailDraft:
+    """An invitation, update, cancellation or reminder of a meeting, to one person."""
+    if kind not in MEETING_SUBJECTS:
+        raise ValueError(f"unknown meeting email kind {kind!r}")
+    to = _address(to_name, to_email)
+    reply_to = (_address(meeting.organizer_name, meeting.organizer_email)
+                if meeting.organizer_email else None)
+    firm = one_line(meeting.firm_name)
+    slot = one_line(meeting.slot, 120)
+    subject = _truncate(
+        f"[{meeting.reference}] {MEETING_SUBJECTS[kind]} : RDV "
+        f"{_truncate(firm, SUBJECT_PART_LIMIT)} — {slot}",
+        SUBJECT_LIMIT,
+    )
+    context = {
+        "kind": kind,
+        "reference": meeting.reference,
+        "firm": firm,
+        "commune": one_line(meeting.commune_name, 120),
+        "theme": one_line(meeting.theme_label, 80),
+        "slot": slot,
+        "place": one_line(meeting.place, 300),
+        "video_url": one_line(meeting.video_url, 500) if meeting.video_url else None,
+        "participants": [one_line(p, 200) for p in meeting.participants],
+        "organizer_name": one_line(meeting.organizer_name, 120),
+        "organizer_email": reply_to.addr_spec if reply_to else None,
+        "to_name": one_line(to_name, 120),
+        "description": text_block(meeting.description, 1000) if meeting.description else "",
+    }
+    return EmailDraft(
+        to=(str(to),),
+        subject=subject,
+        text=render("meeting.txt", context),
+        html=render("meeting.html", context),
+        reply_to=str(reply_to) if reply_to else None,
+        message_id=meeting_message_id(uid, kind, sequence, to.addr_spec, mail_domain,
+                                      extra_key),
+        headers={"Auto-Submitted": "auto-generated", "X-Relais-Reference": meeting.reference},
+        calendar=calendar,
+    )

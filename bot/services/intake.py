@@ -24,6 +24,7 @@ from bot import texts
 from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
 from bot.services.firms import activity_text, stored_facts
+from bot.services.meetings import MeetingService
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Button, Incoming, Outgoing, Result
@@ -42,6 +43,7 @@ from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
 from storage.models import (
+    ChatDraft,
     Consent,
     Conversation,
     FirmLookup,
@@ -152,8 +154,10 @@ class IntakeService:
         routing: RoutingService | None = None,
         animator: AnimatorService | None = None,
         firms: FirmDirectory | None = None,
+        meetings: MeetingService | None = None,
     ) -> None:
         self.firms = firms
+        self.meetings = meetings
         self.questions = questions
         self.routing = routing
         self.animator = animator
@@ -272,7 +276,12 @@ class IntakeService:
         if name == "start":
             self._start(session, event, conv, turn, now)
         elif name == "annuler":
-            if conv is None:
+            draft = session.get(ChatDraft, event.chat_id)
+            if draft is not None:
+                # A meeting being proposed (or another slot being typed) is what is undone.
+                session.delete(draft)
+                turn.say(texts.MEETING_ABANDONED)
+            elif conv is None:
                 turn.say(texts.NOTHING_TO_CANCEL)
             else:
                 session.delete(conv)
@@ -291,6 +300,13 @@ class IntakeService:
             else:
                 result = self.animator.show(session, event.user_id, event.args)
             self._merge(result, turn)
+        elif name == "rdv" and self.meetings is not None:
+            self._merge(self.meetings.command_rdv(session, event.user_id, event.chat_id,
+                                                  event.args, now=now), turn)
+        elif name == "mesrdv" and self.meetings is not None:
+            turn.messages.extend(self.meetings.upcoming_for_firm(session, event.user_id, now=now))
+            if conv is not None:
+                self._ask(conv, turn)
         elif name == "recharger":
             self._reload_knowledge(event, turn)
         elif name == "supprimer":
@@ -391,6 +407,10 @@ class IntakeService:
                                         message_id=event.message_id),
                 turn,
             )
+            return
+        if prefix in {"md", "mt"} and self.meetings is not None:
+            self._merge(self.meetings.on_button(session, event.user_id, event.chat_id,
+                                                event.value, now=now), turn)
             return
         if prefix == "kb" and self.questions is not None:
             self._on_kb_button(session, event, conv, value, turn, now)
@@ -606,6 +626,12 @@ class IntakeService:
         turn: _Turn,
         now: datetime,
     ) -> None:
+        if self.meetings is not None:
+            draft = session.get(ChatDraft, event.chat_id)
+            if draft is not None:
+                self._merge(self.meetings.on_draft_text(session, draft, event.value, now=now),
+                            turn)
+                return
         if conv is None:
             if self.questions is None:
                 turn.say(texts.NEED_CONSENT_FIRST)
@@ -1091,6 +1117,7 @@ def _next_reference(session: Session, year: int) -> str:
 def erase_user_data(session: Session, *, user_id: int, chat_id: int, now: datetime) -> int:
     """Erase a person's data: form, consent; needs keep only anonymous, countable fields."""
     session.execute(delete(Conversation).where(col(Conversation.chat_id) == chat_id))
+    session.execute(delete(ChatDraft).where(col(ChatDraft.chat_id) == chat_id))
     session.execute(delete(Consent).where(col(Consent.user_id) == user_id))
     needs = session.exec(select(Need).where(Need.telegram_user_id == user_id)).all()
     # A sole trader's SIRET is personal data: drop the cached directory answers too.

@@ -118,7 +118,8 @@ def animator_card(
     buttons = (
         (Button(texts.BTN_TAKE, f"ani:take:{need.id}"),
          Button(texts.BTN_REASSIGN, f"ani:re:{need.id}")),
-        (Button(texts.BTN_CLOSE, f"ani:close:{need.id}"),),
+        (Button(texts.BTN_PROPOSE_MEETING, f"mt:new:{need.id}"),
+         Button(texts.BTN_CLOSE, f"ani:close:{need.id}")),
     )
     return Outgoing("\n".join(lines), buttons)
 

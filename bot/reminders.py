@@ -1,0 +1,95 @@
+"""The reminder clock: APScheduler wakes the bot, the `reminder` rows say what is due.
+
+Nothing about a reminder lives in the scheduler's memory. A periodic tick (and, between
+ticks, a one-off wake-up at the next due time) runs `MeetingService.fire_due`, which claims
+due rows in the database. A restart therefore loses nothing: the first run after start
+catches up with whatever fell due while the bot was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.services.meetings import FiredReminder, MeetingService
+from storage.db import Database
+
+__all__ = ["ReminderScheduler"]
+
+Clock = Callable[[], datetime]
+
+log = logging.getLogger(__name__)
+
+
+class ReminderScheduler:
+    """Fires due reminders on a tick and at the next due time; safe to run in N processes."""
+
+    def __init__(self, db: Database, meetings: MeetingService, clock: Clock, *,
+                 tick: float = 5.0, batch: int = 200) -> None:
+        self.db = db
+        self.meetings = meetings
+        self.clock = clock
+        self.tick = tick
+        self.batch = batch
+        self.ticks = 0
+        self.total = FiredReminder()
+        self._lock = asyncio.Lock()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+
+    async def start(self) -> None:
+        """Catch up with what fell due while stopped, then keep time."""
+        self._scheduler.add_job(self.run_due, IntervalTrigger(seconds=self.tick), id="tick",
+                                max_instances=1, coalesce=True, misfire_grace_time=None)
+        self._scheduler.start()
+        await self.run_due()
+
+    def stop(self) -> None:
+        """Stop waking up (a run in progress finishes its transaction)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    async def run_due(self) -> FiredReminder:
+        """Send everything due now, batch after batch; plan a wake-up for the next one."""
+        async with self._lock:
+            self.ticks += 1
+            sent = skipped = cancelled = 0
+            while True:
+                now = self.clock()
+                try:
+                    fired = await self.db.run(
+                        lambda session, now=now: self.meetings.fire_due(
+                            session, now=now, limit=self.batch))
+                except Exception:
+                    log.exception("reminder run failed")
+                    break
+                sent, skipped = sent + fired.sent, skipped + fired.skipped
+                cancelled += fired.cancelled
+                if fired.sent + fired.skipped + fired.cancelled < self.batch:
+                    break
+            if sent or skipped:
+                log.info("reminders: %d sent, %d skipped", sent, skipped)
+            self.total = FiredReminder(self.total.sent + sent, self.total.skipped + skipped,
+                                       self.total.cancelled + cancelled)
+            await self._plan_wake()
+            return FiredReminder(sent, skipped, cancelled)
+
+    async def _plan_wake(self) -> None:
+        """Between two ticks, wake up exactly when the next reminder falls due."""
+        try:
+            due = await self.db.run(self.meetings.next_due)
+        except Exception:
+            log.exception("could not read the next reminder")
+            return
+        if due is None or not self._scheduler.running:
+            return
+        delay = (due - self.clock()).total_seconds()
+        if 0 < delay < self.tick:
+            self._scheduler.add_job(
+                self.run_due, DateTrigger(run_date=datetime.now(UTC) + timedelta(seconds=delay)),
+                id="wake", replace_existing=True, misfire_grace_time=None)

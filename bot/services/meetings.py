@@ -1,0 +1,864 @@
+"""Meetings: an animator proposes, the firm answers, everyone is invited and reminded.
+
+The proposal is a short guided exchange stored as a `ChatDraft` (date → duration → place →
+participants → recap). Sending it writes, in one transaction, the meeting, the firm's
+Telegram proposal, and one email per partner and animator with an iCalendar invitation.
+
+Reminders are `reminder` rows planned when the meeting is confirmed, one per offset of
+`REMINDER_OFFSETS`. `fire_due` sends the due ones: a row moves ``pending → sent`` with a
+conditional UPDATE in the same transaction as the messages it writes to the outbox, so a
+reminder goes out once even if the process dies right after, and two processes never both
+send it. Moving or cancelling a meeting cancels its pending rows; a reminder that fell due
+while the bot was down is sent if the meeting is still ahead, skipped (and logged) if not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from bot import texts
+from bot.services import outbox
+from bot.services.animator import AnimatorResult
+from bot.services.emails import MeetingView, meeting_email
+from bot.services.ics import Attendee, Invitation, invitation_ics
+from bot.services.types import Button, Outgoing
+from bot.services.when import (
+    When,
+    format_day,
+    format_slot,
+    parse_duration,
+    parse_when,
+    unusual_reasons,
+)
+from knowledge.taxonomy import theme_noun
+from knowledge.territories import Territory, TerritoryDirectory
+from storage.models import (
+    ChatDraft,
+    Meeting,
+    MeetingAttendee,
+    MeetingStatus,
+    Need,
+    NeedRouting,
+    NeedStatus,
+    Reminder,
+)
+
+__all__ = ["DEFAULT_OFFSETS", "MeetingService", "parse_offsets"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+DEFAULT_DURATION = 60
+MAX_UPCOMING = 20
+CLOSED = {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
+          NeedStatus.CANCELLED.value}
+_URL = re.compile(r"https://[^\s<>\"']{4,490}", re.IGNORECASE)
+_OFFSET = re.compile(r"^\s*(\d{1,4})\s*([dhm])\s*$", re.IGNORECASE)
+_UNIT = {"d": "days", "h": "hours", "m": "minutes"}
+
+Clock = Callable[[], datetime]
+
+
+def parse_offsets(value: str) -> tuple[timedelta, ...]:
+    """`REMINDER_OFFSETS` ("24h,2h", "3m", "1d"): positive, distinct, largest first."""
+    offsets: set[timedelta] = set()
+    for part in value.split(","):
+        match = _OFFSET.match(part)
+        if match is None:
+            raise ValueError(f"délai de rappel illisible {part.strip()!r} (ex. 24h, 2h, 30m)")
+        offset = timedelta(**{_UNIT[match[2].lower()]: int(match[1])})
+        if offset <= timedelta(0):
+            raise ValueError("un délai de rappel doit être positif")
+        offsets.add(offset)
+    return tuple(sorted(offsets, reverse=True))
+
+
+@dataclass(frozen=True, slots=True)
+class FiredReminder:
+    """What one `fire_due` pass did (for logs, metrics and the benchmark)."""
+
+    sent: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+
+class MeetingService:
+    """Proposing, answering, moving and cancelling meetings; planning and firing reminders."""
+
+    def __init__(
+        self,
+        territories: TerritoryDirectory,
+        *,
+        tz: ZoneInfo,
+        mail_domain: str,
+        offsets: Sequence[timedelta] = DEFAULT_OFFSETS,
+    ) -> None:
+        self.territories = territories
+        self.tz = tz
+        self.mail_domain = mail_domain
+        self.offsets = tuple(offsets)
+
+    # --- access ----------------------------------------------------------------------------
+    def _territories_of(self, user_id: int) -> list[Territory]:
+        return self.territories.animated_by(user_id)
+
+    def _organizer(self, user_id: int) -> tuple[str, str | None]:
+        for territory in self._territories_of(user_id):
+            for animator in territory.animators:
+                if animator.telegram_user_id == user_id:
+                    return animator.name, str(animator.email)
+        return "Relais", None
+
+    def _allowed_need(self, session: Session, user_id: int, need_id: int) -> Need | None:
+        need = session.get(Need, need_id)
+        allowed = {t.id for t in self._territories_of(user_id)}
+        return need if need is not None and need.territory_id in allowed else None
+
+    def _allowed_meeting(self, session: Session, user_id: int,
+                         meeting_id: int) -> Meeting | None:
+        meeting = session.get(Meeting, meeting_id)
+        allowed = {t.id for t in self._territories_of(user_id)}
+        return meeting if meeting is not None and meeting.territory_id in allowed else None
+
+    def is_animator(self, user_id: int) -> bool:
+        """Whether this Telegram user animates a territory."""
+        return bool(self._territories_of(user_id))
+
+    # --- commands ---------------------------------------------------------------------------
+    def command_rdv(self, session: Session, user_id: int, chat_id: int, args: str, *,
+                    now: datetime) -> AnimatorResult:
+        """`/rdv` lists the territory's upcoming meetings; `/rdv TI-…` proposes one."""
+        if not self.is_animator(user_id):
+            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
+        reference = args.strip().upper()
+        if not reference:
+            return self.upcoming_for_animator(session, user_id, now=now)
+        need = session.exec(select(Need).where(Need.reference == reference)).first()
+        if need is None or need.id is None or self._allowed_need(session, user_id,
+                                                                 need.id) is None:
+            return AnimatorResult([Outgoing(texts.NEED_NOT_FOUND.format(
+                reference=texts.esc(reference[:20])))])
+        return self._start_draft(session, user_id, chat_id, need, now=now)
+
+    def upcoming_for_animator(self, session: Session, user_id: int, *,
+                              now: datetime) -> AnimatorResult:
+        """The territory's meetings still ahead (cancelled ones left out), soonest first."""
+        territory_ids = [t.id for t in self._territories_of(user_id)]
+        meetings = session.exec(
+            select(Meeting).where(col(Meeting.territory_id).in_(territory_ids),
+                                  Meeting.end_at > now,
+                                  Meeting.status != MeetingStatus.CANCELLED.value)
+            .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
+        ).all()
+        if not meetings:
+            return AnimatorResult([Outgoing(texts.MEETINGS_EMPTY)])
+        lines = [texts.MEETINGS_TITLE.format(count=len(meetings))]
+        rows: list[tuple[Button, ...]] = []
+        for meeting in meetings:
+            need = session.get(Need, meeting.need_id)
+            firm = (need.firm_name if need else None) or "—"
+            reference = need.reference if need else "—"
+            lines.append(texts.MEETING_LINE.format(
+                slot=self._slot(meeting), firm=texts.esc(firm), reference=reference,
+                status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status)))
+            local = meeting.start_at.astimezone(self.tz)
+            label = f"{local:%d/%m %H:%M} · {firm}"[:60]
+            rows.append((Button(label, f"mt:show:{meeting.id}"),))
+        return AnimatorResult([Outgoing("\n".join(lines), tuple(rows))])
+
+    def upcoming_for_firm(self, session: Session, user_id: int, *,
+                          now: datetime) -> list[Outgoing]:
+        """`/mesrdv`: the firm's meetings still ahead."""
+        rows = session.exec(
+            select(Meeting, Need).where(Meeting.need_id == Need.id,
+                                        Need.telegram_user_id == user_id,
+                                        col(Meeting.firm_invited).is_(True),
+                                        Meeting.end_at > now,
+                                        Meeting.status != MeetingStatus.CANCELLED.value)
+            .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
+        ).all()
+        if not rows:
+            return [Outgoing(texts.MY_MEETINGS_EMPTY)]
+        lines = [texts.MY_MEETINGS_TITLE]
+        for meeting, need in rows:
+            lines.append(texts.MY_MEETING_LINE.format(
+                slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
+                reference=need.reference,
+                status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status)))
+        return [Outgoing("\n".join(lines))]
+
+    # --- the animator's draft ---------------------------------------------------------------
+    def _start_draft(self, session: Session, user_id: int, chat_id: int, need: Need, *,
+                     now: datetime, meeting: Meeting | None = None) -> AnimatorResult:
+        if meeting is None and need.status in CLOSED:
+            return AnimatorResult([Outgoing(texts.MEETING_NEED_CLOSED)])
+        data: dict[str, Any] = {"need_id": need.id}
+        if meeting is not None:
+            data["meeting_id"] = meeting.id
+            data["duration"] = int((meeting.end_at - meeting.start_at).total_seconds() // 60)
+        draft = session.get(ChatDraft, chat_id)
+        if draft is None:
+            draft = ChatDraft(chat_id=chat_id, user_id=user_id, kind="meeting", step="when")
+        draft.user_id, draft.kind, draft.step, draft.data = user_id, "meeting", "when", data
+        draft.updated_at = now
+        session.add(draft)
+        return AnimatorResult([self._ask_when(need, meeting)])
+
+    def _ask_when(self, need: Need, meeting: Meeting | None) -> Outgoing:
+        firm = texts.esc(need.firm_name or "—")
+        if meeting is not None:
+            return Outgoing(texts.MEETING_ASK_WHEN_MOVE.format(
+                firm=firm, reference=need.reference, slot=self._slot(meeting)),
+                ((Button(texts.BTN_ABANDON, "md:abort"),),))
+        return Outgoing(texts.MEETING_ASK_WHEN.format(firm=firm, reference=need.reference),
+                        ((Button(texts.BTN_ABANDON, "md:abort"),),))
+
+    def on_draft_text(self, session: Session, draft: ChatDraft, text: str, *,
+                      now: datetime) -> AnimatorResult:
+        """A typed answer to the pending question of a draft (animator or firm)."""
+        if draft.kind == "other_slot":
+            return self._firm_other_slot_text(session, draft, text, now=now)
+        need = self._allowed_need(session, draft.user_id, int(draft.data.get("need_id", 0)))
+        if need is None:
+            session.delete(draft)
+            return AnimatorResult([Outgoing(texts.MEETING_NOT_FOUND)])
+        if draft.step == "when":
+            return self._when_answer(session, draft, need, text, now=now)
+        if draft.step == "duration":
+            minutes = parse_duration(text)
+            if minutes is None:
+                return AnimatorResult([self._ask_duration(draft, preface=texts.BAD_DURATION)])
+            return self._duration_chosen(session, draft, need,
+                                         int(minutes.total_seconds() // 60), now=now)
+        if draft.step == "place":
+            return self._place_answer(session, draft, need, text, now=now)
+        # Steps answered with buttons: the same question again.
+        return AnimatorResult([self._question(session, draft, need,
+                                              preface=texts.USE_BUTTONS)])
+
+    def _when_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
+                     now: datetime) -> AnimatorResult:
+        parsed = parse_when(text, now=now, tz=self.tz)
+        if not isinstance(parsed, When):
+            message = texts.WHEN_ERRORS[parsed.error.value].format(
+                detail=texts.esc(parsed.detail or text[:40]))
+            meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
+                "meeting_id") else None
+            ask = self._ask_when(need, meeting)
+            return AnimatorResult([Outgoing(f"{message}\n\n{ask.text}", ask.buttons)])
+        start = parsed.start.astimezone(self.tz)
+        draft.data = {**draft.data, "start": start.isoformat()}
+        duration = int(draft.data.get("duration", DEFAULT_DURATION))
+        reasons = unusual_reasons(start, start + timedelta(minutes=duration), tz=self.tz)
+        if reasons:
+            self._goto(draft, "unusual", now)
+            return AnimatorResult([self._ask_unusual(draft, reasons)])
+        self._goto(draft, "duration", now)
+        return AnimatorResult([self._ask_duration(draft)])
+
+    def _ask_unusual(self, draft: ChatDraft, reasons: list[str]) -> Outgoing:
+        start = datetime.fromisoformat(draft.data["start"])
+        duration = int(draft.data.get("duration", DEFAULT_DURATION))
+        words = []
+        for reason in reasons:
+            if reason == "early_or_late":
+                words.append(texts.UNUSUAL_EARLY_LATE)
+            elif reason == "weekend":
+                words.append(texts.UNUSUAL_WEEKEND)
+            elif reason.startswith("holiday:"):
+                words.append(texts.UNUSUAL_HOLIDAY.format(name=texts.esc(reason[8:])))
+        return Outgoing(
+            texts.MEETING_UNUSUAL.format(
+                reasons=", ".join(words),
+                slot=format_slot(start, start + timedelta(minutes=duration), tz=self.tz)),
+            ((Button(texts.BTN_KEEP_SLOT, "md:keep"),
+              Button(texts.BTN_CHANGE_SLOT, "md:redate")),))
+
+    def _ask_duration(self, draft: ChatDraft, *, preface: str | None = None) -> Outgoing:
+        start = datetime.fromisoformat(draft.data["start"]).astimezone(self.tz)
+        text = texts.MEETING_ASK_DURATION.format(
+            slot_day=format_day(start, tz=self.tz).capitalize(),
+            time=f"{start.hour}h{start.minute:02d}" if start.minute else f"{start.hour}h")
+        if preface:
+            text = f"{preface}\n\n{text}"
+        buttons = tuple(Button(label, f"md:dur:{minutes}")
+                        for minutes, label in texts.DURATION_BUTTONS.items())
+        return Outgoing(text, (buttons[:2], buttons[2:]))
+
+    def _duration_chosen(self, session: Session, draft: ChatDraft, need: Need, minutes: int,
+                         *, now: datetime) -> AnimatorResult:
+        draft.data = {**draft.data, "duration": minutes}
+        start = datetime.fromisoformat(draft.data["start"])
+        end = start + timedelta(minutes=minutes)
+        # A longer meeting may now run past 20h or into a holiday: ask once more.
+        reasons = unusual_reasons(start, end, tz=self.tz)
+        if reasons and not draft.data.get("unusual_ok"):
+            self._goto(draft, "unusual", now)
+            return AnimatorResult([self._ask_unusual(draft, reasons)])
+        if draft.data.get("meeting_id"):
+            self._goto(draft, "recap", now)
+        elif "place" in draft.data:
+            self._goto(draft, "recap", now)
+        else:
+            self._goto(draft, "place", now)
+        return AnimatorResult([self._question(session, draft, need)])
+
+    def _place_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
+                      now: datetime) -> AnimatorResult:
+        cleaned = " ".join(text.split())
+        url = _URL.search(cleaned)
+        if url is not None:
+            place = cleaned.replace(url.group(0), "").strip(" -–:,") or texts.PLACE_VIDEO
+            draft.data = {**draft.data, "place": place[:300], "video_url": url.group(0)}
+        elif 3 <= len(cleaned) <= 300:
+            draft.data = {**draft.data, "place": cleaned, "video_url": None}
+        else:
+            return AnimatorResult([self._question(session, draft, need,
+                                                  preface=texts.BAD_PLACE)])
+        return self._after_place(session, draft, need, now=now)
+
+    def _after_place(self, session: Session, draft: ChatDraft, need: Need, *,
+                     now: datetime) -> AnimatorResult:
+        if "partners" not in draft.data:
+            routed = self._routed(session, need)
+            draft.data = {**draft.data, "partners": [r.partner_id for r in routed],
+                          "firm": need.telegram_chat_id is not None}
+        self._goto(draft, "who", now)
+        return AnimatorResult([self._question(session, draft, need)])
+
+    def _question(self, session: Session, draft: ChatDraft, need: Need, *,
+                  preface: str | None = None) -> Outgoing:
+        """The pending question of a draft, with its buttons."""
+        if draft.step == "when":
+            meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
+                "meeting_id") else None
+            out = self._ask_when(need, meeting)
+        elif draft.step == "unusual":
+            start = datetime.fromisoformat(draft.data["start"])
+            duration = int(draft.data.get("duration", DEFAULT_DURATION))
+            out = self._ask_unusual(draft, unusual_reasons(
+                start, start + timedelta(minutes=duration), tz=self.tz))
+        elif draft.step == "duration":
+            out = self._ask_duration(draft)
+        elif draft.step == "place":
+            out = Outgoing(texts.MEETING_ASK_PLACE, ((Button(
+                texts.BTN_PLACE_FIRM.format(commune=need.commune_name)[:60], "md:place:firm"),),
+                (Button(texts.BTN_ABANDON, "md:abort"),)))
+        elif draft.step == "who":
+            out = self._ask_who(session, draft, need)
+        else:
+            out = self._recap(session, draft, need)
+        if preface:
+            return Outgoing(f"{preface}\n\n{out.text}", out.buttons)
+        return out
+
+    def _routed(self, session: Session, need: Need) -> list[NeedRouting]:
+        return list(session.exec(
+            select(NeedRouting).where(NeedRouting.need_id == need.id,
+                                      NeedRouting.status != "removed")
+            .order_by(col(NeedRouting.id))))
+
+    def _ask_who(self, session: Session, draft: ChatDraft, need: Need) -> Outgoing:
+        chosen = set(draft.data.get("partners", []))
+        rows: list[tuple[Button, ...]] = []
+        if need.telegram_chat_id is not None:
+            mark = "✅ " if draft.data.get("firm") else "☐ "
+            rows.append((Button((mark + texts.BTN_WHO_FIRM.format(
+                firm=need.firm_name or "—"))[:60], "md:who:firm"),))
+        for routing in self._routed(session, need):
+            mark = "✅ " if routing.partner_id in chosen else "☐ "
+            rows.append((Button((mark + routing.partner_name)[:60],
+                                f"md:who:{routing.partner_id}"[:64]),))
+        rows.append((Button(texts.BTN_WHO_DONE, "md:who:ok"),
+                     Button(texts.BTN_ABANDON, "md:abort")))
+        return Outgoing(texts.MEETING_ASK_WHO, tuple(rows))
+
+    def _recap(self, session: Session, draft: ChatDraft, need: Need) -> Outgoing:
+        start = datetime.fromisoformat(draft.data["start"])
+        end = start + timedelta(minutes=int(draft.data.get("duration", DEFAULT_DURATION)))
+        meeting_id = draft.data.get("meeting_id")
+        if meeting_id:
+            meeting = session.get(Meeting, meeting_id)
+            assert meeting is not None
+            place = self._place(meeting)
+            who = self._who_of_meeting(session, meeting, need)
+        else:
+            place = draft.data.get("place") or ""
+            if draft.data.get("video_url"):
+                place = f"{place} ({draft.data['video_url']})"
+            who = self._who_of_draft(session, draft, need)
+        send = texts.BTN_SEND_UPDATE if meeting_id else texts.BTN_SEND_INVITE
+        return Outgoing(
+            texts.MEETING_RECAP.format(
+                reference=need.reference, slot=format_slot(start, end, tz=self.tz),
+                place=texts.esc(place), who=texts.esc(", ".join(who))),
+            ((Button(send, "md:send"),),
+             (Button(texts.BTN_CHANGE_SLOT, "md:redate"), Button(texts.BTN_ABANDON, "md:abort"))))
+
+    def _who_of_draft(self, session: Session, draft: ChatDraft, need: Need) -> list[str]:
+        chosen = set(draft.data.get("partners", []))
+        names = [need.firm_name or "—"] if draft.data.get("firm") else []
+        names += [r.partner_name for r in self._routed(session, need) if r.partner_id in chosen]
+        return names
+
+    def _who_of_meeting(self, session: Session, meeting: Meeting, need: Need) -> list[str]:
+        names = [need.firm_name or "—"] if meeting.firm_invited else []
+        names += [a.name for a in self._attendees(session, meeting) if a.kind == "partner"]
+        return names
+
+    def _goto(self, draft: ChatDraft, step: str, now: datetime) -> None:
+        draft.step = step
+        draft.updated_at = now
+        # JSON columns are compared by identity: reassigning marks the row dirty.
+        draft.data = dict(draft.data)
+
+    # --- buttons ----------------------------------------------------------------------------
+    def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
+                  now: datetime) -> AnimatorResult:
+        """`md:…` (a draft's buttons), `mt:…` (a meeting's buttons, animator or firm)."""
+        prefix, _, rest = value.partition(":")
+        if prefix == "md":
+            return self._draft_button(session, user_id, chat_id, rest, now=now)
+        action, _, args = rest.partition(":")
+        if action in {"ok", "alt", "no"}:
+            return self._firm_answer(session, user_id, chat_id, action, args, now=now)
+        if not self.is_animator(user_id):
+            return AnimatorResult(toast=texts.ANIMATORS_ONLY)
+        target = args.partition(":")[0]
+        if not target.isdigit():
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if action == "new":
+            need = self._allowed_need(session, user_id, int(target))
+            if need is None:
+                return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+            return self._start_draft(session, user_id, chat_id, need, now=now)
+        meeting = self._allowed_meeting(session, user_id, int(target))
+        if meeting is None:
+            return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+        need = session.get(Need, meeting.need_id)
+        assert need is not None
+        if action == "show":
+            return AnimatorResult([self._detail(session, meeting, need)])
+        if meeting.status == MeetingStatus.CANCELLED.value:
+            return AnimatorResult(toast=texts.MEETING_ALREADY_CANCELLED)
+        if action == "move":
+            return self._start_draft(session, user_id, chat_id, need, now=now, meeting=meeting)
+        if action == "cancel":
+            return AnimatorResult([Outgoing(
+                texts.MEETING_ASK_CANCEL.format(slot=self._slot(meeting),
+                                                firm=texts.esc(need.firm_name or "—")),
+                ((Button(texts.BTN_CONFIRM_CANCEL, f"mt:cancelok:{meeting.id}"),
+                  Button(texts.BTN_KEEP_MEETING, f"mt:keep:{meeting.id}")),))])
+        if action == "keep":
+            return AnimatorResult([Outgoing(texts.MEETING_KEPT)])
+        if action == "cancelok":
+            return self._cancel(session, meeting, need, now=now)
+        return AnimatorResult(toast=texts.STALE_BUTTON)
+
+    def _detail(self, session: Session, meeting: Meeting, need: Need) -> Outgoing:
+        text = texts.MEETING_DETAIL.format(
+            reference=need.reference, firm=texts.esc(need.firm_name or "—"),
+            slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
+            who=texts.esc(", ".join(self._who_of_meeting(session, meeting, need)) or "—"),
+            status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status))
+        if meeting.status == MeetingStatus.CANCELLED.value:
+            return Outgoing(text)
+        return Outgoing(text, ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
+                                Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),))
+
+    def _draft_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
+                      now: datetime) -> AnimatorResult:
+        draft = session.get(ChatDraft, chat_id)
+        if draft is None or draft.kind != "meeting" or draft.user_id != user_id:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if value == "abort":
+            session.delete(draft)
+            return AnimatorResult([Outgoing(texts.MEETING_ABANDONED)])
+        need = self._allowed_need(session, user_id, int(draft.data.get("need_id", 0)))
+        if need is None:
+            session.delete(draft)
+            return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+        action, _, arg = value.partition(":")
+        if action == "redate":
+            self._goto(draft, "when", now)
+            draft.data = {k: v for k, v in draft.data.items() if k not in {"unusual_ok"}}
+            return AnimatorResult([self._question(session, draft, need)])
+        if action == "keep" and draft.step == "unusual":
+            draft.data = {**draft.data, "unusual_ok": True}
+            if "duration" in draft.data and draft.data.get("duration_set"):
+                return self._duration_chosen(session, draft, need,
+                                             int(draft.data["duration"]), now=now)
+            self._goto(draft, "duration", now)
+            return AnimatorResult([self._ask_duration(draft)])
+        if action == "dur" and draft.step == "duration" and arg.isdigit():
+            draft.data = {**draft.data, "duration_set": True}
+            return self._duration_chosen(session, draft, need, int(arg), now=now)
+        if action == "place" and draft.step == "place" and arg == "firm":
+            draft.data = {**draft.data, "video_url": None,
+                          "place": texts.PLACE_AT_FIRM.format(commune=need.commune_name)}
+            return self._after_place(session, draft, need, now=now)
+        if action == "who" and draft.step == "who":
+            return self._who_button(session, draft, need, arg, now=now)
+        if action == "send" and draft.step == "recap":
+            session.delete(draft)
+            if draft.data.get("meeting_id"):
+                return self._move(session, draft, need, now=now)
+            return self._create(session, draft, need, user_id, now=now)
+        return AnimatorResult(toast=texts.STALE_BUTTON)
+
+    def _who_button(self, session: Session, draft: ChatDraft, need: Need, arg: str, *,
+                    now: datetime) -> AnimatorResult:
+        chosen = list(draft.data.get("partners", []))
+        if arg == "ok":
+            if not chosen and not draft.data.get("firm"):
+                return AnimatorResult(toast=texts.MEETING_NOBODY)
+            self._goto(draft, "recap", now)
+            return AnimatorResult([self._question(session, draft, need)])
+        if arg == "firm" and need.telegram_chat_id is not None:
+            draft.data = {**draft.data, "firm": not draft.data.get("firm")}
+        elif arg in {r.partner_id for r in self._routed(session, need)}:
+            chosen = [p for p in chosen if p != arg] if arg in chosen else [*chosen, arg]
+            draft.data = {**draft.data, "partners": chosen}
+        else:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        self._goto(draft, "who", now)
+        return AnimatorResult([self._ask_who(session, draft, need)])
+
+    # --- sending ----------------------------------------------------------------------------
+    def _create(self, session: Session, draft: ChatDraft, need: Need, user_id: int, *,
+                now: datetime) -> AnimatorResult:
+        assert need.id is not None
+        start = datetime.fromisoformat(draft.data["start"])
+        end = start + timedelta(minutes=int(draft.data.get("duration", DEFAULT_DURATION)))
+        organizer, organizer_email = self._organizer(user_id)
+        firm_invited = bool(draft.data.get("firm")) and need.telegram_chat_id is not None
+        uid_seed = f"{need.reference}|{start.isoformat()}|{now.isoformat()}|{user_id}"
+        meeting = Meeting(
+            uid=f"rdv-{hashlib.sha256(uid_seed.encode()).hexdigest()[:20]}@{self.mail_domain}",
+            need_id=need.id, territory_id=need.territory_id, start_at=start, end_at=end,
+            place=draft.data.get("place"), video_url=draft.data.get("video_url"),
+            status=(MeetingStatus.PROPOSED if firm_invited else MeetingStatus.CONFIRMED).value,
+            organizer_name=organizer, organizer_email=organizer_email,
+            organizer_telegram_id=user_id, firm_invited=firm_invited,
+            firm_chat_id=need.telegram_chat_id if firm_invited else None,
+            created_at=now, updated_at=now)
+        session.add(meeting)
+        session.flush()
+        assert meeting.id is not None
+        chosen = set(draft.data.get("partners", []))
+        for routing in self._routed(session, need):
+            if routing.partner_id in chosen:
+                session.add(MeetingAttendee(meeting_id=meeting.id, kind="partner",
+                                            partner_id=routing.partner_id,
+                                            name=routing.partner_name,
+                                            email=routing.partner_email))
+        if organizer_email:
+            session.add(MeetingAttendee(meeting_id=meeting.id, kind="animator",
+                                        name=organizer, email=organizer_email))
+        session.flush()
+        self._send_emails(session, meeting, need, "invite", now=now)
+        result = AnimatorResult()
+        if firm_invited:
+            result.others.append((str(need.telegram_chat_id),
+                                  self._firm_proposal(meeting, need, moved=False)))
+            result.messages.append(Outgoing(texts.MEETING_SENT.format(slot=self._slot(meeting))))
+        else:
+            self._plan_reminders(session, meeting, now=now)
+            result.messages.append(Outgoing(texts.MEETING_SENT_NO_FIRM.format(
+                slot=self._slot(meeting))))
+        return result
+
+    def _move(self, session: Session, draft: ChatDraft, need: Need, *,
+              now: datetime) -> AnimatorResult:
+        meeting = session.get(Meeting, draft.data["meeting_id"])
+        if meeting is None or meeting.status == MeetingStatus.CANCELLED.value:
+            return AnimatorResult([Outgoing(texts.MEETING_ALREADY_CANCELLED)])
+        start = datetime.fromisoformat(draft.data["start"])
+        meeting.start_at = start
+        meeting.end_at = start + timedelta(minutes=int(draft.data.get("duration",
+                                                                       DEFAULT_DURATION)))
+        meeting.sequence += 1
+        meeting.updated_at = now
+        meeting.status = (MeetingStatus.PROPOSED if meeting.firm_invited
+                          else MeetingStatus.CONFIRMED).value
+        session.add(meeting)
+        self._cancel_reminders(session, meeting, note="déplacé")
+        self._send_emails(session, meeting, need, "update", now=now)
+        result = AnimatorResult([Outgoing(texts.MEETING_MOVED.format(slot=self._slot(meeting)))])
+        if meeting.firm_invited and meeting.firm_chat_id is not None:
+            result.others.append((str(meeting.firm_chat_id),
+                                  self._firm_proposal(meeting, need, moved=True)))
+        else:
+            self._plan_reminders(session, meeting, now=now)
+        return result
+
+    def _cancel(self, session: Session, meeting: Meeting, need: Need, *,
+                now: datetime) -> AnimatorResult:
+        slot = self._slot(meeting)
+        meeting.status = MeetingStatus.CANCELLED.value
+        meeting.sequence += 1
+        meeting.updated_at = now
+        session.add(meeting)
+        self._cancel_reminders(session, meeting, note="annulé")
+        self._send_emails(session, meeting, need, "cancel", now=now)
+        # A firm still typing another slot for this meeting has nothing left to answer.
+        if meeting.firm_chat_id is not None:
+            session.execute(delete(ChatDraft).where(
+                col(ChatDraft.chat_id) == meeting.firm_chat_id,
+                col(ChatDraft.kind) == "other_slot"))
+        result = AnimatorResult([Outgoing(texts.MEETING_CANCELLED.format(slot=slot))])
+        if meeting.firm_invited and meeting.firm_chat_id is not None:
+            result.others.append((str(meeting.firm_chat_id), Outgoing(
+                texts.MEETING_CANCELLED_FOR_FIRM.format(slot=slot, reference=need.reference))))
+        return result
+
+    def _firm_proposal(self, meeting: Meeting, need: Need, *, moved: bool) -> Outgoing:
+        template = texts.MEETING_MOVED_FOR_FIRM if moved else texts.MEETING_FOR_FIRM
+        who = [meeting.organizer_name]
+        text = template.format(reference=need.reference, slot=self._slot(meeting),
+                               place=texts.esc(self._place(meeting)),
+                               who=texts.esc(", ".join(who)))
+        key = f"{meeting.id}:{meeting.sequence}"
+        return Outgoing(text, (
+            (Button(texts.BTN_FIRM_CONFIRM, f"mt:ok:{key}"),),
+            (Button(texts.BTN_FIRM_OTHER_SLOT, f"mt:alt:{key}"),),
+            (Button(texts.BTN_FIRM_DECLINE, f"mt:no:{key}"),)))
+
+    def _attendees(self, session: Session, meeting: Meeting) -> list[MeetingAttendee]:
+        return list(session.exec(select(MeetingAttendee).where(
+            MeetingAttendee.meeting_id == meeting.id).order_by(col(MeetingAttendee.id))))
+
+    def _view(self, session: Session, meeting: Meeting, need: Need) -> MeetingView:
+        return MeetingView(
+            reference=need.reference, firm_name=need.firm_name or "(anonymisée)",
+            commune_name=need.commune_name, theme_label=theme_noun(need.theme),
+            slot=format_slot(meeting.start_at, meeting.end_at, tz=self.tz),
+            place=self._place(meeting), video_url=meeting.video_url,
+            participants=tuple(self._who_of_meeting(session, meeting, need))
+            + ((meeting.organizer_name,) if meeting.organizer_email else ()),
+            organizer_name=meeting.organizer_name, organizer_email=meeting.organizer_email)
+
+    def _invitation(self, session: Session, meeting: Meeting, need: Need,
+                    now: datetime) -> Invitation:
+        view = self._view(session, meeting, need)
+        return Invitation(
+            uid=meeting.uid, sequence=meeting.sequence, start=meeting.start_at,
+            end=meeting.end_at,
+            summary=f"RDV {view.firm_name} ({need.reference})",
+            description=(f"Demande {need.reference} : {view.theme_label}, "
+                         f"{view.firm_name}, {view.commune_name}."),
+            location=meeting.place or "", url=meeting.video_url or "",
+            organizer_name=meeting.organizer_name,
+            organizer_email=meeting.organizer_email or f"relais@{self.mail_domain}",
+            attendees=tuple(Attendee(a.name, a.email) for a in self._attendees(session, meeting)),
+            stamp=now, tz=str(self.tz.key))
+
+    def _send_emails(self, session: Session, meeting: Meeting, need: Need, kind: str, *,
+                     now: datetime, extra_key: str = "") -> None:
+        """One email per attendee (partners and the animator), through the outbox."""
+        attendees = self._attendees(session, meeting)
+        if not attendees:
+            return
+        calendar = None
+        if kind in {"invite", "update", "cancel"}:
+            method = "CANCEL" if kind == "cancel" else "REQUEST"
+            ics = invitation_ics(self._invitation(session, meeting, need, now),
+                                 method=method)  # type: ignore[arg-type]
+            calendar = (ics, method)
+        view = self._view(session, meeting, need)
+        for attendee in attendees:
+            draft = meeting_email(kind=kind, meeting=view, to_name=attendee.name,
+                                  to_email=attendee.email, uid=meeting.uid,
+                                  sequence=meeting.sequence, mail_domain=self.mail_domain,
+                                  calendar=calendar, extra_key=extra_key)
+            outbox.enqueue_payload(
+                session, channel="email", recipient=attendee.email, now=now,
+                payload={"email": draft.to_payload(), "need_id": need.id,
+                         "territory_id": need.territory_id,
+                         "key": draft.message_id.strip("<>")})
+
+    # --- the firm's answers -----------------------------------------------------------------
+    def _firm_answer(self, session: Session, user_id: int, chat_id: int, action: str,
+                     args: str, *, now: datetime) -> AnimatorResult:
+        meeting_part, _, sequence = args.partition(":")
+        meeting = session.get(Meeting, int(meeting_part)) if meeting_part.isdigit() else None
+        need = session.get(Need, meeting.need_id) if meeting is not None else None
+        if meeting is None or need is None or need.telegram_user_id != user_id:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        # A proposal that was moved or cancelled since: its buttons mean nothing any more.
+        if str(meeting.sequence) != sequence or meeting.status not in {
+                MeetingStatus.PROPOSED.value, MeetingStatus.OTHER_SLOT.value}:
+            if meeting.status == MeetingStatus.CONFIRMED.value and action == "ok":
+                return AnimatorResult(toast=texts.STALE_BUTTON)
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if meeting.start_at <= now:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        slot = self._slot(meeting)
+        firm = texts.esc(need.firm_name or "—")
+        meeting.updated_at = now
+        result = AnimatorResult()
+        if action == "ok":
+            meeting.status = MeetingStatus.CONFIRMED.value
+            self._plan_reminders(session, meeting, now=now)
+            result.messages.append(Outgoing(texts.FIRM_CONFIRMED_ACK.format(slot=slot)))
+            note = texts.MEETING_FIRM_CONFIRMED.format(firm=firm, slot=slot,
+                                                       reference=need.reference)
+        elif action == "alt":
+            meeting.status = MeetingStatus.OTHER_SLOT.value
+            draft = session.get(ChatDraft, chat_id) or ChatDraft(
+                chat_id=chat_id, user_id=user_id, kind="other_slot", step="text")
+            draft.kind, draft.step, draft.user_id = "other_slot", "text", user_id
+            draft.data = {"meeting_id": meeting.id}
+            draft.updated_at = now
+            session.add(draft)
+            result.messages.append(Outgoing(texts.FIRM_ASK_OTHER_SLOT))
+            note = texts.MEETING_FIRM_OTHER_SLOT.format(firm=firm, slot=slot,
+                                                        reference=need.reference)
+        else:
+            meeting.status = MeetingStatus.DECLINED.value
+            result.messages.append(Outgoing(texts.FIRM_DECLINED_ACK))
+            note = texts.MEETING_FIRM_DECLINED.format(firm=firm, slot=slot,
+                                                      reference=need.reference)
+        session.add(meeting)
+        self._tell_organizer(result, meeting, note)
+        return result
+
+    def _tell_organizer(self, result: AnimatorResult, meeting: Meeting, text: str) -> None:
+        buttons: tuple[tuple[Button, ...], ...] = ()
+        if meeting.status != MeetingStatus.CONFIRMED.value:
+            buttons = ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
+                        Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),)
+        for chat in self._organizer_chats(meeting):
+            result.others.append((chat, Outgoing(text, buttons)))
+
+    def _organizer_chats(self, meeting: Meeting) -> list[str]:
+        if meeting.organizer_telegram_id is not None:
+            return [str(meeting.organizer_telegram_id)]
+        territory = self.territories.get(meeting.territory_id or "")
+        if territory is None:
+            return []
+        return [str(a.telegram_user_id) for a in territory.animators if a.telegram_user_id]
+
+    def _firm_other_slot_text(self, session: Session, draft: ChatDraft, text: str, *,
+                              now: datetime) -> AnimatorResult:
+        cleaned = " ".join(text.split())
+        if not 3 <= len(cleaned) <= 300:
+            return AnimatorResult([Outgoing(texts.BAD_OTHER_SLOT)])
+        session.delete(draft)
+        meeting = session.get(Meeting, int(draft.data.get("meeting_id", 0)))
+        need = session.get(Need, meeting.need_id) if meeting is not None else None
+        result = AnimatorResult([Outgoing(texts.FIRM_OTHER_SLOT_SENT)])
+        if meeting is None or need is None:
+            return result
+        meeting.firm_note = cleaned[:500]
+        meeting.updated_at = now
+        session.add(meeting)
+        self._tell_organizer(result, meeting, texts.MEETING_FIRM_OTHER_SLOT_TEXT.format(
+            firm=texts.esc(need.firm_name or "—"), reference=need.reference,
+            text=texts.esc(cleaned)))
+        return result
+
+    # --- reminders --------------------------------------------------------------------------
+    def _plan_reminders(self, session: Session, meeting: Meeting, *, now: datetime) -> None:
+        """One pending row per offset still ahead (a reminder already late is not planned)."""
+        assert meeting.id is not None
+        for offset in self.offsets:
+            due = self.due_time(meeting.start_at, offset)
+            if due <= now:
+                continue
+            session.add(Reminder(meeting_id=meeting.id, sequence=meeting.sequence,
+                                 offset_minutes=int(offset.total_seconds() // 60), due_at=due))
+
+    def due_time(self, start: datetime, offset: timedelta) -> datetime:
+        """When a reminder `offset` before `start` is due, in UTC.
+
+        Whole days are counted on the wall clock ("24h" before 10:00 is 10:00 the day
+        before, even across a daylight-saving change); other offsets are real durations.
+        """
+        if offset % timedelta(days=1) == timedelta(0):
+            # Aware datetimes in one zoneinfo zone subtract on the wall clock.
+            return (start.astimezone(self.tz) - offset).astimezone(UTC)
+        return (start - offset).astimezone(UTC)
+
+    def _cancel_reminders(self, session: Session, meeting: Meeting, *, note: str) -> None:
+        session.execute(
+            update(Reminder)
+            .where(col(Reminder.meeting_id) == meeting.id, col(Reminder.status) == "pending")
+            .values(status="cancelled", note=note))
+
+    def next_due(self, session: Session) -> datetime | None:
+        """When the earliest pending reminder falls due (None when there is none)."""
+        return session.exec(
+            select(Reminder.due_at).where(Reminder.status == "pending")
+            .order_by(col(Reminder.due_at)).limit(1)).first()
+
+    def fire_due(self, session: Session, *, now: datetime, limit: int = 200) -> FiredReminder:
+        """Send the reminders due at `now` (at most `limit`), each exactly once."""
+        due = session.exec(
+            select(Reminder, Meeting).where(Reminder.status == "pending",
+                                            Reminder.due_at <= now,
+                                            Reminder.meeting_id == Meeting.id)
+            .order_by(col(Reminder.due_at)).limit(limit)).all()
+        sent = skipped = cancelled = 0
+        for reminder, meeting in due:
+            if meeting.status != MeetingStatus.CONFIRMED.value or (
+                    meeting.sequence != reminder.sequence):
+                cancelled += self._close_reminder(session, reminder, "cancelled", now,
+                                                  "RDV déplacé ou annulé")
+                continue
+            if meeting.start_at <= now:
+                # Fell due while the bot was down, and the meeting has begun: too late.
+                log.warning("reminder %s of meeting %s skipped: meeting already started",
+                            reminder.id, meeting.id)
+                skipped += self._close_reminder(session, reminder, "skipped", now,
+                                                "RDV déjà commencé")
+                continue
+            if not self._close_reminder(session, reminder, "sent", now, None):
+                continue  # another process took it
+            self._send_reminder(session, meeting, reminder, now=now)
+            sent += 1
+        return FiredReminder(sent=sent, skipped=skipped, cancelled=cancelled)
+
+    @staticmethod
+    def _close_reminder(session: Session, reminder: Reminder, status: str, now: datetime,
+                        note: str | None) -> int:
+        """Move a reminder out of `pending`; 0 if someone else already did (the claim)."""
+        result = session.execute(
+            update(Reminder)
+            .where(col(Reminder.id) == reminder.id, col(Reminder.status) == "pending")
+            .values(status=status, done_at=now, note=note))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _send_reminder(self, session: Session, meeting: Meeting, reminder: Reminder, *,
+                       now: datetime) -> None:
+        need = session.get(Need, meeting.need_id)
+        assert need is not None
+        if meeting.firm_invited and meeting.firm_chat_id is not None:
+            outbox.enqueue(session, channel="telegram", recipient=str(meeting.firm_chat_id),
+                           messages=[Outgoing(texts.REMINDER_FOR_FIRM.format(
+                               slot=self._slot(meeting), reference=need.reference,
+                               place=texts.esc(self._place(meeting))))],
+                           now=now, claimed=False)
+        self._send_emails(session, meeting, need, "reminder", now=now,
+                          extra_key=str(reminder.offset_minutes))
+
+    # --- formatting -------------------------------------------------------------------------
+    def _slot(self, meeting: Meeting) -> str:
+        return format_slot(meeting.start_at, meeting.end_at, tz=self.tz)
+
+    @staticmethod
+    def _place(meeting: Meeting) -> str:
+        if meeting.video_url:
+            place = meeting.place or texts.PLACE_VIDEO
+            return f"{place} ({meeting.video_url})"
+        return meeting.place or "—"
