@@ -406,3 +406,29 @@ def test_reminder_offsets_setting() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+def test_reminder_times_across_daylight_saving_changes() -> None:
+    """A day-before reminder keeps the wall-clock time; hours are real durations."""
+    from zoneinfo import ZoneInfo
+
+    from bot.config import DEFAULT_TERRITORIES_DIR
+    from bot.services.meetings import MeetingService
+    from knowledge.geography import default_geography
+    from knowledge.territories import load_territories
+
+    paris = ZoneInfo("Europe/Paris")
+    service = MeetingService(load_territories(DEFAULT_TERRITORIES_DIR,
+                                              geography=default_geography()),
+                             tz=paris, mail_domain="relais.example.org")
+    spring = datetime(2027, 3, 28, 10, 0, tzinfo=paris)  # first day of summer time
+    autumn = datetime(2027, 10, 31, 10, 0, tzinfo=paris)  # first day of winter time
+    day, two_hours = timedelta(hours=24), timedelta(hours=2)
+    assert service.due_time(spring, day) == datetime(2027, 3, 27, 9, 0, tzinfo=UTC)  # 10:00 CET
+    assert service.due_time(spring, day).astimezone(paris).hour == 10
+    assert service.due_time(autumn, day) == datetime(2027, 10, 30, 8, 0, tzinfo=UTC)  # 10:00 CEST
+    assert service.due_time(spring, two_hours) == datetime(2027, 3, 28, 6, 0, tzinfo=UTC)
+    # 03:30 on the spring day is 1h30 of real time after 01:00: 2 hours before is 00:30.
+    early = datetime(2027, 3, 28, 3, 30, tzinfo=paris)
+    assert service.due_time(early, two_hours).astimezone(paris) == datetime(
+        2027, 3, 28, 0, 30, tzinfo=paris)

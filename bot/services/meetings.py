@@ -788,7 +788,8 @@ class MeetingService:
         if offset % timedelta(days=1) == timedelta(0):
             # Aware datetimes in one zoneinfo zone subtract on the wall clock.
             return (start.astimezone(self.tz) - offset).astimezone(UTC)
-        return (start - offset).astimezone(UTC)
+        # In UTC: the same subtraction on a Europe/Paris datetime would be wall-clock time.
+        return start.astimezone(UTC) - offset
 
     def _cancel_reminders(self, session: Session, meeting: Meeting, *, note: str) -> None:
         session.execute(
