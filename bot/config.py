@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     firm_lookup_timeout: float = Field(default=3.0, alias="RELAIS_FIRM_TIMEOUT", gt=0, le=30)
     firm_cache_days: float = Field(default=30.0, alias="RELAIS_FIRM_CACHE_DAYS", gt=0)
 
+    # The bot's mailbox (email channel). Without IMAP_HOST no mail is read, and partners'
+    # replies go straight to the animator instead of the need's reply address.
+    imap_host: str | None = Field(default=None, alias="IMAP_HOST")
+    imap_port: int = Field(default=993, alias="IMAP_PORT", ge=1, le=65535)
+    imap_security: Literal["none", "tls"] = Field(default="tls",
+                                                              alias="IMAP_SECURITY")
+    imap_username: str | None = Field(default=None, alias="IMAP_USERNAME")
+    imap_password: str | None = Field(default=None, alias="IMAP_PASSWORD")
+    imap_folder: str = Field(default="INBOX", alias="IMAP_FOLDER")
+    # Seconds between two looks at the mailbox when the server has no IDLE (or as a cap).
+    imap_poll_interval: float = Field(default=60.0, alias="IMAP_POLL", gt=0)
+    mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="RELAIS_MAIL_MAX_BYTES", gt=0)
+
     # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
     reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")
     # Seconds between two looks at the reminder table (a due reminder also wakes the bot).

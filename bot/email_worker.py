@@ -32,6 +32,12 @@ def mail_domain(mail_from: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def mail_local_part(mail_from: str) -> str:
+    """The local part of the sender address ("relais"), base of the per-need reply addresses."""
+    address = parseaddr(mail_from)[1]
+    return address.rpartition("@")[0].split("+", 1)[0] or "relais"
+
+
 class EmailWorker:
     """Claims email rows, sends them over one reused SMTP connection, records the outcome."""
 

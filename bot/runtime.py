@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 from telegram import Update
@@ -16,16 +17,18 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import texts
 from bot.config import Settings
-from bot.email_worker import EmailWorker, mail_domain
+from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
 from bot.reminders import ReminderScheduler
 from bot.services import outbox
 from bot.services.animator import AnimatorService
+from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
 from bot.services.meetings import MeetingService, parse_offsets
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
+from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
 from knowledge.firms import FirmDirectory, RechercheEntreprisesClient
@@ -57,6 +60,7 @@ class Services:
     outbox_lease: timedelta = outbox.LEASE
     firms: FirmDirectory | None = None
     meetings: MeetingService | None = None
+    inbound: InboundService | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -92,7 +96,9 @@ async def build_services(
     questions = QuestionService(kb, tz=settings.tz, clock=clock)
     router = Router(territories, geo)
     routing = RoutingService(router, territories, tz=settings.tz,
-                             mail_domain=mail_domain(settings.mail_from), clock=clock)
+                             mail_domain=mail_domain(settings.mail_from), clock=clock,
+                             reply_local=(mail_local_part(settings.mail_from)
+                                          if settings.imap_host else None))
     animator = AnimatorService(territories, routing, tz=settings.tz)
     firms = None
     if settings.firm_lookup:
@@ -105,8 +111,13 @@ async def build_services(
                               offsets=parse_offsets(settings.reminder_offsets))
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
                            routing=routing, animator=animator, firms=firms, meetings=meetings)
+    inbound = InboundService(geo, territories, routing=routing, questions=questions,
+                             tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
+                             reply_local=mail_local_part(settings.mail_from),
+                             max_bytes=settings.mail_max_bytes)
     return Services(
         settings=settings,
+        inbound=inbound,
         db=db,
         geography=geo,
         territories=territories,
@@ -307,6 +318,21 @@ async def running_bot(
                                       tick=services.settings.reminder_tick)
         application.bot_data["reminders"] = reminders
         await reminders.start()
+    mailbox = None
+    settings = services.settings
+    if settings.imap_host and services.inbound is not None:
+        mailbox = MailboxReader(
+            ImapSettings(host=settings.imap_host, port=settings.imap_port,
+                         security=settings.imap_security,
+                         username=settings.imap_username or "",
+                         password=settings.imap_password or "", folder=settings.imap_folder,
+                         poll_interval=settings.imap_poll_interval),
+            services.db, services.inbound, clock=services.clock,
+            own_addresses=frozenset({parseaddr(settings.mail_from)[1].lower()}),
+            mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes)
+        application.bot_data["mailbox"] = mailbox
+    reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
+                                  name="mailbox")
     polling = asyncio.create_task(poller.run(stop), name="poller")
     try:
         yield application, stop, polling
@@ -318,7 +344,8 @@ async def running_bot(
         sweeper.cancel()
         marker.cancel()
         watcher.cancel()
-        for task in (polling, sweeper, marker, watcher):
+        reading.cancel()
+        for task in (polling, sweeper, marker, watcher, reading):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         # The email worker finishes its current message and closes its connection.

@@ -179,6 +179,7 @@ MY_NEEDS_EMPTY = "Vous n'avez encore déposé aucune demande. Tapez /start pour 
 MY_NEEDS_TITLE = "<b>Vos demandes</b>"
 MY_NEEDS_LINE = "{reference} · {theme} · {status} · {date}"
 STATUS_LABELS: dict[str, str] = {
+    "awaiting_info": "en attente d'informations",
     "submitted": "reçue",
     "routed": "transmise",
     "acknowledged": "prise en charge",
@@ -458,3 +459,29 @@ MEETING_FIRM_OTHER_SLOT_TEXT = "🔁 {firm} propose, pour le RDV {reference} : �
 MEETING_FIRM_DECLINED = "❌ {firm} ne peut pas venir au RDV du {slot} ({reference})."
 # Reminders.
 REMINDER_FOR_FIRM = "⏰ <b>Rappel</b> : rendez-vous {slot} ({reference})\n<b>Où</b> : {place}"
+
+# --- Email channel (what the animators read on Telegram) ----------------------------------
+EMAIL_NEW_NEED_INCOMPLETE = (
+    "✉️ <b>Demande reçue par e-mail</b> {reference} de {sender}, incomplète "
+    "(il manque : {missing}). L'entreprise a été invitée à compléter."
+)
+EMAIL_FIRM_MESSAGE = "✉️ <b>{firm}</b> a écrit au sujet de {reference} :\n« {text} »"
+EMAIL_PARTNER_ACK = "✅ <b>{partner}</b> prend en charge {reference} (réponse par e-mail : {cue})."
+EMAIL_PARTNER_REFUSED = (
+    "❌ <b>{partner}</b> décline {reference} (réponse par e-mail : {cue}).\n"
+    "À qui la transmettre ?"
+)
+EMAIL_PARTNER_UNSURE = (
+    "✉️ <b>{partner}</b> a répondu au sujet de {reference} :\n« {text} »\n"
+    "Je ne sais pas dire si c'est une prise en charge. Qu'en dites-vous ?"
+)
+BTN_PARTNER_ACK = "Prise en charge"
+BTN_PARTNER_REFUSED = "Refus"
+BTN_PARTNER_NEITHER = "Ni l'un ni l'autre"
+PARTNER_MARKED_ACK = "Noté : {partner} prend en charge {reference}."
+PARTNER_MARKED_REFUSED = "Noté : {partner} décline {reference}. Utilisez « Réaffecter » pour la transmettre."
+PARTNER_MARKED_NEITHER = "Noté : la réponse de {partner} reste dans l'historique de {reference}."
+MISSING_LABELS: dict[str, str] = {
+    "commune": "la commune",
+    "theme": "le thème",
+}

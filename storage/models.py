@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -17,12 +17,15 @@ __all__ = [
     "Consent",
     "Conversation",
     "FirmLookup",
+    "InboundEmail",
     "KbQuery",
     "Meeting",
     "MeetingAttendee",
     "MeetingStatus",
     "Need",
+    "NeedAttachment",
     "NeedEvent",
+    "NeedMessage",
     "NeedRouting",
     "NeedSequence",
     "NeedStatus",
@@ -45,6 +48,8 @@ def _default(nullable: bool) -> dict[str, Any]:
 class NeedStatus(StrEnum):
     """Lifecycle of a need; allowed moves are in `ALLOWED_TRANSITIONS`."""
 
+    # Received by email with required fields missing: the firm was asked for them.
+    AWAITING_INFO = "awaiting_info"
     SUBMITTED = "submitted"
     ROUTED = "routed"
     ACKNOWLEDGED = "acknowledged"
@@ -56,6 +61,10 @@ class NeedStatus(StrEnum):
 
 # An explicit table of moves, so every change is checked and time-stamped in NeedEvent.
 ALLOWED_TRANSITIONS: dict[NeedStatus, frozenset[NeedStatus]] = {
+    NeedStatus.AWAITING_INFO: frozenset(
+        {NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.IN_PROGRESS, NeedStatus.CANCELLED,
+         NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
+    ),
     NeedStatus.SUBMITTED: frozenset(
         {NeedStatus.ROUTED, NeedStatus.IN_PROGRESS, NeedStatus.CANCELLED,
          NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
@@ -132,6 +141,7 @@ class Need(SQLModel, table=True):
         UniqueConstraint("reference", name="uq_need_reference"),
         Index("ix_need_user", "telegram_user_id"),
         Index("ix_need_territory_status", "territory_id", "status"),
+        UniqueConstraint("reply_token", name="uq_need_reply_token"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,8 +159,13 @@ class Need(SQLModel, table=True):
     telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     # Geography is kept after erasure: it is not personal and feeds the territory's counts.
-    commune_insee: str = Field(max_length=5)
-    commune_name: str = Field(max_length=120)
+    # None only while a need received by email waits for its commune.
+    commune_insee: str | None = Field(default=None, max_length=5)
+    commune_name: str | None = Field(default=None, max_length=120)
+    # relais+<token>@domain: replies to the need's emails come back to it (see handlers/mail).
+    reply_token: str | None = Field(default=None, max_length=32)
+    # Fields a need received by email still lacks ("commune", "theme").
+    missing: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Public facts of the firm from the company directory (NAF, headcount band, artisan,
     # IDCC, OPCO, source and date of the lookup); None when the firm was not looked up.
     firm: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -349,3 +364,59 @@ class ChatDraft(SQLModel, table=True):
     step: str = Field(max_length=24)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = _ts()
+
+
+class InboundEmail(SQLModel, table=True):
+    """An email read from the bot's mailbox, recorded before it is flagged on the server.
+
+    The unique Message-ID makes a re-read (crash between recording and flagging) a no-op.
+    """
+
+    __tablename__ = "inbound_email"
+    __table_args__ = (UniqueConstraint("message_id", name="uq_inbound_message_id"),
+                      Index("ix_inbound_status", "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=300)
+    from_addr: str = Field(default="", max_length=320)
+    subject: str = Field(default="", max_length=300)
+    # Raw message, kept for 90 days (retention) to reprocess or inspect.
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # new | processed | ignored | failed
+    status: str = Field(default="new", max_length=12)
+    # firm_new | firm_reply | partner_reply | animator_reply | automatic | own | ...
+    kind: str | None = Field(default=None, max_length=24)
+    note: str | None = Field(default=None, max_length=300)
+    need_id: int | None = Field(default=None, index=True)
+    received_at: datetime = _ts()
+    processed_at: datetime | None = _ts(nullable=True)
+
+
+class NeedMessage(SQLModel, table=True):
+    """A message in a need's history from outside Telegram (an email of the firm or a partner)."""
+
+    __tablename__ = "need_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    inbound_id: int | None = Field(default=None)
+    # firm | partner | animator
+    author_kind: str = Field(max_length=16)
+    author: str = Field(max_length=320)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = _ts()
+
+
+class NeedAttachment(SQLModel, table=True):
+    """A file sent by email with a need: kept as bytes, listed, never executed or rendered."""
+
+    __tablename__ = "need_attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    inbound_id: int | None = Field(default=None)
+    filename: str = Field(max_length=120)
+    content_type: str = Field(max_length=100)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    at: datetime = _ts()

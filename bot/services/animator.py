@@ -86,7 +86,7 @@ class AnimatorService:
         ).all()
         rows: list[tuple[Button, ...]] = []
         for need in needs:
-            label = f"{need.reference} · {need.firm_name or '—'} · {need.commune_name}"
+            label = f"{need.reference} · {need.firm_name or '—'} · {need.commune_name or '—'}"
             rows.append((Button(label[:60], f"ani:show:{need.id}"),))
         nav = []
         if page > 1:
@@ -158,6 +158,8 @@ class AnimatorService:
             return self._reassign_menu(session, need)
         if action == "rp":
             return self._reassign_to(session, need, arg, actor, now)
+        if action in {"pack", "pref", "pnone"} and arg.isdigit():
+            return self._partner_verdict(session, need, action, int(arg), actor, now)
         return AnimatorResult(toast=texts.STALE_BUTTON)
 
     def _take(self, session: Session, need: Need, who: str, actor: str,
@@ -189,6 +191,26 @@ class AnimatorService:
             result.others.append((str(need.telegram_chat_id), Outgoing(
                 texts.CLOSED_FOR_FIRM.format(reference=need.reference))))
         return result
+
+    def _partner_verdict(self, session: Session, need: Need, action: str, routing_id: int,
+                         actor: str, now: datetime) -> AnimatorResult:
+        """The animator says what an unclear partner reply was."""
+        from bot.services.inbound import mark_partner_ack
+
+        routing = session.get(NeedRouting, routing_id)
+        if routing is None or routing.need_id != need.id:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        partner = texts.esc(routing.partner_name)
+        if action == "pack":
+            mark_partner_ack(session, need, routing, now=now, actor=actor)
+            text = texts.PARTNER_MARKED_ACK
+        elif action == "pref":
+            routing.status = "refused"
+            session.add(routing)
+            text = texts.PARTNER_MARKED_REFUSED
+        else:
+            text = texts.PARTNER_MARKED_NEITHER
+        return AnimatorResult([Outgoing(text.format(partner=partner, reference=need.reference))])
 
     def _reassign_menu(self, session: Session, need: Need) -> AnimatorResult:
         territory = self.territories.get(need.territory_id or "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
@@ -33,12 +34,16 @@ from markupsafe import Markup, escape
 __all__ = [
     "MEETING_SUBJECTS",
     "EmailDraft",
+    "FirmReplyView",
     "MeetingView",
     "NeedView",
+    "firm_reply_email",
     "meeting_email",
     "meeting_message_id",
     "need_message_id",
+    "new_reply_token",
     "partner_need_email",
+    "reply_address",
     "to_email_message",
 ]
 
@@ -318,6 +323,23 @@ def need_message_id(
     return f"<need-{reference}-{key}@{mail_domain.lower()}>"
 
 
+# --- Reply addresses -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]{8,32}")
+
+
+def new_reply_token() -> str:
+    """A random token for a need's reply address (16 characters, [a-z0-9])."""
+    return secrets.token_hex(8)
+
+
+def reply_address(local: str, token: str, domain: str) -> str:
+    """relais+<token>@domain: mail to it comes back to the need whose token it is."""
+    if not _TOKEN.fullmatch(token) or not _DOMAIN.fullmatch(domain):
+        raise ValueError("invalid reply token or domain")
+    return f"{local}+{token}@{domain.lower()}"
+
+
 # --- The partner's email -------------------------------------------------------------------
 
 
@@ -334,12 +356,22 @@ def partner_need_email(
     mail_domain: str,
     partner_id: str | None = None,
     tz: tzinfo = DEFAULT_TZ,
+    need_reply_address: str | None = None,
 ) -> EmailDraft:
-    """The email that hands a confirmed need to a partner, who acknowledges by replying."""
+    """The email that hands a confirmed need to a partner, who acknowledges by replying.
+
+    With `need_reply_address`, replies go to the bot (attached to the need, acknowledgement
+    recognised) and the animator is in Cc; without it they go to the animator directly.
+    """
     # ack_days counts working days, like ack_deadline; created_at is shown in tz (people's
     # time, not UTC). Without an animator email there is no Reply-To: replies reach MAIL_FROM.
     to = _address(partner_name, partner_email)
-    reply_to = _address(animator_name, animator_email) if animator_email.strip() else None
+    animator = _address(animator_name, animator_email) if animator_email.strip() else None
+    reply_to = animator
+    cc: tuple[str, ...] = ()
+    if need_reply_address:
+        reply_to = _address(f"Relais {need.reference}", need_reply_address)
+        cc = (str(animator),) if animator else ()
     firm = one_line(need.firm_name)
     commune = one_line(need.commune_name, 120)
     theme = one_line(need.theme_label, 80)
@@ -368,7 +400,8 @@ def partner_need_email(
         "ack_delay": f"{ack_days} jour ouvré" if ack_days <= 1 else f"{ack_days} jours ouvrés",
         "ack_deadline": french_date(ack_deadline),
         "animator_name": one_line(animator_name, 120),
-        "animator_email": reply_to.addr_spec if reply_to else None,
+        "animator_email": animator.addr_spec if animator else None,
+        "via_bot": bool(need_reply_address),
     }
     return EmailDraft(
         to=(str(to),),
@@ -376,6 +409,7 @@ def partner_need_email(
         text=render("partner_need.txt", context),
         html=render("partner_need.html", context),
         reply_to=str(reply_to) if reply_to else None,
+        cc=cc,
         message_id=need_message_id(
             need.reference, partner_email=to.addr_spec, mail_domain=mail_domain,
             partner_id=partner_id,
@@ -454,6 +488,79 @@ def to_email_message(
             raise ValueError(f"unsupported calendar method {method!r}")
         attach_invitation(msg, ics, method=method)  # type: ignore[arg-type]
     return msg
+
+
+# --- Replies to firms that write to the bot ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmReplyView:
+    """What the bot answers a firm that wrote by email (one reply per incoming message)."""
+
+    kind: str  # new | update
+    reference: str
+    theme_label: str | None
+    commune: str | None
+    missing: tuple[str, ...]
+    partners: tuple[str, ...]
+    animator_name: str | None
+    territory_name: str | None
+    cards: tuple[tuple[str, str, str], ...]  # (title, summary, url)
+    attachments: tuple[str, ...] = ()
+    oversized: bool = False
+    max_size: str = "10 Mo"
+
+
+def firm_reply_email(
+    *,
+    view: FirmReplyView,
+    to_email: str,
+    to_name: str,
+    subject: str,
+    in_reply_to: str,
+    references: tuple[str, ...],
+    reply_to: str,
+    mail_domain: str,
+) -> EmailDraft:
+    """The bot's automatic answer to a firm's email, threaded, marked auto-replied."""
+    to = _address(to_name, to_email)
+    base = one_line(subject, 100) or "Votre demande"
+    tag = f"[{view.reference}]"
+    subject_line = base if tag in base else f"{tag} {base}"
+    if not subject_line.lower().startswith(("re:", "re :")):
+        subject_line = f"Re: {subject_line}"
+    context = {
+        "kind": view.kind,
+        "reference": view.reference,
+        "theme": one_line(view.theme_label, 80) if view.theme_label else None,
+        "commune": one_line(view.commune, 120) if view.commune else None,
+        "missing": [one_line(m, 200) for m in view.missing],
+        "partners": [one_line(p, 120) for p in view.partners],
+        "animator": one_line(view.animator_name, 120) if view.animator_name else None,
+        "territory": one_line(view.territory_name, 120) if view.territory_name else None,
+        "cards": [{"title": one_line(t, 120), "summary": one_line(s, 300),
+                   "url": one_line(u, 300)} for t, s, u in view.cards],
+        "attachments": [one_line(a, 120) for a in view.attachments],
+        "oversized": view.oversized,
+        "max_size": view.max_size,
+    }
+    key = hashlib.sha256(f"reply|{in_reply_to}".encode()).hexdigest()[:24]
+    headers = {
+        # RFC 3834: an automatic answer; well-behaved responders never answer it back.
+        "Auto-Submitted": "auto-replied",
+        "X-Relais-Reference": view.reference,
+        "In-Reply-To": in_reply_to,
+        "References": " ".join((*references[-10:], in_reply_to)),
+    }
+    return EmailDraft(
+        to=(str(to),),
+        subject=_truncate(subject_line, SUBJECT_LIMIT),
+        text=render("firm_reply.txt", context),
+        html=render("firm_reply.html", context),
+        reply_to=reply_to,
+        message_id=f"<reply-{key}@{mail_domain.lower()}>",
+        headers=headers,
+    )
 
 
 # --- Meetings ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
+from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
 from bot.services.meetings import MeetingService
 from bot.services.questions import QuestionService, looks_like_question
@@ -940,7 +941,7 @@ class IntakeService:
     ) -> None:
         answers = conv.answers
         territory = self.territories.for_epci(answers.get("epci_siren"))
-        reference = _next_reference(session, now.astimezone(self.tz).year)
+        reference = next_reference(session, now.astimezone(self.tz).year)
         consent = session.get(Consent, conv.user_id)
         need = Need(
             reference=reference,
@@ -957,6 +958,7 @@ class IntakeService:
             telegram_user_id=conv.user_id if conv.channel == "telegram" else None,
             commune_insee=answers["commune_insee"],
             commune_name=answers["commune_name"],
+            reply_token=new_reply_token(),
             firm=answers.get("firm"),
             epci_siren=answers.get("epci_siren"),
             epci_name=answers.get("epci_name"),
@@ -1099,7 +1101,7 @@ def _button_prefix(step: str) -> str | None:
     return _PREFIXES.get(step)
 
 
-def _next_reference(session: Session, year: int) -> str:
+def next_reference(session: Session, year: int) -> str:
     """Allocate the next public reference of the year (atomic on SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert

@@ -351,9 +351,9 @@ class MeetingService:
         elif draft.step == "duration":
             out = self._ask_duration(draft)
         elif draft.step == "place":
-            out = Outgoing(texts.MEETING_ASK_PLACE, ((Button(
-                texts.BTN_PLACE_FIRM.format(commune=need.commune_name)[:60], "md:place:firm"),),
-                (Button(texts.BTN_ABANDON, "md:abort"),)))
+            at_firm = texts.BTN_PLACE_FIRM.format(commune=need.commune_name or "—")[:60]
+            out = Outgoing(texts.MEETING_ASK_PLACE, ((Button(at_firm, "md:place:firm"),),
+                                                     (Button(texts.BTN_ABANDON, "md:abort"),)))
         elif draft.step == "who":
             out = self._ask_who(session, draft, need)
         else:
@@ -505,7 +505,7 @@ class MeetingService:
             return self._duration_chosen(session, draft, need, int(arg), now=now)
         if action == "place" and draft.step == "place" and arg == "firm":
             draft.data = {**draft.data, "video_url": None,
-                          "place": texts.PLACE_AT_FIRM.format(commune=need.commune_name)}
+                          "place": texts.PLACE_AT_FIRM.format(commune=need.commune_name or "—")}
             return self._after_place(session, draft, need, now=now)
         if action == "who" and draft.step == "who":
             return self._who_button(session, draft, need, arg, now=now)
@@ -641,7 +641,7 @@ class MeetingService:
     def _view(self, session: Session, meeting: Meeting, need: Need) -> MeetingView:
         return MeetingView(
             reference=need.reference, firm_name=need.firm_name or "(anonymisée)",
-            commune_name=need.commune_name, theme_label=theme_noun(need.theme),
+            commune_name=need.commune_name or "—", theme_label=theme_noun(need.theme),
             slot=format_slot(meeting.start_at, meeting.end_at, tz=self.tz),
             place=self._place(meeting), video_url=meeting.video_url,
             participants=tuple(self._who_of_meeting(session, meeting, need))

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import texts
 from bot.services import outbox
-from bot.services.emails import NeedView, partner_need_email
+from bot.services.emails import NeedView, partner_need_email, reply_address
 from bot.services.firms import facts_line, routing_facts
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days
@@ -69,8 +69,8 @@ def need_view(
         theme_label=theme_noun(need.theme),
         firm_name=need.firm_name or "(anonymisée)",
         siret=need.siret,
-        commune_name=need.commune_name,
-        commune_insee=need.commune_insee,
+        commune_name=need.commune_name or "",
+        commune_insee=need.commune_insee or "",
         epci_name=need.epci_name or "",
         description=need.description or "",
         urgency_label=texts.URGENCY_LABELS.get(need.urgency, need.urgency),
@@ -95,7 +95,7 @@ def animator_card(
         texts.ANIMATOR_CARD_LINES.format(
             firm=texts.esc(need.firm_name or "(anonymisée)"),
             siret=f" · SIRET {need.siret}" if need.siret else "",
-            commune=texts.esc(need.commune_name), insee=need.commune_insee,
+            commune=texts.esc(need.commune_name or "—"), insee=need.commune_insee or "—",
             epci=texts.esc(need.epci_name or "EPCI inconnu"),
             theme=texts.esc(theme_label(need.theme)),
             urgency=texts.URGENCY_LABELS.get(need.urgency, need.urgency),
@@ -142,7 +142,10 @@ class RoutingService:
         tz: ZoneInfo,
         mail_domain: str,
         clock: Callable[[], datetime],
+        reply_local: str | None = None,
     ) -> None:
+        # Local part of the bot's address; None: partners reply to the animator directly.
+        self.reply_local = reply_local
         self.router = router
         self.territories = territories
         self.tz = tz
@@ -202,6 +205,9 @@ class RoutingService:
             animator_email=str(animator.email) if animator else "",
             mail_domain=self.mail_domain,
             tz=self.tz,
+            need_reply_address=(
+                reply_address(self.reply_local, need.reply_token, self.mail_domain)
+                if self.reply_local and need.reply_token else None),
         )
         outbox.enqueue_payload(
             session, channel="email", recipient=routing.partner_email, now=now,

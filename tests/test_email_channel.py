@@ -1,0 +1,340 @@
+"""The email channel end to end: a real IMAP mailbox, a real SMTP server, the real bot.
+
+A firm writes to the territory's address and gets a reference; the need is routed; the
+partner replies "je m'en occupe" and the need is acknowledged: email alone, no Telegram
+for the firm or the partner. Then the ways helpdesks go wrong, one test each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.localapi import BotMessage, LocalBotAPI, SimUser
+from bot.runtime import build_services, running_bot
+from storage.models import InboundEmail, Need, NeedAttachment, NeedMessage, NeedRouting
+from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from tests.helpers import say
+from tests.imap import BOT_ADDRESS, ImapServer
+from tests.smtp import Received, SmtpServer
+
+ANIMATOR_ID = 900000001
+FIRM = "contact@menuiserie-dupont.fr"
+PARTNER = "ft-paray-le-monial@example.org"
+FIRST_MAIL = (
+    "Bonjour,\n\nNous cherchons deux soudeurs qualifiés pour notre atelier de "
+    "Paray-le-Monial, à pourvoir avant la fin du trimestre.\n\n"
+    "Cordialement,\nPaul Dupont\nMenuiserie Dupont"
+)
+
+
+@pytest.fixture
+async def imap() -> AsyncIterator[ImapServer]:
+    """The bot's mailbox."""
+    server = ImapServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_path: Path,
+                   clock: FakeClock) -> AsyncIterator[RunningBot]:
+    """The bot reading the IMAP mailbox (polled every 0.2 s, IDLE when pushed)."""
+    settings = make_settings(
+        api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
+        IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
+        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000)
+    services = await build_services(settings, clock=clock)
+    animator = api.user(ANIMATOR_ID, "Claire")
+    async with running_bot(services):
+        await say(animator, "/aide")
+        yield RunningBot(api, services, settings, clock, smtp)
+    await services.db.dispose()
+
+
+def message(sender: str, subject: str, body: str, *, to: str = BOT_ADDRESS,
+            in_reply_to: str | None = None, name: str = "",
+            headers: dict[str, str] | None = None) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = f"{name} <{sender}>" if name else sender
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    if in_reply_to:
+        mail["In-Reply-To"] = in_reply_to
+        mail["References"] = in_reply_to
+    for key, value in (headers or {}).items():
+        mail[key] = value
+    mail.set_content(body)
+    return mail
+
+
+async def mails_to(smtp: SmtpServer, rcpt: str, count: int = 1,
+                   within: float = 10.0) -> list[Received]:
+    """Wait until `rcpt` received `count` emails."""
+    for _ in range(int(within / 0.05)):
+        got = [m for m in smtp.messages if rcpt in m.rcpt_tos]
+        if len(got) >= count:
+            return got
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{rcpt} got {len([m for m in smtp.messages if rcpt in m.rcpt_tos])}")
+
+
+async def says(user: SimUser, fragment: str, within: float = 10.0) -> BotMessage:
+    """Wait for a message of this chat containing `fragment`."""
+    for _ in range(int(within / 0.05)):
+        found = [m for m in user.messages if fragment in m.plain]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message with {fragment!r}")
+
+
+async def rows(bot: RunningBot, model: type) -> list:
+    def work(session: Session) -> list:
+        return list(session.exec(select(model)))
+
+    return await bot.services.db.run(work)
+
+
+async def imported(bot: RunningBot, count: int, within: float = 10.0) -> list[InboundEmail]:
+    """Wait until `count` emails were read and handled."""
+    for _ in range(int(within / 0.05)):
+        done = [r for r in await rows(bot, InboundEmail) if r.status != "new"]
+        if len(done) >= count:
+            return done
+        await asyncio.sleep(0.05)
+    raise AssertionError("emails not imported in time")
+
+
+def body(received: Received) -> str:
+    return received.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+
+
+async def test_first_email_to_routed_need_to_partner_acknowledgement(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    first = message(FIRM, "Recherche de soudeurs", FIRST_MAIL, name="Paul Dupont")
+    imap.deliver(first.as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    text = body(reply)
+    assert "Votre demande est enregistrée sous la référence TI-2026-0001." in text
+    assert "- besoin : Recruter" in text and "- commune : Paray-le-Monial" in text
+    assert "Elle est transmise à : " in text and "France Travail Paray-le-Monial" in text
+    assert "Claire Martin, chef de projet Territoire d'industrie" in text
+    mail = reply.message
+    assert mail["Subject"] == "Re: [TI-2026-0001] Recherche de soudeurs"
+    assert mail["In-Reply-To"] == first["Message-ID"]
+    assert mail["Auto-Submitted"] == "auto-replied"
+    [need] = await rows(mail_bot, Need)
+    token_address = f"relais+{need.reply_token}@relais.example.org"
+    assert mail["Reply-To"].addresses[0].addr_spec == token_address
+    assert (need.channel, need.status, need.theme, need.commune_insee) == (
+        "email", "routed", "recrutement", "71342")
+    assert need.contact_value == FIRM and need.missing is None
+
+    # The partner's email: Reply-To is the need's address, the animator in Cc.
+    [routed] = await mails_to(mail_bot.smtp, PARTNER)
+    assert routed.message["Reply-To"].addresses[0].addr_spec == token_address
+    assert routed.message["Cc"].addresses[0].addr_spec == "claire.martin@example.org"
+    assert "répondant simplement à ce message" in body(routed)
+
+    animator = mail_bot.api.user(ANIMATOR_ID)
+    await says(animator, "Nouvelle demande TI-2026-0001")
+    answer = message(PARTNER, f"RE: {routed.message['Subject']}",
+                     "Bonjour,\nje m'en occupe, j'appelle l'entreprise demain.\n"
+                     "Cordialement\nMarie Roche\nFrance Travail\n\n"
+                     "> Bonjour,\n> Merci d'accuser réception...",
+                     to=token_address, in_reply_to=routed.message["Message-ID"])
+    imap.deliver(answer.as_bytes())
+    news = await says(animator, "prend en charge TI-2026-0001")
+    assert news.plain.startswith("✅ France Travail Paray-le-Monial prend en charge TI-2026-0001")
+    [need] = await rows(mail_bot, Need)
+    assert need.status == "acknowledged"
+    routing = next(r for r in await rows(mail_bot, NeedRouting) if r.partner_email == PARTNER)
+    assert routing.status == "acknowledged" and routing.acknowledged_at is not None
+    [note] = [m for m in await rows(mail_bot, NeedMessage) if m.author_kind == "partner"]
+    assert note.text.startswith("Bonjour,\nje m'en occupe") and "> Merci" not in note.text
+    # No automatic answer to the partner, and everything is flagged on the server.
+    await asyncio.sleep(0.5)
+    assert [m for m in mail_bot.smtp.messages if PARTNER in m.rcpt_tos] == [routed]
+    assert all("RelaisImported" in f for f in imap.flags())
+    assert imap.count() == 2  # nothing deleted
+
+
+async def test_missing_commune_is_asked_then_filled_by_reply(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Formation", "Bonjour, nous voulons former nos opérateurs "
+                         "à la soudure. Quelles aides existent ?").as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    text = body(reply)
+    assert "il me manque :\n- la commune de l'établissement concerné (ou son code postal)" in text
+    assert "Des dispositifs qui peuvent vous concerner :" in text
+    [need] = await rows(mail_bot, Need)
+    assert (need.status, need.missing, need.theme) == ("awaiting_info", ["commune"],
+                                                        "competences")
+    # The firm answers in the thread: the need is completed and routed.
+    answer = message(FIRM, f"Re: {reply.message['Subject']}",
+                     "Nous sommes à Paray-le-Monial.\n\nLe 28/11/2026, Relais a écrit :\n> ...",
+                     to=reply.message["Reply-To"].addresses[0].addr_spec,
+                     in_reply_to=reply.message["Message-ID"])
+    imap.deliver(answer.as_bytes())
+    replies = await mails_to(mail_bot.smtp, FIRM, 2)
+    second = body(replies[1])
+    assert "Merci pour ces précisions sur votre demande TI-2026-0001." in second
+    assert "Elle est transmise à" in second
+    [need] = await rows(mail_bot, Need)
+    assert (need.status, need.missing, need.commune_insee) == ("routed", None, "71342")
+
+
+async def test_the_same_message_twice_is_imported_once(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    raw = message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes()
+    imap.deliver(raw)
+    await mails_to(mail_bot.smtp, FIRM)
+    # Delivered again (a mail loop, or re-read after a crash before the flag was stored).
+    imap.deliver(raw)
+    await imported(mail_bot, 1)
+    await asyncio.sleep(0.6)
+    assert len(await rows(mail_bot, InboundEmail)) == 1
+    assert len(await rows(mail_bot, Need)) == 1
+    assert len([m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos]) == 1
+    assert all("RelaisImported" in f for f in imap.flags())
+
+
+async def test_automatic_messages_are_never_answered(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    reply_to = reply.message["Reply-To"].addresses[0].addr_spec
+    # The firm's out-of-office answers our reply; a bounce; a list; our own message.
+    automatic = [
+        message(FIRM, "Réponse automatique : Re: [TI-2026-0001] Recherche de soudeurs",
+                "Je suis absent jusqu'au 5 janvier.", to=reply_to,
+                in_reply_to=reply.message["Message-ID"],
+                headers={"Auto-Submitted": "auto-replied"}),
+        message("MAILER-DAEMON@mx.example.org", "Undelivered Mail Returned to Sender",
+                "This is the mail system at host mx.example.org."),
+        message("annonces@cci.example.org", "Lettre d'information", "Les nouvelles du mois",
+                headers={"List-Id": "<annonces.cci.example.org>",
+                         "Precedence": "bulk"}),
+        message("relais@relais.example.org", "Re: boucle", "Un message de nous-mêmes."),
+    ]
+    for mail in automatic:
+        imap.deliver(mail.as_bytes())
+    done = await imported(mail_bot, 1 + len(automatic))
+    assert sorted(r.kind or "" for r in done) == sorted(
+        ["firm_new"] + ["automatic"] * len(automatic))
+    await asyncio.sleep(0.5)
+    assert len(mail_bot.smtp.messages) == 1 + 2  # our reply + the two partners' emails
+    assert [m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos] == [reply]
+
+
+async def test_a_stranger_quoting_a_reference_cannot_join_the_thread(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    reply_to = reply.message["Reply-To"].addresses[0].addr_spec
+    stranger = "curieux@autre-entreprise.fr"
+    hijack = message(stranger, "Re: [TI-2026-0001] Recherche de soudeurs",
+                     "Je m'en occupe, envoyez-moi le dossier complet.", to=reply_to,
+                     in_reply_to=reply.message["Message-ID"])
+    imap.deliver(hijack.as_bytes())
+    [answer] = await mails_to(mail_bot.smtp, stranger)
+    # A new need of its own, nothing of the firm's shown, nothing of the firm's changed.
+    assert "TI-2026-0002" in body(answer)
+    assert "soudeurs" not in body(answer) and "Dupont" not in body(answer)
+    needs = {n.reference: n for n in await rows(mail_bot, Need)}
+    assert needs["TI-2026-0001"].status == "routed"
+    assert needs["TI-2026-0002"].contact_value == stranger
+    assert all(r.status == "routed" for r in await rows(mail_bot, NeedRouting))
+    assert all(m.need_id != needs["TI-2026-0001"].id or m.author == FIRM
+               for m in await rows(mail_bot, NeedMessage))
+
+
+async def test_partner_refusal_and_unclear_reply_reach_the_animator(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    [routed] = await mails_to(mail_bot.smtp, PARTNER)
+    opco = "opco2i-bfc@example.org"
+    [routed_opco] = await mails_to(mail_bot.smtp, opco)
+    token = routed.message["Reply-To"].addresses[0].addr_spec
+    animator = mail_bot.api.user(ANIMATOR_ID)
+    await says(animator, "Nouvelle demande TI-2026-0001")
+    imap.deliver(message(PARTNER, "RE: demande", "Bonjour, ce n'est pas pour nous : hors de "
+                         "notre champ. Voyez plutôt avec la CCI.", to=token,
+                         in_reply_to=routed.message["Message-ID"]).as_bytes())
+    refused = await says(animator, "décline TI-2026-0001")
+    assert refused.plain.startswith("❌ France Travail Paray-le-Monial décline TI-2026-0001")
+    assert refused.button_labels() == ["Réaffecter"]
+    imap.deliver(message(opco, "RE: demande", "Peut-être, à voir avec ma direction.",
+                         to=token, in_reply_to=routed_opco.message["Message-ID"]).as_bytes())
+    unsure = await says(animator, "Je ne sais pas dire")
+    assert "Je ne sais pas dire si c'est une prise en charge" in unsure.plain
+    assert unsure.button_labels() == ["Prise en charge", "Refus", "Ni l'un ni l'autre"]
+    done = (await animator.replies_after(animator.press("Prise en charge")))[-1]
+    assert done.plain == "Noté : OPCO 2i Bourgogne-Franche-Comté prend en charge TI-2026-0001."
+    statuses = {r.partner_email: r.status for r in await rows(mail_bot, NeedRouting)}
+    assert statuses[PARTNER] == "refused" and statuses[opco] == "acknowledged"
+
+
+async def test_attachments_are_kept_or_refused_by_size(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    small = message(FIRM, "Recherche de soudeurs", FIRST_MAIL)
+    small.add_attachment(b"%PDF-1.4 fiche de poste", maintype="application",
+                         subtype="pdf", filename="fiche-poste.pdf")
+    imap.deliver(small.as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    assert "Pièces jointes conservées : fiche-poste.pdf." in body(reply)
+    [kept] = await rows(mail_bot, NeedAttachment)
+    assert (kept.filename, kept.content_type, kept.data) == (
+        "fiche-poste.pdf", "application/pdf", b"%PDF-1.4 fiche de poste")
+    big = message("autre@fonderie.fr", "Plans", "Bonjour, voici nos plans pour un projet "
+                  "d'agrandissement à Paray-le-Monial : nous cherchons un terrain.")
+    big.add_attachment(b"x" * 60_000, maintype="application", subtype="octet-stream",
+                       filename="plans.dwg")
+    imap.deliver(big.as_bytes())
+    [refused] = await mails_to(mail_bot.smtp, "autre@fonderie.fr")
+    assert "dépassent la taille maximale" in body(refused)
+    assert len(await rows(mail_bot, NeedAttachment)) == 1
+
+
+async def test_the_email_reader_survives_a_mailbox_outage(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    await imap.stop()
+    await asyncio.sleep(0.5)  # passes fail and back off; nothing crashes
+    await imap.start_again()
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    await mails_to(mail_bot.smtp, FIRM, within=15)
+
+
+async def test_supprimer_mes_donnees_by_email(mail_bot: RunningBot, imap: ImapServer) -> None:
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    imap.deliver(message(FIRM, "Re: données", "Merci de supprimer mes données.",
+                         to=reply.message["Reply-To"].addresses[0].addr_spec,
+                         in_reply_to=reply.message["Message-ID"]).as_bytes())
+    replies = await mails_to(mail_bot.smtp, FIRM, 2)
+    text = body(replies[1])
+    assert "C'est fait : vos données personnelles sont effacées" in text
+    assert "Ce que j'ai compris" not in text and "Aucun chef de projet" not in text
+    [need] = await rows(mail_bot, Need)
+    assert (need.firm_name, need.description, need.contact_value) == (None, None, None)
+    assert need.anonymized_at is not None and need.commune_insee == "71342"
+    assert all(r.raw is None and r.from_addr == "" for r in await rows(mail_bot, InboundEmail))
