@@ -357,3 +357,110 @@ async def test_concurrent_firms_with_the_same_siret_share_one_call(
     replies = await asyncio.gather(*(say(u, PLANT_SIRET) for u in users))
     assert all("FONDERIE DU CHAROLAIS" in r[-1].plain for r in replies)
     assert len(directory.requests) == 1
+
+
+async def questions_until_summary(user: SimUser, answers: list[tuple[str, str]]) -> tuple[int, int]:
+    """Play answers (("say", text) or ("press", label)); count questions asked and typed."""
+    asked = typed = 0
+    for kind, value in answers:
+        replies = await (say(user, value) if kind == "say" else press(user, value))
+        asked += 1
+        typed += kind == "say"
+        if "Récapitulatif" in replies[-1].plain:
+            return asked, typed
+    raise AssertionError("no summary")
+
+
+async def test_a_siret_saves_two_typed_questions(
+    firm_bot: RunningBot, directory: RechercheDouble
+) -> None:
+    tail = [("press", "Recruter"), ("say", DESCRIPTION), ("press", "Dans le mois"),
+            ("press", "Ici, sur Telegram")]
+    without = firm_bot.api.user(7201)
+    await consented(without)
+    asked_without, typed_without = await questions_until_summary(without, [
+        ("press", "Je ne l'ai pas sous la main"), ("say", "Ateliers Réunis"),
+        ("say", "Paray-le-Monial"), *tail])
+    with_siret = firm_bot.api.user(7202)
+    await consented(with_siret)
+    asked_with, typed_with = await questions_until_summary(with_siret, [
+        ("say", PLANT_SIRET), ("press", "Oui"), *tail])
+    # Without: SIRET (skipped), name, commune, theme, description, urgency, contact.
+    # With: SIRET, "C'est bien votre établissement ?", theme, description, urgency, contact.
+    assert (asked_without, typed_without) == (7, 3)
+    assert (asked_with, typed_with) == (6, 2)
+    # Against a firm that types its SIRET and then everything else (lookup off): 2 fewer.
+    assert (typed_without + 1) - typed_with == 2
+
+
+async def test_artisan_goes_to_the_cma_and_industry_to_the_cci_end_to_end(
+    firm_bot: RunningBot, directory: RechercheDouble
+) -> None:
+    import copy
+
+    from tests.recherche_double import ARTISAN_SIREN
+
+    # The roofer of the double, moved to Paray-le-Monial for this test.
+    page = copy.deepcopy(directory.fixtures[ARTISAN_SIREN])
+    head = page["results"][0]["siege"]
+    head.update(commune="71342", libelle_commune="PARAY-LE-MONIAL", code_postal="71600")
+    siret = head["siret"]
+    page["results"][0]["matching_etablissements"] = [copy.deepcopy(head)]
+    directory.fixtures[siret] = page
+    artisan = firm_bot.api.user(7301)
+    await consented(artisan)
+    assert "COUVERTURES DU CAUSSE" in (await say(artisan, siret))[-1].plain
+    await press(artisan, "Oui")
+    await finish(artisan, "Innover, moderniser")
+    industrial = firm_bot.api.user(7302)
+    await consented(industrial)
+    await say(industrial, PLANT_SIRET)
+    await press(industrial, "Oui")
+    await finish(industrial, "Innover, moderniser")
+
+    def kinds(session: Session) -> dict[str, set[str]]:
+        result: dict[str, set[str]] = {}
+        for routing, need in session.exec(
+                select(NeedRouting, Need).where(NeedRouting.need_id == Need.id)):
+            result.setdefault(need.reference, set()).add(routing.partner_kind)
+        return result
+
+    routed = await firm_bot.services.db.run(kinds)
+    assert "cma" in routed["TI-2026-0001"] and "cci" not in routed["TI-2026-0001"]
+    assert "cci" in routed["TI-2026-0002"] and "cma" not in routed["TI-2026-0002"]
+
+
+@pytest.mark.parametrize("failure", ["429_long", "503", "not_json", "stub", "breaker"])
+async def test_every_directory_failure_leaves_the_form_going(
+    firm_bot: RunningBot, directory: RechercheDouble, failure: str
+) -> None:
+    from tests.recherche_double import STUB_SIRET
+
+    siret = PLANT_SIRET
+    if failure == "429_long":
+        directory.script(Reply(429, {"erreur": "Trop de requêtes"}, {"Retry-After": "60"}))
+    elif failure == "503":
+        directory.script(Reply(503, SERVER_ERROR))
+    elif failure == "not_json":
+        directory.script(Reply(200, "<html>maintenance</html>"))
+    elif failure == "stub":
+        siret = STUB_SIRET
+    else:
+        # Three failures open the breaker: the fourth firm is not even looked up.
+        directory.script(*(Reply(500, SERVER_ERROR) for _ in range(3)))
+        for i in range(3):
+            other = firm_bot.api.user(7400 + i)
+            await consented(other)
+            await say(other, PLANT_SIRET)
+        requests = len(directory.requests)
+    user = firm_bot.api.user(7410)
+    await consented(user)
+    answer = (await say(user, siret))[-1]
+    assert answer.plain.endswith("Quel est le nom de votre entreprise ?")
+    if failure == "breaker":
+        assert len(directory.requests) == requests
+    await say(user, "Fonderie du Charolais")
+    await say(user, "Paray-le-Monial")
+    await finish(user)
+    needs = [n for n in await all_needs(firm_bot.services.db) if n.telegram_user_id == 7410]
+    assert len(needs) == 1 and needs[0].siret == siret and needs[0].firm is None
