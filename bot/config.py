@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     # Seconds between two looks at the reminder table (a due reminder also wakes the bot).
     reminder_tick: float = Field(default=5.0, alias="REMINDER_TICK", gt=0, le=300)
 
+    # Follow-up: how often to look for late acknowledgements and long-open needs (seconds),
+    # when to ask the animator to close a need (days), and when a late partner is escalated
+    # (this many times its ack_days).
+    followup_tick: float = Field(default=300.0, alias="RELAIS_FOLLOWUP_TICK", gt=0)
+    stale_days: int = Field(default=30, alias="RELAIS_STALE_DAYS", ge=1, le=365)
+    escalate_factor: int = Field(default=2, alias="RELAIS_ESCALATE_FACTOR", ge=1, le=10)
+
     @field_validator("reminder_offsets")
     @classmethod
     def _readable_offsets(cls, value: str) -> str:

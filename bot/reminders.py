@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.services.followup import FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
 from storage.db import Database
 
@@ -31,7 +32,10 @@ class ReminderScheduler:
     """Fires due reminders on a tick and at the next due time; safe to run in N processes."""
 
     def __init__(self, db: Database, meetings: MeetingService, clock: Clock, *,
-                 tick: float = 5.0, batch: int = 200) -> None:
+                 tick: float = 5.0, batch: int = 200, followup: FollowUpService | None = None,
+                 followup_tick: float = 300.0) -> None:
+        self.followup = followup
+        self.followup_tick = followup_tick
         self.db = db
         self.meetings = meetings
         self.clock = clock
@@ -46,6 +50,10 @@ class ReminderScheduler:
         """Catch up with what fell due while stopped, then keep time."""
         self._scheduler.add_job(self.run_due, IntervalTrigger(seconds=self.tick), id="tick",
                                 max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.followup is not None:
+            self._scheduler.add_job(self.run_followup, IntervalTrigger(seconds=self.followup_tick),
+                                    id="followup", max_instances=1, coalesce=True,
+                                    misfire_grace_time=None)
         self._scheduler.start()
         await self.run_due()
 
@@ -78,6 +86,21 @@ class ReminderScheduler:
                                        self.total.cancelled + cancelled)
             await self._plan_wake()
             return FiredReminder(sent, skipped, cancelled)
+
+    async def run_followup(self) -> FollowUpCounts | None:
+        """Relances, alerts and close-or-keep questions due now (each sent once)."""
+        followup = self.followup
+        if followup is None:
+            return None
+        now = self.clock()
+        try:
+            counts = await self.db.run(lambda session: followup.run_due(session, now=now))
+        except Exception:
+            log.exception("follow-up run failed")
+            return None
+        if counts.relances or counts.alerts or counts.stale:
+            log.info("follow-up: %s", counts)
+        return counts
 
     async def _plan_wake(self) -> None:
         """Between two ticks, wake up exactly when the next reminder falls due."""

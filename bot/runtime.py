@@ -23,6 +23,7 @@ from bot.mail import MailSender
 from bot.reminders import ReminderScheduler
 from bot.services import outbox
 from bot.services.animator import AnimatorService
+from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
 from bot.services.meetings import MeetingService, parse_offsets
@@ -61,6 +62,7 @@ class Services:
     firms: FirmDirectory | None = None
     meetings: MeetingService | None = None
     inbound: InboundService | None = None
+    followup: FollowUpService | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -109,8 +111,16 @@ async def build_services(
     meetings = MeetingService(territories, tz=settings.tz,
                               mail_domain=mail_domain(settings.mail_from),
                               offsets=parse_offsets(settings.reminder_offsets))
+    followup = FollowUpService(territories, tz=settings.tz,
+                               mail_domain=mail_domain(settings.mail_from),
+                               reply_local=(mail_local_part(settings.mail_from)
+                                            if settings.imap_host else None),
+                               stale_days=settings.stale_days,
+                               escalate_factor=settings.escalate_factor)
+    animator.followup = followup
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
-                           routing=routing, animator=animator, firms=firms, meetings=meetings)
+                           routing=routing, animator=animator, firms=firms, meetings=meetings,
+                           followup=followup)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
@@ -118,6 +128,7 @@ async def build_services(
     return Services(
         settings=settings,
         inbound=inbound,
+        followup=followup,
         db=db,
         geography=geo,
         territories=territories,
@@ -315,7 +326,9 @@ async def running_bot(
     reminders = None
     if services.meetings is not None:
         reminders = ReminderScheduler(services.db, services.meetings, services.clock,
-                                      tick=services.settings.reminder_tick)
+                                      tick=services.settings.reminder_tick,
+                                      followup=services.followup,
+                                      followup_tick=services.settings.followup_tick)
         application.bot_data["reminders"] = reminders
         await reminders.start()
     mailbox = None

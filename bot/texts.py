@@ -485,3 +485,21 @@ MISSING_LABELS: dict[str, str] = {
     "commune": "la commune",
     "theme": "le thème",
 }
+
+# --- Follow-up --------------------------------------------------------------------------------
+FOLLOWUP_ALERT = (
+    "⏰ <b>{partner}</b> n'a pas accusé réception de {reference} ({firm}) "
+    "en {days} jours ouvrés, malgré une relance."
+)
+FOLLOWUP_STALE = "📂 {reference} ({firm}) est ouverte depuis plus de {days} jours. La clore ?"
+BTN_KEEP_OPEN = "La garder ouverte"
+KEPT_OPEN = "{reference} reste ouverte. Je vous reposerai la question dans {days} jours."
+SATISFACTION_QUESTION = (
+    "Votre demande {reference} est close. Avez-vous été aidé ?\n"
+    "Notez de 1 (pas du tout) à 5 (tout à fait)."
+)
+SATISFACTION_ASK_COMMENT = "Merci ! Un commentaire ? Écrivez-le, ou touchez « Non merci »."
+BTN_NO_COMMENT = "Non merci"
+SATISFACTION_THANKS = "Merci pour votre avis."
+SATISFACTION_ALREADY = "Merci, votre note est déjà enregistrée."
+SATISFACTION_FOR_ANIMATOR = "⭐ {score}/5 de {firm} pour {reference}."

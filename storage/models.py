@@ -16,6 +16,7 @@ __all__ = [
     "ChatDraft",
     "Consent",
     "Conversation",
+    "DigestRun",
     "FirmLookup",
     "InboundEmail",
     "KbQuery",
@@ -32,6 +33,7 @@ __all__ = [
     "Outbox",
     "ProcessedUpdate",
     "Reminder",
+    "Satisfaction",
 ]
 
 
@@ -173,6 +175,8 @@ class Need(SQLModel, table=True):
     epci_name: str | None = Field(default=None, max_length=200)
     territory_id: str | None = Field(default=None, max_length=32)
     consent_at: datetime | None = _ts(nullable=True)
+    # When the animator was last asked whether to close this long-open need.
+    stale_asked_at: datetime | None = _ts(nullable=True)
     anonymized_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -255,6 +259,9 @@ class NeedRouting(SQLModel, table=True):
     ack_days: int = 2
     routed_at: datetime = _ts()
     acknowledged_at: datetime | None = _ts(nullable=True)
+    # Follow-up: the partner's reminder email, then the animator's alert (each once).
+    reminded_at: datetime | None = _ts(nullable=True)
+    escalated_at: datetime | None = _ts(nullable=True)
 
 
 class FirmLookup(SQLModel, table=True):
@@ -420,3 +427,30 @@ class NeedAttachment(SQLModel, table=True):
     size: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     at: datetime = _ts()
+
+
+class Satisfaction(SQLModel, table=True):
+    """The firm's rating of the help it got, asked once per need closed as helped."""
+
+    __tablename__ = "satisfaction"
+    __table_args__ = (UniqueConstraint("need_id", name="uq_satisfaction_need"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id")
+    territory_id: str | None = Field(default=None, max_length=32)
+    score: int | None = None
+    comment: str | None = Field(default=None, max_length=1000)
+    asked_at: datetime = _ts()
+    answered_at: datetime | None = _ts(nullable=True)
+
+
+class DigestRun(SQLModel, table=True):
+    """One periodic job's run for one period: inserting the row claims it (once per period)."""
+
+    __tablename__ = "digest_run"
+    __table_args__ = (UniqueConstraint("kind", "period", name="uq_digest_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    period: str = Field(max_length=64)
+    ran_at: datetime = _ts()

@@ -50,6 +50,7 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         "RELAIS_FIRM_LOOKUP": False,
         # Tests move the clock by hand: the reminder table is looked at often.
         "REMINDER_TICK": 0.1,
+        "RELAIS_FOLLOWUP_TICK": 0.1,
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

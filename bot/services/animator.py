@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -16,6 +17,9 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.services.routing import RoutingService, animator_card, change_status
 from bot.services.types import Button, Outgoing
+
+if TYPE_CHECKING:
+    from bot.services.followup import FollowUpService
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
@@ -48,6 +52,8 @@ class AnimatorService:
         self.territories = territories
         self.routing = routing
         self.tz = tz
+        # Set by the runtime: asks the firm's satisfaction when a need is closed as helped.
+        self.followup: FollowUpService | None = None
 
     def territories_of(self, user_id: int) -> list[Territory]:
         """Territories where this Telegram user is an animator."""
@@ -154,6 +160,10 @@ class AnimatorService:
                 texts.ASK_CLOSE_REASON.format(reference=need.reference), buttons)])
         if action == "closed" and arg in CLOSE_REASONS:
             return self._close(session, need, arg, actor, now)
+        if action == "keep":
+            return AnimatorResult([Outgoing(texts.KEPT_OPEN.format(
+                reference=need.reference,
+                days=self.followup.stale_days if self.followup else 30))])
         if action == "re":
             return self._reassign_menu(session, need)
         if action == "rp":
@@ -187,6 +197,8 @@ class AnimatorService:
             return AnimatorResult(toast=texts.STATUS_LABELS.get(need.status, need.status))
         result = AnimatorResult([Outgoing(f"{need.reference} · "
                                           + texts.CLOSED_AS.format(reason=label))])
+        if key == "helped" and self.followup is not None:
+            self.followup.ask_satisfaction(session, need, now=now)
         if need.telegram_chat_id is not None:
             result.others.append((str(need.telegram_chat_id), Outgoing(
                 texts.CLOSED_FOR_FIRM.format(reference=need.reference))))

@@ -43,6 +43,7 @@ __all__ = [
     "need_message_id",
     "new_reply_token",
     "partner_need_email",
+    "partner_relance_email",
     "reply_address",
     "to_email_message",
 ]
@@ -488,6 +489,56 @@ def to_email_message(
             raise ValueError(f"unsupported calendar method {method!r}")
         attach_invitation(msg, ics, method=method)  # type: ignore[arg-type]
     return msg
+
+
+def partner_relance_email(
+    *,
+    need: NeedView,
+    partner_name: str,
+    partner_email: str,
+    partner_id: str,
+    routed_on: date,
+    deadline: date,
+    animator_name: str,
+    animator_email: str,
+    mail_domain: str,
+    need_reply_address: str | None = None,
+) -> EmailDraft:
+    """The one reminder a partner gets when it has not acknowledged a need in time."""
+    to = _address(partner_name, partner_email)
+    animator = _address(animator_name, animator_email) if animator_email.strip() else None
+    reply_to = animator
+    cc: tuple[str, ...] = ()
+    if need_reply_address:
+        reply_to = _address(f"Relais {need.reference}", need_reply_address)
+        cc = (str(animator),) if animator else ()
+    firm = one_line(need.firm_name)
+    original = need_message_id(need.reference, partner_email=to.addr_spec,
+                               mail_domain=mail_domain, partner_id=partner_id)
+    context = {
+        "reference": need.reference,
+        "theme": one_line(need.theme_label, 80),
+        "firm": firm,
+        "commune": one_line(need.commune_name, 120),
+        "routed_on": french_date(routed_on),
+        "deadline": french_date(deadline),
+        "animator_name": one_line(animator_name, 120),
+        "animator_email": animator.addr_spec if animator else None,
+        "via_bot": bool(need_reply_address),
+    }
+    key = hashlib.sha256(f"relance|{original}".encode()).hexdigest()[:24]
+    return EmailDraft(
+        to=(str(to),),
+        subject=_truncate(f"Relance : [{need.reference}] {one_line(need.theme_label, 60)} — "
+                          f"{_truncate(firm, SUBJECT_PART_LIMIT)}", SUBJECT_LIMIT),
+        text=render("partner_relance.txt", context),
+        html=render("partner_relance.html", context),
+        reply_to=str(reply_to) if reply_to else None,
+        cc=cc,
+        message_id=f"<relance-{key}@{mail_domain.lower()}>",
+        headers={"Auto-Submitted": "auto-generated", "X-Relais-Reference": need.reference,
+                 "In-Reply-To": original, "References": original},
+    )
 
 
 # --- Replies to firms that write to the bot ---------------------------------------------

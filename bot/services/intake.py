@@ -25,6 +25,7 @@ from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
+from bot.services.followup import FollowUpService
 from bot.services.meetings import MeetingService
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
@@ -156,7 +157,9 @@ class IntakeService:
         animator: AnimatorService | None = None,
         firms: FirmDirectory | None = None,
         meetings: MeetingService | None = None,
+        followup: FollowUpService | None = None,
     ) -> None:
+        self.followup = followup
         self.firms = firms
         self.meetings = meetings
         self.questions = questions
@@ -409,6 +412,10 @@ class IntakeService:
                 turn,
             )
             return
+        if prefix == "sat" and self.followup is not None:
+            self._merge(self.followup.on_button(session, event.user_id, event.chat_id,
+                                                event.value, now=now), turn)
+            return
         if prefix in {"md", "mt"} and self.meetings is not None:
             self._merge(self.meetings.on_button(session, event.user_id, event.chat_id,
                                                 event.value, now=now), turn)
@@ -627,12 +634,14 @@ class IntakeService:
         turn: _Turn,
         now: datetime,
     ) -> None:
-        if self.meetings is not None:
-            draft = session.get(ChatDraft, event.chat_id)
-            if draft is not None:
-                self._merge(self.meetings.on_draft_text(session, draft, event.value, now=now),
-                            turn)
-                return
+        draft = session.get(ChatDraft, event.chat_id)
+        if draft is not None and draft.kind == "sat_comment" and self.followup is not None:
+            self._merge(self.followup.on_comment(session, draft, event.value, now=now), turn)
+            return
+        if draft is not None and self.meetings is not None:
+            self._merge(self.meetings.on_draft_text(session, draft, event.value, now=now),
+                        turn)
+            return
         if conv is None:
             if self.questions is None:
                 turn.say(texts.NEED_CONSENT_FIRST)

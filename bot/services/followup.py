@@ -1,0 +1,234 @@
+"""Follow-up: relances to partners, alerts to animators, long-open needs, satisfaction.
+
+Every timed action is claimed by a conditional UPDATE (`reminded_at IS NULL`, ...) in the
+transaction that writes its message to the outbox, so it happens once, across crashes and
+across processes. Delays count French working days (`bot.services.workdays`):
+
+* a partner that has not acknowledged within its `ack_days` gets one reminder email the
+  next working day after the deadline;
+* at `escalate_factor` × the delay the animators are alerted on Telegram, with buttons to
+  reassign the need or take it;
+* a need open for `stale_days` days: the animators are asked to close or keep it (again
+  every `stale_days` days while it stays open);
+* a need closed as helped: the firm is asked once, on its channel, to rate the help 1–5
+  with an optional comment; a late answer is still taken.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from bot import texts
+from bot.services import outbox
+from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.emails import partner_relance_email, reply_address
+from bot.services.routing import animator_chats, need_view
+from bot.services.types import Button, Outgoing
+from bot.services.workdays import add_working_days
+from knowledge.territories import TerritoryDirectory
+from storage.models import ChatDraft, Need, NeedRouting, Satisfaction
+
+__all__ = ["FollowUpCounts", "FollowUpService"]
+
+log = logging.getLogger(__name__)
+
+OPEN = tuple(s.value for s in OPEN_STATUSES)
+COMMENT_MAX = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpCounts:
+    """What one pass did."""
+
+    relances: int = 0
+    alerts: int = 0
+    stale: int = 0
+
+
+class FollowUpService:
+    """Relances, alerts and the close-or-keep question; the firm's satisfaction."""
+
+    def __init__(self, territories: TerritoryDirectory, *, tz: ZoneInfo, mail_domain: str,
+                 reply_local: str | None, stale_days: int = 30,
+                 escalate_factor: int = 2) -> None:
+        self.territories = territories
+        self.tz = tz
+        self.mail_domain = mail_domain
+        self.reply_local = reply_local
+        self.stale_days = stale_days
+        self.escalate_factor = escalate_factor
+
+    # --- relances and alerts ---------------------------------------------------------------
+    def run_due(self, session: Session, *, now: datetime) -> FollowUpCounts:
+        """Send what is due at `now` (each action once)."""
+        today = now.astimezone(self.tz).date()
+        relances = alerts = 0
+        rows = session.exec(
+            select(NeedRouting, Need).where(NeedRouting.need_id == Need.id,
+                                            NeedRouting.status == "routed",
+                                            col(Need.status).in_(OPEN))
+            .order_by(col(NeedRouting.id))).all()
+        for routing, need in rows:
+            routed_on = routing.routed_at.astimezone(self.tz).date()
+            deadline = add_working_days(routed_on, routing.ack_days)
+            if routing.reminded_at is None and today > deadline and self._claim(
+                    session, routing, "reminded_at", now):
+                self._relance(session, need, routing, routed_on, deadline, now)
+                relances += 1
+            late = add_working_days(routed_on, routing.ack_days * self.escalate_factor)
+            if routing.escalated_at is None and today > late and self._claim(
+                    session, routing, "escalated_at", now):
+                self._alert(session, need, routing, now)
+                alerts += 1
+        return FollowUpCounts(relances, alerts, self._stale(session, now))
+
+    @staticmethod
+    def _claim(session: Session, routing: NeedRouting, column: str, now: datetime) -> bool:
+        field = getattr(NeedRouting, column)
+        result = session.execute(update(NeedRouting).where(
+            col(NeedRouting.id) == routing.id, col(field).is_(None)).values({column: now}))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _relance(self, session: Session, need: Need, routing: NeedRouting, routed_on: object,
+                 deadline: object, now: datetime) -> None:
+        territory = self.territories.get(need.territory_id or "")
+        animator = territory.animators[0] if territory else None
+        draft = partner_relance_email(
+            need=need_view(need, territory, tz=self.tz), partner_name=routing.partner_name,
+            partner_email=routing.partner_email, partner_id=routing.partner_id,
+            routed_on=routed_on, deadline=deadline,  # type: ignore[arg-type]
+            animator_name=animator.name if animator else "Relais",
+            animator_email=str(animator.email) if animator else "",
+            mail_domain=self.mail_domain,
+            need_reply_address=(reply_address(self.reply_local, need.reply_token,
+                                              self.mail_domain)
+                                if self.reply_local and need.reply_token else None))
+        outbox.enqueue_payload(
+            session, channel="email", recipient=routing.partner_email, now=now,
+            payload={"email": draft.to_payload(), "need_id": need.id,
+                     "territory_id": need.territory_id, "key": draft.message_id.strip("<>")})
+
+    def _alert(self, session: Session, need: Need, routing: NeedRouting, now: datetime) -> None:
+        territory = self.territories.get(need.territory_id or "")
+        if territory is None:
+            return
+        days = routing.ack_days * self.escalate_factor
+        message = Outgoing(
+            texts.FOLLOWUP_ALERT.format(partner=texts.esc(routing.partner_name),
+                                        reference=need.reference, days=days,
+                                        firm=texts.esc(need.firm_name or "—")),
+            ((Button(texts.BTN_REASSIGN, f"ani:re:{need.id}"),
+              Button(texts.BTN_TAKE, f"ani:take:{need.id}")),))
+        for chat in animator_chats(territory):
+            outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
+                           now=now, claimed=False)
+
+    def _stale(self, session: Session, now: datetime) -> int:
+        limit = now - timedelta(days=self.stale_days)
+        needs = session.exec(
+            select(Need).where(col(Need.status).in_(OPEN), Need.created_at <= limit,
+                               (col(Need.stale_asked_at).is_(None))
+                               | (col(Need.stale_asked_at) <= limit))
+            .order_by(col(Need.id))).all()
+        asked = 0
+        for need in needs:
+            # Compare-and-set on the value read: another process asking first wins.
+            result = session.execute(update(Need).where(
+                col(Need.id) == need.id,
+                (col(Need.stale_asked_at).is_(None)) if need.stale_asked_at is None
+                else (col(Need.stale_asked_at) == need.stale_asked_at),
+            ).values(stale_asked_at=now))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                continue
+            territory = self.territories.get(need.territory_id or "")
+            if territory is None:
+                continue
+            message = Outgoing(
+                texts.FOLLOWUP_STALE.format(reference=need.reference, days=self.stale_days,
+                                            firm=texts.esc(need.firm_name or "—")),
+                ((Button(texts.BTN_CLOSE, f"ani:close:{need.id}"),
+                  Button(texts.BTN_KEEP_OPEN, f"ani:keep:{need.id}")),))
+            for chat in animator_chats(territory):
+                outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
+                               now=now, claimed=False)
+            asked += 1
+        return asked
+
+    # --- satisfaction -----------------------------------------------------------------------
+    def ask_satisfaction(self, session: Session, need: Need, *, now: datetime) -> None:
+        """Once per need closed as helped: ask the firm for a rating on its channel."""
+        assert need.id is not None
+        if session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first():
+            return
+        session.add(Satisfaction(need_id=need.id, territory_id=need.territory_id,
+                                 asked_at=now))
+        if need.telegram_chat_id is not None:
+            buttons = tuple(Button(str(n), f"sat:{need.id}:{n}") for n in range(1, 6))
+            outbox.enqueue(session, channel="telegram", recipient=str(need.telegram_chat_id),
+                           messages=[Outgoing(texts.SATISFACTION_QUESTION.format(
+                               reference=need.reference), (buttons,))],
+                           now=now, claimed=False)
+
+    def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
+                  now: datetime) -> AnimatorResult:
+        """`sat:<need>:<1..5|skip>` pressed by the firm."""
+        need_part, _, answer = value.partition(":")[2].partition(":")
+        need = session.get(Need, int(need_part)) if need_part.isdigit() else None
+        if need is None or need.telegram_user_id != user_id:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        row = session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first()
+        if row is None:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if answer == "skip":
+            draft = session.get(ChatDraft, chat_id)
+            if draft is not None and draft.kind == "sat_comment":
+                session.delete(draft)
+            return AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+        if not answer.isdigit() or not 1 <= int(answer) <= 5:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if row.score is not None:
+            return AnimatorResult(toast=texts.SATISFACTION_ALREADY)
+        row.score, row.answered_at = int(answer), now
+        session.add(row)
+        draft = session.get(ChatDraft, chat_id) or ChatDraft(
+            chat_id=chat_id, user_id=user_id, kind="sat_comment", step="comment")
+        draft.kind, draft.step, draft.user_id = "sat_comment", "comment", user_id
+        draft.data = {"need_id": need.id}
+        draft.updated_at = now
+        session.add(draft)
+        result = AnimatorResult([Outgoing(texts.SATISFACTION_ASK_COMMENT, (
+            (Button(texts.BTN_NO_COMMENT, f"sat:{need.id}:skip"),),))])
+        self._tell_animators(result, need, row)
+        return result
+
+    def on_comment(self, session: Session, draft: ChatDraft, text: str, *,
+                   now: datetime) -> AnimatorResult:
+        """The optional comment after a rating."""
+        session.delete(draft)
+        need = session.get(Need, int(draft.data.get("need_id", 0)))
+        row = session.exec(select(Satisfaction).where(
+            Satisfaction.need_id == (need.id if need else -1))).first()
+        if need is None or row is None:
+            return AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+        row.comment = " ".join(text.split())[:COMMENT_MAX]
+        session.add(row)
+        result = AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+        self._tell_animators(result, need, row)
+        return result
+
+    def _tell_animators(self, result: AnimatorResult, need: Need, row: Satisfaction) -> None:
+        territory = self.territories.get(need.territory_id or "")
+        if territory is None:
+            return
+        text = texts.SATISFACTION_FOR_ANIMATOR.format(
+            score=row.score, firm=texts.esc(need.firm_name or "—"), reference=need.reference)
+        if row.comment:
+            text += f"\n« {texts.esc(row.comment)} »"
+        for chat in animator_chats(territory):
+            result.others.append((chat, Outgoing(text)))

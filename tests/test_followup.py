@@ -1,0 +1,151 @@
+"""Follow-up end to end: relances, alerts, long-open needs and satisfaction, on a test clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from bot.localapi import BotMessage, SimUser
+from bot.services.workdays import add_working_days
+from storage.models import NeedRouting, Satisfaction
+from tests.conftest import RunningBot
+from tests.helpers import press, reach_summary, say
+
+ANIMATOR_ID = 900000001
+FT = "ft-paray-le-monial@example.org"
+
+
+async def filed(relais: RunningBot) -> tuple[SimUser, SimUser]:
+    animator = relais.api.user(ANIMATOR_ID, "Claire")
+    await say(animator, "/aide")
+    firm = relais.api.user(6201, "Paul")
+    await reach_summary(firm)
+    await press(firm, "Envoyer la demande")
+    await says(animator, "Nouvelle demande TI-2026-0001")
+    return firm, animator
+
+
+async def says(user: SimUser, fragment: str, within: float = 10.0) -> BotMessage:
+    for _ in range(int(within / 0.05)):
+        found = [m for m in user.messages if fragment in m.plain]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message with {fragment!r}")
+
+
+def relances(relais: RunningBot, to: str) -> list:
+    return [m for m in relais.smtp.messages
+            if to in m.rcpt_tos and str(m.message["Subject"]).startswith("Relance")]
+
+
+async def test_working_day_deadlines_skip_weekends_and_holidays() -> None:
+    assert add_working_days(date(2026, 11, 28), 2) == date(2026, 12, 1)  # Sat → Tue
+    assert add_working_days(date(2026, 12, 23), 2) == date(2026, 12, 28)  # Noël skipped
+    assert add_working_days(date(2026, 11, 10), 1) == date(2026, 11, 12)  # 11 Novembre
+
+
+async def test_late_partner_gets_one_relance_then_the_animator_is_alerted(
+    relais: RunningBot,
+) -> None:
+    _firm, animator = await filed(relais)
+    # Filed Saturday 28 November; France Travail has 2 working days: until Tuesday 1st.
+    relais.clock.now = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+    await asyncio.sleep(0.5)
+    assert relances(relais, FT) == []
+    relais.clock.now = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+    for _ in range(100):
+        if relances(relais, FT):
+            break
+        await asyncio.sleep(0.05)
+    [relance] = relances(relais, FT)
+    mail = relance.message
+    assert mail["Subject"] == "Relance : [TI-2026-0001] Recrutement — Menuiserie Dupont"
+    assert mail["In-Reply-To"].startswith("<need-TI-2026-0001-")
+    text = mail.get_body(("plain",)).get_content()
+    assert "transmise le samedi 28 novembre 2026" in text
+    assert "attendu au plus tard le mardi 1er décembre 2026" in text
+    # The OPCO (3 working days) is not late yet.
+    assert relances(relais, "opco2i-bfc@example.org") == []
+    # Twice the delay (4 working days: Thursday 3rd): the animator is alerted, once.
+    relais.clock.now = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)
+    alert = await says(animator, "n'a pas accusé réception de TI-2026-0001")
+    assert alert.plain.startswith("⏰ France Travail Paray-le-Monial n'a pas accusé réception")
+    assert alert.button_labels() == ["Réaffecter", "Je prends"]
+    await asyncio.sleep(0.5)
+    assert len(relances(relais, FT)) == 1
+    assert len([m for m in animator.messages if "n'a pas accusé" in m.plain and "France" in
+                m.plain]) == 1
+
+
+async def test_an_acknowledged_partner_is_not_chased(relais: RunningBot) -> None:
+    await filed(relais)
+
+    def acknowledge(session: Session) -> None:
+        session.execute(update(NeedRouting).values(status="acknowledged",
+                                                   acknowledged_at=relais.clock()))
+
+    await relais.services.db.run(acknowledge)
+    relais.clock.now = datetime(2026, 12, 10, 7, 0, tzinfo=UTC)
+    await asyncio.sleep(0.6)
+    assert [m for m in relais.smtp.messages if "Relance" in str(m.message["Subject"])] == []
+
+
+async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot) -> None:
+    _firm, animator = await filed(relais)
+
+    def acknowledge(session: Session) -> None:
+        session.execute(update(NeedRouting).values(status="acknowledged"))
+
+    await relais.services.db.run(acknowledge)
+    # Filed on 28 November at 09:00 UTC: 30 days later is 28 December, 09:00 UTC.
+    relais.clock.now = datetime(2026, 12, 28, 8, 59, tzinfo=UTC)
+    await asyncio.sleep(0.5)
+    assert not [m for m in animator.messages if "ouverte depuis" in m.plain]
+    relais.clock.now = datetime(2026, 12, 28, 9, 0, tzinfo=UTC)
+    ask = await says(animator, "ouverte depuis plus de 30 jours")
+    assert ask.button_labels() == ["Clore", "La garder ouverte"]
+    kept = (await press(animator, "La garder ouverte"))[-1]
+    assert kept.plain == "TI-2026-0001 reste ouverte. Je vous reposerai la question dans 30 jours."
+    relais.clock.now = datetime(2027, 1, 20, 10, 0, tzinfo=UTC)
+    await asyncio.sleep(0.5)
+    assert len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 1
+    relais.clock.now = datetime(2027, 1, 29, 10, 0, tzinfo=UTC)
+    for _ in range(100):
+        if len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 2
+
+
+async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: RunningBot) -> None:
+    firm, animator = await filed(relais)
+    await press(animator, "Clore")
+    before = len(firm.messages)
+    await press(animator, "Aidée")
+    question = (await firm.wait_for_messages(before + 2))[-1]
+    assert question.plain == ("Votre demande TI-2026-0001 est close. Avez-vous été aidé ?\n"
+                              "Notez de 1 (pas du tout) à 5 (tout à fait).")
+    assert question.button_labels() == ["1", "2", "3", "4", "5"]
+    # Late is fine: a week later.
+    relais.clock.now = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    comment_ask = (await press(firm, "4"))[-1]
+    assert comment_ask.plain.startswith("Merci ! Un commentaire ?")
+    star = await says(animator, "⭐ 4/5 de Menuiserie Dupont pour TI-2026-0001.")
+    assert star is not None
+    thanks = (await say(firm, "Très réactifs, <b>merci</b> !"))[-1]
+    assert thanks.plain == "Merci pour votre avis."
+    await says(animator, "« Très réactifs, <b>merci</b> ! »")
+    # A second press changes nothing; the firm is never asked again.
+    assert await firm.replies_after(firm.press("5", message_id=question.message_id)) == []
+    assert firm.callback_answers[-1].get("text") == "Merci, votre note est déjà enregistrée."
+
+    def rows(session: Session) -> list[Satisfaction]:
+        return list(session.exec(select(Satisfaction)))
+
+    [row] = await relais.services.db.run(rows)
+    assert (row.score, row.comment) == (4, "Très réactifs, <b>merci</b> !")
+    assert len([m for m in firm.messages if "Avez-vous été aidé" in m.plain]) == 1
