@@ -193,6 +193,86 @@ def firm_lookup(
     raise typer.Exit(firm_lookup_command(siret, as_json, live))
 
 
+@app.command()
+def digest(
+    now: Annotated[bool, typer.Option("--now", help="Envoyer tout de suite.")] = False,
+    territory: Annotated[str | None, typer.Option(help="Un seul territoire (identifiant).")] = None,
+) -> None:
+    """Envoie les synthèses hebdomadaires (chefs de projet et partenaires)."""
+    if not now:
+        raise _fail("les synthèses partent chaque lundi avec `relais run` ; --now pour maintenant")
+    settings = _settings()
+
+    async def send() -> int:
+        services = await _services(settings)
+        assert services.digests is not None
+        try:
+            if territory and services.territories.get(territory) is None:
+                raise _fail(f"territoire inconnu : {territory}")
+            moment = services.clock()
+            count = await services.db.run(lambda session: services.digests.send_all(
+                session, now=moment, period=f"manual:{moment.isoformat()}",
+                territory_id=territory))
+            from bot.email_worker import EmailWorker
+            from bot.mail import MailSender
+
+            worker = EmailWorker(services.db, MailSender.from_settings(settings),
+                                 mail_from=settings.mail_from, territories=services.territories,
+                                 clock=services.clock)
+            while await worker.run_once(limit=100):
+                pass
+            await worker.sender.close()
+            return count
+        finally:
+            await services.db.dispose()
+
+    count = asyncio.run(send())
+    typer.echo(f"{count} synthèse(s) envoyée(s) par e-mail ; les messages Telegram partent "
+               "avec `relais run`.")
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv ou xlsx.")] = "csv",
+    territory: Annotated[str | None, typer.Option(help="Un seul territoire (identifiant).")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Fichier (défaut : sortie standard pour csv).")] = None,
+) -> None:
+    """Exporte les demandes (CSV ou Excel)."""
+    if fmt not in {"csv", "xlsx"}:
+        raise _fail("format inconnu : csv ou xlsx")
+    if fmt == "xlsx" and not output:
+        raise _fail("indiquez un fichier avec --output pour le format xlsx")
+    settings = _settings()
+    from bot.export import needs_csv, needs_xlsx
+    from storage.db import Database
+
+    async def fetch() -> list[Need]:
+        db = Database(settings.database_url)
+        await db.create_all()
+
+        def work(session: Session) -> list[Need]:
+            query = select(Need).order_by(col(Need.id))
+            if territory:
+                query = query.where(Need.territory_id == territory)
+            return list(session.exec(query))
+
+        try:
+            return await db.run(work)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(fetch())
+    data = needs_xlsx(rows, settings.tz) if fmt == "xlsx" else needs_csv(rows, settings.tz)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_bytes(data)
+        typer.echo(f"{len(rows)} demande(s) exportée(s) dans {output}")
+    else:
+        sys.stdout.buffer.write(data)
+
+
 def _mount_knowledge() -> None:
     """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
     from knowledge.kb_cli import ask_command, kb_app

@@ -12,11 +12,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.services.digests import DigestService
 from bot.services.followup import FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
 from storage.db import Database
@@ -33,8 +36,11 @@ class ReminderScheduler:
 
     def __init__(self, db: Database, meetings: MeetingService, clock: Clock, *,
                  tick: float = 5.0, batch: int = 200, followup: FollowUpService | None = None,
-                 followup_tick: float = 300.0) -> None:
+                 followup_tick: float = 300.0, digests: DigestService | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self.followup = followup
+        self.digests = digests
+        self.tz = tz or ZoneInfo("Europe/Paris")
         self.followup_tick = followup_tick
         self.db = db
         self.meetings = meetings
@@ -54,6 +60,13 @@ class ReminderScheduler:
             self._scheduler.add_job(self.run_followup, IntervalTrigger(seconds=self.followup_tick),
                                     id="followup", max_instances=1, coalesce=True,
                                     misfire_grace_time=None)
+        if self.digests is not None:
+            # Monday morning, people's time; the digest_run table makes it once per week
+            # however many processes run this job.
+            self._scheduler.add_job(self.run_digests,
+                                    CronTrigger(day_of_week="mon", hour=7, timezone=self.tz),
+                                    id="digests", max_instances=1, coalesce=True,
+                                    misfire_grace_time=6 * 3600)
         self._scheduler.start()
         await self.run_due()
 
@@ -101,6 +114,18 @@ class ReminderScheduler:
         if counts.relances or counts.alerts or counts.stale:
             log.info("follow-up: %s", counts)
         return counts
+
+    async def run_digests(self) -> int:
+        """The weekly digests of the week that just ended (each territory once)."""
+        digests = self.digests
+        if digests is None:
+            return 0
+        now = self.clock()
+        try:
+            return await self.db.run(lambda session: digests.send_all(session, now=now))
+        except Exception:
+            log.exception("weekly digests failed")
+            return 0
 
     async def _plan_wake(self) -> None:
         """Between two ticks, wake up exactly when the next reminder falls due."""

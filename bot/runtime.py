@@ -23,6 +23,7 @@ from bot.mail import MailSender
 from bot.reminders import ReminderScheduler
 from bot.services import outbox
 from bot.services.animator import AnimatorService
+from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
@@ -63,6 +64,7 @@ class Services:
     meetings: MeetingService | None = None
     inbound: InboundService | None = None
     followup: FollowUpService | None = None
+    digests: DigestService | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -118,9 +120,11 @@ async def build_services(
                                stale_days=settings.stale_days,
                                escalate_factor=settings.escalate_factor)
     animator.followup = followup
+    digests = DigestService(territories, tz=settings.tz,
+                            mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
                            routing=routing, animator=animator, firms=firms, meetings=meetings,
-                           followup=followup)
+                           followup=followup, digests=digests)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
@@ -129,6 +133,7 @@ async def build_services(
         settings=settings,
         inbound=inbound,
         followup=followup,
+        digests=digests,
         db=db,
         geography=geo,
         territories=territories,
@@ -328,7 +333,8 @@ async def running_bot(
         reminders = ReminderScheduler(services.db, services.meetings, services.clock,
                                       tick=services.settings.reminder_tick,
                                       followup=services.followup,
-                                      followup_tick=services.settings.followup_tick)
+                                      followup_tick=services.settings.followup_tick,
+                                      digests=services.digests, tz=services.settings.tz)
         application.bot_data["reminders"] = reminders
         await reminders.start()
     mailbox = None

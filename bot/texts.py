@@ -211,6 +211,7 @@ COMMANDS: dict[str, str] = {
 ANIMATOR_COMMANDS: dict[str, str] = {
     "demandes": "Demandes ouvertes du territoire",
     "rdv": "RDV à venir ; /rdv TI-… pour en proposer un",
+    "stats": "Le territoire sur 7 jours",
     "demande": "Voir une demande (ex. /demande TI-2026-0042)",
     "recharger": "Recharger les fiches de la base de connaissances",
 }
@@ -503,3 +504,8 @@ BTN_NO_COMMENT = "Non merci"
 SATISFACTION_THANKS = "Merci pour votre avis."
 SATISFACTION_ALREADY = "Merci, votre note est déjà enregistrée."
 SATISFACTION_FOR_ANIMATOR = "⭐ {score}/5 de {firm} pour {reference}."
+CHART_CAPTIONS: dict[str, str] = {
+    "besoins-par-theme.png": "Nouvelles demandes par thème",
+    "delais-accuse-reception.png": "Délai médian d'accusé de réception, par partenaire",
+    "satisfaction.png": "Satisfaction des entreprises",
+}

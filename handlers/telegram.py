@@ -157,6 +157,10 @@ async def _send_one(bot: Bot, delivery: Delivery) -> None:
             if "not modified" not in exc.message.lower():
                 raise
         return
+    if message.photo is not None:
+        await bot.send_photo(chat_id, photo=message.photo, caption=message.text[:1024] or None,
+                             parse_mode=ParseMode.HTML, reply_markup=_markup(message))
+        return
     await bot.send_message(
         chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=_markup(message)
     )

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from email import policy as email_policy
@@ -42,9 +42,11 @@ __all__ = [
     "meeting_message_id",
     "need_message_id",
     "new_reply_token",
+    "partner_digest_email",
     "partner_need_email",
     "partner_relance_email",
     "reply_address",
+    "territory_digest_email",
     "to_email_message",
 ]
 
@@ -81,6 +83,7 @@ _DOMAIN = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 _ID_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_CID = re.compile(r"[A-Za-z0-9._-]{1,60}@[A-Za-z0-9.-]{1,100}")
 _MESSAGE_ID = re.compile(r"^<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>$")
 _HEADER_NAME = re.compile(r"^X-[A-Za-z0-9-]{1,60}$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
@@ -139,6 +142,8 @@ class EmailDraft:
     # An iCalendar invitation (the .ics bytes and its METHOD), sent the way mail clients
     # offer to accept it (see bot.services.ics.attach_invitation).
     calendar: tuple[bytes, str] | None = None
+    # PNG images shown inside the HTML part: (content id, filename, bytes).
+    inline_images: tuple[tuple[str, str, bytes], ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         """Serialise for the outbox (JSON; attachment contents in base64)."""
@@ -162,6 +167,9 @@ class EmailDraft:
             ],
             **({"calendar": {"ics": base64.b64encode(self.calendar[0]).decode("ascii"),
                              "method": self.calendar[1]}} if self.calendar else {}),
+            **({"inline_images": [
+                {"cid": cid, "filename": name, "content": base64.b64encode(data).decode("ascii")}
+                for cid, name, data in self.inline_images]} if self.inline_images else {}),
         }
 
     @classmethod
@@ -187,6 +195,10 @@ class EmailDraft:
                 (base64.b64decode(payload["calendar"]["ics"], validate=True),
                  str(payload["calendar"]["method"]))
                 if payload.get("calendar") else None
+            ),
+            inline_images=tuple(
+                (i["cid"], i["filename"], base64.b64decode(i["content"], validate=True))
+                for i in payload.get("inline_images", ())
             ),
         )
 
@@ -473,6 +485,15 @@ def to_email_message(
     # Quoted-printable keeps long French lines intact through servers without 8BITMIME.
     msg.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if draft.inline_images:
+        html_part = msg.get_body(("html",))
+        assert html_part is not None
+        for cid, filename, data in draft.inline_images:
+            if not _CID.fullmatch(cid):
+                raise ValueError(f"invalid content id {cid!r}")
+            # multipart/related: the HTML shows the image with <img src="cid:...">.
+            html_part.add_related(data, maintype="image", subtype="png", cid=f"<{cid}>",
+                                  filename=_checked_filename(filename), disposition="inline")
     for filename, mime_type, content in draft.attachments:
         if not _MIME_TYPE.fullmatch(mime_type):
             raise ValueError(f"invalid attachment MIME type {mime_type!r}")
@@ -539,6 +560,50 @@ def partner_relance_email(
         headers={"Auto-Submitted": "auto-generated", "X-Relais-Reference": need.reference,
                  "In-Reply-To": original, "References": original},
     )
+
+
+# --- Weekly digests ------------------------------------------------------------------------
+
+
+def territory_digest_email(
+    *, to_name: str, to_email: str, territory: str, title: str, report_text: str,
+    report_html: str, charts: Sequence[tuple[str, bytes]], period: str, mail_domain: str,
+) -> EmailDraft:
+    """The weekly picture of a territory for one animator, charts inline (PNG)."""
+    to = _address(to_name, to_email)
+    images = tuple((f"{name.removesuffix('.png')}.{period}@{mail_domain.lower()}", name, data)
+                   for name, data in charts)
+    context = {"to_name": one_line(to_name, 120), "territory": one_line(territory, 120),
+               "report": text_block(report_text, 20_000),
+               # Built from escaped values by bot.services.insight (Telegram's HTML subset).
+               "report_html": Markup(report_html.replace("\n", "<br>")),
+               "images": [cid for cid, _name, _data in images]}
+    key = hashlib.sha256(f"digest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
+    return EmailDraft(
+        to=(str(to),), subject=_truncate(f"[Relais] {one_line(title, 80)} — {territory}",
+                                         SUBJECT_LIMIT),
+        text=render("territory_digest.txt", context),
+        html=render("territory_digest.html", context), reply_to=None,
+        message_id=f"<digest-{key[:24]}@{mail_domain.lower()}>",
+        headers={"Auto-Submitted": "auto-generated"}, inline_images=images)
+
+
+def partner_digest_email(
+    *, partner_name: str, partner_email: str, territory: str,
+    needs: Sequence[Mapping[str, str]], period: str, mail_domain: str,
+    reply_to: str | None,
+) -> EmailDraft:
+    """The weekly list of a partner's open needs (sent only when there are some)."""
+    to = _address(partner_name, partner_email)
+    context = {"territory": one_line(territory, 120),
+               "needs": [{k: one_line(v, 200) for k, v in need.items()} for need in needs]}
+    key = hashlib.sha256(f"pdigest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
+    return EmailDraft(
+        to=(str(to),), subject=_truncate(
+            f"[Relais] Vos demandes ouvertes ({len(needs)}) — {territory}", SUBJECT_LIMIT),
+        text=render("partner_digest.txt", context), html=render("partner_digest.html", context),
+        reply_to=reply_to, message_id=f"<pdigest-{key[:24]}@{mail_domain.lower()}>",
+        headers={"Auto-Submitted": "auto-generated"})
 
 
 # --- Replies to firms that write to the bot ---------------------------------------------

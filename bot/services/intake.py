@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
+from bot.services.digests import DigestService
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
 from bot.services.followup import FollowUpService
@@ -158,7 +159,9 @@ class IntakeService:
         firms: FirmDirectory | None = None,
         meetings: MeetingService | None = None,
         followup: FollowUpService | None = None,
+        digests: DigestService | None = None,
     ) -> None:
+        self.digests = digests
         self.followup = followup
         self.firms = firms
         self.meetings = meetings
@@ -307,6 +310,8 @@ class IntakeService:
         elif name == "rdv" and self.meetings is not None:
             self._merge(self.meetings.command_rdv(session, event.user_id, event.chat_id,
                                                   event.args, now=now), turn)
+        elif name == "stats" and self.digests is not None:
+            self._merge(self.digests.stats_command(session, event.user_id, now=now), turn)
         elif name == "mesrdv" and self.meetings is not None:
             turn.messages.extend(self.meetings.upcoming_for_firm(session, event.user_id, now=now))
             if conv is not None:

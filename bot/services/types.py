@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,10 +26,14 @@ class Outgoing:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     edit_message_id: int | None = None
+    # A PNG sent as a photo, `text` being its caption (1,024 characters at most).
+    photo: bytes | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Serialise for the outbox (JSON)."""
         payload: dict[str, Any] = {"text": self.text}
+        if self.photo is not None:
+            payload["photo"] = base64.b64encode(self.photo).decode("ascii")
         if self.buttons:
             payload["buttons"] = [[[b.label, b.data] for b in row] for row in self.buttons]
         if self.edit_message_id is not None:
@@ -41,7 +46,9 @@ class Outgoing:
         rows = tuple(
             tuple(Button(label, data) for label, data in row) for row in payload.get("buttons", ())
         )
-        return cls(payload["text"], rows, payload.get("edit_message_id"))
+        photo = payload.get("photo")
+        return cls(payload["text"], rows, payload.get("edit_message_id"),
+                   base64.b64decode(photo) if photo else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,177 @@
+"""Weekly digests and `/stats`: the territory's picture for animators, open needs for partners.
+
+A digest is claimed by inserting a `digest_run` row (kind, period) in the transaction that
+writes its messages to the outbox: one digest per territory and week, however many
+processes run the weekly job. `relais digest --now` uses a period of its own, so it always
+sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from bot import texts
+from bot.services import outbox
+from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.emails import partner_digest_email, territory_digest_email
+from bot.services.insight import TerritoryStats, charts_png, compute_stats, stats_text
+from bot.services.routing import animator_chats
+from bot.services.types import Outgoing
+from knowledge.taxonomy import theme_label
+from knowledge.territories import Territory, TerritoryDirectory
+from storage.models import DigestRun, KbQuery, Need, NeedEvent, NeedRouting, Satisfaction
+
+__all__ = ["DigestService", "week_period"]
+
+log = logging.getLogger(__name__)
+
+OPEN = tuple(s.value for s in OPEN_STATUSES)
+
+
+def week_period(now: datetime, tz: ZoneInfo) -> tuple[str, datetime, datetime]:
+    """The ISO week that ended before `now` (Monday 00:00 to Monday 00:00, people's time)."""
+    local = now.astimezone(tz)
+    this_monday = (local - timedelta(days=local.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    start = this_monday - timedelta(days=7)
+    # Wall-clock arithmetic on zoneinfo datetimes: a DST week still starts at midnight.
+    start = start.replace(tzinfo=tz)
+    year, week, _ = start.isocalendar()
+    return f"{year}-W{week:02d}", start, this_monday.replace(tzinfo=tz)
+
+
+class DigestService:
+    """Builds and queues digests; computes `/stats` for an animator."""
+
+    def __init__(self, territories: TerritoryDirectory, *, tz: ZoneInfo,
+                 mail_domain: str) -> None:
+        self.territories = territories
+        self.tz = tz
+        self.mail_domain = mail_domain
+
+    # --- data -------------------------------------------------------------------------------
+    def stats(self, session: Session, territory: Territory, *, start: datetime,
+              end: datetime) -> TerritoryStats:
+        """The territory's figures for [start, end)."""
+        needs = list(session.exec(select(Need).where(Need.territory_id == territory.id,
+                                                     Need.created_at < end)))
+        ids = [n.id for n in needs]
+        routings = list(session.exec(select(NeedRouting).where(
+            col(NeedRouting.need_id).in_(ids)))) if ids else []
+        events = list(session.exec(select(NeedEvent).where(
+            col(NeedEvent.need_id).in_(ids)))) if ids else []
+        queries = list(session.exec(select(KbQuery).where(
+            KbQuery.territory_id == territory.id, KbQuery.asked_at >= start,
+            KbQuery.asked_at < end)))
+        ratings = [(r.score, r.answered_at, r.comment) for r in session.exec(
+            select(Satisfaction).where(Satisfaction.territory_id == territory.id,
+                                       col(Satisfaction.score).is_not(None),
+                                       col(Satisfaction.answered_at) >= start,
+                                       col(Satisfaction.answered_at) < end))
+            if r.score is not None and r.answered_at is not None]
+        return compute_stats(territory_id=territory.id, needs=needs, routings=routings,
+                             events=events, queries=queries, ratings=ratings, start=start,
+                             end=end, tz=self.tz)
+
+    # --- /stats -----------------------------------------------------------------------------
+    def stats_command(self, session: Session, user_id: int, *, now: datetime) -> AnimatorResult:
+        """`/stats`: the last 7 days of the animator's territories, text and charts."""
+        territories = self.territories.animated_by(user_id)
+        if not territories:
+            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
+        result = AnimatorResult()
+        for territory in territories:
+            figures = self.stats(session, territory, start=now - timedelta(days=7), end=now)
+            result.messages.append(Outgoing(stats_text(figures, tz=self.tz, html=True)))
+            for name, png in charts_png(figures, tz=self.tz):
+                result.messages.append(Outgoing(texts.CHART_CAPTIONS.get(name, ""), photo=png))
+        return result
+
+    # --- weekly digests ---------------------------------------------------------------------
+    def claim(self, session: Session, kind: str, period: str, now: datetime) -> bool:
+        """Insert the (kind, period) row; False when another run already did."""
+        table = DigestRun.__table__  # type: ignore[attr-defined]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        result = session.execute(insert(table).values(kind=kind, period=period, ran_at=now)
+                                 .on_conflict_do_nothing(index_elements=["kind", "period"]))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def send_all(self, session: Session, *, now: datetime, period: str | None = None,
+                 territory_id: str | None = None) -> int:
+        """The week's digests of every territory (or one); how many were queued."""
+        week, start, end = week_period(now, self.tz)
+        period = period or week
+        if period != week:  # sent on demand: the last 7 days, up to now
+            start, end = now - timedelta(days=7), now
+        sent = 0
+        for territory in self.territories.territories:
+            if territory_id is not None and territory.id != territory_id:
+                continue
+            if self.claim(session, f"territory:{territory.id}", period, now):
+                self._territory_digest(session, territory, start, end, period, now)
+                sent += 1
+            if self.claim(session, f"partners:{territory.id}", period, now):
+                sent += self._partner_digests(session, territory, period, now)
+        return sent
+
+    def _territory_digest(self, session: Session, territory: Territory, start: datetime,
+                          end: datetime, period: str, now: datetime) -> None:
+        figures = self.stats(session, territory, start=start, end=end)
+        charts = charts_png(figures, tz=self.tz)
+        plain = stats_text(figures, tz=self.tz, html=False)
+        html = stats_text(figures, tz=self.tz, html=True)
+        title = plain.splitlines()[0] if plain else "Semaine"
+        for animator in territory.animators:
+            draft = territory_digest_email(
+                to_name=animator.name, to_email=str(animator.email), territory=territory.name,
+                title=title, report_text=plain, report_html=html, charts=charts,
+                period=period.replace(":", "-"), mail_domain=self.mail_domain)
+            outbox.enqueue_payload(session, channel="email", recipient=str(animator.email),
+                                   now=now, payload={"email": draft.to_payload(),
+                                                     "territory_id": territory.id,
+                                                     "key": draft.message_id.strip("<>")})
+        messages = [Outgoing(html)] + [Outgoing(texts.CHART_CAPTIONS.get(name, ""), photo=png)
+                                       for name, png in charts]
+        for chat in animator_chats(territory):
+            outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
+                           now=now, claimed=False)
+
+    def _partner_digests(self, session: Session, territory: Territory, period: str,
+                         now: datetime) -> int:
+        rows = session.exec(
+            select(NeedRouting, Need).where(NeedRouting.need_id == Need.id,
+                                            Need.territory_id == territory.id,
+                                            col(Need.status).in_(OPEN),
+                                            col(NeedRouting.status).in_(
+                                                ["routed", "acknowledged"]))
+            .order_by(col(Need.id))).all()
+        by_partner: dict[str, list[tuple[NeedRouting, Need]]] = {}
+        for routing, need in rows:
+            by_partner.setdefault(routing.partner_email.lower(), []).append((routing, need))
+        animator = territory.animators[0]
+        for email, items in sorted(by_partner.items()):
+            draft = partner_digest_email(
+                partner_name=items[0][0].partner_name, partner_email=email,
+                territory=territory.name, needs=self._lines(items), period=period,
+                mail_domain=self.mail_domain, reply_to=f"{animator.name} <{animator.email}>")
+            outbox.enqueue_payload(session, channel="email", recipient=email, now=now,
+                                   payload={"email": draft.to_payload(),
+                                            "territory_id": territory.id,
+                                            "key": draft.message_id.strip("<>")})
+        return len(by_partner)
+
+    def _lines(self, items: Sequence[tuple[NeedRouting, Need]]) -> list[dict[str, str]]:
+        return [{
+            "reference": need.reference, "theme": theme_label(need.theme),
+            "firm": need.firm_name or "(anonymisée)", "commune": need.commune_name or "—",
+            "routed_on": routing.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
+            "state": ("prise en charge" if routing.status == "acknowledged"
+                      else "accusé de réception attendu"),
+        } for routing, need in items]

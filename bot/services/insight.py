@@ -1,0 +1,502 @@
+"""A territory's figures over a period (weekly digest, /stats): pure functions, plus charts.
+
+The caller loads the rows; nothing here touches the database. Times are aware datetimes,
+compared in UTC; days (deadlines, the period's title) are read in the territory's zone.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import statistics
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from html import escape
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from bot.services.workdays import add_working_days, is_working_day
+from knowledge.taxonomy import theme_noun
+from storage.models import KbQuery, Need, NeedEvent, NeedRouting, NeedStatus
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "CLOSED_STATUSES",
+    "UNANSWERED_OUTCOMES",
+    "LateAck",
+    "SatisfactionSummary",
+    "TerritoryStats",
+    "charts_png",
+    "compute_stats",
+    "normalise_question",
+    "period_title",
+    "stats_text",
+]
+
+CLOSED_STATUSES: frozenset[str] = frozenset(
+    {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
+     NeedStatus.CANCELLED.value}
+)
+UNANSWERED_OUTCOMES: frozenset[str] = frozenset(
+    {"out_of_scope", "rejected", "forwarded", "uncertain"}
+)
+MAX_QUESTIONS = 10
+QUESTION_CHARS = 120
+# Lists in the text are cut: the message stays readable on a phone.
+TEXT_LIST_LIMIT = 5
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre")
+
+
+@dataclass(frozen=True, slots=True)
+class LateAck:
+    """A partner that has not acknowledged a need within its working-day deadline."""
+
+    reference: str
+    partner_name: str
+    routed_at: datetime
+    due: date
+    working_days_late: int
+
+
+@dataclass(frozen=True, slots=True)
+class SatisfactionSummary:
+    """The firms' ratings of the period: count, mean (1 decimal), distribution 1..5."""
+
+    count: int
+    mean: float
+    distribution: dict[int, int]
+    comments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TerritoryStats:
+    """A territory's figures over [period_start, period_end) (aware UTC)."""
+
+    territory_id: str
+    period_start: datetime
+    period_end: datetime
+    new_by_theme: dict[str, int]
+    open_count: int
+    closed_count: int
+    median_ack_hours_by_partner: dict[str, float]
+    late_acks: list[LateAck]
+    satisfaction: SatisfactionSummary | None
+    unanswered_questions: list[tuple[str, int]]
+
+
+# --- Computation ----------------------------------------------------------------------------
+
+
+def compute_stats(
+    *,
+    territory_id: str,
+    needs: Sequence[Need],
+    routings: Sequence[NeedRouting],
+    events: Sequence[NeedEvent],
+    queries: Sequence[KbQuery],
+    ratings: Sequence[tuple[int, datetime, str | None]],
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+) -> TerritoryStats:
+    """The territory's figures over [start, end) from rows the caller loaded."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise ValueError("the period must end after it starts")
+    # A row explicitly of another territory is a caller's mistake: never count it here.
+    mine = [n for n in needs if n.territory_id in (None, territory_id)]
+    by_id = {n.id: n for n in mine if n.id is not None}
+    history = _events_by_need(events)
+    existing = [(n, _status_at(n, history.get(n.id or 0, []), end))
+                for n in mine if n.created_at < end]
+    return TerritoryStats(
+        territory_id=territory_id,
+        period_start=start,
+        period_end=end,
+        new_by_theme=_new_by_theme([n for n, _ in existing], start),
+        open_count=sum(status not in CLOSED_STATUSES for _, status in existing),
+        closed_count=_closed_in_period(existing, history, start, end),
+        median_ack_hours_by_partner=_median_ack_hours(
+            [r for r in routings if r.need_id in by_id], start, end),
+        late_acks=_late_acks(routings, by_id, history, end, tz),
+        satisfaction=_satisfaction(ratings, start, end),
+        unanswered_questions=_unanswered(
+            [q for q in queries if q.territory_id in (None, territory_id)], start, end),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime refused: pass timezone-aware values")
+    return moment.astimezone(UTC)
+
+
+def _events_by_need(events: Sequence[NeedEvent]) -> dict[int, list[NeedEvent]]:
+    """Each need's status changes, in time order."""
+    grouped: dict[int, list[NeedEvent]] = defaultdict(list)
+    for event in events:
+        grouped[event.need_id].append(event)
+    return {need_id: sorted(evs, key=lambda e: (e.at, e.id or 0))
+            for need_id, evs in grouped.items()}
+
+
+def _status_at(need: Need, events: list[NeedEvent], end: datetime) -> str:
+    """The need's status at `end`, replayed from its events (the row only knows today's)."""
+    before = [e for e in events if e.at < end]
+    if before:
+        return before[-1].to_status
+    if events:
+        # Every change is after `end`: the status then is where the first change started.
+        return events[0].from_status or events[0].to_status
+    return need.status
+
+
+def _new_by_theme(needs: Iterable[Need], start: datetime) -> dict[str, int]:
+    """Needs created in the period, by theme, most frequent first."""
+    counts = Counter(n.theme for n in needs if n.created_at >= start)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _closed_in_period(
+    needs: Sequence[tuple[Need, str]],
+    history: dict[int, list[NeedEvent]],
+    start: datetime,
+    end: datetime,
+) -> int:
+    """Needs closed at `end` whose closing happened in the period (a reopened one is not)."""
+    count = 0
+    for need, status in needs:
+        if status not in CLOSED_STATUSES:
+            continue
+        events = history.get(need.id or 0, [])
+        closing = [e.at for e in events if e.to_status in CLOSED_STATUSES and e.at < end]
+        # Without its history, the last update of a closed need stands for its closing.
+        last = closing[-1] if closing else (None if events else need.updated_at)
+        count += last is not None and start <= last < end
+    return count
+
+
+def _median_ack_hours(
+    routings: Sequence[NeedRouting], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Median routed→acknowledged hours per partner, over acknowledgements of the period.
+
+    Acknowledgements made in the period (not routings made in it): a routing of the
+    period still waiting would otherwise be left out and flatter the slow partners.
+    """
+    hours: dict[str, list[float]] = defaultdict(list)
+    for routing in routings:
+        acked = routing.acknowledged_at
+        if acked is not None and start <= acked < end:
+            seconds = max((acked - routing.routed_at).total_seconds(), 0.0)
+            hours[routing.partner_name].append(seconds / 3600)
+    medians = {name: float(statistics.median(values)) for name, values in hours.items()}
+    # Slowest first: that is what the animator acts on.
+    return dict(sorted(medians.items(), key=lambda item: (-item[1], item[0].casefold())))
+
+
+def _late_acks(
+    routings: Sequence[NeedRouting],
+    needs: dict[int | None, Need],
+    history: dict[int, list[NeedEvent]],
+    end: datetime,
+    tz: ZoneInfo,
+) -> list[LateAck]:
+    """Routings still unacknowledged at `end` at least one working day past their deadline."""
+    # The period's last day: `end` itself is excluded.
+    as_of = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    late = []
+    for routing in routings:
+        need = needs.get(routing.need_id)
+        if need is None or not _awaiting_ack(routing, end):
+            continue
+        if _status_at(need, history.get(routing.need_id, []), end) in CLOSED_STATUSES:
+            continue  # Nobody chases a partner about a closed need.
+        due = add_working_days(routing.routed_at.astimezone(tz).date(), routing.ack_days)
+        days = _working_days_between(due, as_of)
+        if days > 0:
+            late.append(LateAck(need.reference, routing.partner_name, routing.routed_at, due,
+                                days))
+    return sorted(late, key=lambda a: (-a.working_days_late, a.routed_at, a.reference,
+                                       a.partner_name))
+
+
+def _awaiting_ack(routing: NeedRouting, end: datetime) -> bool:
+    """Routed before `end`, still in the need, and not acknowledged before `end`."""
+    if routing.status == "removed" or routing.routed_at >= end:
+        return False
+    if routing.acknowledged_at is None:
+        # An acknowledged row without its time is taken at its word.
+        return routing.status != "acknowledged"
+    return routing.acknowledged_at >= end
+
+
+def _working_days_between(after: date, until: date) -> int:
+    """Working days in (after, until]."""
+    count = 0
+    day = after + timedelta(days=1)
+    while day <= until:
+        count += is_working_day(day)
+        day += timedelta(days=1)
+    return count
+
+
+def _satisfaction(
+    ratings: Sequence[tuple[int, datetime, str | None]], start: datetime, end: datetime
+) -> SatisfactionSummary | None:
+    """Count, mean and distribution of the period's 1..5 ratings; None without any."""
+    kept = [(score, comment) for score, at, comment in ratings
+            if 1 <= score <= 5 and start <= at < end]
+    if not kept:
+        return None
+    scores = [score for score, _ in kept]
+    distribution = {value: scores.count(value) for value in range(1, 6)}
+    mean = float(_half_up(Decimal(sum(scores)) / Decimal(len(scores)), 1))
+    comments = tuple(c.strip() for _, c in kept if c and c.strip())
+    return SatisfactionSummary(len(scores), mean, distribution, comments)
+
+
+def _half_up(value: Decimal | float, places: int) -> Decimal:
+    """Rounded as people expect (4,25 → 4,3), not to the nearest even."""
+    exponent = Decimal(1).scaleb(-places)
+    return Decimal(str(value)).quantize(exponent, rounding=ROUND_HALF_UP)
+
+
+def normalise_question(text: str) -> str:
+    """Casefolded, accents folded, spaces collapsed: the key that groups repeated questions."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", bare).strip()
+
+
+def _unanswered(
+    queries: Sequence[KbQuery], start: datetime, end: datetime
+) -> list[tuple[str, int]]:
+    """The period's questions the cards did not answer, grouped, most frequent first."""
+    groups: dict[str, list[KbQuery]] = defaultdict(list)
+    for query in sorted(queries, key=lambda q: (q.asked_at, q.id or 0)):
+        key = normalise_question(query.text)
+        if key and query.outcome in UNANSWERED_OUTCOMES and start <= query.asked_at < end:
+            groups[key].append(query)
+    ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(_shown_text(group), len(group)) for _, group in ranked[:MAX_QUESTIONS]]
+
+
+def _shown_text(group: list[KbQuery]) -> str:
+    """The most frequent wording of a group (the earliest on a tie), on one line, cut."""
+    wordings = Counter(re.sub(r"\s+", " ", q.text).strip() for q in group)
+    text = wordings.most_common(1)[0][0]  # Counter keeps first-seen order on ties.
+    return _cut(text, QUESTION_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- Text -----------------------------------------------------------------------------------
+
+
+def stats_text(stats: TerritoryStats, *, tz: ZoneInfo, html: bool) -> str:
+    """The figures as a short French report: Telegram HTML when `html`, else plain text."""
+    esc = (lambda s: escape(s, quote=False)) if html else (lambda s: s)
+    title = period_title(stats.period_start, stats.period_end, tz)
+    weekly = title.startswith("Semaine")
+    lines = [
+        f"<b>{esc(title)}</b>" if html else title,
+        _new_line(stats.new_by_theme),
+        f"Ouvertes : {stats.open_count} · closes "
+        f"{'cette semaine' if weekly else 'sur la période'} : {stats.closed_count}",
+        "Délai médian d'accusé de réception : " + _listing(
+            [f"{esc(name)} {_hours(h)}" for name, h in stats.median_ack_hours_by_partner.items()],
+            "aucun accusé de réception"),
+        "En retard : " + _listing(
+            [f"{esc(a.reference)} ({esc(a.partner_name)}, {_late_days(a.working_days_late)})"
+             for a in stats.late_acks], "aucun"),
+        "Satisfaction : " + _satisfaction_text(stats.satisfaction),
+        "Questions sans réponse : " + _listing(
+            [f"« {esc(text)} » ({count})" for text, count in stats.unanswered_questions],
+            "aucune"),
+    ]
+    return "\n".join(lines)
+
+
+def period_title(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """« Semaine du 23 au 29 novembre 2026 » for [start, end) read in `tz`."""
+    first = start.astimezone(tz).date()
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    if first == last:
+        return f"Journée du {_day(first, month=True, year=True)}"
+    kind = "Semaine" if (last - first).days == 6 else "Période"
+    same_year = first.year == last.year
+    same_month = same_year and first.month == last.month
+    head = _day(first, month=not same_month, year=not same_year)
+    return f"{kind} du {head} au {_day(last, month=True, year=True)}"
+
+
+def _day(day: date, *, month: bool, year: bool) -> str:
+    text = "1er" if day.day == 1 else str(day.day)
+    if month:
+        text += f" {_MONTHS[day.month - 1]}"
+    if year:
+        text += f" {day.year}"
+    return text
+
+
+def _new_line(by_theme: dict[str, int]) -> str:
+    total = sum(by_theme.values())
+    if not total:
+        return "Nouvelles demandes : aucune"
+    # Nouns, not the intake labels: those contain commas and would blur the list.
+    parts = ", ".join(f"{theme_noun(key)} {count}" for key, count in by_theme.items())
+    return f"Nouvelles demandes : {total} ({parts})"
+
+
+def _listing(items: list[str], empty: str) -> str:
+    if not items:
+        return empty
+    shown = ", ".join(items[:TEXT_LIST_LIMIT])
+    rest = len(items) - TEXT_LIST_LIMIT
+    if rest > 0:
+        shown += f" et {rest} autre{'s' if rest > 1 else ''}"
+    return shown
+
+
+def _decimal(value: float | Decimal, places: int = 1) -> str:
+    """French decimal: comma, and no ",0" tail."""
+    text = f"{_half_up(value, places):f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace(".", ",")
+
+
+def _hours(hours: float) -> str:
+    # A tenth of an hour matters under 10 h; beyond, whole hours read better.
+    return f"{_decimal(hours, 1 if hours < 10 else 0)} h"
+
+
+def _late_days(days: int) -> str:
+    return f"{days} j ouvré" if days == 1 else f"{days} j ouvrés"
+
+
+def _satisfaction_text(summary: SatisfactionSummary | None) -> str:
+    if summary is None:
+        return "aucune réponse"
+    answers = "1 réponse" if summary.count == 1 else f"{summary.count} réponses"
+    return f"{summary.mean:.1f}".replace(".", ",") + f"/5 ({answers})"
+
+
+# --- Charts ---------------------------------------------------------------------------------
+
+CHART_SIZE = (8.0, 4.5)  # inches, at CHART_DPI: 800 × 450 px
+CHART_DPI = 100
+_BAR_COLOR = "#2a6f97"
+
+
+def charts_png(stats: TerritoryStats, *, tz: ZoneInfo) -> list[tuple[str, bytes]]:
+    """PNG charts of the figures, as (filename, bytes); a chart without data is left out."""
+    title = period_title(stats.period_start, stats.period_end, tz)
+    charts: list[tuple[str, bytes]] = []
+    if stats.new_by_theme:
+        labels = [theme_noun(key) for key in stats.new_by_theme]
+        charts.append(("besoins-par-theme.png", _barh_png(
+            labels, list(stats.new_by_theme.values()),
+            title=f"Nouvelles demandes par thème — {_lower_first(title)}",
+            xlabel="demandes", integer=True)))
+    if stats.median_ack_hours_by_partner:
+        ack = stats.median_ack_hours_by_partner
+        charts.append(("delais-accuse-reception.png", _barh_png(
+            [_cut(name, 40) for name in ack], list(ack.values()),
+            title=f"Délai médian d'accusé de réception — {_lower_first(title)}",
+            xlabel="heures", integer=False)))
+    if stats.satisfaction is not None:
+        charts.append(("satisfaction.png", _satisfaction_png(stats.satisfaction, title)))
+    return charts
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _new_figure() -> Figure:
+    """A figure on its own Agg canvas: no pyplot global state, safe in threads."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=CHART_SIZE, dpi=CHART_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _plain(text: str) -> str:
+    """A label drawn as written: a "$" in a partner's name must not start mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _barh_png(
+    labels: list[str], values: list[float], *, title: str, xlabel: str, integer: bool
+) -> bytes:
+    """A horizontal bar chart, first item on top, values written at the bars' ends."""
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    positions = list(range(len(labels)))
+    bars = axes.barh(positions, values, height=0.6, color=_BAR_COLOR)
+    axes.set_yticks(positions, [_plain(label) for label in labels])
+    axes.invert_yaxis()
+    axes.bar_label(bars, labels=[_value(v, integer) for v in values], padding=3)
+    figure.suptitle(_plain(title), fontsize=11)
+    axes.set_xlabel(xlabel)
+    _style(axes, integer=integer, axis="x")
+    axes.set_xlim(0, max(max(values), 1) * 1.15)  # room for the value labels
+    return _png(figure)
+
+
+def _satisfaction_png(summary: SatisfactionSummary, title: str) -> bytes:
+    """Vertical bars of the ratings 1 to 5."""
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    scores = list(summary.distribution)
+    counts = [summary.distribution[s] for s in scores]
+    bars = axes.bar(scores, counts, width=0.6, color=_BAR_COLOR)
+    axes.bar_label(bars, labels=[str(c) if c else "" for c in counts], padding=3)
+    axes.set_xticks(scores, [f"{s}/5" for s in scores])
+    mean = f"{summary.mean:.1f}".replace(".", ",")
+    answers = "1 réponse" if summary.count == 1 else f"{summary.count} réponses"
+    figure.suptitle(f"Satisfaction — {_lower_first(title)} : {mean}/5 ({answers})",
+                     fontsize=11)
+    axes.set_xlabel("note")
+    axes.set_ylabel("réponses")
+    _style(axes, integer=True, axis="y")
+    axes.set_ylim(0, max(max(counts), 1) * 1.15)
+    return _png(figure)
+
+
+def _value(value: float, integer: bool) -> str:
+    return str(round(value)) if integer else _hours(value)
+
+
+def _style(axes: Axes, *, integer: bool, axis: str) -> None:
+    """Light frame, French decimal ticks, whole-number ticks for counts."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = axes.xaxis if axis == "x" else axes.yaxis
+    target.set_major_locator(MaxNLocator(integer=integer, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: _decimal(v, 1)))
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.grid(axis=axis, alpha=0.3)
+    axes.set_axisbelow(True)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" text chunk: the bytes depend on the data only, not on the version.
+    figure.savefig(buffer, format="png", dpi=CHART_DPI, metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,140 @@
+"""Digests, /stats and exports end to end: Bot API double, real SMTP server, test clock."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bot.localapi import SimUser
+from bot.services.digests import week_period
+from storage.models import DigestRun
+from tests.conftest import RunningBot
+from tests.helpers import press, reach_summary, say
+
+ANIMATOR_ID = 900000001
+
+
+async def filed(relais: RunningBot, name: str = "Menuiserie Dupont") -> SimUser:
+    animator = relais.api.user(ANIMATOR_ID, "Claire")
+    await say(animator, "/aide")
+    firm = relais.api.user(6301, "Paul")
+    await reach_summary(firm, name=name)
+    await press(firm, "Envoyer la demande")
+    return animator
+
+
+async def wait_emails(relais: RunningBot, count: int) -> None:
+    for _ in range(200):
+        if len(relais.smtp.messages) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(relais.smtp.messages)} emails, expected {count}")
+
+
+def test_week_period_is_the_week_that_ended() -> None:
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    key, start, end = week_period(datetime(2026, 11, 30, 6, 0, tzinfo=UTC), paris)
+    assert key == "2026-W48"
+    assert (start.isoformat(), end.isoformat()) == (
+        "2026-11-23T00:00:00+01:00", "2026-11-30T00:00:00+01:00")
+    # The week of the spring DST change still runs midnight to midnight.
+    key, start, end = week_period(datetime(2027, 3, 29, 6, 0, tzinfo=UTC), paris)
+    assert (key, start.isoformat(), end.isoformat()) == (
+        "2027-W12", "2027-03-22T00:00:00+01:00", "2027-03-29T00:00:00+02:00")
+
+
+async def test_stats_gives_the_picture_with_charts(relais: RunningBot) -> None:
+    animator = await filed(relais)
+    relais.clock.advance(minutes=5)
+    before = len(animator.messages)
+    await say(animator, "/stats")
+    messages = await animator.wait_for_messages(before + 2)
+    text = next(m for m in messages[before:] if m.kind == "text")
+    assert "Nouvelles demandes : 1 (Recrutement 1)" in text.plain
+    photos = [m for m in animator.messages[before:] if m.kind == "photo"]
+    assert photos and photos[0].caption == "Nouvelles demandes par thème"
+    assert photos[0].data is not None and photos[0].data.startswith(b"\x89PNG")
+    # Firms have no /stats.
+    firm = relais.api.user(6301)
+    assert (await say(firm, "/stats"))[-1].plain.startswith("Cette commande est réservée")
+
+
+async def test_weekly_digest_once_per_week_with_inline_charts(relais: RunningBot) -> None:
+    animator = await filed(relais)
+    for _ in range(200):  # the two partners' emails of the need
+        if len(relais.smtp.messages) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    routed = len(relais.smtp.messages)
+    relais.clock.now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Paris
+    digests = relais.services.digests
+    assert digests is not None
+    before = len(animator.messages)
+    sent = await relais.services.db.run(
+        lambda session: digests.send_all(session, now=relais.clock()))
+    assert sent == 1 + 2  # the territory's digest, two partners with open needs
+    await wait_emails(relais, routed + 3)
+    mails = [m.message for m in relais.smtp.messages[routed:]]
+    [digest] = [m for m in mails if "claire.martin@example.org" in str(m["To"])]
+    assert str(digest["Subject"]).startswith("[Relais] Semaine du 23 au 29 novembre 2026")
+    html = digest.get_body(("html",))
+    assert html is not None
+    images = [p for p in digest.walk() if p.get_content_type() == "image/png"]
+    assert images and all(p["Content-ID"] for p in images)
+    cid = images[0]["Content-ID"].strip("<>")
+    assert f"cid:{cid}" in html.get_content()
+    partner = next(m for m in mails if "ft-paray-le-monial" in str(m["To"]))
+    assert str(partner["Subject"]) == "[Relais] Vos demandes ouvertes (1) — Bourgogne Industrie"
+    assert "TI-2026-0001 · Recruter · Menuiserie Dupont (Paray-le-Monial)" in (
+        partner.get_body(("plain",)).get_content())
+    await animator.wait_for_messages(before + 2)
+    assert any(m.kind == "photo" for m in animator.messages[before:])
+    # The same week again (a second process, or a restart): nothing more.
+    again = await relais.services.db.run(
+        lambda session: digests.send_all(session, now=relais.clock()))
+    assert again == 0
+
+    def runs(session: Session) -> list[str]:
+        return sorted(f"{r.kind}@{r.period}" for r in session.exec(select(DigestRun)))
+
+    assert await relais.services.db.run(runs) == [
+        "partners:ti-2703@2026-W48", "territory:ti-2703@2026-W48"]
+
+
+async def test_export_csv_and_xlsx_keep_formulas_out(
+    relais: RunningBot, tmp_path: Path
+) -> None:
+    await filed(relais, name="=HYPERLINK(\"http://x\")")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env = {**base, "DATABASE_URL": relais.settings.database_url}
+    csv_run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot.cli", "export", "--format", "csv"],
+        capture_output=True, env=env, timeout=120, check=False)
+    assert csv_run.returncode == 0, csv_run.stderr
+    text = csv_run.stdout.decode("utf-8-sig")
+    import csv
+
+    header, row = list(csv.reader(io.StringIO(text), delimiter=";"))[:2]
+    assert header[:3] == ["référence", "statut", "thème"]
+    assert row[:4] == ["TI-2026-0001", "transmise", "Recruter", "Dans le mois"]
+    assert row[4] == "'=HYPERLINK(\"http://x\")"  # shown as text, never run as a formula
+    target = tmp_path / "demandes.xlsx"
+    xlsx_run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot.cli", "export", "--format", "xlsx",
+                         "--output", str(target)],
+        capture_output=True, env=env, timeout=120, check=False)
+    assert xlsx_run.returncode == 0, xlsx_run.stderr
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(target.read_bytes())).active
+    assert sheet is not None
+    assert sheet["A2"].value == "TI-2026-0001" and sheet["E2"].value.startswith("'=")
