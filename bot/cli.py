@@ -273,6 +273,30 @@ def export(
         sys.stdout.buffer.write(data)
 
 
+radar_app = typer.Typer(help="Radar de mutualisation : besoins communs à plusieurs entreprises.")
+app.add_typer(radar_app, name="radar")
+
+
+@radar_app.command("eval")
+def radar_eval(
+    path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
+    no_kb: Annotated[bool, typer.Option("--no-kb", help="Sans la base de connaissances.")] = False,
+) -> None:
+    """Précision et rappel des paires du radar sur le jeu étiqueté."""
+    from pathlib import Path
+
+    from bot.radar_eval import RADAR_SET, evaluate
+    from knowledge.retrieval import KnowledgeBase
+
+    score = evaluate(Path(path) if path else RADAR_SET,
+                     kb=None if no_kb else KnowledgeBase.load(None))
+    typer.echo(f"besoins : {score.needs}\npaires attendues : {score.expected_pairs}\n"
+               f"paires trouvées : {score.found_pairs} (dont justes : {score.true_pairs})\n"
+               f"précision : {score.precision:.3f}\nrappel : {score.recall:.3f}")
+    if score.precision < 0.9 or score.recall < 0.8:
+        raise typer.Exit(1)
+
+
 def _mount_knowledge() -> None:
     """Add `relais kb …` and `relais ask` when the knowledge base is installed."""
     from knowledge.kb_cli import ask_command, kb_app

@@ -28,6 +28,7 @@ from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
 from bot.services.meetings import MeetingService, parse_offsets
+from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
 from handlers.mail.inbox import ImapSettings, MailboxReader
@@ -124,7 +125,8 @@ async def build_services(
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
                            routing=routing, animator=animator, firms=firms, meetings=meetings,
-                           followup=followup, digests=digests)
+                           followup=followup, digests=digests,
+                           radar=RadarService(territories, kb))
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),

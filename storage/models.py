@@ -32,6 +32,8 @@ __all__ = [
     "NeedStatus",
     "Outbox",
     "ProcessedUpdate",
+    "RadarConsent",
+    "RadarMark",
     "Reminder",
     "Satisfaction",
 ]
@@ -454,3 +456,31 @@ class DigestRun(SQLModel, table=True):
     kind: str = Field(max_length=32)
     period: str = Field(max_length=64)
     ran_at: datetime = _ts()
+
+
+class RadarMark(SQLModel, table=True):
+    """What became of a mutualisation group: dismissed, or proposed to its firms."""
+
+    __tablename__ = "radar_mark"
+    __table_args__ = (UniqueConstraint("territory_id", "group_key", name="uq_radar_group"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: str = Field(max_length=32)
+    group_key: str = Field(max_length=32)
+    # dismissed | proposed
+    status: str = Field(max_length=12)
+    at: datetime = _ts()
+
+
+class RadarConsent(SQLModel, table=True):
+    """A firm's answer: may the other firms of the group know who it is?"""
+
+    __tablename__ = "radar_consent"
+    __table_args__ = (UniqueConstraint("need_id", "group_key", name="uq_radar_consent"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id")
+    group_key: str = Field(max_length=32)
+    # asked | yes | no
+    answer: str = Field(default="asked", max_length=8)
+    at: datetime = _ts()

@@ -28,6 +28,7 @@ from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
 from bot.services.followup import FollowUpService
 from bot.services.meetings import MeetingService
+from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Button, Incoming, Outgoing, Result
@@ -160,7 +161,9 @@ class IntakeService:
         meetings: MeetingService | None = None,
         followup: FollowUpService | None = None,
         digests: DigestService | None = None,
+        radar: RadarService | None = None,
     ) -> None:
+        self.radar = radar
         self.digests = digests
         self.followup = followup
         self.firms = firms
@@ -310,6 +313,8 @@ class IntakeService:
         elif name == "rdv" and self.meetings is not None:
             self._merge(self.meetings.command_rdv(session, event.user_id, event.chat_id,
                                                   event.args, now=now), turn)
+        elif name == "radar" and self.radar is not None:
+            self._merge(self.radar.command(session, event.user_id), turn)
         elif name == "stats" and self.digests is not None:
             self._merge(self.digests.stats_command(session, event.user_id, now=now), turn)
         elif name == "mesrdv" and self.meetings is not None:
@@ -416,6 +421,10 @@ class IntakeService:
                                         message_id=event.message_id),
                 turn,
             )
+            return
+        if prefix == "rad" and self.radar is not None:
+            self._merge(self.radar.on_button(session, event.user_id, event.value, now=now),
+                        turn)
             return
         if prefix == "sat" and self.followup is not None:
             self._merge(self.followup.on_button(session, event.user_id, event.chat_id,

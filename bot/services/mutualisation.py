@@ -1,0 +1,161 @@
+"""The mutualisation radar in the conversation: `/radar`, dismiss, propose to the firms.
+
+Groups come from `bot.services.radar.find_groups` over the territory's open needs; their
+key depends only on their members, so recomputing them finds the same group again. Firms
+are only ever shown to the animator: a firm learns that others share its need, never who
+they are, and is asked whether its own name may be shared.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from bot import texts
+from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.radar import Group, NeedItem, find_groups
+from bot.services.routing import animator_chats
+from bot.services.types import Button, Outgoing
+from knowledge.retrieval import KnowledgeBase
+from knowledge.territories import Territory, TerritoryDirectory
+from storage.models import Need, RadarConsent, RadarMark
+
+__all__ = ["RadarService", "need_items"]
+
+OPEN = tuple(s.value for s in OPEN_STATUSES)
+
+
+def need_items(needs: list[Need]) -> list[NeedItem]:
+    """What the radar reads of each need (anonymised needs have no text and are left out)."""
+    return [NeedItem(need_id=n.id, reference=n.reference, theme=n.theme,
+                     text=n.description or "", firm=n.firm_name or "",
+                     commune=n.commune_name) for n in needs if n.id is not None
+            and n.description]
+
+
+class RadarService:
+    """Groups of firms with a shared need, for the animators of their territory."""
+
+    def __init__(self, territories: TerritoryDirectory, kb: KnowledgeBase | None) -> None:
+        self.territories = territories
+        self.kb = kb
+
+    def groups(self, session: Session, territory: Territory) -> list[Group]:
+        """The territory's current groups, dismissed ones left out."""
+        needs = list(session.exec(select(Need).where(Need.territory_id == territory.id,
+                                                     col(Need.status).in_(OPEN))))
+        dismissed = set(session.exec(select(RadarMark.group_key).where(
+            RadarMark.territory_id == territory.id, RadarMark.status == "dismissed")))
+        return [g for g in find_groups(need_items(needs), kb=self.kb)
+                if g.key not in dismissed]
+
+    def command(self, session: Session, user_id: int) -> AnimatorResult:
+        """`/radar`: each group with its firms (for the animator only) and programmes."""
+        territories = self.territories.animated_by(user_id)
+        if not territories:
+            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
+        result = AnimatorResult()
+        for territory in territories:
+            groups = self.groups(session, territory)
+            if not groups:
+                result.messages.append(Outgoing(texts.RADAR_EMPTY))
+                continue
+            result.messages.append(Outgoing(texts.RADAR_TITLE.format(count=len(groups))))
+            for group in groups[:10]:
+                result.messages.append(self._card(session, group))
+        return result
+
+    def _card(self, session: Session, group: Group) -> Outgoing:
+        lines = []
+        for need_id in group.need_ids:
+            need = session.get(Need, need_id)
+            if need is not None:
+                lines.append(texts.RADAR_LINE.format(
+                    reference=need.reference, firm=texts.esc(need.firm_name or "—"),
+                    commune=texts.esc(need.commune_name or "—")))
+        programmes = ", ".join(texts.esc(title) for _id, title in group.programmes)
+        return Outgoing(
+            texts.RADAR_GROUP.format(count=len(group.need_ids), reason=texts.esc(group.reason),
+                                     lines="\n".join(lines),
+                                     programmes=programmes or texts.RADAR_NO_PROGRAMME),
+            ((Button(texts.BTN_RADAR_PROPOSE, f"rad:ask:{group.key}"),
+              Button(texts.BTN_RADAR_DISMISS, f"rad:dis:{group.key}")),))
+
+    def on_button(self, session: Session, user_id: int, value: str, *,
+                  now: datetime) -> AnimatorResult:
+        """`rad:dis|ask:<key>` (animator) and `rad:yes|no:<need>:<key>` (firm)."""
+        parts = value.split(":")
+        if len(parts) == 4 and parts[1] in {"yes", "no"} and parts[2].isdigit():
+            return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
+                                     now=now)
+        if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        for territory in self.territories.animated_by(user_id):
+            group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
+                         None)
+            if group is None:
+                continue
+            if parts[1] == "dis":
+                self._mark(session, territory.id, group.key, "dismissed", now)
+                return AnimatorResult([Outgoing(texts.RADAR_DISMISSED)])
+            self._mark(session, territory.id, group.key, "proposed", now)
+            return self._propose(session, group, now)
+        if not self.territories.animated_by(user_id):
+            return AnimatorResult(toast=texts.ANIMATORS_ONLY)
+        return AnimatorResult([Outgoing(texts.RADAR_GONE)])
+
+    @staticmethod
+    def _mark(session: Session, territory_id: str, key: str, status: str,
+              now: datetime) -> None:
+        table = RadarMark.__table__  # type: ignore[attr-defined]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(table).values(territory_id=territory_id, group_key=key,
+                                             status=status, at=now)
+                        .on_conflict_do_update(index_elements=["territory_id", "group_key"],
+                                               set_={"status": status, "at": now}))
+
+    def _propose(self, session: Session, group: Group, now: datetime) -> AnimatorResult:
+        result = AnimatorResult()
+        asked = 0
+        programmes = ", ".join(title for _id, title in group.programmes[:2]) or "à définir"
+        for need_id in group.need_ids:
+            need = session.get(Need, need_id)
+            if need is None or need.telegram_chat_id is None:
+                continue
+            known = session.exec(select(RadarConsent).where(
+                RadarConsent.need_id == need_id, RadarConsent.group_key == group.key)).first()
+            if known is not None:
+                continue  # never asked twice
+            session.add(RadarConsent(need_id=need_id, group_key=group.key, at=now))
+            result.others.append((str(need.telegram_chat_id), Outgoing(
+                texts.RADAR_FIRM_ASK.format(reference=need.reference,
+                                            programmes=texts.esc(programmes)),
+                ((Button(texts.BTN_RADAR_YES, f"rad:yes:{need_id}:{group.key}"),
+                  Button(texts.BTN_RADAR_NO, f"rad:no:{need_id}:{group.key}")),))))
+            asked += 1
+        result.messages.append(Outgoing(texts.RADAR_PROPOSED.format(count=asked)))
+        return result
+
+    def _firm_answer(self, session: Session, user_id: int, need_id: int, key: str,
+                     answer: str, *, now: datetime) -> AnimatorResult:
+        need = session.get(Need, need_id)
+        consent = session.exec(select(RadarConsent).where(
+            RadarConsent.need_id == need_id, RadarConsent.group_key == key)).first()
+        if need is None or consent is None or need.telegram_user_id != user_id:
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        if consent.answer != "asked":
+            return AnimatorResult(toast=texts.STALE_BUTTON)
+        consent.answer, consent.at = answer, now
+        session.add(consent)
+        result = AnimatorResult([Outgoing(texts.RADAR_FIRM_YES if answer == "yes"
+                                          else texts.RADAR_FIRM_NO)])
+        territory = self.territories.get(need.territory_id or "")
+        if territory is not None:
+            note = texts.RADAR_ANSWER_FOR_ANIMATOR.format(
+                firm=texts.esc(need.firm_name or "—"), reference=need.reference,
+                answer=texts.RADAR_ACCEPTS if answer == "yes" else texts.RADAR_REFUSES)
+            result.others.extend((chat, Outgoing(note)) for chat in animator_chats(territory))
+        return result

@@ -1,0 +1,712 @@
+"""Mutualisation radar: open needs of one territory that several firms share.
+
+The animator can act collectively on a need that two firms or more share: one training for
+everybody (POEC, école de production, période de reconversion), one machine for several
+workshops (Manufactures de proximité, tiers-lieux productifs), one brownfield for several
+projects (recyclage des friches, EPF). :func:`find_groups` finds such groups among the open
+needs of a territory; the caller builds the :class:`NeedItem` rows from ``Need`` rows.
+
+Scoring of two needs, in plain terms:
+
+1. *Salient words.* A text is folded (lower case, no accents, no elisions), SMS
+   abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
+   numbers, the firm's own name and NEED_WORDS (words that say *that* there is a need, not
+   *what* it is: recruter, besoin, urgent, formation, partager, candidat...) are dropped.
+   The rest is stemmed (Snowball); a few multi-word names become one word (« commande
+   numérique », « lamellé-croisé »).
+2. *Subjects.* FAMILIES gathers the words firms use for one subject (soudeur, soudure,
+   chaudronnier; friche, terrain, foncier; bus, navette, minibus...) into one token, which
+   weighs SUBJECT_BOOST ordinary words (MODALITIES such as apprentissage weigh one: an
+   apprentice in machining and one in accounting are two needs). Typos are repaired with
+   rapidfuzz: a stem of 8 letters or more within one edit (two from 11 letters) of a subject
+   word or of a more frequent stem of the batch, same first letter, joins it (« chaudronier »
+   → soudure). Shorter words are left alone: magasin / magasinier are not a typo.
+3. *Text similarity.* A token weighs its smoothed inverse document frequency in the batch
+   (as if it held IDF_FLOOR needs at least, so a small territory does not make every word
+   rare); a bare job title (HEAD_WORDS: technicien, conducteur...) weighs HEAD_WEIGHT of
+   that, its qualifier says what the job is. With ``S`` the weight of the shared tokens,
+   counted on both sides, and ``U`` the weight of the others, ``text = S / (S + U)``, a
+   weighted Dice coefficient. When the two needs share a subject (not a modality), an
+   unshared ordinary word counts only UNSHARED_WEIGHT: firms add details (« TIG », « sur 2
+   chantiers ») that do not change the subject, while an unshared subject says the needs
+   differ. When they share only ordinary words, nothing says which one is the subject and
+   every word counts fully (conducteur de ligne / conducteur poids lourd). Not rapidfuzz's
+   token_set_ratio on whole texts: it scores 100 as soon as one text's words are a subset
+   of the other's and knows nothing of which words matter.
+4. *Programme agreement.* The knowledge base is asked once per need; ``programmes`` is the
+   Jaccard index of the two top-3 card sets (hits above the out-of-scope threshold).
+5. *Themes.* Same theme × 1, related themes (RELATED_THEMES: recrutement ~ competences,
+   foncier ~ mutualisation, innovation ~ mutualisation, transition ~ financement..., and
+   « autre » with any theme) × RELATED_FACTOR, others × OTHER_FACTOR: a robot that welds
+   (innovation) is not a welder to hire (recrutement).
+6. ``score = theme × (text + KB_WEIGHT × programmes × (1 − text))``: agreement on the
+   programmes lifts a pair, disagreement does not sink it (the top cards of a two-line text
+   are noisy); without a knowledge base, ``score = theme × text``. Only pairs sharing a
+   token are scored (inverted index): programme agreement alone never links two needs.
+
+Grouping is average-linkage agglomeration: the two clusters with the highest mean pairwise
+score (unscored pairs count 0) are merged while that mean reaches ``threshold``. Unlike
+connected components it does not chain unrelated needs: A~B and B~C do not pull C next to A
+unless C is close to A too. A group is kept when it holds ``min_size`` distinct firms (two
+needs of one firm are not a collective need).
+
+Everything is computed on the needs sorted by id, so the result does not depend on the input
+order; a group's key is a hash of its need ids, so a dismissed group stays dismissed. A group
+is described by the words that two of its needs or more share, most shared first (never a
+word of a member's firm name), and by the knowledge base's answer to its most central texts
+plus a collective hint (COLLECTIVE_HINT), collective programmes (COLLECTIVE_PROGRAMMES) first.
+
+Speed: analysis, typo repair (buckets by first letter) and one knowledge-base question per
+need are linear; only pairs sharing a token are scored, and a token found in more than
+MAX_DF_SHARE of the needs (it weighs almost nothing then) makes no candidate pair. Measured
+on the development machine (Python 3.11, cold knowledge-base caches, a shared and
+noisy machine): 500 open needs (the test corpus repeated with variations, 36 groups) take
+0.25–0.45 s, 0.12–0.2 s without the knowledge base; 500 needs all about welding, with random
+details (every pair scored), 0.45–0.7 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
+from knowledge.taxonomy import THEME_KEYS
+from knowledge.text import default_lexicon, fold, stem
+
+__all__ = [
+    "COLLECTIVE_PROGRAMMES",
+    "DEFAULT_THRESHOLD",
+    "Group",
+    "NeedItem",
+    "find_groups",
+    "group_key",
+    "pair_scores",
+]
+
+# -- tuning (see the module docstring) ------------------------------------------------------
+
+DEFAULT_THRESHOLD = 0.45
+KB_WEIGHT = 0.25  # share of the programme agreement in the score
+KB_TOP = 3  # cards per need compared by the programme agreement
+SUBJECT_BOOST = 2.0  # a subject (FAMILIES) weighs this many ordinary words
+UNSHARED_WEIGHT = 0.5  # a detail only one need has counts half as much as a shared word
+HEAD_WEIGHT = 0.5  # a bare job title (HEAD_WORDS) weighs half an ordinary word
+IDF_FLOOR = 50  # idf is computed as if the batch held at least this many needs
+MAX_DF_SHARE = 0.25  # a token in more needs than this share makes no candidate pair...
+MIN_DF_CAP = 12  # ...unless it is in at most this many needs (small territories)
+RELATED_FACTOR = 0.85
+OTHER_FACTOR = 0.6
+MAX_PROGRAMMES = 3
+PROGRAMME_CANDIDATES = 10  # hits asked for a group, before the theme filter
+PROGRAMME_TEXTS = 5  # texts of a group (the most central) put in its question
+PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the best card
+REASON_WORDS = 3
+
+# Themes close enough for firms to file the same need under either.
+_RELATED_PAIRS: tuple[tuple[str, str], ...] = (
+    ("recrutement", "competences"),
+    ("recrutement", "mobilite"),
+    ("competences", "mutualisation"),
+    ("foncier", "mutualisation"),
+    ("foncier", "financement"),
+    ("innovation", "mutualisation"),
+    ("innovation", "financement"),
+    ("transition", "financement"),
+    ("transition", "mutualisation"),
+    ("difficulte", "financement"),
+    ("difficulte", "competences"),
+)
+RELATED_THEMES: frozenset[frozenset[str]] = frozenset(frozenset(p) for p in _RELATED_PAIRS)
+
+# Words that say there is a need, not what it is about (folded; stemmed at import).
+NEED_WORDS = """
+    recruter recrute recrutons recrutement recrutements embaucher embauche embauches embauchons
+    trouver trouve trouvons besoin urgent urgente urgence rapidement vite asap dispo disponible
+    entreprise entreprises societe societes boite boites pme tpe eti secteur coin zone zones
+    commune territoire region usine usines atelier ateliers site sites
+    personne personnes gens gars salarie salaries employe employes monde profil profils
+    candidat candidats candidature cv poste postes cdi cdd interim contrat
+    mois an ans annee annees semaine semaines jour jours heure heures rentree environ
+    janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre
+    nouveau nouvelle nouveaux nouvel gros grosse petit petite grand grande seul seule
+    projet projets aide aides idee idees solution solutions question questions probleme
+    formation formations former formons organisme organismes
+    partager partage mutualiser mutualisation ensemble commun communs co voisin voisins
+    partenaire partenaires autre autres
+    pense pensons penser prendre prend prenons pris prise contacter contact lancer monter
+    mettre place passer
+    demarrer commencer acheter achat investir investissement chose choses aucun aucune
+    industriel industrielle industriels industrielles machine machines
+"""
+
+# Job titles that say little without their qualifier (technicien qualité / méthodes): they
+# weigh HEAD_WEIGHT ordinary words.
+HEAD_WORDS = """
+    technicien technicienne conducteur conductrice operateur operatrice agent agents
+    responsable chef ingenieur ouvrier ouvriere assistant assistante charge chargee employe
+    employee adjoint adjointe
+"""
+
+# Words firms use for one subject (folded, stemmed at import, so plurals come for free); each
+# family becomes one token, named by its key (the name a reason shows).
+FAMILIES: dict[str, str] = {
+    "soudure": "soudeur soudeuse soudure soudage souder chaudronnier chaudronnerie tuyauteur "
+    "tig mig mag",
+    "usinage": "usinage usiner usineur usineuse tourneur fraiseur fraisage tournage "
+    "decolletage decolleteur cnc",
+    "maintenance": "maintenance maintenancier electromecanicien electrotechnicien depannage",
+    "logistique": "cariste magasinier manutention manutentionnaire",
+    "apprentissage": "apprenti apprentie apprentissage alternant alternante alternance cfa",
+    "foncier": "foncier fonciere terrain friche parcelle hectare ha",
+    "transport": "transport bus navette minibus covoiturage autocar",
+    "logement": "logement loger hebergement heberger",
+    "comptabilité": "comptable compta comptabilite",
+    "RH": "rh drh",
+    "secrétariat": "secretaire secretariat administratif administrative",
+    "CLT": "clt",
+    "énergie": "energie electricite gaz energetique",
+    "déchets": "dechet sciure copeaux benne",
+    "découpe laser": "laser decoupe",
+}
+# Families that say how a need is met rather than what it is about: apprentis en usinage and
+# apprentie en comptabilité are two needs. They weigh as an ordinary word.
+MODALITIES: frozenset[str] = frozenset({"apprentissage"})
+# Multi-word names of a subject (folded words, no stop word), matched on consecutive stems.
+PHRASES: dict[str, str] = {
+    "commande numerique": "usinage",
+    "lamelle croise": "CLT",
+    "bois lamelle croise": "CLT",
+    "ressources humaines": "RH",
+}
+
+# Programmes that bring several firms together, preferred for a group (ids of knowledge/cards).
+COLLECTIVE_PROGRAMMES: frozenset[str] = frozenset(
+    {
+        "poec",
+        "ecoles_de_production",
+        "periode_de_reconversion",
+        "transitions_collectives",
+        "manufactures_de_proximite",
+        "ecologie_industrielle_territoriale",
+        "fonds_friches_recyclage_foncier",
+        "fonds_vert_ti_transition_ecologique",
+        "campus_connectes",
+    }
+)
+# Added to a group's question so that the knowledge base leans to collective answers.
+COLLECTIVE_HINT: dict[str, str] = {
+    "recrutement": "recruter ensemble plusieurs entreprises, monter une formation collective",
+    "competences": "former ensemble les salariés de plusieurs entreprises, session collective",
+    "foncier": "friche à reconvertir, recyclage foncier, établissement public foncier",
+    "innovation": "mutualiser des machines entre entreprises, atelier partagé",
+    "mutualisation": "mutualiser entre entreprises, atelier partagé, achats groupés",
+    "financement": "projet commun de plusieurs entreprises",
+    "transition": "démarche collective d'entreprises voisines, écologie industrielle",
+    "mobilite": "plusieurs entreprises, solution commune pour les salariés",
+}
+# "{n} entreprises {verb} : {words}"
+REASON_VERBS: dict[str, str] = {
+    "recrutement": "cherchent à recruter",
+    "competences": "veulent former",
+    "foncier": "cherchent du foncier",
+    "innovation": "veulent s'équiper",
+    "mutualisation": "veulent partager",
+    "financement": "cherchent à financer",
+    "transition": "travaillent leur transition",
+    "export": "veulent exporter",
+    "mobilite": "cherchent une solution de mobilité",
+    "difficulte": "traversent des difficultés",
+    "autre": "ont un besoin commun",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NeedItem:
+    """What the radar needs of a need (the caller builds it from ``Need`` rows)."""
+
+    need_id: int
+    reference: str
+    theme: str
+    text: str
+    firm: str
+    commune: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Open needs of several firms that the animator could handle together."""
+
+    key: str  # sha256 of the sorted need ids, 16 hex: a dismissed group stays dismissed
+    need_ids: tuple[int, ...]
+    references: tuple[str, ...]
+    theme: str  # dominant theme
+    reason: str  # French, short, from the shared words; never a firm name
+    similarity: float  # 0..1 mean pairwise score
+    programmes: tuple[tuple[str, str], ...]  # (card id, title) of collective programmes first
+
+
+# -- text analysis ----------------------------------------------------------------------------
+
+_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'", re.I)
+_AUJOURDHUI = re.compile(r"aujourd'hui", re.I)
+_SPLIT = re.compile(r"[\W_]+")
+_SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
+
+
+def _stems(text: str) -> list[str]:
+    """Stems of the words of a short folded list (used to compile the tables)."""
+    return [stem(w) for w in _SPLIT.split(fold(text)) if w]
+
+
+_NEED_STEMS: frozenset[str] = frozenset(_stems(NEED_WORDS))
+_HEAD_STEMS: frozenset[str] = frozenset(_stems(HEAD_WORDS))
+_FAMILY_OF: dict[str, str] = {
+    s: _SUBJECT + name for name, members in FAMILIES.items() for s in _stems(members)
+}
+_PHRASES: dict[tuple[str, ...], str] = {
+    tuple(_stems(phrase)): _SUBJECT + name for phrase, name in PHRASES.items()
+}
+_PHRASE_LENGTHS: tuple[int, ...] = tuple(sorted({len(k) for k in _PHRASES}, reverse=True))
+
+
+@lru_cache(maxsize=65536)
+def _fold_word(word: str) -> str:
+    """Fold one word (cached: the same words come back in every need)."""
+    return fold(word)
+
+
+def _surface_words(text: str) -> list[tuple[str, str]]:
+    """(surface, folded word) pairs, SMS abbreviations expanded; acronyms keep their case."""
+    lexicon = default_lexicon()
+    out: list[tuple[str, str]] = []
+    text = _AUJOURDHUI.sub("aujourdhui", text.replace("’", "'"))  # a stop word, not « hui »
+    for raw in _SPLIT.split(_ELISION.sub(" ", text)):
+        if not raw:
+            continue
+        surface = raw if raw.isupper() and len(raw) <= 5 else raw.casefold()  # CLT, CFA
+        folded = _fold_word(raw)
+        expanded = lexicon.expand([folded])
+        if expanded == [folded]:
+            out.append((surface, folded))
+        else:
+            out.extend((w, w) for w in expanded)
+    return out
+
+
+def _firm_stems(firm: str) -> frozenset[str]:
+    """Stems of a firm's name: never a token of its own text, never in a reason."""
+    lexicon = default_lexicon()
+    return frozenset(
+        stem(w) for _, w in _surface_words(firm) if not lexicon.is_stop(w) and len(w) >= 2
+    )
+
+
+def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
+    """(token, surface) of the salient words of a text, before typo repair."""
+    lexicon = default_lexicon()
+    pairs = _surface_words(text)
+    stems = [stem(w) for _, w in pairs]
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(pairs):
+        for size in _PHRASE_LENGTHS:
+            family = _PHRASES.get(tuple(stems[i : i + size]))
+            if family is not None:
+                out.append((family, " ".join(s for s, _ in pairs[i : i + size])))
+                i += size
+                break
+        else:
+            surface, word = pairs[i]
+            s = stems[i]
+            i += 1
+            if (
+                len(word) < 2
+                or any(ch.isdigit() for ch in word)
+                or lexicon.is_stop(word)
+                or s in _NEED_STEMS
+                or s in firm
+            ):
+                continue
+            out.append((_FAMILY_OF.get(s, s), surface))
+    return out
+
+
+def _max_edits(a: str, b: str) -> int:
+    """Edits allowed between two stems to call one a typo of the other (0: none)."""
+    shortest = min(len(a), len(b))
+    # shorter words are too often real words one letter apart (magasin / magasinier)
+    return 2 if shortest >= 11 else 1 if shortest >= 8 else 0
+
+
+def _repair(vocabulary: Counter[str]) -> dict[str, str]:
+    """Map each stem of the batch to its canonical token (subjects and typos merged)."""
+    # targets: subject words first, then the batch's own stems, most frequent first
+    targets: dict[str, str] = dict(_FAMILY_OF)
+    for s, _ in sorted(vocabulary.items(), key=lambda kv: (-kv[1], kv[0])):
+        if not s.startswith(_SUBJECT):
+            targets.setdefault(s, s)
+    buckets: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for s in targets:
+        if not s.startswith(_SUBJECT):
+            buckets[(s[0], len(s))].append(s)
+    mapping: dict[str, str] = {}
+    # rarer stems first: a typo (seen once) joins the common spelling, not the reverse
+    for s, _ in sorted(vocabulary.items(), key=lambda kv: (kv[1], kv[0])):
+        if s.startswith(_SUBJECT) or len(s) < 8:
+            continue
+        choices = [
+            t
+            for size in range(len(s) - 2, len(s) + 3)
+            for t in buckets.get((s[0], size), ())
+            if t != s and _max_edits(s, t) > 0
+        ]
+        found = process.extractOne(
+            s, choices, scorer=Levenshtein.distance, score_cutoff=_max_edits(s, s)
+        )
+        if found is None or found[1] > _max_edits(s, found[0]):
+            continue
+        target = targets[found[0]]
+        # follow a chain (typo of a typo) to its end, without cycles
+        seen = {s}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        if target != s and (target.startswith(_SUBJECT) or vocabulary[target] >= vocabulary[s]):
+            mapping[s] = target
+    return mapping
+
+
+@dataclass(slots=True)
+class _Need:
+    """A need analysed for the radar."""
+
+    item: NeedItem
+    firm: str  # folded firm name, or a placeholder unique to the need when it is blank
+    firm_stems: frozenset[str]
+    tokens: dict[str, float]  # canonical token -> weight
+    surfaces: dict[str, Counter[str]]  # canonical token -> how it was written
+    spreads: dict[str, float]  # canonical token -> what it weighs when the other need lacks it
+    spread: float  # sum of the spreads
+    total: float  # sum of the weights
+    cards: frozenset[str]  # top knowledge-base cards
+
+
+def _boost(token: str) -> float:
+    """How many ordinary words a token weighs (subjects more, bare job titles less)."""
+    if token in _HEAD_STEMS:
+        return HEAD_WEIGHT
+    if token[0] != _SUBJECT or token[1:] in MODALITIES:
+        return 1.0
+    return SUBJECT_BOOST
+
+
+def _theme_factor(a: str, b: str) -> float:
+    """How much two themes let their needs be grouped."""
+    if a == b:
+        return 1.0
+    # « autre » is what a firm picks when no theme fits: it may be any of them
+    if frozenset((a, b)) in RELATED_THEMES or "autre" in (a, b):
+        return RELATED_FACTOR
+    return OTHER_FACTOR
+
+
+def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
+    """Ids of the best cards the knowledge base proposes for a text."""
+    if kb is None or not text.strip():
+        return frozenset()
+    answer = kb.ask(text, limit=KB_TOP)
+    return frozenset(h.card.id for h in answer.hits if h.score >= OUT_OF_SCOPE_THRESHOLD)
+
+
+def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]:
+    """Tokenise, repair, weigh and look up every need (items already sorted by id)."""
+    raw: list[list[tuple[str, str]]] = []
+    firms: list[frozenset[str]] = []
+    vocabulary: Counter[str] = Counter()
+    for item in items:
+        firm = _firm_stems(item.firm)
+        tokens = _raw_tokens(item.text, firm)
+        raw.append(tokens)
+        firms.append(firm)
+        vocabulary.update({t for t, _ in tokens})
+    mapping = _repair(vocabulary)
+    canonical: list[dict[str, Counter[str]]] = []
+    df: Counter[str] = Counter()
+    for tokens in raw:
+        surfaces: dict[str, Counter[str]] = defaultdict(Counter)
+        for token, surface in tokens:
+            surfaces[mapping.get(token, token)][surface] += 1
+        canonical.append(dict(surfaces))
+        df.update(surfaces.keys())
+    n = max(len(items), IDF_FLOOR)
+    out: list[_Need] = []
+    for item, firm, surfaces in zip(items, firms, canonical, strict=True):
+        weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) for t in surfaces}
+        spreads = {
+            t: w if t[0] == _SUBJECT else UNSHARED_WEIGHT * w for t, w in weights.items()
+        }
+        folded_firm = " ".join(_SPLIT.split(fold(item.firm))).strip()
+        out.append(
+            _Need(
+                item=item,
+                firm=folded_firm or f"#{item.need_id}",
+                firm_stems=firm,
+                tokens=weights,
+                surfaces=surfaces,
+                spreads=spreads,
+                spread=sum(spreads.values()),
+                total=sum(weights.values()),
+                cards=_top_cards(kb, item.text),
+            )
+        )
+    return out
+
+
+# -- pair scores --------------------------------------------------------------------------------
+
+
+def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
+    """The 0–1 score of two analysed needs (see the module docstring)."""
+    common = a.tokens.keys() & b.tokens.keys()
+    if not common:
+        return 0.0
+    # shared tokens count from both sides, as in a Dice coefficient
+    shared_one = sum(a.tokens[t] for t in common)
+    if any(t[0] == _SUBJECT and t[1:] not in MODALITIES for t in common):
+        # a known subject is shared: the other words are details (spread: a subject fully,
+        # an ordinary word by UNSHARED_WEIGHT)
+        unshared = a.spread + b.spread - 2.0 * sum(a.spreads[t] for t in common)
+    else:
+        # only ordinary words are shared: nothing says which word is the subject, so
+        # conducteur de ligne and conducteur poids lourd stay two needs
+        unshared = a.total + b.total - 2.0 * shared_one
+    text = 2.0 * shared_one / (2.0 * shared_one + max(unshared, 0.0))
+    if use_kb:
+        union = a.cards | b.cards
+        programmes = len(a.cards & b.cards) / len(union) if union else 0.0
+        # agreement lifts a pair, disagreement does not sink it: the top cards of a short
+        # text are noisy, and the words already carry the subject
+        text += KB_WEIGHT * programmes * (1.0 - text)
+    return round(_theme_factor(a.item.theme, b.item.theme) * text, 6)
+
+
+def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], float]:
+    """Scores of the pairs (i < j, positions in needs) that share a linking token."""
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, need in enumerate(needs):
+        for token in need.tokens:
+            postings[token].append(i)
+    cap = max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs)))
+    pairs: set[tuple[int, int]] = set()
+    for members in postings.values():
+        # a token in most needs weighs almost nothing (idf) and would make the pairs
+        # quadratic: it still counts in the scores, but does not make candidates
+        if 2 <= len(members) <= cap:
+            pairs.update(
+                (members[x], members[y])
+                for x in range(len(members))
+                for y in range(x + 1, len(members))
+            )
+    scores: dict[tuple[int, int], float] = {}
+    for i, j in pairs:
+        score = _pair_score(needs[i], needs[j], use_kb=use_kb)
+        if score > 0.0:
+            scores[(i, j)] = score
+    return scores
+
+
+def pair_scores(
+    items: Sequence[NeedItem], *, kb: KnowledgeBase | None
+) -> dict[tuple[int, int], float]:
+    """Scores of the need pairs (by need id, smaller first) that share a salient word."""
+    ordered = sorted(items, key=lambda it: it.need_id)
+    needs = _analyse(ordered, kb)
+    return {
+        (ordered[i].need_id, ordered[j].need_id): s
+        for (i, j), s in _scores(needs, use_kb=kb is not None).items()
+    }
+
+
+# -- grouping ----------------------------------------------------------------------------------
+
+
+def _average_linkage(
+    n: int, scores: dict[tuple[int, int], float], threshold: float
+) -> list[list[int]]:
+    """Clusters of positions 0..n-1 merged while their mean pairwise score >= threshold."""
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    links: dict[int, dict[int, float]] = defaultdict(dict)  # cluster -> cluster -> score sum
+    for (i, j), s in scores.items():
+        links[i][j] = s
+        links[j][i] = s
+    heap: list[tuple[float, int, int]] = []
+
+    def push(c: int, d: int) -> None:
+        mean = links[c][d] / (len(members[c]) * len(members[d]))
+        if mean >= threshold:
+            # ties are broken by the smallest positions: independent of any input order
+            heap.append((-round(mean, 9), min(c, d), max(c, d)))
+
+    for c in list(links):
+        for d in links[c]:
+            if c < d:
+                push(c, d)
+    heapq.heapify(heap)
+    while heap:
+        neg, c, d = heapq.heappop(heap)
+        if c not in members or d not in members or d not in links[c]:
+            continue  # one side was merged since: stale entry
+        if round(links[c][d] / (len(members[c]) * len(members[d])), 9) != -neg:
+            continue
+        # merge d into c (c is the smaller position, so the cluster id is its first member)
+        members[c].extend(members.pop(d))
+        d_links = links.pop(d)
+        for e, s in d_links.items():
+            if e == c:
+                continue
+            links[c][e] = links[c].get(e, 0.0) + s
+            del links[e][d]
+            links[e][c] = links[c][e]
+        del links[c][d]
+        for e in links[c]:
+            mean = links[c][e] / (len(members[c]) * len(members[e]))
+            if mean >= threshold:
+                heapq.heappush(heap, (-round(mean, 9), min(c, e), max(c, e)))
+    return [sorted(m) for m in members.values() if len(m) >= 2]
+
+
+def group_key(need_ids: Iterable[int]) -> str:
+    """Stable id of a group: sha256 of its sorted need ids, 16 hex digits."""
+    text = ",".join(str(i) for i in sorted(need_ids))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+def _dominant_theme(needs: Sequence[_Need]) -> str:
+    """Most frequent theme of a group; on a tie, mutualisation, then the taxonomy's order."""
+    counts = Counter(n.item.theme for n in needs)
+    order = {k: i for i, k in enumerate(THEME_KEYS)}
+    # the radar is about sharing: a tie with « mutualisation » says what the group is for
+    return min(
+        counts,
+        key=lambda t: (-counts[t], t != "mutualisation", order.get(t, len(order)), t),
+    )
+
+
+def _display(token: str, needs: Sequence[_Need]) -> str:
+    """How to write a shared token: the word most members used, else the subject's name."""
+    spellings: dict[str, Counter[str]] = defaultdict(Counter)  # stem -> surfaces
+    users: Counter[str] = Counter()  # stem -> members that used it
+    for need in needs:
+        used: set[str] = set()
+        for surface, k in need.surfaces.get(token, Counter()).items():
+            key = " ".join(_stems(surface))
+            spellings[key][surface] += k
+            used.add(key)
+        users.update(used)
+    best = min(users, key=lambda k: (-users[k], -sum(spellings[k].values()), k))
+    if users[best] < 2 and token[0] == _SUBJECT:
+        return token[1:]  # « bus » and « navette »: say « transport »
+    found = spellings[best]
+    return min(found, key=lambda w: (-found[w], len(w), w))
+
+
+def _reason(needs: Sequence[_Need], theme: str, firms: int) -> str:
+    """A short French sentence from the words the group's needs share (no firm name)."""
+    banned = frozenset(s for n in needs for s in n.firm_stems)
+    counts: Counter[str] = Counter()
+    weight: dict[str, float] = {}
+    for need in needs:
+        counts.update(need.tokens.keys())
+        weight.update(need.tokens)
+    shared = sorted(
+        (t for t, c in counts.items() if c >= 2), key=lambda t: (-counts[t], -weight[t], t)
+    )
+    shown: list[str] = []
+    for token in shared:
+        word = _display(token, needs)
+        if word in shown or any(s in banned for s in _stems(word)):
+            continue
+        shown.append(word)
+        if len(shown) == REASON_WORDS:
+            break
+    verb = REASON_VERBS.get(theme, REASON_VERBS["autre"])
+    head = f"{firms} entreprises {verb}"
+    return f"{head} : {', '.join(shown)}" if shown else head
+
+
+def _programmes(
+    kb: KnowledgeBase | None, needs: Sequence[_Need], theme: str
+) -> tuple[tuple[str, str], ...]:
+    """Programmes for a group: collective ones first, cards sharing one of its themes."""
+    if kb is None:
+        return ()
+    themes = {n.item.theme for n in needs}
+    # the most central texts say it all; a long question is slow and no more precise
+    texts = [n.item.text for n in needs[:PROGRAMME_TEXTS]]
+    query = " ".join([*texts, COLLECTIVE_HINT.get(theme, "")])
+    found = kb.ask(query, limit=PROGRAMME_CANDIDATES).hits
+    if not found:
+        return ()
+    # a card far behind the best one is a side topic of the texts, collective or not
+    floor = max(OUT_OF_SCOPE_THRESHOLD, PROGRAMME_RELATIVE_FLOOR * found[0].score)
+    hits = [h for h in found if h.score >= floor and themes.intersection(h.card.themes)]
+    # the knowledge base's order is kept inside each class (stable sort)
+    hits.sort(key=lambda h: h.card.id not in COLLECTIVE_PROGRAMMES)
+    return tuple((h.card.id, h.card.title) for h in hits[:MAX_PROGRAMMES])
+
+
+def find_groups(
+    items: Sequence[NeedItem],
+    *,
+    kb: KnowledgeBase | None,
+    min_size: int = 2,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[Group]:
+    """Groups of open needs that at least ``min_size`` firms share, biggest first."""
+    if min_size < 2:
+        raise ValueError("a group holds two firms at least: min_size must be >= 2")
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    if not items:
+        return []
+    ordered = sorted(items, key=lambda it: it.need_id)
+    needs = _analyse(ordered, kb)
+    scores = _scores(needs, use_kb=kb is not None)
+    groups: list[Group] = []
+    for cluster in _average_linkage(len(needs), scores, threshold):
+        members = [needs[i] for i in cluster]
+        firms = len({n.firm for n in members})
+        if firms < min_size:
+            continue
+        pairs = [(x, y) for k, x in enumerate(cluster) for y in cluster[k + 1 :]]
+        similarity = sum(scores.get(p, 0.0) for p in pairs) / len(pairs)
+        theme = _dominant_theme(members)
+        centrality: Counter[int] = Counter()
+        for x, y in pairs:
+            centrality[x] += scores.get((x, y), 0.0)
+            centrality[y] += scores.get((x, y), 0.0)
+        central = [needs[i] for i in sorted(cluster, key=lambda i: (-centrality[i], i))]
+        ids = tuple(n.item.need_id for n in members)
+        groups.append(
+            Group(
+                key=group_key(ids),
+                need_ids=ids,
+                references=tuple(n.item.reference for n in members),
+                theme=theme,
+                reason=_reason(members, theme, firms),
+                similarity=round(similarity, 3),
+                programmes=_programmes(kb, central, theme),
+            )
+        )
+    groups.sort(key=lambda g: (-len(g.need_ids), -g.similarity, g.key))
+    return groups
