@@ -67,6 +67,12 @@ def run(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from telegram.error import InvalidToken
 
+    if settings.auto_migrate:
+        from storage.migrate import upgrade
+
+        _prepare_sqlite_dir(settings.database_url)
+        upgrade(settings.database_url)
+
     from bot.runtime import run_forever
 
     async def main() -> None:
@@ -271,6 +277,33 @@ def export(
         typer.echo(f"{len(rows)} demande(s) exportée(s) dans {output}")
     else:
         sys.stdout.buffer.write(data)
+
+
+db_app = typer.Typer(help="Base de données : migrations.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Révision visée.")] = "head",
+) -> None:
+    """Met le schéma de la base à jour (migrations Alembic)."""
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    _prepare_sqlite_dir(settings.database_url)
+    upgrade(settings.database_url, revision)
+    typer.echo(f"base à jour ({revision})")
+
+
+def _prepare_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 radar_app = typer.Typer(help="Radar de mutualisation : besoins communs à plusieurs entreprises.")

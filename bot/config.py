@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     email_worker: bool = Field(default=True, alias="RELAIS_EMAIL_WORKER")
     email_poll_interval: float = Field(default=2.0, alias="RELAIS_EMAIL_POLL", gt=0)
 
+    # `relais run` upgrades the database schema (Alembic) before starting, unless false.
+    auto_migrate: bool = Field(default=True, alias="RELAIS_AUTO_MIGRATE")
+
     # Public company directory (API Recherche d'entreprises): a SIRET gives the firm's
     # name, commune, activity, size and branch. Off: the intake asks everything.
     firm_lookup: bool = Field(default=True, alias="RELAIS_FIRM_LOOKUP")
