@@ -306,6 +306,64 @@ def _prepare_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+privacy_app = typer.Typer(help="Données personnelles : export et effacement (RGPD).")
+app.add_typer(privacy_app, name="privacy")
+
+
+def _person_options(telegram_id: int | None, email: str | None) -> None:
+    if telegram_id is None and not email:
+        raise _fail("indiquez --telegram-id ou --email")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    telegram_id: Annotated[int | None, typer.Option("--telegram-id")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+) -> None:
+    """Efface une personne partout (les demandes restent comme chiffres anonymes)."""
+    _person_options(telegram_id, email)
+    settings = _settings()
+    from bot.services.privacy import erase_person
+    from storage.db import Database
+    from storage.types import utcnow
+
+    async def work() -> int:
+        db = Database(settings.database_url)
+        await db.create_all()
+        try:
+            return await db.run(lambda session: erase_person(
+                session, telegram_id=telegram_id, email=email, now=utcnow()))
+        finally:
+            await db.dispose()
+
+    count = asyncio.run(work())
+    typer.echo(f"effacé : {count} demande(s) anonymisée(s), consentement, échanges et "
+               "pièces jointes supprimés")
+
+
+@privacy_app.command("export")
+def privacy_export(
+    telegram_id: Annotated[int | None, typer.Option("--telegram-id")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+) -> None:
+    """Donne toutes les données d'une personne, en JSON."""
+    _person_options(telegram_id, email)
+    settings = _settings()
+    from bot.services.privacy import export_person
+    from storage.db import Database
+
+    async def work() -> dict[str, object]:
+        db = Database(settings.database_url)
+        await db.create_all()
+        try:
+            return await db.run(lambda session: export_person(
+                session, telegram_id=telegram_id, email=email))
+        finally:
+            await db.dispose()
+
+    typer.echo(json.dumps(asyncio.run(work()), ensure_ascii=False, indent=2))
+
+
 radar_app = typer.Typer(help="Radar de mutualisation : besoins communs à plusieurs entreprises.")
 app.add_typer(radar_app, name="radar")
 

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     email_worker: bool = Field(default=True, alias="RELAIS_EMAIL_WORKER")
     email_poll_interval: float = Field(default=2.0, alias="RELAIS_EMAIL_POLL", gt=0)
 
+    # Retention: needs untouched for this many years are anonymised; delivered messages,
+    # raw emails and update ids are purged after RELAIS_RAW_DAYS days (daily, 03:30).
+    retention_years: int = Field(default=3, alias="RELAIS_RETENTION_YEARS", ge=1, le=20)
+    raw_days: int = Field(default=90, alias="RELAIS_RAW_DAYS", ge=1, le=3650)
+
     # `relais run` upgrades the database schema (Alembic) before starting, unless false.
     auto_migrate: bool = Field(default=True, alias="RELAIS_AUTO_MIGRATE")
 

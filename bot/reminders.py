@@ -18,11 +18,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
 
 from bot.services.digests import DigestService
 from bot.services.followup import FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
+from bot.services.privacy import retention_pass
 from storage.db import Database
+from storage.models import DigestRun
 
 __all__ = ["ReminderScheduler"]
 
@@ -37,7 +42,9 @@ class ReminderScheduler:
     def __init__(self, db: Database, meetings: MeetingService, clock: Clock, *,
                  tick: float = 5.0, batch: int = 200, followup: FollowUpService | None = None,
                  followup_tick: float = 300.0, digests: DigestService | None = None,
-                 tz: ZoneInfo | None = None) -> None:
+                 tz: ZoneInfo | None = None, retention: tuple[int, int] | None = None) -> None:
+        # (years before anonymising a need, days before purging raw data); None: off.
+        self.retention = retention
         self.followup = followup
         self.digests = digests
         self.tz = tz or ZoneInfo("Europe/Paris")
@@ -67,6 +74,11 @@ class ReminderScheduler:
                                     CronTrigger(day_of_week="mon", hour=7, timezone=self.tz),
                                     id="digests", max_instances=1, coalesce=True,
                                     misfire_grace_time=6 * 3600)
+        if self.retention is not None:
+            self._scheduler.add_job(self.run_retention,
+                                    CronTrigger(hour=3, minute=30, timezone=self.tz),
+                                    id="retention", max_instances=1, coalesce=True,
+                                    misfire_grace_time=12 * 3600)
         self._scheduler.start()
         await self.run_due()
 
@@ -126,6 +138,34 @@ class ReminderScheduler:
         except Exception:
             log.exception("weekly digests failed")
             return 0
+
+    async def run_retention(self) -> dict[str, int] | None:
+        """The daily retention pass, once per day across processes."""
+        if self.retention is None:
+            return None
+        years, raw_days = self.retention
+        now = self.clock()
+        day = now.astimezone(self.tz).date().isoformat()
+
+        def work(session: Session) -> dict[str, int] | None:
+            table = DigestRun.__table__  # type: ignore[attr-defined]
+            insert = (pg_insert if session.get_bind().dialect.name == "postgresql"
+                      else sqlite_insert)
+            claimed = session.execute(insert(table).values(kind="retention", period=day,
+                                                           ran_at=now)
+                                      .on_conflict_do_nothing(index_elements=["kind", "period"]))
+            if not claimed.rowcount:  # type: ignore[attr-defined]
+                return None
+            return retention_pass(session, now=now, years=years, raw_days=raw_days)
+
+        try:
+            done = await self.db.run(work)
+        except Exception:
+            log.exception("retention pass failed")
+            return None
+        if done:
+            log.info("retention: %s", done)
+        return done
 
     async def _plan_wake(self) -> None:
         """Between two ticks, wake up exactly when the next reminder falls due."""

@@ -336,7 +336,9 @@ async def running_bot(
                                       tick=services.settings.reminder_tick,
                                       followup=services.followup,
                                       followup_tick=services.settings.followup_tick,
-                                      digests=services.digests, tz=services.settings.tz)
+                                      digests=services.digests, tz=services.settings.tz,
+                                      retention=(services.settings.retention_years,
+                                                 services.settings.raw_days))
         application.bot_data["reminders"] = reminders
         await reminders.start()
     mailbox = None
