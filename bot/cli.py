@@ -60,11 +60,11 @@ def run(
             "la variable TELEGRAM_BOT_TOKEN n'est pas définie (jeton donné par @BotFather). "
             "Pour essayer sans jeton : relais chat"
         )
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from bot.logs import configure_logging
+
+    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
+                               settings.imap_password),
+                      as_json=settings.log_json, verbose=verbose)
     from telegram.error import InvalidToken
 
     if settings.auto_migrate:

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     retention_years: int = Field(default=3, alias="RELAIS_RETENTION_YEARS", ge=1, le=20)
     raw_days: int = Field(default=90, alias="RELAIS_RAW_DAYS", ge=1, le=3650)
 
+    # Log lines as JSON objects (for a log collector) instead of text.
+    log_json: bool = Field(default=False, alias="RELAIS_LOG_JSON")
+
     # `relais run` upgrades the database schema (Alembic) before starting, unless false.
     auto_migrate: bool = Field(default=True, alias="RELAIS_AUTO_MIGRATE")
 
