@@ -93,6 +93,42 @@ def run(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Adresse d'écoute.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port d'écoute.")] = 8080,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Journal détaillé.")] = False,
+) -> None:
+    """Lance le bot en mode webhook (plusieurs instances derrière un répartiteur)."""
+    settings = _settings()
+    missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+                                        ("WEBHOOK_URL", settings.webhook_url),
+                                        ("WEBHOOK_SECRET", settings.webhook_secret))
+               if not value]
+    if missing:
+        raise _fail(f"variable(s) non définie(s) : {', '.join(missing)}")
+    from bot.logs import configure_logging
+
+    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
+                               settings.imap_password, settings.webhook_secret),
+                      as_json=settings.log_json, verbose=verbose)
+    if settings.auto_migrate:
+        from storage.migrate import upgrade
+
+        _prepare_sqlite_dir(settings.database_url)
+        upgrade(settings.database_url)
+    from bot.runtime import serve_forever
+
+    async def main() -> None:
+        services = await _services(settings)
+        try:
+            await serve_forever(services, host=host, port=port)
+        finally:
+            await services.db.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
 def chat(
     user_id: Annotated[int, typer.Option(help="Identifiant Telegram simulé.")] = 1,
     name: Annotated[str, typer.Option(help="Prénom simulé.")] = "Camille",

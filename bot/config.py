@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     retention_years: int = Field(default=3, alias="RELAIS_RETENTION_YEARS", ge=1, le=20)
     raw_days: int = Field(default=90, alias="RELAIS_RAW_DAYS", ge=1, le=3650)
 
+    # Webhook mode (`relais serve`): the public HTTPS URL Telegram posts to (its path is
+    # served), and the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token.
+    webhook_url: str | None = Field(default=None, alias="WEBHOOK_URL")
+    webhook_secret: str | None = Field(default=None, alias="WEBHOOK_SECRET")
+    # Seconds a webhook update being handled stays reserved by its instance.
+    update_lease: float = Field(default=30.0, alias="RELAIS_UPDATE_LEASE", gt=0, le=600)
+
     # Log lines as JSON objects (for a log collector) instead of text.
     log_json: bool = Field(default=False, alias="RELAIS_LOG_JSON")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -303,6 +304,7 @@ async def running_bot(
     services: Services,
     *,
     on_error: Callable[[object, Exception], Awaitable[None]] | None = None,
+    polling: bool = True,
 ) -> AsyncIterator[tuple[Application, asyncio.Event, asyncio.Task[None]]]:
     """Start the bot (initialise, menu, sweeper, poller); stop it cleanly on exit."""
     application = build_application(services)
@@ -356,7 +358,10 @@ async def running_bot(
         application.bot_data["mailbox"] = mailbox
     reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
                                   name="mailbox")
-    polling = asyncio.create_task(poller.run(stop), name="poller")
+    # In webhook mode Telegram pushes updates (and refuses getUpdates): the task only waits.
+    polling_task = asyncio.create_task(poller.run(stop) if polling else stop.wait(),
+                                       name="poller")
+    polling = polling_task
     try:
         yield application, stop, polling
     finally:
@@ -384,6 +389,35 @@ async def running_bot(
 async def _log_error(update: object, context: object) -> None:
     error = getattr(context, "error", None)
     log.error("error while handling %s", getattr(update, "update_id", update), exc_info=error)
+
+
+async def serve_forever(services: Services, *, host: str, port: int) -> None:
+    """Webhook mode: set the webhook, serve it with uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from bot.webhook import WebhookServer
+
+    settings = services.settings
+    assert settings.webhook_url and settings.webhook_secret
+    path = urlsplit(settings.webhook_url).path or "/telegram"
+    async with running_bot(services, polling=False) as (application, stop, _task):
+        await application.bot.set_webhook(url=settings.webhook_url,
+                                          secret_token=settings.webhook_secret,
+                                          allowed_updates=list(ALLOWED_UPDATES))
+        server = WebhookServer(services, application, path=path,
+                               secret=settings.webhook_secret)
+        application.bot_data["webhook"] = server
+        sweeper = asyncio.create_task(server.sweep(stop), name="pending-updates")
+        config = uvicorn.Config(server.app, host=host, port=port, log_config=None,
+                                lifespan="off", access_log=False)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            stop.set()
+            await server.drain()
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
 
 async def run_forever(services: Services, stop_signal: asyncio.Event) -> None:

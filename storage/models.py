@@ -31,6 +31,7 @@ __all__ = [
     "NeedSequence",
     "NeedStatus",
     "Outbox",
+    "PendingUpdate",
     "ProcessedUpdate",
     "RadarConsent",
     "RadarMark",
@@ -484,3 +485,20 @@ class RadarConsent(SQLModel, table=True):
     # asked | yes | no
     answer: str = Field(default="asked", max_length=8)
     at: datetime = _ts()
+
+
+class PendingUpdate(SQLModel, table=True):
+    """A Telegram update received by webhook: stored before Telegram gets its 200 OK.
+
+    Any instance may then handle it: claimed with a lease, so an instance that dies in the
+    middle leaves it to another one after the lease.
+    """
+
+    __tablename__ = "pending_update"
+    __table_args__ = (Index("ix_pending_update_todo", "done_at", "claimed_until"),)
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(nullable=True)
+    done_at: datetime | None = _ts(nullable=True)

@@ -1,0 +1,216 @@
+"""Webhook mode: `relais serve`, for several instances behind a load balancer.
+
+Telegram allows one poller per bot, so scale-out means webhooks. Each update is stored
+(`pending_update`, keyed by `update_id`) before Telegram gets its 200, then handled by a
+claim with a lease: an instance that dies in the middle leaves its updates to the others,
+and a redelivered update is stored once. `/healthz` says whether the database and the SMTP
+server answer; `/metrics` gives Prometheus counters and gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from telegram import Update
+from telegram.ext import Application
+
+from bot.runtime import Services
+from storage.models import Outbox, PendingUpdate, Reminder
+
+__all__ = ["WebhookServer"]
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+LEASE = timedelta(seconds=30)
+
+
+class WebhookServer:
+    """The ASGI app and the workers that handle stored updates."""
+
+    def __init__(self, services: Services, application: Application, *, path: str,
+                 secret: str) -> None:
+        self.services = services
+        self.application = application
+        self.path = "/" + path.strip("/")
+        self.secret = secret
+        self.lease = timedelta(seconds=services.settings.update_lease)
+        self.handled = 0
+        self.received = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.app = Starlette(routes=[
+            Route(self.path, self.receive, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+        ])
+
+    # --- receiving --------------------------------------------------------------------------
+    async def receive(self, request: Request) -> Response:
+        """Check the secret, store the update, answer at once, handle it after."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not given or not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            payload = await request.json()
+            update_id = int(payload["update_id"])
+        except (ValueError, KeyError, TypeError):
+            return PlainTextResponse("bad update", status_code=400)
+        now = self.services.clock()
+        await self.services.db.run(lambda s: _store(s, update_id, payload, now))
+        self.received += 1
+        task = asyncio.create_task(self.handle(update_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return PlainTextResponse("ok")
+
+    async def handle(self, update_id: int) -> bool:
+        """Claim one stored update and run it through the handlers; False if not ours."""
+        now = self.services.clock()
+        payload = await self.services.db.run(lambda s: _claim(s, update_id, now, self.lease))
+        if payload is None:
+            return False
+        update = Update.de_json(payload, self.application.bot)
+        # The handlers serialise each chat's updates themselves (Services.chat_lock).
+        await self.application.process_update(update)
+        done = self.services.clock()
+        await self.services.db.run(lambda s: _done(s, update_id, done))
+        self.handled += 1
+        return True
+
+    async def sweep(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
+        """Handle stored updates nobody finished (an instance died, or a task failed)."""
+        while not stop.is_set():
+            try:
+                now = self.services.clock()
+                ids = await self.services.db.run(lambda s, now=now: _orphans(s, now))
+                if ids:
+                    log.info("taking over %d stored update(s)", len(ids))
+                for update_id in ids:
+                    await self.handle(update_id)
+            except Exception:
+                log.exception("pending update sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def drain(self) -> None:
+        """Wait for the updates being handled (on shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    # --- operations -------------------------------------------------------------------------
+    async def healthz(self, request: Request) -> Response:
+        """200 when the database and the SMTP server answer, 503 otherwise."""
+        checks: dict[str, str] = {}
+        try:
+            await self.services.db.run(lambda s: s.execute(text("select 1")))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        settings = self.services.settings
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(settings.smtp_host, settings.smtp_port), 3)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            checks["smtp"] = "ok"
+        except (OSError, TimeoutError) as exc:
+            checks["smtp"] = f"error: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        return JSONResponse(checks, status_code=200 if healthy else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text format."""
+        now = self.services.clock()
+        figures = await self.services.db.run(lambda s: _figures(s, now))
+        lines = [
+            "# HELP relais_updates_received_total Updates accepted by this instance.",
+            "# TYPE relais_updates_received_total counter",
+            f"relais_updates_received_total {self.received}",
+            "# HELP relais_updates_handled_total Updates handled by this instance.",
+            "# TYPE relais_updates_handled_total counter",
+            f"relais_updates_handled_total {self.handled}",
+            "# HELP relais_outbox_depth Messages waiting to be delivered.",
+            "# TYPE relais_outbox_depth gauge",
+            f"relais_outbox_depth {figures['depth']}",
+            "# HELP relais_outbox_oldest_seconds Age of the oldest message waiting.",
+            "# TYPE relais_outbox_oldest_seconds gauge",
+            f"relais_outbox_oldest_seconds {figures['oldest']:.1f}",
+            "# HELP relais_reminders_pending Meeting reminders planned and not yet due.",
+            "# TYPE relais_reminders_pending gauge",
+            f"relais_reminders_pending {figures['reminders']}",
+            "# HELP relais_deliveries_failed Messages given up (permanent failure).",
+            "# TYPE relais_deliveries_failed gauge",
+            f"relais_deliveries_failed {figures['failed']}",
+            "# HELP relais_updates_pending Webhook updates stored and not yet handled.",
+            "# TYPE relais_updates_pending gauge",
+            f"relais_updates_pending {figures['updates']}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n",
+                                 media_type="text/plain; version=0.0.4")
+
+
+def _store(session: Session, update_id: int, payload: dict[str, Any], now: datetime) -> None:
+    table = PendingUpdate.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(table).values(update_id=update_id, payload=payload, received_at=now)
+                    .on_conflict_do_nothing(index_elements=["update_id"]))
+
+
+def _claim(session: Session, update_id: int, now: datetime,
+           lease: timedelta = LEASE) -> dict[str, Any] | None:
+    result = session.execute(
+        update(PendingUpdate)
+        .where(col(PendingUpdate.update_id) == update_id, col(PendingUpdate.done_at).is_(None),
+               or_(col(PendingUpdate.claimed_until).is_(None),
+                   col(PendingUpdate.claimed_until) < now))
+        .values(claimed_until=now + lease))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    row = session.get(PendingUpdate, update_id)
+    return dict(row.payload) if row is not None else None
+
+
+def _done(session: Session, update_id: int, now: datetime) -> None:
+    session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
+                    .values(done_at=now))
+
+
+def _orphans(session: Session, now: datetime) -> list[int]:
+    return list(session.exec(
+        select(PendingUpdate.update_id).where(
+            col(PendingUpdate.done_at).is_(None),
+            or_(col(PendingUpdate.claimed_until).is_(None),
+                col(PendingUpdate.claimed_until) < now),
+            col(PendingUpdate.received_at) < now - timedelta(seconds=2))
+        .order_by(col(PendingUpdate.update_id)).limit(200)))
+
+
+def _figures(session: Session, now: datetime) -> dict[str, float]:
+    waiting = (col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))
+    depth = session.exec(select(func.count()).select_from(Outbox).where(*waiting)).one()
+    oldest = session.exec(select(func.min(Outbox.created_at)).where(*waiting)).one()
+    failed = session.exec(select(func.count()).select_from(Outbox).where(
+        col(Outbox.failed_at).is_not(None))).one()
+    reminders = session.exec(select(func.count()).select_from(Reminder).where(
+        Reminder.status == "pending")).one()
+    updates = session.exec(select(func.count()).select_from(PendingUpdate).where(
+        col(PendingUpdate.done_at).is_(None))).one()
+    age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else 0.0
+    if isinstance(oldest, datetime) and oldest.tzinfo is None:
+        age = 0.0
+    return {"depth": depth, "oldest": max(age, 0.0), "failed": failed,
+            "reminders": reminders, "updates": updates}

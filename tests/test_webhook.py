@@ -1,0 +1,126 @@
+"""Webhook mode: the secret check, stored-then-handled updates, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from bot.localapi import LocalBotAPI
+from bot.runtime import build_services, running_bot
+from bot.webhook import SECRET_HEADER, WebhookServer
+from storage.models import PendingUpdate
+from tests.conftest import FakeClock, make_settings, smtp_settings
+from tests.smtp import SmtpServer
+
+SECRET = "s3cr3t-webhook-token"
+URL = "https://relais.example.org/telegram/hook"
+
+
+@pytest.fixture
+async def served(api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path,
+                 clock: FakeClock) -> AsyncIterator[tuple[WebhookServer, httpx.AsyncClient]]:
+    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp),
+                             WEBHOOK_URL=URL, WEBHOOK_SECRET=SECRET, RELAIS_UPDATE_LEASE=1)
+    services = await build_services(settings, clock=clock)
+    async with running_bot(services, polling=False) as (application, _stop, _task):
+        await application.bot.set_webhook(url=URL, secret_token=SECRET)
+        server = WebhookServer(services, application, path="/telegram/hook", secret=SECRET)
+        transport = httpx.ASGITransport(app=server.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relais") as client:
+            yield server, client
+        await server.drain()
+    await services.db.dispose()
+
+
+async def post(client: httpx.AsyncClient, update: dict, secret: str | None = SECRET) -> int:
+    headers = {SECRET_HEADER: secret} if secret is not None else {}
+    response = await client.post("/telegram/hook", json=update, headers=headers)
+    return response.status_code
+
+
+async def stored(server: WebhookServer) -> list[PendingUpdate]:
+    def work(session: Session) -> list[PendingUpdate]:
+        return list(session.exec(select(PendingUpdate)))
+
+    return await server.services.db.run(work)
+
+
+async def test_wrong_or_missing_secret_is_refused_and_nothing_processed(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI
+) -> None:
+    server, client = served
+    assert api.webhook is not None and api.webhook["secret_token"] == SECRET
+    user = api.user(8001)
+    update_id = await user.send_command("/start")
+    update = api._history[update_id]
+    assert await post(client, update, secret=None) == 403
+    assert await post(client, update, secret="nope") == 403
+    await asyncio.sleep(0.3)
+    assert await stored(server) == [] and user.messages == []
+    assert await post(client, {"no": "update"}) == 400
+
+
+async def test_an_update_is_stored_answered_and_handled_once(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI
+) -> None:
+    server, client = served
+    user = api.user(8002)
+    update = api._history[await user.send_command("/start")]
+    assert await post(client, update) == 200
+    assert await post(client, update) == 200  # Telegram retries: stored once
+    await user.wait_for_messages(2)
+    await server.drain()
+    await asyncio.sleep(0.3)
+    assert len(user.messages) == 2  # welcome + privacy notice, once
+    [row] = await stored(server)
+    assert row.done_at is not None and server.handled == 1
+
+
+async def test_an_update_left_by_a_dead_instance_is_taken_over(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI, clock: FakeClock
+) -> None:
+    server, _client = served
+    user = api.user(8003)
+    update = api._history[await user.send_command("/start")]
+
+    def orphan(session: Session) -> None:
+        # Stored and claimed by an instance that died before handling it.
+        session.add(PendingUpdate(update_id=update["update_id"], payload=update,
+                                  received_at=clock(), claimed_until=clock()))
+
+    await server.services.db.run(orphan)
+    clock.advance(seconds=5)
+    stop = asyncio.Event()
+    sweeper = asyncio.create_task(server.sweep(stop, interval=0.1))
+    try:
+        await user.wait_for_messages(2)
+    finally:
+        stop.set()
+        await sweeper
+    [row] = await stored(server)
+    assert row.done_at is not None
+
+
+async def test_healthz_and_metrics(served: tuple[WebhookServer, httpx.AsyncClient],
+                                   api: LocalBotAPI, smtp: SmtpServer) -> None:
+    server, client = served
+    health = await client.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"database": "ok", "smtp": "ok"}
+    user = api.user(8004)
+    await post(client, api._history[await user.send_command("/start")])
+    await user.wait_for_messages(2)
+    await server.drain()
+    metrics = (await client.get("/metrics")).text
+    assert "relais_updates_handled_total 1\n" in metrics
+    assert "# TYPE relais_outbox_depth gauge" in metrics
+    assert "relais_reminders_pending 0\n" in metrics
+    await smtp.stop()
+    down = await client.get("/healthz")
+    assert down.status_code == 503 and down.json()["smtp"].startswith("error")
+    assert timedelta(seconds=1) == server.lease
