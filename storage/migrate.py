@@ -56,8 +56,24 @@ def upgrade(url: str, revision: str = "head") -> None:
     if make_url(url).get_backend_name() == "sqlite":
         tables, version = _inspect_sqlite(url)
         if version is None and "need" in tables:
-            command.stamp(config, FIRST_REVISION)
+            # Made by create_all: already the current schema, or one from before 0001.
+            command.stamp(config, "head" if _matches_models(url) else FIRST_REVISION)
     command.upgrade(config, revision)
+
+
+def _matches_models(url: str) -> bool:
+    from alembic.autogenerate import compare_metadata
+    from sqlmodel import SQLModel
+
+    import storage.models  # noqa: F401  (registers the tables)
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            return not compare_metadata(context, SQLModel.metadata)
+    finally:
+        engine.dispose()
 
 
 def head() -> str:
