@@ -1374,6 +1374,10 @@ class LocalBotAPI:
         except _ApiError as exc:
             call.status, call.description = exc.status, exc.description
             return _error_response(exc.status, exc.description, exc.parameters)
+        except ConnectionResetError:
+            # The client hung up before its request was read (a bot stopping during a long
+            # poll): there is nobody to answer, and it is not the double's failure.
+            return _error_response(400, "Bad Request: connection lost")
         except Exception as exc:  # a bug in the double, or parameters of a surprising type
             _LOGGER.exception("LocalBotAPI failed on %s", call.method)
             call.status = 500

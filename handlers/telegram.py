@@ -143,27 +143,45 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
     )
 
 
+def _markup_json(message: Outgoing) -> dict[str, object] | None:
+    """The inline keyboard as Bot API JSON (for calls made without PTB's objects)."""
+    if not message.buttons:
+        return None
+    return {"inline_keyboard": [[{"text": b.label, "callback_data": b.data} for b in row]
+                                for row in message.buttons]}
+
+
+# Texts and edits never read the Message that Telegram sends back, which
+# `Bot.send_message` and `Bot.edit_message_text` turn into PTB objects: 0.15-0.25 ms of
+# CPU per call, about a tenth of an update's cost. `do_api_request` without a return type
+# skips that. Bot API method names are case-insensitive; the lower-case spelling also
+# keeps PTB from warning that `Bot.sendMessage` exists (it warns for its own names).
+_SEND, _EDIT = "sendmessage", "editmessagetext"
+
+
 async def _send_one(bot: Bot, delivery: Delivery) -> None:
     message = delivery.message
     chat_id = int(delivery.recipient)
+    if message.photo is not None and message.edit_message_id is None:
+        await bot.send_photo(chat_id, photo=message.photo, caption=message.text[:1024] or None,
+                             parse_mode=ParseMode.HTML, reply_markup=_markup(message))
+        return
+    params: dict[str, object] = {
+        "chat_id": chat_id,
+        "text": message.text,
+        "parse_mode": ParseMode.HTML,
+        "reply_markup": _markup_json(message),
+    }
     if message.edit_message_id is not None:
+        params["message_id"] = message.edit_message_id
         try:
-            await bot.edit_message_text(
-                message.text, chat_id=chat_id, message_id=message.edit_message_id,
-                parse_mode=ParseMode.HTML, reply_markup=_markup(message),
-            )
+            await bot.do_api_request(_EDIT, api_kwargs=params)
         except BadRequest as exc:
             # Already in that state (a redelivery after a crash): nothing left to do.
             if "not modified" not in exc.message.lower():
                 raise
         return
-    if message.photo is not None:
-        await bot.send_photo(chat_id, photo=message.photo, caption=message.text[:1024] or None,
-                             parse_mode=ParseMode.HTML, reply_markup=_markup(message))
-        return
-    await bot.send_message(
-        chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=_markup(message)
-    )
+    await bot.do_api_request(_SEND, api_kwargs=params)
 
 
 async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) -> None:

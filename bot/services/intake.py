@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -127,6 +127,8 @@ class _Turn:
     # Messages for other chats (e.g. a question forwarded to the animators).
     others: list[tuple[str, Outgoing]] = field(default_factory=list)
     found: _Prefetched | None = None
+    # The stored conversation was deleted (cancelled, submitted): nothing to save back.
+    dropped: bool = False
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         self.messages.append(Outgoing(text, buttons))
@@ -221,7 +223,10 @@ class IntakeService:
         if event.update_id is not None and not self._first_time(session, event.update_id, now):
             return Result(duplicate=True)
         turn = _Turn(found=found)
-        conv = session.get(Conversation, event.chat_id)
+        # Read and written with plain SQL: through the ORM (identity map, unit of work,
+        # attribute history) the same two statements cost three times as much CPU.
+        conv = _load_conversation(session, event.chat_id)
+        loaded = _saved_state(conv) if conv is not None else None
         if event.kind == "command":
             self._on_command(session, event, conv, turn, now)
         elif event.kind == "button":
@@ -230,6 +235,8 @@ class IntakeService:
             self._on_media(event, conv, turn)
         else:
             self._on_text(session, event, conv, turn, now)
+        if conv is not None and not turn.dropped and _saved_state(conv) != loaded:
+            _save_conversation(session, conv)
         deliveries = outbox.enqueue(
             session,
             channel=event.channel,
@@ -294,7 +301,7 @@ class IntakeService:
             elif conv is None:
                 turn.say(texts.NOTHING_TO_CANCEL)
             else:
-                session.delete(conv)
+                _drop_conversation(session, conv, turn)
                 turn.say(texts.CANCELLED)
         elif name == "aide":
             turn.say(texts.HELP)
@@ -781,7 +788,7 @@ class IntakeService:
             self._submit(session, event, conv, turn, now)
             return
         if summary_action == "cancel":
-            session.delete(conv)
+            _drop_conversation(session, conv, turn)
             turn.say(texts.CANCELLED)
             return
         if summary_action == "edit":
@@ -995,7 +1002,7 @@ class IntakeService:
         assert need.id is not None
         session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
                               actor=f"{conv.channel}:{conv.user_id}", at=now))
-        session.delete(conv)
+        _drop_conversation(session, conv, turn)
         routed = self.routing.route_new_need(session, need, now) if self.routing else None
         if routed is not None:
             turn.others.extend(routed.animator_messages)
@@ -1025,8 +1032,56 @@ def _accept_or(value: str | Invalid, key: str) -> _Accept | Invalid:
 
 def _peek(session: Session, chat_id: int) -> tuple[str, dict[str, Any]] | None:
     """The conversation's step and answers, read before the transaction that changes them."""
-    conv = session.get(Conversation, chat_id)
+    conv = _load_conversation(session, chat_id)
     return (conv.step, dict(conv.answers)) if conv is not None else None
+
+
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_CONVERSATION_FIELDS = tuple(c.key for c in _CONVERSATION.c if not c.primary_key)
+_LOAD_CONVERSATION = select(_CONVERSATION).where(
+    _CONVERSATION.c.chat_id == bindparam("chat_id")
+)
+_SAVE_CONVERSATION = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.chat_id == bindparam("where_chat_id"))
+    .values({key: bindparam(f"new_{key}") for key in _CONVERSATION_FIELDS})
+)
+_DELETE_CONVERSATION = delete(_CONVERSATION).where(
+    _CONVERSATION.c.chat_id == bindparam("chat_id")
+)
+
+
+def _load_conversation(session: Session, chat_id: int) -> Conversation | None:
+    """The chat's conversation as a plain object (not tracked by the session), or None.
+
+    A new conversation is added to the session (`_new_conversation`), which inserts it; a
+    loaded one is written back by `_save_conversation` if it changed and deleted by
+    `_drop_conversation`.
+    """
+    row = session.execute(_LOAD_CONVERSATION, {"chat_id": chat_id}).first()
+    return Conversation(**row._mapping) if row is not None else None
+
+
+def _saved_state(conv: Conversation) -> tuple[Any, ...]:
+    # Copies of the dict columns, so that a change made in place is seen too.
+    return tuple(
+        dict(value) if isinstance(value := getattr(conv, key), dict) else value
+        for key in _CONVERSATION_FIELDS
+    )
+
+
+def _save_conversation(session: Session, conv: Conversation) -> None:
+    params = {f"new_{key}": getattr(conv, key) for key in _CONVERSATION_FIELDS}
+    params["where_chat_id"] = conv.chat_id
+    session.execute(_SAVE_CONVERSATION, params)
+
+
+def _drop_conversation(session: Session, conv: Conversation, turn: _Turn) -> None:
+    if conv in session:  # created in this same turn
+        session.delete(conv)
+    else:
+        session.execute(_DELETE_CONVERSATION, {"chat_id": conv.chat_id})
+    turn.dropped = True
 
 
 def _wants_search(answers: dict[str, Any]) -> bool:

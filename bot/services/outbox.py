@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from bot.services.types import Delivery, Outgoing
@@ -50,7 +50,6 @@ def enqueue(
     items = list(messages)
     if not items:
         return []
-    table = Outbox.__table__  # type: ignore[attr-defined]
     rows = [
         {
             "channel": channel,
@@ -66,13 +65,22 @@ def enqueue(
     ]
     ids = [
         row_id
-        for (row_id,) in session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        )
+        for (row_id,) in session.execute(_INSERT_RETURNING_ID, rows)
     ]
     return [
         Delivery(row_id, channel, recipient, m) for row_id, m in zip(ids, items, strict=True)
     ]
+
+
+# Built once: building a statement (and its cache key) per call costs about as much as
+# running it on SQLite.
+_TABLE = Outbox.__table__  # type: ignore[attr-defined]
+_INSERT_RETURNING_ID = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+_MARK_DELIVERED = (
+    update(_TABLE)
+    .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+    .values(delivered_at=bindparam("now"), claimed_until=None)
+)
 
 
 def _delivery(row: Outbox) -> Delivery:
@@ -86,11 +94,7 @@ async def mark_delivered(db: Database, ids: Sequence[int], now: datetime) -> Non
         return
 
     def work(session: Session) -> None:
-        session.execute(
-            update(Outbox)
-            .where(col(Outbox.id).in_(list(ids)))
-            .values(delivered_at=now, claimed_until=None)
-        )
+        session.execute(_MARK_DELIVERED, {"ids": list(ids), "now": now})
 
     await db.run(work)
 
