@@ -644,6 +644,15 @@ async def bench(args: argparse.Namespace, side: Outside, tmp: Path) -> int:
     print(f"| peak RSS, bot process (MiB) | {rss_end:.0f} | {rss_empty:.0f} | "
           "peak after every empty-database phase | — | info |")
     print()
+
+    def stragglers(run: Burst | None) -> str:
+        if run is None:
+            return "—"
+        late = sorted(v for v in run.fired if v > 1.0)
+        return f"{len(late)}" + (f" (from {late[0]:.2f} to {late[-1]:.2f} s)" if late else "")
+
+    print(f"Reminders fired more than 1 s after their due time: {stragglers(main_burst)} "
+          f"(baseline {stragglers(base_burst)}).")
     print(f"Reminder rows of the burst: {main_burst.statuses} (baseline "
           f"{base_burst.statuses if base_burst else '—'}); SMTP connections "
           f"{main_burst.smtp_connections} (baseline "

@@ -105,6 +105,8 @@ class ReminderScheduler:
                 cancelled += fired.cancelled
                 if fired.sent + fired.skipped + fired.cancelled < self.batch:
                     break
+                # On SQLite a batch runs on the event loop: let the senders work between two.
+                await asyncio.sleep(0)
             if sent or skipped:
                 log.info("reminders: %d sent, %d skipped", sent, skipped)
             self.total = FiredReminder(self.total.sent + sent, self.total.skipped + skipped,
@@ -177,7 +179,11 @@ class ReminderScheduler:
         if due is None or not self._scheduler.running:
             return
         delay = (due - self.clock()).total_seconds()
-        if 0 < delay < self.tick:
+        if delay < self.tick:
+            # Due already (it fell due while this pass ran): wake up at once, not at the
+            # next tick.
+            # (A floor, so a pass that keeps failing cannot spin the event loop.)
+            delay = max(delay, 0.05)
             self._scheduler.add_job(
                 self.run_due, DateTrigger(run_date=datetime.now(UTC) + timedelta(seconds=delay)),
                 id="wake", replace_existing=True, misfire_grace_time=None)
