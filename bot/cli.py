@@ -49,6 +49,20 @@ async def _services(settings: Settings):
         raise _fail(f"territoires : {exc}") from None
 
 
+def _prepare_process(settings: Settings, *, verbose: bool) -> None:
+    """Logging with every secret masked, then the schema migrations (unless disabled)."""
+    from bot.logs import configure_logging
+
+    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
+                               settings.imap_password, settings.webhook_secret),
+                      as_json=settings.log_json, verbose=verbose)
+    if settings.auto_migrate:
+        from storage.migrate import upgrade
+
+        _prepare_sqlite_dir(settings.database_url)
+        upgrade(settings.database_url)
+
+
 @app.command()
 def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Journal détaillé.")] = False,
@@ -60,18 +74,8 @@ def run(
             "la variable TELEGRAM_BOT_TOKEN n'est pas définie (jeton donné par @BotFather). "
             "Pour essayer sans jeton : relais chat"
         )
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
-                               settings.imap_password),
-                      as_json=settings.log_json, verbose=verbose)
+    _prepare_process(settings, verbose=verbose)
     from telegram.error import InvalidToken
-
-    if settings.auto_migrate:
-        from storage.migrate import upgrade
-
-        _prepare_sqlite_dir(settings.database_url)
-        upgrade(settings.database_url)
 
     from bot.runtime import run_forever
 
@@ -106,16 +110,7 @@ def serve(
                if not value]
     if missing:
         raise _fail(f"variable(s) non définie(s) : {', '.join(missing)}")
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
-                               settings.imap_password, settings.webhook_secret),
-                      as_json=settings.log_json, verbose=verbose)
-    if settings.auto_migrate:
-        from storage.migrate import upgrade
-
-        _prepare_sqlite_dir(settings.database_url)
-        upgrade(settings.database_url)
+    _prepare_process(settings, verbose=verbose)
     from bot.runtime import serve_forever
 
     async def main() -> None:

@@ -353,6 +353,27 @@ def reply_address(local: str, token: str, domain: str) -> str:
     return f"{local}+{token}@{domain.lower()}"
 
 
+def optional_reply_address(local: str | None, token: str | None, domain: str) -> str | None:
+    """The need's reply address when the bot reads its mailbox, else None."""
+    return reply_address(local, token, domain) if local and token else None
+
+
+def _partner_reply_path(
+    reference: str, animator_name: str, animator_email: str, need_reply_address: str | None
+) -> tuple[Address | None, Address | None, tuple[str, ...]]:
+    """(animator, Reply-To, Cc) of a partner's email.
+
+    With the need's reply address, replies come back to the bot (kept with the need,
+    acknowledgements recognised) and the animator is in Cc; without it they go to the
+    animator. Without an animator email there is no Reply-To: replies reach MAIL_FROM.
+    """
+    animator = _address(animator_name, animator_email) if animator_email.strip() else None
+    if need_reply_address:
+        cc = (str(animator),) if animator else ()
+        return animator, _address(f"Relais {reference}", need_reply_address), cc
+    return animator, animator, ()
+
+
 # --- The partner's email -------------------------------------------------------------------
 
 
@@ -379,12 +400,8 @@ def partner_need_email(
     # ack_days counts working days, like ack_deadline; created_at is shown in tz (people's
     # time, not UTC). Without an animator email there is no Reply-To: replies reach MAIL_FROM.
     to = _address(partner_name, partner_email)
-    animator = _address(animator_name, animator_email) if animator_email.strip() else None
-    reply_to = animator
-    cc: tuple[str, ...] = ()
-    if need_reply_address:
-        reply_to = _address(f"Relais {need.reference}", need_reply_address)
-        cc = (str(animator),) if animator else ()
+    animator, reply_to, cc = _partner_reply_path(need.reference, animator_name, animator_email,
+                                                 need_reply_address)
     firm = one_line(need.firm_name)
     commune = one_line(need.commune_name, 120)
     theme = one_line(need.theme_label, 80)
@@ -527,12 +544,8 @@ def partner_relance_email(
 ) -> EmailDraft:
     """The one reminder a partner gets when it has not acknowledged a need in time."""
     to = _address(partner_name, partner_email)
-    animator = _address(animator_name, animator_email) if animator_email.strip() else None
-    reply_to = animator
-    cc: tuple[str, ...] = ()
-    if need_reply_address:
-        reply_to = _address(f"Relais {need.reference}", need_reply_address)
-        cc = (str(animator),) if animator else ()
+    animator, reply_to, cc = _partner_reply_path(need.reference, animator_name, animator_email,
+                                                 need_reply_address)
     firm = one_line(need.firm_name)
     original = need_message_id(need.reference, partner_email=to.addr_spec,
                                mail_domain=mail_domain, partner_id=partner_id)

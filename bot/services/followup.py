@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.services import outbox
 from bot.services.animator import OPEN_STATUSES, AnimatorResult
-from bot.services.emails import partner_relance_email, reply_address
+from bot.services.emails import optional_reply_address, partner_relance_email
 from bot.services.routing import animator_chats, need_view
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days
@@ -106,9 +106,8 @@ class FollowUpService:
             animator_name=animator.name if animator else "Relais",
             animator_email=str(animator.email) if animator else "",
             mail_domain=self.mail_domain,
-            need_reply_address=(reply_address(self.reply_local, need.reply_token,
-                                              self.mail_domain)
-                                if self.reply_local and need.reply_token else None))
+            need_reply_address=optional_reply_address(self.reply_local, need.reply_token,
+                                                      self.mail_domain))
         outbox.enqueue_payload(
             session, channel="email", recipient=routing.partner_email, now=now,
             payload={"email": draft.to_payload(), "need_id": need.id,

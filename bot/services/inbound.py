@@ -44,6 +44,7 @@ from bot.services.types import Button, Outgoing
 from knowledge.geography import Commune, Geography, normalize_name
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import Territory, TerritoryDirectory
+from knowledge.text import fold
 from storage.models import (
     InboundEmail,
     Need,
@@ -97,16 +98,9 @@ class IncomingEmail:
     oversized: bool = False
 
 
-def _fold(text: str) -> str:
-    import unicodedata
-
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def guess_theme(text: str, questions: QuestionService | None) -> str | None:
     """The theme of a free text: the knowledge base's best programmes, or plain words."""
-    folded = _fold(text)
+    folded = fold(text)
     votes: dict[str, float] = {}
     for key, words in _THEME_WORDS.items():
         hits = sum(1 for w in words if w in folded)

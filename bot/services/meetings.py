@@ -698,8 +698,6 @@ class MeetingService:
         # A proposal that was moved or cancelled since: its buttons mean nothing any more.
         if str(meeting.sequence) != sequence or meeting.status not in {
                 MeetingStatus.PROPOSED.value, MeetingStatus.OTHER_SLOT.value}:
-            if meeting.status == MeetingStatus.CONFIRMED.value and action == "ok":
-                return AnimatorResult(toast=texts.STALE_BUTTON)
             return AnimatorResult(toast=texts.STALE_BUTTON)
         if meeting.start_at <= now:
             return AnimatorResult(toast=texts.STALE_BUTTON)

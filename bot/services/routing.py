@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import texts
 from bot.services import outbox
-from bot.services.emails import NeedView, partner_need_email, reply_address
+from bot.services.emails import NeedView, optional_reply_address, partner_need_email
 from bot.services.firms import facts_line, routing_facts
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days
@@ -205,9 +205,8 @@ class RoutingService:
             animator_email=str(animator.email) if animator else "",
             mail_domain=self.mail_domain,
             tz=self.tz,
-            need_reply_address=(
-                reply_address(self.reply_local, need.reply_token, self.mail_domain)
-                if self.reply_local and need.reply_token else None),
+            need_reply_address=optional_reply_address(self.reply_local, need.reply_token,
+                                                      self.mail_domain),
         )
         outbox.enqueue_payload(
             session, channel="email", recipient=routing.partner_email, now=now,
