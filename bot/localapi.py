@@ -45,6 +45,7 @@ __all__ = [
     "LocalBotAPI",
     "SimUser",
     "UploadedFile",
+    "WebhookDelivery",
     "parse_html",
     "utf16_len",
 ]
@@ -678,6 +679,19 @@ class _Fault:
     remaining: int
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One POST of an update to a webhook target, and the HTTP status (0: no answer)."""
+
+    update_id: int
+    target: int
+    status: int
+    at: float
+
+
+_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
 @dataclass(slots=True)
 class _Delay:
     seconds: float
@@ -1109,6 +1123,14 @@ class LocalBotAPI:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._closing = False
+        # Webhook delivery (see `route_webhook`): where the public URL's traffic goes.
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._hook_targets: list[str] = []
+        self._hook_choose: Callable[[JSONDict], int | None] | None = None
+        self._hook_wake: asyncio.Event | None = None
+        self._hook_task: asyncio.Task[None] | None = None
+        self._hook_in_flight: set[int] = set()
+        self._hook_next = 0
         self._methods: dict[str, tuple[str, Callable[[JSONDict], Any]]] = {}
         for name, handler in self._method_table().items():
             self._methods[name.lower()] = (name, handler)
@@ -1134,6 +1156,11 @@ class LocalBotAPI:
         """Wake pending long polls and stop serving."""
         self._closing = True
         self._wake_poller(_CLOSING)
+        task, self._hook_task = self._hook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -1240,6 +1267,96 @@ class LocalBotAPI:
         """Make the next ``times`` calls of ``method`` ('*' = any) answer ``seconds`` late."""
         self._delays.setdefault(method.lower(), deque()).append(_Delay(seconds, times))
 
+    # ---- webhook delivery -----------------------------------------------------------
+
+    def route_webhook(self, targets: list[str], *,
+                      choose: Callable[[JSONDict], int | None] | None = None) -> None:
+        """Deliver updates by POST to ``targets`` while a webhook is set, as Telegram would.
+
+        The registered webhook URL is public HTTPS; ``targets`` are the plain-HTTP addresses
+        behind it (a load balancer's backends, round robin). Like Telegram, an update leaves
+        the queue only on a 2xx answer; on an error or a refused connection it is sent
+        again, to the next target, after a short backoff. ``choose(update)`` may pin an
+        update to one target (its index), e.g. to send a chat to one instance. The secret
+        token given to setWebhook goes in ``X-Telegram-Bot-Api-Secret-Token``.
+        """
+        self._hook_targets = list(targets)
+        self._hook_choose = choose
+        if self._hook_task is None:
+            self._hook_wake = asyncio.Event()
+            self._hook_task = asyncio.get_running_loop().create_task(self._hook_loop())
+        assert self._hook_wake is not None
+        self._hook_wake.set()
+
+    async def _hook_loop(self) -> None:
+        import aiohttp
+
+        assert self._hook_wake is not None
+        tasks: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+            while True:
+                await self._hook_wake.wait()
+                self._hook_wake.clear()
+                if self.webhook is None or not self._hook_targets:
+                    continue
+                limit = int(self.webhook.get("max_connections") or 40)
+                for entry in list(self._pending):
+                    if len(self._hook_in_flight) >= limit:
+                        break
+                    if entry.update_id in self._hook_in_flight:
+                        continue
+                    if not self._is_allowed(entry.update):
+                        self._remove_pending(entry)
+                        continue
+                    self._hook_in_flight.add(entry.update_id)
+                    task = asyncio.create_task(self._hook_post(http, entry))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+    async def _hook_post(self, http: Any, entry: _Pending) -> None:
+        attempt = 0
+        try:
+            while self.webhook is not None and self._hook_targets:
+                targets = self._hook_targets
+                pinned = self._hook_choose(entry.update) if self._hook_choose else None
+                if pinned is None:
+                    index = self._hook_next % len(targets)
+                    self._hook_next += 1
+                else:
+                    index = pinned % len(targets)
+                headers = {"Content-Type": "application/json"}
+                secret = self.webhook.get("secret_token")
+                if secret:
+                    headers[_SECRET_HEADER] = str(secret)
+                try:
+                    async with http.post(targets[index], data=json.dumps(entry.update),
+                                         headers=headers) as response:
+                        status = response.status
+                        await response.read()
+                except (OSError, TimeoutError):
+                    status = 0  # refused, reset or no answer: Telegram tries again
+                except Exception as exc:  # aiohttp's own client errors
+                    if type(exc).__module__.split(".")[0] != "aiohttp":
+                        raise
+                    status = 0
+                self.webhook_deliveries.append(
+                    WebhookDelivery(entry.update_id, index, status, time.monotonic()))
+                if 200 <= status < 300:
+                    self._remove_pending(entry)
+                    return
+                attempt += 1
+                await asyncio.sleep(min(0.05 * attempt, 1.0))
+        finally:
+            self._hook_in_flight.discard(entry.update_id)
+            if self._hook_wake is not None and self._pending:
+                self._hook_wake.set()
+
+    def _remove_pending(self, entry: _Pending) -> None:
+        with contextlib.suppress(ValueError):
+            self._pending.remove(entry)
+        if entry.sticky:
+            self._sticky = max(self._sticky - 1, 0)
+
     # ---- updates --------------------------------------------------------------------
 
     def pending_updates(self) -> int:
@@ -1294,6 +1411,8 @@ class LocalBotAPI:
         pending.insert(index, entry)
 
     def _wake_poller(self, reason: str) -> None:
+        if self._hook_wake is not None:
+            self._hook_wake.set()
         waiter = self._poll_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(reason)

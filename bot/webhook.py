@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,9 +29,10 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.runtime import Services
+from storage.db import lock_chat
 from storage.models import Outbox, PendingUpdate, Reminder
 
-__all__ = ["WebhookServer"]
+__all__ = ["WebhookServer", "chat_of"]
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +71,41 @@ class WebhookServer:
         except (ValueError, KeyError, TypeError):
             return PlainTextResponse("bad update", status_code=400)
         now = self.services.clock()
-        await self.services.db.run(lambda s: _store(s, update_id, payload, now))
+        chat_id = chat_of(payload)
+        # Stored and, when nothing of its chat is ahead of it, claimed in one transaction.
+        claimed = await self.services.db.run(
+            lambda s: _store_and_claim(s, update_id, chat_id, payload, now, self.lease))
         self.received += 1
-        task = asyncio.create_task(self.handle(update_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if claimed is not None:
+            task = asyncio.create_task(self._run(claimed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return PlainTextResponse("ok")
 
     async def handle(self, update_id: int) -> bool:
-        """Claim one stored update and run it through the handlers; False if not ours."""
+        """Claim one stored update and run it through the handlers; False if not ours.
+
+        An update waits while an earlier update of the same chat is not done (whichever
+        instance holds it); whoever finishes a chat's update goes on with the next one.
+        """
         now = self.services.clock()
-        payload = await self.services.db.run(lambda s: _claim(s, update_id, now, self.lease))
-        if payload is None:
+        claimed = await self.services.db.run(lambda s: _claim(s, update_id, now, self.lease))
+        if claimed is None:
             return False
-        update = Update.de_json(payload, self.application.bot)
-        # The handlers serialise each chat's updates themselves (Services.chat_lock).
-        await self.application.process_update(update)
-        done = self.services.clock()
-        await self.services.db.run(lambda s: _done(s, update_id, done))
-        self.handled += 1
+        await self._run(claimed)
         return True
+
+    async def _run(self, claimed: _Claimed) -> None:
+        """Handle a claimed update, then each following update of its chat claimed after."""
+        while claimed is not None:
+            current, chat_id, payload = claimed
+            update = Update.de_json(payload, self.application.bot)
+            await self.application.process_update(update)
+            done = self.services.clock()
+            claimed = await self.services.db.run(
+                lambda s, current=current, chat_id=chat_id, done=done: _done_and_next(
+                    s, current, chat_id, done, self.lease))
+            self.handled += 1
 
     async def sweep(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         """Handle stored updates nobody finished (an instance died, or a task failed)."""
@@ -163,30 +180,90 @@ class WebhookServer:
                                  media_type="text/plain; version=0.0.4")
 
 
-def _store(session: Session, update_id: int, payload: dict[str, Any], now: datetime) -> None:
+def chat_of(payload: dict[str, Any]) -> int | None:
+    """The chat an update belongs to (the sender's private chat for a button), if any."""
+    for key, value in payload.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        message = value.get("message") if key == "callback_query" else value
+        chat = message.get("chat") if isinstance(message, dict) else None
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+        sender = value.get("from") or value.get("user")
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return int(sender["id"])
+    return None
+
+
+_Claimed = tuple[int, int | None, dict[str, Any]] | None
+
+
+def _store_and_claim(session: Session, update_id: int, chat_id: int | None,
+                     payload: dict[str, Any], now: datetime, lease: timedelta) -> _Claimed:
+    """Store the update (once, whatever the redeliveries), then claim it if it may go now."""
+    if chat_id is not None:
+        # Against `_done_and_next` of the chat's previous update: without it, each can miss
+        # the other's write (not yet committed) and the update waits for the sweeper.
+        lock_chat(session, chat_id)
     table = PendingUpdate.__table__  # type: ignore[attr-defined]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).values(update_id=update_id, payload=payload, received_at=now)
+    session.execute(insert(table).values(update_id=update_id, chat_id=chat_id, payload=payload,
+                                         received_at=now)
                     .on_conflict_do_nothing(index_elements=["update_id"]))
+    result = session.execute(
+        update(PendingUpdate)
+        .where(col(PendingUpdate.update_id) == update_id, *_claimable(now))
+        .values(claimed_until=now + lease))
+    # The stored payload is the one Telegram sent: no need to read it back.
+    return (update_id, chat_id, payload) if result.rowcount else None  # type: ignore[attr-defined]
+
+
+_EARLIER = aliased(PendingUpdate)
+
+
+def _claimable(now: datetime) -> tuple[Any, ...]:
+    """Not done, not held by a live lease, and no earlier update of its chat still to do."""
+    earlier_open = (
+        select(_EARLIER.update_id)
+        .where(col(_EARLIER.chat_id) == col(PendingUpdate.chat_id),
+               col(_EARLIER.update_id) < col(PendingUpdate.update_id),
+               col(_EARLIER.done_at).is_(None))
+        .correlate(PendingUpdate)
+        .exists()
+    )
+    return (col(PendingUpdate.done_at).is_(None),
+            or_(col(PendingUpdate.claimed_until).is_(None),
+                col(PendingUpdate.claimed_until) < now),
+            ~earlier_open)
 
 
 def _claim(session: Session, update_id: int, now: datetime,
-           lease: timedelta = LEASE) -> dict[str, Any] | None:
+           lease: timedelta = LEASE) -> _Claimed:
     result = session.execute(
         update(PendingUpdate)
-        .where(col(PendingUpdate.update_id) == update_id, col(PendingUpdate.done_at).is_(None),
-               or_(col(PendingUpdate.claimed_until).is_(None),
-                   col(PendingUpdate.claimed_until) < now))
+        .where(col(PendingUpdate.update_id) == update_id, *_claimable(now))
         .values(claimed_until=now + lease))
     if not result.rowcount:  # type: ignore[attr-defined]
         return None
     row = session.get(PendingUpdate, update_id)
-    return dict(row.payload) if row is not None else None
+    return (update_id, row.chat_id, dict(row.payload)) if row is not None else None
 
 
-def _done(session: Session, update_id: int, now: datetime) -> None:
+def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: datetime,
+                   lease: timedelta) -> _Claimed:
+    """Mark an update done and claim the next one of its chat, if one is waiting."""
+    if chat_id is not None:
+        lock_chat(session, chat_id)
     session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
                     .values(done_at=now))
+    if chat_id is None:
+        return None
+    following = session.exec(
+        select(PendingUpdate.update_id)
+        .where(PendingUpdate.chat_id == chat_id, col(PendingUpdate.update_id) > update_id,
+               col(PendingUpdate.done_at).is_(None))
+        .order_by(col(PendingUpdate.update_id)).limit(1)).first()
+    return _claim(session, following, now, lease) if following is not None else None
 
 
 def _orphans(session: Session, now: datetime) -> list[int]:

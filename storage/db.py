@@ -21,16 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlmodel import Session, SQLModel, create_engine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-__all__ = ["Database", "sync_url"]
+__all__ = ["Database", "lock_chat", "sync_url"]
 
 T = TypeVar("T")
+_DISCONNECT_ATTEMPTS = 2
 
 
 def sync_url(url: str) -> str:
@@ -39,6 +41,21 @@ def sync_url(url: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
     return url
+
+
+# A transaction-scoped advisory lock per chat (PostgreSQL), released at commit or rollback.
+_CHAT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_chat(session: Session, chat_id: int) -> None:
+    """Serialise the transactions touching one chat across processes (no-op on SQLite).
+
+    Two instances handling updates of one chat, or storing an update while another marks
+    the previous one done, run one after the other. SQLite has one writer at a time
+    already, and the bot on SQLite is a single process.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_CHAT_LOCK, {"key": chat_id})
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -85,7 +102,10 @@ class Database:
             )
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         else:
-            self._async_engine = create_async_engine(url, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip and half the CPU of a small transaction.
+            # A connection the server dropped fails on first use instead, the pool
+            # invalidates it, and `run` starts the transaction again on a fresh one.
+            self._async_engine = create_async_engine(url, pool_recycle=1800)
 
     @property
     def sync_engine(self) -> Engine:
@@ -100,12 +120,23 @@ class Database:
         if self._sync_engine is not None:
             return self._run_sqlite(fn)
         assert self._async_engine is not None
-        async with AsyncSession(
-            self._async_engine, expire_on_commit=False, sync_session_class=Session
-        ) as asession:
-            result = await asession.run_sync(fn)
-            await asession.commit()
-            return result
+        for attempt in range(_DISCONNECT_ATTEMPTS):
+            async with AsyncSession(
+                self._async_engine, expire_on_commit=False, sync_session_class=Session
+            ) as asession:
+                try:
+                    result = await asession.run_sync(fn)
+                except DBAPIError as exc:
+                    # The server had closed the connection (restart, failover, idle timeout)
+                    # before the commit: nothing was committed, so running it again on a
+                    # fresh connection is safe. A failure at the commit itself is not
+                    # retried (the commit may have happened).
+                    if exc.connection_invalidated and attempt < _DISCONNECT_ATTEMPTS - 1:
+                        continue
+                    raise
+                await asession.commit()
+                return result
+        raise AssertionError("unreachable")
 
     def _run_sqlite(self, fn: Callable[[Session], T]) -> T:
         bound = self._bound

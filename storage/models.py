@@ -495,9 +495,13 @@ class PendingUpdate(SQLModel, table=True):
     """
 
     __tablename__ = "pending_update"
-    __table_args__ = (Index("ix_pending_update_todo", "done_at", "claimed_until"),)
+    __table_args__ = (Index("ix_pending_update_todo", "done_at", "claimed_until"),
+                      Index("ix_pending_update_chat", "chat_id", "update_id"))
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # The chat the update belongs to: one chat's updates are handled in update_id order,
+    # whichever instance received them.
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     received_at: datetime = _ts()
     claimed_until: datetime | None = _ts(nullable=True)

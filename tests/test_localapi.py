@@ -465,6 +465,50 @@ async def test_concurrent_polls_and_webhooks_conflict(server: LocalBotAPI, bot: 
     assert await bot.get_updates() == ()
 
 
+async def test_webhook_delivery_retries_elsewhere_until_a_2xx(server: LocalBotAPI,
+                                                               bot: Bot) -> None:
+    """Like Telegram: secret header sent, a failing target skipped, the update kept till 200."""
+    from aiohttp import web
+
+    seen: list[tuple[str, str, int]] = []
+
+    async def failing(request: web.Request) -> web.Response:
+        seen.append(("failing", request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
+                     (await request.json())["update_id"]))
+        return web.Response(status=502)
+
+    async def working(request: web.Request) -> web.Response:
+        seen.append(("working", request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
+                     (await request.json())["update_id"]))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/failing", failing)
+    app.router.add_post("/working", working)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        assert await bot.set_webhook("https://example.org/hook", secret_token="s3cret")
+        server.route_webhook([f"http://127.0.0.1:{port}/failing",
+                              f"http://127.0.0.1:{port}/working",
+                              "http://127.0.0.1:1/refused"])
+        update_id = await server.user(5).send_text("bonjour")
+        for _ in range(100):
+            if any(where == "working" for where, _, _ in seen):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert [where for where, _, _ in seen] == ["failing", "working"]
+        assert {(secret, uid) for _, secret, uid in seen} == {("s3cret", update_id)}
+        assert [d.status for d in server.webhook_deliveries] == [502, 200]
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+    finally:
+        await runner.cleanup()
+
+
 async def test_stop_wakes_a_pending_long_poll() -> None:
     server = LocalBotAPI()
     await server.start()

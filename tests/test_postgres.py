@@ -35,3 +35,26 @@ async def test_intake_on_postgresql(api: LocalBotAPI, tmp_path: Path, clock: Fak
     assert sorted(n.reference for n in needs) == [f"TI-2026-000{i}" for i in range(1, 6)]
     assert {n.firm_name for n in needs} == {f"Firme {7000 + i}" for i in range(5)}
     assert all(n.created_at.tzinfo is not None for n in needs)
+
+
+async def test_a_connection_dropped_by_the_server_is_replaced_transparently() -> None:
+    """After the server closes every pooled connection, the next transaction still runs."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from storage.db import Database
+    from tests.pg import fresh_database
+
+    async with fresh_database() as url:
+        db = Database(url)
+        pid = await db.run(lambda s: s.execute(text("select pg_backend_pid()")).scalar_one())
+        admin = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await admin.fetchval("select pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        # The pooled connection is dead: the first statement fails, the pool invalidates it
+        # and the transaction runs again on a fresh connection.
+        again = await db.run(lambda s: s.execute(text("select pg_backend_pid()")).scalar_one())
+        assert again != pid
+        await db.dispose()

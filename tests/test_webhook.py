@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot.localapi import LocalBotAPI
 from bot.runtime import build_services, running_bot
-from bot.webhook import SECRET_HEADER, WebhookServer
+from bot.webhook import SECRET_HEADER, WebhookServer, chat_of
 from storage.models import PendingUpdate
 from tests.conftest import FakeClock, make_settings, smtp_settings
 from tests.smtp import SmtpServer
@@ -124,3 +124,56 @@ async def test_healthz_and_metrics(served: tuple[WebhookServer, httpx.AsyncClien
     down = await client.get("/healthz")
     assert down.status_code == 503 and down.json()["smtp"].startswith("error")
     assert timedelta(seconds=1) == server.lease
+
+
+async def test_one_chat_is_handled_in_update_order_across_instances(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI, clock: FakeClock
+) -> None:
+    """A later update waits for the earlier one of its chat; finishing one runs the next."""
+    server, _client = served
+    user = api.user(8005)
+    first = api._history[await user.send_command("/start")]
+    second = api._history[await user.send_command("/aide")]
+    other = api._history[await api.user(8006).send_command("/start")]
+
+    def arrive(session: Session) -> None:
+        # Both stored (by two instances), the first one held by an instance still working.
+        session.add(PendingUpdate(update_id=first["update_id"], chat_id=8005, payload=first,
+                                  received_at=clock(), claimed_until=clock() + timedelta(hours=1)))
+        session.add(PendingUpdate(update_id=second["update_id"], chat_id=8005, payload=second,
+                                  received_at=clock()))
+        session.add(PendingUpdate(update_id=other["update_id"], chat_id=8006, payload=other,
+                                  received_at=clock()))
+
+    await server.services.db.run(arrive)
+    # The second waits behind the first; another chat does not wait for anybody.
+    assert await server.handle(second["update_id"]) is False
+    assert await server.handle(other["update_id"]) is True
+
+    def release(session: Session) -> None:
+        row = session.get(PendingUpdate, first["update_id"])
+        assert row is not None
+        row.claimed_until = None
+        session.add(row)
+
+    await server.services.db.run(release)
+    # Handling the first goes straight on with the second, in the same call.
+    assert await server.handle(first["update_id"]) is True
+    rows = {row.update_id: row for row in await stored(server)}
+    assert all(row.done_at is not None for row in rows.values())
+    texts_seen = [m.plain for m in user.messages]
+    assert len(texts_seen) >= 3  # welcome, privacy notice, then the help
+    assert server.handled == 3
+
+
+def test_chat_of_finds_the_chat_of_every_update_kind() -> None:
+    """Messages, buttons, edits and member updates carry their chat; polls carry none."""
+    chat = {"id": 42, "type": "private"}
+    assert chat_of({"update_id": 1, "message": {"chat": chat}}) == 42
+    assert chat_of({"update_id": 1, "edited_message": {"chat": chat}}) == 42
+    assert chat_of({"update_id": 1, "callback_query": {"from": {"id": 7},
+                                                       "message": {"chat": chat}}}) == 42
+    assert chat_of({"update_id": 1, "callback_query": {"from": {"id": 7}}}) == 7
+    assert chat_of({"update_id": 1, "my_chat_member": {"chat": chat, "from": {"id": 7}}}) == 42
+    assert chat_of({"update_id": 1, "poll": {"id": "p"}}) is None
+    assert chat_of({"update_id": 1, "poll_answer": {"user": {"id": 9}}}) == 9

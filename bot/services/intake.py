@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import texts
@@ -45,7 +46,7 @@ from knowledge.firms import FirmDirectory, FirmRecord, LookupOutcome
 from knowledge.geography import Commune, Geography
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory
-from storage.db import Database
+from storage.db import Database, lock_chat
 from storage.models import (
     ChatDraft,
     Consent,
@@ -59,7 +60,7 @@ from storage.models import (
 )
 from storage.types import utcnow
 
-__all__ = ["FIELD_ORDER", "IntakeService", "erase_user_data"]
+__all__ = ["FIELD_ORDER", "ConversationConflict", "IntakeService", "erase_user_data"]
 
 Clock = Callable[[], datetime]
 
@@ -183,7 +184,16 @@ class IntakeService:
     async def handle(self, event: Incoming) -> Result:
         """Handle one event in one transaction; return the deliveries to make now."""
         found = await self._prefetch(event) if self.firms is not None else None
-        return await self.db.run(lambda session: self._handle(session, event, found))
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self.db.run(lambda session: self._handle(session, event, found))
+            except (ConversationConflict, IntegrityError):
+                # Another instance changed (or created) this chat's conversation between our
+                # read and our write: the transaction rolled back whole (update id included),
+                # so running it again on the fresh state is safe.
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _prefetch(self, event: Incoming) -> _Prefetched | None:
         """Ask the company directory what this answer will need, before the transaction."""
@@ -220,6 +230,9 @@ class IntakeService:
 
     def _handle(self, session: Session, event: Incoming, found: _Prefetched | None) -> Result:
         now = self.clock()
+        # Two instances never run two turns of one chat at once (PostgreSQL); the version
+        # check in `_save_conversation` is the second line of defence.
+        lock_chat(session, event.chat_id)
         if event.update_id is not None and not self._first_time(session, event.update_id, now):
             return Result(duplicate=True)
         turn = _Turn(found=found)
@@ -227,6 +240,7 @@ class IntakeService:
         # attribute history) the same two statements cost three times as much CPU.
         conv = _load_conversation(session, event.chat_id)
         loaded = _saved_state(conv) if conv is not None else None
+        read_version = conv.version if conv is not None else 0
         if event.kind == "command":
             self._on_command(session, event, conv, turn, now)
         elif event.kind == "button":
@@ -236,7 +250,7 @@ class IntakeService:
         else:
             self._on_text(session, event, conv, turn, now)
         if conv is not None and not turn.dropped and _saved_state(conv) != loaded:
-            _save_conversation(session, conv)
+            _save_conversation(session, conv, read_version)
         deliveries = outbox.enqueue(
             session,
             channel=event.channel,
@@ -1043,9 +1057,18 @@ _LOAD_CONVERSATION = select(_CONVERSATION).where(
 )
 _SAVE_CONVERSATION = (
     update(_CONVERSATION)
-    .where(_CONVERSATION.c.chat_id == bindparam("where_chat_id"))
+    .where(_CONVERSATION.c.chat_id == bindparam("where_chat_id"),
+           _CONVERSATION.c.version == bindparam("where_version"))
     .values({key: bindparam(f"new_{key}") for key in _CONVERSATION_FIELDS})
 )
+# Attempts at a turn when another instance changed the conversation in the meantime.
+_ATTEMPTS = 3
+
+
+class ConversationConflict(RuntimeError):
+    """The conversation changed since it was read (another instance saved it first)."""
+
+
 _DELETE_CONVERSATION = delete(_CONVERSATION).where(
     _CONVERSATION.c.chat_id == bindparam("chat_id")
 )
@@ -1070,10 +1093,15 @@ def _saved_state(conv: Conversation) -> tuple[Any, ...]:
     )
 
 
-def _save_conversation(session: Session, conv: Conversation) -> None:
+def _save_conversation(session: Session, conv: Conversation, read_version: int) -> None:
+    """Write the conversation back if nobody saved it since it was read (else conflict)."""
+    conv.version = max(conv.version, read_version + 1)
     params = {f"new_{key}": getattr(conv, key) for key in _CONVERSATION_FIELDS}
     params["where_chat_id"] = conv.chat_id
-    session.execute(_SAVE_CONVERSATION, params)
+    params["where_version"] = read_version
+    if session.execute(_SAVE_CONVERSATION, params).rowcount != 1:  # type: ignore[attr-defined]
+        raise ConversationConflict(f"conversation {conv.chat_id} changed since version "
+                                   f"{read_version}")
 
 
 def _drop_conversation(session: Session, conv: Conversation, turn: _Turn) -> None:

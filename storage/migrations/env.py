@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel, create_engine
@@ -14,6 +14,8 @@ import storage.models  # noqa: F401  (registers every table on SQLModel.metadata
 from storage.db import sync_url
 
 target_metadata = SQLModel.metadata
+# Any fixed 64-bit number, distinct from the chat ids locked by the intake (negative).
+MIGRATION_LOCK = -7_237_001_000
 
 
 def _run(connection: Connection) -> None:
@@ -25,6 +27,11 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several instances starting together on one database: one migrates, the others
+            # wait here, then find the database at head (held until this transaction ends).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
