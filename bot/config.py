@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
     smtp_password: str | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_timeout: float = Field(default=10.0, alias="SMTP_TIMEOUT", gt=0)
+    # Emails sent in parallel, each over its own reused connection: a burst (a thousand
+    # meeting reminders due at the same minute) is not held up by one connection's pace.
+    smtp_connections: int = Field(default=2, alias="SMTP_CONNECTIONS", ge=1, le=16)
     mail_from: str = Field(default="Relais <relais@localhost>", alias="MAIL_FROM")
     # Off only in the intake benchmark, which measures the conversation, not SMTP delivery.
     email_worker: bool = Field(default=True, alias="RELAIS_EMAIL_WORKER")

@@ -39,7 +39,7 @@ def mail_local_part(mail_from: str) -> str:
 
 
 class EmailWorker:
-    """Claims email rows, sends them over one reused SMTP connection, records the outcome."""
+    """Claims email rows, sends them over one reused SMTP connection, records each outcome."""
 
     def __init__(
         self,
@@ -59,11 +59,14 @@ class EmailWorker:
         self.lease = lease
         self.sent = 0
 
-    async def run_once(self, limit: int = 50) -> int:
-        """Deliver what is due now; return how many rows were attempted."""
+    async def run_once(self, limit: int = 10) -> int:
+        """Deliver what is due now; return how many rows were attempted.
+
+        Small batches: the rows claimed stay leased while they are sent one by one, and a
+        batch must end well within the lease on a slow server.
+        """
         rows = await outbox.claim_raw(self.db, self.clock(), channel="email", limit=limit,
                                       lease=self.lease)
-        delivered: list[int] = []
         for row_id, _recipient, payload in rows:
             try:
                 draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
@@ -87,9 +90,10 @@ class EmailWorker:
                 await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock())
                 # The server is unwell: leave the rest claimed until their lease ends.
                 break
-            delivered.append(row_id)
+            # Marked at once, not at the end of the batch: a crash then sends again at most
+            # the one email the server had just accepted (with the same Message-ID).
+            await outbox.mark_delivered(self.db, [row_id], self.clock())
             self.sent += 1
-        await outbox.mark_delivered(self.db, delivered, self.clock())
         return len(rows)
 
     async def _tell_animators(self, payload: dict[str, object], draft: EmailDraft,

@@ -320,16 +320,20 @@ async def running_bot(
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
     marker = asyncio.create_task(services.delivered.run(), name="delivered")
-    emails = EmailWorker(services.db, MailSender.from_settings(services.settings),
-                         mail_from=services.settings.mail_from,
-                         territories=services.territories, clock=services.clock,
-                         lease=services.outbox_lease)
-    application.bot_data["email_worker"] = emails
-    mailer = asyncio.create_task(
-        emails.run(stop, interval=services.settings.email_poll_interval)
-        if services.settings.email_worker else emails.sender.close(),
-        name="email",
-    )
+    # One worker per SMTP connection; they claim disjoint rows (leases, SKIP LOCKED).
+    workers = [EmailWorker(services.db, MailSender.from_settings(services.settings),
+                           mail_from=services.settings.mail_from,
+                           territories=services.territories, clock=services.clock,
+                           lease=services.outbox_lease)
+               for _ in range(services.settings.smtp_connections
+                              if services.settings.email_worker else 1)]
+    application.bot_data["email_worker"] = workers[0]
+    application.bot_data["email_workers"] = workers
+    mailers = [asyncio.create_task(
+        worker.run(stop, interval=services.settings.email_poll_interval)
+        if services.settings.email_worker else worker.sender.close(),
+        name=f"email-{index}",
+    ) for index, worker in enumerate(workers)]
     watcher = asyncio.create_task(
         watch_cards(services, stop, interval=services.settings.cards_watch_interval),
         name="cards",
@@ -380,7 +384,7 @@ async def running_bot(
                 await task
         # The email worker finishes its current message and closes its connection.
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(mailer, timeout=10)
+            await asyncio.wait_for(asyncio.gather(*mailers), timeout=10)
         await services.delivered.flush()
         if services.firms is not None:
             await services.firms.client.aclose()

@@ -197,11 +197,15 @@ class AnimatorService:
             return AnimatorResult(toast=texts.STATUS_LABELS.get(need.status, need.status))
         result = AnimatorResult([Outgoing(f"{need.reference} · "
                                           + texts.CLOSED_AS.format(reason=label))])
+        question = None
         if key == "helped" and self.followup is not None:
-            self.followup.ask_satisfaction(session, need, now=now)
+            question = self.followup.ask_satisfaction(session, need, now=now)
         if need.telegram_chat_id is not None:
-            result.others.append((str(need.telegram_chat_id), Outgoing(
+            chat = str(need.telegram_chat_id)
+            result.others.append((chat, Outgoing(
                 texts.CLOSED_FOR_FIRM.format(reference=need.reference))))
+            if question is not None:
+                result.others.append((chat, question))
         return result
 
     def _partner_verdict(self, session: Session, need: Need, action: str, routing_id: int,

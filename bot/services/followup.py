@@ -160,19 +160,23 @@ class FollowUpService:
         return asked
 
     # --- satisfaction -----------------------------------------------------------------------
-    def ask_satisfaction(self, session: Session, need: Need, *, now: datetime) -> None:
-        """Once per need closed as helped: ask the firm for a rating on its channel."""
+    def ask_satisfaction(self, session: Session, need: Need, *,
+                         now: datetime) -> Outgoing | None:
+        """Once per need closed as helped: the rating question for the firm's chat, if any.
+
+        The caller sends it after its own news of the closing, in the same delivery, so
+        the firm reads them in that order.
+        """
         assert need.id is not None
         if session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first():
-            return
+            return None
         session.add(Satisfaction(need_id=need.id, territory_id=need.territory_id,
                                  asked_at=now))
-        if need.telegram_chat_id is not None:
-            buttons = tuple(Button(str(n), f"sat:{need.id}:{n}") for n in range(1, 6))
-            outbox.enqueue(session, channel="telegram", recipient=str(need.telegram_chat_id),
-                           messages=[Outgoing(texts.SATISFACTION_QUESTION.format(
-                               reference=need.reference), (buttons,))],
-                           now=now, claimed=False)
+        if need.telegram_chat_id is None:
+            return None
+        buttons = tuple(Button(str(n), f"sat:{need.id}:{n}") for n in range(1, 6))
+        return Outgoing(texts.SATISFACTION_QUESTION.format(reference=need.reference),
+                        (buttons,))
 
     def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
                   now: datetime) -> AnimatorResult:
