@@ -16,6 +16,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    MessageEntity,
     Update,
 )
 from telegram.constants import ParseMode
@@ -42,7 +43,10 @@ __all__ = ["deliver", "install_handlers", "register_commands"]
 
 log = logging.getLogger(__name__)
 
-PRIVATE = filters.ChatType.PRIVATE
+# New messages in private chats, from a person. An edited message is not a new answer (the
+# bot does not even subscribe to edits: runtime.ALLOWED_UPDATES), and a message without a
+# sender cannot be attributed to anyone.
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.USER
 
 
 def _services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -62,13 +66,32 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """A /command in a private chat: start, aide, annuler, mesdemandes, supprimer, or unknown."""
     message = update.effective_message
     assert message is not None and message.text is not None and update.effective_user
-    name, _, args = message.text.removeprefix("/").partition(" ")
-    name = name.split("@", 1)[0].lower()
+    name, args = _command_parts(message)
     await _dispatch(update, context, Incoming(
         chat_id=message.chat_id, user_id=update.effective_user.id, kind="command",
-        value=name, args=args.strip(), update_id=update.update_id,
+        value=name, args=_without_nul(args), update_id=update.update_id,
         first_name=update.effective_user.first_name,
     ))
+
+
+def _command_parts(message: Message) -> tuple[str, str]:
+    """The command's name (lower case, without '/' or '@bot') and its arguments.
+
+    The name is what Telegram marked as the bot_command at offset 0, so "/rdv\nTI-…" or
+    "/start\tx" are /rdv and /start with arguments, as Telegram's clients show them.
+    """
+    text = message.text or ""
+    command = next((message.parse_entity(e) for e in message.entities
+                    if e.type == MessageEntity.BOT_COMMAND and e.offset == 0), None)
+    if command is None:
+        command = text.split(maxsplit=1)[0] if text.strip() else text
+    args = text[len(command):] if text.startswith(command) else ""
+    return command.removeprefix("/").split("@", 1)[0].lower(), args.strip()
+
+
+def _without_nul(text: str) -> str:
+    """Typed text without U+0000, which PostgreSQL cannot store in a text column."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -77,7 +100,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert message is not None and message.text is not None and update.effective_user
     await _dispatch(update, context, Incoming(
         chat_id=message.chat_id, user_id=update.effective_user.id, kind="text",
-        value=message.text, update_id=update.update_id,
+        value=_without_nul(message.text), update_id=update.update_id,
         first_name=update.effective_user.first_name,
     ))
 

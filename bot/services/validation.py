@@ -22,6 +22,7 @@ __all__ = [
     "parse_email",
     "parse_phone",
     "parse_siret",
+    "telegram_length",
 ]
 
 DESCRIPTION_MIN = 20
@@ -66,13 +67,23 @@ def parse_siret(value: str) -> str | Invalid:
     return compact
 
 
+def telegram_length(text: str) -> int:
+    """The length Telegram counts (UTF-16 code units): most emoji count as two characters."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def parse_description(value: str) -> str | Invalid:
-    """A free-text description between DESCRIPTION_MIN and DESCRIPTION_MAX characters."""
+    """A free-text description between DESCRIPTION_MIN and DESCRIPTION_MAX characters.
+
+    The maximum is counted as Telegram counts (`telegram_length`), so that the summary that
+    shows the description always fits in one message (4,096 UTF-16 code units).
+    """
     text = clean_text(value)
     if len(text) < DESCRIPTION_MIN:
         return Invalid(texts.DESCRIPTION_TOO_SHORT.format(count=len(text)))
-    if len(text) > DESCRIPTION_MAX:
-        return Invalid(texts.DESCRIPTION_TOO_LONG.format(count=len(text), limit=DESCRIPTION_MAX))
+    size = telegram_length(text)
+    if size > DESCRIPTION_MAX:
+        return Invalid(texts.DESCRIPTION_TOO_LONG.format(count=size, limit=DESCRIPTION_MAX))
     return text
 
 
