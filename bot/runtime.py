@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.warnings import PTBUserWarning
 
 from bot import texts
 from bot.config import Settings
@@ -216,11 +218,35 @@ class UpdatePoller:
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except (TypeError, ValueError, KeyError, AttributeError):
+                # The library could not parse an update of the batch (a field it does not
+                # expect): without this, one such update would stop the bot for good, and
+                # again after every restart, since the offset never moves past it.
+                log.exception("getUpdates answer not understood; parsing update by update")
+                updates = await self._fetch_one_by_one()
             backoff = 1.0
             if not updates:
                 continue
             await self._handle_batch(updates)
-            self.offset = updates[-1].update_id + 1
+            self.offset = max(self.offset or 0, updates[-1].update_id + 1)
+
+    async def _fetch_one_by_one(self) -> tuple[Update, ...]:
+        """The next batch fetched raw and parsed update by update; skips what cannot be."""
+        with warnings.catch_warnings():
+            # PTB suggests get_updates instead: it is the parsing of get_updates that failed.
+            warnings.simplefilter("ignore", PTBUserWarning)
+            raw = await self.application.bot.do_api_request(
+                "getUpdates", api_kwargs={"offset": self.offset, "timeout": 0,
+                                          "allowed_updates": ALLOWED_UPDATES})
+        parsed: list[Update] = []
+        for payload in raw or []:
+            try:
+                parsed.append(Update.de_json(payload, self.application.bot))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                log.error("update %s skipped: not understood", payload.get("update_id"))
+                # Moving the offset past it is what makes Telegram forget it.
+                self.offset = max(self.offset or 0, int(payload.get("update_id", 0)) + 1)
+        return tuple(parsed)
 
     async def _handle_batch(self, updates: tuple[Update, ...]) -> None:
         by_chat: dict[int, list[Update]] = {}

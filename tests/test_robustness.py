@@ -1017,9 +1017,6 @@ def test_reloading_the_cards_with_any_arguments(harness: Harness, args: str) -> 
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bot/runtime.py UpdatePoller.run only catches Telegram "
-                   "errors: an update PTB cannot parse ends polling for good, and the offset "
-                   "never moves past it (the same update stops the bot after a restart)")
 async def test_an_update_the_library_cannot_parse_does_not_stop_the_bot(
     relais: RunningBot,
 ) -> None:
