@@ -103,7 +103,8 @@ async def build_services(
     kb = KnowledgeBase.load(settings.cards_dir)
     for problem in kb.problems:
         log.warning("card skipped: %s", problem)
-    questions = QuestionService(kb, tz=settings.tz, clock=clock)
+    questions = QuestionService(kb, tz=settings.tz, clock=clock,
+                                secret=settings.telegram_bot_token)
     router = Router(territories, geo)
     routing = RoutingService(router, territories, tz=settings.tz,
                              mail_domain=mail_domain(settings.mail_from), clock=clock,

@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import json
 import logging
-import re
 import threading
 import time
 import traceback
@@ -619,11 +618,6 @@ def _own_data_action(data: str) -> bool:
     return data == "del:yes" or data.startswith("consent:yes")
 
 
-def _known_issue(data: str) -> bool:
-    """Forged knowledge-base feedback on someone else's question (see the xfail test below)."""
-    return re.fullmatch(r"kb:[nfs]:\d+(:.*)?", data, flags=re.DOTALL) is not None
-
-
 def _diff(before: dict[str, Counter[tuple[Any, ...]]],
           after: dict[str, Counter[tuple[Any, ...]]]) -> dict[str, tuple[list[Any], list[Any]]]:
     """Per table: rows added and rows removed (a changed row is both)."""
@@ -647,8 +641,7 @@ def test_garbage_callback_is_answered_and_writes_nothing(
     async def example() -> None:
         user = await harness.prepare(state)
         await harness.say(user, "/aide")
-        if (data in harness.offered.get(user.chat_id, ()) or _own_data_action(data)
-                or _known_issue(data)):
+        if data in harness.offered.get(user.chat_id, ()) or _own_data_action(data):
             return
         message = user.messages[-1]
         floor = await harness.outbox_high()
@@ -682,8 +675,6 @@ def test_garbage_callback_is_answered_and_writes_nothing(
     harness.run(example())
 
 
-@pytest.mark.xfail(strict=True, reason="kb:n/kb:f/kb:s accept any question id: anyone can "
-                   "mark another person's question as rejected or forward it to the animators")
 def test_feedback_on_another_persons_question_changes_nothing(harness: Harness) -> None:
     """Forged "Ce n'est pas ça" / forward buttons naming someone else's question store nothing."""
 

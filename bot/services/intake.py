@@ -536,7 +536,7 @@ class IntakeService:
         now: datetime,
     ) -> None:
         assert self.questions is not None
-        action = self.questions.on_button(session, value)
+        action = self.questions.on_button(session, value, owner=event.chat_id)
         turn.toast = action.toast
         turn.messages.extend(action.messages)
         if action.forward_text is not None:
@@ -683,7 +683,8 @@ class IntakeService:
                 return
             # Outside the form, typed text is a question for the knowledge base.
             turn.messages.extend(
-                self.questions.answer(session, event.value, channel=event.channel, now=now)
+                self.questions.answer(session, event.value, channel=event.channel, now=now,
+                                      owner=event.chat_id)
             )
             return
         if self._answered_as_question(session, event, conv, turn, now):
@@ -713,7 +714,7 @@ class IntakeService:
             return False
         turn.messages.extend(
             self.questions.answer(session, event.value, channel=event.channel, now=now,
-                                  answer=answer)
+                                  answer=answer, owner=event.chat_id)
         )
         self._ask(conv, turn)
         return True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -60,9 +63,15 @@ class QuestionService:
     """Answers questions from the cards and records them for the animators."""
 
     def __init__(
-        self, kb: KnowledgeBase, *, tz: ZoneInfo, clock: Callable[[], datetime] | None = None
+        self, kb: KnowledgeBase, *, tz: ZoneInfo, clock: Callable[[], datetime] | None = None,
+        secret: str | None = None,
     ) -> None:
         self.kb = kb
+        # Signs the question ids put in buttons, bound to the chat that asked: the rows
+        # keep nobody's identity, and forged button data cannot act on another person's
+        # question. Without a secret (the terminal try-out), one per process.
+        self._key = hashlib.sha256(b"relais-kb-buttons:" + (
+            secret.encode() if secret else secrets.token_bytes(32))).digest()
         self.tz = tz
         self.clock = clock or (lambda: datetime.now(tz))
 
@@ -79,6 +88,7 @@ class QuestionService:
         channel: str,
         now: datetime,
         answer: Answer | None = None,
+        owner: int | None = None,
     ) -> list[Outgoing]:
         """Answer a question; record it; return the messages to send."""
         result = answer or self.kb.ask(text)
@@ -94,20 +104,34 @@ class QuestionService:
         session.add(row)
         session.flush()
         assert row.id is not None
+        ref = self._ref(row.id, owner)
         if outcome == "out_of_scope":
             return [Outgoing(texts.KB_OUT_OF_SCOPE,
-                             ((Button(texts.BTN_KB_FORWARD, f"kb:f:{row.id}"),),))]
+                             ((Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"),),))]
         assert best is not None
         if outcome == "uncertain":
             buttons = [
-                Button(_short(hit.card.title), f"kb:s:{row.id}:{hit.card.id}")
+                Button(_short(hit.card.title), f"kb:s:{ref}:{hit.card.id}")
                 for hit in result.hits[:3]
             ]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{row.id}"))
+            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
             return [Outgoing(texts.KB_NOT_SURE, tuple((b,) for b in buttons))]
-        return [self._card_message(best.card, row.id)]
+        return [self._card_message(best.card, ref)]
 
-    def _card_message(self, card: Card, query_id: int | None) -> Outgoing:
+    def _ref(self, query_id: int, owner: int | None) -> str:
+        """`<id>.<signature>`: the question id, signed for the chat it was asked in."""
+        mac = hmac.new(self._key, f"{query_id}:{owner}".encode(), hashlib.sha256)
+        return f"{query_id}.{mac.hexdigest()[:8]}"
+
+    def _query(self, session: Session, ref: str, owner: int | None) -> KbQuery | None:
+        """The question a button refers to, if its signature matches the presser's chat."""
+        query_id, _, _sig = ref.partition(".")
+        if not query_id.isdigit() or not hmac.compare_digest(ref, self._ref(int(query_id),
+                                                                              owner)):
+            return None
+        return session.get(KbQuery, int(query_id))
+
+    def _card_message(self, card: Card, query_ref: str | None) -> Outgoing:
         today = self.clock().astimezone(self.tz).date()
         lead: list[str] = []
         shown = card
@@ -131,27 +155,27 @@ class QuestionService:
              Button(texts.BTN_KB_CONTACTS, f"kb:c:{shown.id}")),
         ]
         second = [Button(texts.BTN_KB_APPLY, f"kb:a:{shown.id}")]
-        if query_id is not None:
-            second.insert(0, Button(texts.BTN_KB_NOT_THAT, f"kb:n:{query_id}"))
+        if query_ref is not None:
+            second.insert(0, Button(texts.BTN_KB_NOT_THAT, f"kb:n:{query_ref}"))
         rows.append(tuple(second))
         return Outgoing(_fit("\n".join(parts)), tuple(rows))
 
     # --- buttons -------------------------------------------------------------------------
-    def on_button(self, session: Session, value: str) -> KbAction:
-        """Handle a `kb:…` button (the part after `kb:`)."""
+    def on_button(self, session: Session, value: str, owner: int | None = None) -> KbAction:
+        """Handle a `kb:…` button (the part after `kb:`) pressed in chat `owner`."""
         action, _, rest = value.partition(":")
         if action in {"n", "f"}:
-            return self._on_query_feedback(session, action, rest)
+            return self._on_query_feedback(session, action, rest, owner)
         if action == "s":
-            query_id, _, card_id = rest.partition(":")
-            row = session.get(KbQuery, int(query_id)) if query_id.isdigit() else None
-            if row is not None:
-                row.chosen_card_id = card_id
-                session.add(row)
+            ref, _, card_id = rest.partition(":")
             card = self.kb.get(card_id)
             if card is None:
                 return KbAction(toast=texts.KB_UNKNOWN_CARD)
-            return KbAction([self._card_message(card, row.id if row else None)])
+            row = self._query(session, ref, owner)
+            if row is not None:
+                row.chosen_card_id = card_id
+                session.add(row)
+            return KbAction([self._card_message(card, ref if row else None)])
         card = self.kb.get(rest)
         if card is None:
             return KbAction(toast=texts.KB_UNKNOWN_CARD)
@@ -167,8 +191,9 @@ class QuestionService:
             return KbAction(apply_theme=theme)
         return KbAction(toast=texts.STALE_BUTTON)
 
-    def _on_query_feedback(self, session: Session, action: str, rest: str) -> KbAction:
-        row = session.get(KbQuery, int(rest)) if rest.isdigit() else None
+    def _on_query_feedback(self, session: Session, action: str, ref: str,
+                           owner: int | None) -> KbAction:
+        row = self._query(session, ref, owner)
         if row is None:
             return KbAction(toast=texts.STALE_BUTTON)
         if action == "n":
@@ -176,8 +201,8 @@ class QuestionService:
             session.add(row)
             answer = self.kb.ask(row.text)
             others = [h for h in answer.hits[1:4] if h.card.id != row.best_card_id]
-            buttons = [Button(_short(h.card.title), f"kb:s:{row.id}:{h.card.id}") for h in others]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{row.id}"))
+            buttons = [Button(_short(h.card.title), f"kb:s:{ref}:{h.card.id}") for h in others]
+            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
             lead = texts.KB_REJECTED + ("\n" + texts.KB_OTHER_CHOICES if others else "")
             return KbAction([Outgoing(lead, tuple((b,) for b in buttons))])
         row.outcome = "forwarded"
