@@ -157,16 +157,17 @@ async def test_propose_confirm_and_both_reminders_once(relais: RunningBot) -> No
     assert reminder.plain.startswith(f"⏰ Rappel : rendez-vous {SLOT} (TI-2026-0001)")
     mails = await emails_to(relais.smtp, mails_before + attendees)
     assert len(with_subject(mails, "Rappel : RDV Menuiserie Dupont")) == attendees
-    # The second one, two hours before; then nothing more, however long we wait.
+    # The second one, two hours before; then nothing more, however long we wait. (Each
+    # jump of the clock waits for the deliveries to be recorded: jumping a day past the
+    # outbox lease while a row is being marked would look like a crash and resend it.)
+    await settle(relais)
     relais.clock.now = datetime(2026, 12, 3, 11, 31, tzinfo=UTC)
     await firm.wait_for_messages(firm_before + 2)
     await emails_to(relais.smtp, mails_before + 2 * attendees)
-    # Let the delivery be recorded before the clock jumps hours ahead: a jump past the
-    # outbox lease while the row is being marked would look like a crash and resend it.
     await settle(relais)
     relais.clock.now = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
     await settle(relais)
-    assert len(firm.messages) == firm_before + 2
+    assert len(firm.messages) == firm_before + 2, [m.plain[:80] for m in firm.messages[firm_before:]]
     assert len(with_subject((m.message for m in relais.smtp.messages), "Rappel")) == 2 * attendees
     assert [r.status for r in await reminders(relais)] == ["sent", "sent"]
 
