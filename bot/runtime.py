@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Update
@@ -355,7 +353,6 @@ async def running_bot(
                for _ in range(services.settings.smtp_connections
                               if services.settings.email_worker else 1)]
     application.bot_data["email_worker"] = workers[0]
-    application.bot_data["email_workers"] = workers
     mailers = [asyncio.create_task(
         worker.run(stop, interval=services.settings.email_poll_interval)
         if services.settings.email_worker else worker.sender.close(),
@@ -428,7 +425,7 @@ async def serve_forever(services: Services, *, host: str, port: int) -> None:
     """Webhook mode: set the webhook, serve it with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
-    from bot.webhook import WebhookServer
+    from bot.webhook import UvicornServer, WebhookServer
 
     settings = services.settings
     assert settings.webhook_url and settings.webhook_secret
@@ -444,43 +441,13 @@ async def serve_forever(services: Services, *, host: str, port: int) -> None:
         config = uvicorn.Config(server.app, host=host, port=port, log_config=None,
                                 lifespan="off", access_log=False)
         try:
-            await _uvicorn_server(config).serve()
+            await UvicornServer(config).serve()
         finally:
             stop.set()
             await server.drain()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-
-
-def _uvicorn_server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus its re-raising of SIGTERM once it has stopped.
-
-        uvicorn stops serving on SIGTERM, then raises the signal again so that the default
-        action kills the process: the bot's own shutdown (updates being handled, outbox
-        marks not yet written, scheduler) would never run. Here the signal only asks the
-        server to stop, and `serve_forever` finishes the rest.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.handle_exit, sig, None)
-            try:
-                yield
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-
-    return Server
-
-
-def _uvicorn_server(config: object) -> Any:
-    return _uvicorn_server_class()(config)
 
 
 async def run_forever(services: Services, stop_signal: asyncio.Event) -> None:

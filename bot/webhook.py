@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import signal
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +29,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
+from uvicorn import Server
 
 from bot.runtime import Services
 from storage.db import lock_chat
 from storage.models import Outbox, PendingUpdate, Reminder
 
-__all__ = ["WebhookServer", "chat_of"]
+__all__ = ["UvicornServer", "WebhookServer", "chat_of"]
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,28 @@ class WebhookServer:
                                  media_type="text/plain; version=0.0.4")
 
 
+class UvicornServer(Server):
+    """uvicorn's server, minus its re-raising of SIGTERM once it has stopped.
+
+    uvicorn stops serving on SIGTERM, then raises the signal again so that the default
+    action kills the process: the bot's own shutdown (updates being handled, outbox marks
+    not yet written, scheduler) would never run. Here the signal only asks the server to
+    stop, and `serve_forever` finishes the rest (tested: exit code 0 in test_scaleout_pg).
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Ask the server to stop on SIGINT/SIGTERM, and nothing more."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
 def chat_of(payload: dict[str, Any]) -> int | None:
     """The chat an update belongs to (the sender's private chat for a button), if any."""
     for key, value in payload.items():
@@ -210,12 +235,8 @@ def _store_and_claim(session: Session, update_id: int, chat_id: int | None,
     session.execute(insert(table).values(update_id=update_id, chat_id=chat_id, payload=payload,
                                          received_at=now)
                     .on_conflict_do_nothing(index_elements=["update_id"]))
-    result = session.execute(
-        update(PendingUpdate)
-        .where(col(PendingUpdate.update_id) == update_id, *_claimable(now))
-        .values(claimed_until=now + lease))
     # The stored payload is the one Telegram sent: no need to read it back.
-    return (update_id, chat_id, payload) if result.rowcount else None  # type: ignore[attr-defined]
+    return (update_id, chat_id, payload) if _lease(session, update_id, now, lease) else None
 
 
 _EARLIER = aliased(PendingUpdate)
@@ -237,13 +258,18 @@ def _claimable(now: datetime) -> tuple[Any, ...]:
             ~earlier_open)
 
 
-def _claim(session: Session, update_id: int, now: datetime,
-           lease: timedelta = LEASE) -> _Claimed:
+def _lease(session: Session, update_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take the update for `lease` if it may be handled now; False if it may not."""
     result = session.execute(
         update(PendingUpdate)
         .where(col(PendingUpdate.update_id) == update_id, *_claimable(now))
         .values(claimed_until=now + lease))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim(session: Session, update_id: int, now: datetime,
+           lease: timedelta = LEASE) -> _Claimed:
+    if not _lease(session, update_id, now, lease):
         return None
     row = session.get(PendingUpdate, update_id)
     return (update_id, row.chat_id, dict(row.payload)) if row is not None else None

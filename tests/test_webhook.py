@@ -161,8 +161,10 @@ async def test_one_chat_is_handled_in_update_order_across_instances(
     assert await server.handle(first["update_id"]) is True
     rows = {row.update_id: row for row in await stored(server)}
     assert all(row.done_at is not None for row in rows.values())
-    texts_seen = [m.plain for m in user.messages]
-    assert len(texts_seen) >= 3  # welcome, privacy notice, then the help
+    # The firm reads the welcome first and the help last, in the order it wrote.
+    seen = [m.plain for m in user.messages]
+    assert seen[0].startswith("Bonjour, je suis Relais"), seen
+    assert seen[-1].startswith("Aide\n/start"), seen
     assert server.handled == 3
 
 
