@@ -31,8 +31,10 @@ from telegram.ext import (
 )
 
 from bot import texts
+from bot.messages import Message as Reply_
 from bot.services import outbox
-from bot.services.types import Delivery, Incoming, Outgoing
+from bot.services.types import Delivery, Incoming
+from handlers.render import telegram_html
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -157,7 +159,7 @@ async def _apologise(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         log.warning("could not apologise to chat %s", chat.id)
 
 
-def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
+def _markup(message: Reply_) -> InlineKeyboardMarkup | None:
     if not message.buttons:
         return None
     return InlineKeyboardMarkup(
@@ -166,7 +168,7 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
     )
 
 
-def _markup_json(message: Outgoing) -> dict[str, object] | None:
+def _markup_json(message: Reply_) -> dict[str, object] | None:
     """The inline keyboard as Bot API JSON (for calls made without PTB's objects)."""
     if not message.buttons:
         return None
@@ -185,13 +187,14 @@ _SEND, _EDIT = "sendmessage", "editmessagetext"
 async def _send_one(bot: Bot, delivery: Delivery) -> None:
     message = delivery.message
     chat_id = int(delivery.recipient)
+    text = telegram_html(message)
     if message.photo is not None and message.edit_message_id is None:
-        await bot.send_photo(chat_id, photo=message.photo, caption=message.text[:1024] or None,
+        await bot.send_photo(chat_id, photo=message.photo, caption=text or None,
                              parse_mode=ParseMode.HTML, reply_markup=_markup(message))
         return
     params: dict[str, object] = {
         "chat_id": chat_id,
-        "text": message.text,
+        "text": text,
         "parse_mode": ParseMode.HTML,
         "reply_markup": _markup_json(message),
     }

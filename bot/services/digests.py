@@ -18,12 +18,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.animator import OPEN_STATUSES
 from bot.services.emails import partner_digest_email, territory_digest_email
 from bot.services.insight import TerritoryStats, charts_png, compute_stats, stats_text
 from bot.services.routing import animator_chats
-from bot.services.types import Outgoing
+from bot.services.types import Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import DigestRun, KbQuery, Need, NeedEvent, NeedRouting, Satisfaction
@@ -81,17 +82,18 @@ class DigestService:
                              end=end, tz=self.tz)
 
     # --- /stats -----------------------------------------------------------------------------
-    def stats_command(self, session: Session, user_id: int, *, now: datetime) -> AnimatorResult:
+    def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:
         """`/stats`: the last 7 days of the animator's territories, text and charts."""
         territories = self.territories.animated_by(user_id)
         if not territories:
-            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
-        result = AnimatorResult()
+            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+        result = Reply()
         for territory in territories:
             figures = self.stats(session, territory, start=now - timedelta(days=7), end=now)
-            result.messages.append(Outgoing(stats_text(figures, tz=self.tz, html=True)))
+            result.messages.append(Message.legacy(stats_text(figures, tz=self.tz, html=True)))
             for name, png in charts_png(figures, tz=self.tz):
-                result.messages.append(Outgoing(texts.CHART_CAPTIONS.get(name, ""), photo=png))
+                result.messages.append(
+                    Message.legacy(texts.CHART_CAPTIONS.get(name, ""), photo=png))
         return result
 
     # --- weekly digests ---------------------------------------------------------------------
@@ -137,7 +139,8 @@ class DigestService:
                                    now=now, payload={"email": draft.to_payload(),
                                                      "territory_id": territory.id,
                                                      "key": draft.message_id.strip("<>")})
-        messages = [Outgoing(html)] + [Outgoing(texts.CHART_CAPTIONS.get(name, ""), photo=png)
+        messages = [Message.legacy(html)] + [
+            Message.legacy(texts.CHART_CAPTIONS.get(name, ""), photo=png)
                                        for name, png in charts]
         for chat in animator_chats(territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,

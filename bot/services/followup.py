@@ -25,11 +25,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.animator import OPEN_STATUSES
 from bot.services.emails import optional_reply_address, partner_relance_email
 from bot.services.routing import animator_chats, need_view
-from bot.services.types import Button, Outgoing
+from bot.services.types import Button, Reply
 from bot.services.workdays import add_working_days
 from knowledge.territories import TerritoryDirectory
 from storage.models import ChatDraft, Need, NeedRouting, Satisfaction
@@ -118,7 +119,7 @@ class FollowUpService:
         if territory is None:
             return
         days = routing.ack_days * self.escalate_factor
-        message = Outgoing(
+        message = Message.legacy(
             texts.FOLLOWUP_ALERT.format(partner=texts.esc(routing.partner_name),
                                         reference=need.reference, days=days,
                                         firm=texts.esc(need.firm_name or "—")),
@@ -148,7 +149,7 @@ class FollowUpService:
             territory = self.territories.get(need.territory_id or "")
             if territory is None:
                 continue
-            message = Outgoing(
+            message = Message.legacy(
                 texts.FOLLOWUP_STALE.format(reference=need.reference, days=self.stale_days,
                                             firm=texts.esc(need.firm_name or "—")),
                 ((Button(texts.BTN_CLOSE, f"ani:close:{need.id}"),
@@ -161,7 +162,7 @@ class FollowUpService:
 
     # --- satisfaction -----------------------------------------------------------------------
     def ask_satisfaction(self, session: Session, need: Need, *,
-                         now: datetime) -> Outgoing | None:
+                         now: datetime) -> Message | None:
         """Once per need closed as helped: the rating question for the firm's chat, if any.
 
         The caller sends it after its own news of the closing, in the same delivery, so
@@ -175,28 +176,28 @@ class FollowUpService:
         if need.telegram_chat_id is None:
             return None
         buttons = tuple(Button(str(n), f"sat:{need.id}:{n}") for n in range(1, 6))
-        return Outgoing(texts.SATISFACTION_QUESTION.format(reference=need.reference),
+        return Message.legacy(texts.SATISFACTION_QUESTION.format(reference=need.reference),
                         (buttons,))
 
     def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
-                  now: datetime) -> AnimatorResult:
+                  now: datetime) -> Reply:
         """`sat:<need>:<1..5|skip>` pressed by the firm."""
         need_part, _, answer = value.partition(":")[2].partition(":")
         need = session.get(Need, int(need_part)) if need_part.isdigit() else None
         if need is None or need.telegram_user_id != user_id:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         row = session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first()
         if row is None:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if answer == "skip":
             draft = session.get(ChatDraft, chat_id)
             if draft is not None and draft.kind == "sat_comment":
                 session.delete(draft)
-            return AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+            return Reply([Message.legacy(texts.SATISFACTION_THANKS)])
         if not answer.isdigit() or not 1 <= int(answer) <= 5:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if row.score is not None:
-            return AnimatorResult(toast=texts.SATISFACTION_ALREADY)
+            return Reply(toast=texts.SATISFACTION_ALREADY)
         row.score, row.answered_at = int(answer), now
         session.add(row)
         draft = session.get(ChatDraft, chat_id) or ChatDraft(
@@ -205,27 +206,27 @@ class FollowUpService:
         draft.data = {"need_id": need.id}
         draft.updated_at = now
         session.add(draft)
-        result = AnimatorResult([Outgoing(texts.SATISFACTION_ASK_COMMENT, (
+        result = Reply([Message.legacy(texts.SATISFACTION_ASK_COMMENT, (
             (Button(texts.BTN_NO_COMMENT, f"sat:{need.id}:skip"),),))])
         self._tell_animators(result, need, row)
         return result
 
     def on_comment(self, session: Session, draft: ChatDraft, text: str, *,
-                   now: datetime) -> AnimatorResult:
+                   now: datetime) -> Reply:
         """The optional comment after a rating."""
         session.delete(draft)
         need = session.get(Need, int(draft.data.get("need_id", 0)))
         row = session.exec(select(Satisfaction).where(
             Satisfaction.need_id == (need.id if need else -1))).first()
         if need is None or row is None:
-            return AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+            return Reply([Message.legacy(texts.SATISFACTION_THANKS)])
         row.comment = " ".join(text.split())[:COMMENT_MAX]
         session.add(row)
-        result = AnimatorResult([Outgoing(texts.SATISFACTION_THANKS)])
+        result = Reply([Message.legacy(texts.SATISFACTION_THANKS)])
         self._tell_animators(result, need, row)
         return result
 
-    def _tell_animators(self, result: AnimatorResult, need: Need, row: Satisfaction) -> None:
+    def _tell_animators(self, result: Reply, need: Need, row: Satisfaction) -> None:
         territory = self.territories.get(need.territory_id or "")
         if territory is None:
             return
@@ -234,4 +235,4 @@ class FollowUpService:
         if row.comment:
             text += f"\n« {texts.esc(row.comment)} »"
         for chat in animator_chats(territory):
-            result.others.append((chat, Outgoing(text)))
+            result.others.append((chat, Message.legacy(text)))

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
 from bot.services.emails import (
     FirmReplyView,
@@ -40,7 +41,7 @@ from bot.services.intake import next_reference
 from bot.services.questions import QuestionService
 from bot.services.replies import ReplyKind, classify_reply
 from bot.services.routing import RoutingService, animator_chats, change_status
-from bot.services.types import Button, Outgoing
+from bot.services.types import Button
 from knowledge.geography import Commune, Geography, normalize_name
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import Territory, TerritoryDirectory
@@ -368,16 +369,16 @@ class InboundService:
         name = texts.esc(routing.partner_name)
         if verdict.kind == ReplyKind.ACK:
             mark_partner_ack(session, need, routing, now=now, actor=f"email:{routing.partner_id}")
-            message = Outgoing(texts.EMAIL_PARTNER_ACK.format(
+            message = Message.legacy(texts.EMAIL_PARTNER_ACK.format(
                 partner=name, reference=need.reference, cue=texts.esc(verdict.reason)))
         elif verdict.kind == ReplyKind.REFUSED:
             routing.status = "refused"
             session.add(routing)
-            message = Outgoing(texts.EMAIL_PARTNER_REFUSED.format(
+            message = Message.legacy(texts.EMAIL_PARTNER_REFUSED.format(
                 partner=name, reference=need.reference, cue=texts.esc(verdict.reason)),
                 ((Button(texts.BTN_REASSIGN, f"ani:re:{need.id}"),),))
         else:
-            message = Outgoing(texts.EMAIL_PARTNER_UNSURE.format(
+            message = Message.legacy(texts.EMAIL_PARTNER_UNSURE.format(
                 partner=name, reference=need.reference,
                 text=texts.esc(_excerpt(mail.text))),
                 ((Button(texts.BTN_PARTNER_ACK, f"ani:pack:{need.id}:{routing.id}"),

@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import AnimatorResult, AnimatorService
+from bot.services.animator import AnimatorService
 from bot.services.digests import DigestService
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
@@ -32,7 +33,7 @@ from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
-from bot.services.types import Button, Incoming, Outgoing, Result
+from bot.services.types import Button, Incoming, Reply, Result
 from bot.services.validation import (
     Invalid,
     format_phone,
@@ -123,16 +124,16 @@ class _Prefetched:
 class _Turn:
     """What one event produces: messages for this chat, and an optional button toast."""
 
-    messages: list[Outgoing] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     toast: str | None = None
     # Messages for other chats (e.g. a question forwarded to the animators).
-    others: list[tuple[str, Outgoing]] = field(default_factory=list)
+    others: list[tuple[str, Message]] = field(default_factory=list)
     found: _Prefetched | None = None
     # The stored conversation was deleted (cancelled, submitted): nothing to save back.
     dropped: bool = False
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
-        self.messages.append(Outgoing(text, buttons))
+        self.messages.append(Message.legacy(text, buttons))
 
 
 @dataclass(slots=True)
@@ -355,7 +356,7 @@ class IntakeService:
                 self._ask(conv, turn)
 
     @staticmethod
-    def _merge(result: AnimatorResult, turn: _Turn) -> None:
+    def _merge(result: Reply, turn: _Turn) -> None:
         turn.messages.extend(result.messages)
         turn.others.extend(result.others)
         turn.toast = result.toast
@@ -568,12 +569,12 @@ class IntakeService:
         for territory in territories:
             for animator in territory.animators:
                 if animator.telegram_user_id is not None:
-                    turn.others.append((str(animator.telegram_user_id), Outgoing(text)))
+                    turn.others.append((str(animator.telegram_user_id), Message.legacy(text)))
 
     def _mark_choice(self, event: Incoming, label: str, turn: _Turn) -> None:
         if event.message_id is not None and event.origin_html is not None:
             turn.messages.append(
-                Outgoing(
+                Message.legacy(
                     f"{event.origin_html}\n\n✅ <b>{texts.esc(label)}</b>",
                     edit_message_id=event.message_id,
                 )

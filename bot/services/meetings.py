@@ -27,11 +27,11 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import AnimatorResult
 from bot.services.emails import MeetingView, meeting_email
 from bot.services.ics import Attendee, Invitation, invitation_ics
-from bot.services.types import Button, Outgoing
+from bot.services.types import Button, Reply
 from bot.services.when import (
     When,
     format_day,
@@ -136,22 +136,22 @@ class MeetingService:
 
     # --- commands ---------------------------------------------------------------------------
     def command_rdv(self, session: Session, user_id: int, chat_id: int, args: str, *,
-                    now: datetime) -> AnimatorResult:
+                    now: datetime) -> Reply:
         """`/rdv` lists the territory's upcoming meetings; `/rdv TI-…` proposes one."""
         if not self.is_animator(user_id):
-            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
+            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
         reference = args.strip().upper()
         if not reference:
             return self.upcoming_for_animator(session, user_id, now=now)
         need = session.exec(select(Need).where(Need.reference == reference)).first()
         if need is None or need.id is None or self._allowed_need(session, user_id,
                                                                  need.id) is None:
-            return AnimatorResult([Outgoing(texts.NEED_NOT_FOUND.format(
+            return Reply([Message.legacy(texts.NEED_NOT_FOUND.format(
                 reference=texts.esc(reference[:20])))])
         return self._start_draft(session, user_id, chat_id, need, now=now)
 
     def upcoming_for_animator(self, session: Session, user_id: int, *,
-                              now: datetime) -> AnimatorResult:
+                              now: datetime) -> Reply:
         """The territory's meetings still ahead (cancelled ones left out), soonest first."""
         territory_ids = [t.id for t in self._territories_of(user_id)]
         meetings = session.exec(
@@ -161,7 +161,7 @@ class MeetingService:
             .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
         ).all()
         if not meetings:
-            return AnimatorResult([Outgoing(texts.MEETINGS_EMPTY)])
+            return Reply([Message.legacy(texts.MEETINGS_EMPTY)])
         lines = [texts.MEETINGS_TITLE.format(count=len(meetings))]
         rows: list[tuple[Button, ...]] = []
         for meeting in meetings:
@@ -174,10 +174,10 @@ class MeetingService:
             local = meeting.start_at.astimezone(self.tz)
             label = f"{local:%d/%m %H:%M} · {firm}"[:60]
             rows.append((Button(label, f"mt:show:{meeting.id}"),))
-        return AnimatorResult([Outgoing("\n".join(lines), tuple(rows))])
+        return Reply([Message.legacy("\n".join(lines), tuple(rows))])
 
     def upcoming_for_firm(self, session: Session, user_id: int, *,
-                          now: datetime) -> list[Outgoing]:
+                          now: datetime) -> list[Message]:
         """`/mesrdv`: the firm's meetings still ahead."""
         rows = session.exec(
             select(Meeting, Need).where(Meeting.need_id == Need.id,
@@ -188,20 +188,20 @@ class MeetingService:
             .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
         ).all()
         if not rows:
-            return [Outgoing(texts.MY_MEETINGS_EMPTY)]
+            return [Message.legacy(texts.MY_MEETINGS_EMPTY)]
         lines = [texts.MY_MEETINGS_TITLE]
         for meeting, need in rows:
             lines.append(texts.MY_MEETING_LINE.format(
                 slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
                 reference=need.reference,
                 status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status)))
-        return [Outgoing("\n".join(lines))]
+        return [Message.legacy("\n".join(lines))]
 
     # --- the animator's draft ---------------------------------------------------------------
     def _start_draft(self, session: Session, user_id: int, chat_id: int, need: Need, *,
-                     now: datetime, meeting: Meeting | None = None) -> AnimatorResult:
+                     now: datetime, meeting: Meeting | None = None) -> Reply:
         if meeting is None and need.status in CLOSED:
-            return AnimatorResult([Outgoing(texts.MEETING_NEED_CLOSED)])
+            return Reply([Message.legacy(texts.MEETING_NEED_CLOSED)])
         data: dict[str, Any] = {"need_id": need.id}
         if meeting is not None:
             data["meeting_id"] = meeting.id
@@ -212,42 +212,42 @@ class MeetingService:
         draft.user_id, draft.kind, draft.step, draft.data = user_id, "meeting", "when", data
         draft.updated_at = now
         session.add(draft)
-        return AnimatorResult([self._ask_when(need, meeting)])
+        return Reply([self._ask_when(need, meeting)])
 
-    def _ask_when(self, need: Need, meeting: Meeting | None) -> Outgoing:
+    def _ask_when(self, need: Need, meeting: Meeting | None) -> Message:
         firm = texts.esc(need.firm_name or "—")
         if meeting is not None:
-            return Outgoing(texts.MEETING_ASK_WHEN_MOVE.format(
+            return Message.legacy(texts.MEETING_ASK_WHEN_MOVE.format(
                 firm=firm, reference=need.reference, slot=self._slot(meeting)),
                 ((Button(texts.BTN_ABANDON, "md:abort"),),))
-        return Outgoing(texts.MEETING_ASK_WHEN.format(firm=firm, reference=need.reference),
+        return Message.legacy(texts.MEETING_ASK_WHEN.format(firm=firm, reference=need.reference),
                         ((Button(texts.BTN_ABANDON, "md:abort"),),))
 
     def on_draft_text(self, session: Session, draft: ChatDraft, text: str, *,
-                      now: datetime) -> AnimatorResult:
+                      now: datetime) -> Reply:
         """A typed answer to the pending question of a draft (animator or firm)."""
         if draft.kind == "other_slot":
             return self._firm_other_slot_text(session, draft, text, now=now)
         need = self._allowed_need(session, draft.user_id, int(draft.data.get("need_id", 0)))
         if need is None:
             session.delete(draft)
-            return AnimatorResult([Outgoing(texts.MEETING_NOT_FOUND)])
+            return Reply([Message.legacy(texts.MEETING_NOT_FOUND)])
         if draft.step == "when":
             return self._when_answer(session, draft, need, text, now=now)
         if draft.step == "duration":
             minutes = parse_duration(text)
             if minutes is None:
-                return AnimatorResult([self._ask_duration(draft, preface=texts.BAD_DURATION)])
+                return Reply([self._ask_duration(draft, preface=texts.BAD_DURATION)])
             return self._duration_chosen(session, draft, need,
                                          int(minutes.total_seconds() // 60), now=now)
         if draft.step == "place":
             return self._place_answer(session, draft, need, text, now=now)
         # Steps answered with buttons: the same question again.
-        return AnimatorResult([self._question(session, draft, need,
+        return Reply([self._question(session, draft, need,
                                               preface=texts.USE_BUTTONS)])
 
     def _when_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
-                     now: datetime) -> AnimatorResult:
+                     now: datetime) -> Reply:
         parsed = parse_when(text, now=now, tz=self.tz)
         if not isinstance(parsed, When):
             message = texts.WHEN_ERRORS[parsed.error.value].format(
@@ -255,18 +255,18 @@ class MeetingService:
             meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
                 "meeting_id") else None
             ask = self._ask_when(need, meeting)
-            return AnimatorResult([Outgoing(f"{message}\n\n{ask.text}", ask.buttons)])
+            return Reply([Message.legacy(f"{message}\n\n{ask.legacy_html}", ask.buttons)])
         start = parsed.start.astimezone(self.tz)
         draft.data = {**draft.data, "start": start.isoformat()}
         duration = int(draft.data.get("duration", DEFAULT_DURATION))
         reasons = unusual_reasons(start, start + timedelta(minutes=duration), tz=self.tz)
         if reasons:
             self._goto(draft, "unusual", now)
-            return AnimatorResult([self._ask_unusual(draft, reasons)])
+            return Reply([self._ask_unusual(draft, reasons)])
         self._goto(draft, "duration", now)
-        return AnimatorResult([self._ask_duration(draft)])
+        return Reply([self._ask_duration(draft)])
 
-    def _ask_unusual(self, draft: ChatDraft, reasons: list[str]) -> Outgoing:
+    def _ask_unusual(self, draft: ChatDraft, reasons: list[str]) -> Message:
         start = datetime.fromisoformat(draft.data["start"])
         duration = int(draft.data.get("duration", DEFAULT_DURATION))
         words = []
@@ -277,14 +277,14 @@ class MeetingService:
                 words.append(texts.UNUSUAL_WEEKEND)
             elif reason.startswith("holiday:"):
                 words.append(texts.UNUSUAL_HOLIDAY.format(name=texts.esc(reason[8:])))
-        return Outgoing(
+        return Message.legacy(
             texts.MEETING_UNUSUAL.format(
                 reasons=", ".join(words),
                 slot=format_slot(start, start + timedelta(minutes=duration), tz=self.tz)),
             ((Button(texts.BTN_KEEP_SLOT, "md:keep"),
               Button(texts.BTN_CHANGE_SLOT, "md:redate")),))
 
-    def _ask_duration(self, draft: ChatDraft, *, preface: str | None = None) -> Outgoing:
+    def _ask_duration(self, draft: ChatDraft, *, preface: str | None = None) -> Message:
         start = datetime.fromisoformat(draft.data["start"]).astimezone(self.tz)
         text = texts.MEETING_ASK_DURATION.format(
             slot_day=format_day(start, tz=self.tz).capitalize(),
@@ -293,10 +293,10 @@ class MeetingService:
             text = f"{preface}\n\n{text}"
         buttons = tuple(Button(label, f"md:dur:{minutes}")
                         for minutes, label in texts.DURATION_BUTTONS.items())
-        return Outgoing(text, (buttons[:2], buttons[2:]))
+        return Message.legacy(text, (buttons[:2], buttons[2:]))
 
     def _duration_chosen(self, session: Session, draft: ChatDraft, need: Need, minutes: int,
-                         *, now: datetime) -> AnimatorResult:
+                         *, now: datetime) -> Reply:
         draft.data = {**draft.data, "duration": minutes}
         start = datetime.fromisoformat(draft.data["start"])
         end = start + timedelta(minutes=minutes)
@@ -304,17 +304,17 @@ class MeetingService:
         reasons = unusual_reasons(start, end, tz=self.tz)
         if reasons and not draft.data.get("unusual_ok"):
             self._goto(draft, "unusual", now)
-            return AnimatorResult([self._ask_unusual(draft, reasons)])
+            return Reply([self._ask_unusual(draft, reasons)])
         if draft.data.get("meeting_id"):
             self._goto(draft, "recap", now)
         elif "place" in draft.data:
             self._goto(draft, "recap", now)
         else:
             self._goto(draft, "place", now)
-        return AnimatorResult([self._question(session, draft, need)])
+        return Reply([self._question(session, draft, need)])
 
     def _place_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
-                      now: datetime) -> AnimatorResult:
+                      now: datetime) -> Reply:
         cleaned = " ".join(text.split())
         url = _URL.search(cleaned)
         if url is not None:
@@ -323,21 +323,21 @@ class MeetingService:
         elif 3 <= len(cleaned) <= 300:
             draft.data = {**draft.data, "place": cleaned, "video_url": None}
         else:
-            return AnimatorResult([self._question(session, draft, need,
+            return Reply([self._question(session, draft, need,
                                                   preface=texts.BAD_PLACE)])
         return self._after_place(session, draft, need, now=now)
 
     def _after_place(self, session: Session, draft: ChatDraft, need: Need, *,
-                     now: datetime) -> AnimatorResult:
+                     now: datetime) -> Reply:
         if "partners" not in draft.data:
             routed = self._routed(session, need)
             draft.data = {**draft.data, "partners": [r.partner_id for r in routed],
                           "firm": need.telegram_chat_id is not None}
         self._goto(draft, "who", now)
-        return AnimatorResult([self._question(session, draft, need)])
+        return Reply([self._question(session, draft, need)])
 
     def _question(self, session: Session, draft: ChatDraft, need: Need, *,
-                  preface: str | None = None) -> Outgoing:
+                  preface: str | None = None) -> Message:
         """The pending question of a draft, with its buttons."""
         if draft.step == "when":
             meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
@@ -352,14 +352,14 @@ class MeetingService:
             out = self._ask_duration(draft)
         elif draft.step == "place":
             at_firm = texts.BTN_PLACE_FIRM.format(commune=need.commune_name or "—")[:60]
-            out = Outgoing(texts.MEETING_ASK_PLACE, ((Button(at_firm, "md:place:firm"),),
+            out = Message.legacy(texts.MEETING_ASK_PLACE, ((Button(at_firm, "md:place:firm"),),
                                                      (Button(texts.BTN_ABANDON, "md:abort"),)))
         elif draft.step == "who":
             out = self._ask_who(session, draft, need)
         else:
             out = self._recap(session, draft, need)
         if preface:
-            return Outgoing(f"{preface}\n\n{out.text}", out.buttons)
+            return Message.legacy(f"{preface}\n\n{out.legacy_html}", out.buttons)
         return out
 
     def _routed(self, session: Session, need: Need) -> list[NeedRouting]:
@@ -368,7 +368,7 @@ class MeetingService:
                                       NeedRouting.status != "removed")
             .order_by(col(NeedRouting.id))))
 
-    def _ask_who(self, session: Session, draft: ChatDraft, need: Need) -> Outgoing:
+    def _ask_who(self, session: Session, draft: ChatDraft, need: Need) -> Message:
         chosen = set(draft.data.get("partners", []))
         rows: list[tuple[Button, ...]] = []
         if need.telegram_chat_id is not None:
@@ -381,9 +381,9 @@ class MeetingService:
                                 f"md:who:{routing.partner_id}"[:64]),))
         rows.append((Button(texts.BTN_WHO_DONE, "md:who:ok"),
                      Button(texts.BTN_ABANDON, "md:abort")))
-        return Outgoing(texts.MEETING_ASK_WHO, tuple(rows))
+        return Message.legacy(texts.MEETING_ASK_WHO, tuple(rows))
 
-    def _recap(self, session: Session, draft: ChatDraft, need: Need) -> Outgoing:
+    def _recap(self, session: Session, draft: ChatDraft, need: Need) -> Message:
         start = datetime.fromisoformat(draft.data["start"])
         end = start + timedelta(minutes=int(draft.data.get("duration", DEFAULT_DURATION)))
         meeting_id = draft.data.get("meeting_id")
@@ -398,7 +398,7 @@ class MeetingService:
                 place = f"{place} ({draft.data['video_url']})"
             who = self._who_of_draft(session, draft, need)
         send = texts.BTN_SEND_UPDATE if meeting_id else texts.BTN_SEND_INVITE
-        return Outgoing(
+        return Message.legacy(
             texts.MEETING_RECAP.format(
                 reference=need.reference, slot=format_slot(start, end, tz=self.tz),
                 place=texts.esc(place), who=texts.esc(", ".join(who))),
@@ -424,7 +424,7 @@ class MeetingService:
 
     # --- buttons ----------------------------------------------------------------------------
     def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
-                  now: datetime) -> AnimatorResult:
+                  now: datetime) -> Reply:
         """`md:…` (a draft's buttons), `mt:…` (a meeting's buttons, animator or firm)."""
         prefix, _, rest = value.partition(":")
         if prefix == "md":
@@ -433,73 +433,73 @@ class MeetingService:
         if action in {"ok", "alt", "no"}:
             return self._firm_answer(session, user_id, chat_id, action, args, now=now)
         if not self.is_animator(user_id):
-            return AnimatorResult(toast=texts.ANIMATORS_ONLY)
+            return Reply(toast=texts.ANIMATORS_ONLY)
         target = args.partition(":")[0]
         if not target.isdigit():
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if action == "new":
             need = self._allowed_need(session, user_id, int(target))
             if need is None:
-                return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+                return Reply(toast=texts.NOT_YOUR_TERRITORY)
             return self._start_draft(session, user_id, chat_id, need, now=now)
         meeting = self._allowed_meeting(session, user_id, int(target))
         if meeting is None:
-            return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+            return Reply(toast=texts.NOT_YOUR_TERRITORY)
         need = session.get(Need, meeting.need_id)
         assert need is not None
         if action == "show":
-            return AnimatorResult([self._detail(session, meeting, need)])
+            return Reply([self._detail(session, meeting, need)])
         if meeting.status == MeetingStatus.CANCELLED.value:
-            return AnimatorResult(toast=texts.MEETING_ALREADY_CANCELLED)
+            return Reply(toast=texts.MEETING_ALREADY_CANCELLED)
         if action == "move":
             return self._start_draft(session, user_id, chat_id, need, now=now, meeting=meeting)
         if action == "cancel":
-            return AnimatorResult([Outgoing(
+            return Reply([Message.legacy(
                 texts.MEETING_ASK_CANCEL.format(slot=self._slot(meeting),
                                                 firm=texts.esc(need.firm_name or "—")),
                 ((Button(texts.BTN_CONFIRM_CANCEL, f"mt:cancelok:{meeting.id}"),
                   Button(texts.BTN_KEEP_MEETING, f"mt:keep:{meeting.id}")),))])
         if action == "keep":
-            return AnimatorResult([Outgoing(texts.MEETING_KEPT)])
+            return Reply([Message.legacy(texts.MEETING_KEPT)])
         if action == "cancelok":
             return self._cancel(session, meeting, need, now=now)
-        return AnimatorResult(toast=texts.STALE_BUTTON)
+        return Reply(toast=texts.STALE_BUTTON)
 
-    def _detail(self, session: Session, meeting: Meeting, need: Need) -> Outgoing:
+    def _detail(self, session: Session, meeting: Meeting, need: Need) -> Message:
         text = texts.MEETING_DETAIL.format(
             reference=need.reference, firm=texts.esc(need.firm_name or "—"),
             slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
             who=texts.esc(", ".join(self._who_of_meeting(session, meeting, need)) or "—"),
             status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status))
         if meeting.status == MeetingStatus.CANCELLED.value:
-            return Outgoing(text)
-        return Outgoing(text, ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
+            return Message.legacy(text)
+        return Message.legacy(text, ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
                                 Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),))
 
     def _draft_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
-                      now: datetime) -> AnimatorResult:
+                      now: datetime) -> Reply:
         draft = session.get(ChatDraft, chat_id)
         if draft is None or draft.kind != "meeting" or draft.user_id != user_id:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if value == "abort":
             session.delete(draft)
-            return AnimatorResult([Outgoing(texts.MEETING_ABANDONED)])
+            return Reply([Message.legacy(texts.MEETING_ABANDONED)])
         need = self._allowed_need(session, user_id, int(draft.data.get("need_id", 0)))
         if need is None:
             session.delete(draft)
-            return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
+            return Reply(toast=texts.NOT_YOUR_TERRITORY)
         action, _, arg = value.partition(":")
         if action == "redate":
             self._goto(draft, "when", now)
             draft.data = {k: v for k, v in draft.data.items() if k not in {"unusual_ok"}}
-            return AnimatorResult([self._question(session, draft, need)])
+            return Reply([self._question(session, draft, need)])
         if action == "keep" and draft.step == "unusual":
             draft.data = {**draft.data, "unusual_ok": True}
             if "duration" in draft.data and draft.data.get("duration_set"):
                 return self._duration_chosen(session, draft, need,
                                              int(draft.data["duration"]), now=now)
             self._goto(draft, "duration", now)
-            return AnimatorResult([self._ask_duration(draft)])
+            return Reply([self._ask_duration(draft)])
         if action == "dur" and draft.step == "duration" and arg.isdigit():
             draft.data = {**draft.data, "duration_set": True}
             return self._duration_chosen(session, draft, need, int(arg), now=now)
@@ -514,29 +514,29 @@ class MeetingService:
             if draft.data.get("meeting_id"):
                 return self._move(session, draft, need, now=now)
             return self._create(session, draft, need, user_id, now=now)
-        return AnimatorResult(toast=texts.STALE_BUTTON)
+        return Reply(toast=texts.STALE_BUTTON)
 
     def _who_button(self, session: Session, draft: ChatDraft, need: Need, arg: str, *,
-                    now: datetime) -> AnimatorResult:
+                    now: datetime) -> Reply:
         chosen = list(draft.data.get("partners", []))
         if arg == "ok":
             if not chosen and not draft.data.get("firm"):
-                return AnimatorResult(toast=texts.MEETING_NOBODY)
+                return Reply(toast=texts.MEETING_NOBODY)
             self._goto(draft, "recap", now)
-            return AnimatorResult([self._question(session, draft, need)])
+            return Reply([self._question(session, draft, need)])
         if arg == "firm" and need.telegram_chat_id is not None:
             draft.data = {**draft.data, "firm": not draft.data.get("firm")}
         elif arg in {r.partner_id for r in self._routed(session, need)}:
             chosen = [p for p in chosen if p != arg] if arg in chosen else [*chosen, arg]
             draft.data = {**draft.data, "partners": chosen}
         else:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         self._goto(draft, "who", now)
-        return AnimatorResult([self._ask_who(session, draft, need)])
+        return Reply([self._ask_who(session, draft, need)])
 
     # --- sending ----------------------------------------------------------------------------
     def _create(self, session: Session, draft: ChatDraft, need: Need, user_id: int, *,
-                now: datetime) -> AnimatorResult:
+                now: datetime) -> Reply:
         assert need.id is not None
         start = datetime.fromisoformat(draft.data["start"])
         end = start + timedelta(minutes=int(draft.data.get("duration", DEFAULT_DURATION)))
@@ -567,22 +567,22 @@ class MeetingService:
                                         name=organizer, email=organizer_email))
         session.flush()
         self._send_emails(session, meeting, need, "invite", now=now)
-        result = AnimatorResult()
+        result = Reply()
         if firm_invited:
             result.others.append((str(need.telegram_chat_id),
                                   self._firm_proposal(meeting, need, moved=False)))
-            result.messages.append(Outgoing(texts.MEETING_SENT.format(slot=self._slot(meeting))))
+            result.messages.append(Message.legacy(texts.MEETING_SENT.format(slot=self._slot(meeting))))
         else:
             self._plan_reminders(session, meeting, now=now)
-            result.messages.append(Outgoing(texts.MEETING_SENT_NO_FIRM.format(
+            result.messages.append(Message.legacy(texts.MEETING_SENT_NO_FIRM.format(
                 slot=self._slot(meeting))))
         return result
 
     def _move(self, session: Session, draft: ChatDraft, need: Need, *,
-              now: datetime) -> AnimatorResult:
+              now: datetime) -> Reply:
         meeting = session.get(Meeting, draft.data["meeting_id"])
         if meeting is None or meeting.status == MeetingStatus.CANCELLED.value:
-            return AnimatorResult([Outgoing(texts.MEETING_ALREADY_CANCELLED)])
+            return Reply([Message.legacy(texts.MEETING_ALREADY_CANCELLED)])
         start = datetime.fromisoformat(draft.data["start"])
         meeting.start_at = start
         meeting.end_at = start + timedelta(minutes=int(draft.data.get("duration",
@@ -594,7 +594,8 @@ class MeetingService:
         session.add(meeting)
         self._cancel_reminders(session, meeting, note="déplacé")
         self._send_emails(session, meeting, need, "update", now=now)
-        result = AnimatorResult([Outgoing(texts.MEETING_MOVED.format(slot=self._slot(meeting)))])
+        result = Reply(
+            [Message.legacy(texts.MEETING_MOVED.format(slot=self._slot(meeting)))])
         if meeting.firm_invited and meeting.firm_chat_id is not None:
             result.others.append((str(meeting.firm_chat_id),
                                   self._firm_proposal(meeting, need, moved=True)))
@@ -603,7 +604,7 @@ class MeetingService:
         return result
 
     def _cancel(self, session: Session, meeting: Meeting, need: Need, *,
-                now: datetime) -> AnimatorResult:
+                now: datetime) -> Reply:
         slot = self._slot(meeting)
         meeting.status = MeetingStatus.CANCELLED.value
         meeting.sequence += 1
@@ -616,20 +617,20 @@ class MeetingService:
             session.execute(delete(ChatDraft).where(
                 col(ChatDraft.chat_id) == meeting.firm_chat_id,
                 col(ChatDraft.kind) == "other_slot"))
-        result = AnimatorResult([Outgoing(texts.MEETING_CANCELLED.format(slot=slot))])
+        result = Reply([Message.legacy(texts.MEETING_CANCELLED.format(slot=slot))])
         if meeting.firm_invited and meeting.firm_chat_id is not None:
-            result.others.append((str(meeting.firm_chat_id), Outgoing(
+            result.others.append((str(meeting.firm_chat_id), Message.legacy(
                 texts.MEETING_CANCELLED_FOR_FIRM.format(slot=slot, reference=need.reference))))
         return result
 
-    def _firm_proposal(self, meeting: Meeting, need: Need, *, moved: bool) -> Outgoing:
+    def _firm_proposal(self, meeting: Meeting, need: Need, *, moved: bool) -> Message:
         template = texts.MEETING_MOVED_FOR_FIRM if moved else texts.MEETING_FOR_FIRM
         who = [meeting.organizer_name]
         text = template.format(reference=need.reference, slot=self._slot(meeting),
                                place=texts.esc(self._place(meeting)),
                                who=texts.esc(", ".join(who)))
         key = f"{meeting.id}:{meeting.sequence}"
-        return Outgoing(text, (
+        return Message.legacy(text, (
             (Button(texts.BTN_FIRM_CONFIRM, f"mt:ok:{key}"),),
             (Button(texts.BTN_FIRM_OTHER_SLOT, f"mt:alt:{key}"),),
             (Button(texts.BTN_FIRM_DECLINE, f"mt:no:{key}"),)))
@@ -689,26 +690,26 @@ class MeetingService:
 
     # --- the firm's answers -----------------------------------------------------------------
     def _firm_answer(self, session: Session, user_id: int, chat_id: int, action: str,
-                     args: str, *, now: datetime) -> AnimatorResult:
+                     args: str, *, now: datetime) -> Reply:
         meeting_part, _, sequence = args.partition(":")
         meeting = session.get(Meeting, int(meeting_part)) if meeting_part.isdigit() else None
         need = session.get(Need, meeting.need_id) if meeting is not None else None
         if meeting is None or need is None or need.telegram_user_id != user_id:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         # A proposal that was moved or cancelled since: its buttons mean nothing any more.
         if str(meeting.sequence) != sequence or meeting.status not in {
                 MeetingStatus.PROPOSED.value, MeetingStatus.OTHER_SLOT.value}:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if meeting.start_at <= now:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         slot = self._slot(meeting)
         firm = texts.esc(need.firm_name or "—")
         meeting.updated_at = now
-        result = AnimatorResult()
+        result = Reply()
         if action == "ok":
             meeting.status = MeetingStatus.CONFIRMED.value
             self._plan_reminders(session, meeting, now=now)
-            result.messages.append(Outgoing(texts.FIRM_CONFIRMED_ACK.format(slot=slot)))
+            result.messages.append(Message.legacy(texts.FIRM_CONFIRMED_ACK.format(slot=slot)))
             note = texts.MEETING_FIRM_CONFIRMED.format(firm=firm, slot=slot,
                                                        reference=need.reference)
         elif action == "alt":
@@ -719,25 +720,25 @@ class MeetingService:
             draft.data = {"meeting_id": meeting.id}
             draft.updated_at = now
             session.add(draft)
-            result.messages.append(Outgoing(texts.FIRM_ASK_OTHER_SLOT))
+            result.messages.append(Message.legacy(texts.FIRM_ASK_OTHER_SLOT))
             note = texts.MEETING_FIRM_OTHER_SLOT.format(firm=firm, slot=slot,
                                                         reference=need.reference)
         else:
             meeting.status = MeetingStatus.DECLINED.value
-            result.messages.append(Outgoing(texts.FIRM_DECLINED_ACK))
+            result.messages.append(Message.legacy(texts.FIRM_DECLINED_ACK))
             note = texts.MEETING_FIRM_DECLINED.format(firm=firm, slot=slot,
                                                       reference=need.reference)
         session.add(meeting)
         self._tell_organizer(result, meeting, note)
         return result
 
-    def _tell_organizer(self, result: AnimatorResult, meeting: Meeting, text: str) -> None:
+    def _tell_organizer(self, result: Reply, meeting: Meeting, text: str) -> None:
         buttons: tuple[tuple[Button, ...], ...] = ()
         if meeting.status != MeetingStatus.CONFIRMED.value:
             buttons = ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
                         Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),)
         for chat in self._organizer_chats(meeting):
-            result.others.append((chat, Outgoing(text, buttons)))
+            result.others.append((chat, Message.legacy(text, buttons)))
 
     def _organizer_chats(self, meeting: Meeting) -> list[str]:
         if meeting.organizer_telegram_id is not None:
@@ -748,14 +749,14 @@ class MeetingService:
         return [str(a.telegram_user_id) for a in territory.animators if a.telegram_user_id]
 
     def _firm_other_slot_text(self, session: Session, draft: ChatDraft, text: str, *,
-                              now: datetime) -> AnimatorResult:
+                              now: datetime) -> Reply:
         cleaned = " ".join(text.split())
         if not 3 <= len(cleaned) <= 300:
-            return AnimatorResult([Outgoing(texts.BAD_OTHER_SLOT)])
+            return Reply([Message.legacy(texts.BAD_OTHER_SLOT)])
         session.delete(draft)
         meeting = session.get(Meeting, int(draft.data.get("meeting_id", 0)))
         need = session.get(Need, meeting.need_id) if meeting is not None else None
-        result = AnimatorResult([Outgoing(texts.FIRM_OTHER_SLOT_SENT)])
+        result = Reply([Message.legacy(texts.FIRM_OTHER_SLOT_SENT)])
         if meeting is None or need is None:
             return result
         meeting.firm_note = cleaned[:500]
@@ -847,7 +848,7 @@ class MeetingService:
         assert need is not None
         if meeting.firm_invited and meeting.firm_chat_id is not None:
             outbox.enqueue(session, channel="telegram", recipient=str(meeting.firm_chat_id),
-                           messages=[Outgoing(texts.REMINDER_FOR_FIRM.format(
+                           messages=[Message.legacy(texts.REMINDER_FOR_FIRM.format(
                                slot=self._slot(meeting), reference=need.reference,
                                place=texts.esc(self._place(meeting))))],
                            now=now, claimed=False)

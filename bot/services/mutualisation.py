@@ -15,10 +15,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import texts
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.messages import Message
+from bot.services.animator import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
-from bot.services.types import Button, Outgoing
+from bot.services.types import Button, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, RadarConsent, RadarMark
@@ -52,23 +53,23 @@ class RadarService:
         return [g for g in find_groups(need_items(needs), kb=self.kb)
                 if g.key not in dismissed]
 
-    def command(self, session: Session, user_id: int) -> AnimatorResult:
+    def command(self, session: Session, user_id: int) -> Reply:
         """`/radar`: each group with its firms (for the animator only) and programmes."""
         territories = self.territories.animated_by(user_id)
         if not territories:
-            return AnimatorResult([Outgoing(texts.ANIMATORS_ONLY)])
-        result = AnimatorResult()
+            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+        result = Reply()
         for territory in territories:
             groups = self.groups(session, territory)
             if not groups:
-                result.messages.append(Outgoing(texts.RADAR_EMPTY))
+                result.messages.append(Message.legacy(texts.RADAR_EMPTY))
                 continue
-            result.messages.append(Outgoing(texts.RADAR_TITLE.format(count=len(groups))))
+            result.messages.append(Message.legacy(texts.RADAR_TITLE.format(count=len(groups))))
             for group in groups[:10]:
                 result.messages.append(self._card(session, group))
         return result
 
-    def _card(self, session: Session, group: Group) -> Outgoing:
+    def _card(self, session: Session, group: Group) -> Message:
         lines = []
         for need_id in group.need_ids:
             need = session.get(Need, need_id)
@@ -77,7 +78,7 @@ class RadarService:
                     reference=need.reference, firm=texts.esc(need.firm_name or "—"),
                     commune=texts.esc(need.commune_name or "—")))
         programmes = ", ".join(texts.esc(title) for _id, title in group.programmes)
-        return Outgoing(
+        return Message.legacy(
             texts.RADAR_GROUP.format(count=len(group.need_ids), reason=texts.esc(group.reason),
                                      lines="\n".join(lines),
                                      programmes=programmes or texts.RADAR_NO_PROGRAMME),
@@ -85,14 +86,14 @@ class RadarService:
               Button(texts.BTN_RADAR_DISMISS, f"rad:dis:{group.key}")),))
 
     def on_button(self, session: Session, user_id: int, value: str, *,
-                  now: datetime) -> AnimatorResult:
+                  now: datetime) -> Reply:
         """`rad:dis|ask:<key>` (animator) and `rad:yes|no:<need>:<key>` (firm)."""
         parts = value.split(":")
         if len(parts) == 4 and parts[1] in {"yes", "no"} and parts[2].isdigit():
             return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
                                      now=now)
         if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         for territory in self.territories.animated_by(user_id):
             group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
                          None)
@@ -100,12 +101,12 @@ class RadarService:
                 continue
             if parts[1] == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
-                return AnimatorResult([Outgoing(texts.RADAR_DISMISSED)])
+                return Reply([Message.legacy(texts.RADAR_DISMISSED)])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
         if not self.territories.animated_by(user_id):
-            return AnimatorResult(toast=texts.ANIMATORS_ONLY)
-        return AnimatorResult([Outgoing(texts.RADAR_GONE)])
+            return Reply(toast=texts.ANIMATORS_ONLY)
+        return Reply([Message.legacy(texts.RADAR_GONE)])
 
     @staticmethod
     def _mark(session: Session, territory_id: str, key: str, status: str,
@@ -117,8 +118,8 @@ class RadarService:
                         .on_conflict_do_update(index_elements=["territory_id", "group_key"],
                                                set_={"status": status, "at": now}))
 
-    def _propose(self, session: Session, group: Group, now: datetime) -> AnimatorResult:
-        result = AnimatorResult()
+    def _propose(self, session: Session, group: Group, now: datetime) -> Reply:
+        result = Reply()
         asked = 0
         programmes = ", ".join(title for _id, title in group.programmes[:2]) or "à définir"
         for need_id in group.need_ids:
@@ -130,32 +131,32 @@ class RadarService:
             if known is not None:
                 continue  # never asked twice
             session.add(RadarConsent(need_id=need_id, group_key=group.key, at=now))
-            result.others.append((str(need.telegram_chat_id), Outgoing(
+            result.others.append((str(need.telegram_chat_id), Message.legacy(
                 texts.RADAR_FIRM_ASK.format(reference=need.reference,
                                             programmes=texts.esc(programmes)),
                 ((Button(texts.BTN_RADAR_YES, f"rad:yes:{need_id}:{group.key}"),
                   Button(texts.BTN_RADAR_NO, f"rad:no:{need_id}:{group.key}")),))))
             asked += 1
-        result.messages.append(Outgoing(texts.RADAR_PROPOSED.format(count=asked)))
+        result.messages.append(Message.legacy(texts.RADAR_PROPOSED.format(count=asked)))
         return result
 
     def _firm_answer(self, session: Session, user_id: int, need_id: int, key: str,
-                     answer: str, *, now: datetime) -> AnimatorResult:
+                     answer: str, *, now: datetime) -> Reply:
         need = session.get(Need, need_id)
         consent = session.exec(select(RadarConsent).where(
             RadarConsent.need_id == need_id, RadarConsent.group_key == key)).first()
         if need is None or consent is None or need.telegram_user_id != user_id:
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         if consent.answer != "asked":
-            return AnimatorResult(toast=texts.STALE_BUTTON)
+            return Reply(toast=texts.STALE_BUTTON)
         consent.answer, consent.at = answer, now
         session.add(consent)
-        result = AnimatorResult([Outgoing(texts.RADAR_FIRM_YES if answer == "yes"
+        result = Reply([Message.legacy(texts.RADAR_FIRM_YES if answer == "yes"
                                           else texts.RADAR_FIRM_NO)])
         territory = self.territories.get(need.territory_id or "")
         if territory is not None:
             note = texts.RADAR_ANSWER_FOR_ANIMATOR.format(
                 firm=texts.esc(need.firm_name or "—"), reference=need.reference,
                 answer=texts.RADAR_ACCEPTS if answer == "yes" else texts.RADAR_REFUSES)
-            result.others.extend((chat, Outgoing(note)) for chat in animator_chats(territory))
+            result.others.extend((chat, Message.legacy(note)) for chat in animator_chats(territory))
         return result

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
-from bot.services.types import Delivery, Outgoing
+from bot.messages import Message
+from bot.services.types import Delivery
 from storage.db import Database
 from storage.models import Outbox
 
@@ -40,7 +41,7 @@ def enqueue(
     *,
     channel: str,
     recipient: str,
-    messages: Iterable[Outgoing],
+    messages: Iterable[Message],
     now: datetime,
     claimed: bool = True,
     lease: timedelta = LEASE,
@@ -85,7 +86,7 @@ _MARK_DELIVERED = (
 
 def _delivery(row: Outbox) -> Delivery:
     assert row.id is not None
-    return Delivery(row.id, row.channel, row.recipient, Outgoing.from_payload(row.payload))
+    return Delivery(row.id, row.channel, row.recipient, Message.from_payload(row.payload))
 
 
 async def mark_delivered(db: Database, ids: Sequence[int], now: datetime) -> None:
@@ -275,4 +276,4 @@ def enqueue_for_chats(
     """
     for chat_id in sorted({c for c in chat_ids if c is not None}):
         enqueue(session, channel="telegram", recipient=str(chat_id),
-                messages=[Outgoing(text)], now=now, claimed=False)
+                messages=[Message.legacy(text)], now=now, claimed=False)

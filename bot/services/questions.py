@@ -16,7 +16,8 @@ import yaml
 from sqlmodel import Session
 
 from bot import texts
-from bot.services.types import Button, Outgoing
+from bot.messages import Message
+from bot.services.types import Button
 from knowledge.cards import Card
 from knowledge.retrieval import Answer, KnowledgeBase
 from knowledge.taxonomy import PARTNER_KINDS
@@ -48,7 +49,7 @@ def looks_like_question(text: str) -> bool:
 class KbAction:
     """What a knowledge-base button asks of the conversation layer."""
 
-    messages: list[Outgoing] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     toast: str | None = None
     # "Déposer une demande": start the intake with this theme.
     apply_theme: str | None = None
@@ -89,7 +90,7 @@ class QuestionService:
         now: datetime,
         answer: Answer | None = None,
         owner: int | None = None,
-    ) -> list[Outgoing]:
+    ) -> list[Message]:
         """Answer a question; record it; return the messages to send."""
         result = answer or self.kb.ask(text)
         best = result.best
@@ -106,7 +107,7 @@ class QuestionService:
         assert row.id is not None
         ref = self._ref(row.id, owner)
         if outcome == "out_of_scope":
-            return [Outgoing(texts.KB_OUT_OF_SCOPE,
+            return [Message.legacy(texts.KB_OUT_OF_SCOPE,
                              ((Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"),),))]
         assert best is not None
         if outcome == "uncertain":
@@ -115,7 +116,7 @@ class QuestionService:
                 for hit in result.hits[:3]
             ]
             buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
-            return [Outgoing(texts.KB_NOT_SURE, tuple((b,) for b in buttons))]
+            return [Message.legacy(texts.KB_NOT_SURE, tuple((b,) for b in buttons))]
         return [self._card_message(best.card, ref)]
 
     def _ref(self, query_id: int, owner: int | None) -> str:
@@ -131,7 +132,7 @@ class QuestionService:
             return None
         return session.get(KbQuery, int(query_id))
 
-    def _card_message(self, card: Card, query_ref: str | None) -> Outgoing:
+    def _card_message(self, card: Card, query_ref: str | None) -> Message:
         today = self.clock().astimezone(self.tz).date()
         lead: list[str] = []
         shown = card
@@ -158,7 +159,7 @@ class QuestionService:
         if query_ref is not None:
             second.insert(0, Button(texts.BTN_KB_NOT_THAT, f"kb:n:{query_ref}"))
         rows.append(tuple(second))
-        return Outgoing(_fit("\n".join(parts)), tuple(rows))
+        return Message.legacy(_fit("\n".join(parts)), tuple(rows))
 
     # --- buttons -------------------------------------------------------------------------
     def on_button(self, session: Session, value: str, owner: int | None = None) -> KbAction:
@@ -180,11 +181,11 @@ class QuestionService:
         if card is None:
             return KbAction(toast=texts.KB_UNKNOWN_CARD)
         if action == "d":
-            return KbAction([Outgoing(self._details(card),
+            return KbAction([Message.legacy(self._details(card),
                                       ((Button(texts.BTN_KB_CONTACTS, f"kb:c:{card.id}"),
                                         Button(texts.BTN_KB_APPLY, f"kb:a:{card.id}")),))])
         if action == "c":
-            return KbAction([Outgoing(self._contacts(card),
+            return KbAction([Message.legacy(self._contacts(card),
                                       ((Button(texts.BTN_KB_APPLY, f"kb:a:{card.id}"),),))])
         if action == "a":
             theme = card.themes[0] if card.themes else "autre"
@@ -204,10 +205,10 @@ class QuestionService:
             buttons = [Button(_short(h.card.title), f"kb:s:{ref}:{h.card.id}") for h in others]
             buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
             lead = texts.KB_REJECTED + ("\n" + texts.KB_OTHER_CHOICES if others else "")
-            return KbAction([Outgoing(lead, tuple((b,) for b in buttons))])
+            return KbAction([Message.legacy(lead, tuple((b,) for b in buttons))])
         row.outcome = "forwarded"
         session.add(row)
-        return KbAction([Outgoing(texts.KB_FORWARDED)], forward_text=row.text)
+        return KbAction([Message.legacy(texts.KB_FORWARDED)], forward_text=row.text)
 
     def _details(self, card: Card) -> str:
         parts = [f"<b>{texts.esc(card.title)}</b>", "",

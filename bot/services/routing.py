@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot import texts
+from bot.messages import Message
 from bot.services import outbox
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
 from bot.services.firms import facts_line, routing_facts
-from bot.services.types import Button, Outgoing
+from bot.services.types import Button
 from bot.services.workdays import add_working_days
 from knowledge.routing import Router
 from knowledge.taxonomy import theme_label, theme_noun
@@ -36,7 +37,7 @@ class RoutingResult:
 
     partner_names: list[str] = field(default_factory=list)
     fallback: bool = True
-    animator_messages: list[tuple[str, Outgoing]] = field(default_factory=list)
+    animator_messages: list[tuple[str, Message]] = field(default_factory=list)
 
 
 def change_status(session: Session, need: Need, to: NeedStatus, *, actor: str, now: datetime,
@@ -84,7 +85,7 @@ def need_view(
 
 def animator_card(
     need: Need, routings: list[NeedRouting], *, fallback: bool, tz: ZoneInfo
-) -> Outgoing:
+) -> Message:
     """The card an animator gets for a need, with its action buttons."""
     contact = texts.CONTACT_LABELS.get(need.contact_method, need.contact_method)
     facts = facts_line(need.firm, tz=tz)
@@ -121,7 +122,7 @@ def animator_card(
         (Button(texts.BTN_PROPOSE_MEETING, f"mt:new:{need.id}"),
          Button(texts.BTN_CLOSE, f"ani:close:{need.id}")),
     )
-    return Outgoing("\n".join(lines), buttons)
+    return Message.legacy("\n".join(lines), buttons)
 
 
 def animator_chats(territory: Territory) -> list[str]:

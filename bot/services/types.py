@@ -2,53 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-__all__ = ["Button", "Delivery", "Incoming", "Outgoing", "Result"]
+from bot.messages import Button, Message
+
+__all__ = ["Button", "Delivery", "Incoming", "Reply", "Result"]
 
 IncomingKind = Literal["text", "button", "command", "media"]
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    """An inline button: what the person reads and the short data it sends back."""
-
-    label: str
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message for a person: HTML text, optional button rows, or an edit of a sent one."""
-
-    text: str
-    buttons: tuple[tuple[Button, ...], ...] = ()
-    edit_message_id: int | None = None
-    # A PNG sent as a photo, `text` being its caption (1,024 characters at most).
-    photo: bytes | None = None
-
-    def to_payload(self) -> dict[str, Any]:
-        """Serialise for the outbox (JSON)."""
-        payload: dict[str, Any] = {"text": self.text}
-        if self.photo is not None:
-            payload["photo"] = base64.b64encode(self.photo).decode("ascii")
-        if self.buttons:
-            payload["buttons"] = [[[b.label, b.data] for b in row] for row in self.buttons]
-        if self.edit_message_id is not None:
-            payload["edit_message_id"] = self.edit_message_id
-        return payload
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Outgoing:
-        """Rebuild from an outbox payload."""
-        rows = tuple(
-            tuple(Button(label, data) for label, data in row) for row in payload.get("buttons", ())
-        )
-        photo = payload.get("photo")
-        return cls(payload["text"], rows, payload.get("edit_message_id"),
-                   base64.b64decode(photo) if photo else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +31,30 @@ class Incoming:
 
 
 @dataclass(slots=True)
+class Reply:
+    """What a service answers to one event: messages for this chat, for other chats, a toast.
+
+    The one reply type of every service; the turn writes it to the outbox.
+    """
+
+    messages: list[Message] = field(default_factory=list)
+    # Messages for other Telegram chats (e.g. a card for the territory's animators).
+    others: list[tuple[str, Message]] = field(default_factory=list)
+    toast: str | None = None
+
+    def say(self, message: Message) -> None:
+        """Add a message for this chat."""
+        self.messages.append(message)
+
+    def add(self, other: Reply) -> None:
+        """Take in what another service answered (its toast wins when it has one)."""
+        self.messages.extend(other.messages)
+        self.others.extend(other.others)
+        if other.toast is not None:
+            self.toast = other.toast
+
+
+@dataclass(slots=True)
 class Result:
     """What a service did: outbox rows to deliver now, and a short toast for a button press."""
 
@@ -85,4 +70,4 @@ class Delivery:
     outbox_id: int
     channel: str
     recipient: str
-    message: Outgoing
+    message: Message
