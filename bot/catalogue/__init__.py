@@ -11,8 +11,8 @@ text with a tiny markup that every channel can render:
 - a blank line starts a new paragraph; `{{` and `}}` are literal braces.
 
 `t("firm.need_recorded", reference="TI-2026-0042")` gives a `Text`; `label("firm.btn_yes")`
-gives a button label. `examples.yaml` holds realistic values for every placeholder, used by
-the test that renders every entry through both renderers.
+gives a button label. `examples.yaml` (and each file's `_examples`) holds realistic values
+for every placeholder, used by the test that renders every entry through both renderers.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def entries() -> dict[str, str]:
         for path in sorted((_DIR / audience).glob("*.yaml")):
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             for key, value in data.items():
+                if key == "_examples":
+                    continue
                 name = f"{audience}.{key}"
                 if not isinstance(value, str):
                     raise CatalogueError(f"{audience}/{path.name}: {key} is not a text")
@@ -57,8 +59,15 @@ def entries() -> dict[str, str]:
 
 @cache
 def examples() -> dict[str, Any]:
-    """Realistic values for every placeholder name (for tests and reviews)."""
-    return yaml.safe_load((_DIR / "examples.yaml").read_text(encoding="utf-8")) or {}
+    """Realistic values for every placeholder name (for tests and reviews).
+
+    `examples.yaml` holds the common ones; a feature file may add its own under `_examples`.
+    """
+    found = dict(yaml.safe_load((_DIR / "examples.yaml").read_text(encoding="utf-8")) or {})
+    for path in sorted(_DIR.glob("*/*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        found.update(data.get("_examples") or {})
+    return found
 
 
 def template(key: str) -> str:
