@@ -25,6 +25,7 @@ __all__ = [
     "Paragraph",
     "Span",
     "Text",
+    "lines",
     "plain",
 ]
 
@@ -92,6 +93,16 @@ class Text:
             else:
                 spans.append(Span(_block_plain(block)))
         return tuple(spans)
+
+
+def lines(*texts: Text) -> Text:
+    """Texts as the lines of one paragraph (where `+` would start a new paragraph)."""
+    spans: list[Span] = []
+    for index, text in enumerate(t for t in texts if t):
+        if index:
+            spans.append(Span("\n"))
+        spans.extend(text.inline())
+    return Text((Paragraph(tuple(spans)),)) if spans else Text()
 
 
 def plain(value: object) -> Text:

@@ -24,8 +24,10 @@ from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
 from bot.reminders import ReminderScheduler
+from bot.routes import Features, build_dispatcher
 from bot.services import outbox
 from bot.services.animator import AnimatorService
+from bot.services.chat import ChatService
 from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
@@ -34,6 +36,7 @@ from bot.services.meetings import MeetingService, parse_offsets
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
+from bot.turn import TurnRunner
 from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
@@ -61,6 +64,8 @@ class Services:
     geography: Geography
     territories: TerritoryDirectory
     intake: IntakeService
+    chat: ChatService
+    turns: TurnRunner
     questions: QuestionService
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
@@ -127,10 +132,12 @@ async def build_services(
     animator.followup = followup
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
-    intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
-                           routing=routing, animator=animator, firms=firms, meetings=meetings,
-                           followup=followup, digests=digests,
-                           radar=RadarService(territories, kb))
+    intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
+    chat = ChatService(intake, questions, territories, tz=settings.tz)
+    dispatcher = build_dispatcher(Features(
+        chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
+        digests=digests, radar=RadarService(territories, kb)))
+    turns = TurnRunner(db, dispatcher, clock=clock)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
@@ -144,6 +151,8 @@ async def build_services(
         geography=geo,
         territories=territories,
         intake=intake,
+        chat=chat,
+        turns=turns,
         questions=questions,
         clock=clock,
         outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),

@@ -136,7 +136,7 @@ async def _dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE, event: I
     # One chat at a time, in order; other chats proceed concurrently.
     async with services.chat_lock(event.chat_id):
         try:
-            result = await services.intake.handle(event)
+            result = await services.turns.handle(event)
         except Exception:
             log.exception("service failed for update %s", update.update_id)
             await _apologise(update, context)
@@ -226,7 +226,8 @@ async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) 
             await outbox.record_failure(services.db, delivery.outbox_id, error=str(exc),
                                         now=services.clock(), permanent=True)
             if isinstance(exc, Forbidden):  # blocked by the person: the animator must know
-                await services.intake.report_undeliverable(int(delivery.recipient), str(exc))
+                await services.chat.report_undeliverable(
+                    services.db, int(delivery.recipient), str(exc), now=services.clock())
             continue
         except (NetworkError, TelegramError) as exc:
             await _fail(services, delivery, deliveries[index + 1 :], str(exc))

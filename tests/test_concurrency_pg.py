@@ -85,7 +85,7 @@ async def test_a_turn_waits_for_the_other_instance_holding_the_chat(instance: In
         await transaction.start()
         await other.execute("SELECT pg_advisory_xact_lock($1)", CHAT)
         await _foreign_turn(other)
-        turn = asyncio.create_task(instance.services.intake.handle(_answer(1)))
+        turn = asyncio.create_task(instance.services.turns.handle(_answer(1)))
         await asyncio.sleep(0.5)
         assert not turn.done(), "B went ahead while A held the chat"
         await transaction.commit()
@@ -128,7 +128,7 @@ async def test_a_write_between_read_and_save_is_retried_not_lost(instance: Insta
     engine = services.db.sync_engine
     event.listen(engine, "before_cursor_execute", before_execute)
     try:
-        result = await services.intake.handle(_answer(2))
+        result = await services.turns.handle(_answer(2))
     finally:
         event.remove(engine, "before_cursor_execute", before_execute)
     assert fired, "the conversation was never written"

@@ -39,7 +39,7 @@ async def file_need(services, user_id: int, commune: str, theme_button: str) -> 
         ("button", "sum:confirm"),
     ]
     for kind, value in steps:
-        await services.intake.handle(Incoming(chat_id=user_id, user_id=user_id, kind=kind,
+        await services.turns.handle(Incoming(chat_id=user_id, user_id=user_id, kind=kind,
                                               value=value))
 
 

@@ -255,7 +255,7 @@ async def test_commune_outside_every_territory_is_accepted_honestly(relais: Runn
     user = relais.api.user(1013)
     await reach_summary(user, location="Brest")
     done = (await press(user, "Envoyer la demande"))[-1]
-    assert "Aucun animateur Territoire d'industrie ne couvre encore la commune de Brest" in done.plain
+    assert "Aucun chef de projet Territoire d'industrie ne couvre encore la commune de Brest" in done.plain
     [need] = await all_needs(relais.services.db)
     assert need.territory_id is None and need.commune_insee == "29019"
 

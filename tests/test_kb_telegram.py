@@ -112,7 +112,7 @@ async def test_reload_by_animator_reports_broken_cards(
     animator = api.user(900000001, "Claire")
     firm = api.user(3007)
     async with running_bot(services):
-        assert "réservée aux animateurs" in (await say(firm, "/recharger"))[-1].plain
+        assert "réservée aux chefs de projet" in (await say(firm, "/recharger"))[-1].plain
         (cards / "poec.md").write_text("---\nid: poec\ntitle: [cassé\n---\n", encoding="utf-8")
         replies = await say(animator, "/recharger")
         assert "22 fiches" in replies[0].plain

@@ -17,6 +17,7 @@ from storage.models import (
     ChatDraft,
     Consent,
     Conversation,
+    FirmLookup,
     InboundEmail,
     Meeting,
     Need,
@@ -43,6 +44,11 @@ def _needs_of(session: Session, telegram_id: int | None, email: str | None) -> l
 
 def erase_needs(session: Session, needs: list[Need], *, now: datetime) -> None:
     """Blank what identifies the person in these needs; keep the anonymous counts."""
+    # A sole trader's SIRET is personal data: drop the cached directory answers too.
+    keys = {f"siret:{n.siret}" for n in needs if n.siret}
+    keys |= {f"siren:{n.firm['siren']}" for n in needs if n.firm and n.firm.get("siren")}
+    if keys:
+        session.execute(delete(FirmLookup).where(col(FirmLookup.key).in_(keys)))
     for need in needs:
         assert need.id is not None
         session.execute(delete(NeedMessage).where(col(NeedMessage.need_id) == need.id))

@@ -1,0 +1,255 @@
+"""The conversation around the form: start and consent, help, cancel, erase, one's needs,
+free questions for the knowledge base, media, and buttons that no longer apply.
+
+These are the chat's own commands, whoever the person is; the intake form, the animator's
+tools, meetings and the radar are other services, reached through the dispatcher.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from bot.catalogue import label, t
+from bot.messages import Bullets, Button, Message, Span, Text, lines
+from bot.services import outbox
+from bot.services.intake import IntakeService, mark_choice
+from bot.services.privacy import erase_person
+from bot.services.questions import QuestionService
+from bot.services.types import Reply
+from bot.turn import Turn
+from knowledge.taxonomy import THEMES, theme_label
+from knowledge.territories import TerritoryDirectory
+from storage.db import Database
+from storage.models import ChatDraft, Consent, Need
+
+__all__ = ["ChatService", "status_label"]
+
+_MEDIA = ("sticker", "photo", "voice", "video", "document", "location", "contact")
+
+
+class ChatService:
+    """Commands and fallbacks every chat has."""
+
+    def __init__(self, intake: IntakeService, questions: QuestionService,
+                 territories: TerritoryDirectory, *, tz: ZoneInfo) -> None:
+        self.intake = intake
+        self.questions = questions
+        self.territories = territories
+        self.tz = tz
+
+    # --- /start and consent ------------------------------------------------------------
+    def start(self, turn: Turn) -> None:
+        """/start: resume the open form, ask for consent first, or open a new form."""
+        if turn.conversation is not None:
+            self.intake.welcome_back(turn)
+        elif turn.session.get(Consent, turn.event.user_id) is None:
+            # Nothing about the person is stored before the consent button is pressed.
+            self._consent_request(turn)
+        else:
+            self.intake.begin(turn)
+
+    def _consent_request(self, turn: Turn, theme: str = "") -> None:
+        turn.say(Message(t("common.welcome")))
+        suffix = f":{theme}" if theme else ""
+        turn.say(Message(
+            t("common.privacy_notice") + t("common.consent_question"),
+            ((Button(label("common.btn_consent_yes"), f"consent:yes{suffix}"),
+              Button(label("common.btn_consent_no"), "consent:no")),),
+        ))
+
+    def on_consent(self, turn: Turn) -> Reply | None:
+        """"J'accepte" (then the form opens, with a theme from a card if any) or "Je refuse"."""
+        event = turn.event
+        value, _, theme = event.value.partition(":")[2].partition(":")
+        theme = theme if theme in THEMES else ""
+        if turn.conversation is not None or turn.session.get(Consent, event.user_id) is not None:
+            if turn.conversation is None and value == "yes":
+                mark_choice(turn, label("common.btn_consent_yes"))
+                self.intake.begin(turn, theme)
+            return Reply(toast=label("firm.stale_button"))
+        if value != "yes":
+            mark_choice(turn, label("common.btn_consent_no"))
+            turn.say(Message(t("common.consent_refused")))
+            return None
+        turn.session.add(Consent(user_id=event.user_id, channel=event.channel,
+                                 given_at=turn.now))
+        mark_choice(turn, label("common.btn_consent_yes"))
+        self.intake.begin(turn, theme)
+        return None
+
+    # --- help, cancel, erase -----------------------------------------------------------
+    def help(self, turn: Turn) -> None:
+        """/aide: what the bot does (the pending question follows)."""
+        turn.say(Message(t("common.help")))
+
+    def cancel(self, turn: Turn) -> None:
+        """/annuler: drop the dialog in progress (a meeting being proposed, or the form)."""
+        draft = turn.session.get(ChatDraft, turn.event.chat_id)
+        if draft is not None:
+            turn.session.delete(draft)
+            turn.say(Message(t("common.meeting_abandoned")))
+        elif turn.conversation is None:
+            turn.say(Message(t("common.nothing_to_cancel")))
+        else:
+            turn.drop_conversation()
+            turn.say(Message(t("firm.cancelled")))
+
+    def erase_question(self, turn: Turn) -> None:
+        """/supprimer: ask for a confirmation before erasing."""
+        turn.say(Message(t("common.delete_question"), (
+            (Button(label("common.btn_delete_yes"), "del:yes"),
+             Button(label("common.btn_delete_no"), "del:no")),)))
+
+    def on_erase(self, turn: Turn) -> None:
+        """"Oui, tout effacer": erase the person everywhere; "Non": keep, and go on."""
+        if turn.event.value == "del:yes":
+            mark_choice(turn, label("common.btn_delete_yes"))
+            turn.drop_conversation()
+            erase_person(turn.session, telegram_id=turn.event.user_id, now=turn.now)
+            turn.say(Message(t("common.deleted")))
+            return
+        mark_choice(turn, label("common.btn_delete_no"))
+        turn.say(Message(t("common.delete_kept")))
+        if turn.conversation is not None:
+            self.intake.ask(turn)
+
+    def unknown_command(self, turn: Turn) -> None:
+        """A command nobody registered: say so, with the help."""
+        turn.say(Message(t("common.unknown_command") + t("common.help")))
+        if turn.conversation is not None:
+            self.intake.ask(turn)
+
+    # --- one's needs -------------------------------------------------------------------
+    def my_needs(self, turn: Turn) -> None:
+        """/mesdemandes: the person's needs and where each one stands."""
+        needs = turn.session.exec(
+            select(Need).where(Need.telegram_user_id == turn.event.user_id)
+            .order_by(col(Need.created_at).desc()).limit(20)
+        ).all()
+        if not needs:
+            turn.say(Message(t("common.my_needs_empty")))
+            return
+        turn.say(Message(lines(t("common.my_needs_title"), *(
+            t("common.my_needs_line", reference=need.reference, theme=theme_label(need.theme),
+              status=status_label(need.status),
+              date=need.created_at.astimezone(self.tz).strftime("%d/%m/%Y"))
+            for need in needs))))
+
+    # --- free text, media, knowledge base ----------------------------------------------
+    def free_text(self, turn: Turn) -> None:
+        """Typed text outside any dialog: a question for the knowledge base."""
+        turn.reply.messages.extend(self.questions.answer(
+            turn.session, turn.event.value, channel=turn.event.channel, now=turn.now,
+            owner=turn.event.chat_id))
+
+    def media(self, turn: Turn) -> None:
+        """A photo, a voice note…: explained, and the pending question asked again."""
+        kind = turn.event.value if turn.event.value in _MEDIA else "other"
+        reason = t(f"common.media_{kind}")
+        conv = turn.conversation
+        if conv is None:
+            turn.say(Message(lines(reason, t("common.need_consent_first"))))
+            return
+        if not self.intake.buttons_only(conv):
+            reason = t("common.media_in_text", reason=reason)
+        self.intake.ask(turn, preface=reason)
+
+    def stale_button(self, turn: Turn) -> Reply:
+        """A button of a question already answered, of a cancelled form, or forged."""
+        return Reply(toast=label("firm.stale_button"))
+
+    def on_kb_button(self, turn: Turn) -> None:
+        """A knowledge-base button: details, contacts, another card, forward, apply."""
+        event, session = turn.event, turn.session
+        action = self.questions.on_button(session, event.value.partition(":")[2],
+                                          owner=event.chat_id)
+        turn.reply.toast = action.toast
+        turn.reply.messages.extend(action.messages)
+        if action.forward_text is not None:
+            self._forward_question(session, event.user_id, action.forward_text, turn)
+        if action.apply_theme is not None:
+            if turn.conversation is not None:
+                turn.say(Message(t("common.kb_intake_in_progress")))
+                self.intake.ask(turn)
+            elif session.get(Consent, event.user_id) is None:
+                self._consent_request(turn, action.apply_theme)
+            else:
+                self.intake.begin(turn, action.apply_theme)
+        elif turn.conversation is not None and action.messages:
+            # The form is waiting for an answer: ask it again after the card.
+            self.intake.ask(turn)
+
+    def _forward_question(self, session: Session, user_id: int, question: str,
+                          turn: Turn) -> None:
+        """Send a question nobody could answer to the animators (of the firm's territory)."""
+        last = session.exec(
+            select(Need.territory_id)
+            .where(Need.telegram_user_id == user_id, col(Need.territory_id).is_not(None))
+            .order_by(col(Need.id).desc()).limit(1)
+        ).first()
+        message = Message(t("animator.question_forwarded", question=question[:1500]))
+        for territory in self.territories.territories:
+            if last not in (None, territory.id):
+                continue
+            for animator in territory.animators:
+                if animator.telegram_user_id is not None:
+                    turn.reply.others.append((str(animator.telegram_user_id), message))
+
+    def reload_knowledge(self, turn: Turn) -> None:
+        """/recharger (animators): reload the programme cards and list the broken ones."""
+        if turn.event.user_id not in self.territories.animator_user_ids():
+            turn.say(Message(t("common.kb_reload_forbidden")))
+            return
+        kb = self.questions.kb
+        kb.reload()
+        text = t("common.kb_reloaded", count=len(kb.cards))
+        if kb.problems:
+            text = lines(text, t("common.kb_reload_problems"))
+            text = Text((*text.blocks, Bullets(tuple((Span(str(p)),) for p in kb.problems[:20]))))
+        turn.say(Message(text))
+
+    # --- outside a turn ----------------------------------------------------------------
+    async def report_undeliverable(self, db: Database, chat_id: int, error: str, *,
+                                   now: datetime) -> None:
+        """Tell the animators when Telegram refuses for good a message to a firm."""
+        if chat_id in self.territories.animator_user_ids():
+            return  # never loop on an animator's own chat
+
+        def work(session: Session) -> None:
+            need = session.exec(
+                select(Need).where(Need.telegram_chat_id == chat_id,
+                                   col(Need.territory_id).is_not(None))
+                .order_by(col(Need.id).desc()).limit(1)
+            ).first()
+            territory = self.territories.get(need.territory_id or "") if need else None
+            if need is None or territory is None:
+                return
+            message = Message(t("animator.telegram_undeliverable", reference=need.reference,
+                                firm=need.firm_name or "—", error=_refusal(error)))
+            for animator in territory.animators:
+                if animator.telegram_user_id is not None:
+                    outbox.enqueue(session, channel="telegram",
+                                   recipient=str(animator.telegram_user_id),
+                                   messages=[message], now=now, claimed=False)
+
+        await db.run(work)
+
+
+def status_label(status: str) -> str:
+    """A need's status in French words."""
+    from bot import texts
+
+    return texts.STATUS_LABELS.get(status, status)
+
+
+def _refusal(error: str) -> str:
+    """Telegram's refusal in French words (its own message is English)."""
+    lowered = error.lower()
+    if "blocked" in lowered:
+        return "l'entreprise a bloqué Relais"
+    if "not found" in lowered or "deactivated" in lowered:
+        return "cette conversation Telegram n'existe plus"
+    return "Telegram refuse ce message"
