@@ -19,7 +19,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
 from bot import texts
-from bot.config import Settings
+from bot.config import Settings, parse_offsets
+from bot.directory import FirmDirectory, RechercheEntreprisesClient
 from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
@@ -30,14 +31,13 @@ from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
-from bot.services.meetings import MeetingService, parse_offsets
+from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
 from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
-from knowledge.firms import FirmDirectory, RechercheEntreprisesClient
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
 from knowledge.routing import Router

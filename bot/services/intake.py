@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import texts
+from bot.directory import FirmDirectory, LookupOutcome
 from bot.services import outbox
 from bot.services.animator import AnimatorResult, AnimatorService
 from bot.services.digests import DigestService
@@ -42,7 +43,7 @@ from bot.services.validation import (
     parse_phone,
     parse_siret,
 )
-from knowledge.firms import FirmDirectory, FirmRecord, LookupOutcome
+from knowledge.firms import FirmRecord
 from knowledge.geography import Commune, Geography
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory
