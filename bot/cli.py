@@ -207,7 +207,7 @@ def route(
     ] = None,
 ) -> None:
     """Montre à quels partenaires une demande serait transmise (n'envoie rien)."""
-    from knowledge.routing_cli import route_command
+    from bot.commands.route import route_command
 
     raise typer.Exit(route_command(commune, theme, as_json, size_band, artisan))
 
@@ -225,7 +225,7 @@ def firm_lookup(
     ] = False,
 ) -> None:
     """Montre ce que le bot utiliserait pour ce SIRET (cache, ou API avec --live)."""
-    from knowledge.firm_cli import firm_lookup_command
+    from bot.commands.firm import firm_lookup_command
 
     raise typer.Exit(firm_lookup_command(siret, as_json, live))
 

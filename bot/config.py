@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -9,10 +11,27 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_TERRITORIES_DIR", "Settings", "load_settings"]
+__all__ = ["DEFAULT_TERRITORIES_DIR", "Settings", "load_settings", "parse_offsets"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TERRITORIES_DIR = REPO_ROOT / "territories"
+
+_OFFSET = re.compile(r"^\s*(\d{1,4})\s*([dhm])\s*$", re.IGNORECASE)
+_UNIT = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_offsets(value: str) -> tuple[timedelta, ...]:
+    """`REMINDER_OFFSETS` ("24h,2h", "3m", "1d"): positive, distinct, largest first."""
+    offsets: set[timedelta] = set()
+    for part in value.split(","):
+        match = _OFFSET.match(part)
+        if match is None:
+            raise ValueError(f"délai de rappel illisible {part.strip()!r} (ex. 24h, 2h, 30m)")
+        offset = timedelta(**{_UNIT[match[2].lower()]: int(match[1])})
+        if offset <= timedelta(0):
+            raise ValueError("un délai de rappel doit être positif")
+        offsets.add(offset)
+    return tuple(sorted(offsets, reverse=True))
 
 
 class Settings(BaseSettings):
@@ -118,8 +137,6 @@ class Settings(BaseSettings):
     @field_validator("reminder_offsets")
     @classmethod
     def _readable_offsets(cls, value: str) -> str:
-        from bot.services.meetings import parse_offsets
-
         parse_offsets(value)  # raises ValueError with a French message
         return value
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -19,7 +19,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
 from bot import texts
-from bot.config import Settings
+from bot.config import Settings, parse_offsets
+from bot.directory import FirmDirectory, RechercheEntreprisesClient
 from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
@@ -32,15 +33,15 @@ from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
-from bot.services.meetings import MeetingService, parse_offsets
+from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
 from bot.services.routing import RoutingService
+from bot.services.types import Incoming, Result
 from bot.turn import TurnRunner
 from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
-from knowledge.firms import FirmDirectory, RechercheEntreprisesClient
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
 from knowledge.routing import Router
@@ -90,6 +91,35 @@ class Services:
             for key in [k for k, v in self._locks.items() if not v.locked() and k != chat_id]:
                 del self._locks[key]
         return lock
+
+    # --- handlers.ports.ChatPort: what the Telegram adapter calls -------------------------
+
+    async def handle(self, event: Incoming) -> Result:
+        """Handle one thing a person did in a chat."""
+        return await self.turns.handle(event)
+
+    async def report_undeliverable(self, chat_id: int, error: str) -> None:
+        """Telegram refused a chat for good: the animators are told."""
+        await self.chat.report_undeliverable(self.db, chat_id, error, now=self.clock())
+
+    async def delivery_failed(self, outbox_id: int, error: str, *,
+                              retry_after: float | None = None,
+                              permanent: bool = False) -> None:
+        """Record a failed delivery attempt of an outbox row."""
+        await outbox.record_failure(self.db, outbox_id, error=error, now=self.clock(),
+                                    retry_after=retry_after, permanent=permanent)
+
+    async def release(self, outbox_ids: Sequence[int]) -> None:
+        """Give back the lease on outbox rows not attempted."""
+        await outbox.release(self.db, outbox_ids)
+
+    def mark_delivered(self, outbox_ids: Sequence[int]) -> None:
+        """Queue delivered outbox rows for marking."""
+        self.delivered.add(outbox_ids)
+
+    def animator_chat_ids(self) -> set[int]:
+        """Every animator's Telegram chat."""
+        return self.territories.animator_user_ids()
 
 
 async def build_services(

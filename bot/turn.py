@@ -10,10 +10,10 @@ the outbox (committed: the sweeper delivers them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,10 +28,7 @@ from storage.db import Database, lock_chat
 from storage.models import Conversation, ProcessedUpdate
 from storage.types import utcnow
 
-if TYPE_CHECKING:
-    from bot.dispatch import Dispatcher
-
-__all__ = ["ConversationConflict", "Turn", "TurnRunner"]
+__all__ = ["ConversationConflict", "Dispatcher", "Turn", "TurnRunner"]
 
 Clock = Callable[[], datetime]
 # Attempts at a turn when another instance changed the conversation in the meantime.
@@ -87,6 +84,17 @@ class Turn:
             self.session.execute(_DELETE_CONVERSATION, {"chat_id": conv.chat_id})
         self.conversation = None
         self.dropped = True
+
+
+class Dispatcher(Protocol):
+    """What the runner needs of the dispatcher (`bot.dispatch.Dispatcher`)."""
+
+    async def prefetch(self, event: Incoming,
+                       peek: Callable[[int], Awaitable[Conversation | None]]) -> Any:
+        """Network I/O for this event, before the transaction."""
+
+    def dispatch(self, turn: Turn) -> None:
+        """Call the handler for this event."""
 
 
 class TurnRunner:

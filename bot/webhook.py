@@ -14,9 +14,9 @@ import contextlib
 import hmac
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,8 +31,8 @@ from telegram import Update
 from telegram.ext import Application
 from uvicorn import Server
 
-from bot.runtime import Services
-from storage.db import lock_chat
+from bot.config import Settings
+from storage.db import Database, lock_chat
 from storage.models import Outbox, PendingUpdate, Reminder
 
 __all__ = ["UvicornServer", "WebhookServer", "chat_of"]
@@ -43,10 +43,18 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE = timedelta(seconds=30)
 
 
+class WebhookHost(Protocol):
+    """What the webhook needs of the wiring (`bot.runtime.Services`, which starts it)."""
+
+    settings: Settings
+    db: Database
+    clock: Callable[[], datetime]
+
+
 class WebhookServer:
     """The ASGI app and the workers that handle stored updates."""
 
-    def __init__(self, services: Services, application: Application, *, path: str,
+    def __init__(self, services: WebhookHost, application: Application, *, path: str,
                  secret: str) -> None:
         self.services = services
         self.application = application

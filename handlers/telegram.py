@@ -32,14 +32,12 @@ from telegram.ext import (
 
 from bot import texts
 from bot.messages import Message as Reply_
-from bot.services import outbox
 from bot.services.types import Delivery, Incoming
+from handlers.ports import ChatPort
 from handlers.render import telegram_html
 
 if TYPE_CHECKING:
     from telegram import Bot
-
-    from bot.runtime import Services
 
 __all__ = ["deliver", "install_handlers", "register_commands"]
 
@@ -51,7 +49,7 @@ log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.USER
 
 
-def _services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+def _services(context: ContextTypes.DEFAULT_TYPE) -> ChatPort:
     return context.application.bot_data["services"]
 
 
@@ -136,7 +134,7 @@ async def _dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE, event: I
     # One chat at a time, in order; other chats proceed concurrently.
     async with services.chat_lock(event.chat_id):
         try:
-            result = await services.turns.handle(event)
+            result = await services.handle(event)
         except Exception:
             log.exception("service failed for update %s", update.update_id)
             await _apologise(update, context)
@@ -210,7 +208,7 @@ async def _send_one(bot: Bot, delivery: Delivery) -> None:
     await bot.do_api_request(_SEND, api_kwargs=params)
 
 
-async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) -> None:
+async def deliver(bot: Bot, services: ChatPort, deliveries: Sequence[Delivery]) -> None:
     """Deliver outbox rows in order; stop at the first failure so a chat's order holds."""
     delivered: list[int] = []
     for index, delivery in enumerate(deliveries):
@@ -223,17 +221,15 @@ async def deliver(bot: Bot, services: Services, deliveries: Sequence[Delivery]) 
         except (BadRequest, Forbidden) as exc:
             # Telegram will refuse this one forever (blocked bot, bad chat): log and move on.
             log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
-            await outbox.record_failure(services.db, delivery.outbox_id, error=str(exc),
-                                        now=services.clock(), permanent=True)
+            await services.delivery_failed(delivery.outbox_id, str(exc), permanent=True)
             if isinstance(exc, Forbidden):  # blocked by the person: the animator must know
-                await services.chat.report_undeliverable(
-                    services.db, int(delivery.recipient), str(exc), now=services.clock())
+                await services.report_undeliverable(int(delivery.recipient), str(exc))
             continue
         except (NetworkError, TelegramError) as exc:
             await _fail(services, delivery, deliveries[index + 1 :], str(exc))
             break
         delivered.append(delivery.outbox_id)
-    services.delivered.add(delivered)
+    services.mark_delivered(delivered)
 
 
 def _seconds(value: object) -> float:
@@ -242,7 +238,7 @@ def _seconds(value: object) -> float:
 
 
 async def _fail(
-    services: Services,
+    services: ChatPort,
     delivery: Delivery,
     rest: Sequence[Delivery],
     error: str,
@@ -250,18 +246,17 @@ async def _fail(
     retry_after: float | None = None,
 ) -> None:
     log.warning("outbox %s not delivered, will retry: %s", delivery.outbox_id, error)
-    await outbox.record_failure(services.db, delivery.outbox_id, error=error,
-                                now=services.clock(), retry_after=retry_after)
-    await outbox.release(services.db, [d.outbox_id for d in rest])
+    await services.delivery_failed(delivery.outbox_id, error, retry_after=retry_after)
+    await services.release([d.outbox_id for d in rest])
 
 
 async def register_commands(application: Application) -> None:
     """Publish the command menu shown by Telegram clients (setMyCommands)."""
     everyone = [BotCommand(name, description) for name, description in texts.COMMANDS.items()]
     await application.bot.set_my_commands(everyone)
-    services: Services = application.bot_data["services"]
+    services: ChatPort = application.bot_data["services"]
     extra = [BotCommand(n, d) for n, d in texts.ANIMATOR_COMMANDS.items()]
-    for user_id in sorted(services.territories.animator_user_ids()):
+    for user_id in sorted(services.animator_chat_ids()):
         try:
             await application.bot.set_my_commands(
                 everyone + extra, scope=BotCommandScopeChat(user_id)

@@ -64,6 +64,11 @@ class NeedStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Statuses of a need still being worked on.
+OPEN_STATUSES = (NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.ACKNOWLEDGED,
+                 NeedStatus.IN_PROGRESS)
+
+
 # An explicit table of moves, so every change is checked and time-stamped in NeedEvent.
 ALLOWED_TRANSITIONS: dict[NeedStatus, frozenset[NeedStatus]] = {
     NeedStatus.AWAITING_INFO: frozenset(

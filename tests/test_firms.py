@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.firm_cli import firm_lookup_command
-from knowledge.firms import (
+from bot.commands.firm import firm_lookup_command
+from bot.directory import (
     DEFAULT_BASE_URL,
     FirmDirectory,
-    FirmRecord,
     LookupFailed,
     LookupUnavailable,
     RechercheEntreprisesClient,
-    load_opco_table,
 )
+from knowledge.firms import FirmRecord, load_opco_table
 from storage.db import Database
 from tests.conftest import FakeClock
 from tests.recherche_double import (
@@ -436,7 +435,7 @@ async def test_cancelled_probe_does_not_jam_the_breaker(
 def test_retry_after_as_http_date() -> None:
     from email.utils import format_datetime
 
-    from knowledge.firms import _retry_after_seconds
+    from bot.directory import _retry_after_seconds
     from storage.types import utcnow
 
     later = format_datetime(utcnow() + timedelta(seconds=90), usegmt=True)

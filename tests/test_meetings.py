@@ -400,7 +400,7 @@ async def test_unknown_need_reference_and_closed_need(relais: RunningBot) -> Non
 
 
 def test_reminder_offsets_setting() -> None:
-    from bot.services.meetings import parse_offsets
+    from bot.config import parse_offsets
 
     assert parse_offsets("24h,2h") == (timedelta(hours=24), timedelta(hours=2))
     assert parse_offsets(" 3m , 1d, 3m") == (timedelta(days=1), timedelta(minutes=3))

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.route import route_command
 from knowledge.geography import Geography, default_geography
 from knowledge.routing import LEVELS, FirmFacts, Router, RoutingDecision, RoutingError
-from knowledge.routing_cli import route_command
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.territories import TerritoryDirectory, load_territories
 

@@ -21,13 +21,11 @@ from bot.services.types import Button, Reply
 if TYPE_CHECKING:
     from bot.services.followup import FollowUpService
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
+from storage.models import OPEN_STATUSES, Need, NeedEvent, NeedRouting, NeedStatus
 
 __all__ = ["AnimatorService"]
 
 PAGE_SIZE = 8
-OPEN_STATUSES = (NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.ACKNOWLEDGED,
-                 NeedStatus.IN_PROGRESS)
 CLOSE_REASONS = {
     "helped": (NeedStatus.CLOSED_HELPED, texts.BTN_CLOSE_HELPED),
     "not_helped": (NeedStatus.CLOSED_NOT_HELPED, texts.BTN_CLOSE_NOT_HELPED),

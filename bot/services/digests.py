@@ -20,14 +20,21 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES
 from bot.services.emails import partner_digest_email, territory_digest_email
 from bot.services.insight import TerritoryStats, charts_png, compute_stats, stats_text
 from bot.services.routing import animator_chats
 from bot.services.types import Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import DigestRun, KbQuery, Need, NeedEvent, NeedRouting, Satisfaction
+from storage.models import (
+    OPEN_STATUSES,
+    DigestRun,
+    KbQuery,
+    Need,
+    NeedEvent,
+    NeedRouting,
+    Satisfaction,
+)
 
 __all__ = ["DigestService", "week_period"]
 

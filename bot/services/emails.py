@@ -31,6 +31,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+# Cleaning what people typed (shared with the calendar invitations).
+from bot.services.plaintext import CONTROLS as _CONTROLS
+from bot.services.plaintext import LINE_BREAKS as _LINE_BREAKS
+from bot.services.plaintext import one_line, text_block
+from bot.services.plaintext import truncate as _truncate
+
 __all__ = [
     "MEETING_SUBJECTS",
     "EmailDraft",
@@ -57,27 +63,10 @@ DEFAULT_TZ = ZoneInfo("Europe/Paris")
 # Long enough for any real value, short enough that a pasted novel cannot bloat a subject.
 SUBJECT_PART_LIMIT = 60
 SUBJECT_LIMIT = 160
-LINE_LIMIT = 300
-TEXT_LIMIT = 5000
-
-# Characters that reorder what is displayed ("Trojan Source"): a firm could make a line
-# read differently from what it contains. Lone surrogates cannot even be encoded.
-_DROPPED = {
-    **dict.fromkeys(
-        map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-    ),
-    **dict.fromkeys(range(0xD800, 0xE000)),
-}
-# Everything str.splitlines() treats as a line break, not only CR and LF.
-_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-# Unicode category Cc is exactly these two ranges.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROLS_BUT_LF = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _NEEDS_CLEANING = re.compile(
     r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e"
     r"\u2066-\u2069\ud800-\udfff]"
 )
-_BLANK_RUNS = re.compile(r"\n{3,}")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -201,26 +190,6 @@ class EmailDraft:
                 for i in payload.get("inline_images", ())
             ),
         )
-
-
-# --- Cleaning what people typed ----------------------------------------------------------
-
-
-def one_line(value: object, limit: int = LINE_LIMIT) -> str:
-    """Text safe for a header or a single line: no control characters, spaces collapsed."""
-    text = _CONTROLS.sub(" ", _LINE_BREAKS.sub(" ", str(value).translate(_DROPPED)))
-    return _truncate(" ".join(text.split()), limit)
-
-
-def text_block(value: object, limit: int = TEXT_LIMIT) -> str:
-    """Multi-line text safe for a body: only LF line breaks, no other control characters."""
-    text = _LINE_BREAKS.sub("\n", str(value).translate(_DROPPED)).replace("\t", "    ")
-    text = "\n".join(line.rstrip() for line in _CONTROLS_BUT_LF.sub("", text).split("\n"))
-    return _truncate(_BLANK_RUNS.sub("\n\n", text).strip("\n"), limit)
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # --- French dates --------------------------------------------------------------------------

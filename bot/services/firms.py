@@ -1,6 +1,6 @@
 """The firm's public facts in the intake: what is stored with a need and how it is shown.
 
-The lookup itself (`knowledge.firms.FirmDirectory`) is asynchronous and happens before the
+The lookup itself (`bot.directory.FirmDirectory`) is asynchronous and happens before the
 intake's transaction; this module only turns its records into the JSON kept in the
 conversation and on the need, into routing facts, and into French lines for people.
 """

@@ -27,13 +27,12 @@ from sqlmodel import Session, col, select
 from bot import texts
 from bot.messages import Message
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES
 from bot.services.emails import optional_reply_address, partner_relance_email
 from bot.services.routing import animator_chats, need_view
 from bot.services.types import Button, Reply
 from bot.services.workdays import add_working_days
 from knowledge.territories import TerritoryDirectory
-from storage.models import ChatDraft, Need, NeedRouting, Satisfaction
+from storage.models import OPEN_STATUSES, ChatDraft, Need, NeedRouting, Satisfaction
 
 __all__ = ["FollowUpCounts", "FollowUpService"]
 

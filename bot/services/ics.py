@@ -37,7 +37,7 @@ from icalendar import (
     vCalAddress,
 )
 
-from bot.services.emails import one_line, text_block
+from bot.services.plaintext import one_line, text_block
 
 __all__ = ["Attendee", "Invitation", "attach_invitation", "invitation_ics"]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,7 +40,7 @@ from bot.services.intake import next_reference
 from bot.services.questions import QuestionService
 from bot.services.replies import ReplyKind, classify_reply
 from bot.services.routing import RoutingService, animator_chats, change_status
-from bot.services.types import Button
+from bot.services.types import Button, IncomingEmail
 from knowledge.geography import Commune, Geography, normalize_name
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import Territory, TerritoryDirectory
@@ -77,26 +76,6 @@ _THEME_WORDS: dict[str, tuple[str, ...]] = {
     "mobilite": ("mobilite", "transport", "deplacement", "logement"),
     "difficulte": ("difficulte", "redressement", "impaye", "sauvegarde"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingEmail:
-    """A decoded, non-automatic email as the mail adapter hands it over."""
-
-    inbound_id: int
-    message_id: str
-    from_addr: str
-    from_name: str
-    subject: str
-    # What the sender wrote in this message (quoted history and signature removed).
-    text: str
-    references: tuple[str, ...] = ()  # our Message-IDs it answers
-    need_refs: tuple[str, ...] = ()  # TI-… references found in those ids
-    tokens: tuple[str, ...] = ()  # relais+<token>@ reply addresses it was sent to
-    subject_refs: tuple[str, ...] = ()  # [TI-…] tags of the subject
-    # (filename, content type, size, data or None when over the size limit)
-    attachments: tuple[tuple[str, str, int, bytes | None], ...] = ()
-    oversized: bool = False
 
 
 def guess_theme(text: str, questions: QuestionService | None) -> str | None:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from bot.catalogue import label, t
+from bot.directory import FirmDirectory, LookupOutcome
 from bot.messages import Button, Edit, Facts, Message, Span, Text, lines, plain
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
@@ -37,7 +38,7 @@ from bot.services.validation import (
     parse_siret,
 )
 from bot.turn import Turn
-from knowledge.firms import FirmDirectory, FirmRecord, LookupOutcome
+from knowledge.firms import FirmRecord
 from knowledge.geography import Commune, Geography
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory

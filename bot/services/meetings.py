@@ -53,7 +53,7 @@ from storage.models import (
     Reminder,
 )
 
-__all__ = ["DEFAULT_OFFSETS", "MeetingService", "parse_offsets"]
+__all__ = ["DEFAULT_OFFSETS", "MeetingService"]
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +63,8 @@ MAX_UPCOMING = 20
 CLOSED = {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
           NeedStatus.CANCELLED.value}
 _URL = re.compile(r"https://[^\s<>\"']{4,490}", re.IGNORECASE)
-_OFFSET = re.compile(r"^\s*(\d{1,4})\s*([dhm])\s*$", re.IGNORECASE)
-_UNIT = {"d": "days", "h": "hours", "m": "minutes"}
 
 Clock = Callable[[], datetime]
-
-
-def parse_offsets(value: str) -> tuple[timedelta, ...]:
-    """`REMINDER_OFFSETS` ("24h,2h", "3m", "1d"): positive, distinct, largest first."""
-    offsets: set[timedelta] = set()
-    for part in value.split(","):
-        match = _OFFSET.match(part)
-        if match is None:
-            raise ValueError(f"délai de rappel illisible {part.strip()!r} (ex. 24h, 2h, 30m)")
-        offset = timedelta(**{_UNIT[match[2].lower()]: int(match[1])})
-        if offset <= timedelta(0):
-            raise ValueError("un délai de rappel doit être positif")
-        offsets.add(offset)
-    return tuple(sorted(offsets, reverse=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from bot.messages import Button, Message
 
-__all__ = ["Button", "Delivery", "Incoming", "Reply", "Result"]
+__all__ = ["Button", "Delivery", "Incoming", "IncomingEmail", "Reply", "Result"]
 
 IncomingKind = Literal["text", "button", "command", "media"]
 
@@ -28,6 +28,26 @@ class Incoming:
     origin_html: str | None = None
     first_name: str | None = None
     channel: str = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEmail:
+    """A decoded, non-automatic email as the mail adapter hands it over."""
+
+    inbound_id: int
+    message_id: str
+    from_addr: str
+    from_name: str
+    subject: str
+    # What the sender wrote in this message (quoted history and signature removed).
+    text: str
+    references: tuple[str, ...] = ()  # our Message-IDs it answers
+    need_refs: tuple[str, ...] = ()  # TI-… references found in those ids
+    tokens: tuple[str, ...] = ()  # relais+<token>@ reply addresses it was sent to
+    subject_refs: tuple[str, ...] = ()  # [TI-…] tags of the subject
+    # (filename, content type, size, data or None when over the size limit)
+    attachments: tuple[tuple[str, str, int, bytes | None], ...] = ()
+    oversized: bool = False
 
 
 @dataclass(slots=True)

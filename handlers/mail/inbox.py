@@ -20,11 +20,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from bot.services.inbound import InboundService, IncomingEmail
+from bot.services.types import IncomingEmail
 from handlers.mail.automatic import automatic_reason
 from handlers.mail.decode import InboundMail, parse_inbound
 from handlers.mail.quotes import strip_quoted
 from handlers.mail.threads import thread_keys
+from handlers.ports import MailPort
 from storage.db import Database
 from storage.models import InboundEmail
 
@@ -59,7 +60,7 @@ class ImapSettings:
 class MailboxReader:
     """One reader per process: passes over the unflagged messages of the folder."""
 
-    def __init__(self, settings: ImapSettings, db: Database, inbound: InboundService, *,
+    def __init__(self, settings: ImapSettings, db: Database, inbound: MailPort, *,
                  clock: Clock, own_addresses: frozenset[str], mail_domain: str,
                  max_bytes: int) -> None:
         self.settings = settings

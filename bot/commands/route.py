@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from bot.config import load_settings
 from knowledge.geography import Commune, Geography, default_geography
 from knowledge.routing import FirmFacts, Router, RoutingDecision
 from knowledge.taxonomy import PARTNER_KINDS, THEME_KEYS, theme_label
@@ -127,8 +128,6 @@ def route_command(
     geo = default_geography() if geography is None else geography
     if directory is None:
         # Same TERRITORIES_DIR (environment or .env) as the running bot.
-        from bot.config import load_settings
-
         directory = load_settings().territories_dir
     try:
         territories = load_territories(directory, geo)

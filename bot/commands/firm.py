@@ -8,7 +8,9 @@ from datetime import UTC
 
 import typer
 
-from knowledge.firms import FirmDirectory, FirmRecord, LookupOutcome, RechercheEntreprisesClient
+from bot.config import load_settings
+from bot.directory import FirmDirectory, LookupOutcome, RechercheEntreprisesClient
+from knowledge.firms import FirmRecord
 from storage.db import Database
 
 __all__ = ["firm_lookup_command", "format_record", "outcome_json"]
@@ -75,8 +77,6 @@ async def _lookup(siret: str, live: bool, database_url: str) -> LookupOutcome:
 
 def firm_lookup_command(siret: str, as_json: bool, live: bool) -> int:
     """Look a SIRET up (cache first unless `live`) and print it; returns the exit code."""
-    from bot.config import load_settings
-
     try:
         settings = load_settings()
     except ValueError as exc:
