@@ -10,7 +10,7 @@ text with a tiny markup that every channel can render:
   is never read as markup); a `Text` value keeps its own styles;
 - a blank line starts a new paragraph; `{{` and `}}` are literal braces.
 
-`t("firm.need_recorded", reference="TI-2026-0042")` gives a `Text`; `label("firm.btn_yes")`
+`t("firm.need_recorded", reference="TI-2026-0042")` gives a `Text`; `label("firm.btn_firm_yes")`
 gives a button label. `examples.yaml` (and each file's `_examples`) holds realistic values
 for every placeholder, used by the test that renders every entry through both renderers.
 """
