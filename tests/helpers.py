@@ -38,7 +38,8 @@ async def reach_summary(
         await press(user, "J'accepte")
     await say(user, VALID_SIRET)
     await say(user, name)
-    await say(user, location)
+    if "Continuer quand même" in (await say(user, location))[-1].button_labels():
+        await press(user, "Continuer quand même")  # a commune no territory covers
     await press(user, theme)
     await say(user, DESCRIPTION)
     await press(user, "Dans le mois")

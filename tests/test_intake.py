@@ -360,3 +360,29 @@ async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
     # Nobody got somebody else's answers.
     assert all(n.firm_name == f"Entreprise {n.telegram_user_id}" for n in needs)
     assert await count(relais, Conversation) == 0
+
+
+async def test_a_commune_outside_every_territory_is_said_at_the_commune_step(
+    relais: RunningBot,
+) -> None:
+    user = relais.api.user(1021)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await say(user, VALID_SIRET)
+    await say(user, "Menuiserie Dupont")
+    [question] = await say(user, "Brest")
+    assert "Aucun Territoire d'industrie ne couvre encore Brest" in question.plain
+    assert question.button_labels() == ["Continuer quand même", "Arrêter là"]
+    replies = await press(user, "Arrêter là")
+    assert "rien n'a été enregistré" in replies[-1].plain
+    assert await all_needs(relais.services.db) == []
+    # Going on: the form goes on, and moving to a covered commune from the summary is fine.
+    await reach_summary(relais.api.user(1022), location="Brest")
+    other = relais.api.user(1023)
+    await reach_summary(other)
+    await press(other, "Modifier")
+    await press(other, "Commune")
+    [question] = await say(other, "Brest")
+    assert question.button_labels() == ["Continuer quand même", "Arrêter là"]
+    [summary] = (await press(other, "Continuer quand même"))[-1:]
+    assert "Brest (29019)" in summary.plain and "Récapitulatif" in summary.plain

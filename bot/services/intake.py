@@ -108,7 +108,7 @@ class Step:
     # What the pressed button said, to mark the choice in the chat.
     chosen: Callable[[IntakeService, Conversation, str], str | None] | None = None
     # Skipped when moving forward if this says so (the answer is already known).
-    skip: Callable[[dict[str, Any]], bool] | None = None
+    skip: Callable[[IntakeService, dict[str, Any]], bool] | None = None
     # A typed text that looks like a question goes to the knowledge base first.
     kb_questions: bool = False
 
@@ -249,6 +249,15 @@ def _read_contact_value(form: IntakeService, conv: Conversation, text: str,
     return _accept_or(parser(text), "contact_value")
 
 
+def _press_out_of_territory(form: IntakeService, conv: Conversation, value: str,
+                            found: Prefetched | None) -> Outcome:
+    if value == "go":
+        return Accept({"outside_ack": conv.answers.get("epci_siren") or "none"})
+    if value == "stop":
+        return Accept({"_summary": "cancel"})
+    return Invalid(label("firm.stale_button"))
+
+
 def _press_summary(form: IntakeService, conv: Conversation, value: str,
                    found: Prefetched | None) -> Outcome:
     if value not in {"confirm", "edit", "cancel"}:
@@ -308,6 +317,12 @@ def _ask_location_choice(form: IntakeService, answers: dict[str, Any]) -> Messag
     buttons = [Button(c.label(), f"loc:{c.insee}") for c in communes]
     buttons.append(Button(label("firm.btn_none_of_these_communes"), "loc:none"))
     return Message(t("firm.ask_location_choice"), _rows(buttons, 2))
+
+
+def _ask_out_of_territory(form: IntakeService, answers: dict[str, Any]) -> Message:
+    return Message(t("firm.ask_out_of_territory", commune=answers.get("commune_name") or ""),
+                   ((Button(label("firm.btn_go_on_anyway"), "oot:go"),),
+                    (Button(label("firm.btn_stop_here"), "oot:stop"),)))
 
 
 def _ask_theme(form: IntakeService, answers: dict[str, Any]) -> Message:
@@ -377,25 +392,30 @@ STEPS: dict[str, Step] = {step.name: step for step in (
     Step("firm_confirm", _ask_firm_confirm, prefix="fc", button=_press_firm_confirm,
          chosen=_chosen_from(lambda: {"yes": label("firm.btn_firm_yes"),
                                       "no": label("firm.btn_firm_no")}),
-         skip=lambda a: not a.get("firm_pending")),
+         skip=lambda f, a: not a.get("firm_pending")),
     Step("company_name", _just("firm.ask_company_name"), text=_read_company_name,
-         skip=lambda a: bool(a.get("company_name")), kb_questions=True),
+         skip=lambda f, a: bool(a.get("company_name")), kb_questions=True),
     Step("location", _just("firm.ask_location"), text=_read_location,
-         skip=lambda a: bool(a.get("commune_insee")), kb_questions=True),
+         skip=lambda f, a: bool(a.get("commune_insee")), kb_questions=True),
     Step("location_choice", _ask_location_choice, prefix="loc", button=_press_location,
-         chosen=_chosen_commune, skip=lambda a: not a.get("location_candidates")),
+         chosen=_chosen_commune, skip=lambda f, a: not a.get("location_candidates")),
     Step("firm_choice", _ask_firm_choice, prefix="fch", button=_press_firm_choice,
-         chosen=_chosen_firm, skip=lambda a: not a.get("firm_candidates")),
+         chosen=_chosen_firm, skip=lambda f, a: not a.get("firm_candidates")),
     # Skipped when chosen from a programme card before the form started.
+    # Right after the commune: the firm learns at once when no territory covers it.
+    Step("out_of_territory", _ask_out_of_territory, prefix="oot", button=_press_out_of_territory,
+         chosen=_chosen_from(lambda: {"go": label("firm.btn_go_on_anyway"),
+                                      "stop": label("firm.btn_stop_here")}),
+         skip=lambda f, a: not f.uncovered(a)),
     Step("theme", _ask_theme, prefix="theme", button=_press_choice("theme", lambda: tuple(THEMES)),
-         chosen=_chosen_from(lambda: dict(THEMES)), skip=lambda a: bool(a.get("theme"))),
+         chosen=_chosen_from(lambda: dict(THEMES)), skip=lambda f, a: bool(a.get("theme"))),
     Step("description", _just("firm.ask_description"), text=_read_description),
     Step("urgency", _ask_urgency, prefix="urg", button=_press_choice("urgency", lambda: URGENCIES),
          chosen=_chosen_from(lambda: {k: urgency_label(k) for k in URGENCIES})),
     Step("contact_method", _ask_contact_method, prefix="cm", button=_press_contact,
          chosen=_chosen_from(lambda: {k: contact_label(k) for k in CONTACT_METHODS})),
     Step("contact_value", _ask_contact_value, text=_read_contact_value,
-         skip=lambda a: a.get("contact_method") in (None, "telegram"), kb_questions=True),
+         skip=lambda f, a: a.get("contact_method") in (None, "telegram"), kb_questions=True),
     Step("summary", _ask_summary, prefix="sum", button=_press_summary,
          chosen=_chosen_from(lambda: {"confirm": label("firm.btn_confirm"),
                                       "edit": label("firm.btn_edit"),
@@ -488,6 +508,13 @@ class IntakeService:
         turn.say(Message(t("firm.welcome_back")))
         self.ask(turn)
 
+    def uncovered(self, answers: dict[str, Any]) -> bool:
+        """A commune is known, no territory covers it, and the firm has not said to go on."""
+        epci = answers.get("epci_siren")
+        if not answers.get("commune_insee") or self.territories.for_epci(epci) is not None:
+            return False
+        return answers.get("outside_ack") != (epci or "none")
+
     # --- answers -----------------------------------------------------------------------
     def on_button(self, turn: Turn) -> Reply | None:
         """A button of the form: read it, mark the choice, move on."""
@@ -577,7 +604,8 @@ class IntakeService:
         ):
             next_step = outcome.goto
         elif conv.return_to_summary:
-            next_step = "summary"
+            # A commune changed from the summary is checked like the first one.
+            next_step = "out_of_territory" if self.uncovered(answers) else "summary"
         else:
             next_step = self._next_step(conv.step, answers)
         if next_step == "summary":
@@ -585,13 +613,12 @@ class IntakeService:
         self._goto(conv, next_step, turn.now)
         self.ask(turn, preface=outcome.preface)
 
-    @staticmethod
-    def _next_step(step: str | None, answers: dict[str, Any]) -> str:
+    def _next_step(self, step: str | None, answers: dict[str, Any]) -> str:
         """The first step after `step` (or the first of all) that is not skipped."""
         index = FIELD_ORDER.index(step) if step in FIELD_ORDER else -1
         for candidate in FIELD_ORDER[index + 1 :]:
             skip = STEPS[candidate].skip
-            if skip is None or not skip(answers):
+            if skip is None or not skip(self, answers):
                 return candidate
         return "summary"
 
