@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
+    "Attachment",
     "Block",
     "Bullets",
     "Button",
@@ -131,6 +132,21 @@ class Edit:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A photo or a document a person sent, passed on as the channel knows it.
+
+    On Telegram `file_id` lets the bot send the same file again without downloading it;
+    `name` and `size` describe it where the file itself cannot follow (an email).
+    """
+
+    kind: Literal["photo", "document"]
+    file_id: str
+    name: str = ""
+    size: int = 0
+    mime: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A message for a person, on whatever channel reaches them."""
 
@@ -139,6 +155,8 @@ class Message:
     edit: Edit | None = None
     # A PNG sent as a photo, `text` being its caption (1,024 characters at most).
     photo: bytes | None = None
+    # A person's photo or document relayed to another (`text` is then its caption).
+    attachment: Attachment | None = None
     # Telegram HTML written before the catalogue existed (and rows queued by an older
     # version): rendered as is on Telegram. Being removed service by service.
     legacy_html: str | None = None
@@ -148,7 +166,7 @@ class Message:
                edit_message_id: int | None = None, photo: bytes | None = None) -> Message:
         """A message whose text is already Telegram HTML (transitional)."""
         edit = Edit(edit_message_id) if edit_message_id is not None else None
-        return cls(Text(), buttons, edit, photo, html)
+        return cls(Text(), buttons, edit, photo, legacy_html=html)
 
     def with_buttons(self, buttons: tuple[tuple[Button, ...], ...]) -> Message:
         """The same message with other buttons."""
@@ -172,6 +190,9 @@ class Message:
             payload["buttons"] = [[[b.label, b.data] for b in row] for row in self.buttons]
         if self.edit is not None:
             payload["edit"] = [self.edit.message_id, self.edit.original]
+        if self.attachment is not None:
+            a = self.attachment
+            payload["attachment"] = [a.kind, a.file_id, a.name, a.size, a.mime]
         if self.legacy_html is not None:
             payload["text"] = self.legacy_html
         return payload
@@ -191,6 +212,7 @@ class Message:
             rows,
             Edit(edit[0], edit[1]) if edit else None,
             base64.b64decode(photo) if photo else None,
+            Attachment(*payload["attachment"]) if payload.get("attachment") else None,
             payload.get("text"),
         )
 

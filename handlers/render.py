@@ -98,7 +98,8 @@ def telegram_html(message: Message) -> str:
     """The HTML text (or caption) Telegram receives for a message."""
     if message.legacy_html is not None:
         return message.legacy_html[:CAPTION_LIMIT] if message.photo else message.legacy_html
-    limit = CAPTION_LIMIT if message.photo is not None else TEXT_LIMIT
+    media = message.photo is not None or message.attachment is not None
+    limit = CAPTION_LIMIT if media else TEXT_LIMIT
     body = telegram_text(message.text, limit=limit)
     if message.edit is not None and message.edit.original:
         # A pressed button: the question stays, the choice is marked below it.

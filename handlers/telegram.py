@@ -31,7 +31,8 @@ from telegram.ext import (
 )
 
 from bot import texts
-from bot.messages import Message as Reply_
+from bot.messages import Attachment
+from bot.messages import Message as OutMessage
 from bot.services.types import Delivery, Incoming
 from handlers.ports import ChatPort
 from handlers.render import telegram_html
@@ -101,18 +102,40 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _dispatch(update, context, Incoming(
         chat_id=message.chat_id, user_id=update.effective_user.id, kind="text",
         value=_without_nul(message.text), update_id=update.update_id,
-        first_name=update.effective_user.first_name,
+        first_name=update.effective_user.first_name, reply_to_text=_replied_text(message),
     ))
 
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A sticker, photo, voice note...: explained, and the pending question asked again."""
+    """A sticker, photo, document, voice note…: the service decides (relay, or explain)."""
     message = update.effective_message
     assert message is not None and update.effective_user
     await _dispatch(update, context, Incoming(
         chat_id=message.chat_id, user_id=update.effective_user.id, kind="media",
         value=_media_kind(message), update_id=update.update_id,
+        attachment=_attachment(message), caption=_without_nul(message.caption or ""),
+        reply_to_text=_replied_text(message),
     ))
+
+
+def _attachment(message: Message) -> Attachment | None:
+    """The photo (largest size) or document of a message, by Telegram file id."""
+    if message.photo:
+        best = message.photo[-1]
+        return Attachment("photo", best.file_id, "photo.jpg", best.file_size or 0, "image/jpeg")
+    if message.document:
+        doc = message.document
+        return Attachment("document", doc.file_id, (doc.file_name or "document")[:120],
+                          doc.file_size or 0, doc.mime_type or "")
+    return None
+
+
+def _replied_text(message: Message) -> str | None:
+    """The text of the message this one replies to (the bot's, for a relayed message)."""
+    replied = message.reply_to_message
+    if replied is None:
+        return None
+    return (replied.text or replied.caption or "")[:4096]
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -157,7 +180,7 @@ async def _apologise(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         log.warning("could not apologise to chat %s", chat.id)
 
 
-def _markup(message: Reply_) -> InlineKeyboardMarkup | None:
+def _markup(message: OutMessage) -> InlineKeyboardMarkup | None:
     if not message.buttons:
         return None
     return InlineKeyboardMarkup(
@@ -166,7 +189,7 @@ def _markup(message: Reply_) -> InlineKeyboardMarkup | None:
     )
 
 
-def _markup_json(message: Reply_) -> dict[str, object] | None:
+def _markup_json(message: OutMessage) -> dict[str, object] | None:
     """The inline keyboard as Bot API JSON (for calls made without PTB's objects)."""
     if not message.buttons:
         return None
@@ -186,6 +209,13 @@ async def _send_one(bot: Bot, delivery: Delivery) -> None:
     message = delivery.message
     chat_id = int(delivery.recipient)
     text = telegram_html(message)
+    if message.attachment is not None:
+        # A person's file relayed by its Telegram id: nothing is downloaded or uploaded.
+        a = message.attachment
+        send = bot.send_photo if a.kind == "photo" else bot.send_document
+        await send(chat_id, a.file_id, caption=text or None,  # type: ignore[operator]
+                   parse_mode=ParseMode.HTML, reply_markup=_markup(message))
+        return
     if message.photo is not None and message.edit_message_id is None:
         await bot.send_photo(chat_id, photo=message.photo, caption=text or None,
                              parse_mode=ParseMode.HTML, reply_markup=_markup(message))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.messages import Button, Message
+from bot.messages import Attachment, Button, Message
 
 __all__ = ["Button", "Delivery", "Incoming", "IncomingEmail", "Reply", "Result"]
 
@@ -28,6 +28,11 @@ class Incoming:
     origin_html: str | None = None
     first_name: str | None = None
     channel: str = "telegram"
+    # A photo or document sent (kind "media"), and its caption as `value`… see `media`.
+    attachment: Attachment | None = None
+    caption: str = ""
+    # The text of the bot's message this one answers (Telegram's "reply"), if any.
+    reply_to_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
