@@ -191,7 +191,8 @@ class MeetingService:
         if not rows:
             return [Message(t("firm.my_meetings_empty"))]
         lines = [t("firm.my_meeting_line", slot=self._slot(meeting), place=self._place(meeting),
-                   reference=need.reference, status=_status(meeting.status))
+                   reference=need.reference,
+                   status=label(f"firm.my_meeting_status_{meeting.status}"))
                  for meeting, need in rows]
         return [Message(t("firm.my_meetings_title") + _bullets(lines))]
 
@@ -869,8 +870,8 @@ def _with_link(place: str, url: str | None) -> str:
 
 
 def _status(status: str) -> str:
-    """A meeting's status in words."""
-    return label(f"common.meeting_status_{status}")
+    """A meeting's status in words, for the chef de projet."""
+    return label(f"animator.meeting_status_{status}")
 
 
 def _bullets(lines: list[Text]) -> Text:
