@@ -14,8 +14,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
-from bot import texts
+from bot.catalogue import t
 from bot.mail import MailSender, PermanentMailError, TransientMailError
+from bot.messages import Message
 from bot.services import outbox
 from bot.services.emails import EmailDraft, to_email_message
 from knowledge.territories import TerritoryDirectory
@@ -101,13 +102,13 @@ class EmailWorker:
         territory = self.territories.get(str(payload.get("territory_id") or ""))
         if territory is None:
             return
-        text = texts.EMAIL_REFUSED.format(
-            to=texts.esc(", ".join(draft.to)), subject=texts.esc(draft.subject),
-            error=texts.esc(error[:300]))
+        message = Message(t("animator.email_refused", to=", ".join(draft.to),
+                            subject=draft.subject, error=error[:300]))
         now = self.clock()
 
         chats = [a.telegram_user_id for a in territory.animators]
-        await self.db.run(lambda session: outbox.enqueue_for_chats(session, chats, text, now=now))
+        await self.db.run(
+            lambda session: outbox.enqueue_for_chats(session, chats, message, now=now))
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Loop until stopped."""

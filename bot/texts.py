@@ -330,10 +330,6 @@ ANIMATOR_COMMANDS_HELP = (
     "/demandes : demandes ouvertes\n/demande TI-2026-0042 : une demande\n"
     "/rdv : RDV à venir\n/rdv TI-2026-0042 : proposer un RDV"
 )
-EMAIL_REFUSED = (
-    "<b>E-mail non distribué</b> à {to}\n« {subject} »\nMotif : {error}\n"
-    "Vérifiez l'adresse du partenaire dans l'annuaire du territoire."
-)
 TELEGRAM_UNDELIVERABLE = (
     "<b>Message Telegram non distribué</b> à l'entreprise de la demande {reference} "
     "({firm}).\nMotif : {error}\nContactez-la par un autre moyen si besoin."
@@ -341,152 +337,12 @@ TELEGRAM_UNDELIVERABLE = (
 
 # --- Meetings -------------------------------------------------------------------------------
 BTN_PROPOSE_MEETING = "Proposer un RDV"
-MEETING_ASK_WHEN = (
-    "RDV avec {firm} ({reference}) : quand ?\n"
-    "Par exemple « jeudi 14h30 », « 12/01 à 9h » ou « demain 10h »."
-)
-MEETING_ASK_WHEN_MOVE = (
-    "Déplacer le RDV avec {firm} ({reference}), prévu {slot} : nouvelle date ?\n"
-    "Par exemple « jeudi 14h30 » ou « 12/01 à 9h »."
-)
-WHEN_ERRORS: dict[str, str] = {
-    "unrecognised": "Je n'ai pas compris cette date.",
-    "no_time": "Il manque l'heure ({detail}).",
-    "no_date": "Il manque le jour ({detail}).",
-    "impossible": "Cette date n'existe pas ({detail}).",
-    "past": "Cette date est déjà passée ({detail}).",
-    "ambiguous": (
-        "Je ne suis pas sûr de comprendre ({detail}). "
-        "Écrivez la date en entier, par exemple « 14/01/2027 à 14h30 »."
-    ),
-    "nonexistent": "Cette heure n'existe pas ce jour-là : on passe à l'heure d'été ({detail}).",
-    "repeated": (
-        "Cette heure existe deux fois ce jour-là : on passe à l'heure d'hiver ({detail}). "
-        "Choisissez une autre heure."
-    ),
-    "too_far": "C'est dans plus de 18 mois ({detail}). Choisissez une date plus proche.",
-}
-MEETING_UNUSUAL = "Attention, ce créneau tombe {reasons} :\n{slot}\nLe garder quand même ?"
-UNUSUAL_EARLY_LATE = "en dehors de 7h–20h"
-UNUSUAL_WEEKEND = "un week-end"
-UNUSUAL_HOLIDAY = "un jour férié ({name})"
-BTN_KEEP_SLOT = "Oui, garder ce créneau"
-BTN_CHANGE_SLOT = "Changer la date"
-MEETING_ASK_DURATION = "{slot_day} à {time}. Combien de temps dure le RDV ?"
-DURATION_BUTTONS: dict[int, str] = {30: "30 min", 60: "1 h", 90: "1 h 30", 120: "2 h"}
-BAD_DURATION = "Je n'ai pas compris cette durée. Choisissez un bouton ou écrivez par exemple « 45 min »."
-MEETING_ASK_PLACE = "Où a lieu le RDV ? Écrivez l'adresse, ou collez le lien de la visioconférence."
-BTN_PLACE_FIRM = "Dans l'entreprise ({commune})"
-PLACE_AT_FIRM = "Dans les locaux de l'entreprise, {commune}"
-PLACE_VIDEO = "Visioconférence"
-BAD_PLACE = "Indiquez un lieu (3 à 300 caractères) ou un lien https://."
-MEETING_ASK_WHO = "Qui inviter ? Touchez un nom pour le cocher ou le décocher, puis « Valider »."
-BTN_WHO_FIRM = "L'entreprise ({firm})"
-BTN_WHO_DONE = "Valider"
-MEETING_NOBODY = "Cochez au moins une personne à inviter."
-MEETING_RECAP = (
-    "<b>RDV à envoyer</b> · {reference}\n"
-    "<b>Quand</b> : {slot}\n"
-    "<b>Où</b> : {place}\n"
-    "<b>Invités</b> : {who}"
-)
-BTN_SEND_INVITE = "Envoyer l'invitation"
-BTN_SEND_UPDATE = "Envoyer le changement"
-BTN_ABANDON = "Abandonner"
 MEETING_ABANDONED = "Proposition de RDV abandonnée."
-MEETING_SENT = "📅 Invitation envoyée pour {slot}. Je vous préviens dès que l'entreprise répond."
-MEETING_SENT_NO_FIRM = "📅 Invitation envoyée pour {slot}. Les rappels partiront à l'heure."
-MEETING_MOVED = "📅 RDV déplacé : {slot}. Tout le monde est prévenu."
-MEETING_ASK_CANCEL = "Annuler le RDV du {slot} avec {firm} ? Tous les invités seront prévenus."
-BTN_CANCEL_MEETING = "Annuler le RDV"
-BTN_CONFIRM_CANCEL = "Oui, annuler le RDV"
-BTN_KEEP_MEETING = "Non, le garder"
-MEETING_CANCELLED = "RDV du {slot} annulé. Tout le monde est prévenu."
-MEETING_KEPT = "Le RDV est maintenu."
-BTN_MOVE_MEETING = "Déplacer"
-MEETING_NOT_FOUND = "Ce RDV n'existe plus."
-MEETING_ALREADY_CANCELLED = "Ce RDV est déjà annulé."
-MEETING_NEED_CLOSED = "Cette demande est close : pas de nouveau RDV."
-RDV_USAGE = "Précisez la demande, par exemple : /rdv TI-2026-0042"
-MEETING_STATUS_LABELS: dict[str, str] = {
-    "proposed": "en attente de l'entreprise",
-    "confirmed": "confirmé",
-    "other_slot": "autre créneau demandé",
-    "declined": "refusé par l'entreprise",
-    "cancelled": "annulé",
-}
-MEETINGS_TITLE = "<b>RDV à venir</b> ({count})"
-MEETINGS_EMPTY = "Aucun RDV à venir sur votre territoire."
-MEETING_LINE = "• {slot} · {firm} ({reference}) · {status}"
-MEETING_DETAIL = (
-    "<b>RDV</b> · {reference} · {firm}\n"
-    "<b>Quand</b> : {slot}\n"
-    "<b>Où</b> : {place}\n"
-    "<b>Invités</b> : {who}\n"
-    "<b>Statut</b> : {status}"
-)
-# The firm's side.
-MEETING_FOR_FIRM = (
-    "<b>Proposition de rendez-vous</b> ({reference})\n"
-    "<b>Quand</b> : {slot}\n"
-    "<b>Où</b> : {place}\n"
-    "<b>Avec</b> : {who}\n\n"
-    "Ce créneau vous convient-il ?"
-)
-MEETING_MOVED_FOR_FIRM = (
-    "<b>Rendez-vous déplacé</b> ({reference})\n"
-    "<b>Nouveau créneau</b> : {slot}\n"
-    "<b>Où</b> : {place}\n\n"
-    "Ce créneau vous convient-il ?"
-)
-MEETING_CANCELLED_FOR_FIRM = "Le rendez-vous du {slot} ({reference}) est annulé."
-BTN_FIRM_CONFIRM = "Je confirme"
-BTN_FIRM_OTHER_SLOT = "Proposer un autre créneau"
-BTN_FIRM_DECLINE = "Je ne peux pas"
-FIRM_CONFIRMED_ACK = "Merci, c'est noté : rendez-vous {slot}. Je vous enverrai un rappel."
-FIRM_ASK_OTHER_SLOT = (
-    "Quel créneau vous conviendrait ? Écrivez-le simplement, "
-    "par exemple « mardi matin » ou « jeudi après 14h »."
-)
-FIRM_OTHER_SLOT_SENT = "Merci, je transmets. Le chef de projet vous proposera un autre créneau."
-FIRM_DECLINED_ACK = "C'est noté. Le chef de projet reviendra vers vous."
-BAD_OTHER_SLOT = "Écrivez le créneau qui vous conviendrait (3 à 300 caractères)."
-MY_MEETINGS_TITLE = "<b>Vos rendez-vous à venir</b>"
-MY_MEETINGS_EMPTY = "Vous n'avez aucun rendez-vous à venir."
-MY_MEETING_LINE = "• {slot} · {place} ({reference}) · {status}"
-# What the animator learns of the firm's answer.
-MEETING_FIRM_CONFIRMED = "✅ {firm} confirme le RDV du {slot} ({reference})."
-MEETING_FIRM_OTHER_SLOT = "🔁 {firm} demande un autre créneau que le {slot} ({reference})."
-MEETING_FIRM_OTHER_SLOT_TEXT = "🔁 {firm} propose, pour le RDV {reference} : « {text} »"
-MEETING_FIRM_DECLINED = "❌ {firm} ne peut pas venir au RDV du {slot} ({reference})."
-# Reminders.
-REMINDER_FOR_FIRM = "⏰ <b>Rappel</b> : rendez-vous {slot} ({reference})\n<b>Où</b> : {place}"
 
 # --- Email channel (what the animators read on Telegram) ----------------------------------
-EMAIL_NEW_NEED_INCOMPLETE = (
-    "✉️ <b>Demande reçue par e-mail</b> {reference} de {sender}, incomplète "
-    "(il manque : {missing}). L'entreprise a été invitée à compléter."
-)
-EMAIL_FIRM_MESSAGE = "✉️ <b>{firm}</b> a écrit au sujet de {reference} :\n« {text} »"
-EMAIL_PARTNER_ACK = "✅ <b>{partner}</b> prend en charge {reference} (réponse par e-mail : {cue})."
-EMAIL_PARTNER_REFUSED = (
-    "❌ <b>{partner}</b> décline {reference} (réponse par e-mail : {cue}).\n"
-    "À qui la transmettre ?"
-)
-EMAIL_PARTNER_UNSURE = (
-    "✉️ <b>{partner}</b> a répondu au sujet de {reference} :\n« {text} »\n"
-    "Je ne sais pas dire si c'est une prise en charge. Qu'en dites-vous ?"
-)
-BTN_PARTNER_ACK = "Prise en charge"
-BTN_PARTNER_REFUSED = "Refus"
-BTN_PARTNER_NEITHER = "Ni l'un ni l'autre"
 PARTNER_MARKED_ACK = "Noté : {partner} prend en charge {reference}."
 PARTNER_MARKED_REFUSED = "Noté : {partner} décline {reference}. Utilisez « Réaffecter » pour la transmettre."
 PARTNER_MARKED_NEITHER = "Noté : la réponse de {partner} reste dans l'historique de {reference}."
-MISSING_LABELS: dict[str, str] = {
-    "commune": "la commune",
-    "theme": "le thème",
-}
 
 # --- Follow-up --------------------------------------------------------------------------------
 FOLLOWUP_ALERT = (

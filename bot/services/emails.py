@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from bot.catalogue import label, t
+
 # Cleaning what people typed (shared with the calendar invitations).
 from bot.services.plaintext import CONTROLS as _CONTROLS
 from bot.services.plaintext import LINE_BREAKS as _LINE_BREAKS
@@ -38,7 +40,7 @@ from bot.services.plaintext import one_line, text_block
 from bot.services.plaintext import truncate as _truncate
 
 __all__ = [
-    "MEETING_SUBJECTS",
+    "MEETING_KINDS",
     "EmailDraft",
     "FirmReplyView",
     "MeetingView",
@@ -192,6 +194,11 @@ class EmailDraft:
         )
 
 
+def _subject(key: str, **values: object) -> str:
+    """A subject from the catalogue, its values already cleaned, cut to the subject limit."""
+    return _truncate(t(key, **values).plain(), SUBJECT_LIMIT)
+
+
 # --- French dates --------------------------------------------------------------------------
 
 
@@ -339,7 +346,8 @@ def _partner_reply_path(
     animator = _address(animator_name, animator_email) if animator_email.strip() else None
     if need_reply_address:
         cc = (str(animator),) if animator else ()
-        return animator, _address(f"Relais {reference}", need_reply_address), cc
+        name = t("partner.reply_to_name", reference=reference).plain()
+        return animator, _address(name, need_reply_address), cc
     return animator, animator, ()
 
 
@@ -374,10 +382,10 @@ def partner_need_email(
     firm = one_line(need.firm_name)
     commune = one_line(need.commune_name, 120)
     theme = one_line(need.theme_label, 80)
-    subject = _truncate(
-        f"[{need.reference}] {_truncate(theme, SUBJECT_PART_LIMIT)} — "
-        f"{_truncate(firm, SUBJECT_PART_LIMIT)} ({_truncate(commune, SUBJECT_PART_LIMIT)})",
-        SUBJECT_LIMIT,
+    subject = _subject(
+        "partner.need_subject", reference=need.reference,
+        theme=_truncate(theme, SUBJECT_PART_LIMIT), firm=_truncate(firm, SUBJECT_PART_LIMIT),
+        commune=_truncate(commune, SUBJECT_PART_LIMIT),
     )
     context = {
         "reference": need.reference,
@@ -396,7 +404,8 @@ def partner_need_email(
         "created_at": _french_datetime(need.created_at.astimezone(tz)),
         "partner_name": one_line(partner_name, 120),
         "reason": text_block(reason, 1000),
-        "ack_delay": f"{ack_days} jour ouvré" if ack_days <= 1 else f"{ack_days} jours ouvrés",
+        "ack_delay": (label("partner.ack_delay_one") if ack_days <= 1
+                      else t("partner.ack_delay_other", days=ack_days).plain()),
         "ack_deadline": french_date(ack_deadline),
         "animator_name": one_line(animator_name, 120),
         "animator_email": animator.addr_spec if animator else None,
@@ -532,8 +541,9 @@ def partner_relance_email(
     key = hashlib.sha256(f"relance|{original}".encode()).hexdigest()[:24]
     return EmailDraft(
         to=(str(to),),
-        subject=_truncate(f"Relance : [{need.reference}] {one_line(need.theme_label, 60)} — "
-                          f"{_truncate(firm, SUBJECT_PART_LIMIT)}", SUBJECT_LIMIT),
+        subject=_subject("partner.relance_subject", reference=need.reference,
+                         theme=one_line(need.theme_label, 60),
+                         firm=_truncate(firm, SUBJECT_PART_LIMIT)),
         text=render("partner_relance.txt", context),
         html=render("partner_relance.html", context),
         reply_to=str(reply_to) if reply_to else None,
@@ -562,8 +572,8 @@ def territory_digest_email(
                "images": [cid for cid, _name, _data in images]}
     key = hashlib.sha256(f"digest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
     return EmailDraft(
-        to=(str(to),), subject=_truncate(f"[Relais] {one_line(title, 80)} — {territory}",
-                                         SUBJECT_LIMIT),
+        to=(str(to),), subject=_subject("animator.territory_digest_subject",
+                                        title=one_line(title, 80), territory=territory),
         text=render("territory_digest.txt", context),
         html=render("territory_digest.html", context), reply_to=None,
         message_id=f"<digest-{key[:24]}@{mail_domain.lower()}>",
@@ -581,8 +591,8 @@ def partner_digest_email(
                "needs": [{k: one_line(v, 200) for k, v in need.items()} for need in needs]}
     key = hashlib.sha256(f"pdigest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
     return EmailDraft(
-        to=(str(to),), subject=_truncate(
-            f"[Relais] Vos demandes ouvertes ({len(needs)}) — {territory}", SUBJECT_LIMIT),
+        to=(str(to),), subject=_subject("partner.digest_subject", count=len(needs),
+                                        territory=territory),
         text=render("partner_digest.txt", context), html=render("partner_digest.html", context),
         reply_to=reply_to, message_id=f"<pdigest-{key[:24]}@{mail_domain.lower()}>",
         headers={"Auto-Submitted": "auto-generated"})
@@ -606,7 +616,7 @@ class FirmReplyView:
     cards: tuple[tuple[str, str, str], ...]  # (title, summary, url)
     attachments: tuple[str, ...] = ()
     oversized: bool = False
-    max_size: str = "10 Mo"
+    max_size: str  # "10 Mo"
 
 
 def firm_reply_email(
@@ -622,7 +632,7 @@ def firm_reply_email(
 ) -> EmailDraft:
     """The bot's automatic answer to a firm's email, threaded, marked auto-replied."""
     to = _address(to_name, to_email)
-    base = one_line(subject, 100) or "Votre demande"
+    base = one_line(subject, 100) or label("firm.email_reply_subject")
     tag = f"[{view.reference}]"
     subject_line = base if tag in base else f"{tag} {base}"
     if not subject_line.lower().startswith(("re:", "re :")):
@@ -663,12 +673,8 @@ def firm_reply_email(
 
 # --- Meetings ------------------------------------------------------------------------------
 
-MEETING_SUBJECTS = {
-    "invite": "Invitation",
-    "update": "RDV déplacé",
-    "cancel": "RDV annulé",
-    "reminder": "Rappel",
-}
+# One subject per kind, `partner.meeting_subject_<kind>` in the catalogue.
+MEETING_KINDS = frozenset({"invite", "update", "cancel", "reminder"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -710,18 +716,15 @@ def meeting_email(
     extra_key: str = "",
 ) -> EmailDraft:
     """An invitation, update, cancellation or reminder of a meeting, to one person."""
-    if kind not in MEETING_SUBJECTS:
+    if kind not in MEETING_KINDS:
         raise ValueError(f"unknown meeting email kind {kind!r}")
     to = _address(to_name, to_email)
     reply_to = (_address(meeting.organizer_name, meeting.organizer_email)
                 if meeting.organizer_email else None)
     firm = one_line(meeting.firm_name)
     slot = one_line(meeting.slot, 120)
-    subject = _truncate(
-        f"[{meeting.reference}] {MEETING_SUBJECTS[kind]} : RDV "
-        f"{_truncate(firm, SUBJECT_PART_LIMIT)} — {slot}",
-        SUBJECT_LIMIT,
-    )
+    subject = _subject(f"partner.meeting_subject_{kind}", reference=meeting.reference,
+                       firm=_truncate(firm, SUBJECT_PART_LIMIT), slot=slot)
     context = {
         "kind": kind,
         "reference": meeting.reference,

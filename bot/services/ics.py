@@ -37,6 +37,7 @@ from icalendar import (
     vCalAddress,
 )
 
+from bot.catalogue import t
 from bot.services.plaintext import one_line, text_block
 
 __all__ = ["Attendee", "Invitation", "attach_invitation", "invitation_ics"]
@@ -49,7 +50,6 @@ SUMMARY_LIMIT = 200
 NAME_LIMIT = 120
 LOCATION_LIMIT = 300
 DESCRIPTION_LIMIT = 5000
-VIDEO_LINK_LABEL = "Lien de la visioconférence"
 
 _METHODS = frozenset({"REQUEST", "CANCEL"})
 # A UID is matched byte for byte by every client: refuse rather than silently rewrite one.
@@ -334,7 +334,7 @@ def _attendees(attendees: tuple[Attendee, ...]) -> list[Attendee]:
 def _description(inv: Invitation) -> str:
     text = text_block(inv.description, DESCRIPTION_LIMIT)
     if inv.url:
-        link = f"{VIDEO_LINK_LABEL} : {inv.url.strip()}"
+        link = t("partner.ics_video_link", url=inv.url.strip()).plain()
         text = f"{text}\n\n{link}" if text else link
     return text
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot import texts
+from bot.catalogue import label, t
 from bot.messages import Message
 from bot.services import outbox
 from bot.services.emails import (
@@ -231,12 +231,11 @@ class InboundService:
         if not missing:
             partners = self._route(session, need, now)
         elif territory is not None:
-            outbox.enqueue_for_chats(
-                session, [int(c) for c in animator_chats(territory)],
-                texts.EMAIL_NEW_NEED_INCOMPLETE.format(
-                    reference=need.reference, sender=texts.esc(mail.from_addr),
-                    missing=", ".join(texts.MISSING_LABELS[m] for m in missing)),
-                now=now)
+            incomplete = t("animator.email_new_need_incomplete", reference=need.reference,
+                           sender=mail.from_addr, missing=", ".join(
+                               label(f"animator.email_missing_{m}") for m in missing))
+            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(territory)],
+                                     Message(incomplete), now=now)
         self._reply(session, need, mail, kind="new", partners=partners, kept=kept,
                     cards_for=body, now=now)
         return need
@@ -345,24 +344,27 @@ class InboundService:
         verdict = classify_reply(mail.text)
         territory = self.territories.get(need.territory_id or "")
         chats = animator_chats(territory) if territory else []
-        name = texts.esc(routing.partner_name)
+        name = routing.partner_name
         if verdict.kind == ReplyKind.ACK:
             mark_partner_ack(session, need, routing, now=now, actor=f"email:{routing.partner_id}")
-            message = Message.legacy(texts.EMAIL_PARTNER_ACK.format(
-                partner=name, reference=need.reference, cue=texts.esc(verdict.reason)))
+            message = Message(t("animator.email_partner_ack", partner=name,
+                                reference=need.reference, cue=verdict.reason))
         elif verdict.kind == ReplyKind.REFUSED:
             routing.status = "refused"
             session.add(routing)
-            message = Message.legacy(texts.EMAIL_PARTNER_REFUSED.format(
-                partner=name, reference=need.reference, cue=texts.esc(verdict.reason)),
-                ((Button(texts.BTN_REASSIGN, f"ani:re:{need.id}"),),))
+            message = Message(t("animator.email_partner_refused", partner=name,
+                                reference=need.reference, cue=verdict.reason),
+                              ((Button(label("animator.email_btn_reassign"),
+                                       f"ani:re:{need.id}"),),))
         else:
-            message = Message.legacy(texts.EMAIL_PARTNER_UNSURE.format(
-                partner=name, reference=need.reference,
-                text=texts.esc(_excerpt(mail.text))),
-                ((Button(texts.BTN_PARTNER_ACK, f"ani:pack:{need.id}:{routing.id}"),
-                  Button(texts.BTN_PARTNER_REFUSED, f"ani:pref:{need.id}:{routing.id}")),
-                 (Button(texts.BTN_PARTNER_NEITHER, f"ani:pnone:{need.id}:{routing.id}"),)))
+            key = f"{need.id}:{routing.id}"
+            message = Message(t("animator.email_partner_unsure", partner=name,
+                                reference=need.reference, text=_excerpt(mail.text)),
+                              ((Button(label("animator.btn_partner_ack"), f"ani:pack:{key}"),
+                                Button(label("animator.btn_partner_refused"),
+                                       f"ani:pref:{key}")),
+                               (Button(label("animator.btn_partner_neither"),
+                                       f"ani:pnone:{key}"),)))
         for chat in chats:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
@@ -375,12 +377,10 @@ class InboundService:
                                 author=mail.from_addr.lower(), text=mail.text[:20_000], at=now))
         territory = self.territories.get(need.territory_id or "")
         if forward and territory is not None:
-            outbox.enqueue_for_chats(
-                session, [int(c) for c in animator_chats(territory)],
-                texts.EMAIL_FIRM_MESSAGE.format(firm=texts.esc(need.firm_name or mail.from_addr),
-                                                reference=need.reference,
-                                                text=texts.esc(_excerpt(mail.text))),
-                now=now)
+            wrote = t("animator.email_firm_message", firm=need.firm_name or mail.from_addr,
+                      reference=need.reference, text=_excerpt(mail.text))
+            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(territory)],
+                                     Message(wrote), now=now)
 
     def _attachments(self, session: Session, need: Need, mail: IncomingEmail,
                      now: datetime) -> tuple[str, ...]:
@@ -417,12 +417,13 @@ class InboundService:
             kind=kind, reference=need.reference,
             theme_label=theme_label(need.theme) if "theme" not in (need.missing or []) else None,
             commune=need.commune_name, missing=tuple(
-                _MISSING_ASK[m] for m in (need.missing or [])),
+                label(f"firm.email_missing_{m}") for m in (need.missing or [])),
             partners=tuple(partners),
             animator_name=territory.animators[0].name if territory else None,
             territory_name=territory.name if territory else None,
             cards=tuple(cards), attachments=kept, oversized=mail.oversized,
-            max_size=f"{self.max_bytes // (1024 * 1024)} Mo")
+            max_size=t("firm.email_max_size",
+                       megabytes=self.max_bytes // (1024 * 1024)).plain())
         draft = firm_reply_email(
             view=view, to_email=mail.from_addr, to_name=mail.from_name, subject=mail.subject,
             in_reply_to=mail.message_id, references=mail.references,
@@ -442,12 +443,6 @@ _PLACE = re.compile(
 # "supprimer mes données", "effacer mes données", with or without accents.
 _ERASE = re.compile(r"\b(?:supprimer|effacer)\s+(?:toutes\s+)?mes\s+donn[ée]es\b",
                     re.IGNORECASE)
-
-_MISSING_ASK = {
-    "commune": "la commune de l'établissement concerné (ou son code postal)",
-    "theme": ("le type de besoin : recrutement, formation, foncier, innovation, "
-              "financement, transition écologique, export, mobilité, difficultés…"),
-}
 
 
 def _excerpt(text: str) -> str:

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import label, t
+from bot.messages import Bullets, Message, Text
 from bot.services import outbox
 from bot.services.emails import MeetingView, meeting_email
 from bot.services.ics import Attendee, Invitation, invitation_ics
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
 DEFAULT_DURATION = 60
+# The durations offered as buttons, in minutes (labels: animator.btn_duration_<minutes>).
+DURATIONS = (30, 60, 90, 120)
 MAX_UPCOMING = 20
 CLOSED = {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
           NeedStatus.CANCELLED.value}
@@ -123,15 +125,15 @@ class MeetingService:
                     now: datetime) -> Reply:
         """`/rdv` lists the territory's upcoming meetings; `/rdv TI-…` proposes one."""
         if not self.is_animator(user_id):
-            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+            return Reply([Message(t("common.meeting_animators_only"))])
         reference = args.strip().upper()
         if not reference:
             return self.upcoming_for_animator(session, user_id, now=now)
         need = session.exec(select(Need).where(Need.reference == reference)).first()
         if need is None or need.id is None or self._allowed_need(session, user_id,
                                                                  need.id) is None:
-            return Reply([Message.legacy(texts.NEED_NOT_FOUND.format(
-                reference=texts.esc(reference[:20])))])
+            return Reply([Message(t("animator.meeting_need_not_found",
+                                    reference=reference[:20]))])
         return self._start_draft(session, user_id, chat_id, need, now=now)
 
     def upcoming_for_animator(self, session: Session, user_id: int, *,
@@ -145,20 +147,19 @@ class MeetingService:
             .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
         ).all()
         if not meetings:
-            return Reply([Message.legacy(texts.MEETINGS_EMPTY)])
-        lines = [texts.MEETINGS_TITLE.format(count=len(meetings))]
+            return Reply([Message(t("animator.meetings_empty"))])
+        lines: list[Text] = []
         rows: list[tuple[Button, ...]] = []
         for meeting in meetings:
             need = session.get(Need, meeting.need_id)
             firm = (need.firm_name if need else None) or "—"
             reference = need.reference if need else "—"
-            lines.append(texts.MEETING_LINE.format(
-                slot=self._slot(meeting), firm=texts.esc(firm), reference=reference,
-                status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status)))
+            lines.append(t("animator.meeting_line", slot=self._slot(meeting), firm=firm,
+                           reference=reference, status=_status(meeting.status)))
             local = meeting.start_at.astimezone(self.tz)
-            label = f"{local:%d/%m %H:%M} · {firm}"[:60]
-            rows.append((Button(label, f"mt:show:{meeting.id}"),))
-        return Reply([Message.legacy("\n".join(lines), tuple(rows))])
+            rows.append((Button(f"{local:%d/%m %H:%M} · {firm}"[:60], f"mt:show:{meeting.id}"),))
+        return Reply([Message(t("animator.meetings_title", count=len(meetings))
+                              + _bullets(lines), tuple(rows))])
 
     def upcoming_for_firm(self, session: Session, user_id: int, *,
                           now: datetime) -> list[Message]:
@@ -172,20 +173,18 @@ class MeetingService:
             .order_by(col(Meeting.start_at)).limit(MAX_UPCOMING)
         ).all()
         if not rows:
-            return [Message.legacy(texts.MY_MEETINGS_EMPTY)]
-        lines = [texts.MY_MEETINGS_TITLE]
-        for meeting, need in rows:
-            lines.append(texts.MY_MEETING_LINE.format(
-                slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
-                reference=need.reference,
-                status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status)))
-        return [Message.legacy("\n".join(lines))]
+            return [Message(t("firm.my_meetings_empty"))]
+        lines = [t("firm.my_meeting_line", slot=self._slot(meeting), place=self._place(meeting),
+                   reference=need.reference,
+                   status=label(f"firm.my_meeting_status_{meeting.status}"))
+                 for meeting, need in rows]
+        return [Message(t("firm.my_meetings_title") + _bullets(lines))]
 
     # --- the animator's draft ---------------------------------------------------------------
     def _start_draft(self, session: Session, user_id: int, chat_id: int, need: Need, *,
                      now: datetime, meeting: Meeting | None = None) -> Reply:
         if meeting is None and need.status in CLOSED:
-            return Reply([Message.legacy(texts.MEETING_NEED_CLOSED)])
+            return Reply([Message(t("animator.meeting_need_closed"))])
         data: dict[str, Any] = {"need_id": need.id}
         if meeting is not None:
             data["meeting_id"] = meeting.id
@@ -199,13 +198,13 @@ class MeetingService:
         return Reply([self._ask_when(need, meeting)])
 
     def _ask_when(self, need: Need, meeting: Meeting | None) -> Message:
-        firm = texts.esc(need.firm_name or "—")
+        firm = need.firm_name or "—"
+        abandon = ((Button(label("animator.btn_abandon"), "md:abort"),),)
         if meeting is not None:
-            return Message.legacy(texts.MEETING_ASK_WHEN_MOVE.format(
-                firm=firm, reference=need.reference, slot=self._slot(meeting)),
-                ((Button(texts.BTN_ABANDON, "md:abort"),),))
-        return Message.legacy(texts.MEETING_ASK_WHEN.format(firm=firm, reference=need.reference),
-                        ((Button(texts.BTN_ABANDON, "md:abort"),),))
+            return Message(t("animator.meeting_ask_when_move", firm=firm,
+                             reference=need.reference, slot=self._slot(meeting)), abandon)
+        return Message(t("animator.meeting_ask_when", firm=firm, reference=need.reference),
+                       abandon)
 
     def on_draft_text(self, session: Session, draft: ChatDraft, text: str, *,
                       now: datetime) -> Reply:
@@ -215,31 +214,32 @@ class MeetingService:
         need = self._allowed_need(session, draft.user_id, int(draft.data.get("need_id", 0)))
         if need is None:
             session.delete(draft)
-            return Reply([Message.legacy(texts.MEETING_NOT_FOUND)])
+            return Reply([Message(t("animator.meeting_not_found"))])
         if draft.step == "when":
             return self._when_answer(session, draft, need, text, now=now)
         if draft.step == "duration":
             minutes = parse_duration(text)
             if minutes is None:
-                return Reply([self._ask_duration(draft, preface=texts.BAD_DURATION)])
+                return Reply([self._ask_duration(
+                    draft, preface=t("animator.meeting_bad_duration"))])
             return self._duration_chosen(session, draft, need,
                                          int(minutes.total_seconds() // 60), now=now)
         if draft.step == "place":
             return self._place_answer(session, draft, need, text, now=now)
         # Steps answered with buttons: the same question again.
         return Reply([self._question(session, draft, need,
-                                              preface=texts.USE_BUTTONS)])
+                                     preface=t("animator.meeting_use_buttons"))])
 
     def _when_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
                      now: datetime) -> Reply:
         parsed = parse_when(text, now=now, tz=self.tz)
         if not isinstance(parsed, When):
-            message = texts.WHEN_ERRORS[parsed.error.value].format(
-                detail=texts.esc(parsed.detail or text[:40]))
+            reason = t(f"animator.when_error_{parsed.error.value}",
+                       detail=parsed.detail or text[:40])
             meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
                 "meeting_id") else None
             ask = self._ask_when(need, meeting)
-            return Reply([Message.legacy(f"{message}\n\n{ask.legacy_html}", ask.buttons)])
+            return Reply([Message(reason + ask.text, ask.buttons)])
         start = parsed.start.astimezone(self.tz)
         draft.data = {**draft.data, "start": start.isoformat()}
         duration = int(draft.data.get("duration", DEFAULT_DURATION))
@@ -256,28 +256,27 @@ class MeetingService:
         words = []
         for reason in reasons:
             if reason == "early_or_late":
-                words.append(texts.UNUSUAL_EARLY_LATE)
+                words.append(label("animator.unusual_early_late"))
             elif reason == "weekend":
-                words.append(texts.UNUSUAL_WEEKEND)
+                words.append(label("animator.unusual_weekend"))
             elif reason.startswith("holiday:"):
-                words.append(texts.UNUSUAL_HOLIDAY.format(name=texts.esc(reason[8:])))
-        return Message.legacy(
-            texts.MEETING_UNUSUAL.format(
-                reasons=", ".join(words),
-                slot=format_slot(start, start + timedelta(minutes=duration), tz=self.tz)),
-            ((Button(texts.BTN_KEEP_SLOT, "md:keep"),
-              Button(texts.BTN_CHANGE_SLOT, "md:redate")),))
+                words.append(t("animator.unusual_holiday", holiday=reason[8:]).plain())
+        return Message(
+            t("animator.meeting_unusual", reasons=", ".join(words),
+              slot=format_slot(start, start + timedelta(minutes=duration), tz=self.tz)),
+            ((Button(label("animator.btn_keep_slot"), "md:keep"),
+              Button(label("animator.btn_change_slot"), "md:redate")),))
 
-    def _ask_duration(self, draft: ChatDraft, *, preface: str | None = None) -> Message:
+    def _ask_duration(self, draft: ChatDraft, *, preface: Text | None = None) -> Message:
         start = datetime.fromisoformat(draft.data["start"]).astimezone(self.tz)
-        text = texts.MEETING_ASK_DURATION.format(
-            slot_day=format_day(start, tz=self.tz).capitalize(),
-            time=f"{start.hour}h{start.minute:02d}" if start.minute else f"{start.hour}h")
+        text = t("animator.meeting_ask_duration",
+                 slot_day=format_day(start, tz=self.tz).capitalize(),
+                 time=f"{start.hour}h{start.minute:02d}" if start.minute else f"{start.hour}h")
         if preface:
-            text = f"{preface}\n\n{text}"
-        buttons = tuple(Button(label, f"md:dur:{minutes}")
-                        for minutes, label in texts.DURATION_BUTTONS.items())
-        return Message.legacy(text, (buttons[:2], buttons[2:]))
+            text = preface + text
+        buttons = tuple(Button(label(f"animator.btn_duration_{minutes}"), f"md:dur:{minutes}")
+                        for minutes in DURATIONS)
+        return Message(text, (buttons[:2], buttons[2:]))
 
     def _duration_chosen(self, session: Session, draft: ChatDraft, need: Need, minutes: int,
                          *, now: datetime) -> Reply:
@@ -302,13 +301,14 @@ class MeetingService:
         cleaned = " ".join(text.split())
         url = _URL.search(cleaned)
         if url is not None:
-            place = cleaned.replace(url.group(0), "").strip(" -–:,") or texts.PLACE_VIDEO
+            place = cleaned.replace(url.group(0), "").strip(" -–:,") or label(
+                "common.place_video")
             draft.data = {**draft.data, "place": place[:300], "video_url": url.group(0)}
         elif 3 <= len(cleaned) <= 300:
             draft.data = {**draft.data, "place": cleaned, "video_url": None}
         else:
             return Reply([self._question(session, draft, need,
-                                                  preface=texts.BAD_PLACE)])
+                                         preface=t("animator.meeting_bad_place"))])
         return self._after_place(session, draft, need, now=now)
 
     def _after_place(self, session: Session, draft: ChatDraft, need: Need, *,
@@ -321,7 +321,7 @@ class MeetingService:
         return Reply([self._question(session, draft, need)])
 
     def _question(self, session: Session, draft: ChatDraft, need: Need, *,
-                  preface: str | None = None) -> Message:
+                  preface: Text | None = None) -> Message:
         """The pending question of a draft, with its buttons."""
         if draft.step == "when":
             meeting = session.get(Meeting, draft.data["meeting_id"]) if draft.data.get(
@@ -335,15 +335,16 @@ class MeetingService:
         elif draft.step == "duration":
             out = self._ask_duration(draft)
         elif draft.step == "place":
-            at_firm = texts.BTN_PLACE_FIRM.format(commune=need.commune_name or "—")[:60]
-            out = Message.legacy(texts.MEETING_ASK_PLACE, ((Button(at_firm, "md:place:firm"),),
-                                                     (Button(texts.BTN_ABANDON, "md:abort"),)))
+            at_firm = t("animator.btn_place_firm", commune=need.commune_name or "—").plain()
+            out = Message(t("animator.meeting_ask_place"),
+                          ((Button(at_firm[:60], "md:place:firm"),),
+                           (Button(label("animator.btn_abandon"), "md:abort"),)))
         elif draft.step == "who":
             out = self._ask_who(session, draft, need)
         else:
             out = self._recap(session, draft, need)
         if preface:
-            return Message.legacy(f"{preface}\n\n{out.legacy_html}", out.buttons)
+            return Message(preface + out.text, out.buttons)
         return out
 
     def _routed(self, session: Session, need: Need) -> list[NeedRouting]:
@@ -357,15 +358,15 @@ class MeetingService:
         rows: list[tuple[Button, ...]] = []
         if need.telegram_chat_id is not None:
             mark = "✅ " if draft.data.get("firm") else "☐ "
-            rows.append((Button((mark + texts.BTN_WHO_FIRM.format(
-                firm=need.firm_name or "—"))[:60], "md:who:firm"),))
+            firm = t("animator.btn_who_firm", firm=need.firm_name or "—").plain()
+            rows.append((Button((mark + firm)[:60], "md:who:firm"),))
         for routing in self._routed(session, need):
             mark = "✅ " if routing.partner_id in chosen else "☐ "
             rows.append((Button((mark + routing.partner_name)[:60],
                                 f"md:who:{routing.partner_id}"[:64]),))
-        rows.append((Button(texts.BTN_WHO_DONE, "md:who:ok"),
-                     Button(texts.BTN_ABANDON, "md:abort")))
-        return Message.legacy(texts.MEETING_ASK_WHO, tuple(rows))
+        rows.append((Button(label("animator.btn_who_done"), "md:who:ok"),
+                     Button(label("animator.btn_abandon"), "md:abort")))
+        return Message(t("animator.meeting_ask_who"), tuple(rows))
 
     def _recap(self, session: Session, draft: ChatDraft, need: Need) -> Message:
         start = datetime.fromisoformat(draft.data["start"])
@@ -377,17 +378,15 @@ class MeetingService:
             place = self._place(meeting)
             who = self._who_of_meeting(session, meeting, need)
         else:
-            place = draft.data.get("place") or ""
-            if draft.data.get("video_url"):
-                place = f"{place} ({draft.data['video_url']})"
+            place = _with_link(draft.data.get("place") or "", draft.data.get("video_url"))
             who = self._who_of_draft(session, draft, need)
-        send = texts.BTN_SEND_UPDATE if meeting_id else texts.BTN_SEND_INVITE
-        return Message.legacy(
-            texts.MEETING_RECAP.format(
-                reference=need.reference, slot=format_slot(start, end, tz=self.tz),
-                place=texts.esc(place), who=texts.esc(", ".join(who))),
+        send = label("animator.btn_send_update" if meeting_id else "animator.btn_send_invite")
+        return Message(
+            t("animator.meeting_recap", reference=need.reference,
+              slot=format_slot(start, end, tz=self.tz), place=place, who=", ".join(who)),
             ((Button(send, "md:send"),),
-             (Button(texts.BTN_CHANGE_SLOT, "md:redate"), Button(texts.BTN_ABANDON, "md:abort"))))
+             (Button(label("animator.btn_change_slot"), "md:redate"),
+              Button(label("animator.btn_abandon"), "md:abort"))))
 
     def _who_of_draft(self, session: Session, draft: ChatDraft, need: Need) -> list[str]:
         chosen = set(draft.data.get("partners", []))
@@ -417,61 +416,60 @@ class MeetingService:
         if action in {"ok", "alt", "no"}:
             return self._firm_answer(session, user_id, chat_id, action, args, now=now)
         if not self.is_animator(user_id):
-            return Reply(toast=texts.ANIMATORS_ONLY)
+            return Reply(toast=label("common.meeting_animators_only"))
         target = args.partition(":")[0]
         if not target.isdigit():
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.meeting_stale_button"))
         if action == "new":
             need = self._allowed_need(session, user_id, int(target))
             if need is None:
-                return Reply(toast=texts.NOT_YOUR_TERRITORY)
+                return Reply(toast=label("animator.meeting_not_your_territory"))
             return self._start_draft(session, user_id, chat_id, need, now=now)
         meeting = self._allowed_meeting(session, user_id, int(target))
         if meeting is None:
-            return Reply(toast=texts.NOT_YOUR_TERRITORY)
+            return Reply(toast=label("animator.meeting_not_your_territory"))
         need = session.get(Need, meeting.need_id)
         assert need is not None
         if action == "show":
             return Reply([self._detail(session, meeting, need)])
         if meeting.status == MeetingStatus.CANCELLED.value:
-            return Reply(toast=texts.MEETING_ALREADY_CANCELLED)
+            return Reply(toast=label("animator.meeting_already_cancelled"))
         if action == "move":
             return self._start_draft(session, user_id, chat_id, need, now=now, meeting=meeting)
         if action == "cancel":
-            return Reply([Message.legacy(
-                texts.MEETING_ASK_CANCEL.format(slot=self._slot(meeting),
-                                                firm=texts.esc(need.firm_name or "—")),
-                ((Button(texts.BTN_CONFIRM_CANCEL, f"mt:cancelok:{meeting.id}"),
-                  Button(texts.BTN_KEEP_MEETING, f"mt:keep:{meeting.id}")),))])
+            return Reply([Message(
+                t("animator.meeting_ask_cancel", slot=self._slot(meeting),
+                  firm=need.firm_name or "—"),
+                ((Button(label("animator.btn_confirm_cancel"), f"mt:cancelok:{meeting.id}"),
+                  Button(label("animator.btn_keep_meeting"), f"mt:keep:{meeting.id}")),))])
         if action == "keep":
-            return Reply([Message.legacy(texts.MEETING_KEPT)])
+            return Reply([Message(t("animator.meeting_kept"))])
         if action == "cancelok":
             return self._cancel(session, meeting, need, now=now)
-        return Reply(toast=texts.STALE_BUTTON)
+        return Reply(toast=label("common.meeting_stale_button"))
 
     def _detail(self, session: Session, meeting: Meeting, need: Need) -> Message:
-        text = texts.MEETING_DETAIL.format(
-            reference=need.reference, firm=texts.esc(need.firm_name or "—"),
-            slot=self._slot(meeting), place=texts.esc(self._place(meeting)),
-            who=texts.esc(", ".join(self._who_of_meeting(session, meeting, need)) or "—"),
-            status=texts.MEETING_STATUS_LABELS.get(meeting.status, meeting.status))
+        text = t("animator.meeting_detail", reference=need.reference,
+                 firm=need.firm_name or "—", slot=self._slot(meeting),
+                 place=self._place(meeting),
+                 who=", ".join(self._who_of_meeting(session, meeting, need)) or "—",
+                 status=_status(meeting.status))
         if meeting.status == MeetingStatus.CANCELLED.value:
-            return Message.legacy(text)
-        return Message.legacy(text, ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
-                                Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),))
+            return Message(text)
+        return Message(text, _move_or_cancel(meeting))
 
     def _draft_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
                       now: datetime) -> Reply:
         draft = session.get(ChatDraft, chat_id)
         if draft is None or draft.kind != "meeting" or draft.user_id != user_id:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.meeting_stale_button"))
         if value == "abort":
             session.delete(draft)
-            return Reply([Message.legacy(texts.MEETING_ABANDONED)])
+            return Reply([Message(t("animator.meeting_abandoned"))])
         need = self._allowed_need(session, user_id, int(draft.data.get("need_id", 0)))
         if need is None:
             session.delete(draft)
-            return Reply(toast=texts.NOT_YOUR_TERRITORY)
+            return Reply(toast=label("animator.meeting_not_your_territory"))
         action, _, arg = value.partition(":")
         if action == "redate":
             self._goto(draft, "when", now)
@@ -488,8 +486,8 @@ class MeetingService:
             draft.data = {**draft.data, "duration_set": True}
             return self._duration_chosen(session, draft, need, int(arg), now=now)
         if action == "place" and draft.step == "place" and arg == "firm":
-            draft.data = {**draft.data, "video_url": None,
-                          "place": texts.PLACE_AT_FIRM.format(commune=need.commune_name or "—")}
+            place = t("common.place_at_firm", commune=need.commune_name or "—").plain()
+            draft.data = {**draft.data, "video_url": None, "place": place}
             return self._after_place(session, draft, need, now=now)
         if action == "who" and draft.step == "who":
             return self._who_button(session, draft, need, arg, now=now)
@@ -498,14 +496,14 @@ class MeetingService:
             if draft.data.get("meeting_id"):
                 return self._move(session, draft, need, now=now)
             return self._create(session, draft, need, user_id, now=now)
-        return Reply(toast=texts.STALE_BUTTON)
+        return Reply(toast=label("common.meeting_stale_button"))
 
     def _who_button(self, session: Session, draft: ChatDraft, need: Need, arg: str, *,
                     now: datetime) -> Reply:
         chosen = list(draft.data.get("partners", []))
         if arg == "ok":
             if not chosen and not draft.data.get("firm"):
-                return Reply(toast=texts.MEETING_NOBODY)
+                return Reply(toast=label("animator.meeting_nobody"))
             self._goto(draft, "recap", now)
             return Reply([self._question(session, draft, need)])
         if arg == "firm" and need.telegram_chat_id is not None:
@@ -514,7 +512,7 @@ class MeetingService:
             chosen = [p for p in chosen if p != arg] if arg in chosen else [*chosen, arg]
             draft.data = {**draft.data, "partners": chosen}
         else:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.meeting_stale_button"))
         self._goto(draft, "who", now)
         return Reply([self._ask_who(session, draft, need)])
 
@@ -555,18 +553,19 @@ class MeetingService:
         if firm_invited:
             result.others.append((str(need.telegram_chat_id),
                                   self._firm_proposal(meeting, need, moved=False)))
-            result.messages.append(Message.legacy(texts.MEETING_SENT.format(slot=self._slot(meeting))))
+            result.messages.append(Message(t("animator.meeting_sent",
+                                             slot=self._slot(meeting))))
         else:
             self._plan_reminders(session, meeting, now=now)
-            result.messages.append(Message.legacy(texts.MEETING_SENT_NO_FIRM.format(
-                slot=self._slot(meeting))))
+            result.messages.append(Message(t("animator.meeting_sent_no_firm",
+                                             slot=self._slot(meeting))))
         return result
 
     def _move(self, session: Session, draft: ChatDraft, need: Need, *,
               now: datetime) -> Reply:
         meeting = session.get(Meeting, draft.data["meeting_id"])
         if meeting is None or meeting.status == MeetingStatus.CANCELLED.value:
-            return Reply([Message.legacy(texts.MEETING_ALREADY_CANCELLED)])
+            return Reply([Message(t("animator.meeting_already_cancelled"))])
         start = datetime.fromisoformat(draft.data["start"])
         meeting.start_at = start
         meeting.end_at = start + timedelta(minutes=int(draft.data.get("duration",
@@ -578,8 +577,7 @@ class MeetingService:
         session.add(meeting)
         self._cancel_reminders(session, meeting, note="déplacé")
         self._send_emails(session, meeting, need, "update", now=now)
-        result = Reply(
-            [Message.legacy(texts.MEETING_MOVED.format(slot=self._slot(meeting)))])
+        result = Reply([Message(t("animator.meeting_moved", slot=self._slot(meeting)))])
         if meeting.firm_invited and meeting.firm_chat_id is not None:
             result.others.append((str(meeting.firm_chat_id),
                                   self._firm_proposal(meeting, need, moved=True)))
@@ -601,23 +599,21 @@ class MeetingService:
             session.execute(delete(ChatDraft).where(
                 col(ChatDraft.chat_id) == meeting.firm_chat_id,
                 col(ChatDraft.kind) == "other_slot"))
-        result = Reply([Message.legacy(texts.MEETING_CANCELLED.format(slot=slot))])
+        result = Reply([Message(t("animator.meeting_cancelled", slot=slot))])
         if meeting.firm_invited and meeting.firm_chat_id is not None:
-            result.others.append((str(meeting.firm_chat_id), Message.legacy(
-                texts.MEETING_CANCELLED_FOR_FIRM.format(slot=slot, reference=need.reference))))
+            result.others.append((str(meeting.firm_chat_id), Message(
+                t("firm.meeting_cancelled", slot=slot, reference=need.reference))))
         return result
 
     def _firm_proposal(self, meeting: Meeting, need: Need, *, moved: bool) -> Message:
-        template = texts.MEETING_MOVED_FOR_FIRM if moved else texts.MEETING_FOR_FIRM
-        who = [meeting.organizer_name]
-        text = template.format(reference=need.reference, slot=self._slot(meeting),
-                               place=texts.esc(self._place(meeting)),
-                               who=texts.esc(", ".join(who)))
+        text = t("firm.meeting_moved" if moved else "firm.meeting_proposal",
+                 reference=need.reference, slot=self._slot(meeting),
+                 place=self._place(meeting), who=meeting.organizer_name)
         key = f"{meeting.id}:{meeting.sequence}"
-        return Message.legacy(text, (
-            (Button(texts.BTN_FIRM_CONFIRM, f"mt:ok:{key}"),),
-            (Button(texts.BTN_FIRM_OTHER_SLOT, f"mt:alt:{key}"),),
-            (Button(texts.BTN_FIRM_DECLINE, f"mt:no:{key}"),)))
+        return Message(text, (
+            (Button(label("firm.btn_meeting_confirm"), f"mt:ok:{key}"),),
+            (Button(label("firm.btn_meeting_other_slot"), f"mt:alt:{key}"),),
+            (Button(label("firm.btn_meeting_decline"), f"mt:no:{key}"),)))
 
     def _attendees(self, session: Session, meeting: Meeting) -> list[MeetingAttendee]:
         return list(session.exec(select(MeetingAttendee).where(
@@ -625,7 +621,7 @@ class MeetingService:
 
     def _view(self, session: Session, meeting: Meeting, need: Need) -> MeetingView:
         return MeetingView(
-            reference=need.reference, firm_name=need.firm_name or "(anonymisée)",
+            reference=need.reference, firm_name=need.firm_name or label("partner.anonymised_firm"),
             commune_name=need.commune_name or "—", theme_label=theme_noun(need.theme),
             slot=format_slot(meeting.start_at, meeting.end_at, tz=self.tz),
             place=self._place(meeting), video_url=meeting.video_url,
@@ -639,9 +635,11 @@ class MeetingService:
         return Invitation(
             uid=meeting.uid, sequence=meeting.sequence, start=meeting.start_at,
             end=meeting.end_at,
-            summary=f"RDV {view.firm_name} ({need.reference})",
-            description=(f"Demande {need.reference} : {view.theme_label}, "
-                         f"{view.firm_name}, {view.commune_name}."),
+            summary=t("partner.ics_summary", firm=view.firm_name,
+                      reference=need.reference).plain(),
+            description=t("partner.ics_description", reference=need.reference,
+                          theme=view.theme_label, firm=view.firm_name,
+                          commune=view.commune_name).plain(),
             location=meeting.place or "", url=meeting.video_url or "",
             organizer_name=meeting.organizer_name,
             organizer_email=meeting.organizer_email or f"relais@{self.mail_domain}",
@@ -678,24 +676,25 @@ class MeetingService:
         meeting_part, _, sequence = args.partition(":")
         meeting = session.get(Meeting, int(meeting_part)) if meeting_part.isdigit() else None
         need = session.get(Need, meeting.need_id) if meeting is not None else None
+        stale = Reply(toast=label("common.meeting_stale_button"))
         if meeting is None or need is None or need.telegram_user_id != user_id:
-            return Reply(toast=texts.STALE_BUTTON)
+            return stale
         # A proposal that was moved or cancelled since: its buttons mean nothing any more.
         if str(meeting.sequence) != sequence or meeting.status not in {
                 MeetingStatus.PROPOSED.value, MeetingStatus.OTHER_SLOT.value}:
-            return Reply(toast=texts.STALE_BUTTON)
+            return stale
         if meeting.start_at <= now:
-            return Reply(toast=texts.STALE_BUTTON)
+            return stale
         slot = self._slot(meeting)
-        firm = texts.esc(need.firm_name or "—")
+        firm = need.firm_name or "—"
         meeting.updated_at = now
         result = Reply()
         if action == "ok":
             meeting.status = MeetingStatus.CONFIRMED.value
             self._plan_reminders(session, meeting, now=now)
-            result.messages.append(Message.legacy(texts.FIRM_CONFIRMED_ACK.format(slot=slot)))
-            note = texts.MEETING_FIRM_CONFIRMED.format(firm=firm, slot=slot,
-                                                       reference=need.reference)
+            result.messages.append(Message(t("firm.meeting_confirmed_ack", slot=slot)))
+            note = t("animator.meeting_firm_confirmed", firm=firm, slot=slot,
+                     reference=need.reference)
         elif action == "alt":
             meeting.status = MeetingStatus.OTHER_SLOT.value
             draft = session.get(ChatDraft, chat_id) or ChatDraft(
@@ -704,25 +703,24 @@ class MeetingService:
             draft.data = {"meeting_id": meeting.id}
             draft.updated_at = now
             session.add(draft)
-            result.messages.append(Message.legacy(texts.FIRM_ASK_OTHER_SLOT))
-            note = texts.MEETING_FIRM_OTHER_SLOT.format(firm=firm, slot=slot,
-                                                        reference=need.reference)
+            result.messages.append(Message(t("firm.meeting_ask_other_slot")))
+            note = t("animator.meeting_firm_other_slot", firm=firm, slot=slot,
+                     reference=need.reference)
         else:
             meeting.status = MeetingStatus.DECLINED.value
-            result.messages.append(Message.legacy(texts.FIRM_DECLINED_ACK))
-            note = texts.MEETING_FIRM_DECLINED.format(firm=firm, slot=slot,
-                                                      reference=need.reference)
+            result.messages.append(Message(t("firm.meeting_declined_ack")))
+            note = t("animator.meeting_firm_declined", firm=firm, slot=slot,
+                     reference=need.reference)
         session.add(meeting)
         self._tell_organizer(result, meeting, note)
         return result
 
-    def _tell_organizer(self, result: Reply, meeting: Meeting, text: str) -> None:
+    def _tell_organizer(self, result: Reply, meeting: Meeting, text: Text) -> None:
         buttons: tuple[tuple[Button, ...], ...] = ()
         if meeting.status != MeetingStatus.CONFIRMED.value:
-            buttons = ((Button(texts.BTN_MOVE_MEETING, f"mt:move:{meeting.id}"),
-                        Button(texts.BTN_CANCEL_MEETING, f"mt:cancel:{meeting.id}")),)
+            buttons = _move_or_cancel(meeting)
         for chat in self._organizer_chats(meeting):
-            result.others.append((chat, Message.legacy(text, buttons)))
+            result.others.append((chat, Message(text, buttons)))
 
     def _organizer_chats(self, meeting: Meeting) -> list[str]:
         if meeting.organizer_telegram_id is not None:
@@ -736,19 +734,19 @@ class MeetingService:
                               now: datetime) -> Reply:
         cleaned = " ".join(text.split())
         if not 3 <= len(cleaned) <= 300:
-            return Reply([Message.legacy(texts.BAD_OTHER_SLOT)])
+            return Reply([Message(t("firm.meeting_bad_other_slot"))])
         session.delete(draft)
         meeting = session.get(Meeting, int(draft.data.get("meeting_id", 0)))
         need = session.get(Need, meeting.need_id) if meeting is not None else None
-        result = Reply([Message.legacy(texts.FIRM_OTHER_SLOT_SENT)])
+        result = Reply([Message(t("firm.meeting_other_slot_sent"))])
         if meeting is None or need is None:
             return result
         meeting.firm_note = cleaned[:500]
         meeting.updated_at = now
         session.add(meeting)
-        self._tell_organizer(result, meeting, texts.MEETING_FIRM_OTHER_SLOT_TEXT.format(
-            firm=texts.esc(need.firm_name or "—"), reference=need.reference,
-            text=texts.esc(cleaned)))
+        self._tell_organizer(result, meeting, t(
+            "animator.meeting_firm_other_slot_text", firm=need.firm_name or "—",
+            reference=need.reference, text=cleaned))
         return result
 
     # --- reminders --------------------------------------------------------------------------
@@ -832,9 +830,9 @@ class MeetingService:
         assert need is not None
         if meeting.firm_invited and meeting.firm_chat_id is not None:
             outbox.enqueue(session, channel="telegram", recipient=str(meeting.firm_chat_id),
-                           messages=[Message.legacy(texts.REMINDER_FOR_FIRM.format(
-                               slot=self._slot(meeting), reference=need.reference,
-                               place=texts.esc(self._place(meeting))))],
+                           messages=[Message(t(
+                               "firm.meeting_reminder", slot=self._slot(meeting),
+                               reference=need.reference, place=self._place(meeting)))],
                            now=now, claimed=False)
         self._send_emails(session, meeting, need, "reminder", now=now,
                           extra_key=str(reminder.offset_minutes))
@@ -846,6 +844,26 @@ class MeetingService:
     @staticmethod
     def _place(meeting: Meeting) -> str:
         if meeting.video_url:
-            place = meeting.place or texts.PLACE_VIDEO
-            return f"{place} ({meeting.video_url})"
+            return _with_link(meeting.place or label("common.place_video"), meeting.video_url)
         return meeting.place or "—"
+
+
+def _with_link(place: str, url: str | None) -> str:
+    """A place followed by its video link, when it has one."""
+    return t("common.place_with_link", place=place, url=url).plain() if url else place
+
+
+def _status(status: str) -> str:
+    """A meeting's status in words, for the chef de projet."""
+    return label(f"animator.meeting_status_{status}")
+
+
+def _bullets(lines: list[Text]) -> Text:
+    """One-paragraph texts as the items of a list."""
+    return Text((Bullets(tuple(line.inline() for line in lines)),))
+
+
+def _move_or_cancel(meeting: Meeting) -> tuple[tuple[Button, ...], ...]:
+    """The chef de projet's buttons on a meeting still ahead."""
+    return ((Button(label("animator.btn_move_meeting"), f"mt:move:{meeting.id}"),
+             Button(label("animator.btn_cancel_meeting"), f"mt:cancel:{meeting.id}")),)
