@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from contextlib import suppress
 
 from bot.config import Settings
-from bot.localapi import BotMessage, LocalBotAPI, SimUser
+from testing.botapi import BotMessage, LocalBotAPI, SimUser
 
 __all__ = ["render_message", "run_terminal_chat"]
 

@@ -22,8 +22,8 @@ from knowledge.firms import (
     load_opco_table,
 )
 from storage.db import Database
-from tests.conftest import FakeClock
-from tests.recherche_double import (
+from testing.clock import FakeClock
+from testing.directory import (
     ARTISAN_SIREN,
     HEAD_SIRET,
     MASKED_SIRET,
