@@ -14,6 +14,7 @@ class FakeClock:
         self.now = start
 
     def __call__(self) -> datetime:
+        """The current (fake) time."""
         return self.now
 
     def advance(self, **delta: float) -> None:
