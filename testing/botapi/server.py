@@ -322,6 +322,14 @@ class LocalBotAPI(FaultInjection, WebhookRouting):
 
     # ---- updates --------------------------------------------------------------------
 
+    def resume_after(self, update_id: int) -> None:
+        """Number the next updates above ``update_id`` (a bot that has handled that one).
+
+        Telegram's update ids keep growing across restarts of a bot; a new double starts
+        from the same id, which a database of an earlier run may already have handled.
+        """
+        self._next_update_id = max(self._next_update_id, update_id + 1)
+
     def pending_updates(self) -> int:
         """Number of updates not yet confirmed by getUpdates' offset."""
         return len(self._pending)
