@@ -1,7 +1,7 @@
 """Benchmark: N simulated firms through the whole intake, against a trivial echo bot.
 
 Both bots are the real python-telegram-bot `Application` with our `UpdatePoller`, polling
-a local Bot API (`bot.localapi`) over loopback HTTP, measured one after the other in the
+a local Bot API (`testing.botapi`) over loopback HTTP, measured one after the other in the
 same run.
 
 Default layout (two processes per bot, like production where Telegram is elsewhere):
@@ -56,8 +56,8 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.http import AiohttpRequest
-from bot.localapi import LocalBotAPI, SimUser
 from bot.runtime import UpdatePoller, build_services, running_bot
+from testing.botapi import LocalBotAPI, SimUser
 
 SIRET = "73282932000074"
 DESCRIPTION = "Nous cherchons deux soudeurs qualifiés pour notre atelier de Paray."

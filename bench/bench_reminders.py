@@ -22,7 +22,7 @@ Core bulk inserts in a child process, so the bot's memory is its own).
    double (Telegram, hook `on_bot_message`) or at the SMTP server (end of DATA) minus the
    reminder's due time. The baseline is the same burst on the empty database.
 
-The Bot API double (`bot.localapi`) and the SMTP server (`tests.smtp.SmtpServer`) run in a
+The Bot API double (`testing.botapi`) and the SMTP server (`testing.smtp.SmtpServer`) run in a
 child process pinned to another core when there are two, as Telegram and the mail relay
 are elsewhere in production; the bot process is pinned to one core. Peak RSS is the bot
 process's.
@@ -67,12 +67,12 @@ from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
-from bot.localapi import BotMessage, LocalBotAPI  # noqa: E402
 from bot.reminders import ReminderScheduler  # noqa: E402
 from bot.runtime import Services, build_services, running_bot  # noqa: E402
 from storage.models import Meeting, MeetingAttendee, Need, Reminder  # noqa: E402
 from storage.types import utcnow  # noqa: E402
-from tests.smtp import RecordingHandler, SmtpServer  # noqa: E402
+from testing.botapi import BotMessage, LocalBotAPI  # noqa: E402
+from testing.smtp import RecordingHandler, SmtpServer  # noqa: E402
 
 MAIL_FROM = "Relais <relais@relais.example.org>"
 TERRITORY = "ti-2703"

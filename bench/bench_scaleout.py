@@ -17,7 +17,7 @@ the ratios to the baseline of the same run.
 
     python bench/bench_scaleout.py --firms 100 --rounds 2
 
-PostgreSQL databases are made and dropped by `tests/pg.py` (`RELAIS_TEST_PG` to point
+PostgreSQL databases are made and dropped by `testing/pg.py` (`RELAIS_TEST_PG` to point
 elsewhere).
 """
 
@@ -45,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_intake import Recorder, _pct, intake_firm
 
 from bot.config import DEFAULT_TERRITORIES_DIR
-from bot.localapi import LocalBotAPI
 from knowledge.geography import default_geography
 from knowledge.territories import load_territories
-from tests.pg import fresh_database
+from testing.botapi import LocalBotAPI
+from testing.pg import fresh_database
 
 PUBLIC_URL = "https://relais.example.org/telegram/hook"
 SECRET = "bench-secret"

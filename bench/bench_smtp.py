@@ -40,7 +40,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
 
 from bot.mail import MailSender  # noqa: E402
 from bot.services.emails import NeedView, partner_need_email, to_email_message  # noqa: E402
-from tests.smtp import RecordingHandler, SmtpServer  # noqa: E402
+from testing.smtp import RecordingHandler, SmtpServer  # noqa: E402
 
 MAIL_FROM = "Relais <relais@relais.example.org>"
 LOCAL_HOSTNAME = "relais.bench"

@@ -129,10 +129,19 @@ def chat(
     name: Annotated[str, typer.Option(help="Prénom simulé.")] = "Camille",
 ) -> None:
     """Essayez le bot dans le terminal, sans réseau ni jeton."""
-    from bot.terminal import run_terminal_chat
+    from bot.logs import configure_logging
+    from bot.terminal import chat_log_path, run_terminal_chat
 
-    logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run_terminal_chat(_settings(), user_id=user_id, first_name=name))
+    settings = _settings()
+    # The terminal shows the conversation only: every log line (and warning) goes to a file.
+    log_path = chat_log_path(settings)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
+                               settings.imap_password, settings.webhook_secret),
+                      as_json=settings.log_json, path=log_path)
+    logging.captureWarnings(True)
+    asyncio.run(run_terminal_chat(settings, user_id=user_id, first_name=name,
+                                  log_path=log_path))
 
 
 def _need_row(need: Need) -> dict[str, object]:

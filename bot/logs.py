@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 __all__ = ["RedactingFilter", "configure_logging"]
 
@@ -62,9 +63,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(*, secrets: Iterable[str | None], as_json: bool = False,
-                      verbose: bool = False, stream: object | None = None) -> logging.Handler:
-    """Install one handler on the root logger; return it (tests remove it)."""
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+                      verbose: bool = False, stream: object | None = None,
+                      path: Path | None = None) -> logging.Handler:
+    """Install one handler (on ``stream``, or appending to ``path``) on the root; return it."""
+    handler: logging.Handler = (
+        logging.FileHandler(path, encoding="utf-8") if path is not None
+        else logging.StreamHandler(stream))  # type: ignore[arg-type]
     handler.addFilter(RedactingFilter(secrets))
     handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))

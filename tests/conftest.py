@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.runtime import Services, build_services, running_bot
-from tests.smtp import SmtpServer
-
-
-class FakeClock:
-    """A clock the tests move by hand (aware UTC)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        """Move the clock forward."""
-        self.now += timedelta(**delta)
+from testing.botapi import LocalBotAPI
+from testing.clock import FakeClock
+from testing.smtp import SmtpServer
 
 
 @pytest.fixture
@@ -46,7 +33,7 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         # The flood limiter would only slow the tests down (Telegram's limits, not the double's).
         "RELAIS_RATE_LIMIT": False,
         # The public company directory is never called in tests (tests that need it point
-        # RECHERCHE_ENTREPRISES_URL at tests/recherche_double.py and turn this on).
+        # RECHERCHE_ENTREPRISES_URL at testing/directory.py and turn this on).
         "RELAIS_FIRM_LOOKUP": False,
         # Tests move the clock by hand: the reminder table is looked at often.
         "REMINDER_TICK": 0.1,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from bot.localapi import BotMessage, SimUser
 from storage.db import Database
 from storage.models import Need
+from testing.botapi import BotMessage, SimUser
 
 VALID_SIRET = "73282932000074"
 DESCRIPTION = "Nous cherchons deux soudeurs qualifiés pour notre atelier de Paray."

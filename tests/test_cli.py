@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from bot.localapi import LocalBotAPI
 from bot.runtime import build_application, build_services
-from tests.conftest import FakeClock, RunningBot, make_settings
+from testing.botapi import LocalBotAPI
+from testing.clock import FakeClock
+from tests.conftest import RunningBot, make_settings
 
 
 def relais(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

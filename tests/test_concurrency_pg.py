@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.runtime import Services, build_services
 from bot.services.types import Incoming
 from storage.models import Consent, Conversation, Outbox, ProcessedUpdate
-from tests.pg import fresh_database
+from testing.pg import fresh_database
 
 CHAT = 501
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

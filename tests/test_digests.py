@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bot.localapi import SimUser
 from bot.services.digests import week_period
 from storage.models import DigestRun
+from testing.botapi import SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary, say
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.localapi import BotMessage, LocalBotAPI, SimUser
 from bot.runtime import build_services, running_bot
 from storage.models import InboundEmail, Need, NeedAttachment, NeedMessage, NeedRouting
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from testing.botapi import BotMessage, LocalBotAPI, SimUser
+from testing.clock import FakeClock
+from testing.imap import BOT_ADDRESS, ImapServer
+from testing.smtp import Received, SmtpServer
+from tests.conftest import RunningBot, make_settings, smtp_settings
 from tests.helpers import say
-from tests.imap import BOT_ADDRESS, ImapServer
-from tests.smtp import Received, SmtpServer
 
 ANIMATOR_ID = 900000001
 FIRM = "contact@menuiserie-dupont.fr"

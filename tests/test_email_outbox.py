@@ -18,9 +18,10 @@ from bot.mail import MailSender
 from bot.runtime import build_services
 from bot.services.types import Incoming
 from storage.models import Need, NeedRouting, Outbox
-from tests.conftest import FakeClock, smtp_settings
+from testing.clock import FakeClock
+from testing.smtp import RecordingHandler, SmtpServer
+from tests.conftest import smtp_settings
 from tests.helpers import DESCRIPTION
-from tests.smtp import RecordingHandler, SmtpServer
 
 
 def settings_for(tmp_path: Path, smtp: SmtpServer) -> Settings:

@@ -1,6 +1,6 @@
 """The company directory in the intake: fewer questions, facts stored, routing that uses them.
 
-The real Application talks to the Bot API double; the directory is `tests/recherche_double.py`
+The real Application talks to the Bot API double; the directory is `testing/directory.py`
 on loopback (the public API is never called in tests).
 """
 
@@ -14,15 +14,14 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
-from bot.localapi import LocalBotAPI, SimUser
 from bot.runtime import build_services, running_bot
 from knowledge.geography import default_geography
 from knowledge.routing import FirmFacts, Router
 from knowledge.territories import load_territories
 from storage.models import FirmLookup, Need, NeedRouting
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
-from tests.helpers import DESCRIPTION, all_needs, press, say
-from tests.recherche_double import (
+from testing.botapi import LocalBotAPI, SimUser
+from testing.clock import FakeClock
+from testing.directory import (
     MASKED_SIRET,
     NOT_FOUND_SIRET,
     PLANT_SIRET,
@@ -31,7 +30,9 @@ from tests.recherche_double import (
     RechercheDouble,
     Reply,
 )
-from tests.smtp import SmtpServer
+from testing.smtp import SmtpServer
+from tests.conftest import RunningBot, make_settings, smtp_settings
+from tests.helpers import DESCRIPTION, all_needs, press, say
 
 ANIMATOR_ID = 900000001
 
@@ -300,7 +301,7 @@ async def test_siret_of_a_known_firm_in_another_opco_is_not_sent_to_opco_2i(
     # change the double's record so the agreements point to Constructys (1596).
     import copy
 
-    from tests.recherche_double import PLANT_SIRET as siret
+    from testing.directory import PLANT_SIRET as siret
     page = copy.deepcopy(directory.fixtures[siret])
     page["results"][0]["matching_etablissements"][0]["liste_idcc"] = ["1596"]
     directory.fixtures[siret] = page
@@ -398,7 +399,7 @@ async def test_artisan_goes_to_the_cma_and_industry_to_the_cci_end_to_end(
 ) -> None:
     import copy
 
-    from tests.recherche_double import ARTISAN_SIREN
+    from testing.directory import ARTISAN_SIREN
 
     # The roofer of the double, moved to Paray-le-Monial for this test.
     page = copy.deepcopy(directory.fixtures[ARTISAN_SIREN])
@@ -434,7 +435,7 @@ async def test_artisan_goes_to_the_cma_and_industry_to_the_cci_end_to_end(
 async def test_every_directory_failure_leaves_the_form_going(
     firm_bot: RunningBot, directory: RechercheDouble, failure: str
 ) -> None:
-    from tests.recherche_double import STUB_SIRET
+    from testing.directory import STUB_SIRET
 
     siret = PLANT_SIRET
     if failure == "429_long":

@@ -21,8 +21,8 @@ from bot.directory import (
 )
 from knowledge.firms import FirmRecord, load_opco_table
 from storage.db import Database
-from tests.conftest import FakeClock
-from tests.recherche_double import (
+from testing.clock import FakeClock
+from testing.directory import (
     ARTISAN_SIREN,
     HEAD_SIRET,
     MASKED_SIRET,

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from bot.localapi import BotMessage, SimUser
 from bot.services.workdays import add_working_days
 from storage.models import NeedRouting, Satisfaction
+from testing.botapi import BotMessage, SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary, say
 

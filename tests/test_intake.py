@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.localapi import SimUser
 from storage.models import Consent, Conversation, NeedEvent, Outbox, ProcessedUpdate
+from testing.botapi import SimUser
 from tests.conftest import RunningBot
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs, press, reach_summary, say
 

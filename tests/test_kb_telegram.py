@@ -7,11 +7,12 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bot.localapi import LocalBotAPI
 from bot.runtime import build_services, running_bot
 from knowledge.cards import CARDS_DIR
 from storage.models import KbQuery
-from tests.conftest import FakeClock, RunningBot, make_settings
+from testing.botapi import LocalBotAPI
+from testing.clock import FakeClock
+from tests.conftest import RunningBot, make_settings
 from tests.helpers import VALID_SIRET, all_needs, press, say
 
 

@@ -29,7 +29,7 @@ from telegram.error import (
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 from telegram.request import HTTPXRequest
 
-from bot.localapi import (
+from testing.botapi import (
     BotMessage,
     HtmlParseError,
     LocalBotAPI,

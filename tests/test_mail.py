@@ -28,7 +28,7 @@ from bot.services.emails import (
     partner_need_email,
     to_email_message,
 )
-from tests.smtp import RecordingHandler, SmtpServer
+from testing.smtp import RecordingHandler, SmtpServer
 
 MAIL_FROM = "Relais <relais@relais.example.org>"
 PARTNER = "entreprises.paray@francetravail.example"

@@ -14,12 +14,13 @@ from email.message import EmailMessage
 from icalendar import Calendar
 from sqlmodel import Session, select
 
-from bot.localapi import SimUser
 from bot.runtime import build_services, running_bot
 from storage.models import Meeting, Outbox, Reminder
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from testing.botapi import SimUser
+from testing.clock import FakeClock
+from testing.smtp import SmtpServer
+from tests.conftest import RunningBot, make_settings, smtp_settings
 from tests.helpers import press, reach_summary, say
-from tests.smtp import SmtpServer
 
 ANIMATOR_ID = 900000001
 FIRM_ID = 6101

@@ -15,7 +15,7 @@ from knowledge.geography import default_geography
 from knowledge.territories import load_territories
 from storage.db import Database
 from storage.models import Meeting, MeetingAttendee, Need, Outbox, Reminder
-from tests.pg import fresh_database
+from testing.pg import fresh_database
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 MEETINGS = 120

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel, create_engine
 import storage.models  # noqa: F401
 from storage.db import Database
 from storage.migrate import FIRST_REVISION, current, head, upgrade
-from tests.pg import fresh_database
+from testing.pg import fresh_database
 
 
 def _diff(connection: Connection) -> list[object]:

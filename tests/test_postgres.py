@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.localapi import LocalBotAPI
 from bot.runtime import build_services, running_bot
-from tests.conftest import FakeClock, make_settings
+from testing.botapi import LocalBotAPI
+from testing.clock import FakeClock
+from testing.pg import fresh_database
+from tests.conftest import make_settings
 from tests.helpers import all_needs, press, reach_summary
-from tests.pg import fresh_database
 
 
 async def test_intake_on_postgresql(api: LocalBotAPI, tmp_path: Path, clock: FakeClock) -> None:
@@ -43,7 +44,7 @@ async def test_a_connection_dropped_by_the_server_is_replaced_transparently() ->
     from sqlalchemy import text
 
     from storage.db import Database
-    from tests.pg import fresh_database
+    from testing.pg import fresh_database
 
     async with fresh_database() as url:
         db = Database(url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.localapi import SimUser
+from testing.botapi import SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary, say
 

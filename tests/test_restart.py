@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.localapi import LocalBotAPI, SimUser
 from storage.db import Database
+from testing.botapi import LocalBotAPI, SimUser
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs
 
 

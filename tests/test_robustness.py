@@ -45,7 +45,6 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes
 
 from bot import texts
-from bot.localapi import BotMessage, LocalBotAPI, SimUser
 from bot.runtime import Services, UpdatePoller, build_services, running_bot
 from bot.services.validation import DESCRIPTION_MAX
 from storage.models import (
@@ -56,9 +55,11 @@ from storage.models import (
     Outbox,
     Satisfaction,
 )
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from testing.botapi import BotMessage, LocalBotAPI, SimUser
+from testing.clock import FakeClock
+from testing.smtp import SmtpServer
+from tests.conftest import RunningBot, make_settings, smtp_settings
 from tests.helpers import DESCRIPTION, VALID_SIRET
-from tests.smtp import SmtpServer
 
 T = TypeVar("T")
 JSON = dict[str, Any]

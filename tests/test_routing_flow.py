@@ -6,11 +6,11 @@ import asyncio
 
 from sqlmodel import Session, select
 
-from bot.localapi import SimUser
 from storage.models import NeedRouting, Outbox
+from testing.botapi import SimUser
+from testing.smtp import SmtpServer
 from tests.conftest import RunningBot
 from tests.helpers import all_needs, press, reach_summary, say
-from tests.smtp import SmtpServer
 
 ANIMATOR_ID = 900000001
 

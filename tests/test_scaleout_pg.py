@@ -32,7 +32,6 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
-from bot.localapi import LocalBotAPI, SimUser
 from bot.webhook import chat_of
 from knowledge.geography import default_geography
 from knowledge.territories import load_territories
@@ -46,9 +45,10 @@ from storage.models import (
     ProcessedUpdate,
     Reminder,
 )
+from testing.botapi import LocalBotAPI, SimUser
+from testing.pg import fresh_database
+from testing.smtp import SmtpServer
 from tests.helpers import DESCRIPTION, VALID_SIRET, press, say
-from tests.pg import fresh_database
-from tests.smtp import SmtpServer
 
 SECRET = "multi-instance-secret"
 PUBLIC_URL = "https://relais.example.org/telegram/hook"

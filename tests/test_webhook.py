@@ -11,12 +11,13 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from bot.localapi import LocalBotAPI
 from bot.runtime import build_services, running_bot
 from bot.webhook import SECRET_HEADER, WebhookServer, chat_of
 from storage.models import PendingUpdate
-from tests.conftest import FakeClock, make_settings, smtp_settings
-from tests.smtp import SmtpServer
+from testing.botapi import LocalBotAPI
+from testing.clock import FakeClock
+from testing.smtp import SmtpServer
+from tests.conftest import make_settings, smtp_settings
 
 SECRET = "s3cr3t-webhook-token"
 URL = "https://relais.example.org/telegram/hook"

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL database on the machine's server (127.0.0.1:5432)."""
+"""A throwaway PostgreSQL database on the local server (127.0.0.1:5432), for tests and benches."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-import pytest
 
 PG_DSN = os.environ.get("RELAIS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -21,6 +20,8 @@ async def fresh_database() -> AsyncIterator[str]:
     except (OSError, asyncpg.PostgresError) as exc:  # pragma: no cover - CI starts it
         if os.environ.get("CI"):
             raise
+        import pytest  # only a test (or a bench run by pytest) gets here without PostgreSQL
+
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     name = f"relais_test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')

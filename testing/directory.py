@@ -81,8 +81,9 @@ def _page(*results: dict[str, Any]) -> dict[str, Any]:
             "per_page": 10, "total_pages": 1 if results else 0}
 
 
-HEAD = _siege(HEAD_SIRET, activite_principale="70.10Z", adresse="12 RUE DE LA REPUBLIQUE 69002 LYON",
-              code_postal="69002", commune="69382", libelle_commune="LYON 2EME",
+HEAD = _siege(HEAD_SIRET, activite_principale="70.10Z",
+              adresse="12 RUE DE LA REPUBLIQUE 69002 LYON", code_postal="69002",
+              commune="69382", libelle_commune="LYON 2EME",
               departement="69", region="84", tranche_effectif_salarie="03", liste_idcc=["1486"])
 PLANT = _etab(PLANT_SIRET, activite_principale="24.51Z",
               adresse="ZI DES CHARMES 71600 PARAY-LE-MONIAL", code_postal="71600",
@@ -91,7 +92,8 @@ PLANT = _etab(PLANT_SIRET, activite_principale="24.51Z",
 FOUNDRY = _result(SIREN, "FONDERIE DU CHAROLAIS (FDC)", HEAD, activite_principale="24.51Z",
                   tranche_effectif_salarie="22", nombre_etablissements=2,
                   complements={"convention_collective_renseignee": True,
-                               "liste_idcc": ["1486", "3248"], "est_entrepreneur_individuel": False})
+                               "liste_idcc": ["1486", "3248"],
+                               "est_entrepreneur_individuel": False})
 
 ROOFER_HEAD = _siege(ARTISAN_SIREN + "00011", activite_principale="43.91A",
                      activite_principale_registre_metier="4391AZ",
@@ -107,7 +109,8 @@ MIXED_HEAD = _siege(MIXED_SIRET, activite_principale="20.16Z", code_postal="7110
                     commune="71076", libelle_commune="CHALON-SUR-SAONE",
                     tranche_effectif_salarie="12", liste_idcc=["44", "1486"])
 MIXED = _result("523987105", "POLYMERES DE BOURGOGNE", MIXED_HEAD, tranche_effectif_salarie="12",
-                matching_etablissements=[_etab(MIXED_SIRET, est_siege=True, activite_principale="20.16Z",
+                matching_etablissements=[_etab(MIXED_SIRET, est_siege=True,
+                                               activite_principale="20.16Z",
                                                code_postal="71100", commune="71076",
                                                libelle_commune="CHALON-SUR-SAONE",
                                                tranche_effectif_salarie="12",
