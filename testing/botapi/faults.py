@@ -20,10 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from testing.botapi.wire import CONFLICT_POLL, ApiError, JSONDict
-
-if TYPE_CHECKING:
-    from testing.botapi.server import QueuedUpdate
+from testing.botapi.wire import CONFLICT_POLL, ApiError, JSONDict, QueuedUpdate
 
 __all__ = ["FaultInjection", "WebhookDelivery", "WebhookRouting"]
 

@@ -53,6 +53,7 @@ from testing.botapi.wire import (
     ApiCall,
     ApiError,
     JSONDict,
+    QueuedUpdate,
     UploadedFile,
     bad_request,
     error_response,
@@ -117,15 +118,6 @@ class _StoredFile:
     mime_type: str | None
     data: bytes
     file_path: str
-
-
-@dataclass(slots=True)
-class QueuedUpdate:
-    """An update waiting for getUpdates (or for a webhook target to accept it)."""
-
-    update_id: int
-    update: JSONDict
-    sticky: bool  # a redelivery that must be sent once even though its id was confirmed
 
 
 @dataclass(slots=True)

@@ -13,13 +13,27 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from testing.botapi.html import INLINE_ACTION_FIELDS, command_entities, utf16_len
 from testing.botapi.wire import JSONDict
 
-if TYPE_CHECKING:
-    from testing.botapi.server import LocalBotAPI
+
+class Host(Protocol):
+    """What a simulated person needs of the Bot API double (`LocalBotAPI`)."""
+
+    bot_id: int
+
+    def _push_update(self, update: JSONDict) -> int: ...
+
+    def _store_file(self, kind: str, file_name: str | None, mime_type: str | None,
+                    data: bytes) -> Any: ...
+
+    def _photo_sizes(self, data: bytes, stored: Any) -> list[JSONDict]: ...
+
+    def _document_json(self, stored: Any) -> JSONDict: ...
+
+    def _new_query(self, user: SimUser) -> str: ...
 
 __all__ = ["BotMessage", "SimUser"]
 
@@ -86,7 +100,7 @@ class SimUser:
 
     def __init__(
         self,
-        api: LocalBotAPI,
+        api: Host,
         user_id: int,
         first_name: str,
         *,

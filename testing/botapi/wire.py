@@ -224,3 +224,12 @@ def float_param(params: JSONDict, name: str, default: float) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise bad_request(f'field "{name}" must be of type Number') from None
+
+
+@dataclass(slots=True)
+class QueuedUpdate:
+    """An update waiting for getUpdates (or for a webhook target to accept it)."""
+
+    update_id: int
+    update: JSONDict
+    sticky: bool  # a redelivery that must be sent once even though its id was confirmed
