@@ -178,20 +178,26 @@ def needs(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
+    from bot.catalogue import label, t
+
     if not rows:
-        typer.echo("Aucune demande enregistrée.")
+        typer.echo(label("animator.cli_needs_none"))
         return
     tz = settings.tz
     from datetime import datetime
 
+    from bot.catalogue.labels import status_label
+    from knowledge.taxonomy import theme_noun
+
+    # The JSON keeps the stored keys (for scripts); people read the French labels.
     for row in rows:
         created = datetime.fromisoformat(str(row["created_at"])).astimezone(tz)
-        typer.echo(
-            f"{row['reference']}  {row['status']:<12} {row['theme']:<13} "
-            f"{row['commune_insee']} {row['commune_name']}  "
-            f"EPCI {row['epci_siren'] or '-'} {row['epci_name'] or ''}  "
-            f"{created:%d/%m/%Y %H:%M}"
-        )
+        typer.echo(t(
+            "animator.cli_needs_line", reference=row["reference"],
+            status=f"{status_label(str(row['status'])):<25}",
+            theme=f"{theme_noun(str(row['theme'])):<26}", insee=row["commune_insee"],
+            commune=row["commune_name"], epci_siren=row["epci_siren"] or "-",
+            epci=row["epci_name"] or "", date=f"{created:%d/%m/%Y %H:%M}").plain())
 
 
 @app.command()
@@ -264,8 +270,9 @@ def digest(
             await services.db.dispose()
 
     count = asyncio.run(send())
-    typer.echo(f"{count} synthèse(s) envoyée(s) par e-mail ; les messages Telegram partent "
-               "avec `relais run`.")
+    from bot.catalogue import t
+
+    typer.echo(t(_counted("animator.cli_digest_sent", count), count=count).plain())
 
 
 @app.command()
@@ -305,7 +312,10 @@ def export(
         from pathlib import Path
 
         Path(output).write_bytes(data)
-        typer.echo(f"{len(rows)} demande(s) exportée(s) dans {output}")
+        from bot.catalogue import t
+
+        typer.echo(t(_counted("animator.cli_exported", len(rows)), count=len(rows),
+                     path=output).plain())
     else:
         sys.stdout.buffer.write(data)
 
@@ -325,6 +335,11 @@ def db_upgrade(
     _prepare_sqlite_dir(settings.database_url)
     upgrade(settings.database_url, revision)
     typer.echo(f"base à jour ({revision})")
+
+
+def _counted(key: str, count: int) -> str:
+    """The catalogue entry for `count` things: `<key>_none`, `<key>_one` or `<key>_other`."""
+    return f"{key}_{'none' if count == 0 else 'one' if count == 1 else 'other'}"
 
 
 def _prepare_sqlite_dir(url: str) -> None:

@@ -297,7 +297,8 @@ class Router:
         chosen: list[RoutedPartner] = []
         kind_rank: dict[str, int] = {}
         seen: set[str] = set()
-        superseded: list[RoutedPartner] = []
+        # A partner left out for a closer one of its kind, with the ones kept instead.
+        superseded: list[tuple[RoutedPartner, list[RoutedPartner]]] = []
         excluded: list[tuple[RoutedPartner, str]] = []
         for rank, entries in enumerate(levels):
             for entry in entries:
@@ -313,14 +314,15 @@ class Router:
                 if best == rank:
                     chosen.append(entry.routed)
                 else:
-                    superseded.append(entry.routed)
+                    kept = [r for r in chosen if r.partner.kind == entry.kind]
+                    superseded.append((entry.routed, kept))
 
         head = f"{_where(commune)} → {territory.name} ({territory.id}), thème {theme}"
         notes = ""
         if superseded:
-            notes += (
-                f" Remplacés par un partenaire du même type plus proche : {_names(superseded)}."
-            )
+            notes += " Non retenus, un partenaire du même type étant plus proche : " + " ; ".join(
+                f"{r.partner.name} (au profit de {_names(kept)})" for r, kept in superseded
+            ) + "."
         if excluded:
             notes += " Écartés par leurs filtres : " + " ; ".join(
                 f"{r.partner.name} ({why})" for r, why in excluded

@@ -184,9 +184,11 @@ def test_routing_table(
     (routed,) = decision.partners
     assert (routed.partner.id, routed.level) == (partner_id, level)
     assert routed.reason == f"Partenaire {partner_id} : thème {theme}, {CODE_TEXT[level]}"
-    # The less specific partners of the same kind are named as replaced.
+    # The less specific partners of the same kind are named, with the one kept instead.
     if level != "territoire":
-        assert "Remplacés par un partenaire du même type plus proche" in decision.explanation
+        assert "Non retenus, un partenaire du même type étant plus proche : " in (
+            decision.explanation)
+        assert f"(au profit de Partenaire {partner_id})" in decision.explanation
 
 
 def test_table_covers_every_theme_and_level() -> None:
@@ -261,8 +263,8 @@ def test_most_specific_level_wins_per_kind(mixed: Router) -> None:
     assert decision.explanation == (
         "Paray-le-Monial (71342), CC Le Grand Charolais (200071884) → Mix Industrie (ti-mix), "
         "thème recrutement : 2 partenaires retenus (France Travail Paray-le-Monial ; "
-        "Partenaire opco). Remplacés par un partenaire du même type plus proche : "
-        "Partenaire ft-71."
+        "Partenaire opco). Non retenus, un partenaire du même type étant plus proche : "
+        "Partenaire ft-71 (au profit de France Travail Paray-le-Monial)."
     )
     montceau = mixed.route(theme="recrutement", commune_insee=MONTCEAU)
     assert _ids(montceau) == [("ft-71", "departement"), ("opco", "territoire")]
