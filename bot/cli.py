@@ -109,7 +109,8 @@ def serve(
                                         ("WEBHOOK_SECRET", settings.webhook_secret))
                if not value]
     if missing:
-        raise _fail(f"variable(s) non définie(s) : {', '.join(missing)}")
+        raise _fail(_text("animator.cli_missing_variable" if len(missing) == 1
+                          else "animator.cli_missing_variables", names=", ".join(missing)))
     _prepare_process(settings, verbose=verbose)
     from bot.runtime import serve_forever
 
@@ -178,10 +179,8 @@ def needs(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    from bot.catalogue import label, t
-
     if not rows:
-        typer.echo(label("animator.cli_needs_none"))
+        typer.echo(_text("animator.cli_needs_none"))
         return
     tz = settings.tz
     from datetime import datetime
@@ -192,12 +191,12 @@ def needs(
     # The JSON keeps the stored keys (for scripts); people read the French labels.
     for row in rows:
         created = datetime.fromisoformat(str(row["created_at"])).astimezone(tz)
-        typer.echo(t(
+        typer.echo(_text(
             "animator.cli_needs_line", reference=row["reference"],
             status=f"{status_label(str(row['status'])):<25}",
             theme=f"{theme_noun(str(row['theme'])):<26}", insee=row["commune_insee"],
             commune=row["commune_name"], epci_siren=row["epci_siren"] or "-",
-            epci=row["epci_name"] or "", date=f"{created:%d/%m/%Y %H:%M}").plain())
+            epci=row["epci_name"] or "", date=f"{created:%d/%m/%Y %H:%M}"))
 
 
 @app.command()
@@ -243,7 +242,7 @@ def digest(
 ) -> None:
     """Envoie les synthèses hebdomadaires (chefs de projet et partenaires)."""
     if not now:
-        raise _fail("les synthèses partent chaque lundi avec `relais run` ; --now pour maintenant")
+        raise _fail(_text("animator.cli_digest_needs_now"))
     settings = _settings()
 
     async def send() -> int:
@@ -251,7 +250,7 @@ def digest(
         assert services.digests is not None
         try:
             if territory and services.territories.get(territory) is None:
-                raise _fail(f"territoire inconnu : {territory}")
+                raise _fail(_text("animator.cli_unknown_territory", territory=territory))
             moment = services.clock()
             count = await services.db.run(lambda session: services.digests.send_all(
                 session, now=moment, period=f"manual:{moment.isoformat()}",
@@ -270,9 +269,7 @@ def digest(
             await services.db.dispose()
 
     count = asyncio.run(send())
-    from bot.catalogue import t
-
-    typer.echo(t(_counted("animator.cli_digest_sent", count), count=count).plain())
+    typer.echo(_text(_counted("animator.cli_digest_sent", count), count=count))
 
 
 @app.command()
@@ -284,9 +281,9 @@ def export(
 ) -> None:
     """Exporte les demandes (CSV ou Excel)."""
     if fmt not in {"csv", "xlsx"}:
-        raise _fail("format inconnu : csv ou xlsx")
+        raise _fail(_text("animator.cli_unknown_format"))
     if fmt == "xlsx" and not output:
-        raise _fail("indiquez un fichier avec --output pour le format xlsx")
+        raise _fail(_text("animator.cli_xlsx_needs_output"))
     settings = _settings()
     from bot.export import needs_csv, needs_xlsx
     from storage.db import Database
@@ -312,10 +309,8 @@ def export(
         from pathlib import Path
 
         Path(output).write_bytes(data)
-        from bot.catalogue import t
-
-        typer.echo(t(_counted("animator.cli_exported", len(rows)), count=len(rows),
-                     path=output).plain())
+        typer.echo(_text(_counted("animator.cli_exported", len(rows)), count=len(rows),
+                         path=output))
     else:
         sys.stdout.buffer.write(data)
 
@@ -334,7 +329,14 @@ def db_upgrade(
     settings = _settings()
     _prepare_sqlite_dir(settings.database_url)
     upgrade(settings.database_url, revision)
-    typer.echo(f"base à jour ({revision})")
+    typer.echo(_text("animator.cli_database_ready", revision=revision))
+
+
+def _text(key: str, **values: object) -> str:
+    """A catalogue entry as the terminal prints it (no markup)."""
+    from bot.catalogue import t
+
+    return t(key, **values).plain()
 
 
 def _counted(key: str, count: int) -> str:

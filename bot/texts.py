@@ -270,66 +270,18 @@ KB_FORWARDED_TO_ANIMATOR = (
 
 # --- Routing: what the firm is told ------------------------------------------------------
 ROUTED_TO = "Elle est transmise à : {partners}."
-ROUTED_FALLBACK = "Le chef de projet la lit et choisira le bon interlocuteur."
-TAKEN_BY_FOR_FIRM = (
-    "Bonne nouvelle : {who} prend en charge votre demande {reference}.\n"
-    "Vous serez contacté {contact}."
-)
-CONTACT_HOW: dict[str, str] = {
-    "telegram": "ici, sur Telegram",
-    "phone": "par téléphone",
-    "email": "par e-mail",
-}
-CLOSED_FOR_FIRM = "Votre demande {reference} est close. Merci d'avoir utilisé Relais."
 
 # --- Animator ------------------------------------------------------------------------------
-ANIMATOR_CARD_TITLE = "<b>Nouvelle demande {reference}</b>"
-ANIMATOR_CARD_LINES = (
-    "<b>Entreprise</b> : {firm}{siret}\n"
-    "{facts}"
-    "<b>Commune</b> : {commune} ({insee}) · {epci}\n"
-    "<b>Besoin</b> : {theme} · {urgency}\n"
-    "<b>Contact</b> : {contact}\n"
-    "<b>Description</b> :\n{description}"
-)
-ANIMATOR_FIRM_FACTS = "<b>Fiche publique</b> : {facts}\n"
 FIRM_ARTISAN = "artisan (répertoire des métiers)"
 FIRM_NOT_ARTISAN = "non artisan"
 FIRM_OPCO = "{opco} (IDCC {idcc})"
 FIRM_OPCO_UNKNOWN = "OPCO à déterminer (IDCC {idcc})"
 FIRM_CLOSED = "⚠️ fermé selon l'annuaire"
 FIRM_SOURCE = "source {source}, {date}"
-ANIMATOR_ROUTED_TITLE = "<b>Transmise à</b> :"
-ANIMATOR_FALLBACK = "<b>Aucun partenaire ne correspond</b> : à vous de choisir (Réaffecter)."
-ANIMATOR_STATUS = "<b>Statut</b> : {status}"
-BTN_TAKE = "Je prends"
 BTN_REASSIGN = "Réaffecter"
-BTN_CLOSE = "Clore"
-BTN_CLOSE_HELPED = "Aidée"
-BTN_CLOSE_NOT_HELPED = "Non aidée"
-BTN_CLOSE_CANCELLED = "Sans suite"
-BTN_DONE = "Terminé"
-BTN_PREVIOUS = "◀ Précédentes"
-BTN_NEXT = "Suivantes ▶"
-TAKEN_BY = "✅ Prise en charge par {who}."
-CLOSED_AS = "Close : {reason}."
-ASK_CLOSE_REASON = "Pourquoi clore la demande {reference} ?"
-ASK_REASSIGN = "À quels partenaires transmettre la demande {reference} ? (un appui par partenaire)"
-REASSIGNED = "Transmise aussi à {partner}."
-ALREADY_ROUTED = "Déjà transmise à ce partenaire."
 NOT_YOUR_TERRITORY = "Cette demande n'est pas de votre territoire."
 ANIMATORS_ONLY = "Cette commande est réservée aux chefs de projet Territoire d'industrie."
 NEED_NOT_FOUND = "Je ne trouve pas la demande {reference}."
-NEED_USAGE = "Précisez la référence, par exemple : /demande TI-2026-0042"
-OPEN_NEEDS_TITLE = "<b>Demandes ouvertes</b> ({count}) · page {page}/{pages}"
-OPEN_NEEDS_EMPTY = "Aucune demande ouverte sur votre territoire."
-HISTORY_TITLE = "<b>Historique</b>"
-STATUS_CHANGE_LINE = "{date} · {status}{actor}"
-ROUTING_LINE = "• {name} : {reason}"
-ANIMATOR_COMMANDS_HELP = (
-    "/demandes : demandes ouvertes\n/demande TI-2026-0042 : une demande\n"
-    "/rdv : RDV à venir\n/rdv TI-2026-0042 : proposer un RDV"
-)
 EMAIL_REFUSED = (
     "<b>E-mail non distribué</b> à {to}\n« {subject} »\nMotif : {error}\n"
     "Vérifiez l'adresse du partenaire dans l'annuaire du territoire."
@@ -340,7 +292,6 @@ TELEGRAM_UNDELIVERABLE = (
 )
 
 # --- Meetings -------------------------------------------------------------------------------
-BTN_PROPOSE_MEETING = "Proposer un RDV"
 MEETING_ASK_WHEN = (
     "RDV avec {firm} ({reference}) : quand ?\n"
     "Par exemple « jeudi 14h30 », « 12/01 à 9h » ou « demain 10h »."
@@ -480,35 +431,9 @@ EMAIL_PARTNER_UNSURE = (
 BTN_PARTNER_ACK = "Prise en charge"
 BTN_PARTNER_REFUSED = "Refus"
 BTN_PARTNER_NEITHER = "Ni l'un ni l'autre"
-PARTNER_MARKED_ACK = "Noté : {partner} prend en charge {reference}."
-PARTNER_MARKED_REFUSED = "Noté : {partner} décline {reference}. Utilisez « Réaffecter » pour la transmettre."
-PARTNER_MARKED_NEITHER = "Noté : la réponse de {partner} reste dans l'historique de {reference}."
 MISSING_LABELS: dict[str, str] = {
     "commune": "la commune",
     "theme": "le thème",
-}
-
-# --- Follow-up --------------------------------------------------------------------------------
-FOLLOWUP_ALERT = (
-    "⏰ <b>{partner}</b> n'a pas accusé réception de {reference} ({firm}) "
-    "en {days} jours ouvrés, malgré une relance."
-)
-FOLLOWUP_STALE = "📂 {reference} ({firm}) est ouverte depuis plus de {days} jours. La clore ?"
-BTN_KEEP_OPEN = "La garder ouverte"
-KEPT_OPEN = "{reference} reste ouverte. Je vous reposerai la question dans {days} jours."
-SATISFACTION_QUESTION = (
-    "Votre demande {reference} est close. Avez-vous été aidé ?\n"
-    "Notez de 1 (pas du tout) à 5 (tout à fait)."
-)
-SATISFACTION_ASK_COMMENT = "Merci ! Un commentaire ? Écrivez-le, ou touchez « Non merci »."
-BTN_NO_COMMENT = "Non merci"
-SATISFACTION_THANKS = "Merci pour votre avis."
-SATISFACTION_ALREADY = "Merci, votre note est déjà enregistrée."
-SATISFACTION_FOR_ANIMATOR = "⭐ {score}/5 de {firm} pour {reference}."
-CHART_CAPTIONS: dict[str, str] = {
-    "besoins-par-theme.png": "Nouvelles demandes par thème",
-    "delais-accuse-reception.png": "Délai médian d'accusé de réception, par partenaire",
-    "satisfaction.png": "Satisfaction des entreprises",
 }
 
 # --- Mutualisation radar -------------------------------------------------------------------
