@@ -13,7 +13,7 @@ import yaml
 from knowledge.geography import Geography, default_geography
 from knowledge.routing import LEVELS, FirmFacts, Router, RoutingDecision, RoutingError
 from knowledge.routing_cli import route_command
-from knowledge.taxonomy import THEME_KEYS
+from knowledge.taxonomy import THEME_KEYS, theme_noun
 from knowledge.territories import TerritoryDirectory, load_territories
 
 SHIPPED = Path(__file__).resolve().parents[1] / "territories"
@@ -183,7 +183,8 @@ def test_routing_table(
     assert not decision.fallback and decision.animators == () and level is not None
     (routed,) = decision.partners
     assert (routed.partner.id, routed.level) == (partner_id, level)
-    assert routed.reason == f"Partenaire {partner_id} : thème {theme}, {CODE_TEXT[level]}"
+    words = theme_noun(theme).lower()  # the theme in French, not its key
+    assert routed.reason == f"Partenaire {partner_id} : thème {words}, {CODE_TEXT[level]}"
     # The less specific partners of the same kind are named, with the one kept instead.
     if level != "territoire":
         assert "Non retenus, un partenaire du même type étant plus proche : " in (
