@@ -109,7 +109,8 @@ def serve(
                                         ("WEBHOOK_SECRET", settings.webhook_secret))
                if not value]
     if missing:
-        raise _fail(f"variable(s) non définie(s) : {', '.join(missing)}")
+        raise _fail(_text("animator.cli_missing_variable" if len(missing) == 1
+                          else "animator.cli_missing_variables", names=", ".join(missing)))
     _prepare_process(settings, verbose=verbose)
     from bot.runtime import serve_forever
 
@@ -188,19 +189,23 @@ def needs(
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        typer.echo("Aucune demande enregistrée.")
+        typer.echo(_text("animator.cli_needs_none"))
         return
     tz = settings.tz
     from datetime import datetime
 
+    from bot.catalogue.labels import status_label
+    from knowledge.taxonomy import theme_noun
+
+    # The JSON keeps the stored keys (for scripts); people read the French labels.
     for row in rows:
         created = datetime.fromisoformat(str(row["created_at"])).astimezone(tz)
-        typer.echo(
-            f"{row['reference']}  {row['status']:<12} {row['theme']:<13} "
-            f"{row['commune_insee']} {row['commune_name']}  "
-            f"EPCI {row['epci_siren'] or '-'} {row['epci_name'] or ''}  "
-            f"{created:%d/%m/%Y %H:%M}"
-        )
+        typer.echo(_text(
+            "animator.cli_needs_line", reference=row["reference"],
+            status=f"{status_label(str(row['status'])):<25}",
+            theme=f"{theme_noun(str(row['theme'])):<26}", insee=row["commune_insee"],
+            commune=row["commune_name"], epci_siren=row["epci_siren"] or "-",
+            epci=row["epci_name"] or "", date=f"{created:%d/%m/%Y %H:%M}"))
 
 
 @app.command()
@@ -246,7 +251,7 @@ def digest(
 ) -> None:
     """Envoie les synthèses hebdomadaires (chefs de projet et partenaires)."""
     if not now:
-        raise _fail("les synthèses partent chaque lundi avec `relais run` ; --now pour maintenant")
+        raise _fail(_text("animator.cli_digest_needs_now"))
     settings = _settings()
 
     async def send() -> int:
@@ -254,7 +259,7 @@ def digest(
         assert services.digests is not None
         try:
             if territory and services.territories.get(territory) is None:
-                raise _fail(f"territoire inconnu : {territory}")
+                raise _fail(_text("animator.cli_unknown_territory", territory=territory))
             moment = services.clock()
             count = await services.db.run(lambda session: services.digests.send_all(
                 session, now=moment, period=f"manual:{moment.isoformat()}",
@@ -273,8 +278,7 @@ def digest(
             await services.db.dispose()
 
     count = asyncio.run(send())
-    typer.echo(f"{count} synthèse(s) envoyée(s) par e-mail ; les messages Telegram partent "
-               "avec `relais run`.")
+    typer.echo(_text(_counted("animator.cli_digest_sent", count), count=count))
 
 
 @app.command()
@@ -286,9 +290,9 @@ def export(
 ) -> None:
     """Exporte les demandes (CSV ou Excel)."""
     if fmt not in {"csv", "xlsx"}:
-        raise _fail("format inconnu : csv ou xlsx")
+        raise _fail(_text("animator.cli_unknown_format"))
     if fmt == "xlsx" and not output:
-        raise _fail("indiquez un fichier avec --output pour le format xlsx")
+        raise _fail(_text("animator.cli_xlsx_needs_output"))
     settings = _settings()
     from bot.export import needs_csv, needs_xlsx
     from storage.db import Database
@@ -314,7 +318,8 @@ def export(
         from pathlib import Path
 
         Path(output).write_bytes(data)
-        typer.echo(f"{len(rows)} demande(s) exportée(s) dans {output}")
+        typer.echo(_text(_counted("animator.cli_exported", len(rows)), count=len(rows),
+                         path=output))
     else:
         sys.stdout.buffer.write(data)
 
@@ -333,7 +338,19 @@ def db_upgrade(
     settings = _settings()
     _prepare_sqlite_dir(settings.database_url)
     upgrade(settings.database_url, revision)
-    typer.echo(f"base à jour ({revision})")
+    typer.echo(_text("animator.cli_database_ready", revision=revision))
+
+
+def _text(key: str, **values: object) -> str:
+    """A catalogue entry as the terminal prints it (no markup)."""
+    from bot.catalogue import t
+
+    return t(key, **values).plain()
+
+
+def _counted(key: str, count: int) -> str:
+    """The catalogue entry for `count` things: `<key>_none`, `<key>_one` or `<key>_other`."""
+    return f"{key}_{'none' if count == 0 else 'one' if count == 1 else 'other'}"
 
 
 def _prepare_sqlite_dir(url: str) -> None:

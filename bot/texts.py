@@ -16,84 +16,6 @@ def esc(value: object) -> str:
     return escape(str(value), quote=False)
 
 
-# --- Start and consent -----------------------------------------------------------------
-WELCOME = (
-    "Bonjour, je suis <b>Relais</b>, l'assistant des Territoires d'industrie.\n"
-    "Je recueille le besoin de votre entreprise (recrutement, formation, foncier, "
-    "financement…) et je le transmets à la bonne personne de votre territoire."
-)
-PRIVACY_NOTICE = (
-    "<b>Vos données</b>\n"
-    "Je vais vous demander : le nom et le SIRET de l'entreprise, sa commune, "
-    "votre besoin et un moyen de vous recontacter.\n"
-    "Qui les voit : le chef de projet Territoire d'industrie de votre territoire "
-    "et les partenaires à qui il transmet votre demande.\n"
-    "Durée : 3 ans après le dernier échange. Vous pouvez tout effacer à tout moment "
-    "avec /supprimer.\n"
-    "Rien n'est enregistré avant votre accord."
-)
-CONSENT_QUESTION = "Acceptez-vous ces conditions ?"
-BTN_CONSENT_YES = "J'accepte"
-BTN_CONSENT_NO = "Je refuse"
-CONSENT_REFUSED = (
-    "C'est noté : rien n'a été enregistré.\n"
-    "Vous pouvez revenir quand vous voulez avec /start."
-)
-NEED_CONSENT_FIRST = "Pour commencer, tapez /start."
-WELCOME_BACK = "Reprenons où nous en étions."
-
-# --- Questions -------------------------------------------------------------------------
-ASK_COMPANY_NAME = "Quel est le nom de votre entreprise ?"
-ASK_SIRET = (
-    "Quel est le numéro SIRET de l'établissement (14 chiffres) ?\n"
-    "Il figure sur vos factures et sur l'avis de situation Insee."
-)
-ASK_SIRET_LOOKUP = (
-    "Quel est le numéro SIRET de l'établissement (14 chiffres) ?\n"
-    "Avec lui, je retrouve le nom et l'activité de l'entreprise : moins de questions."
-)
-BTN_NO_SIRET = "Je ne l'ai pas sous la main"
-FIRM_FOUND = "J'ai trouvé : <b>{name}</b>, {commune}{details}.\nC'est bien votre établissement ?"
-FIRM_FOUND_SIREN = (
-    "J'ai trouvé l'entreprise <b>{name}</b>, siège à {commune}{details}.\n"
-    "C'est bien votre entreprise ?"
-)
-FIRM_CLOSED_WARNING = "Attention : l'annuaire indique cet établissement comme fermé."
-BTN_FIRM_YES = "Oui"
-BTN_FIRM_NO = "Non, corriger"
-FIRM_NOT_FOUND = "Je ne trouve pas ce SIRET dans l'annuaire public. Je le garde tel quel."
-FIRM_CORRECT = "D'accord. Corrigez le numéro, ou passez cette question."
-ASK_FIRM_LOCATION = "Dans quelle commune se trouve l'établissement concerné ? (nom ou code postal)"
-ASK_FIRM_CHOICE = "J'ai trouvé ces entreprises à {commune}. Est-ce l'une d'elles ?"
-BTN_NONE_OF_THESE_FIRMS = "Aucune de ces entreprises"
-FIRM_UNKNOWN_NAME = "nom non diffusé"
-ASK_LOCATION = "Dans quelle commune se trouve l'établissement ? (nom ou code postal)"
-ASK_LOCATION_CHOICE = "Plusieurs communes correspondent. Laquelle est la bonne ?"
-BTN_NONE_OF_THESE_COMMUNES = "Aucune de ces communes"
-ASK_THEME = "Quel est votre besoin principal ?"
-ASK_DESCRIPTION = (
-    "Décrivez votre besoin en quelques phrases.\n"
-    "Par exemple : le poste à pourvoir, la formation visée, la surface recherchée."
-)
-ASK_URGENCY = "Pour quand avez-vous besoin d'une réponse ?"
-ASK_CONTACT_METHOD = "Comment préférez-vous être recontacté ?"
-ASK_PHONE = "À quel numéro de téléphone ?"
-ASK_EMAIL = "À quelle adresse e-mail ?"
-ASK_EDIT_FIELD = "Que souhaitez-vous modifier ?"
-BTN_BACK_TO_SUMMARY = "Revenir au récapitulatif"
-
-URGENCY_LABELS: dict[str, str] = {
-    "week": "Cette semaine",
-    "month": "Dans le mois",
-    "quarter": "Dans les 3 mois",
-    "none": "Pas d'urgence",
-}
-CONTACT_LABELS: dict[str, str] = {
-    "telegram": "Ici, sur Telegram",
-    "phone": "Par téléphone",
-    "email": "Par e-mail",
-}
-
 # --- Re-asks ---------------------------------------------------------------------------
 BAD_COMPANY_NAME = "Ce nom ne semble pas valide. Indiquez le nom de l'entreprise (2 à 120 caractères)."
 BAD_SIRET_LENGTH = (
@@ -109,8 +31,6 @@ BAD_SIRET_CHECKSUM = (
     "Vérifiez-le, ou passez cette question."
 )
 BAD_SIRET_CHARS = "Un SIRET ne contient que des chiffres. Vérifiez-le, ou passez cette question."
-LOCATION_NOT_FOUND = "Je ne trouve pas la commune « {query} ». Vérifiez l'orthographe ou donnez le code postal."
-LOCATION_TOO_SHORT = "Indiquez le nom de la commune ou son code postal à 5 chiffres."
 DESCRIPTION_TOO_SHORT = (
     "Votre description est un peu courte ({count} caractères). "
     "Ajoutez quelques détails : 20 caractères au moins."
@@ -121,81 +41,9 @@ DESCRIPTION_TOO_LONG = (
 )
 BAD_PHONE = "Ce numéro ne semble pas valide. Indiquez un numéro français, par exemple 06 12 34 56 78."
 BAD_EMAIL = "Cette adresse e-mail ne semble pas valide. Vérifiez-la, par exemple nom@entreprise.fr."
-USE_BUTTONS = "Merci de répondre avec l'un des boutons ci-dessous."
-MEDIA_NOT_UNDERSTOOD = {
-    "sticker": "Je ne sais pas lire les autocollants.",
-    "photo": "Je ne sais pas encore lire les photos.",
-    "voice": "Je ne sais pas écouter les messages vocaux.",
-    "video": "Je ne sais pas regarder les vidéos.",
-    "document": "Je ne sais pas encore lire les documents.",
-    "location": "Je ne peux pas utiliser une position GPS.",
-    "contact": "Je ne peux pas utiliser une fiche contact.",
-    "other": "Je ne comprends pas ce type de message.",
-}
-MEDIA_ANSWER_IN_TEXT = "Répondez par écrit, s'il vous plaît."
 STALE_BUTTON = "Cette question est déjà passée."
 
-# --- Summary and outcome ---------------------------------------------------------------
-SUMMARY_TITLE = "<b>Récapitulatif de votre demande</b>"
-SUMMARY_QUESTION = "Tout est correct ?"
-BTN_CONFIRM = "Envoyer la demande"
-BTN_EDIT = "Modifier"
-BTN_CANCEL = "Annuler"
-FIELD_LABELS: dict[str, str] = {
-    "company_name": "Entreprise",
-    "siret": "SIRET",
-    "location": "Commune",
-    "theme": "Besoin",
-    "description": "Description",
-    "urgency": "Échéance",
-    "contact": "Contact",
-    "activity": "Activité",
-}
-NOT_GIVEN = "non renseigné"
-NEED_RECORDED = "Merci ! Votre demande est enregistrée sous la référence <b>{reference}</b>."
-NEXT_STEP_ANIMATOR = (
-    "{animator}, chef de projet du Territoire d'industrie {territory}, la reçoit "
-    "et vous recontactera sous {days} jours ouvrés."
-)
-NEXT_STEP_NO_TERRITORY = (
-    "Aucun animateur Territoire d'industrie ne couvre encore la commune de {commune}. "
-    "Votre demande est conservée et sera transmise dès qu'un territoire la couvrira."
-)
-AFTER_RECORDED = "Suivez vos demandes avec /mesdemandes."
-
 # --- Commands ---------------------------------------------------------------------------
-CANCELLED = "Demande annulée : rien n'a été enregistré.\nTapez /start pour recommencer."
-NOTHING_TO_CANCEL = "Aucune demande n'est en cours. Tapez /start pour en déposer une."
-HELP = (
-    "<b>Aide</b>\n"
-    "/start : déposer une demande\n"
-    "/mesdemandes : suivre vos demandes\n"
-    "/mesrdv : vos rendez-vous à venir\n"
-    "/annuler : abandonner la demande en cours\n"
-    "/supprimer : effacer vos données\n"
-    "Vous pouvez aussi poser une question sur les aides aux entreprises."
-)
-MY_NEEDS_EMPTY = "Vous n'avez encore déposé aucune demande. Tapez /start pour en déposer une."
-MY_NEEDS_TITLE = "<b>Vos demandes</b>"
-MY_NEEDS_LINE = "{reference} · {theme} · {status} · {date}"
-STATUS_LABELS: dict[str, str] = {
-    "awaiting_info": "en attente d'informations",
-    "submitted": "reçue",
-    "routed": "transmise",
-    "acknowledged": "prise en charge",
-    "in_progress": "en cours",
-    "closed_helped": "close",
-    "closed_not_helped": "close",
-    "cancelled": "annulée",
-}
-DELETE_QUESTION = (
-    "Voulez-vous effacer toutes vos données personnelles ?\n"
-    "Vos demandes seront anonymisées ; seules des statistiques anonymes seront conservées."
-)
-BTN_DELETE_YES = "Oui, tout effacer"
-BTN_DELETE_NO = "Non, garder"
-DELETED = "Vos données personnelles ont été effacées. Merci d'avoir utilisé Relais."
-DELETE_KEPT = "C'est noté, rien n'a été effacé."
 UNKNOWN_COMMAND = "Je ne connais pas cette commande."
 
 # --- Command menu (setMyCommands): command -> description ---------------------------
@@ -248,124 +96,27 @@ KB_CONTACTS_ANIMATOR = (
     "Le chef de projet Territoire d'industrie de votre territoire peut vous orienter : "
     "déposez une demande et il vous recontacte."
 )
-KB_INTAKE_IN_PROGRESS = "Vous avez déjà une demande en cours : reprenons-la."
-KB_THEME_PREFILLED = "Thème retenu : <b>{theme}</b>."
 KB_UNKNOWN_CARD = "Cette fiche n'est plus disponible."
 BTN_KB_DETAILS = "Détails"
 BTN_KB_CONTACTS = "Qui contacter"
 BTN_KB_NOT_THAT = "Ce n'est pas ça"
 BTN_KB_APPLY = "Déposer une demande"
 BTN_KB_FORWARD = "Transmettre ma question"
-KB_RELOADED = "Base de connaissances rechargée : {count} fiches."
 KB_RELOAD_PROBLEMS = "Fiches ignorées car invalides :\n{problems}"
-KB_RELOAD_FORBIDDEN = "Cette commande est réservée aux animateurs."
 
 
 def esc_attr(value: object) -> str:
     """Escape a value for an HTML attribute (quotes included)."""
     return escape(str(value), quote=True)
-KB_FORWARDED_TO_ANIMATOR = (
-    "<b>Question transmise par Relais</b> (sans réponse dans les fiches) :\n« {question} »"
-)
-
-# --- Routing: what the firm is told ------------------------------------------------------
-ROUTED_TO = "Elle est transmise à : {partners}."
-ROUTED_FALLBACK = "Le chef de projet la lit et choisira le bon interlocuteur."
-TAKEN_BY_FOR_FIRM = (
-    "Bonne nouvelle : {who} prend en charge votre demande {reference}.\n"
-    "Vous serez contacté {contact}."
-)
-CONTACT_HOW: dict[str, str] = {
-    "telegram": "ici, sur Telegram",
-    "phone": "par téléphone",
-    "email": "par e-mail",
-}
-CLOSED_FOR_FIRM = "Votre demande {reference} est close. Merci d'avoir utilisé Relais."
 
 # --- Animator ------------------------------------------------------------------------------
-ANIMATOR_CARD_TITLE = "<b>Nouvelle demande {reference}</b>"
-ANIMATOR_CARD_LINES = (
-    "<b>Entreprise</b> : {firm}{siret}\n"
-    "{facts}"
-    "<b>Commune</b> : {commune} ({insee}) · {epci}\n"
-    "<b>Besoin</b> : {theme} · {urgency}\n"
-    "<b>Contact</b> : {contact}\n"
-    "<b>Description</b> :\n{description}"
-)
-ANIMATOR_FIRM_FACTS = "<b>Fiche publique</b> : {facts}\n"
 FIRM_ARTISAN = "artisan (répertoire des métiers)"
 FIRM_NOT_ARTISAN = "non artisan"
 FIRM_OPCO = "{opco} (IDCC {idcc})"
 FIRM_OPCO_UNKNOWN = "OPCO à déterminer (IDCC {idcc})"
 FIRM_CLOSED = "⚠️ fermé selon l'annuaire"
 FIRM_SOURCE = "source {source}, {date}"
-ANIMATOR_ROUTED_TITLE = "<b>Transmise à</b> :"
-ANIMATOR_FALLBACK = "<b>Aucun partenaire ne correspond</b> : à vous de choisir (Réaffecter)."
-ANIMATOR_STATUS = "<b>Statut</b> : {status}"
-BTN_TAKE = "Je prends"
-BTN_REASSIGN = "Réaffecter"
-BTN_CLOSE = "Clore"
-BTN_CLOSE_HELPED = "Aidée"
-BTN_CLOSE_NOT_HELPED = "Non aidée"
-BTN_CLOSE_CANCELLED = "Sans suite"
-BTN_DONE = "Terminé"
-BTN_PREVIOUS = "◀ Précédentes"
-BTN_NEXT = "Suivantes ▶"
-TAKEN_BY = "✅ Prise en charge par {who}."
-CLOSED_AS = "Close : {reason}."
-ASK_CLOSE_REASON = "Pourquoi clore la demande {reference} ?"
-ASK_REASSIGN = "À quels partenaires transmettre la demande {reference} ? (un appui par partenaire)"
-REASSIGNED = "Transmise aussi à {partner}."
-ALREADY_ROUTED = "Déjà transmise à ce partenaire."
-NOT_YOUR_TERRITORY = "Cette demande n'est pas de votre territoire."
 ANIMATORS_ONLY = "Cette commande est réservée aux chefs de projet Territoire d'industrie."
-NEED_NOT_FOUND = "Je ne trouve pas la demande {reference}."
-NEED_USAGE = "Précisez la référence, par exemple : /demande TI-2026-0042"
-OPEN_NEEDS_TITLE = "<b>Demandes ouvertes</b> ({count}) · page {page}/{pages}"
-OPEN_NEEDS_EMPTY = "Aucune demande ouverte sur votre territoire."
-HISTORY_TITLE = "<b>Historique</b>"
-STATUS_CHANGE_LINE = "{date} · {status}{actor}"
-ROUTING_LINE = "• {name} : {reason}"
-ANIMATOR_COMMANDS_HELP = (
-    "/demandes : demandes ouvertes\n/demande TI-2026-0042 : une demande\n"
-    "/rdv : RDV à venir\n/rdv TI-2026-0042 : proposer un RDV"
-)
-TELEGRAM_UNDELIVERABLE = (
-    "<b>Message Telegram non distribué</b> à l'entreprise de la demande {reference} "
-    "({firm}).\nMotif : {error}\nContactez-la par un autre moyen si besoin."
-)
-
-# --- Meetings -------------------------------------------------------------------------------
-BTN_PROPOSE_MEETING = "Proposer un RDV"
-MEETING_ABANDONED = "Proposition de RDV abandonnée."
-
-# --- Email channel (what the animators read on Telegram) ----------------------------------
-PARTNER_MARKED_ACK = "Noté : {partner} prend en charge {reference}."
-PARTNER_MARKED_REFUSED = "Noté : {partner} décline {reference}. Utilisez « Réaffecter » pour la transmettre."
-PARTNER_MARKED_NEITHER = "Noté : la réponse de {partner} reste dans l'historique de {reference}."
-
-# --- Follow-up --------------------------------------------------------------------------------
-FOLLOWUP_ALERT = (
-    "⏰ <b>{partner}</b> n'a pas accusé réception de {reference} ({firm}) "
-    "en {days} jours ouvrés, malgré une relance."
-)
-FOLLOWUP_STALE = "📂 {reference} ({firm}) est ouverte depuis plus de {days} jours. La clore ?"
-BTN_KEEP_OPEN = "La garder ouverte"
-KEPT_OPEN = "{reference} reste ouverte. Je vous reposerai la question dans {days} jours."
-SATISFACTION_QUESTION = (
-    "Votre demande {reference} est close. Avez-vous été aidé ?\n"
-    "Notez de 1 (pas du tout) à 5 (tout à fait)."
-)
-SATISFACTION_ASK_COMMENT = "Merci ! Un commentaire ? Écrivez-le, ou touchez « Non merci »."
-BTN_NO_COMMENT = "Non merci"
-SATISFACTION_THANKS = "Merci pour votre avis."
-SATISFACTION_ALREADY = "Merci, votre note est déjà enregistrée."
-SATISFACTION_FOR_ANIMATOR = "⭐ {score}/5 de {firm} pour {reference}."
-CHART_CAPTIONS: dict[str, str] = {
-    "besoins-par-theme.png": "Nouvelles demandes par thème",
-    "delais-accuse-reception.png": "Délai médian d'accusé de réception, par partenaire",
-    "satisfaction.png": "Satisfaction des entreprises",
-}
 
 # --- Mutualisation radar -------------------------------------------------------------------
 RADAR_EMPTY = "Aucun besoin commun repéré parmi les demandes ouvertes de votre territoire."

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from knowledge.geography import Commune, Geography
-from knowledge.taxonomy import THEME_KEYS
+from knowledge.taxonomy import THEME_KEYS, theme_noun
 from knowledge.territories import (
     SIZE_BANDS,
     Animator,
@@ -149,9 +149,15 @@ def _zone_text(level: Level, code: str) -> str:
     return "tout le territoire"
 
 
+def _theme_words(theme: str) -> str:
+    """'compétences et formation' for the key 'competences'."""
+    return theme_noun(theme).lower()
+
+
 def _reason(partner: Partner, theme: str, level: Level, code: str) -> str:
     """'France Travail Paray-le-Monial : thème recrutement, zone EPCI 200071884'."""
-    text = f"{partner.name} : thème {theme}, {_zone_text(level, code)}"
+    # The theme's French noun, not its key: a reason is read by animators and partners.
+    text = f"{partner.name} : thème {_theme_words(theme)}, {_zone_text(level, code)}"
     activity = _ACTIVITY_TEXT.get(partner.filters.activity)
     if activity:
         text += f", {activity}"
@@ -297,7 +303,8 @@ class Router:
         chosen: list[RoutedPartner] = []
         kind_rank: dict[str, int] = {}
         seen: set[str] = set()
-        superseded: list[RoutedPartner] = []
+        # A partner left out for a closer one of its kind, with the ones kept instead.
+        superseded: list[tuple[RoutedPartner, list[RoutedPartner]]] = []
         excluded: list[tuple[RoutedPartner, str]] = []
         for rank, entries in enumerate(levels):
             for entry in entries:
@@ -313,17 +320,20 @@ class Router:
                 if best == rank:
                     chosen.append(entry.routed)
                 else:
-                    superseded.append(entry.routed)
+                    kept = [r for r in chosen if r.partner.kind == entry.kind]
+                    superseded.append((entry.routed, kept))
 
-        head = f"{_where(commune)} → {territory.name} ({territory.id}), thème {theme}"
+        head = (f"{_where(commune)} → {territory.name} ({territory.id}), "
+                f"thème {_theme_words(theme)}")
+        # The filters first: they say why a partner got nothing at all (a stored note is cut).
         notes = ""
-        if superseded:
-            notes += (
-                f" Remplacés par un partenaire du même type plus proche : {_names(superseded)}."
-            )
         if excluded:
             notes += " Écartés par leurs filtres : " + " ; ".join(
                 f"{r.partner.name} ({why})" for r, why in excluded
+            ) + "."
+        if superseded:
+            notes += " Non retenus, un partenaire du même type étant plus proche : " + " ; ".join(
+                f"{r.partner.name} (au profit de {_names(kept)})" for r, kept in superseded
             ) + "."
         if not chosen:
             animators = " ; ".join(a.name for a in territory.animators)

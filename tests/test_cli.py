@@ -46,6 +46,22 @@ def test_needs_lists_stored_needs_as_json(relais_done: tuple[RunningBot, str]) -
     assert row["created_at"].endswith("+00:00")
     text = relais("needs", env={"DATABASE_URL": url}).stdout
     assert "TI-2026-0001" in text and "Paray-le-Monial" in text and "28/11/2026 10:00" in text
+    # People read the status and the theme in French, not the stored keys.
+    assert "transmise" in text and "Recrutement" in text
+    assert "routed" not in text and "recrutement" not in text
+
+
+def test_export_writes_french_headers_and_labels(relais_done: tuple[RunningBot, str],
+                                                 tmp_path: Path) -> None:
+    _bot, url = relais_done
+    target = tmp_path / "demandes.csv"
+    result = relais("export", "--output", str(target), env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"1 demande exportée dans {target}."
+    header, row = target.read_bytes().decode("utf-8-sig").splitlines()
+    assert header.split(";")[:4] == ["référence", "statut", "thème", "urgence"]
+    cells = row.split(";")
+    assert cells[:2] == ["TI-2026-0001", "transmise"] and cells[11] == "Telegram"
 
 
 def test_chat_works_in_a_terminal_without_network_or_token(tmp_path: Path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
 
 from bot.services.workdays import add_working_days
-from storage.models import NeedRouting, Satisfaction
+from storage.models import NeedRouting, Outbox, Satisfaction
 from testing.botapi import BotMessage, SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary, say
@@ -121,12 +121,27 @@ async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot
     assert len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 2
 
 
+async def drained(relais: RunningBot) -> None:
+    """Wait until every queued message has been handed to its channel (or given up)."""
+
+    def waiting(session: Session) -> int:
+        return session.exec(select(func.count()).select_from(Outbox).where(
+            col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))).one()
+
+    for _ in range(200):
+        if await relais.services.db.run(waiting) == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the outbox did not drain")
+
+
 async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await press(animator, "Clore")
     before = len(firm.messages)
     await press(animator, "Aidée")
-    question = (await firm.wait_for_messages(before + 2))[-1]
+    # One message tells the firm its need is closed and asks how it went.
+    question = (await firm.wait_for_messages(before + 1))[-1]
     assert question.plain == ("Votre demande TI-2026-0001 est close. Avez-vous été aidé ?\n"
                               "Notez de 1 (pas du tout) à 5 (tout à fait).")
     assert question.button_labels() == ["1", "2", "3", "4", "5"]
@@ -148,4 +163,23 @@ async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: Runni
 
     [row] = await relais.services.db.run(rows)
     assert (row.score, row.comment) == (4, "Très réactifs, <b>merci</b> !")
+    # Each piece of news once: the closing to the firm, the rating and the comment to the
+    # animator (the comment does not repeat the rating).
+    await drained(relais)
     assert len([m for m in firm.messages if "Avez-vous été aidé" in m.plain]) == 1
+    assert len([m for m in firm.messages if "est close" in m.plain]) == 1
+    assert len([m for m in animator.messages if "⭐" in m.plain]) == 1
+    [comment] = [m for m in animator.messages if "Très réactifs" in m.plain]
+    assert comment.plain == ("💬 Menuiserie Dupont commente sa note pour TI-2026-0001 : "
+                             "« Très réactifs, <b>merci</b> ! »")
+
+
+async def test_a_need_closed_without_help_is_announced_once(relais: RunningBot) -> None:
+    firm, animator = await filed(relais)
+    await press(animator, "Clore")
+    await press(animator, "Non aidée")
+    closed = await says(firm, "est close")
+    assert closed.plain == "Votre demande TI-2026-0001 est close. Merci d'avoir utilisé Relais."
+    await drained(relais)
+    assert len([m for m in firm.messages if "est close" in m.plain]) == 1
+    assert not [m for m in firm.messages if "Avez-vous été aidé" in m.plain]

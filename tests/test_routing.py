@@ -13,7 +13,7 @@ import yaml
 from bot.commands.route import route_command
 from knowledge.geography import Geography, default_geography
 from knowledge.routing import LEVELS, FirmFacts, Router, RoutingDecision, RoutingError
-from knowledge.taxonomy import THEME_KEYS
+from knowledge.taxonomy import THEME_KEYS, theme_noun
 from knowledge.territories import TerritoryDirectory, load_territories
 
 SHIPPED = Path(__file__).resolve().parents[1] / "territories"
@@ -183,10 +183,13 @@ def test_routing_table(
     assert not decision.fallback and decision.animators == () and level is not None
     (routed,) = decision.partners
     assert (routed.partner.id, routed.level) == (partner_id, level)
-    assert routed.reason == f"Partenaire {partner_id} : thème {theme}, {CODE_TEXT[level]}"
-    # The less specific partners of the same kind are named as replaced.
+    words = theme_noun(theme).lower()  # the theme in French, not its key
+    assert routed.reason == f"Partenaire {partner_id} : thème {words}, {CODE_TEXT[level]}"
+    # The less specific partners of the same kind are named, with the one kept instead.
     if level != "territoire":
-        assert "Remplacés par un partenaire du même type plus proche" in decision.explanation
+        assert "Non retenus, un partenaire du même type étant plus proche : " in (
+            decision.explanation)
+        assert f"(au profit de Partenaire {partner_id})" in decision.explanation
 
 
 def test_table_covers_every_theme_and_level() -> None:
@@ -261,8 +264,8 @@ def test_most_specific_level_wins_per_kind(mixed: Router) -> None:
     assert decision.explanation == (
         "Paray-le-Monial (71342), CC Le Grand Charolais (200071884) → Mix Industrie (ti-mix), "
         "thème recrutement : 2 partenaires retenus (France Travail Paray-le-Monial ; "
-        "Partenaire opco). Remplacés par un partenaire du même type plus proche : "
-        "Partenaire ft-71."
+        "Partenaire opco). Non retenus, un partenaire du même type étant plus proche : "
+        "Partenaire ft-71 (au profit de France Travail Paray-le-Monial)."
     )
     montceau = mixed.route(theme="recrutement", commune_insee=MONTCEAU)
     assert _ids(montceau) == [("ft-71", "departement"), ("opco", "territoire")]

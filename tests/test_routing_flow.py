@@ -60,6 +60,9 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     assert "Nouvelle demande TI-2026-0001" in card.plain
     assert "Menuiserie Dupont" in card.plain and "Paray-le-Monial (71342)" in card.plain
     assert "thème recrutement, zone EPCI 200071884" in card.plain
+    # Each partner is named once on its line, then why it got the need.
+    assert "• France Travail Paray-le-Monial : thème recrutement" in card.plain
+    assert "Paray-le-Monial : France Travail" not in card.plain
     assert card.button_labels() == ["Je prends", "Réaffecter", "Proposer un RDV", "Clore"]
 
     def routings(session: Session) -> list[NeedRouting]:
@@ -104,14 +107,24 @@ async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> N
     emails = await wait_for_emails(relais.smtp, emails_before + 1)
     assert "CCI" in emails[-1].message["To"] or "cci" in emails[-1].rcpt_tos[0]
 
+    # The need's card now says who has it, and offers no "Je prends".
+    shown = (await say(animator, "/demande TI-2026-0001"))[-1]
+    assert shown.plain.startswith("Demande TI-2026-0001 · prise en charge par Claire Martin")
+    assert "Nouvelle demande" not in shown.plain
+    assert shown.button_labels() == ["Réaffecter", "Proposer un RDV", "Clore"]
+    assert "• France Travail Paray-le-Monial : thème recrutement" in shown.plain
+    assert "CCI" in shown.plain and "choisi par Claire Martin" in shown.plain
+    assert "animateur:" not in shown.plain and "(routing)" not in shown.plain
+
     # Close, with a reason.
-    await say(animator, "/demande TI-2026-0001")
     await press(animator, "Clore")
     assert "Close : Aidée" in (await press(animator, "Aidée"))[-1].plain
     [need] = await all_needs(relais.services.db)
     assert need.status == "closed_helped"
     history = (await say(animator, "/demande TI-2026-0001"))[-1]
     assert "Historique" in history.plain and "close" in history.plain
+    assert history.plain.startswith("Demande TI-2026-0001 · close")
+    assert history.button_labels() == []
 
 
 async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None:

@@ -6,6 +6,7 @@ anyone else gets a polite refusal and learns nothing about the need.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -13,8 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import entries, label, t
+from bot.catalogue.labels import status_label
+from bot.messages import Bullets, Message, Text
 from bot.services.routing import RoutingService, animator_card, change_status
 from bot.services.types import Button, Reply
 
@@ -26,11 +28,13 @@ from storage.models import OPEN_STATUSES, Need, NeedEvent, NeedRouting, NeedStat
 __all__ = ["AnimatorService"]
 
 PAGE_SIZE = 8
+# Why a need is closed: its status and the catalogue key of the button (and history note).
 CLOSE_REASONS = {
-    "helped": (NeedStatus.CLOSED_HELPED, texts.BTN_CLOSE_HELPED),
-    "not_helped": (NeedStatus.CLOSED_NOT_HELPED, texts.BTN_CLOSE_NOT_HELPED),
-    "cancelled": (NeedStatus.CANCELLED, texts.BTN_CLOSE_CANCELLED),
+    "helped": (NeedStatus.CLOSED_HELPED, "animator.btn_close_helped"),
+    "not_helped": (NeedStatus.CLOSED_NOT_HELPED, "animator.btn_close_not_helped"),
+    "cancelled": (NeedStatus.CANCELLED, "animator.btn_close_cancelled"),
 }
+ANIMATOR_ACTOR = "animateur:"
 
 
 class AnimatorService:
@@ -67,12 +71,12 @@ class AnimatorService:
         """`/demandes`: open needs of the animator's territories, newest first, paginated."""
         territory_ids = [t.id for t in self.territories_of(user_id)]
         if not territory_ids:
-            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+            return Reply([Message(t("animator.animators_only"))])
         where = (col(Need.territory_id).in_(territory_ids),
                  col(Need.status).in_([s.value for s in OPEN_STATUSES]))
         total = session.exec(select(func.count()).select_from(Need).where(*where)).one()
         if total == 0:
-            return Reply([Message.legacy(texts.OPEN_NEEDS_EMPTY)])
+            return Reply([Message(t("animator.open_needs_empty"))])
         pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
         page = min(max(page, 1), pages)
         needs = session.exec(
@@ -81,47 +85,52 @@ class AnimatorService:
         ).all()
         rows: list[tuple[Button, ...]] = []
         for need in needs:
-            label = f"{need.reference} · {need.firm_name or '—'} · {need.commune_name or '—'}"
-            rows.append((Button(label[:60], f"ani:show:{need.id}"),))
+            item = t("animator.open_needs_item", reference=need.reference,
+                     firm=need.firm_name or "—", commune=need.commune_name or "—").plain()
+            rows.append((Button(item[:60], f"ani:show:{need.id}"),))
         nav = []
         if page > 1:
-            nav.append(Button(texts.BTN_PREVIOUS, f"ani:page:{page - 1}"))
+            nav.append(Button(label("animator.btn_previous"), f"ani:page:{page - 1}"))
         if page < pages:
-            nav.append(Button(texts.BTN_NEXT, f"ani:page:{page + 1}"))
+            nav.append(Button(label("animator.btn_next"), f"ani:page:{page + 1}"))
         if nav:
             rows.append(tuple(nav))
-        title = texts.OPEN_NEEDS_TITLE.format(count=total, page=page, pages=pages)
-        return Reply([Message.legacy(title, tuple(rows))])
+        title = t("animator.open_needs_title", count=total, page=page, pages=pages)
+        return Reply([Message(title, tuple(rows))])
 
     def show(self, session: Session, user_id: int, reference: str) -> Reply:
         """`/demande TI-…`: one need of the animator's territory, with its history."""
         if not self.territories_of(user_id):
-            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+            return Reply([Message(t("animator.animators_only"))])
         reference = reference.strip().upper()
         if not reference:
-            return Reply([Message.legacy(texts.NEED_USAGE)])
+            return Reply([Message(t("animator.need_usage"))])
         need = session.exec(select(Need).where(Need.reference == reference)).first()
         if need is None or need.id is None or self._allowed_need(session, user_id, need.id) is None:
             # Same answer whether it does not exist or belongs to another territory.
-            return Reply([Message.legacy(texts.NEED_NOT_FOUND.format(
-                reference=texts.esc(reference[:20])))])
+            return Reply([Message(t("animator.need_not_found", reference=reference[:20]))])
         return Reply([self._card_with_history(session, need)])
 
     def _card_with_history(self, session: Session, need: Need) -> Message:
         routings = list(session.exec(select(NeedRouting).where(NeedRouting.need_id == need.id)))
-        card = animator_card(need, routings, fallback=not routings, tz=self.tz)
         events = session.exec(
             select(NeedEvent).where(NeedEvent.need_id == need.id).order_by(col(NeedEvent.id))
         ).all()
-        lines = [card.legacy_html or "", "", texts.HISTORY_TITLE]
+        card = animator_card(need, routings, fallback=not routings, tz=self.tz,
+                             taken_by=_taken_by(events))
+        lines = []
         for event in events:
-            # The firm's own Telegram id is not shown; animators and systems are.
-            shown = not event.actor.startswith("telegram:")
-            actor = f" ({texts.esc(event.actor)})" if shown else ""
-            lines.append(texts.STATUS_CHANGE_LINE.format(
-                date=event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M"),
-                status=texts.STATUS_LABELS.get(event.to_status, event.to_status), actor=actor))
-        return Message.legacy("\n".join(lines)[:3900], card.buttons)
+            date = event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M")
+            status = status_label(event.to_status)
+            # Only an animator is named: the firm's own id and the system's keys are not.
+            who = event.actor.removeprefix(ANIMATOR_ACTOR) \
+                if event.actor.startswith(ANIMATOR_ACTOR) else None
+            line = (t("animator.history_line_by", date=date, status=status, who=who) if who
+                    else t("animator.history_line", date=date, status=status))
+            lines.append(line.inline())
+        history = t("animator.history_title") + Text((Bullets(tuple(lines)),)) \
+            if lines else Text()
+        return Message(card.text + history, card.buttons)
 
     # --- buttons ---------------------------------------------------------------------------
     def on_button(self, session: Session, user_id: int, value: str, *, now: datetime,
@@ -132,26 +141,26 @@ class AnimatorService:
             return self.list_open(session, user_id, int(rest) if rest.isdigit() else 1)
         need_part, _, arg = rest.partition(":")
         if not self.territories_of(user_id):
-            return Reply(toast=texts.ANIMATORS_ONLY)
+            return Reply(toast=label("animator.animators_only"))
         need = self._allowed_need(session, user_id, int(need_part)) if need_part.isdigit() else None
         if need is None:
-            return Reply(toast=texts.NOT_YOUR_TERRITORY)
+            return Reply(toast=label("animator.not_your_territory"))
         who = self._animator_name(user_id)
-        actor = f"animateur:{who}"
+        actor = f"{ANIMATOR_ACTOR}{who}"
         if action == "show":
             return Reply([self._card_with_history(session, need)])
         if action == "take":
             return self._take(session, need, who, actor, now)
         if action == "close":
-            buttons = tuple((Button(label, f"ani:closed:{need.id}:{key}"),)
-                            for key, (_status, label) in CLOSE_REASONS.items())
-            return Reply([Message.legacy(
-                texts.ASK_CLOSE_REASON.format(reference=need.reference), buttons)])
+            buttons = tuple((Button(label(button), f"ani:closed:{need.id}:{key}"),)
+                            for key, (_status, button) in CLOSE_REASONS.items())
+            return Reply([Message(
+                t("animator.ask_close_reason", reference=need.reference), buttons)])
         if action == "closed" and arg in CLOSE_REASONS:
             return self._close(session, need, arg, actor, now)
         if action == "keep":
-            return Reply([Message.legacy(texts.KEPT_OPEN.format(
-                reference=need.reference,
+            return Reply([Message(t(
+                "animator.kept_open", reference=need.reference,
                 days=self.followup.stale_days if self.followup else 30))])
         if action == "re":
             return self._reassign_menu(session, need)
@@ -159,42 +168,41 @@ class AnimatorService:
             return self._reassign_to(session, need, arg, actor, now)
         if action in {"pack", "pref", "pnone"} and arg.isdigit():
             return self._partner_verdict(session, need, action, int(arg), actor, now)
-        return Reply(toast=texts.STALE_BUTTON)
+        return Reply(toast=label("common.stale_button"))
 
     def _take(self, session: Session, need: Need, who: str, actor: str,
               now: datetime) -> Reply:
         if need.status in (NeedStatus.IN_PROGRESS.value, *(
                 s.value for s in (NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED,
                                   NeedStatus.CANCELLED))):
-            return Reply(toast=texts.STATUS_LABELS.get(need.status, need.status))
+            return Reply(toast=status_label(need.status))
         change_status(session, need, NeedStatus.IN_PROGRESS, actor=actor, now=now)
-        result = Reply([Message.legacy(texts.TAKEN_BY.format(who=texts.esc(who))
-                                          + f" ({need.reference})")])
+        result = Reply([Message(t("animator.taken_by", who=who, reference=need.reference))])
         if need.telegram_chat_id is not None:
-            result.others.append((str(need.telegram_chat_id), Message.legacy(
-                texts.TAKEN_BY_FOR_FIRM.format(
-                    who=texts.esc(who), reference=need.reference,
-                    contact=texts.CONTACT_HOW.get(need.contact_method, "")))))
+            how = f"firm.contact_how_{need.contact_method}"
+            news = (t("firm.taken", who=who, reference=need.reference, contact=label(how))
+                    if how in entries() else
+                    t("firm.taken_no_contact", who=who, reference=need.reference))
+            result.others.append((str(need.telegram_chat_id), Message(news)))
         return result
 
     def _close(self, session: Session, need: Need, key: str, actor: str,
                now: datetime) -> Reply:
-        status, label = CLOSE_REASONS[key]
+        status, button = CLOSE_REASONS[key]
+        reason = label(button)
         try:
-            change_status(session, need, status, actor=actor, now=now, note=label)
+            change_status(session, need, status, actor=actor, now=now, note=reason)
         except ValueError:
-            return Reply(toast=texts.STATUS_LABELS.get(need.status, need.status))
-        result = Reply([Message.legacy(f"{need.reference} · "
-                                          + texts.CLOSED_AS.format(reason=label))])
+            return Reply(toast=status_label(need.status))
+        result = Reply([Message(t("animator.closed_as", reference=need.reference,
+                                  reason=reason))])
         question = None
         if key == "helped" and self.followup is not None:
             question = self.followup.ask_satisfaction(session, need, now=now)
         if need.telegram_chat_id is not None:
-            chat = str(need.telegram_chat_id)
-            result.others.append((chat, Message.legacy(
-                texts.CLOSED_FOR_FIRM.format(reference=need.reference))))
-            if question is not None:
-                result.others.append((chat, question))
+            # The satisfaction question says the need is closed: the firm reads it once.
+            result.others.append((str(need.telegram_chat_id), question or Message(
+                t("firm.closed", reference=need.reference))))
         return result
 
     def _partner_verdict(self, session: Session, need: Need, action: str, routing_id: int,
@@ -204,19 +212,17 @@ class AnimatorService:
 
         routing = session.get(NeedRouting, routing_id)
         if routing is None or routing.need_id != need.id:
-            return Reply(toast=texts.STALE_BUTTON)
-        partner = texts.esc(routing.partner_name)
+            return Reply(toast=label("common.stale_button"))
         if action == "pack":
             mark_partner_ack(session, need, routing, now=now, actor=actor)
-            text = texts.PARTNER_MARKED_ACK
+            key = "animator.partner_marked_ack"
         elif action == "pref":
             routing.status = "refused"
             session.add(routing)
-            text = texts.PARTNER_MARKED_REFUSED
+            key = "animator.partner_marked_refused"
         else:
-            text = texts.PARTNER_MARKED_NEITHER
-        return Reply(
-            [Message.legacy(text.format(partner=partner, reference=need.reference))])
+            key = "animator.partner_marked_neither"
+        return Reply([Message(t(key, partner=routing.partner_name, reference=need.reference))])
 
     def _reassign_menu(self, session: Session, need: Need) -> Reply:
         territory = self.territories.get(need.territory_id or "")
@@ -224,21 +230,31 @@ class AnimatorService:
         routed = {r.partner_id for r in session.exec(
             select(NeedRouting).where(NeedRouting.need_id == need.id))}
         rows = [
-            (Button(("✅ " if p.id in routed else "") + p.name[:50], f"ani:rp:{need.id}:{p.id}"),)
+            (Button(t("animator.reassign_routed_mark", partner=p.name[:50]).plain()
+                    if p.id in routed else p.name[:50], f"ani:rp:{need.id}:{p.id}"),)
             for p in territory.partners
         ]
-        return Reply([Message.legacy(
-            texts.ASK_REASSIGN.format(reference=need.reference), tuple(rows))])
+        return Reply([Message(
+            t("animator.ask_reassign", reference=need.reference), tuple(rows))])
 
     def _reassign_to(self, session: Session, need: Need, partner_id: str, actor: str,
                      now: datetime) -> Reply:
         existing = session.exec(select(NeedRouting).where(
             NeedRouting.need_id == need.id, NeedRouting.partner_id == partner_id)).first()
         if existing is not None:
-            return Reply(toast=texts.ALREADY_ROUTED)
+            return Reply(toast=label("animator.already_routed"))
         routing = self.routing.add_partner_manually(session, need, partner_id, actor=actor,
                                                     now=now)
         if routing is None:
-            return Reply(toast=texts.STALE_BUTTON)
-        return Reply([Message.legacy(texts.REASSIGNED.format(
-            partner=texts.esc(routing.partner_name)))])
+            return Reply(toast=label("common.stale_button"))
+        return Reply([Message(t("animator.reassigned", partner=routing.partner_name))])
+
+
+def _taken_by(events: Sequence[NeedEvent]) -> str | None:
+    """The name of the animator who last took the need, from its history."""
+    for event in reversed(events):
+        if event.to_status == NeedStatus.IN_PROGRESS.value:
+            actor = event.actor
+            return actor.removeprefix(ANIMATOR_ACTOR) if actor.startswith(ANIMATOR_ACTOR) \
+                else None
+    return None

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot.catalogue import label, t
+from bot.catalogue.labels import status_label
 from bot.messages import Bullets, Button, Message, Span, Text, lines
 from bot.services import outbox
 from bot.services.intake import IntakeService, mark_choice
@@ -25,7 +26,7 @@ from knowledge.territories import TerritoryDirectory
 from storage.db import Database
 from storage.models import ChatDraft, Consent, Need
 
-__all__ = ["ChatService", "status_label"]
+__all__ = ["ChatService"]
 
 _MEDIA = ("sticker", "photo", "voice", "video", "document", "location", "contact")
 
@@ -236,13 +237,6 @@ class ChatService:
                                    messages=[message], now=now, claimed=False)
 
         await db.run(work)
-
-
-def status_label(status: str) -> str:
-    """A need's status in French words."""
-    from bot import texts
-
-    return texts.STATUS_LABELS.get(status, status)
 
 
 def _refusal(error: str) -> str:

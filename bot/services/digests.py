@@ -17,11 +17,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import label, t
+from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.emails import partner_digest_email, territory_digest_email
-from bot.services.insight import TerritoryStats, charts_png, compute_stats, stats_text
+from bot.services.insight import (
+    TerritoryStats,
+    charts_png,
+    compute_stats,
+    period_title,
+    stats_report,
+    stats_text,
+)
 from bot.services.routing import animator_chats
 from bot.services.types import Reply
 from knowledge.taxonomy import theme_label
@@ -41,6 +48,18 @@ __all__ = ["DigestService", "week_period"]
 log = logging.getLogger(__name__)
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
+# The caption under each chart, by the chart's file name.
+CHART_CAPTIONS = {
+    "besoins-par-theme.png": "animator.chart_caption_new_by_theme",
+    "delais-accuse-reception.png": "animator.chart_caption_ack_delays",
+    "satisfaction.png": "animator.chart_caption_satisfaction",
+}
+
+
+def _chart_messages(charts: list[tuple[str, bytes]]) -> list[Message]:
+    """Each chart as a photo with its caption."""
+    return [Message(t(CHART_CAPTIONS[name]) if name in CHART_CAPTIONS else Text(), photo=png)
+            for name, png in charts]
 
 
 def week_period(now: datetime, tz: ZoneInfo) -> tuple[str, datetime, datetime]:
@@ -93,14 +112,12 @@ class DigestService:
         """`/stats`: the last 7 days of the animator's territories, text and charts."""
         territories = self.territories.animated_by(user_id)
         if not territories:
-            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+            return Reply([Message(t("animator.animators_only"))])
         result = Reply()
         for territory in territories:
             figures = self.stats(session, territory, start=now - timedelta(days=7), end=now)
-            result.messages.append(Message.legacy(stats_text(figures, tz=self.tz, html=True)))
-            for name, png in charts_png(figures, tz=self.tz):
-                result.messages.append(
-                    Message.legacy(texts.CHART_CAPTIONS.get(name, ""), photo=png))
+            result.messages.append(Message(stats_report(figures, tz=self.tz)))
+            result.messages.extend(_chart_messages(charts_png(figures, tz=self.tz)))
         return result
 
     # --- weekly digests ---------------------------------------------------------------------
@@ -136,7 +153,7 @@ class DigestService:
         charts = charts_png(figures, tz=self.tz)
         plain = stats_text(figures, tz=self.tz, html=False)
         html = stats_text(figures, tz=self.tz, html=True)
-        title = plain.splitlines()[0] if plain else "Semaine"
+        title = period_title(figures.period_start, figures.period_end, self.tz)
         for animator in territory.animators:
             draft = territory_digest_email(
                 to_name=animator.name, to_email=str(animator.email), territory=territory.name,
@@ -146,9 +163,7 @@ class DigestService:
                                    now=now, payload={"email": draft.to_payload(),
                                                      "territory_id": territory.id,
                                                      "key": draft.message_id.strip("<>")})
-        messages = [Message.legacy(html)] + [
-            Message.legacy(texts.CHART_CAPTIONS.get(name, ""), photo=png)
-                                       for name, png in charts]
+        messages = [Message(stats_report(figures, tz=self.tz)), *_chart_messages(charts)]
         for chat in animator_chats(territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
                            now=now, claimed=False)
@@ -180,8 +195,10 @@ class DigestService:
     def _lines(self, items: Sequence[tuple[NeedRouting, Need]]) -> list[dict[str, str]]:
         return [{
             "reference": need.reference, "theme": theme_label(need.theme),
-            "firm": need.firm_name or "(anonymisée)", "commune": need.commune_name or "—",
+            "firm": need.firm_name or label("partner.firm_anonymised"),
+            "commune": need.commune_name or "—",
             "routed_on": routing.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
-            "state": ("prise en charge" if routing.status == "acknowledged"
-                      else "accusé de réception attendu"),
+            "state": label("partner.digest_state_acknowledged"
+                           if routing.status == "acknowledged"
+                           else "partner.digest_state_waiting"),
         } for routing, need in items]

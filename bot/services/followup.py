@@ -24,15 +24,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import label, t
+from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.emails import optional_reply_address, partner_relance_email
 from bot.services.routing import animator_chats, need_view
 from bot.services.types import Button, Reply
 from bot.services.workdays import add_working_days
 from knowledge.territories import TerritoryDirectory
-from storage.models import OPEN_STATUSES, ChatDraft, Need, NeedRouting, Satisfaction
+from storage.models import OPEN_STATUSES, ChatDraft, Need, NeedRouting, NeedStatus, Satisfaction
 
 __all__ = ["FollowUpCounts", "FollowUpService"]
 
@@ -118,12 +118,13 @@ class FollowUpService:
         if territory is None:
             return
         days = routing.ack_days * self.escalate_factor
-        message = Message.legacy(
-            texts.FOLLOWUP_ALERT.format(partner=texts.esc(routing.partner_name),
-                                        reference=need.reference, days=days,
-                                        firm=texts.esc(need.firm_name or "—")),
-            ((Button(texts.BTN_REASSIGN, f"ani:re:{need.id}"),
-              Button(texts.BTN_TAKE, f"ani:take:{need.id}")),))
+        buttons = (Button(label("animator.btn_reassign"), f"ani:re:{need.id}"),)
+        if need.status != NeedStatus.IN_PROGRESS.value:  # already taken: nothing to take
+            buttons += (Button(label("animator.btn_take"), f"ani:take:{need.id}"),)
+        message = Message(
+            t("animator.followup_alert", partner=routing.partner_name,
+              reference=need.reference, days=days, firm=need.firm_name or "—"),
+            (buttons,))
         for chat in animator_chats(territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
@@ -148,11 +149,11 @@ class FollowUpService:
             territory = self.territories.get(need.territory_id or "")
             if territory is None:
                 continue
-            message = Message.legacy(
-                texts.FOLLOWUP_STALE.format(reference=need.reference, days=self.stale_days,
-                                            firm=texts.esc(need.firm_name or "—")),
-                ((Button(texts.BTN_CLOSE, f"ani:close:{need.id}"),
-                  Button(texts.BTN_KEEP_OPEN, f"ani:keep:{need.id}")),))
+            message = Message(
+                t("animator.followup_stale", reference=need.reference, days=self.stale_days,
+                  firm=need.firm_name or "—"),
+                ((Button(label("animator.btn_close"), f"ani:close:{need.id}"),
+                  Button(label("animator.btn_keep_open"), f"ani:keep:{need.id}")),))
             for chat in animator_chats(territory):
                 outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                                now=now, claimed=False)
@@ -164,8 +165,8 @@ class FollowUpService:
                          now: datetime) -> Message | None:
         """Once per need closed as helped: the rating question for the firm's chat, if any.
 
-        The caller sends it after its own news of the closing, in the same delivery, so
-        the firm reads them in that order.
+        The question says the need is closed: the caller sends it instead of its own news
+        of the closing, so the firm reads that once.
         """
         assert need.id is not None
         if session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first():
@@ -175,8 +176,7 @@ class FollowUpService:
         if need.telegram_chat_id is None:
             return None
         buttons = tuple(Button(str(n), f"sat:{need.id}:{n}") for n in range(1, 6))
-        return Message.legacy(texts.SATISFACTION_QUESTION.format(reference=need.reference),
-                        (buttons,))
+        return Message(t("firm.satisfaction_question", reference=need.reference), (buttons,))
 
     def on_button(self, session: Session, user_id: int, chat_id: int, value: str, *,
                   now: datetime) -> Reply:
@@ -184,19 +184,19 @@ class FollowUpService:
         need_part, _, answer = value.partition(":")[2].partition(":")
         need = session.get(Need, int(need_part)) if need_part.isdigit() else None
         if need is None or need.telegram_user_id != user_id:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         row = session.exec(select(Satisfaction).where(Satisfaction.need_id == need.id)).first()
         if row is None:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         if answer == "skip":
             draft = session.get(ChatDraft, chat_id)
             if draft is not None and draft.kind == "sat_comment":
                 session.delete(draft)
-            return Reply([Message.legacy(texts.SATISFACTION_THANKS)])
+            return Reply([Message(t("firm.satisfaction_thanks"))])
         if not answer.isdigit() or not 1 <= int(answer) <= 5:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         if row.score is not None:
-            return Reply(toast=texts.SATISFACTION_ALREADY)
+            return Reply(toast=label("firm.satisfaction_already"))
         row.score, row.answered_at = int(answer), now
         session.add(row)
         draft = session.get(ChatDraft, chat_id) or ChatDraft(
@@ -205,9 +205,11 @@ class FollowUpService:
         draft.data = {"need_id": need.id}
         draft.updated_at = now
         session.add(draft)
-        result = Reply([Message.legacy(texts.SATISFACTION_ASK_COMMENT, (
-            (Button(texts.BTN_NO_COMMENT, f"sat:{need.id}:skip"),),))])
-        self._tell_animators(result, need, row)
+        result = Reply([Message(t("firm.satisfaction_ask_comment"), (
+            (Button(label("firm.btn_no_comment"), f"sat:{need.id}:skip"),),))])
+        self._tell_animators(result, need, t(
+            "animator.satisfaction_rating", score=row.score, firm=need.firm_name or "—",
+            reference=need.reference))
         return result
 
     def on_comment(self, session: Session, draft: ChatDraft, text: str, *,
@@ -218,20 +220,20 @@ class FollowUpService:
         row = session.exec(select(Satisfaction).where(
             Satisfaction.need_id == (need.id if need else -1))).first()
         if need is None or row is None:
-            return Reply([Message.legacy(texts.SATISFACTION_THANKS)])
+            return Reply([Message(t("firm.satisfaction_thanks"))])
         row.comment = " ".join(text.split())[:COMMENT_MAX]
         session.add(row)
-        result = Reply([Message.legacy(texts.SATISFACTION_THANKS)])
-        self._tell_animators(result, need, row)
+        result = Reply([Message(t("firm.satisfaction_thanks"))])
+        if row.comment:
+            # The rating reached the animators when it was given: only the comment is news.
+            self._tell_animators(result, need, t(
+                "animator.satisfaction_comment", firm=need.firm_name or "—",
+                reference=need.reference, comment=row.comment))
         return result
 
-    def _tell_animators(self, result: Reply, need: Need, row: Satisfaction) -> None:
+    def _tell_animators(self, result: Reply, need: Need, text: Text) -> None:
         territory = self.territories.get(need.territory_id or "")
         if territory is None:
             return
-        text = texts.SATISFACTION_FOR_ANIMATOR.format(
-            score=row.score, firm=texts.esc(need.firm_name or "—"), reference=need.reference)
-        if row.comment:
-            text += f"\n« {texts.esc(row.comment)} »"
         for chat in animator_chats(territory):
-            result.others.append((chat, Message.legacy(text)))
+            result.others.append((chat, Message(text)))

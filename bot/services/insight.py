@@ -19,6 +19,8 @@ from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.catalogue import label, t
+from bot.messages import Text
 from bot.services.workdays import add_working_days, is_working_day
 from knowledge.taxonomy import theme_noun
 from storage.models import KbQuery, Need, NeedEvent, NeedRouting, NeedStatus
@@ -37,6 +39,7 @@ __all__ = [
     "compute_stats",
     "normalise_question",
     "period_title",
+    "stats_report",
     "stats_text",
 ]
 
@@ -51,9 +54,6 @@ MAX_QUESTIONS = 10
 QUESTION_CHARS = 120
 # Lists in the text are cut: the message stays readable on a phone.
 TEXT_LIST_LIMIT = 5
-
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,68 +305,94 @@ def _cut(text: str, limit: int) -> str:
 # --- Text -----------------------------------------------------------------------------------
 
 
+def stats_report(stats: TerritoryStats, *, tz: ZoneInfo) -> Text:
+    """The figures as a short French report: a bold title, then one line per figure."""
+    title, weekly = _period(stats.period_start, stats.period_end, tz)
+    return t(
+        "animator.stats_report",
+        title=title,
+        new=_new_text(stats.new_by_theme),
+        open=stats.open_count,
+        closed_when=label("animator.stats_closed_this_week" if weekly
+                          else "animator.stats_closed_in_period"),
+        closed=stats.closed_count,
+        ack=_listing([_entry("animator.stats_ack_item", partner=name, hours=_hours(h))
+                      for name, h in stats.median_ack_hours_by_partner.items()],
+                     "animator.stats_ack_none"),
+        late=_listing([_entry("animator.stats_late_item", reference=a.reference,
+                              partner=a.partner_name, days=_late_days(a.working_days_late))
+                       for a in stats.late_acks], "animator.stats_late_none"),
+        satisfaction=_satisfaction_text(stats.satisfaction),
+        questions=_listing([_entry("animator.stats_question_item", question=text, count=count)
+                            for text, count in stats.unanswered_questions],
+                           "animator.stats_questions_none"),
+    )
+
+
 def stats_text(stats: TerritoryStats, *, tz: ZoneInfo, html: bool) -> str:
-    """The figures as a short French report: Telegram HTML when `html`, else plain text."""
-    esc = (lambda s: escape(s, quote=False)) if html else (lambda s: s)
-    title = period_title(stats.period_start, stats.period_end, tz)
-    weekly = title.startswith("Semaine")
-    lines = [
-        f"<b>{esc(title)}</b>" if html else title,
-        _new_line(stats.new_by_theme),
-        f"Ouvertes : {stats.open_count} · closes "
-        f"{'cette semaine' if weekly else 'sur la période'} : {stats.closed_count}",
-        "Délai médian d'accusé de réception : " + _listing(
-            [f"{esc(name)} {_hours(h)}" for name, h in stats.median_ack_hours_by_partner.items()],
-            "aucun accusé de réception"),
-        "En retard : " + _listing(
-            [f"{esc(a.reference)} ({esc(a.partner_name)}, {_late_days(a.working_days_late)})"
-             for a in stats.late_acks], "aucun"),
-        "Satisfaction : " + _satisfaction_text(stats.satisfaction),
-        "Questions sans réponse : " + _listing(
-            [f"« {esc(text)} » ({count})" for text, count in stats.unanswered_questions],
-            "aucune"),
-    ]
-    return "\n".join(lines)
+    """The report as a string, for the weekly digest email: HTML when `html`, else plain.
+
+    Transitional: the email is built from strings until emails take a `Text`.
+    """
+    report = stats_report(stats, tz=tz)
+    if not html:
+        return report.plain()
+    return "".join(f"<b>{escape(span.text, quote=False)}</b>" if span.style == "bold"
+                   else escape(span.text, quote=False) for span in report.inline())
+
+
+def _entry(key: str, **values: object) -> str:
+    """A catalogue entry without markup, as a value of another entry."""
+    return t(key, **values).plain()
+
+
+def _period(start: datetime, end: datetime, tz: ZoneInfo) -> tuple[str, bool]:
+    """The period's title, and whether it is a week."""
+    first = start.astimezone(tz).date()
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    if first == last:
+        return _entry("animator.period_day", day=_day(first, month=True, year=True)), False
+    weekly = (last - first).days == 6
+    same_year = first.year == last.year
+    same_month = same_year and first.month == last.month
+    head = _day(first, month=not same_month, year=not same_year)
+    key = "animator.period_week" if weekly else "animator.period_other"
+    return _entry(key, first=head, last=_day(last, month=True, year=True)), weekly
 
 
 def period_title(start: datetime, end: datetime, tz: ZoneInfo) -> str:
     """« Semaine du 23 au 29 novembre 2026 » for [start, end) read in `tz`."""
-    first = start.astimezone(tz).date()
-    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
-    if first == last:
-        return f"Journée du {_day(first, month=True, year=True)}"
-    kind = "Semaine" if (last - first).days == 6 else "Période"
-    same_year = first.year == last.year
-    same_month = same_year and first.month == last.month
-    head = _day(first, month=not same_month, year=not same_year)
-    return f"{kind} du {head} au {_day(last, month=True, year=True)}"
+    return _period(start, end, tz)[0]
 
 
 def _day(day: date, *, month: bool, year: bool) -> str:
-    text = "1er" if day.day == 1 else str(day.day)
+    text = label("animator.day_first_of_month") if day.day == 1 else str(day.day)
     if month:
-        text += f" {_MONTHS[day.month - 1]}"
+        text += f" {label(f'animator.month_{day.month}')}"
     if year:
         text += f" {day.year}"
     return text
 
 
-def _new_line(by_theme: dict[str, int]) -> str:
+def _new_text(by_theme: dict[str, int]) -> str:
     total = sum(by_theme.values())
     if not total:
-        return "Nouvelles demandes : aucune"
+        return label("animator.stats_new_none")
     # Nouns, not the intake labels: those contain commas and would blur the list.
-    parts = ", ".join(f"{theme_noun(key)} {count}" for key, count in by_theme.items())
-    return f"Nouvelles demandes : {total} ({parts})"
+    themes = ", ".join(_entry("animator.stats_theme_count", theme=theme_noun(key), count=count)
+                       for key, count in by_theme.items())
+    return _entry("animator.stats_new", total=total, themes=themes)
 
 
 def _listing(items: list[str], empty: str) -> str:
     if not items:
-        return empty
+        return label(empty)
     shown = ", ".join(items[:TEXT_LIST_LIMIT])
     rest = len(items) - TEXT_LIST_LIMIT
-    if rest > 0:
-        shown += f" et {rest} autre{'s' if rest > 1 else ''}"
+    if rest == 1:
+        return _entry("animator.stats_list_more_one", items=shown)
+    if rest > 1:
+        return _entry("animator.stats_list_more_other", items=shown, rest=rest)
     return shown
 
 
@@ -380,18 +406,28 @@ def _decimal(value: float | Decimal, places: int = 1) -> str:
 
 def _hours(hours: float) -> str:
     # A tenth of an hour matters under 10 h; beyond, whole hours read better.
-    return f"{_decimal(hours, 1 if hours < 10 else 0)} h"
+    return _entry("animator.stats_hours", hours=_decimal(hours, 1 if hours < 10 else 0))
 
 
 def _late_days(days: int) -> str:
-    return f"{days} j ouvré" if days == 1 else f"{days} j ouvrés"
+    key = "animator.stats_working_days_one" if days == 1 else "animator.stats_working_days_other"
+    return _entry(key, days=days)
+
+
+def _answers(count: int) -> str:
+    return (label("animator.stats_answers_one") if count == 1
+            else _entry("animator.stats_answers_other", count=count))
+
+
+def _mean(summary: SatisfactionSummary) -> str:
+    return f"{summary.mean:.1f}".replace(".", ",")
 
 
 def _satisfaction_text(summary: SatisfactionSummary | None) -> str:
     if summary is None:
-        return "aucune réponse"
-    answers = "1 réponse" if summary.count == 1 else f"{summary.count} réponses"
-    return f"{summary.mean:.1f}".replace(".", ",") + f"/5 ({answers})"
+        return label("animator.stats_satisfaction_none")
+    return _entry("animator.stats_satisfaction", mean=_mean(summary),
+                  answers=_answers(summary.count))
 
 
 # --- Charts ---------------------------------------------------------------------------------
@@ -409,14 +445,14 @@ def charts_png(stats: TerritoryStats, *, tz: ZoneInfo) -> list[tuple[str, bytes]
         labels = [theme_noun(key) for key in stats.new_by_theme]
         charts.append(("besoins-par-theme.png", _barh_png(
             labels, list(stats.new_by_theme.values()),
-            title=f"Nouvelles demandes par thème — {_lower_first(title)}",
-            xlabel="demandes", integer=True)))
+            title=_entry("animator.chart_title_new_by_theme", period=_lower_first(title)),
+            xlabel=label("animator.chart_axis_needs"), integer=True)))
     if stats.median_ack_hours_by_partner:
         ack = stats.median_ack_hours_by_partner
         charts.append(("delais-accuse-reception.png", _barh_png(
             [_cut(name, 40) for name in ack], list(ack.values()),
-            title=f"Délai médian d'accusé de réception — {_lower_first(title)}",
-            xlabel="heures", integer=False)))
+            title=_entry("animator.chart_title_ack_delays", period=_lower_first(title)),
+            xlabel=label("animator.chart_axis_hours"), integer=False)))
     if stats.satisfaction is not None:
         charts.append(("satisfaction.png", _satisfaction_png(stats.satisfaction, title)))
     return charts
@@ -468,12 +504,11 @@ def _satisfaction_png(summary: SatisfactionSummary, title: str) -> bytes:
     bars = axes.bar(scores, counts, width=0.6, color=_BAR_COLOR)
     axes.bar_label(bars, labels=[str(c) if c else "" for c in counts], padding=3)
     axes.set_xticks(scores, [f"{s}/5" for s in scores])
-    mean = f"{summary.mean:.1f}".replace(".", ",")
-    answers = "1 réponse" if summary.count == 1 else f"{summary.count} réponses"
-    figure.suptitle(f"Satisfaction — {_lower_first(title)} : {mean}/5 ({answers})",
-                     fontsize=11)
-    axes.set_xlabel("note")
-    axes.set_ylabel("réponses")
+    figure.suptitle(_entry("animator.chart_title_satisfaction", period=_lower_first(title),
+                           mean=_mean(summary), answers=_answers(summary.count)),
+                    fontsize=11)
+    axes.set_xlabel(label("animator.chart_axis_score"))
+    axes.set_ylabel(label("animator.chart_axis_answers"))
     _style(axes, integer=True, axis="y")
     axes.set_ylim(0, max(max(counts), 1) * 1.15)
     return _png(figure)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from bot.catalogue import label, t
+from bot.catalogue.labels import contact_label, urgency_label
 from bot.directory import FirmDirectory, LookupOutcome
 from bot.messages import Button, Edit, Facts, Message, Span, Text, lines, plain
 from bot.services.emails import new_reply_token
@@ -678,16 +679,6 @@ def mark_choice(turn: Turn, chosen: str) -> None:
     if event.message_id is not None and event.origin_html is not None:
         turn.say(Message(t("common.choice_mark", choice=chosen),
                          edit=Edit(event.message_id, event.origin_html)))
-
-
-def urgency_label(key: str) -> str:
-    """The French label of an urgency key."""
-    return label(f"firm.urgency_{key}") if key in URGENCIES else key
-
-
-def contact_label(key: str) -> str:
-    """The French label of a contact method."""
-    return label(f"firm.contact_{key}") if key in CONTACT_METHODS else key
 
 
 def field_label(key: str) -> str:

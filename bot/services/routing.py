@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import label, t
+from bot.catalogue.labels import contact_label, status_label, urgency_label
+from bot.messages import Bullets, Facts, Message, Span, Text, plain
 from bot.services import outbox
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
 from bot.services.firms import facts_line, routing_facts
@@ -28,7 +29,17 @@ from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
 _PARIS = ZoneInfo("Europe/Paris")
 
-__all__ = ["RoutingResult", "RoutingService", "animator_card", "change_status", "need_view"]
+__all__ = [
+    "RoutingResult",
+    "RoutingService",
+    "animator_card",
+    "animator_card_text",
+    "card_buttons",
+    "card_title",
+    "change_status",
+    "need_view",
+    "routing_reason",
+]
 
 
 @dataclass(slots=True)
@@ -62,20 +73,20 @@ def need_view(
     """The need as emails show it (contact as the firm chose to share it)."""
     method = need.contact_method
     if method == "telegram":
-        contact_value = "via Telegram, par l'intermédiaire du chef de projet"
+        contact_value = label("partner.contact_via_animator")
     else:
         contact_value = need.contact_value or ""
     return NeedView(
         reference=need.reference,
         theme_label=theme_noun(need.theme),
-        firm_name=need.firm_name or "(anonymisée)",
+        firm_name=need.firm_name or label("partner.firm_anonymised"),
         siret=need.siret,
         commune_name=need.commune_name or "",
         commune_insee=need.commune_insee or "",
         epci_name=need.epci_name or "",
         description=need.description or "",
-        urgency_label=texts.URGENCY_LABELS.get(need.urgency, need.urgency),
-        contact_method_label=texts.CONTACT_LABELS.get(method, method),
+        urgency_label=urgency_label(need.urgency),
+        contact_method_label=contact_label(method),
         contact_value=contact_value,
         created_at=need.created_at,
         territory_name=territory.name if territory else "",
@@ -83,46 +94,92 @@ def need_view(
     )
 
 
+# Statuses where nobody has the need in hand yet: its card is a new need's.
+_NEW = frozenset({NeedStatus.AWAITING_INFO.value, NeedStatus.SUBMITTED.value,
+                  NeedStatus.ROUTED.value})
+_CLOSED = frozenset({NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
+                     NeedStatus.CANCELLED.value})
+DESCRIPTION_SHOWN = 1500
+
+
+def _fact(key: str, value: Text) -> tuple[str, tuple[Span, ...]]:
+    return label(key), value.inline()
+
+
+def routing_reason(routing: NeedRouting) -> str:
+    """Why a partner got the need, without its name (the reason was stored after it)."""
+    return routing.reason.removeprefix(f"{routing.partner_name} : ")
+
+
+def card_title(need: Need, *, taken_by: str | None = None) -> Text:
+    """The card's title: a new need, who has it in hand, or where it stands."""
+    if need.status in _NEW:
+        return t("animator.card_title_new", reference=need.reference)
+    if need.status == NeedStatus.IN_PROGRESS.value and taken_by:
+        return t("animator.card_title_taken", reference=need.reference, who=taken_by)
+    return t("animator.card_title", reference=need.reference, status=status_label(need.status))
+
+
+def card_buttons(need: Need) -> tuple[tuple[Button, ...], ...]:
+    """What an animator may still do with the need: no "Je prends" once taken, none once closed."""
+    assert need.id is not None
+    if need.status in _CLOSED:
+        return ()
+    first = (Button(label("animator.btn_reassign"), f"ani:re:{need.id}"),)
+    if need.status != NeedStatus.IN_PROGRESS.value:
+        first = (Button(label("animator.btn_take"), f"ani:take:{need.id}"), *first)
+    return (first, (Button(label("animator.btn_propose_meeting"), f"mt:new:{need.id}"),
+                    Button(label("animator.btn_close"), f"ani:close:{need.id}")))
+
+
 def animator_card(
-    need: Need, routings: list[NeedRouting], *, fallback: bool, tz: ZoneInfo
+    need: Need, routings: list[NeedRouting], *, fallback: bool, tz: ZoneInfo,
+    taken_by: str | None = None,
 ) -> Message:
-    """The card an animator gets for a need, with its action buttons."""
-    contact = texts.CONTACT_LABELS.get(need.contact_method, need.contact_method)
-    facts = facts_line(need.firm, tz=tz)
-    if need.contact_value:
-        contact += f" ({need.contact_value})"
-    lines = [
-        texts.ANIMATOR_CARD_TITLE.format(reference=need.reference),
-        texts.ANIMATOR_CARD_LINES.format(
-            firm=texts.esc(need.firm_name or "(anonymisée)"),
-            siret=f" · SIRET {need.siret}" if need.siret else "",
-            commune=texts.esc(need.commune_name or "—"), insee=need.commune_insee or "—",
-            epci=texts.esc(need.epci_name or "EPCI inconnu"),
-            theme=texts.esc(theme_label(need.theme)),
-            urgency=texts.URGENCY_LABELS.get(need.urgency, need.urgency),
-            contact=texts.esc(contact),
-            description=texts.esc((need.description or "")[:1500]),
-            facts=texts.ANIMATOR_FIRM_FACTS.format(facts=facts) if facts else "",
-        ),
-        "",
+    """The card an animator gets for a need, with the buttons its status allows.
+
+    `taken_by`: the name of the animator who took the need, for its title.
+    """
+    return Message(animator_card_text(need, routings, fallback=fallback, tz=tz,
+                                      taken_by=taken_by), card_buttons(need))
+
+
+def animator_card_text(
+    need: Need, routings: list[NeedRouting], *, fallback: bool, tz: ZoneInfo,
+    taken_by: str | None = None,
+) -> Text:
+    """The card's text: title, the need's facts, its partners, its status."""
+    firm = need.firm_name or label("animator.card_firm_anonymised")
+    rows = [_fact("animator.card_firm", t("animator.card_firm_siret", firm=firm,
+                                          siret=need.siret) if need.siret else plain(firm))]
+    facts = facts_line(need.firm, tz=tz, html=False)
+    if facts:
+        rows.append(_fact("animator.card_public_facts", plain(facts)))
+    contact = contact_label(need.contact_method)
+    rows += [
+        _fact("animator.card_commune", t(
+            "animator.card_commune_value", commune=need.commune_name or "—",
+            insee=need.commune_insee or "—",
+            epci=need.epci_name or label("animator.card_epci_unknown"))),
+        _fact("animator.card_need", t("animator.card_need_value", theme=theme_label(need.theme),
+                                      urgency=urgency_label(need.urgency))),
+        _fact("animator.card_contact", t("animator.card_contact_value", method=contact,
+                                         value=need.contact_value)
+              if need.contact_value else plain(contact)),
+        _fact("animator.card_description",
+              plain((need.description or "")[:DESCRIPTION_SHOWN] or "—")),
     ]
+    text = card_title(need, taken_by=taken_by) + Text((Facts(tuple(rows)),))
     active = [r for r in routings if r.status != "removed"]
     if active:
-        lines.append(texts.ANIMATOR_ROUTED_TITLE)
-        lines += [texts.ROUTING_LINE.format(name=texts.esc(r.partner_name),
-                                            reason=texts.esc(r.reason)) for r in active]
+        text += t("animator.card_routed_title") + Text((Bullets(tuple(
+            t("animator.card_routed_line", partner=r.partner_name, reason=routing_reason(r))
+            .inline() if routing_reason(r) else plain(r.partner_name).inline()
+            for r in active)),))
     elif fallback:
-        lines.append(texts.ANIMATOR_FALLBACK)
-    lines.append(texts.ANIMATOR_STATUS.format(
-        status=texts.STATUS_LABELS.get(need.status, need.status)))
-    assert need.id is not None
-    buttons = (
-        (Button(texts.BTN_TAKE, f"ani:take:{need.id}"),
-         Button(texts.BTN_REASSIGN, f"ani:re:{need.id}")),
-        (Button(texts.BTN_PROPOSE_MEETING, f"mt:new:{need.id}"),
-         Button(texts.BTN_CLOSE, f"ani:close:{need.id}")),
-    )
-    return Message.legacy("\n".join(lines), buttons)
+        text += t("animator.card_fallback")
+    return text + Text((Facts((_fact("animator.card_status",
+                                     plain(status_label(need.status))),)),))
 
 
 def animator_chats(territory: Territory) -> list[str]:
@@ -229,7 +286,9 @@ class RoutingService:
             return None
         routing = self._add_partner(
             session, need, territory, partner, level="manual",
-            reason=f"{partner.name} : choisi par {actor}", now=now,
+            reason=t("partner.manual_reason", partner=partner.name,
+                     who=actor.removeprefix("animateur:")).plain(),
+            now=now,
         )
         if need.status == NeedStatus.SUBMITTED.value:
             change_status(session, need, NeedStatus.ROUTED, actor=actor, now=now)
