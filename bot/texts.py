@@ -196,6 +196,8 @@ BTN_DELETE_YES = "Oui, tout effacer"
 BTN_DELETE_NO = "Non, garder"
 DELETED = "Vos données personnelles ont été effacées. Merci d'avoir utilisé Relais."
 DELETE_KEPT = "C'est noté, rien n'a été effacé."
+# In place of a name or a number in a message still waiting when its subject was erased.
+ERASED_MARK = "(effacé)"
 UNKNOWN_COMMAND = "Je ne connais pas cette commande."
 
 # --- Command menu (setMyCommands): command -> description ---------------------------
@@ -324,7 +326,31 @@ NEED_USAGE = "Précisez la référence, par exemple : /demande TI-2026-0042"
 OPEN_NEEDS_TITLE = "<b>Demandes ouvertes</b> ({count}) · page {page}/{pages}"
 OPEN_NEEDS_EMPTY = "Aucune demande ouverte sur votre territoire."
 HISTORY_TITLE = "<b>Historique</b>"
-STATUS_CHANGE_LINE = "{date} · {status}{actor}"
+HISTORY_LINE = "{date} · {event}"
+# One line per status change in a need's history: "<to_status>:<role>" first, then
+# "<to_status>"; {who} is whoever made the change, {partner} the partner who took it.
+HISTORY_LABELS: dict[str, str] = {
+    "awaiting_info": "reçue par e-mail, précisions demandées à l'entreprise",
+    "submitted": "déposée par l'entreprise",
+    "submitted:completed": "complétée par l'entreprise",
+    "routed": "transmise aux partenaires",
+    "routed:animator": "transmise à un partenaire par {who}",
+    "acknowledged": "prise en compte par {partner}",
+    "acknowledged:animator": "prise en compte par {partner}, d'après {who}",
+    "in_progress": "prise en charge par {who}",
+    "closed_helped": "close par {who} : entreprise aidée",
+    "closed_not_helped": "close par {who} : entreprise non aidée",
+    "cancelled": "annulée par {who}",
+}
+# Why a partner got a need an animator sent on ("Réaffecter").
+MANUAL_ROUTING_REASON = "choisi par {who}"
+# Who made a change, when no name is known (or for the roles that have none).
+HISTORY_WHO: dict[str, str] = {
+    "firm": "l'entreprise",
+    "animator": "le chef de projet",
+    "partner": "un partenaire",
+    "system": "Relais",
+}
 ROUTING_LINE = "• {name} : {reason}"
 ANIMATOR_COMMANDS_HELP = (
     "/demandes : demandes ouvertes\n/demande TI-2026-0042 : une demande\n"

@@ -15,7 +15,17 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot import texts
-from bot.services.routing import RoutingService, animator_card, change_status
+from bot.services import lifecycle
+from bot.services.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Actor,
+    IllegalTransition,
+    acknowledge,
+    change_status,
+    decline,
+)
+from bot.services.routing import RoutingService, animator_card
 from bot.services.types import Button, Outgoing
 
 if TYPE_CHECKING:
@@ -23,11 +33,9 @@ if TYPE_CHECKING:
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
-__all__ = ["AnimatorResult", "AnimatorService"]
+__all__ = ["OPEN_STATUSES", "AnimatorResult", "AnimatorService"]
 
 PAGE_SIZE = 8
-OPEN_STATUSES = (NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.ACKNOWLEDGED,
-                 NeedStatus.IN_PROGRESS)
 CLOSE_REASONS = {
     "helped": (NeedStatus.CLOSED_HELPED, texts.BTN_CLOSE_HELPED),
     "not_helped": (NeedStatus.CLOSED_NOT_HELPED, texts.BTN_CLOSE_NOT_HELPED),
@@ -124,14 +132,16 @@ class AnimatorService:
         events = session.exec(
             select(NeedEvent).where(NeedEvent.need_id == need.id).order_by(col(NeedEvent.id))
         ).all()
+        territory = self.territories.get(need.territory_id or "")
+        animators = {f"telegram:{a.telegram_user_id}": a.name
+                     for a in (territory.animators if territory else ()) if a.telegram_user_id}
+        partners = {r.partner_id: r.partner_name for r in routings}
         lines = [card.text, "", texts.HISTORY_TITLE]
         for event in events:
-            # The firm's own Telegram id is not shown; animators and systems are.
-            shown = not event.actor.startswith("telegram:")
-            actor = f" ({texts.esc(event.actor)})" if shown else ""
-            lines.append(texts.STATUS_CHANGE_LINE.format(
+            label = lifecycle.history_label(event, animators=animators, partners=partners)
+            lines.append(texts.HISTORY_LINE.format(
                 date=event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M"),
-                status=texts.STATUS_LABELS.get(event.to_status, event.to_status), actor=actor))
+                event=texts.esc(label)))
         return Outgoing("\n".join(lines)[:3900], card.buttons)
 
     # --- buttons ---------------------------------------------------------------------------
@@ -148,7 +158,7 @@ class AnimatorService:
         if need is None:
             return AnimatorResult(toast=texts.NOT_YOUR_TERRITORY)
         who = self._animator_name(user_id)
-        actor = f"animateur:{who}"
+        actor = lifecycle.animator(user_id, who)
         if action == "show":
             return AnimatorResult([self._card_with_history(session, need)])
         if action == "take":
@@ -172,11 +182,9 @@ class AnimatorService:
             return self._partner_verdict(session, need, action, int(arg), actor, now)
         return AnimatorResult(toast=texts.STALE_BUTTON)
 
-    def _take(self, session: Session, need: Need, who: str, actor: str,
+    def _take(self, session: Session, need: Need, who: str, actor: Actor,
               now: datetime) -> AnimatorResult:
-        if need.status in (NeedStatus.IN_PROGRESS.value, *(
-                s.value for s in (NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED,
-                                  NeedStatus.CANCELLED))):
+        if need.status == NeedStatus.IN_PROGRESS or need.status in CLOSED_STATUSES:
             return AnimatorResult(toast=texts.STATUS_LABELS.get(need.status, need.status))
         change_status(session, need, NeedStatus.IN_PROGRESS, actor=actor, now=now)
         result = AnimatorResult([Outgoing(texts.TAKEN_BY.format(who=texts.esc(who))
@@ -188,12 +196,12 @@ class AnimatorService:
                     contact=texts.CONTACT_HOW.get(need.contact_method, "")))))
         return result
 
-    def _close(self, session: Session, need: Need, key: str, actor: str,
+    def _close(self, session: Session, need: Need, key: str, actor: Actor,
                now: datetime) -> AnimatorResult:
         status, label = CLOSE_REASONS[key]
         try:
             change_status(session, need, status, actor=actor, now=now, note=label)
-        except ValueError:
+        except IllegalTransition:
             return AnimatorResult(toast=texts.STATUS_LABELS.get(need.status, need.status))
         result = AnimatorResult([Outgoing(f"{need.reference} · "
                                           + texts.CLOSED_AS.format(reason=label))])
@@ -209,20 +217,17 @@ class AnimatorService:
         return result
 
     def _partner_verdict(self, session: Session, need: Need, action: str, routing_id: int,
-                         actor: str, now: datetime) -> AnimatorResult:
+                         actor: Actor, now: datetime) -> AnimatorResult:
         """The animator says what an unclear partner reply was."""
-        from bot.services.inbound import mark_partner_ack
-
         routing = session.get(NeedRouting, routing_id)
         if routing is None or routing.need_id != need.id:
             return AnimatorResult(toast=texts.STALE_BUTTON)
         partner = texts.esc(routing.partner_name)
         if action == "pack":
-            mark_partner_ack(session, need, routing, now=now, actor=actor)
+            acknowledge(session, need, routing, actor=actor, now=now)
             text = texts.PARTNER_MARKED_ACK
         elif action == "pref":
-            routing.status = "refused"
-            session.add(routing)
+            decline(session, routing)
             text = texts.PARTNER_MARKED_REFUSED
         else:
             text = texts.PARTNER_MARKED_NEITHER
@@ -240,7 +245,7 @@ class AnimatorService:
         return AnimatorResult([Outgoing(
             texts.ASK_REASSIGN.format(reference=need.reference), tuple(rows))])
 
-    def _reassign_to(self, session: Session, need: Need, partner_id: str, actor: str,
+    def _reassign_to(self, session: Session, need: Need, partner_id: str, actor: Actor,
                      now: datetime) -> AnimatorResult:
         existing = session.exec(select(NeedRouting).where(
             NeedRouting.need_id == need.id, NeedRouting.partner_id == partner_id)).first()

@@ -19,9 +19,10 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.animator import AnimatorResult
 from bot.services.emails import partner_digest_email, territory_digest_email
 from bot.services.insight import TerritoryStats, charts_png, compute_stats, stats_text
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
 from bot.services.types import Outgoing
 from knowledge.taxonomy import theme_label

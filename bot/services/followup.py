@@ -26,8 +26,9 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.services import outbox
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.animator import AnimatorResult
 from bot.services.emails import optional_reply_address, partner_relance_email
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats, need_view
 from bot.services.types import Button, Outgoing
 from bot.services.workdays import add_working_days

@@ -28,8 +28,10 @@ from bot.services.digests import DigestService
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
 from bot.services.followup import FollowUpService
+from bot.services.lifecycle import FIRM, next_reference, record_created
 from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
+from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Button, Incoming, Outgoing, Result
@@ -51,16 +53,13 @@ from storage.models import (
     ChatDraft,
     Consent,
     Conversation,
-    FirmLookup,
     Need,
-    NeedEvent,
-    NeedSequence,
     NeedStatus,
     ProcessedUpdate,
 )
 from storage.types import utcnow
 
-__all__ = ["FIELD_ORDER", "ConversationConflict", "IntakeService", "erase_user_data"]
+__all__ = ["FIELD_ORDER", "ConversationConflict", "IntakeService"]
 
 Clock = Callable[[], datetime]
 
@@ -590,7 +589,7 @@ class IntakeService:
     ) -> None:
         if value == "yes":
             self._mark_choice(event, texts.BTN_DELETE_YES, turn)
-            erase_user_data(session, user_id=event.user_id, chat_id=event.chat_id, now=now)
+            erase_person(session, telegram_id=event.user_id, now=now)
             turn.say(texts.DELETED)
             return
         self._mark_choice(event, texts.BTN_DELETE_NO, turn)
@@ -1015,8 +1014,7 @@ class IntakeService:
         session.add(need)
         session.flush()
         assert need.id is not None
-        session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
-                              actor=f"{conv.channel}:{conv.user_id}", at=now))
+        record_created(session, need, actor=FIRM, now=now)
         _drop_conversation(session, conv, turn)
         routed = self.routing.route_new_need(session, need, now) if self.routing else None
         if routed is not None:
@@ -1206,46 +1204,6 @@ _PREFIXES = {
 
 def _button_prefix(step: str) -> str | None:
     return _PREFIXES.get(step)
-
-
-def next_reference(session: Session, year: int) -> str:
-    """Allocate the next public reference of the year (atomic on SQLite and PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = NeedSequence.__table__  # type: ignore[attr-defined]
-    stmt = (
-        insert(table)
-        .values(year=year, last=1)
-        .on_conflict_do_update(index_elements=["year"], set_={"last": table.c.last + 1})
-        .returning(table.c.last)
-    )
-    number = session.execute(stmt).scalar_one()
-    return f"TI-{year}-{number:04d}"
-
-
-def erase_user_data(session: Session, *, user_id: int, chat_id: int, now: datetime) -> int:
-    """Erase a person's data: form, consent; needs keep only anonymous, countable fields."""
-    session.execute(delete(Conversation).where(col(Conversation.chat_id) == chat_id))
-    session.execute(delete(ChatDraft).where(col(ChatDraft.chat_id) == chat_id))
-    session.execute(delete(Consent).where(col(Consent.user_id) == user_id))
-    needs = session.exec(select(Need).where(Need.telegram_user_id == user_id)).all()
-    # A sole trader's SIRET is personal data: drop the cached directory answers too.
-    keys = {f"siret:{n.siret}" for n in needs if n.siret}
-    keys |= {f"siren:{n.firm['siren']}" for n in needs if n.firm and n.firm.get("siren")}
-    if keys:
-        session.execute(delete(FirmLookup).where(col(FirmLookup.key).in_(keys)))
-    for need in needs:
-        need.firm = None
-        need.firm_name = None
-        need.siret = None
-        need.description = None
-        need.contact_value = None
-        need.telegram_chat_id = None
-        need.telegram_user_id = None
-        need.anonymized_at = now
-        need.updated_at = now
-        session.add(need)
-    return len(needs)
 
 
 # Kept for the CLI's listing: how many needs exist (used by `relais needs`).

@@ -31,6 +31,7 @@ from bot.services import outbox
 from bot.services.animator import AnimatorResult
 from bot.services.emails import MeetingView, meeting_email
 from bot.services.ics import Attendee, Invitation, invitation_ics
+from bot.services.lifecycle import CLOSED_STATUSES
 from bot.services.types import Button, Outgoing
 from bot.services.when import (
     When,
@@ -49,7 +50,6 @@ from storage.models import (
     MeetingStatus,
     Need,
     NeedRouting,
-    NeedStatus,
     Reminder,
 )
 
@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
 DEFAULT_DURATION = 60
 MAX_UPCOMING = 20
-CLOSED = {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
-          NeedStatus.CANCELLED.value}
 _URL = re.compile(r"https://[^\s<>\"']{4,490}", re.IGNORECASE)
 _OFFSET = re.compile(r"^\s*(\d{1,4})\s*([dhm])\s*$", re.IGNORECASE)
 _UNIT = {"d": "days", "h": "hours", "m": "minutes"}
@@ -200,7 +198,7 @@ class MeetingService:
     # --- the animator's draft ---------------------------------------------------------------
     def _start_draft(self, session: Session, user_id: int, chat_id: int, need: Need, *,
                      now: datetime, meeting: Meeting | None = None) -> AnimatorResult:
-        if meeting is None and need.status in CLOSED:
+        if meeting is None and need.status in CLOSED_STATUSES:
             return AnimatorResult([Outgoing(texts.MEETING_NEED_CLOSED)])
         data: dict[str, Any] = {"need_id": need.id}
         if meeting is not None:

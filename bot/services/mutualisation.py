@@ -15,7 +15,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import texts
-from bot.services.animator import OPEN_STATUSES, AnimatorResult
+from bot.services.animator import AnimatorResult
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
 from bot.services.types import Button, Outgoing
