@@ -94,10 +94,10 @@ class _Marks:
         text = " ".join(str(value).split())
         if len(text) < MIN_MARK:
             return
+        self.items.add((text, False))
         if prefix_of is not None and len(text) > prefix_of:
+            # Messages that cut it keep its beginning.
             self.items.add((text[:prefix_of], True))
-        else:
-            self.items.add((text, False))
         if _PHONE.fullmatch(text):
             digits = re.sub(r"\D", "", text)
             if len(digits) >= 8:
@@ -145,6 +145,15 @@ def erase_person(session: Session, *, telegram_id: int | None = None,
     if not chats and not emails:
         return Erasure()
     needs = _needs_of(session, chats, emails)
+    # A Telegram account that gave this address as its contact is the same person: its
+    # consent, forms, questions and other needs go too. Not the other way round: an address
+    # typed on Telegram proves nothing about who reads it, so a /supprimer never erases
+    # what an email address sent on its own.
+    linked = {n.telegram_user_id for n in needs if n.telegram_user_id is not None
+              and (n.contact_value or "").lower() in emails} - chats
+    if linked:
+        chats |= linked
+        needs = _needs_of(session, chats, emails)
     conversations = (list(session.exec(select(Conversation).where(or_(
         col(Conversation.chat_id).in_(chats), col(Conversation.user_id).in_(chats)))))
         if chats else [])
@@ -389,11 +398,10 @@ def _erase_updates(session: Session, chats: set[int], marks: _Marks) -> int:
             rows += 1
         elif row.chat_id in chats:
             # Still to be handled (it may be this very /supprimer): an update with nothing
-            # in it, so whoever handles it does nothing and marks it done.
-            if row.payload != {"update_id": row.update_id}:
-                row.payload = {"update_id": row.update_id}
-                session.add(row)
-                rows += 1
+            # in it and no chat, so whoever handles it does nothing and marks it done.
+            row.payload, row.chat_id = {"update_id": row.update_id}, None
+            session.add(row)
+            rows += 1
         elif quoted is not None:
             cleaned = _redact(row.payload, quoted)
             if cleaned != row.payload:
