@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, update
+from sqlalchemy import Text, and_, cast, delete, func, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -331,17 +331,24 @@ def _erase_meetings(session: Session, chats: set[int], emails: set[str], need_id
 
 
 def _erase_questions(session: Session, chats: set[int], marks: _Marks) -> int:
-    """Their questions to the knowledge base, and any question that names them."""
+    """Their questions to the knowledge base; a question from an unknown chat that names them.
+
+    Questions of other known chats stay: a firm whose name is a common word must not take
+    other people's questions with it.
+    """
     conditions: list[ColumnElement[bool]] = []
     if chats:
         conditions.append(col(KbQuery.chat_id).in_(chats))
-    conditions += marks.like(col(KbQuery.text), json_text=False)
+    likes = marks.like(col(KbQuery.text), json_text=False)
+    if likes:
+        conditions.append(and_(col(KbQuery.chat_id).is_(None), or_(*likes)))
     if not conditions:
         return 0
     pattern = marks.pattern(with_references=False)
     rows = 0
     for row in session.exec(select(KbQuery).where(or_(*conditions))):
-        if row.chat_id in chats or (pattern is not None and pattern.search(row.text)):
+        if row.chat_id in chats or (row.chat_id is None and pattern is not None
+                                    and pattern.search(row.text)):
             session.delete(row)
             rows += 1
     return rows
@@ -484,7 +491,7 @@ def export_person(session: Session, *, telegram_id: int | None = None,
 
 def retention_pass(session: Session, *, now: datetime, years: int = 3,
                    raw_days: int = 90) -> dict[str, int]:
-    """Anonymise needs untouched for `years`; purge old outbox rows and raw emails.
+    """Anonymise needs untouched for `years`; purge old messages, raw emails and updates.
 
     Needs anonymised before (by an erasure or an older version of this pass) lose what
     still hangs off them: a comment, a message, a note written afterwards.
@@ -504,5 +511,8 @@ def retention_pass(session: Session, *, now: datetime, years: int = 3,
         .values(raw=None))
     updates = session.execute(delete(ProcessedUpdate).where(
         col(ProcessedUpdate.processed_at) < raw_limit))
+    # Webhook updates carry what people typed and their names, like the raw emails.
+    handled = session.execute(delete(PendingUpdate).where(
+        col(PendingUpdate.done_at) < raw_limit))
     return {"needs": len(stale), "leftovers": leftovers, "outbox": _count(purged),
-            "emails": _count(emails), "updates": _count(updates)}
+            "emails": _count(emails), "updates": _count(updates) + _count(handled)}
