@@ -154,3 +154,12 @@ def test_old_history_lines_become_roles(tmp_path: Path) -> None:
         assert history_label(events[4], animators={}, partners={}) == (
             "transmise à un partenaire par Claire Martin")
     engine.dispose()
+
+
+def test_an_animator_records_what_a_partner_answered(session: Session) -> None:
+    need = a_need(session, NeedStatus.ROUTED)
+    routing = NeedRouting(need_id=need.id, partner_id="opco-2i", partner_kind="opco",
+                          partner_name="OPCO 2i", partner_email="opco@example.org",
+                          level="region", reason="thème")
+    acknowledge(session, need, routing, actor=lifecycle.animator(900000001), now=NOW)
+    assert history(session, need) == ["prise en compte par OPCO 2i, d'après Claire Martin"]

@@ -182,8 +182,8 @@ def history_label(event: NeedEvent, *, animators: Mapping[str, str],
         who = partners.get(partner_id) or texts.HISTORY_WHO["partner"]
     else:
         who = texts.HISTORY_WHO.get(role, texts.HISTORY_WHO["system"])
-    # The partner who acknowledged: the event's own actor, else the name kept in its note.
-    acknowledged_by = (partners.get(partner_id) if role == "partner" else None) or (
-        event.note if event.to_status == NeedStatus.ACKNOWLEDGED.value and event.note
-        else texts.HISTORY_WHO["partner"])
-    return template.format(who=who, partner=acknowledged_by)
+    # Who took the need ({partner}): the partner acting, else the name `acknowledge` kept
+    # in the note (an animator recording a partner's answer).
+    taker = (partners.get(partner_id) if role == "partner" else None) or event.note or (
+        texts.HISTORY_WHO["partner"])
+    return template.format(who=who, partner=taker)
