@@ -389,6 +389,10 @@ async def leave_traces(bot: RunningBot) -> None:
                            not_before=now + timedelta(days=7), payload={
                                "text": f"Cette semaine :\n• {JEAN.firm} ({JEAN.reference})\n"
                                        f"• {ANNE.firm} ({ANNE.reference})"}))
+        # The directory's spelling: capitals, accented ones too.
+        session.add(Outbox(channel="telegram", recipient=str(ANIMATOR_ID), created_at=now,
+                           not_before=now + timedelta(days=7), payload={
+                               "text": f"Jeudi : {JEAN.firm.upper()}, {ANNE.firm.upper()}"}))
         session.add(RadarMark(territory_id="t1", group_key="recrutement-71", status="proposed",
                               at=now))
         session.add(DigestRun(kind="territory:t1", period="2026-W48", ran_at=now))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,14 +126,15 @@ class _Marks:
         return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
     def like(self, column: Any, *, json_text: bool) -> list[ColumnElement[bool]]:
-        """SQL pre-filters (a superset of `pattern`): LIKE over the column's lowercase text."""
-        conditions = []
-        for form, _prefix in self._forms(with_references=True):
-            words = [json.dumps(w)[1:-1] if json_text else w for w in form.lower().split()]
-            escaped = [re.sub(r"([!%_])", r"!\1", w) for w in words]
-            target = func.lower(cast(column, Text)) if json_text else func.lower(column)
-            conditions.append(target.like("%" + "%".join(escaped) + "%", escape="!"))
-        return conditions
+        """SQL pre-filters (a superset of `pattern`): LIKE over the column's lowercase text.
+
+        Only plain letters and digits are matched: anything else is a wildcard, since JSON
+        escapes accents and quotes, and SQLite's lower() folds ASCII only.
+        """
+        target = func.lower(cast(column, Text)) if json_text else func.lower(column)
+        patterns = {re.sub(r"[^a-z0-9]+", "%", f"%{form.lower()}%")
+                    for form, _prefix in self._forms(with_references=True)}
+        return [target.like(p) for p in sorted(patterns)]
 
 
 def erase_person(session: Session, *, telegram_id: int | None = None,
