@@ -50,6 +50,7 @@ from storage.models import (
 from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
 from tests.helpers import press, say
 from tests.imap import BOT_ADDRESS, ImapServer
+from tests.pg import fresh_database
 from tests.smtp import SmtpServer
 
 ANIMATOR_ID = 900000001
@@ -159,13 +160,23 @@ async def imap() -> AsyncIterator[ImapServer]:
 
 
 @pytest.fixture
-async def bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_path: Path,
-              clock: FakeClock) -> AsyncIterator[RunningBot]:
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The bot's database: a SQLite file, or a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/relais.db"
+        return
+    async with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, database: str,
+              tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningBot]:
     """The real bot: Telegram through the Bot API double, email through IMAP and SMTP."""
     settings = make_settings(
-        api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
-        IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2)
+        api, tmp_path / "relais.db", **smtp_settings(smtp), DATABASE_URL=database,
+        IMAP_HOST="127.0.0.1", IMAP_PORT=imap.port, IMAP_SECURITY="none",
+        IMAP_USERNAME=BOT_ADDRESS, IMAP_PASSWORD="secret", IMAP_POLL=0.2)
     services = await build_services(settings, clock=clock)
     async with running_bot(services):
         yield RunningBot(api, services, settings, clock, smtp)
@@ -435,7 +446,11 @@ async def ask_to_be_forgotten(way: str, bot: RunningBot, user: SimUser,
     await drained(bot)
 
 
-@pytest.mark.parametrize("way", ["telegram", "email", "cli"])
+@pytest.mark.parametrize(("way", "database"), [
+    ("telegram", "sqlite"), ("email", "sqlite"), ("cli", "sqlite"),
+    # The same statements on PostgreSQL (JSON operators, LIKE over JSON text).
+    ("telegram", "postgresql"),
+], indirect=["database"])
 async def test_erasure_leaves_nothing_of_the_person_and_all_of_the_other(
     way: str, bot: RunningBot, imap: ImapServer
 ) -> None:
