@@ -380,11 +380,11 @@ def privacy_erase(
     """Efface une personne partout (les demandes restent comme chiffres anonymes)."""
     _person_options(telegram_id, email)
     settings = _settings()
-    from bot.services.privacy import erase_person
+    from bot.services.privacy import Erasure, erase_person
     from storage.db import Database
     from storage.types import utcnow
 
-    async def work() -> int:
+    async def work() -> Erasure:
         db = Database(settings.database_url)
         await db.create_all()
         try:
@@ -393,9 +393,15 @@ def privacy_erase(
         finally:
             await db.dispose()
 
-    count = asyncio.run(work())
-    typer.echo(f"effacé : {count} demande(s) anonymisée(s), consentement, échanges et "
-               "pièces jointes supprimés")
+    done = asyncio.run(work())
+    if not done.needs and not done.rows:
+        typer.echo("Rien à effacer : aucune donnée de cette personne n'est enregistrée.")
+        return
+    needs = ("aucune demande" if not done.needs else "1 demande anonymisée" if done.needs == 1
+             else f"{done.needs} demandes anonymisées")
+    rows = ("aucune autre donnée" if not done.rows else "1 autre donnée effacée"
+            if done.rows == 1 else f"{done.rows} autres données effacées")
+    typer.echo(f"Effacé : {needs}, {rows}.")
 
 
 @privacy_app.command("export")

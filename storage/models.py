@@ -12,7 +12,6 @@ from sqlmodel import Field, SQLModel
 from storage.types import UTCDateTime, utcnow
 
 __all__ = [
-    "ALLOWED_TRANSITIONS",
     "ChatDraft",
     "Consent",
     "Conversation",
@@ -51,7 +50,7 @@ def _default(nullable: bool) -> dict[str, Any]:
 
 
 class NeedStatus(StrEnum):
-    """Lifecycle of a need; allowed moves are in `ALLOWED_TRANSITIONS`."""
+    """Lifecycle of a need; the allowed moves are in `bot.services.lifecycle`."""
 
     # Received by email with required fields missing: the firm was asked for them.
     AWAITING_INFO = "awaiting_info"
@@ -62,38 +61,6 @@ class NeedStatus(StrEnum):
     CLOSED_HELPED = "closed_helped"
     CLOSED_NOT_HELPED = "closed_not_helped"
     CANCELLED = "cancelled"
-
-
-# Statuses of a need still being worked on.
-OPEN_STATUSES = (NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.ACKNOWLEDGED,
-                 NeedStatus.IN_PROGRESS)
-
-
-# An explicit table of moves, so every change is checked and time-stamped in NeedEvent.
-ALLOWED_TRANSITIONS: dict[NeedStatus, frozenset[NeedStatus]] = {
-    NeedStatus.AWAITING_INFO: frozenset(
-        {NeedStatus.SUBMITTED, NeedStatus.ROUTED, NeedStatus.IN_PROGRESS, NeedStatus.CANCELLED,
-         NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
-    ),
-    NeedStatus.SUBMITTED: frozenset(
-        {NeedStatus.ROUTED, NeedStatus.IN_PROGRESS, NeedStatus.CANCELLED,
-         NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
-    ),
-    NeedStatus.ROUTED: frozenset(
-        {NeedStatus.ACKNOWLEDGED, NeedStatus.IN_PROGRESS, NeedStatus.ROUTED,
-         NeedStatus.CANCELLED, NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED}
-    ),
-    NeedStatus.ACKNOWLEDGED: frozenset(
-        {NeedStatus.IN_PROGRESS, NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED,
-         NeedStatus.CANCELLED}
-    ),
-    NeedStatus.IN_PROGRESS: frozenset(
-        {NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED, NeedStatus.CANCELLED}
-    ),
-    NeedStatus.CLOSED_HELPED: frozenset({NeedStatus.IN_PROGRESS}),
-    NeedStatus.CLOSED_NOT_HELPED: frozenset({NeedStatus.IN_PROGRESS}),
-    NeedStatus.CANCELLED: frozenset(),
-}
 
 
 class ProcessedUpdate(SQLModel, table=True):
@@ -199,7 +166,10 @@ class NeedEvent(SQLModel, table=True):
     need_id: int = Field(foreign_key="need.id", index=True)
     from_status: str | None = Field(default=None, max_length=24)
     to_status: str = Field(max_length=24)
+    # A role, never a person: firm | animator | partner:<partner id> | system.
     actor: str = Field(default="system", max_length=64)
+    # Which animator ("telegram:<id>"), shown by name in the history; blanked by erasure.
+    actor_ref: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=500)
     at: datetime = _ts()
 
@@ -229,7 +199,8 @@ class Outbox(SQLModel, table=True):
 class KbQuery(SQLModel, table=True):
     """A question put to the knowledge base and what became of it (to improve the cards).
 
-    Only the question text is kept, never who asked: it is reviewed by the animators.
+    The animators review the question text only; the chat it came from is kept so that the
+    person's questions go when they ask to be forgotten (see services.privacy).
     """
 
     __tablename__ = "kb_query"
@@ -244,6 +215,8 @@ class KbQuery(SQLModel, table=True):
     # The card the person picked among uncertain suggestions, if any.
     chosen_card_id: str | None = Field(default=None, max_length=64)
     territory_id: str | None = Field(default=None, max_length=32)
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True,
+                                                               index=True))
     asked_at: datetime = _ts()
 
 

@@ -7,12 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
 from bot.services.privacy import retention_pass
-from storage.models import Consent, Need, Outbox, ProcessedUpdate
+from storage.models import (
+    Consent,
+    Need,
+    NeedEvent,
+    NeedMessage,
+    Outbox,
+    PendingUpdate,
+    ProcessedUpdate,
+    Satisfaction,
+)
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary
 
@@ -78,3 +87,59 @@ async def test_retention_anonymises_old_needs_and_purges_old_rows(relais: Runnin
     assert done["needs"] == 1
     *_, name = await relais.services.db.run(counts)
     assert name is None
+
+
+async def test_retention_cleans_what_still_hangs_off_an_anonymised_need(
+    relais: RunningBot,
+) -> None:
+    """A comment or a message left on a need anonymised earlier goes at the next pass."""
+    firm = relais.api.user(6503)
+    await reach_summary(firm)
+    await press(firm, "Envoyer la demande")
+    now = relais.clock.now
+
+    def leave(session: Session) -> None:
+        need = session.exec(select(Need)).one()
+        need.anonymized_at = now
+        session.add(need)
+        session.add(Satisfaction(need_id=need.id, score=5, comment="Merci, Paul Dupont",
+                                 asked_at=now, answered_at=now))
+        session.add(NeedMessage(need_id=need.id, author_kind="firm", author="paul@dupont.fr",
+                                text="Appelez-moi au 06 12 34 56 78", at=now))
+
+    await relais.services.db.run(leave)
+    done = await relais.services.db.run(lambda s: retention_pass(s, now=now))
+    # The comment, the message, and the routing explanation in the history (it may quote
+    # the firm's facts).
+    assert done["leftovers"] == 3 and done["needs"] == 0
+
+    def state(session: Session) -> tuple[list[tuple[int | None, str | None]], int, set[str]]:
+        return ([(r.score, r.comment) for r in session.exec(select(Satisfaction))],
+                len(session.exec(select(NeedMessage)).all()),
+                {e.note or "" for e in session.exec(select(NeedEvent))})
+
+    assert await relais.services.db.run(state) == ([(5, None)], 0, {""})
+    again = await relais.services.db.run(lambda s: retention_pass(s, now=now))
+    assert again["leftovers"] == 0
+
+
+async def test_retention_purges_handled_webhook_updates(relais: RunningBot) -> None:
+    """What people typed, kept with a webhook update, goes with the other raw data."""
+    now = relais.clock.now
+    typed = {"message": {"text": "Paul Dupont, 06 12 34 56 78", "chat": {"id": 6504}}}
+
+    def store(session: Session) -> None:
+        session.add(PendingUpdate(update_id=1, chat_id=6504, payload=typed, received_at=now,
+                                  done_at=now))
+        session.add(PendingUpdate(update_id=2, chat_id=6504, payload=typed, received_at=now))
+
+    await relais.services.db.run(store)
+    soon = await relais.services.db.run(lambda s: retention_pass(s, now=now + timedelta(days=89)))
+    later = await relais.services.db.run(lambda s: retention_pass(s, now=now + timedelta(days=91)))
+    assert (soon["updates"], later["updates"]) == (0, 1)
+
+    def left(session: Session) -> list[int]:
+        return [u.update_id for u in session.exec(select(PendingUpdate))]
+
+    # The one not handled yet stays: it is handled first, purged later.
+    assert await relais.services.db.run(left) == [2]

@@ -125,6 +125,15 @@ async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> N
     assert "Historique" in history.plain and "close" in history.plain
     assert history.plain.startswith("Demande TI-2026-0001 · close")
     assert history.button_labels() == []
+    lines = history.plain.split("Historique", 1)[1].strip().splitlines()
+    assert [line.split(" · ", 1)[1] for line in lines] == [
+        "déposée par l'entreprise",
+        "transmise aux partenaires",
+        "prise en charge par Claire Martin",
+        "close par Claire Martin : entreprise aidée",
+    ]
+    # The manual routing says who chose the partner, by name, once.
+    assert "• CCI" in history.plain and "choisi par Claire Martin" in history.plain
 
 
 async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None:

@@ -17,13 +17,23 @@ from sqlmodel import Session, col, select
 from bot.catalogue import entries, label, t
 from bot.catalogue.labels import status_label
 from bot.messages import Bullets, Message, Text
-from bot.services.routing import RoutingService, animator_card, change_status
+from bot.services import lifecycle
+from bot.services.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Actor,
+    IllegalTransition,
+    acknowledge,
+    change_status,
+    decline,
+)
+from bot.services.routing import RoutingService, animator_card
 from bot.services.types import Button, Reply
 
 if TYPE_CHECKING:
     from bot.services.followup import FollowUpService
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import OPEN_STATUSES, Need, NeedEvent, NeedRouting, NeedStatus
+from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
 
 __all__ = ["AnimatorService"]
 
@@ -34,7 +44,6 @@ CLOSE_REASONS = {
     "not_helped": (NeedStatus.CLOSED_NOT_HELPED, "animator.btn_close_not_helped"),
     "cancelled": (NeedStatus.CANCELLED, "animator.btn_close_cancelled"),
 }
-ANIMATOR_ACTOR = "animateur:"
 
 
 class AnimatorService:
@@ -116,18 +125,17 @@ class AnimatorService:
         events = session.exec(
             select(NeedEvent).where(NeedEvent.need_id == need.id).order_by(col(NeedEvent.id))
         ).all()
+        territory = self.territories.get(need.territory_id or "")
+        animators = {f"telegram:{a.telegram_user_id}": a.name
+                     for a in (territory.animators if territory else ()) if a.telegram_user_id}
         card = animator_card(need, routings, fallback=not routings, tz=self.tz,
-                             taken_by=_taken_by(events))
+                             taken_by=_taken_by(events, animators))
+        partners = {r.partner_id: r.partner_name for r in routings}
         lines = []
         for event in events:
             date = event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M")
-            status = status_label(event.to_status)
-            # Only an animator is named: the firm's own id and the system's keys are not.
-            who = event.actor.removeprefix(ANIMATOR_ACTOR) \
-                if event.actor.startswith(ANIMATOR_ACTOR) else None
-            line = (t("animator.history_line_by", date=date, status=status, who=who) if who
-                    else t("animator.history_line", date=date, status=status))
-            lines.append(line.inline())
+            what = lifecycle.history_label(event, animators=animators, partners=partners)
+            lines.append(t("animator.history_line", date=date, status=what).inline())
         history = t("animator.history_title") + Text((Bullets(tuple(lines)),)) \
             if lines else Text()
         return Message(card.text + history, card.buttons)
@@ -146,7 +154,7 @@ class AnimatorService:
         if need is None:
             return Reply(toast=label("animator.not_your_territory"))
         who = self._animator_name(user_id)
-        actor = f"{ANIMATOR_ACTOR}{who}"
+        actor = lifecycle.animator(user_id, who)
         if action == "show":
             return Reply([self._card_with_history(session, need)])
         if action == "take":
@@ -170,11 +178,9 @@ class AnimatorService:
             return self._partner_verdict(session, need, action, int(arg), actor, now)
         return Reply(toast=label("common.stale_button"))
 
-    def _take(self, session: Session, need: Need, who: str, actor: str,
+    def _take(self, session: Session, need: Need, who: str, actor: Actor,
               now: datetime) -> Reply:
-        if need.status in (NeedStatus.IN_PROGRESS.value, *(
-                s.value for s in (NeedStatus.CLOSED_HELPED, NeedStatus.CLOSED_NOT_HELPED,
-                                  NeedStatus.CANCELLED))):
+        if need.status == NeedStatus.IN_PROGRESS or need.status in CLOSED_STATUSES:
             return Reply(toast=status_label(need.status))
         change_status(session, need, NeedStatus.IN_PROGRESS, actor=actor, now=now)
         result = Reply([Message(t("animator.taken_by", who=who, reference=need.reference))])
@@ -186,13 +192,13 @@ class AnimatorService:
             result.others.append((str(need.telegram_chat_id), Message(news)))
         return result
 
-    def _close(self, session: Session, need: Need, key: str, actor: str,
+    def _close(self, session: Session, need: Need, key: str, actor: Actor,
                now: datetime) -> Reply:
         status, button = CLOSE_REASONS[key]
         reason = label(button)
         try:
             change_status(session, need, status, actor=actor, now=now, note=reason)
-        except ValueError:
+        except IllegalTransition:
             return Reply(toast=status_label(need.status))
         result = Reply([Message(t("animator.closed_as", reference=need.reference,
                                   reason=reason))])
@@ -206,19 +212,16 @@ class AnimatorService:
         return result
 
     def _partner_verdict(self, session: Session, need: Need, action: str, routing_id: int,
-                         actor: str, now: datetime) -> Reply:
+                         actor: Actor, now: datetime) -> Reply:
         """The animator says what an unclear partner reply was."""
-        from bot.services.inbound import mark_partner_ack
-
         routing = session.get(NeedRouting, routing_id)
         if routing is None or routing.need_id != need.id:
             return Reply(toast=label("common.stale_button"))
         if action == "pack":
-            mark_partner_ack(session, need, routing, now=now, actor=actor)
+            acknowledge(session, need, routing, actor=actor, now=now)
             key = "animator.partner_marked_ack"
         elif action == "pref":
-            routing.status = "refused"
-            session.add(routing)
+            decline(session, routing)
             key = "animator.partner_marked_refused"
         else:
             key = "animator.partner_marked_neither"
@@ -237,7 +240,7 @@ class AnimatorService:
         return Reply([Message(
             t("animator.ask_reassign", reference=need.reference), tuple(rows))])
 
-    def _reassign_to(self, session: Session, need: Need, partner_id: str, actor: str,
+    def _reassign_to(self, session: Session, need: Need, partner_id: str, actor: Actor,
                      now: datetime) -> Reply:
         existing = session.exec(select(NeedRouting).where(
             NeedRouting.need_id == need.id, NeedRouting.partner_id == partner_id)).first()
@@ -250,11 +253,14 @@ class AnimatorService:
         return Reply([Message(t("animator.reassigned", partner=routing.partner_name))])
 
 
-def _taken_by(events: Sequence[NeedEvent]) -> str | None:
+def _taken_by(events: Sequence[NeedEvent], animators: dict[str, str]) -> str | None:
     """The name of the animator who last took the need, from its history."""
     for event in reversed(events):
         if event.to_status == NeedStatus.IN_PROGRESS.value:
-            actor = event.actor
-            return actor.removeprefix(ANIMATOR_ACTOR) if actor.startswith(ANIMATOR_ACTOR) \
-                else None
+            if not event.actor.startswith("animator"):
+                return None
+            ref = event.actor_ref or ""
+            # Events older than the references (migration 0004) kept the animator's name.
+            return animators.get(ref) or (ref if ref and not ref.startswith("telegram:")
+                                          else None)
     return None

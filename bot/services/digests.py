@@ -29,12 +29,12 @@ from bot.services.insight import (
     stats_report,
     stats_text,
 )
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
 from bot.services.types import Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import (
-    OPEN_STATUSES,
     DigestRun,
     KbQuery,
     Need,

@@ -28,11 +28,12 @@ from bot.catalogue import label, t
 from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.emails import optional_reply_address, partner_relance_email
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats, need_view
 from bot.services.types import Button, Reply
 from bot.services.workdays import add_working_days
 from knowledge.territories import TerritoryDirectory
-from storage.models import OPEN_STATUSES, ChatDraft, Need, NeedRouting, NeedStatus, Satisfaction
+from storage.models import ChatDraft, Need, NeedRouting, NeedStatus, Satisfaction
 
 __all__ = ["FollowUpCounts", "FollowUpService"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -36,10 +37,19 @@ from bot.services.emails import (
     reply_address,
 )
 from bot.services.extract import extract_fields
-from bot.services.intake import next_reference
+from bot.services.lifecycle import (
+    FIRM,
+    acknowledge,
+    change_status,
+    decline,
+    next_reference,
+    partner,
+    record_created,
+)
+from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
 from bot.services.replies import ReplyKind, classify_reply
-from bot.services.routing import RoutingService, animator_chats, change_status
+from bot.services.routing import RoutingService, animator_chats
 from bot.services.types import Button, IncomingEmail
 from knowledge.geography import Commune, Geography, normalize_name
 from knowledge.taxonomy import THEMES, theme_label
@@ -225,7 +235,7 @@ class InboundService:
         session.add(need)
         session.flush()
         assert need.id is not None
-        change_status_initial(session, need, now)
+        record_created(session, need, actor=FIRM, now=now)
         kept = self._attachments(session, need, mail, now)
         partners: list[str] = []
         if not missing:
@@ -301,33 +311,20 @@ class InboundService:
         session.add(need)
         partners: list[str] = []
         if not missing:
-            change_status(session, need, NeedStatus.SUBMITTED, actor=f"email:{need.reference}",
-                          now=now, note="complétée par e-mail")
+            change_status(session, need, NeedStatus.SUBMITTED, actor=FIRM, now=now,
+                          note="complétée par e-mail")
             partners = self._route(session, need, now)
         self._reply(session, need, mail, kind="update", partners=partners, kept=kept,
                     cards_for=None, now=now)
 
     def _erase(self, session: Session, need: Need, mail: IncomingEmail, *,
                now: datetime) -> None:
-        """"Supprimer mes données": the person's needs keep only anonymous counts."""
-        sender = mail.from_addr.lower()
-        self._reply(session, need, mail, kind="erased", partners=[], kept=(), cards_for=None,
-                    now=now)
-        needs = session.exec(select(Need).where(Need.contact_value == sender)).all()
-        for item in needs:
-            assert item.id is not None
-            for model in (NeedMessage, NeedAttachment):
-                for row in session.exec(select(model).where(model.need_id == item.id)):
-                    session.delete(row)
-            item.firm_name = item.siret = item.description = item.contact_value = None
-            item.firm = None
-            item.anonymized_at = item.updated_at = now
-            session.add(item)
-        for row in session.exec(select(InboundEmail).where(InboundEmail.from_addr == sender)):
-            row.raw = None
-            row.from_addr = ""
-            row.subject = ""
-            session.add(row)
+        """"Supprimer mes données": erase the sender everywhere, then confirm by email."""
+        erase_person(session, email=mail.from_addr, now=now)
+        # The confirmation carries nothing of theirs but the address it goes to: no name,
+        # and not their subject line (it may name the firm).
+        self._reply(session, need, replace(mail, from_name="", subject=""), kind="erased",
+                    partners=[], kept=(), cards_for=None, now=now)
 
     # --- a partner's reply ------------------------------------------------------------------
     def _partner_reply(self, session: Session, need: Need, mail: IncomingEmail, *,
@@ -346,12 +343,11 @@ class InboundService:
         chats = animator_chats(territory) if territory else []
         name = routing.partner_name
         if verdict.kind == ReplyKind.ACK:
-            mark_partner_ack(session, need, routing, now=now, actor=f"email:{routing.partner_id}")
+            acknowledge(session, need, routing, actor=partner(routing.partner_id), now=now)
             message = Message(t("animator.email_partner_ack", partner=name,
                                 reference=need.reference, cue=verdict.reason))
         elif verdict.kind == ReplyKind.REFUSED:
-            routing.status = "refused"
-            session.add(routing)
+            decline(session, routing)
             message = Message(t("animator.email_partner_refused", partner=name,
                                 reference=need.reference, cue=verdict.reason),
                               ((Button(label("animator.email_btn_reassign"),
@@ -448,24 +444,3 @@ _ERASE = re.compile(r"\b(?:supprimer|effacer)\s+(?:toutes\s+)?mes\s+donn[ée]es\
 def _excerpt(text: str) -> str:
     text = re.sub(r"\n{3,}", "\n\n", text.strip())
     return text if len(text) <= FORWARD_MAX else text[: FORWARD_MAX - 1] + "…"
-
-
-def change_status_initial(session: Session, need: Need, now: datetime) -> None:
-    """The first history line of a need received by email."""
-    from storage.models import NeedEvent
-
-    assert need.id is not None
-    session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
-                          actor="email", at=now))
-
-
-def mark_partner_ack(session: Session, need: Need, routing: NeedRouting, *, now: datetime,
-                     actor: str) -> None:
-    """A partner took the need: its routing row and, the first time, the need's status."""
-    if routing.status != "acknowledged":
-        routing.status = "acknowledged"
-        routing.acknowledged_at = now
-        session.add(routing)
-    if need.status == NeedStatus.ROUTED.value:
-        change_status(session, need, NeedStatus.ACKNOWLEDGED, actor=actor, now=now,
-                      note=routing.partner_name[:200])

@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 
 from bot.catalogue import label, t
 from bot.messages import Text
+from bot.services import lifecycle
 from bot.services.workdays import add_working_days, is_working_day
 from knowledge.taxonomy import theme_noun
-from storage.models import KbQuery, Need, NeedEvent, NeedRouting, NeedStatus
+from storage.models import KbQuery, Need, NeedEvent, NeedRouting
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -43,10 +44,7 @@ __all__ = [
     "stats_text",
 ]
 
-CLOSED_STATUSES: frozenset[str] = frozenset(
-    {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
-     NeedStatus.CANCELLED.value}
-)
+CLOSED_STATUSES: frozenset[str] = frozenset(s.value for s in lifecycle.CLOSED_STATUSES)
 UNANSWERED_OUTCOMES: frozenset[str] = frozenset(
     {"out_of_scope", "rejected", "forwarded", "uncertain"}
 )

@@ -16,16 +16,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
-
 from bot.catalogue import label, t
 from bot.catalogue.labels import contact_label, urgency_label
 from bot.directory import FirmDirectory, LookupOutcome
 from bot.messages import Button, Edit, Facts, Message, Span, Text, lines, plain
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
+from bot.services.lifecycle import FIRM, next_reference, record_created
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Incoming, Reply
@@ -43,7 +40,7 @@ from knowledge.firms import FirmRecord
 from knowledge.geography import Commune, Geography
 from knowledge.taxonomy import THEMES, theme_label
 from knowledge.territories import TerritoryDirectory
-from storage.models import Consent, Conversation, Need, NeedEvent, NeedSequence, NeedStatus
+from storage.models import Consent, Conversation, Need, NeedStatus
 
 __all__ = ["EDITABLE", "FIELD_ORDER", "STEPS", "IntakeService", "Step"]
 
@@ -655,8 +652,7 @@ class IntakeService:
         session.add(need)
         session.flush()
         assert need.id is not None
-        session.add(NeedEvent(need_id=need.id, from_status=None, to_status=need.status,
-                              actor=f"{conv.channel}:{conv.user_id}", at=now))
+        record_created(session, need, actor=FIRM, now=now)
         turn.drop_conversation()
         routed = self.routing.route_new_need(session, need, now)
         turn.reply.others.extend(routed.animator_messages)
@@ -763,16 +759,3 @@ def _commune_answers(commune: Commune) -> dict[str, Any]:
     }
 
 
-def next_reference(session: Session, year: int) -> str:
-    """Allocate the next public reference of the year (atomic on SQLite and PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = NeedSequence.__table__  # type: ignore[attr-defined]
-    stmt = (
-        insert(table)
-        .values(year=year, last=1)
-        .on_conflict_do_update(index_elements=["year"], set_={"last": table.c.last + 1})
-        .returning(table.c.last)
-    )
-    number = session.execute(stmt).scalar_one()
-    return f"TI-{year}-{number:04d}"

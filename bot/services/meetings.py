@@ -31,6 +31,7 @@ from bot.messages import Bullets, Message, Text
 from bot.services import outbox
 from bot.services.emails import MeetingView, meeting_email
 from bot.services.ics import Attendee, Invitation, invitation_ics
+from bot.services.lifecycle import CLOSED_STATUSES
 from bot.services.types import Button, Reply
 from bot.services.when import (
     When,
@@ -49,7 +50,6 @@ from storage.models import (
     MeetingStatus,
     Need,
     NeedRouting,
-    NeedStatus,
     Reminder,
 )
 
@@ -62,8 +62,6 @@ DEFAULT_DURATION = 60
 # The durations offered as buttons, in minutes (labels: animator.btn_duration_<minutes>).
 DURATIONS = (30, 60, 90, 120)
 MAX_UPCOMING = 20
-CLOSED = {NeedStatus.CLOSED_HELPED.value, NeedStatus.CLOSED_NOT_HELPED.value,
-          NeedStatus.CANCELLED.value}
 _URL = re.compile(r"https://[^\s<>\"']{4,490}", re.IGNORECASE)
 
 Clock = Callable[[], datetime]
@@ -183,7 +181,7 @@ class MeetingService:
     # --- the animator's draft ---------------------------------------------------------------
     def _start_draft(self, session: Session, user_id: int, chat_id: int, need: Need, *,
                      now: datetime, meeting: Meeting | None = None) -> Reply:
-        if meeting is None and need.status in CLOSED:
+        if meeting is None and need.status in CLOSED_STATUSES:
             return Reply([Message(t("animator.meeting_need_closed"))])
         data: dict[str, Any] = {"need_id": need.id}
         if meeting is not None:

@@ -16,12 +16,13 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.messages import Message
+from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
 from bot.services.types import Button, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import OPEN_STATUSES, Need, RadarConsent, RadarMark
+from storage.models import Need, RadarConsent, RadarMark
 
 __all__ = ["RadarService", "need_items"]
 

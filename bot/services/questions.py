@@ -68,9 +68,9 @@ class QuestionService:
         secret: str | None = None,
     ) -> None:
         self.kb = kb
-        # Signs the question ids put in buttons, bound to the chat that asked: the rows
-        # keep nobody's identity, and forged button data cannot act on another person's
-        # question. Without a secret (the terminal try-out), one per process.
+        # Signs the question ids put in buttons, bound to the chat that asked: forged
+        # button data cannot act on another person's question. Without a secret (the
+        # terminal try-out), one per process.
         self._key = hashlib.sha256(b"relais-kb-buttons:" + (
             secret.encode() if secret else secrets.token_bytes(32))).digest()
         self.tz = tz
@@ -101,6 +101,7 @@ class QuestionService:
         row = KbQuery(
             channel=channel, text=text[:2000], outcome=outcome, asked_at=now,
             best_card_id=best.card.id if best else None, score=best.score if best else 0.0,
+            chat_id=owner,
         )
         session.add(row)
         session.flush()

@@ -20,12 +20,13 @@ from bot.messages import Bullets, Facts, Message, Span, Text, plain
 from bot.services import outbox
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
 from bot.services.firms import facts_line, routing_facts
+from bot.services.lifecycle import SYSTEM, Actor, change_status
 from bot.services.types import Button
 from bot.services.workdays import add_working_days
 from knowledge.routing import Router
 from knowledge.taxonomy import theme_label, theme_noun
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
+from storage.models import Need, NeedRouting, NeedStatus
 
 _PARIS = ZoneInfo("Europe/Paris")
 
@@ -36,7 +37,6 @@ __all__ = [
     "animator_card_text",
     "card_buttons",
     "card_title",
-    "change_status",
     "need_view",
     "routing_reason",
 ]
@@ -49,22 +49,6 @@ class RoutingResult:
     partner_names: list[str] = field(default_factory=list)
     fallback: bool = True
     animator_messages: list[tuple[str, Message]] = field(default_factory=list)
-
-
-def change_status(session: Session, need: Need, to: NeedStatus, *, actor: str, now: datetime,
-                  note: str | None = None) -> None:
-    """Move a need to another status (checked against the transition table), time-stamped."""
-    from storage.models import ALLOWED_TRANSITIONS
-
-    current = NeedStatus(need.status)
-    if to != current and to not in ALLOWED_TRANSITIONS[current]:
-        raise ValueError(f"transition {current} -> {to} not allowed")
-    assert need.id is not None
-    session.add(NeedEvent(need_id=need.id, from_status=current.value, to_status=to.value,
-                          actor=actor, note=note, at=now))
-    need.status = to.value
-    need.updated_at = now
-    session.add(need)
 
 
 def need_view(
@@ -223,7 +207,7 @@ class RoutingService:
             routings.append(routing)
             result.partner_names.append(routed.partner.name)
         if routings:
-            change_status(session, need, NeedStatus.ROUTED, actor="routing", now=now,
+            change_status(session, need, NeedStatus.ROUTED, actor=SYSTEM, now=now,
                           note=decision.explanation[:500])
         if territory is not None:
             card = animator_card(need, routings, fallback=decision.fallback, tz=self.tz)
@@ -275,7 +259,7 @@ class RoutingService:
         return routing
 
     def add_partner_manually(
-        self, session: Session, need: Need, partner_id: str, *, actor: str, now: datetime
+        self, session: Session, need: Need, partner_id: str, *, actor: Actor, now: datetime
     ) -> NeedRouting | None:
         """An animator sends the need to one more partner of the territory ("Réaffecter")."""
         territory = self.territories.get(need.territory_id or "")
@@ -287,7 +271,7 @@ class RoutingService:
         routing = self._add_partner(
             session, need, territory, partner, level="manual",
             reason=t("partner.manual_reason", partner=partner.name,
-                     who=actor.removeprefix("animateur:")).plain(),
+                     who=actor.name or label("common.history_who_animator")).plain(),
             now=now,
         )
         if need.status == NeedStatus.SUBMITTED.value:
