@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     # Seconds between two looks at the mailbox when the server has no IDLE (or as a cap).
     imap_poll_interval: float = Field(default=60.0, alias="IMAP_POLL", gt=0)
     mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="RELAIS_MAIL_MAX_BYTES", gt=0)
+    # Relayed messages one firm may send a minute before the next ones wait a minute.
+    relay_per_minute: int = Field(default=6, alias="RELAIS_RELAY_PER_MINUTE", ge=1, le=120)
 
     # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
     reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")

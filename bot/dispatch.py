@@ -44,6 +44,7 @@ class Dispatcher:
         self._commands: dict[str, _Route] = {}
         self._buttons: dict[str, _Route] = {}
         self._drafts: dict[str, Handler] = {}
+        self._media_drafts: set[str] = set()
         self._prefetchers: list[Prefetcher] = []
         self._unknown_command: Handler | None = None
         self._form_text: Handler | None = None
@@ -61,9 +62,11 @@ class Dispatcher:
         """Buttons whose data starts with `prefix:` go to `handler`."""
         self._add(self._buttons, prefix, _Route(handler))
 
-    def draft(self, kind: str, handler: Handler) -> None:
-        """Typed text while the chat has a draft of this kind goes to `handler`."""
+    def draft(self, kind: str, handler: Handler, *, media: bool = False) -> None:
+        """Typed text (and files, with `media`) while the chat has this draft go to `handler`."""
         self._add(self._drafts, kind, handler)
+        if media:
+            self._media_drafts.add(kind)
 
     def prefetch_with(self, prefetcher: Prefetcher) -> None:
         """Run `prefetcher` before each turn; its result is `turn.prefetched`."""
@@ -112,7 +115,11 @@ class Dispatcher:
             prefix = event.value.partition(":")[0]
             route = self._buttons.get(prefix) or _Route(self._stale_button)  # type: ignore[arg-type]
         elif event.kind == "media":
-            route = _Route(self._media)  # type: ignore[arg-type]
+            draft = turn.session.get(ChatDraft, event.chat_id)
+            if draft is not None and draft.kind in self._media_drafts:
+                route = _Route(self._drafts[draft.kind])
+            else:
+                route = _Route(self._media)  # type: ignore[arg-type]
         else:
             route = _Route(self._text_handler(turn))
         reply = route.handler(turn)

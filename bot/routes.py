@@ -16,6 +16,8 @@ from bot.services.followup import FollowUpService
 from bot.services.intake import PREFIXES, IntakeService
 from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
+from bot.services.relay import DRAFT as RELAY_DRAFT
+from bot.services.relay import RelayService, relay_content
 from bot.turn import Turn
 from storage.models import ChatDraft
 
@@ -33,6 +35,7 @@ class Features:
     followup: FollowUpService
     digests: DigestService
     radar: RadarService
+    relay: RelayService
 
 
 def build_dispatcher(f: Features) -> Dispatcher:
@@ -88,6 +91,11 @@ def build_dispatcher(f: Features) -> Dispatcher:
     d.command("stats", lambda turn: f.digests.stats_command(
         turn.session, turn.event.user_id, now=turn.now))
     d.command("recharger", chat.reload_knowledge)
+    # The relay: the firm and its chefs de projet write to each other through Relais.
+    d.button("rl", lambda turn: f.relay.on_button(
+        turn.session, turn.event.user_id, turn.event.chat_id, turn.event.value, now=turn.now))
+    d.draft(RELAY_DRAFT, lambda turn: f.relay.on_draft(
+        turn.session, draft_of(turn), relay_content(turn), now=turn.now), media=True)
     d.fallbacks(unknown_command=chat.unknown_command, form_text=intake.on_text,
                 free_text=chat.free_text, media=chat.media, stale_button=chat.stale_button,
                 ask_again=intake.ask)

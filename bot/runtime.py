@@ -36,6 +36,7 @@ from bot.services.intake import IntakeService
 from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
+from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
 from bot.services.types import Incoming, Result
 from bot.turn import TurnRunner
@@ -163,10 +164,11 @@ async def build_services(
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
-    chat = ChatService(intake, questions, territories, tz=settings.tz)
+    relay = RelayService(territories, per_minute=settings.relay_per_minute)
+    chat = ChatService(intake, questions, territories, relay, tz=settings.tz)
     dispatcher = build_dispatcher(Features(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
-        digests=digests, radar=RadarService(territories, kb)))
+        digests=digests, radar=RadarService(territories, kb), relay=relay))
     turns = TurnRunner(db, dispatcher, clock=clock)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),

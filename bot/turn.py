@@ -148,7 +148,7 @@ class TurnRunner:
             deliveries += outbox.enqueue(
                 session, channel="telegram", recipient=recipient, messages=[message], now=now
             )
-        return Result(deliveries=deliveries, toast=turn.reply.toast)
+        return Result(deliveries=deliveries + turn.reply.deliveries, toast=turn.reply.toast)
 
 
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]

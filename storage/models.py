@@ -381,9 +381,15 @@ class InboundEmail(SQLModel, table=True):
 
 
 class NeedMessage(SQLModel, table=True):
-    """A message in a need's history from outside Telegram (an email of the firm or a partner)."""
+    """A message in a need's history: an email received, or a message relayed between people.
+
+    Relayed messages (`channel` "telegram", or an email sent on behalf of the chef de
+    projet) record who wrote (`author_kind`, `author`), to whom (`to_kind`), and the
+    attachment's description; the file itself stays on Telegram (its id).
+    """
 
     __tablename__ = "need_message"
+    __table_args__ = (Index("ix_need_message_sender_at", "sender_user_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -393,6 +399,15 @@ class NeedMessage(SQLModel, table=True):
     author: str = Field(max_length=320)
     text: str = Field(sa_column=Column(Text, nullable=False))
     at: datetime = _ts()
+    # How it travelled: "email" (received by the mailbox) or "telegram" (relayed).
+    channel: str = Field(default="email", max_length=16)
+    # Who it was for: firm | animator | partner (None for a received email).
+    to_kind: str | None = Field(default=None, max_length=16)
+    # The Telegram user who wrote it (flood limits, erasure); None for email.
+    sender_user_id: int | None = Field(default=None,
+                                       sa_column=Column(BigInteger, nullable=True))
+    # {kind, file_id, name, size, mime} of a relayed photo or document.
+    attachment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class NeedAttachment(SQLModel, table=True):

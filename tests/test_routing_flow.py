@@ -63,7 +63,8 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     # Each partner is named once on its line, then why it got the need.
     assert "• France Travail Paray-le-Monial : thème recrutement" in card.plain
     assert "Paray-le-Monial : France Travail" not in card.plain
-    assert card.button_labels() == ["Je prends", "Réaffecter", "Proposer un RDV", "Clore"]
+    assert card.button_labels() == ["Je prends", "Réaffecter", "Écrire à l'entreprise",
+                                    "Proposer un RDV", "Clore"]
 
     def routings(session: Session) -> list[NeedRouting]:
         return list(session.exec(select(NeedRouting)).all())
@@ -111,7 +112,8 @@ async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> N
     shown = (await say(animator, "/demande TI-2026-0001"))[-1]
     assert shown.plain.startswith("Demande TI-2026-0001 · prise en charge par Claire Martin")
     assert "Nouvelle demande" not in shown.plain
-    assert shown.button_labels() == ["Réaffecter", "Proposer un RDV", "Clore"]
+    assert shown.button_labels() == ["Réaffecter", "Écrire à l'entreprise", "Proposer un RDV",
+                                     "Clore"]
     assert "• France Travail Paray-le-Monial : thème recrutement" in shown.plain
     assert "CCI" in shown.plain and "choisi par Claire Martin" in shown.plain
     assert "animateur:" not in shown.plain and "(routing)" not in shown.plain

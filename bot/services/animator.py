@@ -33,11 +33,13 @@ from bot.services.types import Button, Reply
 if TYPE_CHECKING:
     from bot.services.followup import FollowUpService
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.models import Need, NeedEvent, NeedRouting, NeedStatus
+from storage.models import Need, NeedEvent, NeedMessage, NeedRouting, NeedStatus
 
 __all__ = ["AnimatorService"]
 
 PAGE_SIZE = 8
+# Messages of a need shown in its history (the most recent ones).
+HISTORY_MESSAGES = 15
 # Why a need is closed: its status and the catalogue key of the button (and history note).
 CLOSE_REASONS = {
     "helped": (NeedStatus.CLOSED_HELPED, "animator.btn_close_helped"),
@@ -120,6 +122,18 @@ class AnimatorService:
             return Reply([Message(t("animator.need_not_found", reference=reference[:20]))])
         return Reply([self._card_with_history(session, need)])
 
+    def _history_message(self, need: Need, message: NeedMessage) -> Text:
+        """One message of the need's history: who wrote it, and what (or which file)."""
+        date = message.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M")
+        if message.author_kind == "firm":
+            who = need.firm_name or label("common.history_who_firm")
+        else:
+            who = message.author or label(f"common.history_who_{message.author_kind}")
+        if message.attachment and not message.text:
+            return t("animator.history_file", date=date, who=who,
+                     file=str(message.attachment.get("name") or ""))
+        return t("animator.history_message", date=date, who=who, text=_quote(message.text))
+
     def _card_with_history(self, session: Session, need: Need) -> Message:
         routings = list(session.exec(select(NeedRouting).where(NeedRouting.need_id == need.id)))
         events = session.exec(
@@ -131,11 +145,19 @@ class AnimatorService:
         card = animator_card(need, routings, fallback=not routings, tz=self.tz,
                              taken_by=_taken_by(events, animators))
         partners = {r.partner_id: r.partner_name for r in routings}
-        lines = []
+        dated: list[tuple[datetime, int, Text]] = []
         for event in events:
             date = event.at.astimezone(self.tz).strftime("%d/%m/%Y %H:%M")
             what = lifecycle.history_label(event, animators=animators, partners=partners)
-            lines.append(t("animator.history_line", date=date, status=what).inline())
+            dated.append((event.at, 0, t("animator.history_line", date=date, status=what)))
+        # The messages exchanged about the need (relayed, or received by email), last ones.
+        messages = session.exec(
+            select(NeedMessage).where(NeedMessage.need_id == need.id)
+            .order_by(col(NeedMessage.id).desc()).limit(HISTORY_MESSAGES)
+        ).all()
+        for message in messages:
+            dated.append((message.at, 1, self._history_message(need, message)))
+        lines = [text.inline() for _, _, text in sorted(dated, key=lambda d: (d[0], d[1]))]
         history = t("animator.history_title") + Text((Bullets(tuple(lines)),)) \
             if lines else Text()
         return Message(card.text + history, card.buttons)
@@ -251,6 +273,12 @@ class AnimatorService:
         if routing is None:
             return Reply(toast=label("common.stale_button"))
         return Reply([Message(t("animator.reassigned", partner=routing.partner_name))])
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    """A message's text on one line, cut for the history."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _taken_by(events: Sequence[NeedEvent], animators: dict[str, str]) -> str | None:

@@ -19,6 +19,9 @@ from bot.services import outbox
 from bot.services.intake import IntakeService, mark_choice
 from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
+from bot.services.relay import DRAFT as RELAY_DRAFT
+from bot.services.relay import PICK as RELAY_PICK
+from bot.services.relay import RelayService, relay_content
 from bot.services.types import Reply
 from bot.turn import Turn
 from knowledge.taxonomy import THEMES, theme_label
@@ -35,7 +38,8 @@ class ChatService:
     """Commands and fallbacks every chat has."""
 
     def __init__(self, intake: IntakeService, questions: QuestionService,
-                 territories: TerritoryDirectory, *, tz: ZoneInfo) -> None:
+                 territories: TerritoryDirectory, relay: RelayService, *, tz: ZoneInfo) -> None:
+        self.relay = relay
         self.intake = intake
         self.questions = questions
         self.territories = territories
@@ -91,7 +95,8 @@ class ChatService:
         draft = turn.session.get(ChatDraft, turn.event.chat_id)
         if draft is not None:
             turn.session.delete(draft)
-            turn.say(Message(t("common.meeting_abandoned")))
+            relay = draft.kind in {RELAY_DRAFT, RELAY_PICK}
+            turn.say(Message(t("common.relay_abandoned" if relay else "common.meeting_abandoned")))
         elif turn.conversation is None:
             turn.say(Message(t("common.nothing_to_cancel")))
         else:
@@ -141,13 +146,30 @@ class ChatService:
 
     # --- free text, media, knowledge base ----------------------------------------------
     def free_text(self, turn: Turn) -> None:
-        """Typed text outside any dialog: a question for the knowledge base."""
+        """Typed text outside any dialog: an answer to a relayed message, or a question."""
+        if self._relayed_answer(turn):
+            return
         turn.reply.messages.extend(self.questions.answer(
             turn.session, turn.event.value, channel=turn.event.channel, now=turn.now,
             owner=turn.event.chat_id))
 
+    def _relayed_answer(self, turn: Turn) -> bool:
+        """A Telegram "reply" to a relayed message goes to the other person, not elsewhere."""
+        event = turn.event
+        if event.reply_to_text is None:
+            return False
+        reply = self.relay.on_reply_to(turn.session, event.user_id, event.chat_id,
+                                       event.reply_to_text, relay_content(turn), now=turn.now)
+        if reply is None:
+            return False
+        turn.reply.add(reply)
+        return True
+
     def media(self, turn: Turn) -> None:
-        """A photo, a voice note…: explained, and the pending question asked again."""
+        """A photo, a voice note…: relayed when it answers a relayed message, else explained."""
+        if turn.event.attachment is not None and turn.conversation is None \
+                and self._relayed_answer(turn):
+            return
         kind = turn.event.value if turn.event.value in _MEDIA else "other"
         reason = t(f"common.media_{kind}")
         conv = turn.conversation

@@ -45,6 +45,8 @@ def enqueue(
     now: datetime,
     claimed: bool = True,
     lease: timedelta = LEASE,
+    not_before: datetime | None = None,
+    kind: str | None = None,
 ) -> list[Delivery]:
     """Add messages to the outbox in the caller's transaction; return them as deliveries."""
     # Core INSERT … RETURNING: the ORM unit of work costs more than the rest of the turn.
@@ -55,10 +57,10 @@ def enqueue(
         {
             "channel": channel,
             "recipient": recipient,
-            "kind": "edit" if m.edit_message_id is not None else "send",
+            "kind": kind or ("edit" if m.edit_message_id is not None else "send"),
             "payload": m.to_payload(),
             "created_at": now,
-            "not_before": now,
+            "not_before": not_before or now,
             "claimed_until": now + lease if claimed else None,
             "attempts": 0,
         }

@@ -112,8 +112,13 @@ def card_buttons(need: Need) -> tuple[tuple[Button, ...], ...]:
     first = (Button(label("animator.btn_reassign"), f"ani:re:{need.id}"),)
     if need.status != NeedStatus.IN_PROGRESS.value:
         first = (Button(label("animator.btn_take"), f"ani:take:{need.id}"), *first)
-    return (first, (Button(label("animator.btn_propose_meeting"), f"mt:new:{need.id}"),
-                    Button(label("animator.btn_close"), f"ani:close:{need.id}")))
+    rows = [first, (Button(label("animator.btn_propose_meeting"), f"mt:new:{need.id}"),
+                    Button(label("animator.btn_close"), f"ani:close:{need.id}"))]
+    if need.anonymized_at is None and (need.contact_method != "telegram"
+                                       or need.telegram_chat_id is not None):
+        # The relay: the firm is reached on the channel it chose (bot/services/relay.py).
+        rows.insert(1, (Button(label("animator.btn_write_to_firm"), f"rl:w:{need.id}"),))
+    return tuple(rows)
 
 
 def animator_card(

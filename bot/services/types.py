@@ -66,6 +66,8 @@ class Reply:
     # Messages for other Telegram chats (e.g. a card for the territory's animators).
     others: list[tuple[str, Message]] = field(default_factory=list)
     toast: str | None = None
+    # Outbox rows the service wrote itself (claimed), to deliver right after the commit.
+    deliveries: list[Delivery] = field(default_factory=list)
 
     def say(self, message: Message) -> None:
         """Add a message for this chat."""
@@ -75,6 +77,7 @@ class Reply:
         """Take in what another service answered (its toast wins when it has one)."""
         self.messages.extend(other.messages)
         self.others.extend(other.others)
+        self.deliveries.extend(other.deliveries)
         if other.toast is not None:
             self.toast = other.toast
 
