@@ -95,32 +95,8 @@ CONTACT_LABELS: dict[str, str] = {
 }
 
 # --- Re-asks ---------------------------------------------------------------------------
-BAD_COMPANY_NAME = "Ce nom ne semble pas valide. Indiquez le nom de l'entreprise (2 à 120 caractères)."
-BAD_SIRET_LENGTH = (
-    "Un SIRET compte 14 chiffres ; j'en lis {count}. "
-    "Vous pouvez aussi passer cette question."
-)
-BAD_SIREN_GIVEN = (
-    "Ce numéro à 9 chiffres est un SIREN. "
-    "Il me faut le SIRET de l'établissement (14 chiffres), ou passez cette question."
-)
-BAD_SIRET_CHECKSUM = (
-    "Ce SIRET n'est pas valide (la clé de contrôle ne correspond pas). "
-    "Vérifiez-le, ou passez cette question."
-)
-BAD_SIRET_CHARS = "Un SIRET ne contient que des chiffres. Vérifiez-le, ou passez cette question."
 LOCATION_NOT_FOUND = "Je ne trouve pas la commune « {query} ». Vérifiez l'orthographe ou donnez le code postal."
 LOCATION_TOO_SHORT = "Indiquez le nom de la commune ou son code postal à 5 chiffres."
-DESCRIPTION_TOO_SHORT = (
-    "Votre description est un peu courte ({count} caractères). "
-    "Ajoutez quelques détails : 20 caractères au moins."
-)
-DESCRIPTION_TOO_LONG = (
-    "Votre description fait {count} caractères ; la limite est de {limit}. "
-    "Pouvez-vous la raccourcir ?"
-)
-BAD_PHONE = "Ce numéro ne semble pas valide. Indiquez un numéro français, par exemple 06 12 34 56 78."
-BAD_EMAIL = "Cette adresse e-mail ne semble pas valide. Vérifiez-la, par exemple nom@entreprise.fr."
 USE_BUTTONS = "Merci de répondre avec l'un des boutons ci-dessous."
 MEDIA_NOT_UNDERSTOOD = {
     "sticker": "Je ne sais pas lire les autocollants.",

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import texts
-from bot.messages import Message
+from bot.messages import Message, plain
 from bot.services import outbox
 from bot.services.animator import AnimatorService
 from bot.services.digests import DigestService
@@ -471,7 +471,7 @@ class IntakeService:
             return
         outcome = self._button_answer(conv, value, turn.found)
         if isinstance(outcome, Invalid):
-            turn.toast = outcome.reason
+            turn.toast = outcome.reason.plain()
             return
         label = self._button_label(conv, value)
         if label:
@@ -614,7 +614,7 @@ class IntakeService:
                 return _Accept({"location_candidates": None}, goto="location")
             commune = self.geography.by_insee(value)
             if commune is None or value not in (conv.answers.get("location_candidates") or []):
-                return Invalid(texts.STALE_BUTTON)
+                return Invalid(plain(texts.STALE_BUTTON))
             accepted = _Accept({**_commune_answers(commune), "location_candidates": None})
             return _with_candidates(accepted, conv, commune, found)
         if step == "theme" and value in THEMES:
@@ -629,7 +629,7 @@ class IntakeService:
             return _Accept({"_summary": value})
         if step == "edit_choice" and (value in EDITABLE or value == "back"):
             return _Accept({"_edit": value})
-        return Invalid(texts.STALE_BUTTON)
+        return Invalid(plain(texts.STALE_BUTTON))
 
     def _button_label(self, conv: Conversation, value: str) -> str | None:
         step = conv.step
@@ -695,7 +695,8 @@ class IntakeService:
             return
         outcome = self._text_answer(conv, event.value, turn.found)
         if isinstance(outcome, Invalid):
-            self._ask(conv, turn, preface=outcome.reason)
+            # The reason is a catalogue text without styles: escaped, it is the same HTML.
+            self._ask(conv, turn, preface=texts.esc(outcome.reason.plain()))
             return
         self._advance(session, event, conv, outcome, turn, now)
 
@@ -748,13 +749,13 @@ class IntakeService:
         if step == "contact_value":
             parser = parse_phone if conv.answers.get("contact_method") == "phone" else parse_email
             return _accept_or(parser(text), "contact_value")
-        return Invalid(texts.USE_BUTTONS)
+        return Invalid(plain(texts.USE_BUTTONS))
 
     def _firm_confirm_answer(self, conv: Conversation, value: str) -> _Accept | Invalid:
         """"Oui": take the directory's name (and commune, for a SIRET); "Non": ask again."""
         pending = conv.answers.get("firm_pending")
         if not pending or value not in {"yes", "no"}:
-            return Invalid(texts.STALE_BUTTON)
+            return Invalid(plain(texts.STALE_BUTTON))
         if value == "no":
             return _Accept({"firm_pending": None}, goto="siret", preface=texts.FIRM_CORRECT)
         record = FirmRecord.from_json(pending)
@@ -776,7 +777,7 @@ class IntakeService:
     def _location_answer(self, text: str) -> _Accept | Invalid:
         query = " ".join(text.split())
         if len(query) < 2:
-            return Invalid(texts.LOCATION_TOO_SHORT)
+            return Invalid(plain(texts.LOCATION_TOO_SHORT))
         found = self.geography.resolve(query, limit=MAX_COMMUNE_BUTTONS)
         if found.status == "found":
             return _Accept({**_commune_answers(found.communes[0]), "location_candidates": None})
@@ -785,7 +786,7 @@ class IntakeService:
                 {"location_candidates": [c.insee for c in found.communes[:MAX_COMMUNE_BUTTONS]]},
                 goto="location_choice",
             )
-        return Invalid(texts.LOCATION_NOT_FOUND.format(query=texts.esc(query[:60])))
+        return Invalid(plain(texts.LOCATION_NOT_FOUND.format(query=query[:60])))
 
     # --- moving through the form ---------------------------------------------------------
     def _advance(
@@ -1159,7 +1160,7 @@ def _firm_choice_answer(conv: Conversation, value: str) -> _Accept | Invalid:
     if value == "none":
         return _Accept({"firm_candidates": None})
     if not value.isdigit() or int(value) >= len(candidates):
-        return Invalid(texts.STALE_BUTTON)
+        return Invalid(plain(texts.STALE_BUTTON))
     record = FirmRecord.from_json(candidates[int(value)])
     return _Accept({"firm_candidates": None, "firm": stored_facts(record),
                     "siret": record.siret, "siren": None if record.siret else record.siren})
