@@ -198,48 +198,12 @@ TECHNICAL_ERROR = (
 )
 
 # --- Knowledge base ---------------------------------------------------------------------
-KB_CONDITIONS_TITLE = "<b>Conditions principales</b>"
-KB_VALID_AS_OF = "Informations valables au {date}, à vérifier avant toute démarche."
-KB_ENDED = "Ce dispositif a pris fin le {date}."
-KB_ENDED_SUCCESSOR = "Il est remplacé par : <b>{title}</b>."
-KB_NOT_SURE = "Je ne suis pas sûr de bien comprendre. Voici les fiches les plus proches :"
-KB_OUT_OF_SCOPE = (
-    "Je n'ai pas de fiche sur ce sujet, et je préfère ne pas deviner.\n"
-    "Je peux transmettre votre question à l'équipe Territoires d'industrie.\n"
-    "Pour déposer une demande, tapez /start."
-)
-KB_FORWARDED = (
-    "Votre question est transmise à l'équipe Territoires d'industrie.\n"
-    "Pour être recontacté, déposez une demande avec /start."
-)
-KB_REJECTED = "Merci, c'est noté : cette réponse sera revue pour améliorer les fiches."
-KB_OTHER_CHOICES = "Voici d'autres pistes :"
-KB_DETAILS_WHO = "<b>Pour qui</b>"
-KB_DETAILS_WHAT = "<b>Ce que vous obtenez</b>"
-KB_DETAILS_HOW = "<b>Comment faire</b>"
-KB_DETAILS_UNCERTAIN = "<b>À vérifier</b>"
-KB_DETAILS_SOURCES = "<b>Sources</b>"
-KB_CONTACTS_TITLE = "<b>Qui contacter pour « {title} »</b>"
-KB_CONTACTS_ANIMATOR = (
-    "Le chef de projet Territoire d'industrie de votre territoire peut vous orienter : "
-    "déposez une demande et il vous recontacte."
-)
 KB_INTAKE_IN_PROGRESS = "Vous avez déjà une demande en cours : reprenons-la."
 KB_THEME_PREFILLED = "Thème retenu : <b>{theme}</b>."
-KB_UNKNOWN_CARD = "Cette fiche n'est plus disponible."
-BTN_KB_DETAILS = "Détails"
-BTN_KB_CONTACTS = "Qui contacter"
-BTN_KB_NOT_THAT = "Ce n'est pas ça"
-BTN_KB_APPLY = "Déposer une demande"
-BTN_KB_FORWARD = "Transmettre ma question"
 KB_RELOADED = "Base de connaissances rechargée : {count} fiches."
 KB_RELOAD_PROBLEMS = "Fiches ignorées car invalides :\n{problems}"
 KB_RELOAD_FORBIDDEN = "Cette commande est réservée aux animateurs."
 
-
-def esc_attr(value: object) -> str:
-    """Escape a value for an HTML attribute (quotes included)."""
-    return escape(str(value), quote=True)
 KB_FORWARDED_TO_ANIMATOR = (
     "<b>Question transmise par Relais</b> (sans réponse dans les fiches) :\n« {question} »"
 )
