@@ -450,31 +450,3 @@ CHART_CAPTIONS: dict[str, str] = {
     "delais-accuse-reception.png": "Délai médian d'accusé de réception, par partenaire",
     "satisfaction.png": "Satisfaction des entreprises",
 }
-
-# --- Mutualisation radar -------------------------------------------------------------------
-RADAR_EMPTY = "Aucun besoin commun repéré parmi les demandes ouvertes de votre territoire."
-RADAR_TITLE = "<b>Besoins communs</b> ({count}) · visibles de vous seul"
-RADAR_GROUP = (
-    "<b>{count} entreprises {reason}</b>\n"
-    "{lines}\n"
-    "<b>Programmes collectifs</b> : {programmes}"
-)
-RADAR_LINE = "• {reference} · {firm} ({commune})"
-RADAR_NO_PROGRAMME = "aucun dans la base"
-BTN_RADAR_DISMISS = "Écarter"
-BTN_RADAR_PROPOSE = "Proposer aux entreprises"
-RADAR_DISMISSED = "Groupe écarté : il ne sera plus proposé."
-RADAR_PROPOSED = "Proposé à {count} entreprise(s). Je vous transmets leurs réponses."
-RADAR_GONE = "Ce groupe a changé depuis (demande close ou nouvelle) : tapez /radar."
-RADAR_FIRM_ASK = (
-    "D'autres entreprises du territoire ont un besoin proche du vôtre ({reference}). "
-    "Le chef de projet propose une action commune ({programmes}).\n"
-    "Acceptez-vous que le nom de votre entreprise leur soit communiqué ?"
-)
-BTN_RADAR_YES = "Oui, d'accord"
-BTN_RADAR_NO = "Non merci"
-RADAR_FIRM_YES = "Merci. Le chef de projet vous recontacte pour organiser la suite."
-RADAR_FIRM_NO = "C'est noté : votre nom ne sera pas communiqué. Votre demande suit son cours."
-RADAR_ANSWER_FOR_ANIMATOR = "{firm} ({reference}) {answer} que son nom soit communiqué au groupe."
-RADAR_ACCEPTS = "accepte"
-RADAR_REFUSES = "refuse"
