@@ -18,6 +18,7 @@ from bot import texts
 from bot.messages import Message
 from bot.services import outbox
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
+from bot.services.explain import decision_text, partner_reason
 from bot.services.firms import facts_line, routing_facts
 from bot.services.types import Button
 from bot.services.workdays import add_working_days
@@ -162,12 +163,14 @@ class RoutingService:
         routings: list[NeedRouting] = []
         for routed in decision.partners:
             routing = self._add_partner(session, need, territory, routed.partner,
-                                        level=routed.level, reason=routed.reason, now=now)
+                                        level=routed.level,
+                                        reason=partner_reason(need.theme, routed).plain(),
+                                        now=now)
             routings.append(routing)
             result.partner_names.append(routed.partner.name)
         if routings:
             change_status(session, need, NeedStatus.ROUTED, actor="routing", now=now,
-                          note=decision.explanation[:500])
+                          note=decision_text(decision).plain()[:500])
         if territory is not None:
             card = animator_card(need, routings, fallback=decision.fallback, tz=self.tz)
             result.animator_messages = [(chat, card) for chat in animator_chats(territory)]
