@@ -60,6 +60,9 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     assert "Nouvelle demande TI-2026-0001" in card.plain
     assert "Menuiserie Dupont" in card.plain and "Paray-le-Monial (71342)" in card.plain
     assert "thème recrutement, zone EPCI 200071884" in card.plain
+    # The partner is named once on its line (the reason does not repeat the name).
+    assert "France Travail Paray-le-Monial : thème recrutement" in card.plain
+    assert "Paray-le-Monial : France Travail" not in card.plain
     assert card.button_labels() == ["Je prends", "Réaffecter", "Proposer un RDV", "Clore"]
 
     def routings(session: Session) -> list[NeedRouting]:
