@@ -87,7 +87,7 @@ class RadarService:
                                firm=need.firm_name or "—", commune=need.commune_name or "—"))
         programmes = ", ".join(title for _id, title in group.programmes)
         return Message(
-            t("animator.radar_group", reason=describe(group), lines=Text(tuple(
+            t("animator.radar_group", shared=describe(group), group_needs=Text(tuple(
                 block for line in lines for block in line.blocks)),
               programmes=programmes or label("animator.radar_no_programme")),
             ((Button(label("animator.radar_btn_propose"), f"rad:ask:{group.key}"),

@@ -139,15 +139,15 @@ class QuestionService:
         shown = successor or card
         if successor is not None:
             assert ends is not None
-            text = t("firm.kb_ended_successor", title=card.title, date=_fr_date(ends),
+            text = t("firm.kb_ended_successor", card_title=card.title, date=_fr_date(ends),
                      successor=successor.title)
-            text += t("firm.kb_card", title=successor.title, summary=successor.summary)
+            text += t("firm.kb_card", card_title=successor.title, summary=successor.summary)
         elif ends is not None:
             # No successor: the ended card is the one shown, its title once.
-            text = t("firm.kb_ended", title=card.title, date=_fr_date(ends),
+            text = t("firm.kb_ended", card_title=card.title, date=_fr_date(ends),
                      summary=card.summary)
         else:
-            text = t("firm.kb_card", title=card.title, summary=card.summary)
+            text = t("firm.kb_card", card_title=card.title, summary=card.summary)
         if shown.conditions:
             text += t("firm.kb_conditions", conditions=_bullets(shown.conditions[:4]))
         text += t("firm.kb_valid_as_of", date=_fr_date(shown.valid_as_of))
@@ -213,7 +213,7 @@ class QuestionService:
 
 def _details(card: Card) -> Text:
     """Who a programme is for, what it gives, how to apply, what to check, its sources."""
-    text = t("firm.kb_details", title=card.title, for_whom=card.for_whom,
+    text = t("firm.kb_details", card_title=card.title, for_whom=card.for_whom,
              what_you_get=card.what_you_get, how_to_apply=card.how_to_apply)
     if card.uncertain:
         text += t("firm.kb_details_uncertain", points=_bullets(card.uncertain))
@@ -238,7 +238,7 @@ def _contacts(card: Card) -> Text:
                        website=websites[kind])
         else:
             lines += t("firm.kb_contact", name=label(key), role=role)
-    return t("firm.kb_contacts", title=card.title, contacts=lines) \
+    return t("firm.kb_contacts", card_title=card.title, contacts=lines) \
         + t("firm.kb_contacts_animator")
 
 
