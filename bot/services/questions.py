@@ -230,14 +230,14 @@ def _contacts(card: Card) -> Text:
         key = f"firm.partner_kind_{kind}"
         if key not in entries():
             # A kind the catalogue does not describe yet: its name only.
-            lines += t("firm.kb_contact_name_only", name=PARTNER_KINDS.get(kind, kind))
+            lines += t("firm.kb_contact_name_only", kind_name=PARTNER_KINDS.get(kind, kind))
             continue
         role = t(f"{key}_role")
         if kind in websites:
-            lines += t("firm.kb_contact_website", name=label(key), role=role,
+            lines += t("firm.kb_contact_website", kind_name=label(key), role=role,
                        website=websites[kind])
         else:
-            lines += t("firm.kb_contact", name=label(key), role=role)
+            lines += t("firm.kb_contact", kind_name=label(key), role=role)
     return t("firm.kb_contacts", card_title=card.title, contacts=lines) \
         + t("firm.kb_contacts_animator")
 
