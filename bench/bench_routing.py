@@ -187,7 +187,7 @@ class NaiveRouter:
                ) -> tuple[Level, str] | None:
         zone = partner.zone
         if zone is None:
-            return "territoire", ""
+            return "territoire", ""  # the caller puts the territory's id
         parent = _PLM_PARENT.get(insee)
         for code in zone.communes:
             if code == insee or code == parent:
@@ -230,20 +230,15 @@ class NaiveRouter:
             if match is None or not self._accepts(partner, firm):
                 continue
             level, code = match
+            code = code or owner.id
             found.append((LEVELS.index(level), partner.kind, partner.id, partner, level, code))
         best: dict[str, int] = {}
         for rank, kind, *_ in found:
             best[kind] = min(rank, best.get(kind, rank))
         kept = sorted(f for f in found if f[0] == best[f[1]])
-        routed = []
-        for _, _, _, partner, level, code in kept:
-            where = {"commune": "zone commune", "epci": "zone EPCI", "departement":
-                     "zone département", "region": "zone région"}.get(level)
-            reason = f"{partner.name} : thème {theme}, " + (
-                f"{where} {code}" if where else "tout le territoire"
-            )
-            routed.append(RoutedPartner(partner, level, reason))
-        return RoutingDecision(territory, tuple(routed), not routed, "")
+        routed = tuple(RoutedPartner(partner, level, code)
+                       for _, _, _, partner, level, code in kept)
+        return RoutingDecision(territory, routed, not routed, commune, theme)
 
 
 # -- measurement -----------------------------------------------------------------------------
@@ -298,16 +293,12 @@ def measure(route: Route, qs: Sequence[Question]) -> dict[str, float]:
 
 
 def same(indexed: RoutingDecision, naive: RoutingDecision) -> bool:
-    """Same territory, fallback, partners, levels and reasons (the naive one omits filters)."""
+    """Same territory, fallback, partners, levels and matched zones."""
     return (
         indexed.territory is naive.territory
         and indexed.fallback == naive.fallback
-        and [(r.partner.id, r.level) for r in indexed.partners]
-        == [(r.partner.id, r.level) for r in naive.partners]
-        and all(
-            a.reason.startswith(b.reason)
-            for a, b in zip(indexed.partners, naive.partners, strict=True)
-        )
+        and [(r.partner.id, r.level, r.zone) for r in indexed.partners]
+        == [(r.partner.id, r.level, r.zone) for r in naive.partners]
     )
 
 

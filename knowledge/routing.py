@@ -14,6 +14,9 @@ decision. The rules, in order:
 4. the result is ordered by level, then kind, then id; no partner left means fallback to
    the territory's animators.
 
+A decision is data: which partner matched at which zone, which were set aside and why (as
+codes). The sentences people read are made from it by `bot/services/explain.py`.
+
 All zone lookups are precomputed by :class:`Router` so :meth:`Router.route` only touches
 the few partners indexed under the commune, its EPCI, its département and its région.
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from knowledge.geography import Commune, Geography
-from knowledge.taxonomy import THEME_KEYS, theme_noun
+from knowledge.taxonomy import THEME_KEYS
 from knowledge.territories import (
     SIZE_BANDS,
     Animator,
@@ -36,6 +39,8 @@ from knowledge.territories import (
 
 __all__ = [
     "LEVELS",
+    "Excluded",
+    "Exclusion",
     "FirmFacts",
     "Level",
     "RoutedPartner",
@@ -56,10 +61,9 @@ _PLM_ARRONDISSEMENTS: dict[str, tuple[str, ...]] = {
     "13055": tuple(str(code) for code in range(13201, 13217)),
 }
 
-_ACTIVITY_TEXT = {
-    "artisan": "réservé aux entreprises artisanales",
-    "industrial": "réservé aux entreprises non artisanales",
-}
+# Why a partner's filters refuse a firm: its activity (artisan or not), its headcount band,
+# or its OPCO (undetermined by its agreements, or another one).
+Exclusion = Literal["activity", "size_band", "opco_unknown", "opco_other"]
 
 
 class RoutingError(ValueError):
@@ -85,21 +89,38 @@ class FirmFacts:
 
 @dataclass(frozen=True, slots=True)
 class RoutedPartner:
-    """A partner chosen for a need, the zone level that matched and a French reason."""
+    """A partner for a need, the zone level that matched and the code matched at that level.
+
+    ``zone`` is the commune's INSEE code, the EPCI's SIREN, the département or région code,
+    or the territory's id for a partner without a zone.
+    """
 
     partner: Partner
     level: Level
-    reason: str
+    zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A partner whose filters refuse the firm; ``value`` is the firm's band or OPCO key."""
+
+    routed: RoutedPartner
+    why: Exclusion
+    value: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
-    """Who receives a need: partners, or (fallback) the territory's animators."""
+    """Who receives a need: partners, or (fallback) the territory's animators; and why."""
 
     territory: Territory | None
     partners: tuple[RoutedPartner, ...]
     fallback: bool
-    explanation: str
+    commune: Commune
+    theme: str
+    # Partners that matched but lost to a partner of the same kind at a more specific level.
+    superseded: tuple[RoutedPartner, ...] = ()
+    excluded: tuple[Excluded, ...] = ()
 
     @property
     def animators(self) -> tuple[Animator, ...]:
@@ -136,40 +157,10 @@ _NONE: tuple[_Entry, ...] = ()
 _THEMES = frozenset(THEME_KEYS)
 
 
-def _zone_text(level: Level, code: str) -> str:
-    """French wording of the zone that matched, as read in a reason."""
-    if level == "commune":
-        return f"zone commune {code}"
-    if level == "epci":
-        return f"zone EPCI {code}"
-    if level == "departement":
-        return f"zone département {code}"
-    if level == "region":
-        return f"zone région {code}"
-    return "tout le territoire"
-
-
-def _theme_words(theme: str) -> str:
-    """'compétences et formation' for the key 'competences'."""
-    return theme_noun(theme).lower()
-
-
-def _reason(partner: Partner, theme: str, level: Level, code: str) -> str:
-    """'France Travail Paray-le-Monial : thème recrutement, zone EPCI 200071884'."""
-    # The theme's French noun, not its key: a reason is read by animators and partners.
-    text = f"{partner.name} : thème {_theme_words(theme)}, {_zone_text(level, code)}"
-    activity = _ACTIVITY_TEXT.get(partner.filters.activity)
-    if activity:
-        text += f", {activity}"
-    if partner.filters.size_bands:
-        text += f", tranches d'effectif {', '.join(partner.filters.size_bands)}"
-    return text
-
-
-def _entry(partner: Partner, theme: str, level: Level, code: str) -> _Entry:
+def _entry(partner: Partner, level: Level, code: str) -> _Entry:
     bands = partner.filters.size_bands
     return _Entry(
-        routed=RoutedPartner(partner, level, _reason(partner, theme, level, code)),
+        routed=RoutedPartner(partner, level, code),
         kind=partner.kind,
         partner_id=partner.id,
         activity=partner.filters.activity,
@@ -194,10 +185,10 @@ def _theme_index(territory: Territory, theme: str) -> _ThemeIndex:
             continue
         zone = partner.zone
         if zone is None:
-            whole[partner.id] = _entry(partner, theme, "territoire", territory.id)
+            whole[partner.id] = _entry(partner, "territoire", territory.id)
             continue
         for insee in zone.communes:
-            entry = _entry(partner, theme, "commune", insee)
+            entry = _entry(partner, "commune", insee)
             for code in (insee, *_PLM_ARRONDISSEMENTS.get(insee, ())):
                 keyed["commune"][code].setdefault(partner.id, entry)
         by_level: tuple[tuple[Level, tuple[str, ...]], ...] = (
@@ -207,7 +198,7 @@ def _theme_index(territory: Territory, theme: str) -> _ThemeIndex:
         )
         for level, codes in by_level:
             for code in codes:
-                keyed[level][code][partner.id] = _entry(partner, theme, level, code)
+                keyed[level][code][partner.id] = _entry(partner, level, code)
 
     def tables(level: Level) -> dict[str, tuple[_Entry, ...]]:
         return {code: _sorted(entries) for code, entries in keyed[level].items()}
@@ -221,35 +212,22 @@ def _theme_index(territory: Territory, theme: str) -> _ThemeIndex:
     )
 
 
-def _exclusion(entry: _Entry, firm: FirmFacts) -> str | None:
+def _exclusion(entry: _Entry, firm: FirmFacts) -> Excluded | None:
     """Why the firm's known facts contradict the partner's filters, or None if accepted."""
     if entry.activity != "any" and firm.artisan is not None:
         if firm.artisan != (entry.activity == "artisan"):
-            return _ACTIVITY_TEXT[entry.activity]
+            return Excluded(entry.routed, "activity")
     bands = entry.size_bands
     if bands is not None and firm.size_band in SIZE_BANDS and firm.size_band not in bands:
-        return f"tranche d'effectif {firm.size_band} non servie"
+        return Excluded(entry.routed, "size_band", firm.size_band)
     if entry.kind == "opco" and entry.opco is not None and firm.idcc:
         # The firm's agreements are known: only its own OPCO may take the need. When they
         # give no single OPCO, no declared OPCO is sent to and the animator decides.
         if firm.opco is None:
-            return "OPCO de l'entreprise non déterminé par ses conventions collectives"
+            return Excluded(entry.routed, "opco_unknown")
         if firm.opco != entry.opco:
-            return f"l'entreprise relève d'un autre OPCO ({firm.opco})"
+            return Excluded(entry.routed, "opco_other", firm.opco)
     return None
-
-
-def _names(entries: list[RoutedPartner]) -> str:
-    # Names may contain commas ("CC …, développement économique"): a semicolon separates them.
-    return " ; ".join(r.partner.name for r in entries)
-
-
-def _where(commune: Commune) -> str:
-    """'Paray-le-Monial (71342), CC Le Grand Charolais (200071884)'."""
-    text = f"{commune.name} ({commune.insee})"
-    if commune.epci_siren:
-        text += f", {commune.epci_name or 'EPCI'} ({commune.epci_siren})"
-    return text
 
 
 class Router:
@@ -270,7 +248,7 @@ class Router:
     def route(
         self, *, theme: str, commune_insee: str, firm: FirmFacts | None = None
     ) -> RoutingDecision:
-        """The partners (or, on fallback, the animators) that receive a need; explained."""
+        """The partners (or, on fallback, the animators) that receive a need, and why."""
         if theme not in _THEMES:
             raise RoutingError(f"thème inconnu {theme!r}")
         commune = self._geography.by_insee(commune_insee)
@@ -279,19 +257,8 @@ class Router:
         epci = commune.epci_siren or ""
         territory = self._territory_by_epci.get(epci)
         if territory is None:
-            reason = (
-                f"son EPCI {epci} n'appartient à aucun Territoire d'industrie configuré"
-                if epci else "elle n'appartient à aucun EPCI"
-            )
-            return RoutingDecision(
-                territory=None,
-                partners=(),
-                fallback=True,
-                explanation=(
-                    f"{_where(commune)} : {reason} ; aucun partenaire ni chef de projet "
-                    "ne reçoit la demande."
-                ),
-            )
+            return RoutingDecision(territory=None, partners=(), fallback=True,
+                                   commune=commune, theme=theme)
         index = self._index[territory.id][theme]
         levels = (
             index.communes.get(commune.insee, _NONE),
@@ -303,56 +270,29 @@ class Router:
         chosen: list[RoutedPartner] = []
         kind_rank: dict[str, int] = {}
         seen: set[str] = set()
-        # A partner left out for a closer one of its kind, with the ones kept instead.
-        superseded: list[tuple[RoutedPartner, list[RoutedPartner]]] = []
-        excluded: list[tuple[RoutedPartner, str]] = []
+        superseded: list[RoutedPartner] = []
+        excluded: list[Excluded] = []
         for rank, entries in enumerate(levels):
             for entry in entries:
                 if entry.partner_id in seen:
                     continue  # already met at a more specific level of its own zone
                 seen.add(entry.partner_id)
                 if firm is not None:
-                    why = _exclusion(entry, firm)
-                    if why is not None:
-                        excluded.append((entry.routed, why))
+                    refused = _exclusion(entry, firm)
+                    if refused is not None:
+                        excluded.append(refused)
                         continue
                 best = kind_rank.setdefault(entry.kind, rank)
                 if best == rank:
                     chosen.append(entry.routed)
                 else:
-                    kept = [r for r in chosen if r.partner.kind == entry.kind]
-                    superseded.append((entry.routed, kept))
-
-        head = (f"{_where(commune)} → {territory.name} ({territory.id}), "
-                f"thème {_theme_words(theme)}")
-        # The filters first: they say why a partner got nothing at all (a stored note is cut).
-        notes = ""
-        if excluded:
-            notes += " Écartés par leurs filtres : " + " ; ".join(
-                f"{r.partner.name} ({why})" for r, why in excluded
-            ) + "."
-        if superseded:
-            notes += " Non retenus, un partenaire du même type étant plus proche : " + " ; ".join(
-                f"{r.partner.name} (au profit de {_names(kept)})" for r, kept in superseded
-            ) + "."
-        if not chosen:
-            animators = " ; ".join(a.name for a in territory.animators)
-            return RoutingDecision(
-                territory=territory,
-                partners=(),
-                fallback=True,
-                explanation=(
-                    f"{head} : aucun partenaire ne traite ce besoin ici ; la demande va au "
-                    f"chef de projet du territoire ({animators}).{notes}"
-                ),
-            )
-        count = len(chosen)
-        plural = "s" if count > 1 else ""
+                    superseded.append(entry.routed)
         return RoutingDecision(
             territory=territory,
             partners=tuple(chosen),
-            fallback=False,
-            explanation=(
-                f"{head} : {count} partenaire{plural} retenu{plural} ({_names(chosen)}).{notes}"
-            ),
+            fallback=not chosen,
+            commune=commune,
+            theme=theme,
+            superseded=tuple(superseded),
+            excluded=tuple(excluded),
         )

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
 from bot.runtime import build_services, running_bot
+from bot.services.explain import decision_text
 from knowledge.geography import default_geography
 from knowledge.routing import FirmFacts, Router
 from knowledge.territories import load_territories
@@ -262,7 +263,7 @@ def test_router_uses_the_firms_opco_and_leaves_unknown_branches_to_the_animator(
 
     def partners(firm: FirmFacts) -> tuple[set[str], str]:
         decision = router.route(theme="competences", commune_insee="71342", firm=firm)
-        return {r.partner.id for r in decision.partners}, decision.explanation
+        return {r.partner.id for r in decision.partners}, decision_text(decision).plain()
 
     # Nothing known (no lookup): the OPCO of the territory receives it, as before.
     assert "opco2i-bfc" in partners(FirmFacts())[0]
@@ -271,7 +272,7 @@ def test_router_uses_the_firms_opco_and_leaves_unknown_branches_to_the_animator(
     # Building trades (Constructys): not OPCO 2i, and the reason is written down.
     chosen, why = partners(FirmFacts(idcc=("1596",), opco="constructys"))
     assert "opco2i-bfc" not in chosen
-    assert "OPCO 2i Bourgogne-Franche-Comté (l'entreprise relève d'un autre OPCO (constructys))" in why
+    assert "OPCO 2i Bourgogne-Franche-Comté (l'entreprise relève d'un autre OPCO : Constructys)" in why
     # Unmapped agreement or two OPCO: no OPCO is chosen; the animator decides.
     chosen, why = partners(FirmFacts(idcc=("1486", "3248")))
     assert "opco2i-bfc" not in chosen and "non déterminé" in why
@@ -321,7 +322,7 @@ async def test_siret_of_a_known_firm_in_another_opco_is_not_sent_to_opco_2i(
         from storage.models import NeedEvent
         return " ".join(e.note or "" for e in session.exec(select(NeedEvent)).all())
 
-    assert "l'entreprise relève d'un autre OPCO (constructys)" in await firm_bot.services.db.run(note)
+    assert "l'entreprise relève d'un autre OPCO : Constructys" in await firm_bot.services.db.run(note)
 
 
 async def test_the_cache_answers_the_second_firm_and_supprimer_forgets_it(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.services.mutualisation import describe
 from bot.services.radar import (
     DEFAULT_THRESHOLD,
     Group,
@@ -168,7 +169,8 @@ def test_same_firm_is_not_a_group(kb: KnowledgeBase) -> None:
     assert find_groups([first, again], kb=kb) == []
     (group,) = find_groups([first, again, other], kb=kb)
     assert group.need_ids == (1, 2, 3)
-    assert group.reason.startswith("2 entreprises ")  # firms are counted, not needs
+    assert group.firms == 2  # firms are counted, not needs
+    assert describe(group).plain().startswith("2 entreprises ")
 
 
 # -- what a group says ---------------------------------------------------------------------------
@@ -201,7 +203,7 @@ def test_group_key_is_sha256_of_sorted_ids() -> None:
 
 def test_reasons(groups: list[Group]) -> None:
     """Each group is explained by the words its needs share, with its number of firms."""
-    reasons = {g.need_ids: g.reason for g in groups}
+    reasons = {g.need_ids: describe(g).plain() for g in groups}
     assert reasons[(101, 102, 103, 104)] == "4 entreprises cherchent à recruter : soudeurs"
     assert reasons[(111, 112)] == "2 entreprises veulent partager : CLT, presse"
     assert reasons[(121, 122)] == "2 entreprises cherchent du foncier : friche"
@@ -219,15 +221,15 @@ def test_no_firm_name_in_reasons(groups: list[Group]) -> None:
         w for r in ROWS for w in words(r["firm"]) if len(w) >= 3 and not lexicon.is_stop(w)
     }
     for g in groups:
-        assert not firm_words & set(words(g.reason)), g.reason
+        assert not firm_words & set(words(" ".join(g.words))), g.words
     # two firms that write their (shared) family name in their texts
     items = [
         NeedItem(1, "TI-1", "recrutement", "Chez Dufour on recrute 2 soudeurs", "Dufour Métal", None),
         NeedItem(2, "TI-2", "recrutement", "Dufour Frères cherche un soudeur", "Dufour Frères", None),
     ]
     (group,) = find_groups(items, kb=None)
-    assert "dufour" not in group.reason.casefold()
-    assert "soudeur" in group.reason
+    assert "dufour" not in describe(group).plain().casefold()
+    assert "soudeur" in " ".join(group.words)
 
 
 def test_programmes_of_the_welding_group(groups: list[Group]) -> None:

@@ -26,15 +26,21 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     assert replies[0].plain.startswith("Besoins communs (1) · visibles de vous seul")
     card = replies[1]
     assert "Chaudronnerie Martin" in card.plain and "Forges du Brionnais" in card.plain
+    # The count of firms is said once (« 2 entreprises cherchent à recruter : … »).
+    assert card.plain.startswith("2 entreprises cherchent à recruter")
+    assert card.plain.count("entreprises") == 1
     assert card.button_labels() == ["Proposer aux entreprises", "Écarter"]
     before_first, before_second = len(first.messages), len(second.messages)
     done = (await press(animator, "Proposer aux entreprises"))[-1]
-    assert done.plain == "Proposé à 2 entreprise(s). Je vous transmets leurs réponses."
+    assert done.plain == "Proposé à 2 entreprises. Je vous transmets leurs réponses."
     ask = (await first.wait_for_messages(before_first + 1))[-1]
     assert ask.plain.startswith("D'autres entreprises du territoire ont un besoin proche")
     # A firm never learns who the others are.
     assert "Forges" not in ask.plain and "Chaudronnerie" not in ask.plain
     await second.wait_for_messages(before_second + 1)
+    # Proposed again: both firms were asked already, nobody is asked twice.
+    again = (await press(animator, "Proposer aux entreprises"))[-1]
+    assert again.plain.startswith("Aucune entreprise de plus à solliciter")
     before = len(animator.messages)
     assert (await press(first, "Oui, d'accord"))[-1].plain.startswith("Merci.")
     note = (await animator.wait_for_messages(before + 1))[-1]

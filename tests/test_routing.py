@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from bot.commands.route import route_command
+from bot.services.explain import decision_text, partner_reason
 from knowledge.geography import Geography, default_geography
 from knowledge.routing import LEVELS, FirmFacts, Router, RoutingDecision, RoutingError
 from knowledge.taxonomy import THEME_KEYS, theme_noun
@@ -174,22 +175,25 @@ def test_routing_table(
         assert decision.fallback and decision.partners == ()
         if territory_id == "ti-beta":
             assert [a.name for a in decision.animators] == ["Bruno Beta", "Berthe Beta"]
-            assert "aucun partenaire ne traite ce besoin ici" in decision.explanation
-            assert "Bruno Beta ; Berthe Beta" in decision.explanation
+            assert "aucun partenaire ne traite ce besoin ici" in _why(decision)
+            assert "Bruno Beta ; Berthe Beta" in _why(decision)
         else:
             assert decision.animators == ()
-            assert "n'appartient à aucun Territoire d'industrie configuré" in decision.explanation
+            assert "n'appartient à aucun Territoire d'industrie configuré" in _why(decision)
         return
     assert not decision.fallback and decision.animators == () and level is not None
     (routed,) = decision.partners
     assert (routed.partner.id, routed.level) == (partner_id, level)
-    words = theme_noun(theme).lower()  # the theme in French, not its key
-    assert routed.reason == f"Partenaire {partner_id} : thème {words}, {CODE_TEXT[level]}"
+    # The reason says the theme as a noun (never its key) and the zone; not the partner's
+    # name, which the card and the email give already.
+    noun = theme_noun(theme)
+    assert partner_reason(theme, routed).plain() == (
+        f"thème {noun[0].lower()}{noun[1:]}, {CODE_TEXT[level]}")
     # The less specific partners of the same kind are named, with the one kept instead.
     if level != "territoire":
-        assert "Non retenus, un partenaire du même type étant plus proche : " in (
-            decision.explanation)
-        assert f"(au profit de Partenaire {partner_id})" in decision.explanation
+        why = _why(decision)
+        assert "du même type plus proche" in why
+        assert f"Partenaire {partner_id} plutôt que Partenaire {theme}-territoire" in why
 
 
 def test_table_covers_every_theme_and_level() -> None:
@@ -249,6 +253,16 @@ def mixed(mixed_dir: Path, geo: Geography) -> Router:
     return Router(load_territories(mixed_dir, geo), geo)
 
 
+def _why(decision: RoutingDecision) -> str:
+    """The decision as the chef de projet reads it."""
+    return decision_text(decision).plain()
+
+
+def _reason(decision: RoutingDecision, index: int = 0) -> str:
+    """Why a chosen partner receives the need, as the partner and the card say it."""
+    return partner_reason(decision.theme, decision.partners[index]).plain()
+
+
 def _ids(decision: RoutingDecision) -> list[tuple[str, str]]:
     return [(r.partner.id, r.level) for r in decision.partners]
 
@@ -257,15 +271,14 @@ def test_most_specific_level_wins_per_kind(mixed: Router) -> None:
     """Paray's agency beats the département's; the OPCO still receives the recruiting need."""
     decision = mixed.route(theme="recrutement", commune_insee=PARAY)
     assert _ids(decision) == [("ft-paray", "epci"), ("opco", "territoire")]
-    assert decision.partners[0].reason == (
-        "France Travail Paray-le-Monial : thème recrutement, zone EPCI 200071884, "
-        "tranches d'effectif 00, 01, 02, 03, 11, 12"
+    assert _reason(decision) == (
+        "thème recrutement, zone EPCI 200071884, tranches d'effectif 00, 01, 02, 03, 11, 12"
     )
-    assert decision.explanation == (
+    assert _why(decision) == (
         "Paray-le-Monial (71342), CC Le Grand Charolais (200071884) → Mix Industrie (ti-mix), "
         "thème recrutement : 2 partenaires retenus (France Travail Paray-le-Monial ; "
-        "Partenaire opco). Non retenus, un partenaire du même type étant plus proche : "
-        "Partenaire ft-71 (au profit de France Travail Paray-le-Monial)."
+        "Partenaire opco). Partenaire du même type plus proche : "
+        "France Travail Paray-le-Monial plutôt que Partenaire ft-71."
     )
     montceau = mixed.route(theme="recrutement", commune_insee=MONTCEAU)
     assert _ids(montceau) == [("ft-71", "departement"), ("opco", "territoire")]
@@ -287,8 +300,8 @@ def test_size_band_filter(mixed: Router, size_band: str | None, expected: str) -
     )
     assert [r.partner.id for r in decision.partners] == [expected, "opco"]
     if expected == "ft-71":
-        assert "Écartés par leurs filtres : France Travail Paray-le-Monial " \
-               "(tranche d'effectif 21 non servie)." in decision.explanation
+        assert "Écarté par ses filtres : France Travail Paray-le-Monial " \
+               "(tranche d'effectif 21 non servie)." in _why(decision)
 
 
 @pytest.mark.parametrize(
@@ -307,8 +320,8 @@ def test_activity_filter_and_order(mixed: Router, artisan: bool | None, expected
     levels = [r.level for r in decision.partners]
     assert levels == sorted(levels, key=LEVELS.index)
     if artisan is True:
-        assert "Partenaire cci-71 (réservé aux entreprises non artisanales)" in decision.explanation
-        assert decision.partners[0].reason.endswith(", réservé aux entreprises artisanales")
+        assert "Partenaire cci-71 (réservé aux entreprises non artisanales)" in _why(decision)
+        assert _reason(decision).endswith(", réservé aux entreprises artisanales")
 
 
 def test_several_partners_of_one_kind_and_level(mixed: Router) -> None:
@@ -316,7 +329,7 @@ def test_several_partners_of_one_kind_and_level(mixed: Router) -> None:
     decision = mixed.route(theme="financement", commune_insee=MONTCEAU, firm=None)
     bpi = [r for r in decision.partners if r.partner.kind == "bpifrance"]
     assert [(r.partner.id, r.level) for r in bpi] == [("bpi-a", "territoire"), ("bpi-b", "territoire")]
-    assert "5 partenaires retenus" in decision.explanation
+    assert "5 partenaires retenus" in _why(decision)
 
 
 def test_zone_union_matches_at_each_own_level(mixed: Router) -> None:
@@ -326,7 +339,7 @@ def test_zone_union_matches_at_each_own_level(mixed: Router) -> None:
     decision = mixed.route(theme="foncier", commune_insee=DIGOIN)
     assert decision.fallback and decision.partners == ()
     assert [a.name for a in decision.animators] == ["Maud Mix"]
-    assert decision.explanation == (
+    assert _why(decision) == (
         "Digoin (71176), CC Le Grand Charolais (200071884) → Mix Industrie (ti-mix), thème "
         "foncier : aucun partenaire ne traite ce besoin ici ; la demande va au chef de projet "
         "du territoire (Maud Mix)."
@@ -337,8 +350,8 @@ def test_fallback_when_filters_exclude_everyone(mixed: Router) -> None:
     """A partner excluded by its filter leaves nobody: fallback, and the explanation says why."""
     decision = mixed.route(theme="innovation", commune_insee=PARAY, firm=FirmFacts(artisan=False))
     assert decision.fallback and decision.partners == ()
-    assert decision.explanation.endswith(
-        "la demande va au chef de projet du territoire (Maud Mix). Écartés par leurs filtres : "
+    assert _why(decision).endswith(
+        "la demande va au chef de projet du territoire (Maud Mix). Écarté par ses filtres : "
         "Partenaire cma-innov (réservé aux entreprises artisanales)."
     )
     unknown = mixed.route(theme="innovation", commune_insee=PARAY, firm=FirmFacts())
@@ -348,7 +361,7 @@ def test_fallback_when_filters_exclude_everyone(mixed: Router) -> None:
 def test_arrondissement_is_inside_its_commune_zone(mixed: Router) -> None:
     """Lyon 3e (69383) is covered by a zone naming Lyon (69123)."""
     decision = mixed.route(theme="recrutement", commune_insee=LYON_3E)
-    assert decision.partners[0].reason == "Partenaire ft-lyon : thème recrutement, zone commune 69123"
+    assert _reason(decision) == "thème recrutement, zone commune 69123"
     assert decision.territory is not None and decision.territory.id == "ti-lyon"
 
 
@@ -421,11 +434,9 @@ def test_shipped_directory(
 
 
 def test_shipped_reason_reads_like_the_issue(shipped: Router) -> None:
-    """The reason a person reads names the partner, the theme and the zone."""
+    """The reason a person reads names the theme and the zone (the partner is named beside it)."""
     decision = shipped.route(theme="recrutement", commune_insee=PARAY)
-    assert decision.partners[0].reason == (
-        "France Travail Paray-le-Monial : thème recrutement, zone EPCI 200071884"
-    )
+    assert _reason(decision) == "thème recrutement, zone EPCI 200071884"
 
 
 # -- relais route ----------------------------------------------------------------------------
@@ -454,7 +465,7 @@ def test_route_command_json(capsys: pytest.CaptureFixture[str], mixed_dir: Path,
     assert {"id", "name", "kind", "email", "level", "reason"} <= set(first)
     assert first["kind"] == "france_travail" and first["level"] == "epci"
     assert first["email"] == "ft-paray@example.org"
-    assert first["reason"].startswith("France Travail Paray-le-Monial : thème recrutement")
+    assert first["reason"].startswith("thème recrutement, zone EPCI 200071884")
 
 
 def test_route_command_json_with_firm_facts_and_name(

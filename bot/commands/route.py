@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from bot.config import load_settings
+from bot.services.explain import decision_text, partner_reason
 from knowledge.geography import Commune, Geography, default_geography
 from knowledge.routing import FirmFacts, Router, RoutingDecision
 from knowledge.taxonomy import PARTNER_KINDS, THEME_KEYS, theme_label
@@ -56,13 +57,13 @@ def decision_json(commune: Commune, theme: str, decision: RoutingDecision) -> di
                 "kind": routed.partner.kind,
                 "email": routed.partner.email,
                 "level": routed.level,
-                "reason": routed.reason,
+                "reason": partner_reason(theme, routed).plain(),
                 "ack_days": routed.partner.ack_days,
             }
             for routed in decision.partners
         ],
         "animators": [{"name": a.name, "email": a.email} for a in decision.animators],
-        "explanation": decision.explanation,
+        "explanation": decision_text(decision).plain(),
     }
 
 
@@ -91,8 +92,8 @@ def format_decision(commune: Commune, theme: str, decision: RoutingDecision) -> 
                     f"niveau {_LEVEL_TEXT[routed.level]}, "
                     f"accusé de réception sous {partner.ack_days} jours ouvrés"
                 )
-                lines.append(f"    {routed.reason}")
-    lines.append(f"Explication : {decision.explanation}")
+                lines.append(f"    {partner_reason(theme, routed).plain()}")
+    lines.append(f"Explication : {decision_text(decision).plain()}")
     lines.append("(Simulation : rien n'a été envoyé.)")
     return "\n".join(lines)
 

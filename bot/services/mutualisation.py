@@ -14,8 +14,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import entries, label, t
+from bot.messages import Message, Text
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
@@ -24,7 +24,7 @@ from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, RadarConsent, RadarMark
 
-__all__ = ["RadarService", "need_items"]
+__all__ = ["RadarService", "describe", "need_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 
@@ -35,6 +35,15 @@ def need_items(needs: list[Need]) -> list[NeedItem]:
                      text=n.description or "", firm=n.firm_name or "",
                      commune=n.commune_name) for n in needs if n.id is not None
             and n.description]
+
+
+def describe(group: Group) -> Text:
+    """What a group shares, for the animator: « 4 entreprises cherchent à recruter : soudeurs »."""
+    theme = group.theme if f"animator.radar_verb_{group.theme}" in entries() else "autre"
+    verb = label(f"animator.radar_verb_{theme}")
+    if not group.words:
+        return t("animator.radar_reason_no_words", count=group.firms, verb=verb)
+    return t("animator.radar_reason", count=group.firms, verb=verb, words=", ".join(group.words))
 
 
 class RadarService:
@@ -57,14 +66,14 @@ class RadarService:
         """`/radar`: each group with its firms (for the animator only) and programmes."""
         territories = self.territories.animated_by(user_id)
         if not territories:
-            return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
+            return Reply([Message(t("common.animators_only"))])
         result = Reply()
         for territory in territories:
             groups = self.groups(session, territory)
             if not groups:
-                result.messages.append(Message.legacy(texts.RADAR_EMPTY))
+                result.messages.append(Message(t("animator.radar_empty")))
                 continue
-            result.messages.append(Message.legacy(texts.RADAR_TITLE.format(count=len(groups))))
+            result.messages.append(Message(t("animator.radar_title", count=len(groups))))
             for group in groups[:10]:
                 result.messages.append(self._card(session, group))
         return result
@@ -74,16 +83,15 @@ class RadarService:
         for need_id in group.need_ids:
             need = session.get(Need, need_id)
             if need is not None:
-                lines.append(texts.RADAR_LINE.format(
-                    reference=need.reference, firm=texts.esc(need.firm_name or "—"),
-                    commune=texts.esc(need.commune_name or "—")))
-        programmes = ", ".join(texts.esc(title) for _id, title in group.programmes)
-        return Message.legacy(
-            texts.RADAR_GROUP.format(count=len(group.need_ids), reason=texts.esc(group.reason),
-                                     lines="\n".join(lines),
-                                     programmes=programmes or texts.RADAR_NO_PROGRAMME),
-            ((Button(texts.BTN_RADAR_PROPOSE, f"rad:ask:{group.key}"),
-              Button(texts.BTN_RADAR_DISMISS, f"rad:dis:{group.key}")),))
+                lines.append(t("animator.radar_line", reference=need.reference,
+                               firm=need.firm_name or "—", commune=need.commune_name or "—"))
+        programmes = ", ".join(title for _id, title in group.programmes)
+        return Message(
+            t("animator.radar_group", shared=describe(group), group_needs=Text(tuple(
+                block for line in lines for block in line.blocks)),
+              programmes=programmes or label("animator.radar_no_programme")),
+            ((Button(label("animator.radar_btn_propose"), f"rad:ask:{group.key}"),
+              Button(label("animator.radar_btn_dismiss"), f"rad:dis:{group.key}")),))
 
     def on_button(self, session: Session, user_id: int, value: str, *,
                   now: datetime) -> Reply:
@@ -93,7 +101,7 @@ class RadarService:
             return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
                                      now=now)
         if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         for territory in self.territories.animated_by(user_id):
             group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
                          None)
@@ -101,12 +109,12 @@ class RadarService:
                 continue
             if parts[1] == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
-                return Reply([Message.legacy(texts.RADAR_DISMISSED)])
+                return Reply([Message(t("animator.radar_dismissed"))])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
         if not self.territories.animated_by(user_id):
-            return Reply(toast=texts.ANIMATORS_ONLY)
-        return Reply([Message.legacy(texts.RADAR_GONE)])
+            return Reply(toast=label("common.animators_only"))
+        return Reply([Message(t("animator.radar_gone"))])
 
     @staticmethod
     def _mark(session: Session, territory_id: str, key: str, status: str,
@@ -121,7 +129,7 @@ class RadarService:
     def _propose(self, session: Session, group: Group, now: datetime) -> Reply:
         result = Reply()
         asked = 0
-        programmes = ", ".join(title for _id, title in group.programmes[:2]) or "à définir"
+        programmes = ", ".join(title for _id, title in group.programmes[:2])
         for need_id in group.need_ids:
             need = session.get(Need, need_id)
             if need is None or need.telegram_chat_id is None:
@@ -131,13 +139,17 @@ class RadarService:
             if known is not None:
                 continue  # never asked twice
             session.add(RadarConsent(need_id=need_id, group_key=group.key, at=now))
-            result.others.append((str(need.telegram_chat_id), Message.legacy(
-                texts.RADAR_FIRM_ASK.format(reference=need.reference,
-                                            programmes=texts.esc(programmes)),
-                ((Button(texts.BTN_RADAR_YES, f"rad:yes:{need_id}:{group.key}"),
-                  Button(texts.BTN_RADAR_NO, f"rad:no:{need_id}:{group.key}")),))))
+            ask = (t("firm.radar_ask", reference=need.reference, programmes=programmes)
+                   if programmes else t("firm.radar_ask_no_programme", reference=need.reference))
+            result.others.append((str(need.telegram_chat_id), Message(
+                ask,
+                ((Button(label("firm.radar_btn_yes"), f"rad:yes:{need_id}:{group.key}"),
+                  Button(label("firm.radar_btn_no"), f"rad:no:{need_id}:{group.key}")),))))
             asked += 1
-        result.messages.append(Message.legacy(texts.RADAR_PROPOSED.format(count=asked)))
+        done = (t("animator.radar_proposed_none") if asked == 0
+                else t("animator.radar_proposed_one") if asked == 1
+                else t("animator.radar_proposed", count=asked))
+        result.messages.append(Message(done))
         return result
 
     def _firm_answer(self, session: Session, user_id: int, need_id: int, key: str,
@@ -146,17 +158,15 @@ class RadarService:
         consent = session.exec(select(RadarConsent).where(
             RadarConsent.need_id == need_id, RadarConsent.group_key == key)).first()
         if need is None or consent is None or need.telegram_user_id != user_id:
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         if consent.answer != "asked":
-            return Reply(toast=texts.STALE_BUTTON)
+            return Reply(toast=label("common.stale_button"))
         consent.answer, consent.at = answer, now
         session.add(consent)
-        result = Reply([Message.legacy(texts.RADAR_FIRM_YES if answer == "yes"
-                                          else texts.RADAR_FIRM_NO)])
+        result = Reply([Message(t("firm.radar_yes" if answer == "yes" else "firm.radar_no"))])
         territory = self.territories.get(need.territory_id or "")
         if territory is not None:
-            note = texts.RADAR_ANSWER_FOR_ANIMATOR.format(
-                firm=texts.esc(need.firm_name or "—"), reference=need.reference,
-                answer=texts.RADAR_ACCEPTS if answer == "yes" else texts.RADAR_REFUSES)
-            result.others.extend((chat, Message.legacy(note)) for chat in animator_chats(territory))
+            note = t("animator.radar_answer_yes" if answer == "yes" else "animator.radar_answer_no",
+                     firm=need.firm_name or "—", reference=need.reference)
+            result.others.extend((chat, Message(note)) for chat in animator_chats(territory))
         return result

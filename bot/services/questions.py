@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import yaml
 from sqlmodel import Session
 
-from bot import texts
-from bot.messages import Message
+from bot.catalogue import entries, label, t
+from bot.messages import Message, Paragraph, Span, Text
 from bot.services.types import Button
 from knowledge.cards import Card
 from knowledge.retrieval import Answer, KnowledgeBase
@@ -28,16 +28,16 @@ __all__ = ["KbAction", "QuestionService", "looks_like_question"]
 PARTNER_KINDS_FILE = (
     Path(__file__).resolve().parents[2] / "knowledge" / "data" / "partner_kinds.yaml"
 )
-MAX_TEXT = 3500  # well under Telegram's 4,096 characters, entities included
 
 
 @cache
-def _partner_kinds() -> dict[str, dict[str, str]]:
+def _partner_websites() -> dict[str, str]:
+    """Each partner kind's website (data; what the firm reads of a kind is in the catalogue)."""
     try:
-        rows = yaml.safe_load(PARTNER_KINDS_FILE.read_text(encoding="utf-8")) or []
+        data = yaml.safe_load(PARTNER_KINDS_FILE.read_text(encoding="utf-8")) or {}
     except OSError:
         return {}
-    return {row["kind"]: row for row in rows if isinstance(row, dict) and "kind" in row}
+    return {kind: url for kind, url in data.items() if isinstance(url, str) and url}
 
 
 def looks_like_question(text: str) -> bool:
@@ -108,16 +108,16 @@ class QuestionService:
         assert row.id is not None
         ref = self._ref(row.id, owner)
         if outcome == "out_of_scope":
-            return [Message.legacy(texts.KB_OUT_OF_SCOPE,
-                             ((Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"),),))]
+            return [Message(t("firm.kb_out_of_scope"),
+                            ((Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"),),))]
         assert best is not None
         if outcome == "uncertain":
             buttons = [
                 Button(_short(hit.card.title), f"kb:s:{ref}:{hit.card.id}")
                 for hit in result.hits[:3]
             ]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
-            return [Message.legacy(texts.KB_NOT_SURE, tuple((b,) for b in buttons))]
+            buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
+            return [Message(t("firm.kb_not_sure"), tuple((b,) for b in buttons))]
         return [self._card_message(best.card, ref)]
 
     def _ref(self, query_id: int, owner: int | None) -> str:
@@ -135,32 +135,32 @@ class QuestionService:
 
     def _card_message(self, card: Card, query_ref: str | None) -> Message:
         today = self.clock().astimezone(self.tz).date()
-        lead: list[str] = []
-        shown = card
-        if not card.is_current(today) and card.ends is not None:
-            lead.append(f"<b>{texts.esc(card.title)}</b>")
-            lead.append(texts.KB_ENDED.format(date=_fr_date(card.ends)))
-            successor = self.kb.get(card.successor) if card.successor else None
-            if successor is not None:
-                lead.append(texts.KB_ENDED_SUCCESSOR.format(title=texts.esc(successor.title)))
-                lead.append("")
-                shown = successor
-        parts = [*lead, f"<b>{texts.esc(shown.title)}</b>", texts.esc(shown.summary)]
+        ends = None if card.is_current(today) else card.ends
+        successor = self.kb.get(card.successor) if ends and card.successor else None
+        shown = successor or card
+        if successor is not None:
+            assert ends is not None
+            text = t("firm.kb_ended_successor", card_title=card.title, date=_fr_date(ends),
+                     successor=successor.title)
+            text += t("firm.kb_card", card_title=successor.title, summary=successor.summary)
+        elif ends is not None:
+            # No successor: the ended card is the one shown, its title once.
+            text = t("firm.kb_ended", card_title=card.title, date=_fr_date(ends),
+                     summary=card.summary)
+        else:
+            text = t("firm.kb_card", card_title=card.title, summary=card.summary)
         if shown.conditions:
-            parts.append("")
-            parts.append(texts.KB_CONDITIONS_TITLE)
-            parts.extend(f"• {texts.esc(c)}" for c in shown.conditions[:4])
-        parts.append("")
-        parts.append(f"<i>{texts.KB_VALID_AS_OF.format(date=_fr_date(shown.valid_as_of))}</i>")
+            text += t("firm.kb_conditions", conditions=_bullets(shown.conditions[:4]))
+        text += t("firm.kb_valid_as_of", date=_fr_date(shown.valid_as_of))
         rows: list[tuple[Button, ...]] = [
-            (Button(texts.BTN_KB_DETAILS, f"kb:d:{shown.id}"),
-             Button(texts.BTN_KB_CONTACTS, f"kb:c:{shown.id}")),
+            (Button(label("firm.kb_btn_details"), f"kb:d:{shown.id}"),
+             Button(label("firm.kb_btn_contacts"), f"kb:c:{shown.id}")),
         ]
-        second = [Button(texts.BTN_KB_APPLY, f"kb:a:{shown.id}")]
+        second = [Button(label("firm.kb_btn_apply"), f"kb:a:{shown.id}")]
         if query_ref is not None:
-            second.insert(0, Button(texts.BTN_KB_NOT_THAT, f"kb:n:{query_ref}"))
+            second.insert(0, Button(label("firm.kb_btn_not_that"), f"kb:n:{query_ref}"))
         rows.append(tuple(second))
-        return Message.legacy(_fit("\n".join(parts)), tuple(rows))
+        return Message(text, tuple(rows))
 
     # --- buttons -------------------------------------------------------------------------
     def on_button(self, session: Session, value: str, owner: int | None = None) -> KbAction:
@@ -172,7 +172,7 @@ class QuestionService:
             ref, _, card_id = rest.partition(":")
             card = self.kb.get(card_id)
             if card is None:
-                return KbAction(toast=texts.KB_UNKNOWN_CARD)
+                return KbAction(toast=label("firm.kb_unknown_card"))
             row = self._query(session, ref, owner)
             if row is not None:
                 row.chosen_card_id = card_id
@@ -180,66 +180,82 @@ class QuestionService:
             return KbAction([self._card_message(card, ref if row else None)])
         card = self.kb.get(rest)
         if card is None:
-            return KbAction(toast=texts.KB_UNKNOWN_CARD)
+            return KbAction(toast=label("firm.kb_unknown_card"))
         if action == "d":
-            return KbAction([Message.legacy(self._details(card),
-                                      ((Button(texts.BTN_KB_CONTACTS, f"kb:c:{card.id}"),
-                                        Button(texts.BTN_KB_APPLY, f"kb:a:{card.id}")),))])
+            return KbAction([Message(_details(card),
+                                     ((Button(label("firm.kb_btn_contacts"), f"kb:c:{card.id}"),
+                                       Button(label("firm.kb_btn_apply"), f"kb:a:{card.id}")),))])
         if action == "c":
-            return KbAction([Message.legacy(self._contacts(card),
-                                      ((Button(texts.BTN_KB_APPLY, f"kb:a:{card.id}"),),))])
+            return KbAction([Message(_contacts(card),
+                                     ((Button(label("firm.kb_btn_apply"), f"kb:a:{card.id}"),),))])
         if action == "a":
             theme = card.themes[0] if card.themes else "autre"
             return KbAction(apply_theme=theme)
-        return KbAction(toast=texts.STALE_BUTTON)
+        return KbAction(toast=label("common.stale_button"))
 
     def _on_query_feedback(self, session: Session, action: str, ref: str,
                            owner: int | None) -> KbAction:
         row = self._query(session, ref, owner)
         if row is None:
-            return KbAction(toast=texts.STALE_BUTTON)
+            return KbAction(toast=label("common.stale_button"))
         if action == "n":
             row.outcome = "rejected"
             session.add(row)
             answer = self.kb.ask(row.text)
             others = [h for h in answer.hits[1:4] if h.card.id != row.best_card_id]
             buttons = [Button(_short(h.card.title), f"kb:s:{ref}:{h.card.id}") for h in others]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
-            lead = texts.KB_REJECTED + ("\n" + texts.KB_OTHER_CHOICES if others else "")
-            return KbAction([Message.legacy(lead, tuple((b,) for b in buttons))])
+            buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
+            lead = t("firm.kb_rejected_others" if others else "firm.kb_rejected")
+            return KbAction([Message(lead, tuple((b,) for b in buttons))])
         row.outcome = "forwarded"
         session.add(row)
-        return KbAction([Message.legacy(texts.KB_FORWARDED)], forward_text=row.text)
+        return KbAction([Message(t("firm.kb_forwarded"))], forward_text=row.text)
 
-    def _details(self, card: Card) -> str:
-        parts = [f"<b>{texts.esc(card.title)}</b>", "",
-                 texts.KB_DETAILS_WHO, texts.esc(card.for_whom), "",
-                 texts.KB_DETAILS_WHAT, texts.esc(card.what_you_get), "",
-                 texts.KB_DETAILS_HOW, texts.esc(card.how_to_apply)]
-        if card.uncertain:
-            parts += ["", texts.KB_DETAILS_UNCERTAIN,
-                      *(f"• {texts.esc(u)}" for u in card.uncertain)]
-        if card.sources:
-            parts += ["", texts.KB_DETAILS_SOURCES,
-                      *(f'<a href="{texts.esc_attr(u)}">{texts.esc(_host(u))}</a>'
-                        for u in card.sources[:4])]
-        parts += ["", f"<i>{texts.KB_VALID_AS_OF.format(date=_fr_date(card.valid_as_of))}</i>"]
-        return _fit("\n".join(parts))
 
-    def _contacts(self, card: Card) -> str:
-        kinds = _partner_kinds()
-        parts = [texts.KB_CONTACTS_TITLE.format(title=texts.esc(card.title))]
-        for kind in card.contact:
-            info = kinds.get(kind, {})
-            label = info.get("label") or PARTNER_KINDS.get(kind, kind)
-            line = f"• <b>{texts.esc(label)}</b>"
-            if info.get("role"):
-                line += f" : {texts.esc(info['role'])}"
-            if info.get("website"):
-                line += f" ({texts.esc(info['website'])})"
-            parts.append(line)
-        parts += ["", texts.KB_CONTACTS_ANIMATOR]
-        return _fit("\n".join(parts))
+def _details(card: Card) -> Text:
+    """Who a programme is for, what it gives, how to apply, what to check, its sources."""
+    text = t("firm.kb_details", card_title=card.title, for_whom=card.for_whom,
+             what_you_get=card.what_you_get, how_to_apply=card.how_to_apply)
+    if card.uncertain:
+        text += t("firm.kb_details_uncertain", points=_bullets(card.uncertain))
+    if card.sources:
+        text += t("firm.kb_details_sources", links=_links(card.sources[:4]))
+    return text + t("firm.kb_valid_as_of", date=_fr_date(card.valid_as_of))
+
+
+def _contacts(card: Card) -> Text:
+    """The kinds of partners a card names, each with what it does for the firm."""
+    websites = _partner_websites()
+    lines = Text()
+    for kind in card.contact:
+        key = f"firm.partner_kind_{kind}"
+        if key not in entries():
+            # A kind the catalogue does not describe yet: its name only.
+            lines += t("firm.kb_contact_name_only", kind_name=PARTNER_KINDS.get(kind, kind))
+            continue
+        role = t(f"{key}_role")
+        if kind in websites:
+            lines += t("firm.kb_contact_website", kind_name=label(key), role=role,
+                       website=websites[kind])
+        else:
+            lines += t("firm.kb_contact", kind_name=label(key), role=role)
+    return t("firm.kb_contacts", card_title=card.title, contacts=lines) \
+        + t("firm.kb_contacts_animator")
+
+
+def _bullets(items: Iterable[str]) -> str:
+    """Lines of one paragraph, each after a bullet (a card's conditions, its doubts)."""
+    return "\n".join(f"• {item}" for item in items)
+
+
+def _links(urls: Iterable[str]) -> Text:
+    """One link a line, each named by its host."""
+    spans: list[Span] = []
+    for url in urls:
+        if spans:
+            spans.append(Span("\n"))
+        spans.append(Span(_host(url), "link", url))
+    return Text((Paragraph(tuple(spans)),))
 
 
 def _short(title: str, limit: int = 60) -> str:
@@ -248,17 +264,3 @@ def _short(title: str, limit: int = 60) -> str:
 
 def _host(url: str) -> str:
     return url.split("//", 1)[-1].split("/", 1)[0]
-
-
-def _fit(text: str) -> str:
-    """Keep a message well under Telegram's limit (cards are editable by hand)."""
-    if len(text) <= MAX_TEXT:
-        return text
-    # Cut on a line boundary so no HTML tag is left open (each line is self-contained).
-    lines, size = [], 0
-    for line in text.split("\n"):
-        if size + len(line) + 1 > MAX_TEXT - 2:
-            break
-        lines.append(line)
-        size += len(line) + 1
-    return "\n".join(lines) + "\n…"

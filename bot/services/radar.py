@@ -158,7 +158,7 @@ HEAD_WORDS = """
 """
 
 # Words firms use for one subject (folded, stemmed at import, so plurals come for free); each
-# family becomes one token, named by its key (the name a reason shows).
+# family becomes one token, named by its key (the name the animator reads).
 FAMILIES: dict[str, str] = {
     "soudure": "soudeur soudeuse soudure soudage souder chaudronnier chaudronnerie tuyauteur "
     "tig mig mag",
@@ -214,22 +214,6 @@ COLLECTIVE_HINT: dict[str, str] = {
     "transition": "démarche collective d'entreprises voisines, écologie industrielle",
     "mobilite": "plusieurs entreprises, solution commune pour les salariés",
 }
-# "{n} entreprises {verb} : {words}"
-REASON_VERBS: dict[str, str] = {
-    "recrutement": "cherchent à recruter",
-    "competences": "veulent former",
-    "foncier": "cherchent du foncier",
-    "innovation": "veulent s'équiper",
-    "mutualisation": "veulent partager",
-    "financement": "cherchent à financer",
-    "transition": "travaillent leur transition",
-    "export": "veulent exporter",
-    "mobilite": "cherchent une solution de mobilité",
-    "difficulte": "traversent des difficultés",
-    "autre": "ont un besoin commun",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class NeedItem:
     """What the radar needs of a need (the caller builds it from ``Need`` rows)."""
@@ -250,7 +234,10 @@ class Group:
     need_ids: tuple[int, ...]
     references: tuple[str, ...]
     theme: str  # dominant theme
-    reason: str  # French, short, from the shared words; never a firm name
+    firms: int  # distinct firms (a firm with two needs counts once)
+    # What the needs share, most shared first: never a word of a member's firm name.
+    # The animator reads them after the theme's verb (bot/services/mutualisation.py).
+    words: tuple[str, ...]
     similarity: float  # 0..1 mean pairwise score
     programmes: tuple[tuple[str, str], ...]  # (card id, title) of collective programmes first
 
@@ -304,7 +291,7 @@ def _surface_words(text: str) -> list[tuple[str, str]]:
 
 
 def _firm_stems(firm: str) -> frozenset[str]:
-    """Stems of a firm's name: never a token of its own text, never in a reason."""
+    """Stems of a firm's name: never a token of its own text, never in the words a group shows."""
     lexicon = default_lexicon()
     return frozenset(
         stem(w) for _, w in _surface_words(firm) if not lexicon.is_stop(w) and len(w) >= 2
@@ -620,8 +607,8 @@ def _display(token: str, needs: Sequence[_Need]) -> str:
     return min(found, key=lambda w: (-found[w], len(w), w))
 
 
-def _reason(needs: Sequence[_Need], theme: str, firms: int) -> str:
-    """A short French sentence from the words the group's needs share (no firm name)."""
+def _shared_words(needs: Sequence[_Need]) -> tuple[str, ...]:
+    """The words the group's needs share, most shared first (no firm name)."""
     banned = frozenset(s for n in needs for s in n.firm_stems)
     counts: Counter[str] = Counter()
     weight: dict[str, float] = {}
@@ -639,9 +626,7 @@ def _reason(needs: Sequence[_Need], theme: str, firms: int) -> str:
         shown.append(word)
         if len(shown) == REASON_WORDS:
             break
-    verb = REASON_VERBS.get(theme, REASON_VERBS["autre"])
-    head = f"{firms} entreprises {verb}"
-    return f"{head} : {', '.join(shown)}" if shown else head
+    return tuple(shown)
 
 
 def _programmes(
@@ -703,7 +688,8 @@ def find_groups(
                 need_ids=ids,
                 references=tuple(n.item.reference for n in members),
                 theme=theme,
-                reason=_reason(members, theme, firms),
+                firms=firms,
+                words=_shared_words(members),
                 similarity=round(similarity, 3),
                 programmes=_programmes(kb, central, theme),
             )

@@ -19,6 +19,7 @@ from bot.catalogue.labels import contact_label, status_label, urgency_label
 from bot.messages import Bullets, Facts, Message, Span, Text, plain
 from bot.services import outbox
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
+from bot.services.explain import decision_text, partner_reason
 from bot.services.firms import facts_line, routing_facts
 from bot.services.lifecycle import SYSTEM, Actor, change_status
 from bot.services.types import Button
@@ -208,12 +209,14 @@ class RoutingService:
         routings: list[NeedRouting] = []
         for routed in decision.partners:
             routing = self._add_partner(session, need, territory, routed.partner,
-                                        level=routed.level, reason=routed.reason, now=now)
+                                        level=routed.level,
+                                        reason=partner_reason(need.theme, routed).plain(),
+                                        now=now)
             routings.append(routing)
             result.partner_names.append(routed.partner.name)
         if routings:
             change_status(session, need, NeedStatus.ROUTED, actor=SYSTEM, now=now,
-                          note=decision.explanation[:500])
+                          note=decision_text(decision).plain()[:500])
         if territory is not None:
             card = animator_card(need, routings, fallback=decision.fallback, tz=self.tz)
             result.animator_messages = [(chat, card) for chat in animator_chats(territory)]

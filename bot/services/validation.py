@@ -1,4 +1,4 @@
-"""Validators and normalisers for what firms type: each returns a value or a French reason."""
+"""Validators and normalisers for what firms type: each returns a value or why it is refused."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from stdnum.fr import siret as stdnum_siret
 
-from bot import texts
+from bot.catalogue import t
+from bot.messages import Text
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -31,9 +32,9 @@ DESCRIPTION_MAX = 2000
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    """A refused answer and the French sentence explaining why."""
+    """A refused answer and why, as the firm reads it (a catalogue text)."""
 
-    reason: str
+    reason: Text
 
 
 def clean_text(value: str) -> str:
@@ -49,7 +50,7 @@ def parse_company_name(value: str) -> str | Invalid:
     """A firm name: 2 to 120 characters on one line, with at least one letter or digit."""
     name = re.sub(r"\s+", " ", clean_text(value))
     if not 2 <= len(name) <= 120 or not any(ch.isalnum() for ch in name):
-        return Invalid(texts.BAD_COMPANY_NAME)
+        return Invalid(t("firm.bad_company_name"))
     return name
 
 
@@ -57,13 +58,14 @@ def parse_siret(value: str) -> str | Invalid:
     """A SIRET with a valid check digit (python-stdnum), spaces and dots allowed."""
     compact = re.sub(r"[\s.\-]", "", value)
     if not compact.isdigit():
-        return Invalid(texts.BAD_SIRET_CHARS)
+        return Invalid(t("firm.bad_siret_chars"))
     if len(compact) == 9:
-        return Invalid(texts.BAD_SIREN_GIVEN)
+        return Invalid(t("firm.bad_siren_given"))
     if len(compact) != 14:
-        return Invalid(texts.BAD_SIRET_LENGTH.format(count=len(compact)))
+        return Invalid(t("firm.bad_siret_length_one") if len(compact) == 1
+                       else t("firm.bad_siret_length", count=len(compact)))
     if not stdnum_siret.is_valid(compact):
-        return Invalid(texts.BAD_SIRET_CHECKSUM)
+        return Invalid(t("firm.bad_siret_checksum"))
     return compact
 
 
@@ -80,10 +82,12 @@ def parse_description(value: str) -> str | Invalid:
     """
     text = clean_text(value)
     if len(text) < DESCRIPTION_MIN:
-        return Invalid(texts.DESCRIPTION_TOO_SHORT.format(count=len(text)))
+        return Invalid(t("firm.description_too_short_one", minimum=DESCRIPTION_MIN)
+                       if len(text) <= 1 else
+                       t("firm.description_too_short", count=len(text), minimum=DESCRIPTION_MIN))
     size = telegram_length(text)
     if size > DESCRIPTION_MAX:
-        return Invalid(texts.DESCRIPTION_TOO_LONG.format(count=size, limit=DESCRIPTION_MAX))
+        return Invalid(t("firm.description_too_long", count=size, limit=DESCRIPTION_MAX))
     return text
 
 
@@ -92,9 +96,9 @@ def parse_phone(value: str) -> str | Invalid:
     try:
         number = phonenumbers.parse(clean_text(value), "FR")
     except phonenumbers.NumberParseException:
-        return Invalid(texts.BAD_PHONE)
+        return Invalid(t("firm.bad_phone"))
     if not phonenumbers.is_valid_number(number):
-        return Invalid(texts.BAD_PHONE)
+        return Invalid(t("firm.bad_phone"))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -103,7 +107,7 @@ def parse_email(value: str) -> str | Invalid:
     try:
         result = validate_email(clean_text(value), check_deliverability=False)
     except EmailNotValidError:
-        return Invalid(texts.BAD_EMAIL)
+        return Invalid(t("firm.bad_email"))
     return result.normalized
 
 
