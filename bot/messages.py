@@ -157,16 +157,9 @@ class Message:
     photo: bytes | None = None
     # A person's photo or document relayed to another (`text` is then its caption).
     attachment: Attachment | None = None
-    # Telegram HTML written before the catalogue existed (and rows queued by an older
-    # version): rendered as is on Telegram. Being removed service by service.
+    # An outbox row queued by a version before channel-neutral messages holds Telegram
+    # HTML: read back as such, so an upgrade loses nothing in flight. Nothing writes it.
     legacy_html: str | None = None
-
-    @classmethod
-    def legacy(cls, html: str, buttons: tuple[tuple[Button, ...], ...] = (),
-               edit_message_id: int | None = None, photo: bytes | None = None) -> Message:
-        """A message whose text is already Telegram HTML (transitional)."""
-        edit = Edit(edit_message_id) if edit_message_id is not None else None
-        return cls(Text(), buttons, edit, photo, legacy_html=html)
 
     def with_buttons(self, buttons: tuple[tuple[Button, ...], ...]) -> Message:
         """The same message with other buttons."""

@@ -18,12 +18,13 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
-from bot import texts
+from bot.catalogue import t
 from bot.config import Settings, parse_offsets
 from bot.directory import FirmDirectory, RechercheEntreprisesClient
 from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
+from bot.messages import Bullets, Message, Span, Text
 from bot.reminders import ReminderScheduler
 from bot.routes import Features, build_dispatcher
 from bot.services import outbox
@@ -360,11 +361,12 @@ async def watch_cards(services: Services, stop: asyncio.Event, *, interval: floa
 
 
 async def _notify_animators(services: Services, problems: list) -> None:  # type: ignore[type-arg]
-    listing = "\n".join(f"• {texts.esc(p)}" for p in problems[:20])
-    text = texts.KB_RELOAD_PROBLEMS.format(problems=listing)
+    text = Text((*t("common.cards_broken").blocks,
+                 Bullets(tuple((Span(str(p)),) for p in problems[:20]))))
     chats = services.territories.animator_user_ids()
     now = services.clock()
-    await services.db.run(lambda session: outbox.enqueue_for_chats(session, chats, text, now=now))
+    await services.db.run(lambda session: outbox.enqueue_for_chats(
+        session, chats, Message(text), now=now))
 
 
 @contextlib.asynccontextmanager

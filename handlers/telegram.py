@@ -30,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import texts
+from bot.catalogue import label
 from bot.messages import Attachment
 from bot.messages import Message as OutMessage
 from bot.services.types import Delivery, Incoming
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["deliver", "install_handlers", "register_commands"]
 
 log = logging.getLogger(__name__)
+
+# The command menu: every person's commands, then the chefs de projet's (their own scope).
+FIRM_COMMANDS = ("start", "mesdemandes", "mesrdv", "annuler", "aide", "supprimer")
+ANIMATOR_COMMANDS = ("demandes", "rdv", "stats", "radar", "demande", "recharger")
 
 # New messages in private chats, from a person. An edited message is not a new answer (the
 # bot does not even subscribe to edits: runtime.ALLOWED_UPDATES), and a message without a
@@ -175,7 +179,7 @@ async def _apologise(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if chat is None:
         return
     try:
-        await context.bot.send_message(chat.id, texts.TECHNICAL_ERROR)
+        await context.bot.send_message(chat.id, label("common.technical_error"))
     except TelegramError:
         log.warning("could not apologise to chat %s", chat.id)
 
@@ -282,10 +286,10 @@ async def _fail(
 
 async def register_commands(application: Application) -> None:
     """Publish the command menu shown by Telegram clients (setMyCommands)."""
-    everyone = [BotCommand(name, description) for name, description in texts.COMMANDS.items()]
+    everyone = [BotCommand(name, label(f"common.command_{name}")) for name in FIRM_COMMANDS]
     await application.bot.set_my_commands(everyone)
     services: ChatPort = application.bot_data["services"]
-    extra = [BotCommand(n, d) for n, d in texts.ANIMATOR_COMMANDS.items()]
+    extra = [BotCommand(n, label(f"common.command_{n}")) for n in ANIMATOR_COMMANDS]
     for user_id in sorted(services.animator_chat_ids()):
         try:
             await application.bot.set_my_commands(
@@ -297,7 +301,7 @@ async def register_commands(application: Application) -> None:
 
 def install_handlers(application: Application) -> None:
     """Register one handler per kind of update the bot understands (private chats)."""
-    known = [*texts.COMMANDS, *texts.ANIMATOR_COMMANDS]
+    known = [*FIRM_COMMANDS, *ANIMATOR_COMMANDS]
     application.add_handler(CommandHandler(known, on_command, filters=PRIVATE))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, on_command))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_text))

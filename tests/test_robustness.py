@@ -44,9 +44,10 @@ from sqlmodel import Session, SQLModel
 from telegram import Update
 from telegram.ext import Application, ContextTypes
 
-from bot import texts
+from bot.catalogue import label
 from bot.runtime import Services, UpdatePoller, build_services, running_bot
 from bot.services.validation import DESCRIPTION_MAX
+from handlers.telegram import ANIMATOR_COMMANDS, FIRM_COMMANDS
 from storage.models import (
     ChatDraft,
     Consent,
@@ -565,7 +566,7 @@ def test_any_text_at_any_step_gets_a_reply_and_no_error(
         replies = await harness.act(user, user.send_text(text))
         harness.assert_clean(mark, f"text {text!r} at step {state}")
         assert replies, f"no reply to {text!r} at step {state}"
-        assert all(m.plain != texts.TECHNICAL_ERROR for m in replies), replies
+        assert all(m.plain != label("common.technical_error") for m in replies), replies
 
     harness.run(example())
 
@@ -793,7 +794,7 @@ def test_any_private_message_gets_a_reply_and_no_error(
         harness.assert_clean(mark, what)
         replies = user.messages[start:]
         assert replies, f"no reply to {what}"
-        assert all(m.plain != texts.TECHNICAL_ERROR for m in replies), replies
+        assert all(m.plain != label("common.technical_error") for m in replies), replies
 
     harness.run(example())
 
@@ -949,7 +950,7 @@ def test_updates_the_bot_does_not_handle_change_nothing(
 # 4. Commands with arbitrary arguments
 # --------------------------------------------------------------------------------------
 
-KNOWN_COMMANDS = tuple(name for name in (*texts.COMMANDS, *texts.ANIMATOR_COMMANDS)
+KNOWN_COMMANDS = tuple(name for name in (*FIRM_COMMANDS, *ANIMATOR_COMMANDS)
                        if name != "recharger")  # reloading the cards takes 0.3 s: tested apart
 command_args = st.one_of(
     st.just(""),
@@ -980,9 +981,9 @@ def test_any_command_with_any_arguments_gets_a_reply(
         what = f"{text!r} at step {state}"
         harness.assert_clean(mark, what)
         assert replies, f"no reply to {what}"
-        assert all(m.plain != texts.TECHNICAL_ERROR for m in replies), replies
+        assert all(m.plain != label("common.technical_error") for m in replies), replies
         if name in KNOWN_COMMANDS:
-            assert not any(m.plain.startswith(texts.UNKNOWN_COMMAND) for m in replies), (
+            assert not any(m.plain.startswith(label("common.unknown_command")) for m in replies), (
                 what, replies[0].plain)
 
     harness.run(example())

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import texts
+from bot.catalogue import label, t
 from knowledge.firms import FirmRecord
 from knowledge.opco import load_opco_table
 from knowledge.routing import FirmFacts
@@ -63,31 +63,28 @@ def activity_text(firm: dict[str, Any]) -> str:
     return naf or ""
 
 
-def facts_line(
-    firm: dict[str, Any] | None, *, tz: ZoneInfo, html: bool = True
-) -> str | None:
-    """The firm's public facts in one line (Telegram HTML, or plain text for emails)."""
+def facts_line(firm: dict[str, Any] | None, *, tz: ZoneInfo) -> str | None:
+    """The firm's public facts in one line of plain text (a card, an email)."""
     if not firm:
         return None
-    esc = texts.esc if html else str
     parts: list[str] = []
     activity = activity_text(firm)
     if activity:
-        parts.append(esc(activity))
+        parts.append(activity)
     if firm.get("size_label"):
-        parts.append(esc(firm["size_label"]))
+        parts.append(firm["size_label"])
     if firm.get("artisan") is True:
-        parts.append(texts.FIRM_ARTISAN)
+        parts.append(label("common.firm_artisan"))
     elif firm.get("artisan") is False:
-        parts.append(texts.FIRM_NOT_ARTISAN)
+        parts.append(label("common.firm_not_artisan"))
     idccs = ", ".join(firm.get("idccs") or ())
     if firm.get("opco"):
-        parts.append(texts.FIRM_OPCO.format(opco=esc(firm["opco"]), idcc=esc(idccs or "—")))
+        parts.append(t("common.firm_opco", opco=firm["opco"], idcc=idccs or "—").plain())
     elif idccs:
-        parts.append(texts.FIRM_OPCO_UNKNOWN.format(idcc=esc(idccs)))
+        parts.append(t("common.firm_opco_unknown", idcc=idccs).plain())
     if firm.get("closed"):
-        parts.append(texts.FIRM_CLOSED)
+        parts.append(label("common.firm_closed"))
     fetched = datetime.fromisoformat(firm["fetched_at"]).astimezone(tz)
-    parts.append(texts.FIRM_SOURCE.format(source=esc(firm.get("source") or ""),
-                                          date=fetched.strftime("%d/%m/%Y")))
+    parts.append(t("common.firm_source", source=firm.get("source") or "",
+                   date=fetched.strftime("%d/%m/%Y")).plain())
     return " · ".join(parts)

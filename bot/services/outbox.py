@@ -270,16 +270,12 @@ async def claim_raw(
 
 
 def enqueue_for_chats(
-    session: Session, chat_ids: Iterable[int | None], message: Message | str, *,
-    now: datetime
+    session: Session, chat_ids: Iterable[int | None], message: Message, *, now: datetime
 ) -> None:
     """Queue one Telegram message for each chat (e.g. every animator of a territory).
 
     Left unclaimed: the sweeper delivers them, so the caller's reply is not held up.
-    A `str` is Telegram HTML written before the catalogue (transitional).
     """
-    if isinstance(message, str):
-        message = Message.legacy(message)
     for chat_id in sorted({c for c in chat_ids if c is not None}):
         enqueue(session, channel="telegram", recipient=str(chat_id),
                 messages=[message], now=now, claimed=False)

@@ -75,7 +75,7 @@ def need_view(
         contact_value=contact_value,
         created_at=need.created_at,
         territory_name=territory.name if territory else "",
-        firm_facts=facts_line(need.firm, tz=tz or _PARIS, html=False) or "",
+        firm_facts=facts_line(need.firm, tz=tz or _PARIS) or "",
     )
 
 
@@ -142,7 +142,7 @@ def animator_card_text(
     firm = need.firm_name or label("animator.card_firm_anonymised")
     rows = [_fact("animator.card_firm", t("animator.card_firm_siret", firm=firm,
                                           siret=need.siret) if need.siret else plain(firm))]
-    facts = facts_line(need.firm, tz=tz, html=False)
+    facts = facts_line(need.firm, tz=tz)
     if facts:
         rows.append(_fact("animator.card_public_facts", plain(facts)))
     contact = contact_label(need.contact_method)
