@@ -130,7 +130,8 @@ async def build_services(
     intake = IntakeService(db, geo, territories, tz=settings.tz, clock=clock, questions=questions,
                            routing=routing, animator=animator, firms=firms, meetings=meetings,
                            followup=followup, digests=digests,
-                           radar=RadarService(territories, kb))
+                           radar=RadarService(territories, kb),
+                           outbox_lease=timedelta(seconds=settings.outbox_lease_seconds))
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from bot.localapi import SimUser
 from storage.models import NeedRouting, Outbox
-from tests.conftest import RunningBot
+from tests.conftest import RunningBot, wait_until
 from tests.helpers import all_needs, press, reach_summary, say
 from tests.smtp import SmtpServer
 
@@ -24,7 +24,7 @@ async def wait_for_emails(smtp: SmtpServer, count: int, within: float = 10.0) ->
     return smtp.messages
 
 
-async def message_with(user: SimUser, fragment: str, within: float = 5.0):
+async def message_with(user: SimUser, fragment: str, within: float = 20.0):
     """Wait for a bot message containing `fragment` in this chat."""
     for _ in range(int(within / 0.05)):
         found = [m for m in user.messages if fragment in m.plain]
@@ -68,7 +68,7 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     routed = await relais.services.db.run(routings)
     emails = await wait_for_emails(relais.smtp, len(routed))
     assert len(routed) >= 2  # France Travail and the OPCO at least
-    await asyncio.sleep(0.3)
+    await relais.drained()
     assert len(relais.smtp.messages) == len(routed), "each partner gets exactly one email"
     by_rcpt = {m.rcpt_tos[0]: m.message for m in emails}
     assert {r.partner_email for r in routed} == set(by_rcpt)
@@ -159,14 +159,18 @@ async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     def pending(session: Session) -> list[Outbox]:
         return list(session.exec(select(Outbox).where(Outbox.channel == "email")).all())
 
-    await asyncio.sleep(0.5)
+    async def tried() -> bool:
+        return any(r.attempts >= 1 for r in await relais.services.db.run(pending))
+
+    # The worker met the closed port and stopped: the email it tried waits for its retry,
+    # the others stay leased (fake time moves neither).
+    await wait_until(tried, "an email to fail")
     rows = await relais.services.db.run(pending)
     assert rows and all(r.delivered_at is None for r in rows)
-    assert any(r.attempts >= 1 for r in rows)
     await relais.smtp.start()
     relais.clock.advance(minutes=10)  # past the retry backoff
     emails = await wait_for_emails(relais.smtp, len(rows))
-    await asyncio.sleep(0.5)
+    await relais.drained()
     assert len(emails) == len(rows)
     assert len({m.message["Message-ID"] for m in emails}) == len(rows)
     rows = await relais.services.db.run(pending)
@@ -234,13 +238,29 @@ async def test_telegram_500_then_everything_arrives_once(relais: RunningBot) -> 
     animator = await opened_animator(relais)
     firm = relais.api.user(5400, "Paul")
     await reach_summary(firm)
+    await relais.drained()
     relais.api.fail_next("sendMessage", status=500, retry_after=None, times=2)
     await firm.press("Envoyer la demande")
-    await asyncio.sleep(0.5)
+
+    def waiting(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(
+            Outbox.channel == "telegram", Outbox.attempts == 1,
+            Outbox.delivered_at.is_(None))).all())  # type: ignore[union-attr]
+
+    async def both_failed() -> bool:
+        return len(await relais.services.db.run(waiting)) == 2
+
+    # The firm's reply and the animator's card each met a 500 and wait for their retry.
+    # Only then may the clock move: a first attempt made after the jump would wait for a
+    # retry that fake time never reaches.
+    await wait_until(both_failed, "the reply and the card to fail once")
+    await relais.settled()
+    assert {r.recipient for r in await relais.services.db.run(waiting)} == {
+        "5400", str(ANIMATOR_ID)}
     assert not any("TI-2026-0001" in m.plain for m in firm.messages)
     relais.clock.advance(seconds=30)  # past the retry backoff
     await message_with(firm, "TI-2026-0001")
     await message_with(animator, "Nouvelle demande TI-2026-0001")
-    await asyncio.sleep(1.0)
+    await relais.drained()
     assert sum("TI-2026-0001" in m.plain for m in firm.messages) == 1
     assert sum("Nouvelle demande" in m.plain for m in animator.messages) == 1

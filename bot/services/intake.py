@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -165,8 +165,12 @@ class IntakeService:
         followup: FollowUpService | None = None,
         digests: DigestService | None = None,
         radar: RadarService | None = None,
+        outbox_lease: timedelta = outbox.LEASE,
     ) -> None:
         self.radar = radar
+        # How long a reply written by a turn stays claimed by this process: past it, a
+        # process that died before delivering it leaves it to the sweeper (RELAIS_OUTBOX_LEASE).
+        self.outbox_lease = outbox_lease
         self.digests = digests
         self.followup = followup
         self.firms = firms
@@ -257,10 +261,12 @@ class IntakeService:
             recipient=str(event.chat_id),
             messages=turn.messages,
             now=now,
+            lease=self.outbox_lease,
         )
         for recipient, message in turn.others:
             deliveries += outbox.enqueue(
-                session, channel="telegram", recipient=recipient, messages=[message], now=now
+                session, channel="telegram", recipient=recipient, messages=[message], now=now,
+                lease=self.outbox_lease,
             )
         return Result(deliveries=deliveries, toast=turn.toast)
 
