@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.localapi import LocalBotAPI
 from bot.runtime import build_application, build_services
 from tests.conftest import FakeClock, RunningBot, make_settings
@@ -33,6 +35,7 @@ def test_run_without_token_says_so_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_needs_lists_stored_needs_as_json(relais_done: tuple[RunningBot, str]) -> None:
     _bot, url = relais_done
     result = relais("needs", "--json", env={"DATABASE_URL": url})
@@ -47,6 +50,7 @@ def test_needs_lists_stored_needs_as_json(relais_done: tuple[RunningBot, str]) -
     assert "TI-2026-0001" in text and "Paray-le-Monial" in text and "28/11/2026 10:00" in text
 
 
+@pytest.mark.slow
 def test_chat_works_in_a_terminal_without_network_or_token(tmp_path: Path) -> None:
     # Accept the notice, give a name, then quit (end of input).
     result = relais("chat", cwd=tmp_path, stdin="1\nMenuiserie Test\n",

@@ -25,6 +25,9 @@ from bot.services.types import Incoming
 from storage.models import Consent, Conversation, Outbox, ProcessedUpdate
 from tests.pg import fresh_database
 
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
+
 CHAT = 501
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

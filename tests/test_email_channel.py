@@ -120,6 +120,7 @@ def body(received: Received) -> str:
     return received.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
 
 
+@pytest.mark.slow
 async def test_first_email_to_routed_need_to_partner_acknowledgement(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -265,6 +266,7 @@ async def test_a_stranger_quoting_a_reference_cannot_join_the_thread(
                for m in await rows(mail_bot, NeedMessage))
 
 
+@pytest.mark.slow
 async def test_partner_refusal_and_unclear_reply_reach_the_animator(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -314,6 +316,7 @@ async def test_attachments_are_kept_or_refused_by_size(
     assert len(await rows(mail_bot, NeedAttachment)) == 1
 
 
+@pytest.mark.slow
 async def test_the_email_reader_survives_a_mailbox_outage(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:

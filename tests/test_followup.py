@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
@@ -64,6 +65,7 @@ async def test_working_day_deadlines_skip_weekends_and_holidays() -> None:
     assert add_working_days(date(2026, 11, 10), 1) == date(2026, 11, 12)  # 11 Novembre
 
 
+@pytest.mark.slow
 async def test_late_partner_gets_one_relance_then_the_animator_is_alerted(
     relais: RunningBot,
 ) -> None:
@@ -97,6 +99,7 @@ async def test_late_partner_gets_one_relance_then_the_animator_is_alerted(
                 m.plain]) == 1
 
 
+@pytest.mark.slow
 async def test_an_acknowledged_partner_is_not_chased(relais: RunningBot) -> None:
     await filed(relais)
 
@@ -110,6 +113,7 @@ async def test_an_acknowledged_partner_is_not_chased(relais: RunningBot) -> None
     assert [m for m in relais.smtp.messages if "Relance" in str(m.message["Subject"])] == []
 
 
+@pytest.mark.slow
 async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
 
@@ -138,6 +142,7 @@ async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot
     assert len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 2
 
 
+@pytest.mark.slow
 async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await press(animator, "Clore")

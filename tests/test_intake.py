@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -21,6 +22,7 @@ async def count(relais: RunningBot, model: type) -> int:
     return await relais.services.db.run(work)
 
 
+@pytest.mark.slow
 async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     user = relais.api.user(1001, "Camille")
     first = await say(user, "/start")
@@ -72,6 +74,7 @@ async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     assert await count(relais, NeedEvent) == 2  # submitted, then routed
 
 
+@pytest.mark.slow
 async def test_references_follow_each_other_within_the_year(relais: RunningBot) -> None:
     for user_id in (1, 2):
         user = relais.api.user(user_id)
@@ -92,6 +95,7 @@ async def test_refusing_consent_stores_nothing(relais: RunningBot) -> None:
     assert await count(relais, Conversation) == 0
 
 
+@pytest.mark.slow
 async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
     user = relais.api.user(1003)
     await say(user, "/start")
@@ -171,6 +175,7 @@ async def test_description_length_is_enforced_with_the_count(relais: RunningBot)
     assert "Pour quand" in (await say(user, "y" * 2000))[-1].plain
 
 
+@pytest.mark.slow
 async def test_email_contact_is_validated(relais: RunningBot) -> None:
     user = relais.api.user(1008)
     await reach_summary(user)
@@ -185,6 +190,7 @@ async def test_email_contact_is_validated(relais: RunningBot) -> None:
     assert (need.contact_method, need.contact_value) == ("email", "direction@menuiserie-dupont.fr")
 
 
+@pytest.mark.slow
 async def test_edit_one_field_returns_to_the_summary(relais: RunningBot) -> None:
     user = relais.api.user(1009)
     await reach_summary(user)
@@ -202,6 +208,7 @@ async def test_edit_one_field_returns_to_the_summary(relais: RunningBot) -> None
     assert need.epci_siren == "247100290"
 
 
+@pytest.mark.slow
 async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     user = relais.api.user(1010)
     await say(user, "/start")
@@ -239,6 +246,7 @@ async def test_help_and_unknown_command_repeat_the_pending_question(relais: Runn
     assert replies[0].plain == "Reprenons où nous en étions."
 
 
+@pytest.mark.slow
 async def test_html_in_answers_is_shown_as_typed(relais: RunningBot) -> None:
     user = relais.api.user(1012)
     summary = (await reach_summary(user, name='<script>&"'))[-1]
@@ -251,6 +259,7 @@ async def test_html_in_answers_is_shown_as_typed(relais: RunningBot) -> None:
     assert need.firm_name == '<script>&"'
 
 
+@pytest.mark.slow
 async def test_commune_outside_every_territory_is_accepted_honestly(relais: RunningBot) -> None:
     user = relais.api.user(1013)
     await reach_summary(user, location="Brest")
@@ -260,6 +269,7 @@ async def test_commune_outside_every_territory_is_accepted_honestly(relais: Runn
     assert need.territory_id is None and need.commune_insee == "29019"
 
 
+@pytest.mark.slow
 async def test_my_needs_and_erasure(relais: RunningBot) -> None:
     user = relais.api.user(1014)
     assert "aucune demande" in (await say(user, "/mesdemandes"))[-1].plain
@@ -321,6 +331,7 @@ async def test_a_rate_limited_reply_is_delivered_later_in_order(relais: RunningB
     assert await relais.services.db.run(pending) == 0
 
 
+@pytest.mark.slow
 async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBot) -> None:
     user = relais.api.user(1017)
     summary = (await reach_summary(user))[-1]
@@ -331,6 +342,7 @@ async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBo
     assert need.telegram_chat_id == 1017
 
 
+@pytest.mark.slow
 async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
     async def step(user: SimUser, action: Awaitable[int], replies: int = 1) -> str:
         # Under load a quiet spell proves nothing: wait for the exact number of replies.

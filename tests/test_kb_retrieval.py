@@ -284,6 +284,7 @@ def test_reload_if_changed(tmp_path: Path) -> None:
     assert kb.get("aide_bidule") is None
 
 
+@pytest.mark.slow
 def test_reload_swaps_atomically_under_concurrent_questions(tmp_path: Path) -> None:
     folder = copy_shipped_cards(tmp_path / "cards")
     kb = KnowledgeBase.load(folder, today=TODAY)

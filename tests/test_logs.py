@@ -7,6 +7,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from bot.logs import RedactingFilter, configure_logging
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary
@@ -14,6 +16,7 @@ from tests.helpers import press, reach_summary
 MARKER = "Zébulon-7731"
 
 
+@pytest.mark.slow
 async def test_a_full_run_logs_no_token_password_or_personal_data(relais: RunningBot) -> None:
     stream = io.StringIO()
     handler = configure_logging(secrets=(relais.settings.telegram_bot_token, "smtp-s3cret-pw"),

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
 from icalendar import Calendar
 from sqlmodel import Session, select
 
@@ -81,6 +82,7 @@ async def settle(relais: RunningBot) -> None:
     await asyncio.sleep(0.6)
 
 
+@pytest.mark.slow
 async def test_propose_confirm_and_both_reminders_once(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -172,6 +174,7 @@ async def test_propose_confirm_and_both_reminders_once(relais: RunningBot) -> No
     assert [r.status for r in await reminders(relais)] == ["sent", "sent"]
 
 
+@pytest.mark.slow
 async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -218,6 +221,7 @@ async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: Run
     assert len(firm.messages) == firm_before
 
 
+@pytest.mark.slow
 async def test_cancel_sends_method_cancel_and_drops_reminders(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -246,6 +250,7 @@ async def test_cancel_sends_method_cancel_and_drops_reminders(relais: RunningBot
     assert (await say(firm, "/mesrdv"))[-1].plain == "Vous n'avez aucun rendez-vous à venir."
 
 
+@pytest.mark.slow
 async def test_weekend_and_holiday_need_a_confirmation(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -259,6 +264,7 @@ async def test_weekend_and_holiday_need_a_confirmation(relais: RunningBot) -> No
     assert "Combien de temps" in (await press(animator, "Oui, garder ce créneau"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_firm_asks_for_another_slot_and_the_animator_hears_it(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -279,6 +285,7 @@ async def test_firm_asks_for_another_slot_and_the_animator_hears_it(relais: Runn
     assert "autre créneau" not in (await say(firm, "c'est quoi la POEC ?"))[0].plain
 
 
+@pytest.mark.slow
 async def test_only_the_territorys_animator_and_the_firm_can_act(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     stranger = relais.api.user(6999)
@@ -302,6 +309,7 @@ async def test_only_the_territorys_animator_and_the_firm_can_act(relais: Running
         listing.plain)
 
 
+@pytest.mark.slow
 async def test_annuler_abandons_a_proposal_in_progress(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -311,6 +319,7 @@ async def test_annuler_abandons_a_proposal_in_progress(relais: RunningBot) -> No
     assert "Combien de temps" not in (await say(animator, "jeudi 15h"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_restart_in_the_due_window_sends_once_or_skips_a_past_meeting(
     api, smtp: SmtpServer, tmp_path, clock: FakeClock
 ) -> None:
@@ -347,6 +356,7 @@ async def test_restart_in_the_due_window_sends_once_or_skips_a_past_meeting(
     await services.db.dispose()
 
 
+@pytest.mark.slow
 async def test_a_crash_after_sending_never_sends_the_reminder_again(
     api, smtp: SmtpServer, tmp_path, clock: FakeClock
 ) -> None:
@@ -385,6 +395,7 @@ async def test_a_crash_after_sending_never_sends_the_reminder_again(
     await services.db.dispose()
 
 
+@pytest.mark.slow
 async def test_unknown_need_reference_and_closed_need(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     assert (await say(animator, "/rdv TI-2026-9999"))[-1].plain == (

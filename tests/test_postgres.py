@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.localapi import LocalBotAPI
 from bot.runtime import build_services, running_bot
 from tests.conftest import FakeClock, make_settings
 from tests.helpers import all_needs, press, reach_summary
 from tests.pg import fresh_database
 
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
 
+
+@pytest.mark.slow
 async def test_intake_on_postgresql(api: LocalBotAPI, tmp_path: Path, clock: FakeClock) -> None:
     async with fresh_database() as url:
         settings = make_settings(api, tmp_path / "unused.db", DATABASE_URL=url)

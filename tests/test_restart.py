@@ -14,6 +14,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.localapi import LocalBotAPI, SimUser
 from storage.db import Database
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs
@@ -114,6 +116,7 @@ async def answer(user: SimUser, action, expect: str, bot: BotProcess) -> None:
     assert sent == len(user.messages), "each outbox row reached the chat exactly once"
 
 
+@pytest.mark.slow
 async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_path: Path) -> None:
     db_path = tmp_path / "relais.db"
     bot = BotProcess(api, db_path)

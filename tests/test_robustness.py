@@ -549,6 +549,7 @@ callback_data = st.one_of(
 @given(state=st.sampled_from(ALL_STATES), text=message_texts)
 # The longest description accepted, in characters that count twice for Telegram: the summary
 # that shows it must still fit in one message.
+@pytest.mark.slow
 @example(state="edit_description", text="😀" * (DESCRIPTION_MAX // 2))
 @example(state="edit_description", text="😀" * DESCRIPTION_MAX)
 @example(state="edit_description", text="a" * DESCRIPTION_MAX)
@@ -630,6 +631,7 @@ def _diff(before: dict[str, Counter[tuple[Any, ...]]],
     return changes
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=150)
 @given(state=st.sampled_from(ALL_STATES), data=callback_data,
        attached=st.sampled_from(("message", "inaccessible", "inline")))
@@ -912,6 +914,7 @@ def _kinds() -> st.SearchStrategy[tuple[str, JSON]]:
     )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=120)
 @given(state=st.sampled_from(ALL_STATES), kind_payload=_kinds())
 def test_updates_the_bot_does_not_handle_change_nothing(
@@ -959,6 +962,7 @@ command_args = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=150)
 @given(state=st.sampled_from(ALL_STATES),
        name=st.one_of(st.sampled_from(KNOWN_COMMANDS), st.from_regex(r"[a-z0-9_]{1,32}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.localapi import SimUser
@@ -47,6 +48,7 @@ async def opened_animator(relais: RunningBot) -> SimUser:
     return animator
 
 
+@pytest.mark.slow
 async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     before = len(animator.messages)
@@ -83,6 +85,7 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     assert "Menuiserie Dupont" in html
 
 
+@pytest.mark.slow
 async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5002, "Paul")
@@ -114,6 +117,7 @@ async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> N
     assert "Historique" in history.plain and "close" in history.plain
 
 
+@pytest.mark.slow
 async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None:
     await opened_animator(relais)
     firm = relais.api.user(5003, "Paul")
@@ -138,6 +142,7 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     assert (await say(firm, "/aide"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_open_needs_are_listed_with_pages(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     for i in range(10):
@@ -151,6 +156,7 @@ async def test_open_needs_are_listed_with_pages(relais: RunningBot) -> None:
     assert "Nouvelle demande TI-2026-" in opened.plain and "Historique" in opened.plain
 
 
+@pytest.mark.slow
 async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     await relais.smtp.stop()
     firm = relais.api.user(5005)
@@ -177,6 +183,7 @@ async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     assert all(r.delivered_at is not None for r in rows)
 
 
+@pytest.mark.slow
 async def test_an_animator_of_another_territory_sees_nothing(
     api, smtp, tmp_path, clock
 ) -> None:
@@ -218,6 +225,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
     assert need.status == "routed"
 
 
+@pytest.mark.slow
 async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5300, "Paul")
@@ -234,6 +242,7 @@ async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: R
     assert row.recipient == "5300" and "blocked" in (row.last_error or "")
 
 
+@pytest.mark.slow
 async def test_telegram_500_then_everything_arrives_once(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5400, "Paul")

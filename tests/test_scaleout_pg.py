@@ -50,6 +50,9 @@ from tests.helpers import DESCRIPTION, VALID_SIRET, press, say
 from tests.pg import fresh_database
 from tests.smtp import SmtpServer
 
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
+
 SECRET = "multi-instance-secret"
 PUBLIC_URL = "https://relais.example.org/telegram/hook"
 FIRMS = 18
@@ -204,6 +207,7 @@ def _outbox_idle(session: Session) -> bool:
     return waiting == 0 and reminders == 0
 
 
+@pytest.mark.slow
 async def test_three_instances_one_killed_nothing_lost_nothing_twice(
         api: LocalBotAPI, smtp: SmtpServer, database: str, tmp_path: Path) -> None:
     """The multi-instance run described in the module docstring."""
