@@ -27,6 +27,7 @@ def relais(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
     )
 
 
+@pytest.mark.slow
 def test_run_without_token_says_so_in_one_line(tmp_path: Path) -> None:
     result = relais("run", cwd=tmp_path)
     assert result.returncode == 2
@@ -61,6 +62,7 @@ def test_chat_works_in_a_terminal_without_network_or_token(tmp_path: Path) -> No
     assert "Quel est le numéro SIRET" in result.stdout
 
 
+@pytest.mark.slow
 async def test_flood_limiter_spaces_messages(api: LocalBotAPI, tmp_path: Path,
                                              clock: FakeClock) -> None:
     settings = make_settings(api, tmp_path / "db.sqlite", RELAIS_RATE_LIMIT=True)

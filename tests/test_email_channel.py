@@ -198,6 +198,7 @@ async def test_missing_commune_is_asked_then_filled_by_reply(
     assert (need.status, need.missing, need.commune_insee) == ("routed", None, "71342")
 
 
+@pytest.mark.slow
 async def test_the_same_message_twice_is_imported_once(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -214,6 +215,7 @@ async def test_the_same_message_twice_is_imported_once(
     assert all("RelaisImported" in f for f in imap.flags())
 
 
+@pytest.mark.slow
 async def test_automatic_messages_are_never_answered(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -327,6 +329,7 @@ async def test_the_email_reader_survives_a_mailbox_outage(
     await mails_to(mail_bot.smtp, FIRM, within=15)
 
 
+@pytest.mark.slow
 async def test_supprimer_mes_donnees_by_email(mail_bot: RunningBot, imap: ImapServer) -> None:
     imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
     [reply] = await mails_to(mail_bot.smtp, FIRM)

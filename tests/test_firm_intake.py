@@ -300,6 +300,7 @@ def test_partner_opco_is_checked(tmp_path: Path) -> None:
         Partner(**base, kind="cci", opco="ocapiat")
 
 
+@pytest.mark.slow
 async def test_siret_of_a_known_firm_in_another_opco_is_not_sent_to_opco_2i(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -356,6 +357,7 @@ async def test_the_cache_answers_the_second_firm_and_supprimer_forgets_it(
     assert needs[0].firm is None and needs[0].siret is None
 
 
+@pytest.mark.slow
 async def test_concurrent_firms_with_the_same_siret_share_one_call(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func
@@ -11,7 +12,7 @@ from sqlmodel import Session, select
 
 from bot.localapi import SimUser
 from storage.models import Consent, Conversation, NeedEvent, Outbox, ProcessedUpdate
-from tests.conftest import RunningBot
+from tests.conftest import RunningBot, wait_until
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs, press, reach_summary, say
 
 
@@ -115,6 +116,7 @@ async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
     assert "commune" in (await say(user, "ACME"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
     user = relais.api.user(1004)
     await say(user, "/start")
@@ -136,6 +138,7 @@ async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
     assert len(chosen) == 1 and chosen[0].button_labels() == []
 
 
+@pytest.mark.slow
 async def test_text_where_a_button_is_expected_gets_the_question_again(relais: RunningBot) -> None:
     user = relais.api.user(1005)
     await say(user, "/start")
@@ -161,6 +164,7 @@ async def test_media_get_one_line_and_the_same_question(relais: RunningBot) -> N
         assert "Quel est le numéro SIRET" in replies[0].plain
 
 
+@pytest.mark.slow
 async def test_description_length_is_enforced_with_the_count(relais: RunningBot) -> None:
     user = relais.api.user(1007)
     await say(user, "/start")
@@ -232,6 +236,7 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     assert await all_needs(relais.services.db) == []
 
 
+@pytest.mark.slow
 async def test_help_and_unknown_command_repeat_the_pending_question(relais: RunningBot) -> None:
     user = relais.api.user(1011)
     await say(user, "/start")
@@ -311,24 +316,28 @@ async def test_a_redelivered_update_has_effect_once(relais: RunningBot) -> None:
 async def test_a_rate_limited_reply_is_delivered_later_in_order(relais: RunningBot) -> None:
     user = relais.api.user(1016)
     await say(user, "/start")
+    await relais.drained()
     relais.api.fail_next("sendMessage", status=429, retry_after=3)
     await user.press("J'accepte")
-    await asyncio.sleep(0.5)
+
+    def waiting(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(
+            Outbox.attempts == 1, Outbox.delivered_at.is_(None))).all())  # type: ignore[union-attr]
+
+    async def refused() -> bool:
+        return len(await relais.services.db.run(waiting)) == 1
+
+    # The refusal is recorded (retry in 3 s of fake time) before the clock moves.
+    await wait_until(refused, "the 429 to be recorded")
+    await relais.settled()
+    [row] = await relais.services.db.run(waiting)
+    assert row.not_before == relais.clock() + timedelta(seconds=3)
     assert len(user.messages) == 2  # the question waits for Telegram's retry_after
     relais.clock.advance(seconds=4)
-    messages = await user.wait_for_messages(3, timeout=10)
+    messages = await user.wait_for_messages(3, timeout=20)
     assert messages[-1].plain.startswith("Quel est le numéro SIRET")
-
-    def pending(session: Session) -> int:
-        return session.exec(
-            select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))  # type: ignore[union-attr]
-        ).one()
-
-    for _ in range(50):  # the row is marked right after Telegram accepted it
-        if await relais.services.db.run(pending) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await relais.services.db.run(pending) == 0
+    await relais.drained()  # the row is marked once Telegram accepted it
+    assert len(user.messages) == 3
 
 
 @pytest.mark.slow

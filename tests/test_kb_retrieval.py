@@ -241,6 +241,7 @@ def test_generic_question_prefers_the_current_programme(kb: KnowledgeBase) -> No
 # -- hot reload ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reload_edit_add_break(tmp_path: Path) -> None:
     folder = copy_shipped_cards(tmp_path / "cards")
     kb = KnowledgeBase.load(folder, today=TODAY)

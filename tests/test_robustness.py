@@ -775,6 +775,7 @@ user_contents = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=100)
 @given(state=st.sampled_from(ALL_STATES), content=user_contents)
 def test_any_private_message_gets_a_reply_and_no_error(
@@ -991,6 +992,7 @@ def test_any_command_with_any_arguments_gets_a_reply(
     harness.run(example())
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=5)
 @given(args=command_args)
 def test_reloading_the_cards_with_any_arguments(harness: Harness, args: str) -> None:

@@ -66,6 +66,7 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_processed(
     assert await post(client, {"no": "update"}) == 400
 
 
+@pytest.mark.slow
 async def test_an_update_is_stored_answered_and_handled_once(
     served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI
 ) -> None:
