@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
+from bot.localapi import BotMessage, LocalBotAPI, SimUser
 from bot.runtime import Services, build_services, running_bot
 from storage.db import Database
 from storage.models import Outbox
@@ -158,6 +158,22 @@ class RunningBot:
     async def settled(self) -> None:
         """Wait until no outbox row is in flight (safe to jump the clock past the lease)."""
         await outbox_settled(self.services.db)
+
+    async def answered(self, user: SimUser, press: Awaitable[int]) -> list[BotMessage]:
+        """Press a button; return the chat's new messages once nothing more can come.
+
+        The bot answers a press after its turn committed (replies in the outbox) and
+        before delivering them: the answer, then a drained outbox, end the turn for sure.
+        """
+        before, answers = len(user.messages), len(user.callback_answers)
+        await press
+
+        async def answered() -> bool:
+            return len(user.callback_answers) > answers
+
+        await wait_until(answered, "the press to be answered")
+        await self.drained()
+        return list(user.messages[before:])
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ async def test_no_means_the_siret_is_asked_again(
     assert again.button_labels() == ["Je ne l'ai pas sous la main"]
     assert "nom de votre entreprise" in (await press(user, "Je ne l'ai pas sous la main"))[-1].plain
     # A stale "Oui" cannot bring the refused establishment back.
-    assert await user.replies_after(user.press_data("fc:yes")) == []
+    assert await firm_bot.answered(user, user.press_data("fc:yes")) == []
 
 
 @pytest.mark.slow

@@ -163,7 +163,7 @@ async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: Runni
     assert thanks.plain == "Merci pour votre avis."
     await says(animator, "« Très réactifs, <b>merci</b> ! »")
     # A second press changes nothing; the firm is never asked again.
-    assert await firm.replies_after(firm.press("5", message_id=question.message_id)) == []
+    assert await relais.answered(firm, firm.press("5", message_id=question.message_id)) == []
     assert firm.callback_answers[-1].get("text") == "Merci, votre note est déjà enregistrée."
 
     def rows(session: Session) -> list[Satisfaction]:

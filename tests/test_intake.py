@@ -223,7 +223,7 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     assert "annulée" in (await say(user, "/annuler"))[-1].plain
     assert await count(relais, Conversation) == 0
     # The theme keyboard is still on screen: pressing it now changes nothing.
-    replies = await press(user, "Recruter")
+    replies = await relais.answered(user, user.press("Recruter"))
     assert replies == []
     assert user.callback_answers[-1].get("text") == "Cette question est déjà passée."
     assert "Aucune demande n'est en cours" in (await say(user, "/annuler"))[-1].plain

@@ -215,8 +215,8 @@ async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: Run
     new_proposal = (await firm.wait_for_messages(firm_before + 1))[-1]
     assert new_proposal.plain.startswith("Rendez-vous déplacé (TI-2026-0001)")
     # The first proposal's "Je confirme" belongs to the old slot: a toast, nothing else.
-    assert await firm.replies_after(firm.press("Je confirme",
-                                               message_id=first_proposal.message_id)) == []
+    assert await relais.answered(firm, firm.press("Je confirme",
+                                                  message_id=first_proposal.message_id)) == []
     assert firm.callback_answers[-1].get("text") == "Cette question est déjà passée."
     await press(firm, "Je confirme")
     statuses = [(r.sequence, r.status) for r in await reminders(relais)]
@@ -297,14 +297,14 @@ async def test_only_the_territorys_animator_and_the_firm_can_act(relais: Running
     firm, animator = await filed(relais)
     stranger = relais.api.user(6999)
     assert (await say(stranger, "/rdv"))[-1].plain.startswith("Cette commande est réservée")
-    assert await stranger.replies_after(stranger.press_data("mt:new:1")) == []
+    assert await relais.answered(stranger, stranger.press_data("mt:new:1")) == []
     assert stranger.callback_answers[-1].get("text", "").startswith("Cette commande est réservée")
     # The firm cannot open a proposal either.
     assert (await say(firm, "/rdv TI-2026-0001"))[-1].plain.startswith("Cette commande est réservée")
     await propose(animator)
     await press(animator, "Envoyer l'invitation")
     # Somebody else pressing the firm's button (forged data) changes nothing.
-    assert await stranger.replies_after(stranger.press_data("mt:ok:1:0")) == []
+    assert await relais.answered(stranger, stranger.press_data("mt:ok:1:0")) == []
 
     def status(session: Session) -> str:
         return session.exec(select(Meeting)).one().status

@@ -45,7 +45,7 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
                           "communiqué au groupe.")
     assert (await press(second, "Non merci"))[-1].plain.startswith("C'est noté")
     # Pressing again changes nothing.
-    assert await first.replies_after(first.press("Non merci")) == []
+    assert await relais.answered(first, first.press("Non merci")) == []
     # Dismissed, the group is not shown again.
     await say(animator, "/radar")
     assert (await press(animator, "Écarter"))[-1].plain == (

@@ -124,7 +124,7 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     await submit(relais, firm)
     [need] = await all_needs(relais.services.db)
     # The firm forges an animator button.
-    await firm.replies_after(firm.press_data(f"ani:take:{need.id}"), min_messages=0)
+    assert await relais.answered(firm, firm.press_data(f"ani:take:{need.id}")) == []
     assert firm.callback_answers[-1]["text"] == (
         "Cette commande est réservée aux chefs de projet Territoire d'industrie."
     )
@@ -137,8 +137,8 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     assert "TI-2026-0001" not in (await say(stranger, "/demande TI-2026-0001"))[-1].plain.replace(
         "Je ne trouve pas la demande TI-2026-0001", "")
     # Malformed data does not crash anything.
-    await firm.replies_after(firm.press_data("ani:take:abc"), min_messages=0)
-    await firm.replies_after(firm.press_data("ani:closed:99999:helped"), min_messages=0)
+    await relais.answered(firm, firm.press_data("ani:take:abc"))
+    await relais.answered(firm, firm.press_data("ani:closed:99999:helped"))
     assert (await say(firm, "/aide"))[-1].plain
 
 
@@ -206,6 +206,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
                              **smtp_settings(smtp))
     services = await build_services(settings, clock=clock)
     async with running_bot(services):
+        bot = RunningBot(api, services, settings, clock, smtp)
         firm = api.user(5200)
         await submit(None, firm)  # type: ignore[arg-type]
         [need] = await all_needs(services.db)
@@ -217,7 +218,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
         assert shown.plain == f"Je ne trouve pas la demande {need.reference}."
         for data in (f"ani:take:{need.id}", f"ani:show:{need.id}", f"ani:rp:{need.id}:cci-71",
                      f"ani:closed:{need.id}:helped"):
-            await other.replies_after(other.press_data(data), min_messages=0)
+            assert await bot.answered(other, other.press_data(data)) == []
             assert other.callback_answers[-1]["text"] == "Cette demande n'est pas de votre territoire."
         assert all("Menuiserie" not in m.plain for m in other.messages)
     [need] = await all_needs(services.db)
