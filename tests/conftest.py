@@ -106,10 +106,13 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
-def _unfinished(session: Session) -> int:
-    """Outbox rows neither delivered nor given up."""
-    return session.exec(select(func.count()).select_from(Outbox).where(
-        col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))).one()
+def _unfinished(session: Session, channel: str | None = None) -> int:
+    """Outbox rows neither delivered nor given up (of one channel, or all)."""
+    stmt = select(func.count()).select_from(Outbox).where(
+        col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))
+    if channel is not None:
+        stmt = stmt.where(Outbox.channel == channel)
+    return session.exec(stmt).one()
 
 
 def _in_flight(session: Session) -> int:
@@ -119,11 +122,12 @@ def _in_flight(session: Session) -> int:
         col(Outbox.claimed_until).is_not(None))).one()
 
 
-async def outbox_drained(db: Database, *, within: float = 20.0) -> None:
-    """Wait until every outbox row is delivered (and recorded) or given up."""
+async def outbox_drained(db: Database, *, channel: str | None = None,
+                         within: float = 20.0) -> None:
+    """Wait until every outbox row (of `channel`) is delivered and recorded, or given up."""
 
     async def check() -> bool:
-        return await db.run(_unfinished) == 0
+        return await db.run(lambda s: _unfinished(s, channel)) == 0
 
     await wait_until(check, "the outbox to drain", within=within)
 
