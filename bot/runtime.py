@@ -165,12 +165,14 @@ async def build_services(
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
-    relay = RelayService(territories, per_minute=settings.relay_per_minute)
+    relay = RelayService(territories, per_minute=settings.relay_per_minute,
+                         lease=timedelta(seconds=settings.outbox_lease_seconds))
     chat = ChatService(intake, questions, territories, relay, tz=settings.tz)
     dispatcher = build_dispatcher(Features(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
         digests=digests, radar=RadarService(territories, kb), relay=relay))
-    turns = TurnRunner(db, dispatcher, clock=clock)
+    turns = TurnRunner(db, dispatcher, clock=clock,
+                       lease=timedelta(seconds=settings.outbox_lease_seconds))
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),

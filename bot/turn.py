@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, update
@@ -100,10 +100,14 @@ class Dispatcher(Protocol):
 class TurnRunner:
     """Runs each event as one transaction through the dispatcher."""
 
-    def __init__(self, db: Database, dispatcher: Dispatcher, *, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, *, clock: Clock = utcnow,
+                 lease: timedelta = outbox.LEASE) -> None:
         self.db = db
         self.dispatcher = dispatcher
         self.clock = clock
+        # How long a turn's replies stay claimed by this process: past it, replies of a
+        # process that died before delivering them go to the sweeper (RELAIS_OUTBOX_LEASE).
+        self.lease = lease
 
     async def handle(self, event: Incoming) -> Result:
         """Handle one event in one transaction; return the deliveries to make now."""
@@ -142,11 +146,12 @@ class TurnRunner:
             _save_conversation(session, conv, read_version)
         deliveries = outbox.enqueue(
             session, channel=event.channel, recipient=str(event.chat_id),
-            messages=turn.reply.messages, now=now,
+            messages=turn.reply.messages, now=now, lease=self.lease,
         )
         for recipient, message in turn.reply.others:
             deliveries += outbox.enqueue(
-                session, channel="telegram", recipient=recipient, messages=[message], now=now
+                session, channel="telegram", recipient=recipient, messages=[message], now=now,
+                lease=self.lease,
             )
         return Result(deliveries=deliveries + turn.reply.deliveries, toast=turn.reply.toast)
 

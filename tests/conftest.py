@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.runtime import Services, build_services, running_bot
-from testing.botapi import LocalBotAPI
+from storage.db import Database
+from storage.models import Outbox
+from testing.botapi import BotMessage, LocalBotAPI, SimUser
 from testing.clock import FakeClock
 from testing.smtp import SmtpServer
 
@@ -76,6 +81,57 @@ def smtp_settings(server: SmtpServer) -> dict[str, object]:
     }
 
 
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, *, within: float = 20.0
+) -> None:
+    """Poll `check` until it is true; fail after `within` seconds (a bound, not a measure)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _unfinished(session: Session, channel: str | None = None) -> int:
+    """Outbox rows neither delivered nor given up (of one channel, or all)."""
+    stmt = select(func.count()).select_from(Outbox).where(
+        col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))
+    if channel is not None:
+        stmt = stmt.where(Outbox.channel == channel)
+    return session.exec(stmt).one()
+
+
+def _in_flight(session: Session) -> int:
+    """Outbox rows someone holds a lease on: being delivered, or delivered and not yet marked."""
+    return session.exec(select(func.count()).select_from(Outbox).where(
+        col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None),
+        col(Outbox.claimed_until).is_not(None))).one()
+
+
+async def outbox_drained(db: Database, *, channel: str | None = None,
+                         within: float = 20.0) -> None:
+    """Wait until every outbox row (of `channel`) is delivered and recorded, or given up."""
+
+    async def check() -> bool:
+        return await db.run(lambda s: _unfinished(s, channel)) == 0
+
+    await wait_until(check, "the outbox to drain", within=within)
+
+
+async def outbox_settled(db: Database, *, within: float = 20.0) -> None:
+    """Wait until no outbox row is in flight (rows waiting for a retry may remain).
+
+    Before a jump of the fake clock past the outbox lease: a row still leased by its
+    deliverer would look abandoned and be sent a second time.
+    """
+
+    async def check() -> bool:
+        return await db.run(_in_flight) == 0
+
+    await wait_until(check, "the outbox deliveries to be recorded", within=within)
+
+
 @dataclass
 class RunningBot:
     """The bot under test and what the tests need to look at."""
@@ -85,6 +141,30 @@ class RunningBot:
     settings: Settings
     clock: FakeClock
     smtp: SmtpServer
+
+    async def drained(self) -> None:
+        """Wait until every outbox row is delivered or given up: nothing more will be sent."""
+        await outbox_drained(self.services.db)
+
+    async def settled(self) -> None:
+        """Wait until no outbox row is in flight (safe to jump the clock past the lease)."""
+        await outbox_settled(self.services.db)
+
+    async def answered(self, user: SimUser, press: Awaitable[int]) -> list[BotMessage]:
+        """Press a button; return the chat's new messages once nothing more can come.
+
+        The bot answers a press after its turn committed (replies in the outbox) and
+        before delivering them: the answer, then a drained outbox, end the turn for sure.
+        """
+        before, answers = len(user.messages), len(user.callback_answers)
+        await press
+
+        async def answered() -> bool:
+            return len(user.callback_answers) > answers
+
+        await wait_until(answered, "the press to be answered")
+        await self.drained()
+        return list(user.messages[before:])
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.runtime import build_application, build_services
 from testing.botapi import LocalBotAPI
 from testing.clock import FakeClock
@@ -26,6 +28,7 @@ def relais(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
     )
 
 
+@pytest.mark.slow
 def test_run_without_token_says_so_in_one_line(tmp_path: Path) -> None:
     result = relais("run", cwd=tmp_path)
     assert result.returncode == 2
@@ -34,6 +37,7 @@ def test_run_without_token_says_so_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_needs_lists_stored_needs_as_json(relais_done: tuple[RunningBot, str]) -> None:
     _bot, url = relais_done
     result = relais("needs", "--json", env={"DATABASE_URL": url})
@@ -64,6 +68,7 @@ def test_export_writes_french_headers_and_labels(relais_done: tuple[RunningBot, 
     assert cells[:2] == ["TI-2026-0001", "transmise"] and cells[11] == "Telegram"
 
 
+@pytest.mark.slow
 def test_chat_works_in_a_terminal_without_network_or_token(tmp_path: Path) -> None:
     # Accept the notice, give a name, then quit (end of input).
     result = relais("chat", cwd=tmp_path, stdin="1\nMenuiserie Test\n",
@@ -74,6 +79,7 @@ def test_chat_works_in_a_terminal_without_network_or_token(tmp_path: Path) -> No
     assert "Quel est le numéro SIRET" in result.stdout
 
 
+@pytest.mark.slow
 async def test_flood_limiter_spaces_messages(api: LocalBotAPI, tmp_path: Path,
                                              clock: FakeClock) -> None:
     settings = make_settings(api, tmp_path / "db.sqlite", RELAIS_RATE_LIMIT=True)

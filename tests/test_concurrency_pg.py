@@ -25,6 +25,9 @@ from bot.services.types import Incoming
 from storage.models import Consent, Conversation, Outbox, ProcessedUpdate
 from testing.pg import fresh_database
 
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
+
 CHAT = 501
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -86,8 +89,17 @@ async def test_a_turn_waits_for_the_other_instance_holding_the_chat(instance: In
         await other.execute("SELECT pg_advisory_xact_lock($1)", CHAT)
         await _foreign_turn(other)
         turn = asyncio.create_task(instance.services.turns.handle(_answer(1)))
-        await asyncio.sleep(0.5)
+        # PostgreSQL shows B's session waiting for the chat's lock: B is held, not slow.
+        for _ in range(400):
+            waiting = await other.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database())")
+            if waiting or turn.done():
+                break
+            await asyncio.sleep(0.05)
         assert not turn.done(), "B went ahead while A held the chat"
+        assert waiting == 1
         await transaction.commit()
         result = await asyncio.wait_for(turn, 10)
     finally:

@@ -121,6 +121,7 @@ def body(received: Received) -> str:
     return received.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
 
 
+@pytest.mark.slow
 async def test_first_email_to_routed_need_to_partner_acknowledgement(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -166,7 +167,7 @@ async def test_first_email_to_routed_need_to_partner_acknowledgement(
     [note] = [m for m in await rows(mail_bot, NeedMessage) if m.author_kind == "partner"]
     assert note.text.startswith("Bonjour,\nje m'en occupe") and "> Merci" not in note.text
     # No automatic answer to the partner, and everything is flagged on the server.
-    await asyncio.sleep(0.5)
+    await mail_bot.drained()
     assert [m for m in mail_bot.smtp.messages if PARTNER in m.rcpt_tos] == [routed]
     assert all("RelaisImported" in f for f in imap.flags())
     assert imap.count() == 2  # nothing deleted
@@ -198,6 +199,7 @@ async def test_missing_commune_is_asked_then_filled_by_reply(
     assert (need.status, need.missing, need.commune_insee) == ("routed", None, "71342")
 
 
+@pytest.mark.slow
 async def test_the_same_message_twice_is_imported_once(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -207,13 +209,19 @@ async def test_the_same_message_twice_is_imported_once(
     # Delivered again (a mail loop, or re-read after a crash before the flag was stored).
     imap.deliver(raw)
     await imported(mail_bot, 1)
-    await asyncio.sleep(0.6)
+    # The reader flags a message once it has handled it: both copies flagged, one import.
+    for _ in range(400):
+        if imap.count() == 2 and all("RelaisImported" in f for f in imap.flags()):
+            break
+        await asyncio.sleep(0.05)
+    assert all("RelaisImported" in f for f in imap.flags())
     assert len(await rows(mail_bot, InboundEmail)) == 1
     assert len(await rows(mail_bot, Need)) == 1
     assert len([m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos]) == 1
     assert all("RelaisImported" in f for f in imap.flags())
 
 
+@pytest.mark.slow
 async def test_automatic_messages_are_never_answered(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -238,7 +246,7 @@ async def test_automatic_messages_are_never_answered(
     done = await imported(mail_bot, 1 + len(automatic))
     assert sorted(r.kind or "" for r in done) == sorted(
         ["firm_new"] + ["automatic"] * len(automatic))
-    await asyncio.sleep(0.5)
+    await mail_bot.drained()
     assert len(mail_bot.smtp.messages) == 1 + 2  # our reply + the two partners' emails
     assert [m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos] == [reply]
 
@@ -266,6 +274,7 @@ async def test_a_stranger_quoting_a_reference_cannot_join_the_thread(
                for m in await rows(mail_bot, NeedMessage))
 
 
+@pytest.mark.slow
 async def test_partner_refusal_and_unclear_reply_reach_the_animator(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -315,16 +324,23 @@ async def test_attachments_are_kept_or_refused_by_size(
     assert len(await rows(mail_bot, NeedAttachment)) == 1
 
 
+@pytest.mark.slow
 async def test_the_email_reader_survives_a_mailbox_outage(
-    mail_bot: RunningBot, imap: ImapServer
+    mail_bot: RunningBot, imap: ImapServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     await imap.stop()
-    await asyncio.sleep(0.5)  # passes fail and back off; nothing crashes
+    # A pass fails and the reader backs off; nothing crashes.
+    for _ in range(400):
+        if any(r.getMessage().startswith("mailbox pass failed") for r in caplog.records):
+            break
+        await asyncio.sleep(0.05)
+    assert any(r.getMessage().startswith("mailbox pass failed") for r in caplog.records)
     await imap.start_again()
     imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
     await mails_to(mail_bot.smtp, FIRM, within=15)
 
 
+@pytest.mark.slow
 async def test_supprimer_mes_donnees_by_email(mail_bot: RunningBot, imap: ImapServer) -> None:
     imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
     [reply] = await mails_to(mail_bot.smtp, FIRM)

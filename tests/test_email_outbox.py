@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import func
@@ -53,6 +54,7 @@ async def drain(worker: EmailWorker, clock: FakeClock, rounds: int = 400) -> Non
                 return
 
 
+@pytest.mark.slow
 async def test_500_needs_with_smtp_down_for_a_while(
     tmp_path: Path, smtp: SmtpServer, clock: FakeClock
 ) -> None:

@@ -80,6 +80,7 @@ async def finish(user: SimUser, theme: str = "Recruter") -> None:
     await press(user, "Envoyer la demande")
 
 
+@pytest.mark.slow
 async def test_siret_found_is_confirmed_and_name_and_commune_are_not_asked(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -139,6 +140,7 @@ async def test_siret_found_is_confirmed_and_name_and_commune_are_not_asked(
     assert len(directory.requests) == 1
 
 
+@pytest.mark.slow
 async def test_no_means_the_siret_is_asked_again(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -151,9 +153,10 @@ async def test_no_means_the_siret_is_asked_again(
     assert again.button_labels() == ["Je ne l'ai pas sous la main"]
     assert "nom de votre entreprise" in (await press(user, "Je ne l'ai pas sous la main"))[-1].plain
     # A stale "Oui" cannot bring the refused establishment back.
-    assert await user.replies_after(user.press_data("fc:yes")) == []
+    assert await firm_bot.answered(user, user.press_data("fc:yes")) == []
 
 
+@pytest.mark.slow
 async def test_not_found_keeps_the_number_and_asks_as_before(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -171,6 +174,7 @@ async def test_not_found_keeps_the_number_and_asks_as_before(
     assert need.firm_name == "Ateliers Réunis"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["server_error", "timeout"])
 async def test_directory_down_never_blocks_the_conversation(
     firm_bot: RunningBot, directory: RechercheDouble, failure: str
@@ -201,6 +205,7 @@ async def test_masked_firm_is_never_shown(
     assert "NON-DIFFUSIBLE" not in "".join(m.plain for m in user.messages)
 
 
+@pytest.mark.slow
 async def test_siren_gives_the_firm_and_the_commune_is_still_asked(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -219,6 +224,7 @@ async def test_siren_gives_the_firm_and_the_commune_is_still_asked(
     assert need.firm_name == "FONDERIE DU CHAROLAIS (FDC)" and need.commune_insee == "71342"
 
 
+@pytest.mark.slow
 async def test_name_and_commune_search_offers_the_firms_found(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -240,6 +246,7 @@ async def test_name_and_commune_search_offers_the_firms_found(
     assert need.firm_name == "Fonderie"  # the name the firm typed stays
 
 
+@pytest.mark.slow
 async def test_none_of_these_firms_goes_on_without_facts(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -295,6 +302,7 @@ def test_partner_opco_is_checked(tmp_path: Path) -> None:
         Partner(**base, kind="cci", opco="ocapiat")
 
 
+@pytest.mark.slow
 async def test_siret_of_a_known_firm_in_another_opco_is_not_sent_to_opco_2i(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -325,6 +333,7 @@ async def test_siret_of_a_known_firm_in_another_opco_is_not_sent_to_opco_2i(
     assert "l'entreprise relève d'un autre OPCO : Constructys" in await firm_bot.services.db.run(note)
 
 
+@pytest.mark.slow
 async def test_the_cache_answers_the_second_firm_and_supprimer_forgets_it(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -350,6 +359,7 @@ async def test_the_cache_answers_the_second_firm_and_supprimer_forgets_it(
     assert needs[0].firm is None and needs[0].siret is None
 
 
+@pytest.mark.slow
 async def test_concurrent_firms_with_the_same_siret_share_one_call(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -373,6 +383,7 @@ async def questions_until_summary(user: SimUser, answers: list[tuple[str, str]])
     raise AssertionError("no summary")
 
 
+@pytest.mark.slow
 async def test_a_siret_saves_two_typed_questions(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -395,6 +406,7 @@ async def test_a_siret_saves_two_typed_questions(
     assert (typed_without + 1) - typed_with == 2
 
 
+@pytest.mark.slow
 async def test_artisan_goes_to_the_cma_and_industry_to_the_cci_end_to_end(
     firm_bot: RunningBot, directory: RechercheDouble
 ) -> None:
@@ -432,6 +444,7 @@ async def test_artisan_goes_to_the_cma_and_industry_to_the_cci_end_to_end(
     assert "cci" in routed["TI-2026-0002"] and "cma" not in routed["TI-2026-0002"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["429_long", "503", "not_json", "stub", "breaker"])
 async def test_every_directory_failure_leaves_the_form_going(
     firm_bot: RunningBot, directory: RechercheDouble, failure: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -245,11 +244,11 @@ async def test_bad_request_is_a_failure_not_an_outage(
 async def test_slow_answer_times_out(
     client: RechercheEntreprisesClient, double: RechercheDouble
 ) -> None:
+    # The answer would come after 5 s, and it is a valid empty one: only the client's own
+    # 0.3 s timeout can turn it into this error.
     double.script(Reply(200, {"results": []}, delay=5))
-    started = time.perf_counter()
     with pytest.raises(LookupUnavailable, match="délai"):
         await client.by_siret(PLANT_SIRET)
-    assert time.perf_counter() - started < 3
 
 
 async def test_circuit_breaker_opens_then_recovers(

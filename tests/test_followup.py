@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from bot.services.followup import FollowUpCounts
 from bot.services.workdays import add_working_days
 from storage.models import NeedRouting, Outbox, Satisfaction
 from testing.botapi import BotMessage, SimUser
@@ -25,7 +27,22 @@ async def filed(relais: RunningBot) -> tuple[SimUser, SimUser]:
     await reach_summary(firm)
     await press(firm, "Envoyer la demande")
     await says(animator, "Nouvelle demande TI-2026-0001")
+    # Every delivery recorded before the tests jump the clock by days (past the outbox lease).
+    await relais.drained()
     return firm, animator
+
+
+async def follow_up(relais: RunningBot) -> FollowUpCounts:
+    """One follow-up pass at the test clock's time, then every message it wrote delivered.
+
+    The scheduler's 0.1 s tick runs the same pass; running it here makes "nothing was sent"
+    a fact about a pass that saw the current time, not about a pause.
+    """
+    followup = relais.services.followup
+    assert followup is not None
+    counts = await relais.services.db.run(lambda s: followup.run_due(s, now=relais.clock()))
+    await relais.drained()
+    return counts
 
 
 async def says(user: SimUser, fragment: str, within: float = 10.0) -> BotMessage:
@@ -48,13 +65,14 @@ async def test_working_day_deadlines_skip_weekends_and_holidays() -> None:
     assert add_working_days(date(2026, 11, 10), 1) == date(2026, 11, 12)  # 11 Novembre
 
 
+@pytest.mark.slow
 async def test_late_partner_gets_one_relance_then_the_animator_is_alerted(
     relais: RunningBot,
 ) -> None:
     _firm, animator = await filed(relais)
     # Filed Saturday 28 November; France Travail has 2 working days: until Tuesday 1st.
     relais.clock.now = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
-    await asyncio.sleep(0.5)
+    assert (await follow_up(relais)).relances == 0
     assert relances(relais, FT) == []
     relais.clock.now = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
     for _ in range(100):
@@ -75,12 +93,13 @@ async def test_late_partner_gets_one_relance_then_the_animator_is_alerted(
     alert = await says(animator, "n'a pas accusé réception de TI-2026-0001")
     assert alert.plain.startswith("⏰ France Travail Paray-le-Monial n'a pas accusé réception")
     assert alert.button_labels() == ["Réaffecter", "Je prends"]
-    await asyncio.sleep(0.5)
+    assert await follow_up(relais) == FollowUpCounts()
     assert len(relances(relais, FT)) == 1
     assert len([m for m in animator.messages if "n'a pas accusé" in m.plain and "France" in
                 m.plain]) == 1
 
 
+@pytest.mark.slow
 async def test_an_acknowledged_partner_is_not_chased(relais: RunningBot) -> None:
     await filed(relais)
 
@@ -90,10 +109,11 @@ async def test_an_acknowledged_partner_is_not_chased(relais: RunningBot) -> None
 
     await relais.services.db.run(acknowledge)
     relais.clock.now = datetime(2026, 12, 10, 7, 0, tzinfo=UTC)
-    await asyncio.sleep(0.6)
+    assert (await follow_up(relais)).relances == 0
     assert [m for m in relais.smtp.messages if "Relance" in str(m.message["Subject"])] == []
 
 
+@pytest.mark.slow
 async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
 
@@ -103,15 +123,16 @@ async def test_long_open_need_asks_close_or_keep_every_period(relais: RunningBot
     await relais.services.db.run(acknowledge)
     # Filed on 28 November at 09:00 UTC: 30 days later is 28 December, 09:00 UTC.
     relais.clock.now = datetime(2026, 12, 28, 8, 59, tzinfo=UTC)
-    await asyncio.sleep(0.5)
+    assert (await follow_up(relais)).stale == 0
     assert not [m for m in animator.messages if "ouverte depuis" in m.plain]
     relais.clock.now = datetime(2026, 12, 28, 9, 0, tzinfo=UTC)
     ask = await says(animator, "ouverte depuis plus de 30 jours")
     assert ask.button_labels() == ["Clore", "La garder ouverte"]
     kept = (await press(animator, "La garder ouverte"))[-1]
     assert kept.plain == "TI-2026-0001 reste ouverte. Je vous reposerai la question dans 30 jours."
+    await relais.drained()
     relais.clock.now = datetime(2027, 1, 20, 10, 0, tzinfo=UTC)
-    await asyncio.sleep(0.5)
+    assert (await follow_up(relais)).stale == 0
     assert len([m for m in animator.messages if "ouverte depuis" in m.plain]) == 1
     relais.clock.now = datetime(2027, 1, 29, 10, 0, tzinfo=UTC)
     for _ in range(100):
@@ -135,6 +156,7 @@ async def drained(relais: RunningBot) -> None:
     raise AssertionError("the outbox did not drain")
 
 
+@pytest.mark.slow
 async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await press(animator, "Clore")
@@ -146,6 +168,7 @@ async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: Runni
                               "Notez de 1 (pas du tout) à 5 (tout à fait).")
     assert question.button_labels() == ["1", "2", "3", "4", "5"]
     # Late is fine: a week later.
+    await relais.drained()
     relais.clock.now = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
     comment_ask = (await press(firm, "4"))[-1]
     assert comment_ask.plain.startswith("Merci ! Un commentaire ?")
@@ -155,7 +178,7 @@ async def test_satisfaction_is_asked_once_and_reaches_the_animator(relais: Runni
     assert thanks.plain == "Merci pour votre avis."
     await says(animator, "« Très réactifs, <b>merci</b> ! »")
     # A second press changes nothing; the firm is never asked again.
-    assert await firm.replies_after(firm.press("5", message_id=question.message_id)) == []
+    assert await relais.answered(firm, firm.press("5", message_id=question.message_id)) == []
     assert firm.callback_answers[-1].get("text") == "Merci, votre note est déjà enregistrée."
 
     def rows(session: Session) -> list[Satisfaction]:

@@ -385,6 +385,7 @@ def png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.slow
 def test_charts_for_the_week() -> None:
     pytest.importorskip("matplotlib")
     charts = charts_png(week_stats(), tz=PARIS)
@@ -396,6 +397,7 @@ def test_charts_for_the_week() -> None:
         assert b"Software" not in data
 
 
+@pytest.mark.slow
 def test_charts_are_deterministic_even_in_threads() -> None:
     pytest.importorskip("matplotlib")
     stats = week_stats()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.models import Consent, Conversation, NeedEvent, Outbox, ProcessedUpdate
 from testing.botapi import SimUser
-from tests.conftest import RunningBot
+from tests.conftest import RunningBot, wait_until
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs, press, reach_summary, say
 
 
@@ -21,6 +23,7 @@ async def count(relais: RunningBot, model: type) -> int:
     return await relais.services.db.run(work)
 
 
+@pytest.mark.slow
 async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     user = relais.api.user(1001, "Camille")
     first = await say(user, "/start")
@@ -72,6 +75,7 @@ async def test_whole_intake_records_a_complete_need(relais: RunningBot) -> None:
     assert await count(relais, NeedEvent) == 2  # submitted, then routed
 
 
+@pytest.mark.slow
 async def test_references_follow_each_other_within_the_year(relais: RunningBot) -> None:
     for user_id in (1, 2):
         user = relais.api.user(user_id)
@@ -92,6 +96,7 @@ async def test_refusing_consent_stores_nothing(relais: RunningBot) -> None:
     assert await count(relais, Conversation) == 0
 
 
+@pytest.mark.slow
 async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
     user = relais.api.user(1003)
     await say(user, "/start")
@@ -111,6 +116,7 @@ async def test_bad_siret_is_reasked_with_the_reason(relais: RunningBot) -> None:
     assert "commune" in (await say(user, "ACME"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
     user = relais.api.user(1004)
     await say(user, "/start")
@@ -132,6 +138,7 @@ async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
     assert len(chosen) == 1 and chosen[0].button_labels() == []
 
 
+@pytest.mark.slow
 async def test_text_where_a_button_is_expected_gets_the_question_again(relais: RunningBot) -> None:
     user = relais.api.user(1005)
     await say(user, "/start")
@@ -157,6 +164,7 @@ async def test_media_get_one_line_and_the_same_question(relais: RunningBot) -> N
         assert "Quel est le numéro SIRET" in replies[0].plain
 
 
+@pytest.mark.slow
 async def test_description_length_is_enforced_with_the_count(relais: RunningBot) -> None:
     user = relais.api.user(1007)
     await say(user, "/start")
@@ -171,6 +179,7 @@ async def test_description_length_is_enforced_with_the_count(relais: RunningBot)
     assert "Pour quand" in (await say(user, "y" * 2000))[-1].plain
 
 
+@pytest.mark.slow
 async def test_email_contact_is_validated(relais: RunningBot) -> None:
     user = relais.api.user(1008)
     await reach_summary(user)
@@ -185,6 +194,7 @@ async def test_email_contact_is_validated(relais: RunningBot) -> None:
     assert (need.contact_method, need.contact_value) == ("email", "direction@menuiserie-dupont.fr")
 
 
+@pytest.mark.slow
 async def test_edit_one_field_returns_to_the_summary(relais: RunningBot) -> None:
     user = relais.api.user(1009)
     await reach_summary(user)
@@ -202,6 +212,7 @@ async def test_edit_one_field_returns_to_the_summary(relais: RunningBot) -> None
     assert need.epci_siren == "247100290"
 
 
+@pytest.mark.slow
 async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     user = relais.api.user(1010)
     await say(user, "/start")
@@ -212,7 +223,7 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     assert "annulée" in (await say(user, "/annuler"))[-1].plain
     assert await count(relais, Conversation) == 0
     # The theme keyboard is still on screen: pressing it now changes nothing.
-    replies = await press(user, "Recruter")
+    replies = await relais.answered(user, user.press("Recruter"))
     assert replies == []
     assert user.callback_answers[-1].get("text") == "Cette question est déjà passée."
     assert "Aucune demande n'est en cours" in (await say(user, "/annuler"))[-1].plain
@@ -225,6 +236,7 @@ async def test_cancel_at_any_step_and_stale_buttons(relais: RunningBot) -> None:
     assert await all_needs(relais.services.db) == []
 
 
+@pytest.mark.slow
 async def test_help_and_unknown_command_repeat_the_pending_question(relais: RunningBot) -> None:
     user = relais.api.user(1011)
     await say(user, "/start")
@@ -239,6 +251,7 @@ async def test_help_and_unknown_command_repeat_the_pending_question(relais: Runn
     assert replies[0].plain == "Reprenons où nous en étions."
 
 
+@pytest.mark.slow
 async def test_html_in_answers_is_shown_as_typed(relais: RunningBot) -> None:
     user = relais.api.user(1012)
     summary = (await reach_summary(user, name='<script>&"'))[-1]
@@ -251,6 +264,7 @@ async def test_html_in_answers_is_shown_as_typed(relais: RunningBot) -> None:
     assert need.firm_name == '<script>&"'
 
 
+@pytest.mark.slow
 async def test_commune_outside_every_territory_is_accepted_honestly(relais: RunningBot) -> None:
     user = relais.api.user(1013)
     await reach_summary(user, location="Brest")
@@ -260,6 +274,7 @@ async def test_commune_outside_every_territory_is_accepted_honestly(relais: Runn
     assert need.territory_id is None and need.commune_insee == "29019"
 
 
+@pytest.mark.slow
 async def test_my_needs_and_erasure(relais: RunningBot) -> None:
     user = relais.api.user(1014)
     assert "aucune demande" in (await say(user, "/mesdemandes"))[-1].plain
@@ -301,26 +316,31 @@ async def test_a_redelivered_update_has_effect_once(relais: RunningBot) -> None:
 async def test_a_rate_limited_reply_is_delivered_later_in_order(relais: RunningBot) -> None:
     user = relais.api.user(1016)
     await say(user, "/start")
+    await relais.drained()
     relais.api.fail_next("sendMessage", status=429, retry_after=3)
     await user.press("J'accepte")
-    await asyncio.sleep(0.5)
+
+    def waiting(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(
+            Outbox.attempts == 1, Outbox.delivered_at.is_(None))).all())  # type: ignore[union-attr]
+
+    async def refused() -> bool:
+        return len(await relais.services.db.run(waiting)) == 1
+
+    # The refusal is recorded (retry in 3 s of fake time) before the clock moves.
+    await wait_until(refused, "the 429 to be recorded")
+    await relais.settled()
+    [row] = await relais.services.db.run(waiting)
+    assert row.not_before == relais.clock() + timedelta(seconds=3)
     assert len(user.messages) == 2  # the question waits for Telegram's retry_after
     relais.clock.advance(seconds=4)
-    messages = await user.wait_for_messages(3, timeout=10)
+    messages = await user.wait_for_messages(3, timeout=20)
     assert messages[-1].plain.startswith("Quel est le numéro SIRET")
-
-    def pending(session: Session) -> int:
-        return session.exec(
-            select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))  # type: ignore[union-attr]
-        ).one()
-
-    for _ in range(50):  # the row is marked right after Telegram accepted it
-        if await relais.services.db.run(pending) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await relais.services.db.run(pending) == 0
+    await relais.drained()  # the row is marked once Telegram accepted it
+    assert len(user.messages) == 3
 
 
+@pytest.mark.slow
 async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBot) -> None:
     user = relais.api.user(1017)
     summary = (await reach_summary(user))[-1]
@@ -331,6 +351,7 @@ async def test_need_needs_no_telegram_when_contact_is_telegram(relais: RunningBo
     assert need.telegram_chat_id == 1017
 
 
+@pytest.mark.slow
 async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
     async def step(user: SimUser, action: Awaitable[int], replies: int = 1) -> str:
         # Under load a quiet spell proves nothing: wait for the exact number of replies.

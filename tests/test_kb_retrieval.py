@@ -241,6 +241,7 @@ def test_generic_question_prefers_the_current_programme(kb: KnowledgeBase) -> No
 # -- hot reload ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reload_edit_add_break(tmp_path: Path) -> None:
     folder = copy_shipped_cards(tmp_path / "cards")
     kb = KnowledgeBase.load(folder, today=TODAY)
@@ -284,6 +285,7 @@ def test_reload_if_changed(tmp_path: Path) -> None:
     assert kb.get("aide_bidule") is None
 
 
+@pytest.mark.slow
 def test_reload_swaps_atomically_under_concurrent_questions(tmp_path: Path) -> None:
     folder = copy_shipped_cards(tmp_path / "cards")
     kb = KnowledgeBase.load(folder, today=TODAY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.runtime import build_services, running_bot
@@ -73,6 +74,7 @@ async def test_not_that_is_recorded_with_the_query(relais: RunningBot) -> None:
     assert (row.outcome, row.text) == ("rejected", "c quoi la POEC")
 
 
+@pytest.mark.slow
 async def test_apply_from_a_card_prefills_the_theme(relais: RunningBot) -> None:
     user = relais.api.user(3005)
     await say(user, "c quoi la POEC")
@@ -100,6 +102,7 @@ async def test_question_in_the_middle_of_the_intake_then_the_question_again(
     assert "nom de votre entreprise" in (await say(user, VALID_SIRET))[-1].plain
 
 
+@pytest.mark.slow
 async def test_reload_by_animator_reports_broken_cards(
     api: LocalBotAPI, tmp_path: Path, clock: FakeClock
 ) -> None:

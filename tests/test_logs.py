@@ -7,6 +7,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from bot.logs import RedactingFilter, configure_logging
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary
@@ -14,6 +16,7 @@ from tests.helpers import press, reach_summary
 MARKER = "Zébulon-7731"
 
 
+@pytest.mark.slow
 async def test_a_full_run_logs_no_token_password_or_personal_data(relais: RunningBot) -> None:
     stream = io.StringIO()
     handler = configure_logging(secrets=(relais.settings.telegram_bot_token, "smtp-s3cret-pw"),
@@ -26,11 +29,14 @@ async def test_a_full_run_logs_no_token_password_or_personal_data(relais: Runnin
         await reach_summary(firm, name=f"Atelier {MARKER}")
         relais.api.fail_next("sendMessage", status=500)  # an error path logs too
         await press(firm, "Envoyer la demande")
-        for _ in range(100):
-            if len(relais.smtp.messages) >= 2:
+        for _ in range(400):
+            if len(relais.smtp.messages) >= 2 and any(
+                    c.status == 500 for c in relais.api.calls_of("sendMessage")):
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+        # Every delivery done or recorded as failed (the 500 waits for a retry): all the
+        # logging of this run has happened.
+        await relais.settled()
     finally:
         logging.getLogger().removeHandler(handler)
     text = stream.getvalue()

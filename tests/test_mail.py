@@ -437,11 +437,10 @@ async def test_whole_send_is_bounded_by_one_timeout(smtp: SmtpServer) -> None:
 
     async with SmtpServer(Slow()) as slow:
         sender = sender_for(slow, timeout=0.45)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        # Each step is in time and the whole takes 0.6 s or more: only a bound on the whole
+        # send can fail it, and the error names that bound.
         with pytest.raises(TransientMailError) as caught:
             await sender.send(email_for())
-        assert loop.time() - started < 1.0
         assert "0.45" in str(caught.value)
         assert not sender.connected
         await sender.close()

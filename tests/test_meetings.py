@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
 from icalendar import Calendar
 from sqlmodel import Session, select
 
@@ -77,11 +78,19 @@ async def reminders(relais: RunningBot) -> list[Reminder]:
 
 
 async def settle(relais: RunningBot) -> None:
-    """Let the reminder tick (every 0.1 s in tests) and the outbox sweeper run a few times."""
-    assert relais.services.meetings is not None
-    await asyncio.sleep(0.6)
+    """Fire what is due at the test clock's time, then wait until the outbox is drained.
+
+    The scheduler's 0.1 s tick runs the same claim; running it here makes "nothing more was
+    sent" a fact about a pass that saw the current time, not about a pause. (Each reminder
+    is claimed once, so this pass and a tick never both send it.)
+    """
+    meetings = relais.services.meetings
+    assert meetings is not None
+    await relais.services.db.run(lambda s: meetings.fire_due(s, now=relais.clock()))
+    await relais.drained()
 
 
+@pytest.mark.slow
 async def test_propose_confirm_and_both_reminders_once(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -173,6 +182,7 @@ async def test_propose_confirm_and_both_reminders_once(relais: RunningBot) -> No
     assert [r.status for r in await reminders(relais)] == ["sent", "sent"]
 
 
+@pytest.mark.slow
 async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -206,8 +216,8 @@ async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: Run
     new_proposal = (await firm.wait_for_messages(firm_before + 1))[-1]
     assert new_proposal.plain.startswith("Rendez-vous déplacé (TI-2026-0001)")
     # The first proposal's "Je confirme" belongs to the old slot: a toast, nothing else.
-    assert await firm.replies_after(firm.press("Je confirme",
-                                               message_id=first_proposal.message_id)) == []
+    assert await relais.answered(firm, firm.press("Je confirme",
+                                                  message_id=first_proposal.message_id)) == []
     assert firm.callback_answers[-1].get("text") == "Cette question est déjà passée."
     await press(firm, "Je confirme")
     statuses = [(r.sequence, r.status) for r in await reminders(relais)]
@@ -219,6 +229,7 @@ async def test_reschedule_moves_reminders_and_old_buttons_do_nothing(relais: Run
     assert len(firm.messages) == firm_before
 
 
+@pytest.mark.slow
 async def test_cancel_sends_method_cancel_and_drops_reminders(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -247,6 +258,7 @@ async def test_cancel_sends_method_cancel_and_drops_reminders(relais: RunningBot
     assert (await say(firm, "/mesrdv"))[-1].plain == "Vous n'avez aucun rendez-vous à venir."
 
 
+@pytest.mark.slow
 async def test_weekend_and_holiday_need_a_confirmation(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -260,6 +272,7 @@ async def test_weekend_and_holiday_need_a_confirmation(relais: RunningBot) -> No
     assert "Combien de temps" in (await press(animator, "Oui, garder ce créneau"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_firm_asks_for_another_slot_and_the_animator_hears_it(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)
@@ -280,18 +293,19 @@ async def test_firm_asks_for_another_slot_and_the_animator_hears_it(relais: Runn
     assert "autre créneau" not in (await say(firm, "c'est quoi la POEC ?"))[0].plain
 
 
+@pytest.mark.slow
 async def test_only_the_territorys_animator_and_the_firm_can_act(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     stranger = relais.api.user(6999)
     assert (await say(stranger, "/rdv"))[-1].plain.startswith("Cette commande est réservée")
-    assert await stranger.replies_after(stranger.press_data("mt:new:1")) == []
+    assert await relais.answered(stranger, stranger.press_data("mt:new:1")) == []
     assert stranger.callback_answers[-1].get("text", "").startswith("Cette commande est réservée")
     # The firm cannot open a proposal either.
     assert (await say(firm, "/rdv TI-2026-0001"))[-1].plain.startswith("Cette commande est réservée")
     await propose(animator)
     await press(animator, "Envoyer l'invitation")
     # Somebody else pressing the firm's button (forged data) changes nothing.
-    assert await stranger.replies_after(stranger.press_data("mt:ok:1:0")) == []
+    assert await relais.answered(stranger, stranger.press_data("mt:ok:1:0")) == []
 
     def status(session: Session) -> str:
         return session.exec(select(Meeting)).one().status
@@ -303,6 +317,7 @@ async def test_only_the_territorys_animator_and_the_firm_can_act(relais: Running
         listing.plain)
 
 
+@pytest.mark.slow
 async def test_annuler_abandons_a_proposal_in_progress(relais: RunningBot) -> None:
     _firm, animator = await filed(relais)
     await press(animator, "Proposer un RDV")
@@ -312,6 +327,7 @@ async def test_annuler_abandons_a_proposal_in_progress(relais: RunningBot) -> No
     assert "Combien de temps" not in (await say(animator, "jeudi 15h"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_restart_in_the_due_window_sends_once_or_skips_a_past_meeting(
     api, smtp: SmtpServer, tmp_path, clock: FakeClock
 ) -> None:
@@ -348,6 +364,7 @@ async def test_restart_in_the_due_window_sends_once_or_skips_a_past_meeting(
     await services.db.dispose()
 
 
+@pytest.mark.slow
 async def test_a_crash_after_sending_never_sends_the_reminder_again(
     api, smtp: SmtpServer, tmp_path, clock: FakeClock
 ) -> None:
@@ -386,6 +403,7 @@ async def test_a_crash_after_sending_never_sends_the_reminder_again(
     await services.db.dispose()
 
 
+@pytest.mark.slow
 async def test_unknown_need_reference_and_closed_need(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     assert (await say(animator, "/rdv TI-2026-9999"))[-1].plain == (

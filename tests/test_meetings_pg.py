@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -16,6 +17,9 @@ from knowledge.territories import load_territories
 from storage.db import Database
 from storage.models import Meeting, MeetingAttendee, Need, Outbox, Reminder
 from testing.pg import fresh_database
+
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 MEETINGS = 120
@@ -46,6 +50,7 @@ def seed(session: Session) -> None:
                                  due_at=NOW - timedelta(minutes=minutes)))
 
 
+@pytest.mark.slow
 async def test_two_workers_send_each_reminder_once() -> None:
     geography = default_geography()
     service = MeetingService(load_territories(DEFAULT_TERRITORIES_DIR, geography=geography),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -44,6 +45,7 @@ def test_a_database_made_before_migrations_is_stamped_then_upgraded(tmp_path: Pa
     assert current(url) == head()
 
 
+@pytest.mark.pg
 async def test_postgresql_first_revision_to_head_matches_the_models() -> None:
     async with fresh_database() as url:
         await asyncio.to_thread(upgrade, url, FIRST_REVISION)

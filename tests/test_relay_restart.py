@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import Awaitable
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+import pytest
+from sqlmodel import col, select
 
 from storage.db import Database
-from storage.models import Outbox
+from storage.models import NeedMessage, Outbox
 from testing.botapi import LocalBotAPI, SimUser
 from tests.helpers import DESCRIPTION, VALID_SIRET
 from tests.test_restart import BotProcess
@@ -18,9 +19,9 @@ from tests.test_restart import BotProcess
 ANIMATOR_ID = 900000001
 
 
-async def _expect(user: SimUser, fragment: str, *, timeout: float = 30) -> None:
+async def _expect(user: SimUser, fragment: str, *, within: float = 30) -> None:
     """Wait until a bot message in this chat contains `fragment`."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(within / 0.05)):
         if any(fragment in m.plain for m in user.messages):
             return
         await asyncio.sleep(0.05)
@@ -54,6 +55,7 @@ async def _drained(db_path: Path) -> None:
         await db.dispose()
 
 
+@pytest.mark.slow
 async def test_relay_survives_kill_dash_nine_between_every_two_steps(
     api: LocalBotAPI, tmp_path: Path,
 ) -> None:
@@ -102,10 +104,9 @@ async def test_relay_survives_kill_dash_nine_between_every_two_steps(
             assert "TI-2026-0001" in got[0]
     db = Database(f"sqlite+aiosqlite:///{db_path}")
     try:
-        kinds = await db.run(lambda s: [(m.author_kind, m.text) for m in s.exec(
-            select(__import__("storage.models", fromlist=["NeedMessage"]).NeedMessage))])
+        kinds = await db.run(lambda s: [(m.author_kind, m.text)
+                                        for m in s.exec(select(NeedMessage))])
     finally:
         await db.dispose()
     assert sorted(kinds) == sorted([("animator", "Question avant"), ("firm", "Réponse avant"),
                                     ("animator", "Question après"), ("firm", "Réponse après")])
-    del Session

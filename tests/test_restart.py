@@ -1,16 +1,28 @@
-"""Restart safety: a real `relais run` process killed with SIGKILL at several steps."""
+"""Restart safety: a real `relais run` process killed with SIGKILL at several steps.
+
+Each kill happens at a chosen point, reached by waiting for it (the outbox recorded as
+delivered, or the reply's request held by the Bot API double), never after a fixed delay.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
+
+import pytest
 
 from storage.db import Database
 from testing.botapi import LocalBotAPI, SimUser
 from tests.helpers import DESCRIPTION, VALID_SIRET, all_needs
+
+# Real time here (a child process): long enough that a live process always marks its own
+# deliveries first, short enough that a reply left behind by a kill goes out soon.
+LEASE_SECONDS = 3
 
 
 class BotProcess:
@@ -23,11 +35,12 @@ class BotProcess:
             "TELEGRAM_API_URL": api.base_url,
             "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
             "RELAIS_POLLING_TIMEOUT": "1",
-            "RELAIS_OUTBOX_LEASE": "1",
+            "RELAIS_OUTBOX_LEASE": str(LEASE_SECONDS),
             "RELAIS_RATE_LIMIT": "false",
             "RELAIS_FIRM_LOOKUP": "false",
         }
         self.api = api
+        self.db_path = db_path
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
 
@@ -48,6 +61,32 @@ class BotProcess:
             await asyncio.sleep(0.05)
         raise AssertionError("bot did not start polling")
 
+    def _outbox(self, chat_id: int) -> tuple[int, int]:
+        """(messages written for the chat, Telegram rows not yet delivered and recorded).
+
+        Emails are left out: this process has no SMTP server.
+        """
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as conn:
+            [(total,)] = conn.execute(
+                "SELECT count(*) FROM outbox WHERE channel = 'telegram' AND kind = 'send'"
+                " AND recipient = ?", (str(chat_id),)).fetchall()
+            [(unfinished,)] = conn.execute(
+                "SELECT count(*) FROM outbox WHERE channel = 'telegram'"
+                " AND delivered_at IS NULL AND failed_at IS NULL").fetchall()
+        return int(total), int(unfinished)
+
+    async def drained(self, chat_id: int) -> int:
+        """Wait until every Telegram row is delivered or given up; return the chat's messages."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            total, unfinished = await asyncio.to_thread(self._outbox, chat_id)
+            if unfinished == 0:
+                return total
+            if loop.time() > deadline:
+                raise AssertionError(f"{unfinished} outbox rows still undelivered")
+            await asyncio.sleep(0.05)
+
     async def kill(self) -> None:
         """SIGKILL: no clean shutdown, no flush, nothing."""
         assert self.proc is not None
@@ -62,17 +101,22 @@ class BotProcess:
 
 
 async def answer(user: SimUser, action, expect: str, bot: BotProcess) -> None:
-    """Do something, then check the single reply the bot sends has `expect` in it."""
+    """Do something, then check the single reply the bot sends has `expect` in it.
+
+    Once the outbox is drained nothing more can come: every row is recorded as delivered
+    and the update is recorded as handled (in the reply's transaction).
+    """
     before = len(user.messages)
     await action
-    messages = await user.wait_for_messages(before + 1, timeout=20)
-    await asyncio.sleep(0.3)  # any duplicate would arrive now
+    await user.wait_for_messages(before + 1, timeout=20)
+    sent = await bot.drained(user.chat_id)
     new = list(user.messages[before:])
     assert len(new) == 1, [m.plain for m in new]
     assert expect in new[0].plain, new[0].plain
-    del messages
+    assert sent == len(user.messages), "each outbox row reached the chat exactly once"
 
 
+@pytest.mark.slow
 async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_path: Path) -> None:
     db_path = tmp_path / "relais.db"
     bot = BotProcess(api, db_path)
@@ -82,6 +126,7 @@ async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_
         before = len(user.messages)
         await user.send_command("/start")
         await user.wait_for_messages(before + 2, timeout=20)
+        await bot.drained(user.chat_id)
         await bot.kill()
         await bot.start()
 
@@ -95,17 +140,26 @@ async def test_kill_dash_nine_at_every_step_loses_nothing(api: LocalBotAPI, tmp_
 
         # Kill while the reply is being delivered: the state is committed, the reply is in
         # the outbox, the update is not yet confirmed. After the restart the update comes
-        # again (and is ignored) and the outbox delivers the reply, once.
-        api.delay_next("sendMessage", 5.0)
+        # again (and is ignored) and, once the dead process's lease is over, the outbox
+        # delivers the reply, once. The double holds the request and never carries it out
+        # (it only ends when the double stops): the kill lands exactly while it is pending.
+        api.delay_next("sendMessage", 3600.0)
+        sends = len(api.calls_of("sendMessage"))
+        before = len(user.messages)
         await user.send_text("Paray le Monial")
-        await asyncio.sleep(1.0)
+        for _ in range(400):
+            if len(api.calls_of("sendMessage")) > sends:
+                break
+            await asyncio.sleep(0.05)
+        assert len(api.calls_of("sendMessage")) == sends + 1, "the reply never left"
+        assert len(user.messages) == before
         await bot.kill()
         await bot.start()
-        messages = await user.wait_for_messages(len(user.messages) + 1, timeout=20)
-        await asyncio.sleep(1.5)
+        await user.wait_for_messages(before + 1, timeout=20)
+        sent = await bot.drained(user.chat_id)
+        assert sent == len(user.messages)
         theme_questions = [m for m in user.messages if "besoin principal" in m.plain]
         assert len(theme_questions) == 1, [m.plain for m in user.messages]
-        del messages
 
         await answer(user, user.press("Recruter"), "Décrivez", bot)
         await bot.kill()

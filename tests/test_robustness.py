@@ -551,6 +551,7 @@ callback_data = st.one_of(
 @given(state=st.sampled_from(ALL_STATES), text=message_texts)
 # The longest description accepted, in characters that count twice for Telegram: the summary
 # that shows it must still fit in one message.
+@pytest.mark.slow
 @example(state="edit_description", text="😀" * (DESCRIPTION_MAX // 2))
 @example(state="edit_description", text="😀" * DESCRIPTION_MAX)
 @example(state="edit_description", text="a" * DESCRIPTION_MAX)
@@ -632,6 +633,7 @@ def _diff(before: dict[str, Counter[tuple[Any, ...]]],
     return changes
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=150)
 @given(state=st.sampled_from(ALL_STATES), data=callback_data,
        attached=st.sampled_from(("message", "inaccessible", "inline")))
@@ -775,6 +777,7 @@ user_contents = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=100)
 @given(state=st.sampled_from(ALL_STATES), content=user_contents)
 def test_any_private_message_gets_a_reply_and_no_error(
@@ -914,6 +917,7 @@ def _kinds() -> st.SearchStrategy[tuple[str, JSON]]:
     )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=120)
 @given(state=st.sampled_from(ALL_STATES), kind_payload=_kinds())
 def test_updates_the_bot_does_not_handle_change_nothing(
@@ -961,6 +965,7 @@ command_args = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=150)
 @given(state=st.sampled_from(ALL_STATES),
        name=st.one_of(st.sampled_from(KNOWN_COMMANDS), st.from_regex(r"[a-z0-9_]{1,32}",
@@ -989,6 +994,7 @@ def test_any_command_with_any_arguments_gets_a_reply(
     harness.run(example())
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=5)
 @given(args=command_args)
 def test_reloading_the_cards_with_any_arguments(harness: Harness, args: str) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlmodel import Session, select
 
 from storage.models import NeedRouting, Outbox
 from testing.botapi import SimUser
 from testing.smtp import SmtpServer
-from tests.conftest import RunningBot
+from tests.conftest import RunningBot, wait_until
 from tests.helpers import all_needs, press, reach_summary, say
 
 ANIMATOR_ID = 900000001
@@ -24,7 +25,7 @@ async def wait_for_emails(smtp: SmtpServer, count: int, within: float = 10.0) ->
     return smtp.messages
 
 
-async def message_with(user: SimUser, fragment: str, within: float = 5.0):
+async def message_with(user: SimUser, fragment: str, within: float = 20.0):
     """Wait for a bot message containing `fragment` in this chat."""
     for _ in range(int(within / 0.05)):
         found = [m for m in user.messages if fragment in m.plain]
@@ -47,6 +48,7 @@ async def opened_animator(relais: RunningBot) -> SimUser:
     return animator
 
 
+@pytest.mark.slow
 async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     before = len(animator.messages)
@@ -72,7 +74,7 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     routed = await relais.services.db.run(routings)
     emails = await wait_for_emails(relais.smtp, len(routed))
     assert len(routed) >= 2  # France Travail and the OPCO at least
-    await asyncio.sleep(0.3)
+    await relais.drained()
     assert len(relais.smtp.messages) == len(routed), "each partner gets exactly one email"
     by_rcpt = {m.rcpt_tos[0]: m.message for m in emails}
     assert {r.partner_email for r in routed} == set(by_rcpt)
@@ -87,6 +89,7 @@ async def test_need_is_emailed_to_partners_and_carded_to_the_animator(relais: Ru
     assert "Menuiserie Dupont" in html
 
 
+@pytest.mark.slow
 async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5002, "Paul")
@@ -138,13 +141,14 @@ async def test_take_reassign_close_and_the_firm_is_told(relais: RunningBot) -> N
     assert "• CCI" in history.plain and "choisi par Claire Martin" in history.plain
 
 
+@pytest.mark.slow
 async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None:
     await opened_animator(relais)
     firm = relais.api.user(5003, "Paul")
     await submit(relais, firm)
     [need] = await all_needs(relais.services.db)
     # The firm forges an animator button.
-    await firm.replies_after(firm.press_data(f"ani:take:{need.id}"), min_messages=0)
+    assert await relais.answered(firm, firm.press_data(f"ani:take:{need.id}")) == []
     assert firm.callback_answers[-1]["text"] == (
         "Cette commande est réservée aux chefs de projet Territoire d'industrie."
     )
@@ -157,11 +161,12 @@ async def test_only_the_territorys_animators_may_act(relais: RunningBot) -> None
     assert "TI-2026-0001" not in (await say(stranger, "/demande TI-2026-0001"))[-1].plain.replace(
         "Je ne trouve pas la demande TI-2026-0001", "")
     # Malformed data does not crash anything.
-    await firm.replies_after(firm.press_data("ani:take:abc"), min_messages=0)
-    await firm.replies_after(firm.press_data("ani:closed:99999:helped"), min_messages=0)
+    await relais.answered(firm, firm.press_data("ani:take:abc"))
+    await relais.answered(firm, firm.press_data("ani:closed:99999:helped"))
     assert (await say(firm, "/aide"))[-1].plain
 
 
+@pytest.mark.slow
 async def test_open_needs_are_listed_with_pages(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     for i in range(10):
@@ -175,6 +180,7 @@ async def test_open_needs_are_listed_with_pages(relais: RunningBot) -> None:
     assert "Nouvelle demande TI-2026-" in opened.plain and "Historique" in opened.plain
 
 
+@pytest.mark.slow
 async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     await relais.smtp.stop()
     firm = relais.api.user(5005)
@@ -183,20 +189,25 @@ async def test_smtp_down_then_back_every_email_once(relais: RunningBot) -> None:
     def pending(session: Session) -> list[Outbox]:
         return list(session.exec(select(Outbox).where(Outbox.channel == "email")).all())
 
-    await asyncio.sleep(0.5)
+    async def tried() -> bool:
+        return any(r.attempts >= 1 for r in await relais.services.db.run(pending))
+
+    # The worker met the closed port and stopped: the email it tried waits for its retry,
+    # the others stay leased (fake time moves neither).
+    await wait_until(tried, "an email to fail")
     rows = await relais.services.db.run(pending)
     assert rows and all(r.delivered_at is None for r in rows)
-    assert any(r.attempts >= 1 for r in rows)
     await relais.smtp.start()
     relais.clock.advance(minutes=10)  # past the retry backoff
     emails = await wait_for_emails(relais.smtp, len(rows))
-    await asyncio.sleep(0.5)
+    await relais.drained()
     assert len(emails) == len(rows)
     assert len({m.message["Message-ID"] for m in emails}) == len(rows)
     rows = await relais.services.db.run(pending)
     assert all(r.delivered_at is not None for r in rows)
 
 
+@pytest.mark.slow
 async def test_an_animator_of_another_territory_sees_nothing(
     api, smtp, tmp_path, clock
 ) -> None:
@@ -219,6 +230,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
                              **smtp_settings(smtp))
     services = await build_services(settings, clock=clock)
     async with running_bot(services):
+        bot = RunningBot(api, services, settings, clock, smtp)
         firm = api.user(5200)
         await submit(None, firm)  # type: ignore[arg-type]
         [need] = await all_needs(services.db)
@@ -230,7 +242,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
         assert shown.plain == f"Je ne trouve pas la demande {need.reference}."
         for data in (f"ani:take:{need.id}", f"ani:show:{need.id}", f"ani:rp:{need.id}:cci-71",
                      f"ani:closed:{need.id}:helped"):
-            await other.replies_after(other.press_data(data), min_messages=0)
+            assert await bot.answered(other, other.press_data(data)) == []
             assert other.callback_answers[-1]["text"] == "Cette demande n'est pas de votre territoire."
         assert all("Menuiserie" not in m.plain for m in other.messages)
     [need] = await all_needs(services.db)
@@ -238,6 +250,7 @@ async def test_an_animator_of_another_territory_sees_nothing(
     assert need.status == "routed"
 
 
+@pytest.mark.slow
 async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5300, "Paul")
@@ -254,17 +267,34 @@ async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: R
     assert row.recipient == "5300" and "blocked" in (row.last_error or "")
 
 
+@pytest.mark.slow
 async def test_telegram_500_then_everything_arrives_once(relais: RunningBot) -> None:
     animator = await opened_animator(relais)
     firm = relais.api.user(5400, "Paul")
     await reach_summary(firm)
+    await relais.drained()
     relais.api.fail_next("sendMessage", status=500, retry_after=None, times=2)
     await firm.press("Envoyer la demande")
-    await asyncio.sleep(0.5)
+
+    def waiting(session: Session) -> list[Outbox]:
+        return list(session.exec(select(Outbox).where(
+            Outbox.channel == "telegram", Outbox.attempts == 1,
+            Outbox.delivered_at.is_(None))).all())  # type: ignore[union-attr]
+
+    async def both_failed() -> bool:
+        return len(await relais.services.db.run(waiting)) == 2
+
+    # The firm's reply and the animator's card each met a 500 and wait for their retry.
+    # Only then may the clock move: a first attempt made after the jump would wait for a
+    # retry that fake time never reaches.
+    await wait_until(both_failed, "the reply and the card to fail once")
+    await relais.settled()
+    assert {r.recipient for r in await relais.services.db.run(waiting)} == {
+        "5400", str(ANIMATOR_ID)}
     assert not any("TI-2026-0001" in m.plain for m in firm.messages)
     relais.clock.advance(seconds=30)  # past the retry backoff
     await message_with(firm, "TI-2026-0001")
     await message_with(animator, "Nouvelle demande TI-2026-0001")
-    await asyncio.sleep(1.0)
+    await relais.drained()
     assert sum("TI-2026-0001" in m.plain for m in firm.messages) == 1
     assert sum("Nouvelle demande" in m.plain for m in animator.messages) == 1

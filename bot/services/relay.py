@@ -57,8 +57,11 @@ class RelayService:
     """Relays messages between a firm and the chefs de projet of its need."""
 
     def __init__(self, territories: TerritoryDirectory, *, per_minute: int = 6,
-                 chat_gap: timedelta = timedelta(seconds=1)) -> None:
+                 chat_gap: timedelta = timedelta(seconds=1),
+                 lease: timedelta = outbox.LEASE) -> None:
         self.territories = territories
+        # Relayed messages sent at once stay claimed this long (RELAIS_OUTBOX_LEASE).
+        self.lease = lease
         self.per_minute = per_minute
         # Telegram lets a bot send about one message a second to one private chat.
         self.chat_gap = chat_gap
@@ -239,7 +242,8 @@ class RelayService:
         ).one()
         due = max(not_before or now, last + self.chat_gap if last is not None else now)
         rows = outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
-                              now=now, claimed=due <= now, not_before=due, kind=RELAYED)
+                              now=now, claimed=due <= now, not_before=due, kind=RELAYED,
+                              lease=self.lease)
         return rows if due <= now else []
 
     def _recipients(self, session: Session, territory: Territory, need: Need) -> list[str]:
