@@ -40,13 +40,19 @@ async def _step(bot: BotProcess, action: Awaitable[object], user: SimUser, fragm
 
 
 async def _drained(db_path: Path) -> None:
-    """Wait until every outbox row is delivered (so no duplicate can still come)."""
+    """Wait until every Telegram row is delivered (so no duplicate can still come).
+
+    No mail server runs here: the partners' emails wait, and are not this test's subject.
+    """
     db = Database(f"sqlite+aiosqlite:///{db_path}")
     try:
         for _ in range(600):
-            pending = await db.run(lambda s: s.exec(
-                select(Outbox.id).where(col(Outbox.delivered_at).is_(None),
-                                        col(Outbox.failed_at).is_(None))).all())
+            pending = await db.run(lambda s: [
+                (r.id, r.recipient, r.kind, r.attempts, r.not_before, r.claimed_until,
+                 str(r.payload)[:80]) for r in s.exec(
+                    select(Outbox).where(Outbox.channel == "telegram",
+                                         col(Outbox.delivered_at).is_(None),
+                                         col(Outbox.failed_at).is_(None))).all()])
             if not pending:
                 return
             await asyncio.sleep(0.05)
