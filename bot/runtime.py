@@ -145,7 +145,6 @@ async def build_services(
                              mail_domain=mail_domain(settings.mail_from), clock=clock,
                              reply_local=(mail_local_part(settings.mail_from)
                                           if settings.imap_host else None))
-    animator = AnimatorService(territories, routing, tz=settings.tz)
     firms = None
     if settings.firm_lookup:
         client = RechercheEntreprisesClient(settings.recherche_entreprises_url,
@@ -161,7 +160,7 @@ async def build_services(
                                             if settings.imap_host else None),
                                stale_days=settings.stale_days,
                                escalate_factor=settings.escalate_factor)
-    animator.followup = followup
+    animator = AnimatorService(territories, routing, followup, tz=settings.tz)
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)

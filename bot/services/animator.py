@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -18,6 +17,7 @@ from bot.catalogue import entries, label, t
 from bot.catalogue.labels import status_label
 from bot.messages import Bullets, Message, Text
 from bot.services import lifecycle
+from bot.services.followup import FollowUpService
 from bot.services.lifecycle import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -29,9 +29,6 @@ from bot.services.lifecycle import (
 )
 from bot.services.routing import RoutingService, animator_card
 from bot.services.types import Button, Reply
-
-if TYPE_CHECKING:
-    from bot.services.followup import FollowUpService
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import Need, NeedEvent, NeedMessage, NeedRouting, NeedStatus
 
@@ -51,13 +48,13 @@ CLOSE_REASONS = {
 class AnimatorService:
     """Animator commands and buttons, with access control on every one."""
 
-    def __init__(self, territories: TerritoryDirectory, routing: RoutingService, *,
-                 tz: ZoneInfo) -> None:
+    def __init__(self, territories: TerritoryDirectory, routing: RoutingService,
+                 followup: FollowUpService, *, tz: ZoneInfo) -> None:
         self.territories = territories
         self.routing = routing
+        # Asks the firm's satisfaction when a need is closed as helped.
+        self.followup = followup
         self.tz = tz
-        # Set by the runtime: asks the firm's satisfaction when a need is closed as helped.
-        self.followup: FollowUpService | None = None
 
     def territories_of(self, user_id: int) -> list[Territory]:
         """Territories where this Telegram user is an animator."""
@@ -191,7 +188,7 @@ class AnimatorService:
         if action == "keep":
             return Reply([Message(t(
                 "animator.kept_open", reference=need.reference,
-                days=self.followup.stale_days if self.followup else 30))])
+                days=self.followup.stale_days))])
         if action == "re":
             return self._reassign_menu(session, need)
         if action == "rp":
@@ -225,7 +222,7 @@ class AnimatorService:
         result = Reply([Message(t("animator.closed_as", reference=need.reference,
                                   reason=reason))])
         question = None
-        if key == "helped" and self.followup is not None:
+        if key == "helped":
             question = self.followup.ask_satisfaction(session, need, now=now)
         if need.telegram_chat_id is not None:
             # The satisfaction question says the need is closed: the firm reads it once.
