@@ -18,6 +18,7 @@ from storage.db import Database
 from storage.models import Outbox
 from testing.botapi import BotMessage, LocalBotAPI, SimUser
 from testing.clock import FakeClock
+from testing.imap import ImapServer
 from testing.smtp import SmtpServer
 
 
@@ -52,6 +53,17 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
 async def api() -> AsyncIterator[LocalBotAPI]:
     """A Bot API double on a free loopback port."""
     server = LocalBotAPI()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def imap() -> AsyncIterator[ImapServer]:
+    """The bot's mailbox: a real IMAP server (aioimaplib's) on a free loopback port."""
+    server = ImapServer()
     await server.start()
     try:
         yield server

@@ -36,17 +36,6 @@ FIRST_MAIL = (
 
 
 @pytest.fixture
-async def imap() -> AsyncIterator[ImapServer]:
-    """The bot's mailbox."""
-    server = ImapServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_path: Path,
                    clock: FakeClock) -> AsyncIterator[RunningBot]:
     """The bot reading the IMAP mailbox (polled every 0.2 s, IDLE when pushed)."""

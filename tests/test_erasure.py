@@ -149,17 +149,6 @@ NOTHING_PERSONAL: dict[str, str] = {
 
 # --- the bot, with its mailbox -----------------------------------------------------------
 @pytest.fixture
-async def imap() -> AsyncIterator[ImapServer]:
-    """The bot's mailbox."""
-    server = ImapServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The bot's database: a SQLite file, or a throwaway PostgreSQL database."""
     if request.param == "sqlite":
