@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot import texts
 from bot.messages import Message
+from bot.services.animators import territories_of
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
@@ -55,7 +56,7 @@ class RadarService:
 
     def command(self, session: Session, user_id: int) -> Reply:
         """`/radar`: each group with its firms (for the animator only) and programmes."""
-        territories = self.territories.animated_by(user_id)
+        territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message.legacy(texts.ANIMATORS_ONLY)])
         result = Reply()
@@ -94,7 +95,7 @@ class RadarService:
                                      now=now)
         if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
             return Reply(toast=texts.STALE_BUTTON)
-        for territory in self.territories.animated_by(user_id):
+        for territory in territories_of(session, self.territories, user_id):
             group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
                          None)
             if group is None:
@@ -104,7 +105,7 @@ class RadarService:
                 return Reply([Message.legacy(texts.RADAR_DISMISSED)])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
-        if not self.territories.animated_by(user_id):
+        if not territories_of(session, self.territories, user_id):
             return Reply(toast=texts.ANIMATORS_ONLY)
         return Reply([Message.legacy(texts.RADAR_GONE)])
 
@@ -158,5 +159,6 @@ class RadarService:
             note = texts.RADAR_ANSWER_FOR_ANIMATOR.format(
                 firm=texts.esc(need.firm_name or "—"), reference=need.reference,
                 answer=texts.RADAR_ACCEPTS if answer == "yes" else texts.RADAR_REFUSES)
-            result.others.extend((chat, Message.legacy(note)) for chat in animator_chats(territory))
+            result.others.extend((chat, Message.legacy(note))
+                                 for chat in animator_chats(session, territory))
         return result

@@ -16,6 +16,7 @@ import yaml
 from sqlmodel import Session
 
 from bot import texts
+from bot.catalogue import t
 from bot.messages import Message
 from bot.services.types import Button
 from knowledge.cards import Card
@@ -90,8 +91,13 @@ class QuestionService:
         now: datetime,
         answer: Answer | None = None,
         owner: int | None = None,
+        forward: bool = True,
     ) -> list[Message]:
-        """Answer a question; record it; return the messages to send."""
+        """Answer a question; record it; return the messages to send.
+
+        `forward=False` leaves out the offer to pass the question on to the animators (for
+        an animator's own questions).
+        """
         result = answer or self.kb.ask(text)
         best = result.best
         outcome = (
@@ -108,6 +114,8 @@ class QuestionService:
         assert row.id is not None
         ref = self._ref(row.id, owner)
         if outcome == "out_of_scope":
+            if not forward:
+                return [Message(t("animator.kb_no_card"))]
             return [Message.legacy(texts.KB_OUT_OF_SCOPE,
                              ((Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"),),))]
         assert best is not None
@@ -116,7 +124,8 @@ class QuestionService:
                 Button(_short(hit.card.title), f"kb:s:{ref}:{hit.card.id}")
                 for hit in result.hits[:3]
             ]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
+            if forward:
+                buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
             return [Message.legacy(texts.KB_NOT_SURE, tuple((b,) for b in buttons))]
         return [self._card_message(best.card, ref)]
 
@@ -163,11 +172,17 @@ class QuestionService:
         return Message.legacy(_fit("\n".join(parts)), tuple(rows))
 
     # --- buttons -------------------------------------------------------------------------
-    def on_button(self, session: Session, value: str, owner: int | None = None) -> KbAction:
-        """Handle a `kb:…` button (the part after `kb:`) pressed in chat `owner`."""
+    def on_button(self, session: Session, value: str, owner: int | None = None, *,
+                  forward: bool = True) -> KbAction:
+        """Handle a `kb:…` button (the part after `kb:`) pressed in chat `owner`.
+
+        `forward=False`: no offer to pass the question on to the animators, and no forwarding.
+        """
         action, _, rest = value.partition(":")
+        if action == "f" and not forward:
+            return KbAction(toast=texts.STALE_BUTTON)
         if action in {"n", "f"}:
-            return self._on_query_feedback(session, action, rest, owner)
+            return self._on_query_feedback(session, action, rest, owner, forward=forward)
         if action == "s":
             ref, _, card_id = rest.partition(":")
             card = self.kb.get(card_id)
@@ -194,7 +209,7 @@ class QuestionService:
         return KbAction(toast=texts.STALE_BUTTON)
 
     def _on_query_feedback(self, session: Session, action: str, ref: str,
-                           owner: int | None) -> KbAction:
+                           owner: int | None, *, forward: bool = True) -> KbAction:
         row = self._query(session, ref, owner)
         if row is None:
             return KbAction(toast=texts.STALE_BUTTON)
@@ -204,7 +219,8 @@ class QuestionService:
             answer = self.kb.ask(row.text)
             others = [h for h in answer.hits[1:4] if h.card.id != row.best_card_id]
             buttons = [Button(_short(h.card.title), f"kb:s:{ref}:{h.card.id}") for h in others]
-            buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
+            if forward:
+                buttons.append(Button(texts.BTN_KB_FORWARD, f"kb:f:{ref}"))
             lead = texts.KB_REJECTED + ("\n" + texts.KB_OTHER_CHOICES if others else "")
             return KbAction([Message.legacy(lead, tuple((b,) for b in buttons))])
         row.outcome = "forwarded"
