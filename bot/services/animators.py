@@ -206,8 +206,8 @@ class Animators:
         return found
 
     def invite(self, session: Session, territory: Territory, animator: Animator, *,
-               now: datetime) -> str | None:
-        """Queue the invitation email for one animator; its link, or None without one."""
+               now: datetime) -> int | None:
+        """Queue the invitation email for one animator; its outbox row (None: no link yet)."""
         link = self.link(territory.id, animator.email)
         if link is None:
             return None
@@ -215,10 +215,9 @@ class Animators:
                  link=link)
         key = hashlib.sha256(f"invite|{territory.id}|{animator.email.lower()}|"
                              f"{now.isoformat()}".encode()).hexdigest()[:24]
-        self._email(session, animator, subject=t("animator.invite_email_subject",
-                                                 territory=territory.name).plain(),
-                    body=body, message_id=f"<invite-{key}@{self.mail_domain}>", now=now)
-        return link
+        return self._email(session, animator, subject=t("animator.invite_email_subject",
+                                                        territory=territory.name).plain(),
+                           body=body, message_id=f"<invite-{key}@{self.mail_domain}>", now=now)
 
     # --- /start --------------------------------------------------------------------------
     def start(self, session: Session, user_id: int, args: str, *,
@@ -326,7 +325,7 @@ class Animators:
         return True
 
     def _email(self, session: Session, animator: Animator, *, subject: str, body: Text,
-               message_id: str, now: datetime) -> None:
+               message_id: str, now: datetime) -> int:
         """Queue an email to an animator whose parts the email worker renders from `body`."""
         to = Address(display_name=one_line(animator.name, 120), addr_spec=animator.email)
         draft = EmailDraft(to=(str(to),), subject=one_line(subject, 160), text="", html="",
@@ -334,9 +333,10 @@ class Animators:
                            headers={"Auto-Submitted": "auto-generated"})
         # No territory id in the payload: an email refused for good would otherwise be
         # reported to the animators on Telegram, where this one could not reach them.
-        outbox.enqueue_payload(session, channel="email", recipient=animator.email, now=now,
-                               payload={"email": draft.to_payload(), "kind": "animator",
-                                        "body": Message(body).to_payload()})
+        return outbox.enqueue_payload(
+            session, channel="email", recipient=animator.email, now=now,
+            payload={"email": draft.to_payload(), "kind": "animator",
+                     "body": Message(body).to_payload()})
 
 
 def _need_id(message: Message) -> int | None:
