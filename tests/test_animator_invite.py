@@ -332,3 +332,21 @@ async def test_an_animators_free_text_is_never_offered_to_the_animators(
     replies = await say(firm, "jeudi 15h30")
     assert "Transmettre ma question" in [label for m in replies for label in m.button_labels()]
 
+
+
+async def test_an_animators_erasure_removes_the_binding_and_what_was_kept(
+        bot: RunningBot) -> None:
+    await submit(bot.api.user(5001, "Paul"), "Menuiserie Dupont")
+    await emails_to(bot.smtp, MARC, 1)  # kept for Marc, who has no Telegram account yet
+    marc = bot.api.user(MARC_ID, "Marc")
+    assert len(await say(marc, f"/start {link_token(bot, MARC)}")) == 3
+
+    def rows(session: Session) -> tuple[int, int]:
+        return (len(session.exec(select(AnimatorBinding)).all()),
+                len(session.exec(select(HeldMessage)).all()))
+
+    assert await bot.services.db.run(rows) == (1, 2)  # Marc's, and Claire's (refused)
+    await say(marc, "/supprimer")
+    await press(marc, "Oui, tout effacer")
+    assert await bot.services.db.run(rows) == (0, 1)  # Claire's card stays for her
+    assert "réservée aux chefs de projet" in (await say(marc, "/demandes"))[-1].plain
