@@ -22,10 +22,12 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
+from bot.messages import Message
 from bot.runtime import build_services, running_bot
 from bot.services.animators import Animators
+from bot.services.types import Delivery
 from knowledge.territories import load_territories
-from storage.models import AnimatorBinding, HeldMessage
+from storage.models import AnimatorBinding, HeldMessage, Outbox
 from testing.botapi import LocalBotAPI, SimUser
 from testing.clock import FakeClock
 from testing.smtp import SmtpServer
@@ -350,3 +352,28 @@ async def test_an_animators_erasure_removes_the_binding_and_what_was_kept(
     await press(marc, "Oui, tout effacer")
     assert await bot.services.db.run(rows) == (0, 1)  # Claire's card stays for her
     assert "réservée aux chefs de projet" in (await say(marc, "/demandes"))[-1].plain
+
+
+async def test_a_refusal_handled_twice_keeps_and_emails_the_card_once(bot: RunningBot) -> None:
+    """A crash between keeping the card and recording the refusal: Telegram refuses again."""
+    claire = bot.api.user(CLAIRE_ID, "Claire")
+    await submit(bot.api.user(5001, "Paul"), "Menuiserie Dupont")
+    await emails_to(bot.smtp, CLAIRE, 1)
+
+    def card_row(session: Session) -> Outbox:
+        return session.exec(select(Outbox).where(
+            Outbox.channel == "telegram", Outbox.recipient == str(CLAIRE_ID))).one()
+
+    row = await bot.services.db.run(card_row)
+    assert row.failed_at is not None and "can't initiate" in (row.last_error or "")
+    assert row.id is not None
+    again = Delivery(row.id, "telegram", str(CLAIRE_ID), Message.from_payload(row.payload))
+    await bot.services.keep_refused(again, "Forbidden: bot can't initiate conversation")
+
+    def counts(session: Session) -> tuple[int, int]:
+        return (len(session.exec(select(HeldMessage).where(HeldMessage.email == CLAIRE)).all()),
+                len(session.exec(select(Outbox).where(Outbox.channel == "email",
+                                                      Outbox.recipient == CLAIRE)).all()))
+
+    assert await bot.services.db.run(counts) == (1, 1)
+    assert len(await say(claire, "/start")) == 3  # welcome, "1 demande…", the card

@@ -132,8 +132,10 @@ class ChatService:
             self.intake.ask(turn)
 
     def unknown_command(self, turn: Turn) -> None:
-        """A command nobody registered: say so, with the help."""
-        turn.say(Message(t("common.unknown_command") + t("common.help")))
+        """A command nobody registered: say so, with the help (an animator's, to an animator)."""
+        animator = is_animator(turn.session, self.territories, turn.event.user_id)
+        turn.say(Message(t("common.unknown_command")
+                         + t("animator.commands" if animator else "common.help")))
         if turn.conversation is not None:
             self.intake.ask(turn)
 
