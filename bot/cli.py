@@ -282,6 +282,82 @@ def digest(
 
 
 @app.command()
+def invite(
+    territory: Annotated[str | None, typer.Option(help="Un seul territoire (identifiant).")] = None,
+    email: Annotated[bool, typer.Option(
+        "--email", help="Envoyer aussi à chacun son lien par e-mail.")] = False,
+) -> None:
+    """Donne à chaque chef de projet son lien personnel vers le bot (et l'envoie par e-mail)."""
+    settings = _settings()
+    if not settings.telegram_bot_token:
+        raise _fail(_text("animator.cli_invite_needs_token"))
+    from bot.email_worker import EmailWorker, mail_domain
+    from bot.mail import MailSender
+    from bot.services.animators import Animators
+    from knowledge.territories import load_territories
+    from storage.db import Database
+    from storage.models import Outbox
+    from storage.types import utcnow
+
+    try:
+        directory = load_territories(settings.territories_dir)
+    except TerritoryError as exc:
+        raise _fail(f"territoires : {exc}") from None
+    if territory and directory.get(territory) is None:
+        raise _fail(_text("animator.cli_unknown_territory", territory=territory))
+    animators = Animators(directory, secret=settings.telegram_bot_token,
+                          mail_domain=mail_domain(settings.mail_from),
+                          bot_username=asyncio.run(_bot_username(settings)))
+    chosen = [(t, a) for t in directory.territories if territory in (None, t.id)
+              for a in t.animators]
+    for t, a in chosen:
+        typer.echo(_text("animator.cli_invite_line", name=a.name, email=a.email,
+                         territory=t.name, link=animators.link(t.id, a.email)))
+    if not email:
+        return
+
+    async def send() -> tuple[int, int]:
+        _prepare_sqlite_dir(settings.database_url)
+        db = Database(settings.database_url)
+        await db.create_all()
+        try:
+            now = utcnow()
+            ids = await db.run(lambda session: [
+                animators.invite(session, t, a, now=now) for t, a in chosen])
+            worker = EmailWorker(db, MailSender.from_settings(settings),
+                                 mail_from=settings.mail_from, territories=directory,
+                                 clock=utcnow)
+            while await worker.run_once(limit=100):
+                pass
+            await worker.sender.close()
+            sent = await db.run(lambda session: len(session.exec(select(Outbox).where(
+                col(Outbox.id).in_([i for i in ids if i is not None]),
+                col(Outbox.delivered_at).is_not(None))).all()))
+            return sent, len(ids) - sent
+        finally:
+            await db.dispose()
+
+    sent, waiting = asyncio.run(send())
+    typer.echo(_text(_counted("animator.cli_invite_sent", sent), count=sent))
+    if waiting:
+        typer.echo(_text("animator.cli_invite_waiting", count=waiting))
+
+
+async def _bot_username(settings: Settings) -> str:
+    """The bot's username, as Telegram gives it (getMe): invitation links name the bot."""
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    assert settings.telegram_bot_token
+    try:
+        async with Bot(settings.telegram_bot_token,
+                       base_url=settings.telegram_api_url.rstrip("/")) as bot:
+            return bot.username
+    except TelegramError as exc:
+        raise _fail(_text("animator.cli_invite_no_username", error=exc)) from None
+
+
+@app.command()
 def export(
     fmt: Annotated[str, typer.Option("--format", help="csv ou xlsx.")] = "csv",
     territory: Annotated[str | None, typer.Option(help="Un seul territoire (identifiant).")] = None,

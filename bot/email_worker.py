@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
@@ -18,7 +19,9 @@ from bot.catalogue import t
 from bot.mail import MailSender, PermanentMailError, TransientMailError
 from bot.messages import Message
 from bot.services import outbox
+from bot.services.animators import user_chats
 from bot.services.emails import EmailDraft, to_email_message
+from handlers.render import email_body
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
 
@@ -31,6 +34,20 @@ def mail_domain(mail_from: str) -> str:
     """The domain of the sender address (for Message-IDs)."""
     address = parseaddr(mail_from)[1]
     return address.rpartition("@")[2] or "localhost"
+
+
+def with_rendered_body(draft: EmailDraft, payload: dict[str, object]) -> EmailDraft:
+    """The draft with its parts rendered from the payload's channel-neutral `body`, if any.
+
+    Services write a `Message` (an animator's card, an invitation) and cannot render it
+    (renderers live with the channels): it is rendered here, when the email is sent.
+    """
+    body = payload.get("body")
+    if not isinstance(body, dict):
+        return draft
+    rendered = email_body(Message.from_payload(body).text)
+    html = f'<!DOCTYPE html>\n<html lang="fr"><body>\n{rendered.html}\n</body></html>\n'
+    return replace(draft, text=rendered.text, html=html)
 
 
 def mail_local_part(mail_from: str) -> str:
@@ -71,6 +88,7 @@ class EmailWorker:
         for row_id, _recipient, payload in rows:
             try:
                 draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
+                draft = with_rendered_body(draft, payload)
                 message = to_email_message(draft, mail_from=self.mail_from)
             except (KeyError, TypeError, ValueError) as exc:
                 # A stored payload that cannot become an email never will: fail it for good.
@@ -106,9 +124,8 @@ class EmailWorker:
                             subject=draft.subject, error=error[:300]))
         now = self.clock()
 
-        chats = [a.telegram_user_id for a in territory.animators]
-        await self.db.run(
-            lambda session: outbox.enqueue_for_chats(session, chats, message, now=now))
+        await self.db.run(lambda session: outbox.enqueue_for_chats(
+            session, user_chats(session, territory), message, now=now))
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Loop until stopped."""

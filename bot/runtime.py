@@ -29,6 +29,7 @@ from bot.reminders import ReminderScheduler
 from bot.routes import Features, build_dispatcher
 from bot.services import outbox
 from bot.services.animator import AnimatorService
+from bot.services.animators import Animators, user_ids
 from bot.services.chat import ChatService
 from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
@@ -39,7 +40,7 @@ from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
 from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
-from bot.services.types import Incoming, Result
+from bot.services.types import Delivery, Incoming, Result
 from bot.turn import TurnRunner
 from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
@@ -77,6 +78,7 @@ class Services:
     inbound: InboundService | None = None
     followup: FollowUpService | None = None
     digests: DigestService | None = None
+    animators: Animators | None = None
     delivered: outbox.DeliveredMarker = field(init=False)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
@@ -104,6 +106,15 @@ class Services:
         """Telegram refused a chat for good: the animators are told."""
         await self.chat.report_undeliverable(self.db, chat_id, error, now=self.clock())
 
+    async def keep_refused(self, delivery: Delivery, error: str) -> None:
+        """Telegram refused a message for good: an animator's is emailed and kept."""
+        if self.animators is None or delivery.channel != "telegram":
+            return
+        animators, now = self.animators, self.clock()
+        await self.db.run(lambda session: animators.keep_refused(
+            session, int(delivery.recipient), delivery.message, error,
+            source=f"outbox:{delivery.outbox_id}", now=now))
+
     async def delivery_failed(self, outbox_id: int, error: str, *,
                               retry_after: float | None = None,
                               permanent: bool = False) -> None:
@@ -119,9 +130,9 @@ class Services:
         """Queue delivered outbox rows for marking."""
         self.delivered.add(outbox_ids)
 
-    def animator_chat_ids(self) -> set[int]:
-        """Every animator's Telegram chat."""
-        return self.territories.animator_user_ids()
+    async def animator_chat_ids(self) -> set[int]:
+        """Every animator's Telegram chat (territory files and invitations)."""
+        return await self.db.run(lambda session: user_ids(session, self.territories))
 
 
 async def build_services(
@@ -145,6 +156,9 @@ async def build_services(
                              mail_domain=mail_domain(settings.mail_from), clock=clock,
                              reply_local=(mail_local_part(settings.mail_from)
                                           if settings.imap_host else None))
+    animators = Animators(territories, secret=settings.telegram_bot_token,
+                          mail_domain=mail_domain(settings.mail_from))
+    routing.animators = animators
     firms = None
     if settings.firm_lookup:
         client = RechercheEntreprisesClient(settings.recherche_entreprises_url,
@@ -166,7 +180,8 @@ async def build_services(
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
     relay = RelayService(territories, per_minute=settings.relay_per_minute,
                          lease=timedelta(seconds=settings.outbox_lease_seconds))
-    chat = ChatService(intake, questions, territories, relay, tz=settings.tz)
+    chat = ChatService(intake, questions, territories, relay, tz=settings.tz,
+                       animators=animators)
     dispatcher = build_dispatcher(Features(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
         digests=digests, radar=RadarService(territories, kb), relay=relay))
@@ -192,6 +207,7 @@ async def build_services(
         outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
         firms=firms,
         meetings=meetings,
+        animators=animators,
     )
 
 
@@ -364,10 +380,9 @@ async def watch_cards(services: Services, stop: asyncio.Event, *, interval: floa
 async def _notify_animators(services: Services, problems: list) -> None:  # type: ignore[type-arg]
     text = Text((*t("common.cards_broken").blocks,
                  Bullets(tuple((Span(str(p)),) for p in problems[:20]))))
-    chats = services.territories.animator_user_ids()
     now = services.clock()
     await services.db.run(lambda session: outbox.enqueue_for_chats(
-        session, chats, Message(text), now=now))
+        session, user_ids(session, services.territories), Message(text), now=now))
 
 
 @contextlib.asynccontextmanager
@@ -381,6 +396,8 @@ async def running_bot(
     application = build_application(services)
     application.add_error_handler(_log_error)
     await application.initialize()
+    if services.animators is not None:  # invitation links name the bot (getMe)
+        services.animators.bot_username = application.bot.username
     await register_commands(application)
     await application.start()
     stop = asyncio.Event()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from bot.services.types import Incoming, IncomingEmail, Result
+from bot.services.types import Delivery, Incoming, IncomingEmail, Result
 
 __all__ = ["ChatPort", "MailPort"]
 
@@ -34,6 +34,10 @@ class ChatPort(Protocol):
         """The channel refused, for good, to deliver to this chat (blocked bot, deleted chat)."""
         ...
 
+    async def keep_refused(self, delivery: Delivery, error: str) -> None:
+        """The channel refused a message for good: an animator's is kept and sent by email."""
+        ...
+
     async def delivery_failed(self, outbox_id: int, error: str, *,
                               retry_after: float | None = None,
                               permanent: bool = False) -> None:
@@ -48,7 +52,7 @@ class ChatPort(Protocol):
         """Rows the channel accepted (marked in the database shortly after)."""
         ...
 
-    def animator_chat_ids(self) -> Iterable[int]:
+    async def animator_chat_ids(self) -> Iterable[int]:
         """The chats of every animator (they get a longer command menu)."""
         ...
 

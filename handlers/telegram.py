@@ -255,6 +255,7 @@ async def deliver(bot: Bot, services: ChatPort, deliveries: Sequence[Delivery]) 
         except (BadRequest, Forbidden) as exc:
             # Telegram will refuse this one forever (blocked bot, bad chat): log and move on.
             log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
+            await services.keep_refused(delivery, str(exc))  # an animator's: kept, emailed
             await services.delivery_failed(delivery.outbox_id, str(exc), permanent=True)
             if isinstance(exc, Forbidden):  # blocked by the person: the animator must know
                 await services.report_undeliverable(int(delivery.recipient), str(exc))
@@ -290,7 +291,7 @@ async def register_commands(application: Application) -> None:
     await application.bot.set_my_commands(everyone)
     services: ChatPort = application.bot_data["services"]
     extra = [BotCommand(n, label(f"common.command_{n}")) for n in ANIMATOR_COMMANDS]
-    for user_id in sorted(services.animator_chat_ids()):
+    for user_id in sorted(await services.animator_chat_ids()):
         try:
             await application.bot.set_my_commands(
                 everyone + extra, scope=BotCommandScopeChat(user_id)

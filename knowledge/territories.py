@@ -307,12 +307,19 @@ class TerritoryDirectory:
         return self._partners.get(partner_id)
 
     def animator_user_ids(self) -> set[int]:
-        """Telegram user ids of every animator (they get the animator's commands)."""
+        """Telegram user ids of every animator in the files.
+
+        Accounts bound by invitation are stored, not configured: the bot asks
+        `bot.services.animators`, which adds them.
+        """
         return {a.telegram_user_id for t in self.territories for a in t.animators
                 if a.telegram_user_id is not None}
 
     def animated_by(self, user_id: int) -> list[Territory]:
-        """The territories where this Telegram user is an animator (access control)."""
+        """The territories where this Telegram user is an animator in the files.
+
+        The bot's access checks use `bot.services.animators`, which adds invitations.
+        """
         return [t for t in self.territories
                 if any(a.telegram_user_id == user_id for a in t.animators)]
 

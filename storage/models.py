@@ -12,11 +12,13 @@ from sqlmodel import Field, SQLModel
 from storage.types import UTCDateTime, utcnow
 
 __all__ = [
+    "AnimatorBinding",
     "ChatDraft",
     "Consent",
     "Conversation",
     "DigestRun",
     "FirmLookup",
+    "HeldMessage",
     "InboundEmail",
     "KbQuery",
     "Meeting",
@@ -499,3 +501,43 @@ class PendingUpdate(SQLModel, table=True):
     received_at: datetime = _ts()
     claimed_until: datetime | None = _ts(nullable=True)
     done_at: datetime | None = _ts(nullable=True)
+
+
+class AnimatorBinding(SQLModel, table=True):
+    """A Telegram account bound to a configured animator by their invitation link.
+
+    The territory files stay the configuration; a binding adds the account the animator
+    opened the link with (see `bot.services.animators`). One account per animator: opening
+    the link again from another account moves the binding.
+    """
+
+    __tablename__ = "animator_binding"
+
+    territory_id: str = Field(primary_key=True, max_length=32)
+    # As written in the territory file, lower case.
+    email: str = Field(primary_key=True, max_length=320)
+    telegram_user_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    bound_at: datetime = _ts()
+
+
+class HeldMessage(SQLModel, table=True):
+    """A message for an animator that Telegram could not take: shown after their /start.
+
+    It went to the animator by email when it was held; `shown_at` is set when it is shown
+    on Telegram. `source` names what it is a copy of (an outbox row, a need's card), so that
+    holding the same message twice keeps one.
+    """
+
+    __tablename__ = "held_message"
+    __table_args__ = (UniqueConstraint("email", "source", name="uq_held_message_source"),
+                      Index("ix_held_message_waiting", "email", "shown_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: str = Field(max_length=32)
+    email: str = Field(max_length=320)
+    source: str = Field(max_length=64)
+    # The need the message is about (a card), when known.
+    need_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    shown_at: datetime | None = _ts(nullable=True)

@@ -17,6 +17,8 @@ from bot.catalogue import entries, label, t
 from bot.catalogue.labels import status_label
 from bot.messages import Bullets, Message, Text
 from bot.services import lifecycle
+from bot.services.animators import animator_of, territories_of
+from bot.services.animators import names as animator_names
 from bot.services.followup import FollowUpService
 from bot.services.lifecycle import (
     CLOSED_STATUSES,
@@ -56,20 +58,20 @@ class AnimatorService:
         self.followup = followup
         self.tz = tz
 
-    def territories_of(self, user_id: int) -> list[Territory]:
-        """Territories where this Telegram user is an animator."""
-        return self.territories.animated_by(user_id)
+    def territories_of(self, session: Session, user_id: int) -> list[Territory]:
+        """Territories where this Telegram user is an animator (file or invitation)."""
+        return territories_of(session, self.territories, user_id)
 
-    def _animator_name(self, user_id: int) -> str:
-        for territory in self.territories_of(user_id):
-            for animator in territory.animators:
-                if animator.telegram_user_id == user_id:
-                    return animator.name
+    def _animator_name(self, session: Session, user_id: int) -> str:
+        for territory in self.territories_of(session, user_id):
+            animator = animator_of(session, territory, user_id)
+            if animator is not None:
+                return animator.name
         return str(user_id)
 
     def _allowed_need(self, session: Session, user_id: int, need_id: int) -> Need | None:
         need = session.get(Need, need_id)
-        allowed = {t.id for t in self.territories_of(user_id)}
+        allowed = {t.id for t in self.territories_of(session, user_id)}
         if need is None or need.territory_id not in allowed:
             return None
         return need
@@ -77,7 +79,7 @@ class AnimatorService:
     # --- commands --------------------------------------------------------------------------
     def list_open(self, session: Session, user_id: int, page: int = 1) -> Reply:
         """`/demandes`: open needs of the animator's territories, newest first, paginated."""
-        territory_ids = [t.id for t in self.territories_of(user_id)]
+        territory_ids = [t.id for t in self.territories_of(session, user_id)]
         if not territory_ids:
             return Reply([Message(t("animator.animators_only"))])
         where = (col(Need.territory_id).in_(territory_ids),
@@ -108,7 +110,7 @@ class AnimatorService:
 
     def show(self, session: Session, user_id: int, reference: str) -> Reply:
         """`/demande TI-…`: one need of the animator's territory, with its history."""
-        if not self.territories_of(user_id):
+        if not self.territories_of(session, user_id):
             return Reply([Message(t("animator.animators_only"))])
         reference = reference.strip().upper()
         if not reference:
@@ -137,8 +139,7 @@ class AnimatorService:
             select(NeedEvent).where(NeedEvent.need_id == need.id).order_by(col(NeedEvent.id))
         ).all()
         territory = self.territories.get(need.territory_id or "")
-        animators = {f"telegram:{a.telegram_user_id}": a.name
-                     for a in (territory.animators if territory else ()) if a.telegram_user_id}
+        animators = animator_names(session, territory) if territory else {}
         card = animator_card(need, routings, fallback=not routings, tz=self.tz,
                              taken_by=_taken_by(events, animators))
         partners = {r.partner_id: r.partner_name for r in routings}
@@ -167,12 +168,12 @@ class AnimatorService:
         if action == "page":
             return self.list_open(session, user_id, int(rest) if rest.isdigit() else 1)
         need_part, _, arg = rest.partition(":")
-        if not self.territories_of(user_id):
+        if not self.territories_of(session, user_id):
             return Reply(toast=label("animator.animators_only"))
         need = self._allowed_need(session, user_id, int(need_part)) if need_part.isdigit() else None
         if need is None:
             return Reply(toast=label("animator.not_your_territory"))
-        who = self._animator_name(user_id)
+        who = self._animator_name(session, user_id)
         actor = lifecycle.animator(user_id, who)
         if action == "show":
             return Reply([self._card_with_history(session, need)])

@@ -16,6 +16,7 @@ from bot.catalogue import label, t
 from bot.catalogue.labels import status_label
 from bot.messages import Bullets, Button, Message, Span, Text, lines
 from bot.services import outbox
+from bot.services.animators import Animators, is_animator, user_chats, user_ids
 from bot.services.intake import IntakeService, mark_choice
 from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
@@ -38,17 +39,27 @@ class ChatService:
     """Commands and fallbacks every chat has."""
 
     def __init__(self, intake: IntakeService, questions: QuestionService,
-                 territories: TerritoryDirectory, relay: RelayService, *, tz: ZoneInfo) -> None:
+                 territories: TerritoryDirectory, relay: RelayService, *, tz: ZoneInfo,
+                 animators: Animators) -> None:
         self.relay = relay
         self.intake = intake
         self.questions = questions
         self.territories = territories
         self.tz = tz
+        self.animators = animators
 
     # --- /start and consent ------------------------------------------------------------
     def start(self, turn: Turn) -> None:
-        """/start: resume the open form, ask for consent first, or open a new form."""
-        if turn.conversation is not None:
+        """/start: resume the open form, ask for consent first, or open a new form.
+
+        An animator (or someone opening an animator's invitation) gets their own welcome,
+        never the firm's onboarding.
+        """
+        welcome = self.animators.start(turn.session, turn.event.user_id, turn.event.args,
+                                       now=turn.now)
+        if welcome is not None:
+            turn.reply.messages.extend(welcome)
+        elif turn.conversation is not None:
             self.intake.welcome_back(turn)
         elif turn.session.get(Consent, turn.event.user_id) is None:
             # Nothing about the person is stored before the consent button is pressed.
@@ -87,7 +98,10 @@ class ChatService:
 
     # --- help, cancel, erase -----------------------------------------------------------
     def help(self, turn: Turn) -> None:
-        """/aide: what the bot does (the pending question follows)."""
+        """/aide: what the bot does, or the animator's commands (the pending question follows)."""
+        if is_animator(turn.session, self.territories, turn.event.user_id):
+            turn.say(Message(t("animator.commands")))
+            return
         turn.say(Message(t("common.help")))
 
     def cancel(self, turn: Turn) -> None:
@@ -123,8 +137,10 @@ class ChatService:
             self.intake.ask(turn)
 
     def unknown_command(self, turn: Turn) -> None:
-        """A command nobody registered: say so, with the help."""
-        turn.say(Message(t("common.unknown_command") + t("common.help")))
+        """A command nobody registered: say so, with the help (an animator's, to an animator)."""
+        animator = is_animator(turn.session, self.territories, turn.event.user_id)
+        turn.say(Message(t("common.unknown_command")
+                         + t("animator.commands" if animator else "common.help")))
         if turn.conversation is not None:
             self.intake.ask(turn)
 
@@ -146,12 +162,19 @@ class ChatService:
 
     # --- free text, media, knowledge base ----------------------------------------------
     def free_text(self, turn: Turn) -> None:
-        """Typed text outside any dialog: an answer to a relayed message, or a question."""
+        """Typed text outside any dialog: an answer to a relayed message, or a question.
+
+        An animator's text is answered like a question, without the offer to pass it on to
+        the animators, and followed by the animator's commands.
+        """
         if self._relayed_answer(turn):
             return
+        animator = is_animator(turn.session, self.territories, turn.event.user_id)
         turn.reply.messages.extend(self.questions.answer(
             turn.session, turn.event.value, channel=turn.event.channel, now=turn.now,
-            owner=turn.event.chat_id))
+            owner=turn.event.chat_id, forward=not animator))
+        if animator:
+            turn.say(self.animators.commands_hint())
 
     def _relayed_answer(self, turn: Turn) -> bool:
         """A Telegram "reply" to a relayed message goes to the other person, not elsewhere."""
@@ -187,8 +210,9 @@ class ChatService:
     def on_kb_button(self, turn: Turn) -> None:
         """A knowledge-base button: details, contacts, another card, forward, apply."""
         event, session = turn.event, turn.session
-        action = self.questions.on_button(session, event.value.partition(":")[2],
-                                          owner=event.chat_id)
+        action = self.questions.on_button(
+            session, event.value.partition(":")[2], owner=event.chat_id,
+            forward=not is_animator(session, self.territories, event.user_id))
         turn.reply.toast = action.toast
         turn.reply.messages.extend(action.messages)
         if action.forward_text is not None:
@@ -217,13 +241,12 @@ class ChatService:
         for territory in self.territories.territories:
             if last not in (None, territory.id):
                 continue
-            for animator in territory.animators:
-                if animator.telegram_user_id is not None:
-                    turn.reply.others.append((str(animator.telegram_user_id), message))
+            for chat in user_chats(session, territory):
+                turn.reply.others.append((str(chat), message))
 
     def reload_knowledge(self, turn: Turn) -> None:
         """/recharger (animators): reload the programme cards and list the broken ones."""
-        if turn.event.user_id not in self.territories.animator_user_ids():
+        if not is_animator(turn.session, self.territories, turn.event.user_id):
             turn.say(Message(t("common.kb_reload_forbidden")))
             return
         kb = self.questions.kb
@@ -238,10 +261,9 @@ class ChatService:
     async def report_undeliverable(self, db: Database, chat_id: int, error: str, *,
                                    now: datetime) -> None:
         """Tell the animators when Telegram refuses for good a message to a firm."""
-        if chat_id in self.territories.animator_user_ids():
-            return  # never loop on an animator's own chat
-
         def work(session: Session) -> None:
+            if chat_id in user_ids(session, self.territories):
+                return  # never loop on an animator's own chat
             need = session.exec(
                 select(Need).where(Need.telegram_chat_id == chat_id,
                                    col(Need.territory_id).is_not(None))
@@ -252,11 +274,9 @@ class ChatService:
                 return
             message = Message(t("animator.telegram_undeliverable", reference=need.reference,
                                 firm=need.firm_name or "—", error=_refusal(error)))
-            for animator in territory.animators:
-                if animator.telegram_user_id is not None:
-                    outbox.enqueue(session, channel="telegram",
-                                   recipient=str(animator.telegram_user_id),
-                                   messages=[message], now=now, claimed=False)
+            for chat in user_chats(session, territory):
+                outbox.enqueue(session, channel="telegram", recipient=str(chat),
+                               messages=[message], now=now, claimed=False)
 
         await db.run(work)
 

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from bot.catalogue import label, t
 from bot.messages import Message, Text
 from bot.services import outbox
+from bot.services.animators import territories_of
 from bot.services.emails import partner_digest_email, territory_digest_email
 from bot.services.insight import (
     TerritoryStats,
@@ -110,7 +111,7 @@ class DigestService:
     # --- /stats -----------------------------------------------------------------------------
     def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:
         """`/stats`: the last 7 days of the animator's territories, text and charts."""
-        territories = self.territories.animated_by(user_id)
+        territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message(t("animator.animators_only"))])
         result = Reply()
@@ -164,7 +165,7 @@ class DigestService:
                                                      "territory_id": territory.id,
                                                      "key": draft.message_id.strip("<>")})
         messages = [Message(stats_report(figures, tz=self.tz)), *_chart_messages(charts)]
-        for chat in animator_chats(territory):
+        for chat in animator_chats(session, territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
                            now=now, claimed=False)
 

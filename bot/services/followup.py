@@ -126,7 +126,7 @@ class FollowUpService:
             t("animator.followup_alert", partner=routing.partner_name,
               reference=need.reference, days=days, firm=need.firm_name or "—"),
             (buttons,))
-        for chat in animator_chats(territory):
+        for chat in animator_chats(session, territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
 
@@ -155,7 +155,7 @@ class FollowUpService:
                   firm=need.firm_name or "—"),
                 ((Button(label("animator.btn_close"), f"ani:close:{need.id}"),
                   Button(label("animator.btn_keep_open"), f"ani:keep:{need.id}")),))
-            for chat in animator_chats(territory):
+            for chat in animator_chats(session, territory):
                 outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                                now=now, claimed=False)
             asked += 1
@@ -208,7 +208,7 @@ class FollowUpService:
         session.add(draft)
         result = Reply([Message(t("firm.satisfaction_ask_comment"), (
             (Button(label("firm.btn_no_comment"), f"sat:{need.id}:skip"),),))])
-        self._tell_animators(result, need, t(
+        self._tell_animators(session, result, need, t(
             "animator.satisfaction_rating", score=row.score, firm=need.firm_name or "—",
             reference=need.reference))
         return result
@@ -227,14 +227,15 @@ class FollowUpService:
         result = Reply([Message(t("firm.satisfaction_thanks"))])
         if row.comment:
             # The rating reached the animators when it was given: only the comment is news.
-            self._tell_animators(result, need, t(
+            self._tell_animators(session, result, need, t(
                 "animator.satisfaction_comment", firm=need.firm_name or "—",
                 reference=need.reference, comment=row.comment))
         return result
 
-    def _tell_animators(self, result: Reply, need: Need, text: Text) -> None:
+    def _tell_animators(self, session: Session, result: Reply, need: Need,
+                        text: Text) -> None:
         territory = self.territories.get(need.territory_id or "")
         if territory is None:
             return
-        for chat in animator_chats(territory):
+        for chat in animator_chats(session, territory):
             result.others.append((chat, Message(text)))

@@ -244,7 +244,7 @@ class InboundService:
             incomplete = t("animator.email_new_need_incomplete", reference=need.reference,
                            sender=mail.from_addr, missing=", ".join(
                                label(f"animator.email_missing_{m}") for m in missing))
-            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(territory)],
+            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(session, territory)],
                                      Message(incomplete), now=now)
         self._reply(session, need, mail, kind="new", partners=partners, kept=kept,
                     cards_for=body, now=now)
@@ -340,7 +340,7 @@ class InboundService:
                 == mail.from_addr.lower())
         verdict = classify_reply(mail.text)
         territory = self.territories.get(need.territory_id or "")
-        chats = animator_chats(territory) if territory else []
+        chats = animator_chats(session, territory) if territory else []
         name = routing.partner_name
         if verdict.kind == ReplyKind.ACK:
             acknowledge(session, need, routing, actor=partner(routing.partner_id), now=now)
@@ -375,7 +375,7 @@ class InboundService:
         if forward and territory is not None:
             wrote = t("animator.email_firm_message", firm=need.firm_name or mail.from_addr,
                       reference=need.reference, text=_excerpt(mail.text))
-            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(territory)],
+            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(session, territory)],
                                      Message(wrote), now=now)
 
     def _attachments(self, session: Session, need: Need, mail: IncomingEmail,

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from bot.catalogue import label, t
 from bot.messages import Bullets, Message, Text
 from bot.services import outbox
+from bot.services.animators import animator_of, territories_of, user_chats
 from bot.services.emails import MeetingView, meeting_email
 from bot.services.ics import Attendee, Invitation, invitation_ics
 from bot.services.lifecycle import CLOSED_STATUSES
@@ -93,36 +94,36 @@ class MeetingService:
         self.offsets = tuple(offsets)
 
     # --- access ----------------------------------------------------------------------------
-    def _territories_of(self, user_id: int) -> list[Territory]:
-        return self.territories.animated_by(user_id)
+    def _territories_of(self, session: Session, user_id: int) -> list[Territory]:
+        return territories_of(session, self.territories, user_id)
 
-    def _organizer(self, user_id: int) -> tuple[str, str | None]:
-        for territory in self._territories_of(user_id):
-            for animator in territory.animators:
-                if animator.telegram_user_id == user_id:
-                    return animator.name, str(animator.email)
+    def _organizer(self, session: Session, user_id: int) -> tuple[str, str | None]:
+        for territory in self._territories_of(session, user_id):
+            animator = animator_of(session, territory, user_id)
+            if animator is not None:
+                return animator.name, str(animator.email)
         return "Relais", None
 
     def _allowed_need(self, session: Session, user_id: int, need_id: int) -> Need | None:
         need = session.get(Need, need_id)
-        allowed = {t.id for t in self._territories_of(user_id)}
+        allowed = {t.id for t in self._territories_of(session, user_id)}
         return need if need is not None and need.territory_id in allowed else None
 
     def _allowed_meeting(self, session: Session, user_id: int,
                          meeting_id: int) -> Meeting | None:
         meeting = session.get(Meeting, meeting_id)
-        allowed = {t.id for t in self._territories_of(user_id)}
+        allowed = {t.id for t in self._territories_of(session, user_id)}
         return meeting if meeting is not None and meeting.territory_id in allowed else None
 
-    def is_animator(self, user_id: int) -> bool:
+    def is_animator(self, session: Session, user_id: int) -> bool:
         """Whether this Telegram user animates a territory."""
-        return bool(self._territories_of(user_id))
+        return bool(self._territories_of(session, user_id))
 
     # --- commands ---------------------------------------------------------------------------
     def command_rdv(self, session: Session, user_id: int, chat_id: int, args: str, *,
                     now: datetime) -> Reply:
         """`/rdv` lists the territory's upcoming meetings; `/rdv TI-…` proposes one."""
-        if not self.is_animator(user_id):
+        if not self.is_animator(session, user_id):
             return Reply([Message(t("common.meeting_animators_only"))])
         reference = args.strip().upper()
         if not reference:
@@ -137,7 +138,7 @@ class MeetingService:
     def upcoming_for_animator(self, session: Session, user_id: int, *,
                               now: datetime) -> Reply:
         """The territory's meetings still ahead (cancelled ones left out), soonest first."""
-        territory_ids = [t.id for t in self._territories_of(user_id)]
+        territory_ids = [t.id for t in self._territories_of(session, user_id)]
         meetings = session.exec(
             select(Meeting).where(col(Meeting.territory_id).in_(territory_ids),
                                   Meeting.end_at > now,
@@ -413,7 +414,7 @@ class MeetingService:
         action, _, args = rest.partition(":")
         if action in {"ok", "alt", "no"}:
             return self._firm_answer(session, user_id, chat_id, action, args, now=now)
-        if not self.is_animator(user_id):
+        if not self.is_animator(session, user_id):
             return Reply(toast=label("common.meeting_animators_only"))
         target = args.partition(":")[0]
         if not target.isdigit():
@@ -520,7 +521,7 @@ class MeetingService:
         assert need.id is not None
         start = datetime.fromisoformat(draft.data["start"])
         end = start + timedelta(minutes=int(draft.data.get("duration", DEFAULT_DURATION)))
-        organizer, organizer_email = self._organizer(user_id)
+        organizer, organizer_email = self._organizer(session, user_id)
         firm_invited = bool(draft.data.get("firm")) and need.telegram_chat_id is not None
         uid_seed = f"{need.reference}|{start.isoformat()}|{now.isoformat()}|{user_id}"
         meeting = Meeting(
@@ -710,23 +711,24 @@ class MeetingService:
             note = t("animator.meeting_firm_declined", firm=firm, slot=slot,
                      reference=need.reference)
         session.add(meeting)
-        self._tell_organizer(result, meeting, note)
+        self._tell_organizer(session, result, meeting, note)
         return result
 
-    def _tell_organizer(self, result: Reply, meeting: Meeting, text: Text) -> None:
+    def _tell_organizer(self, session: Session, result: Reply, meeting: Meeting,
+                        text: Text) -> None:
         buttons: tuple[tuple[Button, ...], ...] = ()
         if meeting.status != MeetingStatus.CONFIRMED.value:
             buttons = _move_or_cancel(meeting)
-        for chat in self._organizer_chats(meeting):
+        for chat in self._organizer_chats(session, meeting):
             result.others.append((chat, Message(text, buttons)))
 
-    def _organizer_chats(self, meeting: Meeting) -> list[str]:
+    def _organizer_chats(self, session: Session, meeting: Meeting) -> list[str]:
         if meeting.organizer_telegram_id is not None:
             return [str(meeting.organizer_telegram_id)]
         territory = self.territories.get(meeting.territory_id or "")
         if territory is None:
             return []
-        return [str(a.telegram_user_id) for a in territory.animators if a.telegram_user_id]
+        return [str(chat) for chat in user_chats(session, territory)]
 
     def _firm_other_slot_text(self, session: Session, draft: ChatDraft, text: str, *,
                               now: datetime) -> Reply:
@@ -742,7 +744,7 @@ class MeetingService:
         meeting.firm_note = cleaned[:500]
         meeting.updated_at = now
         session.add(meeting)
-        self._tell_organizer(result, meeting, t(
+        self._tell_organizer(session, result, meeting, t(
             "animator.meeting_firm_other_slot_text", firm=need.firm_name or "—",
             reference=need.reference, text=cleaned))
         return result

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot.catalogue import entries, label, t
 from bot.messages import Message, Text
+from bot.services.animators import territories_of
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.routing import animator_chats
@@ -64,7 +65,7 @@ class RadarService:
 
     def command(self, session: Session, user_id: int) -> Reply:
         """`/radar`: each group with its firms (for the animator only) and programmes."""
-        territories = self.territories.animated_by(user_id)
+        territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message(t("common.animators_only"))])
         result = Reply()
@@ -102,7 +103,7 @@ class RadarService:
                                      now=now)
         if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
             return Reply(toast=label("common.stale_button"))
-        for territory in self.territories.animated_by(user_id):
+        for territory in territories_of(session, self.territories, user_id):
             group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
                          None)
             if group is None:
@@ -112,7 +113,7 @@ class RadarService:
                 return Reply([Message(t("animator.radar_dismissed"))])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
-        if not self.territories.animated_by(user_id):
+        if not territories_of(session, self.territories, user_id):
             return Reply(toast=label("common.animators_only"))
         return Reply([Message(t("animator.radar_gone"))])
 
@@ -168,5 +169,6 @@ class RadarService:
         if territory is not None:
             note = t("animator.radar_answer_yes" if answer == "yes" else "animator.radar_answer_no",
                      firm=need.firm_name or "—", reference=need.reference)
-            result.others.extend((chat, Message(note)) for chat in animator_chats(territory))
+            result.others.extend((chat, Message(note))
+                                 for chat in animator_chats(session, territory))
         return result

@@ -15,7 +15,9 @@ the person or the firm:
   webhook updates of their chat. Other rows that quote them (an animator's card, a digest
   listing several firms) are deleted once delivered, and rewritten without their name,
   number or text while still waiting, so other people's messages still leave;
-* history references that name them (an erased animator's `need_event.actor_ref`).
+* history references that name them (an erased animator's `need_event.actor_ref`);
+* for an animator: the Telegram account bound by their invitation, and the messages kept
+  for them; messages kept for any animator about their needs, or that quote them.
 
 Emails are compared case-insensitively. Erasing again finds only what is left (an
 erasure's own confirmation message, for instance) and reports zero when nothing is.
@@ -37,10 +39,12 @@ from sqlmodel import Session, col, select
 
 from bot.catalogue import label
 from storage.models import (
+    AnimatorBinding,
     ChatDraft,
     Consent,
     Conversation,
     FirmLookup,
+    HeldMessage,
     InboundEmail,
     KbQuery,
     Meeting,
@@ -186,6 +190,7 @@ def erase_person(session: Session, *, telegram_id: int | None = None,
     done.rows += _erase_meetings(session, chats, emails, need_ids, marks)
     done.rows += _erase_questions(session, chats, marks)
     done.rows += _erase_outbox(session, chats, emails, need_ids, marks)
+    done.rows += _erase_held(session, chats, emails, need_ids, marks)
     done.rows += _erase_updates(session, chats, marks)
     return done
 
@@ -387,6 +392,39 @@ def _erase_outbox(session: Session, chats: set[int], emails: set[str], need_ids:
     return rows
 
 
+def _erase_held(session: Session, chats: set[int], emails: set[str], need_ids: set[int],
+                marks: _Marks) -> int:
+    """An animator's binding and kept messages; kept messages about their needs or naming them.
+
+    A kept message is a copy of one already emailed: it goes rather than being rewritten.
+    """
+    rows = 0
+    if chats:
+        # The addresses of the animators these accounts are: their kept messages go too.
+        emails = emails | set(session.exec(select(AnimatorBinding.email).where(
+            col(AnimatorBinding.telegram_user_id).in_(chats))).all())
+        rows += _count(session.execute(delete(AnimatorBinding).where(
+            col(AnimatorBinding.telegram_user_id).in_(chats))))
+    if emails:
+        rows += _count(session.execute(delete(AnimatorBinding).where(
+            col(AnimatorBinding.email).in_(emails))))
+    conditions: list[ColumnElement[bool]] = []
+    if emails:
+        conditions.append(col(HeldMessage.email).in_(emails))
+    if need_ids:
+        conditions.append(col(HeldMessage.need_id).in_(need_ids))
+    conditions += marks.like(col(HeldMessage.payload), json_text=True)
+    if not conditions:
+        return rows
+    mentions = marks.pattern(with_references=True)
+    for row in session.exec(select(HeldMessage).where(or_(*conditions))):
+        if (row.email in emails or row.need_id in need_ids
+                or _mentions(row.payload, mentions)):
+            session.delete(row)
+            rows += 1
+    return rows
+
+
 def _erase_updates(session: Session, chats: set[int], marks: _Marks) -> int:
     """Webhook updates: theirs go (an unhandled one is kept empty); others are cleaned."""
     conditions: list[ColumnElement[bool]] = []
@@ -481,6 +519,18 @@ def export_person(session: Session, *, telegram_id: int | None = None,
             {"asked_at": q.asked_at.isoformat(), "text": q.text}
             for q in session.exec(select(KbQuery).where(col(KbQuery.chat_id).in_(chats))
                                   .order_by(col(KbQuery.id)))]
+    if chats or address:
+        bound: list[ColumnElement[bool]] = []
+        if chats:
+            bound.append(col(AnimatorBinding.telegram_user_id).in_(chats))
+        if address:
+            bound.append(col(AnimatorBinding.email) == address)
+        bindings = session.exec(select(AnimatorBinding).where(or_(*bound))).all()
+        if bindings:  # an animator: the Telegram account their invitation bound
+            result["animator_accounts"] = [
+                {"territory_id": b.territory_id, "email": b.email,
+                 "telegram_id": b.telegram_user_id, "bound_at": b.bound_at.isoformat()}
+                for b in bindings]
     if address:
         result["emails"] = [
             {"received_at": r.received_at.isoformat(), "subject": r.subject}
@@ -511,8 +561,11 @@ def retention_pass(session: Session, *, now: datetime, years: int = 3,
         .values(raw=None))
     updates = session.execute(delete(ProcessedUpdate).where(
         col(ProcessedUpdate.processed_at) < raw_limit))
+    # Kept for an animator: emailed when kept, shown on Telegram if they came in time.
+    held = session.execute(delete(HeldMessage).where(col(HeldMessage.created_at) < raw_limit))
     # Webhook updates carry what people typed and their names, like the raw emails.
     handled = session.execute(delete(PendingUpdate).where(
         col(PendingUpdate.done_at) < raw_limit))
-    return {"needs": len(stale), "leftovers": leftovers, "outbox": _count(purged),
+    return {"needs": len(stale), "leftovers": leftovers,
+            "outbox": _count(purged) + _count(held),
             "emails": _count(emails), "updates": _count(updates) + _count(handled)}

@@ -90,8 +90,13 @@ class QuestionService:
         now: datetime,
         answer: Answer | None = None,
         owner: int | None = None,
+        forward: bool = True,
     ) -> list[Message]:
-        """Answer a question; record it; return the messages to send."""
+        """Answer a question; record it; return the messages to send.
+
+        `forward=False` leaves out the offer to pass the question on to the animators (for
+        an animator's own questions).
+        """
         result = answer or self.kb.ask(text)
         best = result.best
         outcome = (
@@ -108,6 +113,8 @@ class QuestionService:
         assert row.id is not None
         ref = self._ref(row.id, owner)
         if outcome == "out_of_scope":
+            if not forward:
+                return [Message(t("animator.kb_no_card"))]
             return [Message(t("firm.kb_out_of_scope"),
                             ((Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"),),))]
         assert best is not None
@@ -116,7 +123,8 @@ class QuestionService:
                 Button(_short(hit.card.title), f"kb:s:{ref}:{hit.card.id}")
                 for hit in result.hits[:3]
             ]
-            buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
+            if forward:
+                buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
             return [Message(t("firm.kb_not_sure"), tuple((b,) for b in buttons))]
         return [self._card_message(best.card, ref)]
 
@@ -163,11 +171,17 @@ class QuestionService:
         return Message(text, tuple(rows))
 
     # --- buttons -------------------------------------------------------------------------
-    def on_button(self, session: Session, value: str, owner: int | None = None) -> KbAction:
-        """Handle a `kb:…` button (the part after `kb:`) pressed in chat `owner`."""
+    def on_button(self, session: Session, value: str, owner: int | None = None, *,
+                  forward: bool = True) -> KbAction:
+        """Handle a `kb:…` button (the part after `kb:`) pressed in chat `owner`.
+
+        `forward=False`: no offer to pass the question on to the animators, and no forwarding.
+        """
         action, _, rest = value.partition(":")
+        if action == "f" and not forward:
+            return KbAction(toast=label("common.stale_button"))
         if action in {"n", "f"}:
-            return self._on_query_feedback(session, action, rest, owner)
+            return self._on_query_feedback(session, action, rest, owner, forward=forward)
         if action == "s":
             ref, _, card_id = rest.partition(":")
             card = self.kb.get(card_id)
@@ -194,7 +208,7 @@ class QuestionService:
         return KbAction(toast=label("common.stale_button"))
 
     def _on_query_feedback(self, session: Session, action: str, ref: str,
-                           owner: int | None) -> KbAction:
+                           owner: int | None, *, forward: bool = True) -> KbAction:
         row = self._query(session, ref, owner)
         if row is None:
             return KbAction(toast=label("common.stale_button"))
@@ -204,7 +218,8 @@ class QuestionService:
             answer = self.kb.ask(row.text)
             others = [h for h in answer.hits[1:4] if h.card.id != row.best_card_id]
             buttons = [Button(_short(h.card.title), f"kb:s:{ref}:{h.card.id}") for h in others]
-            buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
+            if forward:
+                buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
             lead = t("firm.kb_rejected_others" if others else "firm.kb_rejected")
             return KbAction([Message(lead, tuple((b,) for b in buttons))])
         row.outcome = "forwarded"

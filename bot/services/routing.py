@@ -18,6 +18,8 @@ from bot.catalogue import label, t
 from bot.catalogue.labels import contact_label, status_label, urgency_label
 from bot.messages import Bullets, Facts, Message, Span, Text, plain
 from bot.services import outbox
+from bot.services.animators import Animators
+from bot.services.animators import chats as _animator_chats
 from bot.services.emails import NeedView, optional_reply_address, partner_need_email
 from bot.services.explain import decision_text, partner_reason
 from bot.services.firms import facts_line, routing_facts
@@ -172,11 +174,13 @@ def animator_card_text(
                                      plain(status_label(need.status))),)),))
 
 
-def animator_chats(territory: Territory) -> list[str]:
-    """Where the territory's animators get cards: their team group, else each animator."""
-    if territory.telegram_group_id is not None:
-        return [str(territory.telegram_group_id)]
-    return [str(a.telegram_user_id) for a in territory.animators if a.telegram_user_id]
+def animator_chats(session: Session, territory: Territory) -> list[str]:
+    """Where the territory's animators get cards: their team group, else each animator.
+
+    Each animator's accounts are those of the territory file and of their invitation
+    (`bot.services.animators`).
+    """
+    return _animator_chats(session, territory)
 
 
 class RoutingService:
@@ -191,7 +195,10 @@ class RoutingService:
         mail_domain: str,
         clock: Callable[[], datetime],
         reply_local: str | None = None,
+        animators: Animators | None = None,
     ) -> None:
+        # Keeps (and emails) the card of an animator Telegram cannot reach yet.
+        self.animators = animators
         # Local part of the bot's address; None: partners reply to the animator directly.
         self.reply_local = reply_local
         self.router = router
@@ -219,7 +226,11 @@ class RoutingService:
                           note=decision_text(decision).plain()[:500])
         if territory is not None:
             card = animator_card(need, routings, fallback=decision.fallback, tz=self.tz)
-            result.animator_messages = [(chat, card) for chat in animator_chats(territory)]
+            result.animator_messages = [(chat, card)
+                                        for chat in animator_chats(session, territory)]
+            if self.animators is not None:
+                self.animators.hold_for_unreachable(session, territory, card,
+                                                    source=f"card:{need.reference}", now=now)
         return result
 
     def _add_partner(
