@@ -254,7 +254,8 @@ async def test_cards_for_animators_who_never_started_go_by_email_then_show_on_te
     cards = replies[2:]
     assert [c.plain.split("\n", 1)[0] for c in cards] == [
         f"Nouvelle demande TI-2026-{n:04d}" for n in (1, 2, 3)]
-    assert all(c.button_labels() == ["Je prends", "Réaffecter", "Proposer un RDV", "Clore"]
+    assert all(c.button_labels() == ["Je prends", "Réaffecter", "Écrire à l'entreprise",
+                                          "Proposer un RDV", "Clore"]
                for c in cards)
     assert firms[1] in cards[1].plain
     taken = await press(claire, "Je prends")  # the newest card: TI-2026-0003
