@@ -164,7 +164,10 @@ async def build_services(
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
-    relay = RelayService(territories, per_minute=settings.relay_per_minute)
+    relay = RelayService(territories, per_minute=settings.relay_per_minute,
+                         mail_domain=mail_domain(settings.mail_from),
+                         reply_local=(mail_local_part(settings.mail_from)
+                                      if settings.imap_host else None))
     chat = ChatService(intake, questions, territories, relay, tz=settings.tz)
     dispatcher = build_dispatcher(Features(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
@@ -173,7 +176,7 @@ async def build_services(
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
-                             max_bytes=settings.mail_max_bytes)
+                             max_bytes=settings.mail_max_bytes, relay=relay)
     return Services(
         settings=settings,
         inbound=inbound,
