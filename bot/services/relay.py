@@ -275,16 +275,19 @@ class RelayService:
         animator = self._animator(need, user_id)
         territory = self.territories.get(need.territory_id or "")
         assert animator is not None and territory is not None and need.contact_value
-        # The thread with the firm: its emails and ours, in time order; we answer the last.
+        # The thread with the firm: its first email, then its answers and our messages in
+        # the order they were written; we answer the last.
         firm_mails = _inbound(session, need, kinds=("firm_new", "firm_reply"))
-        sent = session.exec(
-            select(NeedMessage).where(
-                NeedMessage.need_id == need.id, NeedMessage.to_kind == "firm",
-                NeedMessage.channel == "email", col(NeedMessage.message_id).is_not(None))
+        thread = session.exec(
+            select(NeedMessage.message_id).where(
+                NeedMessage.need_id == need.id, NeedMessage.channel == "email",
+                col(NeedMessage.message_id).is_not(None),
+                # The firm's emails received, and the chef de projet's emails to it.
+                ((NeedMessage.author_kind == "firm") & col(NeedMessage.inbound_id).is_not(None))
+                | ((NeedMessage.author_kind == "animator") & (NeedMessage.to_kind == "firm")))
             .order_by(col(NeedMessage.id))).all()
-        chain = [m for _, m in sorted(
-            [(m.received_at, m.message_id) for m in firm_mails]
-            + [(m.at, m.message_id or "") for m in sent])]
+        chain = [m.message_id for m in firm_mails if m.kind == "firm_new"]
+        chain += [m for m in thread if m and m not in chain]
         last = firm_mails[-1] if firm_mails else None
         reply_to = self._reply_to(need)
         draft = relayed_email(
@@ -301,7 +304,7 @@ class RelayService:
             if reply_to else animator.name,
             in_reply_to=chain[-1] if chain else None, references=chain)
         row.message_id = draft.message_id
-        self._send_email(session, need, draft, now=now)
+        self._send_email(session, need, need.contact_value, draft, now=now)
         said = [Message(t("animator.relay_sent_email", firm=_firm(need)))]
         if content.attachment is not None:
             said.append(Message(t("common.relay_file_not_emailed")))
@@ -311,10 +314,10 @@ class RelayService:
         """The need's reply address, when the bot reads its mailbox."""
         return optional_reply_address(self.reply_local, need.reply_token, self.mail_domain)
 
-    def _send_email(self, session: Session, need: Need, draft: EmailDraft, *,
+    def _send_email(self, session: Session, need: Need, recipient: str, draft: EmailDraft, *,
                     now: datetime, not_before: datetime | None = None) -> None:
         outbox.enqueue_payload(
-            session, channel="email", recipient=draft.to[0], now=now, not_before=not_before,
+            session, channel="email", recipient=recipient, now=now, not_before=not_before,
             payload={"email": draft.to_payload(), "need_id": need.id,
                      "territory_id": need.territory_id, "key": draft.message_id.strip("<>")})
 
@@ -521,7 +524,7 @@ class RelayService:
         row.message_id = draft.message_id
         # The flood limit holds for emails too: one firm cannot bury a partner's inbox.
         held = self._recent(session, user_id, now) >= self.per_minute
-        self._send_email(session, need, draft, now=now,
+        self._send_email(session, need, routing.partner_email, draft, now=now,
                          not_before=now + timedelta(minutes=1) if held else None)
         said = [Message(t("firm.relay_sent_partner", partner=routing.partner_name,
                           reference=need.reference))]
