@@ -252,3 +252,22 @@ async def test_the_contact_step_says_what_each_choice_means(relais: RunningBot) 
         "Par téléphone : il vous appelle. Par e-mail : il vous écrit, vous répondez à son "
         "message."]
     assert asked.button_labels() == ["Ici, sur Telegram", "Par téléphone", "Par e-mail"]
+
+
+async def test_a_partners_file_too_heavy_for_telegram_is_named_with_its_size(
+    mail_bot: RunningBot, imap: ImapServer  # noqa: F811 - fixtures
+) -> None:
+    firm, animator, routed = await _routed_telegram_firm(mail_bot)
+    plans = _answer_to(routed, PARTNER, "Voici les plans du poste de travail.")
+    plans.add_attachment(b"x" * 60_000, maintype="application", subtype="octet-stream",
+                         filename="plans.dwg")  # over the mailbox's limit (50 000 bytes)
+    imap.deliver(plans.as_bytes())
+    await says(animator, "a répondu au sujet de TI-2026-0001")
+    await press(animator, "Transmettre à l'entreprise")
+    await _firm_gets(firm, "Voici les plans du poste de travail.")
+    mail_bot.clock.advance(seconds=5)
+    named = await _firm_gets(firm, "plans.dwg")
+    assert named.plain == (
+        "France Travail Paray-le-Monial a joint « plans.dwg » (59 Ko), trop lourd pour vous "
+        "être transmis ici. Votre chef de projet peut vous l'envoyer par e-mail.")
+    assert named.kind == "text"
