@@ -136,7 +136,8 @@ class Attachment:
     """A photo or a document a person sent, passed on as the channel knows it.
 
     On Telegram `file_id` lets the bot send the same file again without downloading it;
-    `name` and `size` describe it where the file itself cannot follow (an email).
+    `name` and `size` describe it where the file itself cannot follow (an email). A file
+    that came by email has no Telegram id: its bytes (`data`) are uploaded instead.
     """
 
     kind: Literal["photo", "document"]
@@ -144,6 +145,7 @@ class Attachment:
     name: str = ""
     size: int = 0
     mime: str = ""
+    data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,8 @@ class Message:
         if self.attachment is not None:
             a = self.attachment
             payload["attachment"] = [a.kind, a.file_id, a.name, a.size, a.mime]
+            if a.data is not None:
+                payload["attachment_data"] = base64.b64encode(a.data).decode("ascii")
         if self.legacy_html is not None:
             payload["text"] = self.legacy_html
         return payload
@@ -198,6 +202,7 @@ class Message:
         )
         photo = payload.get("photo")
         edit = payload.get("edit")
+        upload = payload.get("attachment_data")
         if edit is None and payload.get("edit_message_id") is not None:
             edit = [payload["edit_message_id"], None]
         return cls(
@@ -205,7 +210,8 @@ class Message:
             rows,
             Edit(edit[0], edit[1]) if edit else None,
             base64.b64decode(photo) if photo else None,
-            Attachment(*payload["attachment"]) if payload.get("attachment") else None,
+            Attachment(*payload["attachment"], data=base64.b64decode(upload) if upload else None)
+            if payload.get("attachment") else None,
             payload.get("text"),
         )
 

@@ -179,7 +179,10 @@ async def build_services(
                             mail_domain=mail_domain(settings.mail_from))
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
     relay = RelayService(territories, per_minute=settings.relay_per_minute,
-                         lease=timedelta(seconds=settings.outbox_lease_seconds))
+                         lease=timedelta(seconds=settings.outbox_lease_seconds),
+                         mail_domain=mail_domain(settings.mail_from),
+                         reply_local=(mail_local_part(settings.mail_from)
+                                      if settings.imap_host else None))
     chat = ChatService(intake, questions, territories, relay, tz=settings.tz,
                        animators=animators)
     dispatcher = build_dispatcher(Features(
@@ -190,7 +193,7 @@ async def build_services(
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
-                             max_bytes=settings.mail_max_bytes)
+                             max_bytes=settings.mail_max_bytes, relay=relay)
     return Services(
         settings=settings,
         inbound=inbound,

@@ -15,6 +15,7 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     MessageEntity,
     Update,
@@ -215,9 +216,11 @@ async def _send_one(bot: Bot, delivery: Delivery) -> None:
     text = telegram_html(message)
     if message.attachment is not None:
         # A person's file relayed by its Telegram id: nothing is downloaded or uploaded.
+        # A file that came by email has no id: its bytes are uploaded.
         a = message.attachment
         send = bot.send_photo if a.kind == "photo" else bot.send_document
-        await send(chat_id, a.file_id, caption=text or None,  # type: ignore[operator]
+        file = InputFile(a.data, filename=a.name or None) if a.data is not None else a.file_id
+        await send(chat_id, file, caption=text or None,  # type: ignore[operator]
                    parse_mode=ParseMode.HTML, reply_markup=_markup(message))
         return
     if message.photo is not None and message.edit_message_id is None:

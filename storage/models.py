@@ -245,6 +245,11 @@ class NeedRouting(SQLModel, table=True):
     # Follow-up: the partner's reminder email, then the animator's alert (each once).
     reminded_at: datetime | None = _ts(nullable=True)
     escalated_at: datetime | None = _ts(nullable=True)
+    # The firm on Telegram asked once whether this partner may write to it there:
+    # asked | accepted | refused (None: never asked). Accepted, the partner's emails in
+    # the need's thread reach the firm directly (see services.relay).
+    relay_direct: str | None = Field(default=None, max_length=16)
+    relay_direct_at: datetime | None = _ts(nullable=True)
 
 
 class FirmLookup(SQLModel, table=True):
@@ -408,8 +413,11 @@ class NeedMessage(SQLModel, table=True):
     # The Telegram user who wrote it (flood limits, erasure); None for email.
     sender_user_id: int | None = Field(default=None,
                                        sa_column=Column(BigInteger, nullable=True))
-    # {kind, file_id, name, size, mime} of a relayed photo or document.
+    # {kind, file_id, name, size, mime} of a relayed photo or document; for an email,
+    # {kind: "email", name, files: [[name, size, mime]]} of the files it carried.
     attachment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The email's Message-ID (received or sent): the next email of the thread answers it.
+    message_id: str | None = Field(default=None, max_length=300)
 
 
 class NeedAttachment(SQLModel, table=True):

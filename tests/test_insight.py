@@ -19,7 +19,7 @@ from bot.services.insight import (
     period_title,
     stats_text,
 )
-from storage.models import KbQuery, Need, NeedEvent, NeedRouting
+from storage.models import KbQuery, Need, NeedEvent, NeedMessage, NeedRouting
 
 PARIS = ZoneInfo("Europe/Paris")
 TI = "charolais"
@@ -197,6 +197,50 @@ def test_median_ack_hours_per_partner() -> None:
     assert list(stats.median_ack_hours_by_partner) == ["France Travail Paray", "OPCO 2i"]
 
 
+def animator_message(need_id: int, at: datetime, to_kind: str = "firm",
+                     author_kind: str = "animator") -> NeedMessage:
+    return NeedMessage(need_id=need_id, author_kind=author_kind, author="Claire Martin",
+                       to_kind=to_kind, channel="telegram", text="Bonjour", at=at)
+
+
+def test_median_first_response_of_the_chef_de_projet() -> None:
+    needs = [need(1, "recrutement", paris(11, 23, 9)), need(2, "foncier", paris(11, 24, 9)),
+             need(3, "export", paris(11, 25, 9)), need(4, "export", paris(11, 16, 9)),
+             need(5, "export", paris(11, 27, 9)), need(6, "export", paris(11, 20, 9))]
+    events = [
+        # Need 1: taken 2 h after creation, then a message: the first one counts (2 h).
+        NeedEvent(need_id=1, from_status="routed", to_status="in_progress",
+                  actor="animator", at=paris(11, 23, 11)),
+        # The system's routing is no response.
+        NeedEvent(need_id=2, from_status="submitted", to_status="routed", actor="system",
+                  at=paris(11, 24, 9, 1)),
+        # Need 4: answered before the period: not counted.
+        NeedEvent(need_id=4, from_status="routed", to_status="in_progress",
+                  actor="animator", at=paris(11, 17, 9)),
+        # Need 6: created before the period, first answered in it (4 days: 96 h).
+        NeedEvent(need_id=6, from_status="routed", to_status="closed_helped",
+                  actor="animator", at=paris(11, 24, 9)),
+    ]
+    messages = [
+        animator_message(1, paris(11, 23, 15)),
+        # Need 2: first message 5 h after; the firm's own message is no response.
+        animator_message(2, paris(11, 24, 12), to_kind="animator", author_kind="firm"),
+        animator_message(2, paris(11, 24, 14)),
+        # Need 3: 10 h.
+        animator_message(3, paris(11, 25, 19)),
+        # Need 5: answered after the end of the period.
+        animator_message(5, paris(11, 30, 9)),
+    ]
+    stats = compute_stats(territory_id=TI, needs=needs, routings=[], events=events,
+                          queries=[], ratings=[], start=START, end=END, tz=PARIS,
+                          messages=messages)
+    # 2 h, 5 h, 10 h, 96 h → median 7,5 h.
+    assert stats.median_first_response_hours == 7.5
+    assert "première réponse du chef de projet : 7,5 h" in stats_text(
+        stats, tz=PARIS, html=False)
+    assert empty_stats().median_first_response_hours is None
+
+
 def test_late_acks_count_working_days() -> None:
     stats = week_stats()
     assert stats.late_acks == [
@@ -290,6 +334,7 @@ def small_stats() -> TerritoryStats:
                    LateAck("TI-2026-0043", "A <&> B", paris(11, 23, 9), date(2026, 11, 25), 1)],
         satisfaction=SatisfactionSummary(6, 4.0, {1: 0, 2: 0, 3: 1, 4: 4, 5: 1}),
         unanswered_questions=[("Aide <embauche> & apprenti ?", 3), ("Export", 1)],
+        median_first_response_hours=3.5,
     )
 
 
@@ -298,6 +343,7 @@ SMALL_PLAIN = (
     "Nouvelles demandes : 7 (Recrutement 4, Compétences et formation 2, Export 1)\n"
     "Ouvertes : 12 · closes cette semaine : 3\n"
     "Délai médian d'accusé de réception : France Travail Paray 26 h, A <&> B 4,3 h\n"
+    "Délai médian de première réponse du chef de projet : 3,5 h\n"
     "En retard : TI-2026-0042 (OPCO 2i, 2 j ouvrés), TI-2026-0043 (A <&> B, 1 j ouvré)\n"
     "Satisfaction : 4,0/5 (6 réponses)\n"
     "Questions sans réponse : « Aide <embauche> & apprenti ? » (3), « Export » (1)"
@@ -307,6 +353,7 @@ SMALL_HTML = (
     "Nouvelles demandes : 7 (Recrutement 4, Compétences et formation 2, Export 1)\n"
     "Ouvertes : 12 · closes cette semaine : 3\n"
     "Délai médian d'accusé de réception : France Travail Paray 26 h, A &lt;&amp;&gt; B 4,3 h\n"
+    "Délai médian de première réponse du chef de projet : 3,5 h\n"
     "En retard : TI-2026-0042 (OPCO 2i, 2 j ouvrés), TI-2026-0043 (A &lt;&amp;&gt; B, 1 j ouvré)\n"
     "Satisfaction : 4,0/5 (6 réponses)\n"
     "Questions sans réponse : « Aide &lt;embauche&gt; &amp; apprenti ? » (3), « Export » (1)"
@@ -327,6 +374,7 @@ def test_stats_text_empty() -> None:
         "Nouvelles demandes : aucune\n"
         "Ouvertes : 0 · closes cette semaine : 0\n"
         "Délai médian d'accusé de réception : aucun accusé de réception\n"
+        "Délai médian de première réponse du chef de projet : aucune réponse sur la période\n"
         "En retard : aucun\n"
         "Satisfaction : aucune réponse\n"
         "Questions sans réponse : aucune"
@@ -335,6 +383,7 @@ def test_stats_text_empty() -> None:
 
 def test_stats_text_of_the_computed_week() -> None:
     lines = stats_text(week_stats(), tz=PARIS, html=False).split("\n")
+    del lines[4]  # the first response line (see its own test)
     assert lines[1:6] == [
         "Nouvelles demandes : 5 (Recrutement 3, Compétences et formation 1, "
         "Mobilité des salariés 1)",
@@ -350,7 +399,7 @@ def test_stats_text_cuts_long_lists() -> None:
     late = [LateAck(f"TI-2026-{n:04d}", "OPCO", paris(11, 2, 9), date(2026, 11, 4), 5)
             for n in range(1, 8)]
     stats = TerritoryStats(TI, START, END, {}, 0, 0, {}, late, None, [])
-    line = stats_text(stats, tz=PARIS, html=False).split("\n")[4]
+    line = stats_text(stats, tz=PARIS, html=False).split("\n")[5]
     assert line.endswith("TI-2026-0005 (OPCO, 5 j ouvrés) et 2 autres")
 
 

@@ -40,6 +40,7 @@ from storage.models import (
     KbQuery,
     Need,
     NeedEvent,
+    NeedMessage,
     NeedRouting,
     Satisfaction,
 )
@@ -104,9 +105,13 @@ class DigestService:
                                        col(Satisfaction.answered_at) >= start,
                                        col(Satisfaction.answered_at) < end))
             if r.score is not None and r.answered_at is not None]
+        # The chefs de projet's messages to the firms (first response times).
+        messages = list(session.exec(select(NeedMessage).where(
+            col(NeedMessage.need_id).in_(ids), NeedMessage.author_kind == "animator",
+            NeedMessage.to_kind == "firm"))) if ids else []
         return compute_stats(territory_id=territory.id, needs=needs, routings=routings,
                              events=events, queries=queries, ratings=ratings, start=start,
-                             end=end, tz=self.tz)
+                             end=end, tz=self.tz, messages=messages)
 
     # --- /stats -----------------------------------------------------------------------------
     def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:

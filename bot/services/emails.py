@@ -53,7 +53,10 @@ __all__ = [
     "partner_digest_email",
     "partner_need_email",
     "partner_relance_email",
+    "relay_message_id",
+    "relayed_email",
     "reply_address",
+    "reply_subject",
     "territory_digest_email",
     "to_email_message",
 ]
@@ -669,6 +672,65 @@ def firm_reply_email(
         message_id=f"<reply-{key}@{mail_domain.lower()}>",
         headers=headers,
     )
+
+
+# --- Messages relayed by email between people ------------------------------------------
+
+
+def relay_message_id(reference: str, key: str, mail_domain: str) -> str:
+    """The Message-ID of a relayed email: it names the need, so an answer finds its thread."""
+    if not _ID_TOKEN.fullmatch(reference):
+        raise ValueError(f"unexpected need reference {reference!r}")
+    if not _DOMAIN.fullmatch(mail_domain):
+        raise ValueError(f"invalid mail domain {mail_domain!r}")
+    digest = hashlib.sha256(f"relay|{key}".encode()).hexdigest()[:20]
+    return f"<relay-{reference}-{digest}@{mail_domain.lower()}>"
+
+
+def reply_subject(previous: str | None, fallback: str, reference: str) -> str:
+    """"Re: [TI-…] <the subject answered>", or the fallback when nothing is answered."""
+    base = one_line(previous or "", 100)
+    if not base:
+        return _truncate(one_line(fallback), SUBJECT_LIMIT)
+    tag = f"[{reference}]"
+    line = base if tag in base else f"{tag} {base}"
+    if not line.lower().startswith(("re:", "re :")):
+        line = f"Re: {line}"
+    return _truncate(line, SUBJECT_LIMIT)
+
+
+def relayed_email(
+    *,
+    reference: str,
+    to_name: str,
+    to_email: str,
+    subject: str,
+    intro: str,
+    text: str,
+    outro: str,
+    message_id: str,
+    reply_to: str | None,
+    reply_to_name: str = "",
+    cc: Sequence[tuple[str, str]] = (),
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+) -> EmailDraft:
+    """A person's message relayed by email, threaded after the email it answers."""
+    to = _address(to_name, to_email)
+    copies = tuple(str(_address(name, email)) for name, email in cc if email.strip())
+    answer_to = _address(reply_to_name, reply_to) if reply_to else None
+    context = {"intro": text_block(intro, 1000), "text": text_block(text, 20_000),
+               "outro": text_block(outro, 1000)}
+    headers = {"X-Relais-Reference": reference}
+    if in_reply_to:
+        headers["In-Reply-To"] = in_reply_to
+        chain = [r for r in references if r != in_reply_to][-10:]
+        headers["References"] = " ".join((*chain, in_reply_to))
+    return EmailDraft(
+        to=(str(to),), cc=copies, subject=_truncate(one_line(subject), SUBJECT_LIMIT),
+        text=render("relayed.txt", context), html=render("relayed.html", context),
+        reply_to=str(answer_to) if answer_to else None, message_id=message_id,
+        headers=headers)
 
 
 # --- Meetings ------------------------------------------------------------------------------

@@ -11,7 +11,11 @@ the thread candidates; this service decides, in one transaction per message:
 * a firm's answer fills what was missing (then the need is routed), or is passed on to the
   animator;
 * a partner's reply is kept in the need's history; an acknowledgement or a refusal is
-  recognised (`bot.services.replies`) and the animator told, or asked when unsure.
+  recognised (`bot.services.replies`) and the animator told, or asked when unsure. For a
+  firm on Telegram, the animator may pass the partner's message on ("Transmettre à
+  l'entreprise"); once the firm accepted that partner, its messages go to the firm
+  directly. Either needs the email sent to the need's unguessable reply address: a From:
+  header alone, forgeable, never reaches the firm.
 
 The inbound row moves out of ``new`` in the same transaction, so a message is acted on once.
 """
@@ -48,6 +52,7 @@ from bot.services.lifecycle import (
 )
 from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
+from bot.services.relay import RelayService, email_files, recipients
 from bot.services.replies import ReplyKind, classify_reply
 from bot.services.routing import RoutingService, animator_chats
 from bot.services.types import Button, IncomingEmail
@@ -126,7 +131,9 @@ class InboundService:
         mail_domain: str,
         reply_local: str,
         max_bytes: int,
+        relay: RelayService | None = None,
     ) -> None:
+        self.relay = relay
         self.geography = geography
         self.territories = territories
         self.routing = routing
@@ -329,7 +336,8 @@ class InboundService:
     # --- a partner's reply ------------------------------------------------------------------
     def _partner_reply(self, session: Session, need: Need, mail: IncomingEmail, *,
                        now: datetime) -> None:
-        self._note(session, need, mail, "partner", now)
+        note = self._note(session, need, mail, "partner", now)
+        note.attachment = email_files(mail.attachments)
         self._attachments(session, need, mail, now)
         routing = session.exec(select(NeedRouting).where(
             NeedRouting.need_id == need.id,
@@ -361,22 +369,62 @@ class InboundService:
                                        f"ani:pref:{key}")),
                                (Button(label("animator.btn_partner_neither"),
                                        f"ani:pnone:{key}"),)))
+        message = self._relay_partner(session, need, routing, note, mail, message,
+                                      unsure=verdict.kind not in (ReplyKind.ACK,
+                                                                  ReplyKind.REFUSED),
+                                      now=now)
         for chat in chats:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
 
+    def _relay_partner(self, session: Session, need: Need, routing: NeedRouting,
+                       note: NeedMessage, mail: IncomingEmail, notice: Message, *,
+                       unsure: bool, now: datetime) -> Message:
+        """A firm on Telegram: the partner's message goes to it, directly or by the animator.
+
+        Only an email sent to the need's reply address (its unguessable token) is relayed:
+        the partner's address in From: proves nothing by itself.
+        """
+        relay = self.relay
+        has_content = bool(mail.text.strip() or note.attachment)
+        if relay is None or not has_content or need.reply_token not in mail.tokens or \
+                not relay.firm_on_telegram(need):
+            return notice
+        text = notice.text
+        if not unsure and mail.text.strip():
+            # The ack / refusal notice names a cue only: the animator reads the message too.
+            text = text + t("animator.relay_partner_text", text=_excerpt(mail.text))
+        if routing.relay_direct == "accepted":
+            session.flush()  # the note's id, and the files kept, for the firm's messages
+            relay.partner_to_firm(session, need, routing, note, now=now, claim=False)
+            return Message(text + t("animator.relay_partner_went_direct",
+                                    firm=need.firm_name
+                                    or label("animator.relay_unnamed_firm")),
+                           notice.buttons)
+        session.flush()
+        forward = (Button(label("animator.btn_relay_forward"), f"rl:fw:{note.id}"),)
+        return Message(text, (*notice.buttons, forward))
+
     # --- shared -----------------------------------------------------------------------------
     def _note(self, session: Session, need: Need, mail: IncomingEmail, kind: str,
-              now: datetime, *, forward: bool = False) -> None:
+              now: datetime, *, forward: bool = False) -> NeedMessage:
         assert need.id is not None
-        session.add(NeedMessage(need_id=need.id, inbound_id=mail.inbound_id, author_kind=kind,
-                                author=mail.from_addr.lower(), text=mail.text[:20_000], at=now))
+        note = NeedMessage(need_id=need.id, inbound_id=mail.inbound_id, author_kind=kind,
+                           author=mail.from_addr.lower(), text=mail.text[:20_000], at=now,
+                           message_id=mail.message_id[:300] or None)
+        session.add(note)
         territory = self.territories.get(need.territory_id or "")
         if forward and territory is not None:
+            # The firm's answer, relayed to the chef de projet with "Répondre": the answer
+            # leaves by email again, from the need's address (services.relay).
+            note.to_kind = "animator"
             wrote = t("animator.email_firm_message", firm=need.firm_name or mail.from_addr,
                       reference=need.reference, text=_excerpt(mail.text))
-            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(session, territory)],
-                                     Message(wrote), now=now)
+            answer = ((Button(label("common.btn_relay_answer"), f"rl:r:{need.id}"),),)
+            for chat in recipients(session, territory, need):
+                outbox.enqueue(session, channel="telegram", recipient=chat,
+                               messages=[Message(wrote, answer)], now=now, claimed=False)
+        return note
 
     def _attachments(self, session: Session, need: Need, mail: IncomingEmail,
                      now: datetime) -> tuple[str, ...]:

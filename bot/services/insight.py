@@ -24,7 +24,7 @@ from bot.messages import Text
 from bot.services import lifecycle
 from bot.services.workdays import add_working_days, is_working_day
 from knowledge.taxonomy import theme_noun
-from storage.models import KbQuery, Need, NeedEvent, NeedRouting
+from storage.models import KbQuery, Need, NeedEvent, NeedMessage, NeedRouting
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -89,6 +89,9 @@ class TerritoryStats:
     late_acks: list[LateAck]
     satisfaction: SatisfactionSummary | None
     unanswered_questions: list[tuple[str, int]]
+    # Median hours from a need's creation to the chef de projet's first response (a message
+    # relayed to the firm, or a status change), over first responses of the period.
+    median_first_response_hours: float | None = None
 
 
 # --- Computation ----------------------------------------------------------------------------
@@ -105,6 +108,7 @@ def compute_stats(
     start: datetime,
     end: datetime,
     tz: ZoneInfo,
+    messages: Sequence[NeedMessage] = (),
 ) -> TerritoryStats:
     """The territory's figures over [start, end) from rows the caller loaded."""
     start, end = _utc(start), _utc(end)
@@ -129,6 +133,8 @@ def compute_stats(
         satisfaction=_satisfaction(ratings, start, end),
         unanswered_questions=_unanswered(
             [q for q in queries if q.territory_id in (None, territory_id)], start, end),
+        median_first_response_hours=_median_first_response(by_id, events, messages, start,
+                                                            end),
     )
 
 
@@ -200,6 +206,38 @@ def _median_ack_hours(
     medians = {name: float(statistics.median(values)) for name, values in hours.items()}
     # Slowest first: that is what the animator acts on.
     return dict(sorted(medians.items(), key=lambda item: (-item[1], item[0].casefold())))
+
+
+def _median_first_response(
+    needs: dict[int | None, Need],
+    events: Sequence[NeedEvent],
+    messages: Sequence[NeedMessage],
+    start: datetime,
+    end: datetime,
+) -> float | None:
+    """Median hours from creation to the chef de projet's first response, over the period.
+
+    A first response is the first message a chef de projet relayed to the firm, or the
+    first status change a chef de projet made, after the need was created. Counted when
+    it happened in the period, like acknowledgements.
+    """
+    first: dict[int, datetime] = {}
+
+    def seen(need_id: int, at: datetime) -> None:
+        need = needs.get(need_id)
+        if need is not None and at >= need.created_at and (
+                need_id not in first or at < first[need_id]):
+            first[need_id] = at
+
+    for message in messages:
+        if message.author_kind == "animator" and message.to_kind == "firm":
+            seen(message.need_id, message.at)
+    for event in events:
+        if event.actor == "animator":
+            seen(event.need_id, event.at)
+    hours = [(at - needs[need_id].created_at).total_seconds() / 3600
+             for need_id, at in first.items() if start <= at < end]
+    return float(statistics.median(hours)) if hours else None
 
 
 def _late_acks(
@@ -317,6 +355,9 @@ def stats_report(stats: TerritoryStats, *, tz: ZoneInfo) -> Text:
         ack=_listing([_entry("animator.stats_ack_item", partner=name, hours=_hours(h))
                       for name, h in stats.median_ack_hours_by_partner.items()],
                      "animator.stats_ack_none"),
+        first_response=(_hours(stats.median_first_response_hours)
+                        if stats.median_first_response_hours is not None
+                        else label("animator.stats_first_response_none")),
         late=_listing([_entry("animator.stats_late_item", reference=a.reference,
                               partner=a.partner_name, days=_late_days(a.working_days_late))
                        for a in stats.late_acks], "animator.stats_late_none"),

@@ -231,12 +231,14 @@ def enqueue_payload(
     payload: dict[str, object],
     now: datetime,
     kind: str = "send",
+    not_before: datetime | None = None,
 ) -> int:
     """Add one raw row (e.g. an email) for the channel's worker; return its id."""
     table = Outbox.__table__  # type: ignore[attr-defined]
     row = {
         "channel": channel, "recipient": recipient, "kind": kind, "payload": payload,
-        "created_at": now, "not_before": now, "claimed_until": None, "attempts": 0,
+        "created_at": now, "not_before": not_before or now, "claimed_until": None,
+        "attempts": 0,
     }
     return int(session.execute(insert(table).returning(table.c.id), [row]).scalar_one())
 
