@@ -21,7 +21,6 @@ from tests.test_email_channel import (  # noqa: F401 - fixtures
     FIRST_MAIL,
     PARTNER,
     body,
-    imap,
     imported,
     mail_bot,
     mails_to,
