@@ -1,4 +1,9 @@
-"""Delivers the email outbox through SMTP: retries with backoff, never forever.
+"""Delivers the email outbox through SMTP: in order per address, retried for hours.
+
+A server that is down or answers 4xx is tried again with a capped backoff until the retry
+horizon (RELAIS_RETRY_HOURS) ends; only a permanent refusal (5xx for the recipient or the
+content, an address that cannot be an address) ends a row at once. Either end tells the
+territory's animators.
 
 A crash between the SMTP server's acceptance and the row being marked sends the email
 again on restart, with the same Message-ID (built from the need and the partner), which
@@ -17,6 +22,7 @@ from email.utils import parseaddr
 from bot import texts
 from bot.mail import MailSender, PermanentMailError, TransientMailError
 from bot.services import outbox
+from bot.services.delivery import DeliveryAlerts
 from bot.services.emails import EmailDraft, to_email_message
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
@@ -49,7 +55,9 @@ class EmailWorker:
         mail_from: str,
         territories: TerritoryDirectory,
         clock: Callable[[], datetime],
-        lease: timedelta = outbox.LEASE,
+        lease: timedelta | None = None,
+        horizon: timedelta | None = None,
+        alerts: DeliveryAlerts | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -57,6 +65,8 @@ class EmailWorker:
         self.territories = territories
         self.clock = clock
         self.lease = lease
+        self.horizon = horizon
+        self.alerts = alerts
         self.sent = 0
 
     async def run_once(self, limit: int = 10) -> int:
@@ -67,15 +77,17 @@ class EmailWorker:
         """
         rows = await outbox.claim_raw(self.db, self.clock(), channel="email", limit=limit,
                                       lease=self.lease)
-        for row_id, _recipient, payload in rows:
+        for index, (row_id, recipient, payload) in enumerate(rows):
             try:
                 draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
                 message = to_email_message(draft, mail_from=self.mail_from)
             except (KeyError, TypeError, ValueError) as exc:
-                # A stored payload that cannot become an email never will: fail it for good.
+                # A stored payload that cannot become an email (an invalid address) never
+                # will: fail it for good, without a try, and say so.
                 log.error("email %s unusable: %s", row_id, exc)
                 await outbox.record_failure(self.db, row_id, error=f"payload: {exc}",
                                             now=self.clock(), permanent=True)
+                await self._tell_animators(payload, recipient, str(exc))
                 continue
             try:
                 await self.sender.send(message)
@@ -83,12 +95,16 @@ class EmailWorker:
                 log.error("email %s refused for good: %s", row_id, exc)
                 await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock(),
                                             permanent=True)
-                await self._tell_animators(payload, draft, str(exc))
+                await self._tell_animators(payload, ", ".join(draft.to), str(exc))
                 continue
             except (TransientMailError, OSError, TimeoutError) as exc:
                 log.warning("email %s not sent, will retry: %s", row_id, exc)
-                await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock())
-                # The server is unwell: leave the rest claimed until their lease ends.
+                await outbox.record_failure(
+                    self.db, row_id, error=str(exc), now=self.clock(), horizon=self.horizon,
+                    on_give_up=self.alerts.given_up if self.alerts else None)
+                # The server is unwell: the rest wait for the next round (their order holds:
+                # each is the oldest pending email of its address).
+                await outbox.release(self.db, [other for other, _, _ in rows[index + 1:]])
                 break
             # Marked at once, not at the end of the batch: a crash then sends again at most
             # the one email the server had just accepted (with the same Message-ID).
@@ -96,14 +112,14 @@ class EmailWorker:
             self.sent += 1
         return len(rows)
 
-    async def _tell_animators(self, payload: dict[str, object], draft: EmailDraft,
-                              error: str) -> None:
+    async def _tell_animators(self, payload: dict[str, object], to: str, error: str) -> None:
         territory = self.territories.get(str(payload.get("territory_id") or ""))
         if territory is None:
             return
+        email = payload.get("email")
+        subject = str(email.get("subject") or "") if isinstance(email, dict) else ""
         text = texts.EMAIL_REFUSED.format(
-            to=texts.esc(", ".join(draft.to)), subject=texts.esc(draft.subject),
-            error=texts.esc(error[:300]))
+            to=texts.esc(to), subject=texts.esc(subject), error=texts.esc(error[:300]))
         now = self.clock()
 
         chats = [a.telegram_user_id for a in territory.animators]
