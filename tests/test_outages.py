@@ -68,9 +68,11 @@ def heads(found: list[Outbox]) -> list[Outbox]:
 
 
 async def settled(relais: RunningBot, channel: str) -> bool:
-    """Every row that may go now has been attempted: each head waits or is being sent."""
+    """Every row that may go now was attempted and its failure recorded: each head waits
+    for its next try, none is being sent (a failure recorded after the clock moves on would
+    push its next try past the time the test expects)."""
     now = relais.clock()
-    return all(r.not_before > now or (r.claimed_until is not None and r.claimed_until >= now)
+    return all(r.claimed_until is None and r.not_before > now
                for r in heads(await rows(relais.services.db, channel)))
 
 
@@ -245,7 +247,7 @@ async def test_bot_api_502_for_an_hour_then_back_every_message_once_in_order(
 
     async def welcome_tried() -> bool:
         found = await rows(relais.services.db, "telegram", "7101")
-        return bool(found) and found[0].attempts >= 1 and found[0].claimed_until is None
+        return bool(found) and found[0].attempts >= 1 and await settled(relais, "telegram")
 
     await eventually(welcome_tried, "the welcome tried once")
     welcome = await rows(relais.services.db, "telegram", "7101")
@@ -314,7 +316,7 @@ async def test_a_late_telegram_message_to_a_firm_alerts_its_animator_once_naming
 
     async def notice_tried() -> bool:
         found = pending(await rows(relais.services.db, "telegram", "7201"))
-        return bool(found) and found[0].attempts >= 1 and found[0].claimed_until is None
+        return bool(found) and found[0].attempts >= 1 and await settled(relais, "telegram")
 
     await eventually(notice_tried, "the firm's notice tried once")
     for _ in range(5):  # 75 minutes
@@ -371,7 +373,7 @@ async def test_a_given_up_telegram_message_lets_the_next_one_go(
 
     async def notice_tried() -> bool:
         found = pending(await rows(relais.services.db, "telegram", "7401"))
-        return bool(found) and found[0].attempts >= 1 and found[0].claimed_until is None
+        return bool(found) and found[0].attempts >= 1 and await settled(relais, "telegram")
 
     await eventually(notice_tried, "the firm's notice tried once")
     for _ in range(5):  # 75 minutes: past the one-hour horizon

@@ -45,7 +45,7 @@ class DeliveryAlerts:
                       "deadline": f"{deadline:%d/%m/%Y} à {deadline.hour} h {deadline:%M}"}
             found = self._about(session, late.channel, late.recipient, late.payload)
             if found is None:
-                log.warning("outbox %s to %s late; no territory to tell", late.outbox_id,
+                log.warning("outbox %s (%s) late; no animator to tell", late.outbox_id,
                             late.channel)
                 continue
             territory, about = found

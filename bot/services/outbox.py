@@ -385,6 +385,7 @@ def claim_late(
             select(Outbox.channel, Outbox.recipient)
             .where(*pending, col(Outbox.late_alerted_at).is_not(None),
                    col(Outbox.recipient).in_({row.recipient for row in rows}))
+            .distinct()
         ).all()
     }
     found: list[LateMessage] = []
