@@ -341,10 +341,13 @@ async def sweep_outbox(application: Application, services: Services, stop: async
     """
     looked = 0.0
     while not stop.is_set():
-        try:
-            if time.monotonic() - looked >= interval:
-                looked = time.monotonic()
+        if time.monotonic() - looked >= interval:
+            looked = time.monotonic()
+            try:
                 await services.check_late()
+            except Exception:  # the alerts must never hold up the deliveries
+                log.exception("late messages check failed")
+        try:
             rows = await outbox.claim_due(services.db, services.clock(), channel="telegram",
                                           lease=services.outbox_lease)
             if rows:
