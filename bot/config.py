@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     http_pool_size: int = Field(default=8, alias="RELAIS_HTTP_POOL_SIZE", ge=1, le=256)
     # How long a message being delivered stays reserved before another worker may retry it.
     outbox_lease_seconds: float = Field(default=15.0, alias="RELAIS_OUTBOX_LEASE", gt=0, le=600)
+    # A message Telegram or the SMTP server refuses for now (outage, 5xx, timeout) is tried
+    # again, at most 15 minutes apart, for this many hours before it is given up.
+    retry_hours: float = Field(default=48.0, alias="RELAIS_RETRY_HOURS", gt=0, le=24 * 30)
+    # A message still waiting this many minutes after it was written alerts the territory's
+    # animators (once per recipient while it waits).
+    late_alert_minutes: float = Field(default=60.0, alias="RELAIS_LATE_ALERT_MINUTES", gt=0)
 
     # Outgoing email (partners, animators). SMTP_SECURITY: none | starttls | tls.
     smtp_host: str = Field(default="localhost", alias="SMTP_HOST")

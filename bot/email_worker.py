@@ -1,4 +1,9 @@
-"""Delivers the email outbox through SMTP: retries with backoff, never forever.
+"""Delivers the email outbox through SMTP: in order per address, retried for hours.
+
+A server that is down or answers 4xx is tried again with a capped backoff until the retry
+horizon (RELAIS_RETRY_HOURS) ends; only a permanent refusal (5xx for the recipient or the
+content, an address that cannot be an address) ends a row at once. Either end tells the
+territory's animators.
 
 A crash between the SMTP server's acceptance and the row being marked sends the email
 again on restart, with the same Message-ID (built from the need and the partner), which
@@ -20,6 +25,7 @@ from bot.mail import MailSender, PermanentMailError, TransientMailError
 from bot.messages import Message
 from bot.services import outbox
 from bot.services.animators import user_chats
+from bot.services.delivery import DeliveryAlerts
 from bot.services.emails import EmailDraft, to_email_message
 from handlers.render import email_body
 from knowledge.territories import TerritoryDirectory
@@ -67,7 +73,9 @@ class EmailWorker:
         mail_from: str,
         territories: TerritoryDirectory,
         clock: Callable[[], datetime],
-        lease: timedelta = outbox.LEASE,
+        lease: timedelta | None = None,
+        horizon: timedelta | None = None,
+        alerts: DeliveryAlerts | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -75,6 +83,8 @@ class EmailWorker:
         self.territories = territories
         self.clock = clock
         self.lease = lease
+        self.horizon = horizon
+        self.alerts = alerts
         self.sent = 0
 
     async def run_once(self, limit: int = 10) -> int:
@@ -85,16 +95,18 @@ class EmailWorker:
         """
         rows = await outbox.claim_raw(self.db, self.clock(), channel="email", limit=limit,
                                       lease=self.lease)
-        for row_id, _recipient, payload in rows:
+        for index, (row_id, recipient, payload) in enumerate(rows):
             try:
                 draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
                 draft = with_rendered_body(draft, payload)
                 message = to_email_message(draft, mail_from=self.mail_from)
             except (KeyError, TypeError, ValueError) as exc:
-                # A stored payload that cannot become an email never will: fail it for good.
+                # A stored payload that cannot become an email (an invalid address) never
+                # will: fail it for good, without a try, and say so.
                 log.error("email %s unusable: %s", row_id, exc)
                 await outbox.record_failure(self.db, row_id, error=f"payload: {exc}",
                                             now=self.clock(), permanent=True)
+                await self._tell_animators(payload, recipient, str(exc))
                 continue
             try:
                 await self.sender.send(message)
@@ -102,12 +114,16 @@ class EmailWorker:
                 log.error("email %s refused for good: %s", row_id, exc)
                 await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock(),
                                             permanent=True)
-                await self._tell_animators(payload, draft, str(exc))
+                await self._tell_animators(payload, ", ".join(draft.to), str(exc))
                 continue
             except (TransientMailError, OSError, TimeoutError) as exc:
                 log.warning("email %s not sent, will retry: %s", row_id, exc)
-                await outbox.record_failure(self.db, row_id, error=str(exc), now=self.clock())
-                # The server is unwell: leave the rest claimed until their lease ends.
+                await outbox.record_failure(
+                    self.db, row_id, error=str(exc), now=self.clock(), horizon=self.horizon,
+                    on_give_up=self.alerts.given_up if self.alerts else None)
+                # The server is unwell: the rest wait for the next round (their order holds:
+                # each is the oldest pending email of its address).
+                await outbox.release(self.db, [other for other, _, _ in rows[index + 1:]])
                 break
             # Marked at once, not at the end of the batch: a crash then sends again at most
             # the one email the server had just accepted (with the same Message-ID).
@@ -115,13 +131,14 @@ class EmailWorker:
             self.sent += 1
         return len(rows)
 
-    async def _tell_animators(self, payload: dict[str, object], draft: EmailDraft,
-                              error: str) -> None:
+    async def _tell_animators(self, payload: dict[str, object], to: str, error: str) -> None:
         territory = self.territories.get(str(payload.get("territory_id") or ""))
         if territory is None:
             return
-        message = Message(t("animator.email_refused", to=", ".join(draft.to),
-                            subject=draft.subject, error=error[:300]))
+        email = payload.get("email")
+        subject = str(email.get("subject") or "") if isinstance(email, dict) else ""
+        message = Message(t("animator.email_refused", to=to, subject=subject,
+                            error=error[:300]))
         now = self.clock()
 
         await self.db.run(lambda session: outbox.enqueue_for_chats(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from bot.services import outbox
 from bot.services.animator import AnimatorService
 from bot.services.animators import Animators, user_ids
 from bot.services.chat import ChatService
+from bot.services.delivery import DeliveryAlerts
 from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
@@ -73,6 +75,8 @@ class Services:
     questions: QuestionService
     clock: Callable[[], datetime] = utcnow
     outbox_lease: timedelta = outbox.LEASE
+    retry_horizon: timedelta = outbox.HORIZON
+    alerts: DeliveryAlerts | None = None
     firms: FirmDirectory | None = None
     meetings: MeetingService | None = None
     inbound: InboundService | None = None
@@ -118,17 +122,27 @@ class Services:
     async def delivery_failed(self, outbox_id: int, error: str, *,
                               retry_after: float | None = None,
                               permanent: bool = False) -> None:
-        """Record a failed delivery attempt of an outbox row."""
+        """Record a failed delivery attempt of an outbox row (given up after the horizon)."""
         await outbox.record_failure(self.db, outbox_id, error=error, now=self.clock(),
-                                    retry_after=retry_after, permanent=permanent)
+                                    retry_after=retry_after, permanent=permanent,
+                                    horizon=self.retry_horizon,
+                                    on_give_up=self.alerts.given_up if self.alerts else None)
 
     async def release(self, outbox_ids: Sequence[int]) -> None:
         """Give back the lease on outbox rows not attempted."""
         await outbox.release(self.db, outbox_ids)
 
-    def mark_delivered(self, outbox_ids: Sequence[int]) -> None:
-        """Queue delivered outbox rows for marking."""
-        self.delivered.add(outbox_ids)
+    def mark_delivered(self, outbox_ids: Sequence[int]) -> Awaitable[None]:
+        """Mark outbox rows delivered now; the awaitable ends once that is committed."""
+        return self.delivered.add(outbox_ids)
+
+    async def check_late(self) -> int:
+        """Tell the animators about messages newly late; return the alerts written."""
+        alerts = self.alerts
+        if alerts is None:
+            return 0
+        now = self.clock()
+        return await self.db.run(lambda session: alerts.check_late(session, now))
 
     async def animator_chat_ids(self) -> set[int]:
         """Every animator's Telegram chat (territory files and invitations)."""
@@ -143,6 +157,10 @@ async def build_services(
 ) -> Services:
     """Open the database (creating tables), load geography and territories."""
     geo = geography or default_geography()
+    lease = timedelta(seconds=settings.outbox_lease_seconds)
+    horizon = timedelta(hours=settings.retry_hours)
+    # Process-wide: the turn writes its replies with the default lease.
+    outbox.configure(lease=lease, horizon=horizon)
     territories = load_territories(settings.territories_dir, geography=geo)
     db = Database(settings.database_url)
     await db.create_all()
@@ -207,7 +225,10 @@ async def build_services(
         turns=turns,
         questions=questions,
         clock=clock,
-        outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
+        outbox_lease=lease,
+        retry_horizon=horizon,
+        alerts=DeliveryAlerts(territories, tz=settings.tz, horizon=horizon,
+                              late_after=timedelta(minutes=settings.late_alert_minutes)),
         firms=firms,
         meetings=meetings,
         animators=animators,
@@ -336,8 +357,19 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 async def sweep_outbox(application: Application, services: Services, stop: asyncio.Event,
                        *, interval: float = 1.0) -> None:
-    """Deliver outbox rows left behind (crash, retry after an error), oldest first."""
+    """Deliver outbox rows left behind (crash, retry after an error), oldest first.
+
+    Also, every `interval`, tells the animators about messages (of any channel) late
+    beyond RELAIS_LATE_ALERT_MINUTES.
+    """
+    looked = 0.0
     while not stop.is_set():
+        if time.monotonic() - looked >= interval:
+            looked = time.monotonic()
+            try:
+                await services.check_late()
+            except Exception:  # the alerts must never hold up the deliveries
+                log.exception("late messages check failed")
         try:
             rows = await outbox.claim_due(services.db, services.clock(), channel="telegram",
                                           lease=services.outbox_lease)
@@ -408,12 +440,12 @@ async def running_bot(
                           concurrency=services.settings.concurrency)
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
-    marker = asyncio.create_task(services.delivered.run(), name="delivered")
     # One worker per SMTP connection; they claim disjoint rows (leases, SKIP LOCKED).
     workers = [EmailWorker(services.db, MailSender.from_settings(services.settings),
                            mail_from=services.settings.mail_from,
                            territories=services.territories, clock=services.clock,
-                           lease=services.outbox_lease)
+                           lease=services.outbox_lease, horizon=services.retry_horizon,
+                           alerts=services.alerts)
                for _ in range(services.settings.smtp_connections
                               if services.settings.email_worker else 1)]
     application.bot_data["email_worker"] = workers[0]
@@ -464,10 +496,9 @@ async def running_bot(
             reminders.stop()
         polling.cancel()
         sweeper.cancel()
-        marker.cancel()
         watcher.cancel()
         reading.cancel()
-        for task in (polling, sweeper, marker, watcher, reading):
+        for task in (polling, sweeper, watcher, reading):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         # The email worker finishes its current message and closes its connection.

@@ -7,7 +7,7 @@ The adapters (Telegram, the mailbox) depend on these protocols, not on the wirin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -48,8 +48,8 @@ class ChatPort(Protocol):
         """Give back rows not attempted, so they are delivered later in the same order."""
         ...
 
-    def mark_delivered(self, outbox_ids: Sequence[int]) -> None:
-        """Rows the channel accepted (marked in the database shortly after)."""
+    def mark_delivered(self, outbox_ids: Sequence[int]) -> Awaitable[None]:
+        """Rows the channel accepted, marked at once; await the end of the marking."""
         ...
 
     async def animator_chat_ids(self) -> Iterable[int]:

@@ -6,8 +6,9 @@ the button press, and delivers the outbox rows the service wrote.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from telegram import (
@@ -246,28 +247,42 @@ async def _send_one(bot: Bot, delivery: Delivery) -> None:
 
 
 async def deliver(bot: Bot, services: ChatPort, deliveries: Sequence[Delivery]) -> None:
-    """Deliver outbox rows in order; stop at the first failure so a chat's order holds."""
-    delivered: list[int] = []
-    for index, delivery in enumerate(deliveries):
-        try:
-            await _send_one(bot, delivery)
-        except RetryAfter as exc:
-            await _fail(services, delivery, deliveries[index + 1 :], str(exc),
-                        retry_after=_seconds(exc.retry_after))
-            break
-        except (BadRequest, Forbidden) as exc:
-            # Telegram will refuse this one forever (blocked bot, bad chat): log and move on.
-            log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
-            await services.keep_refused(delivery, str(exc))  # an animator's: kept, emailed
-            await services.delivery_failed(delivery.outbox_id, str(exc), permanent=True)
-            if isinstance(exc, Forbidden):  # blocked by the person: the animator must know
-                await services.report_undeliverable(int(delivery.recipient), str(exc))
-            continue
-        except (NetworkError, TelegramError) as exc:
-            await _fail(services, delivery, deliveries[index + 1 :], str(exc))
-            break
-        delivered.append(delivery.outbox_id)
-    services.mark_delivered(delivered)
+    """Deliver outbox rows in order; stop at the first transient failure so order holds.
+
+    Each row is marked delivered as soon as Telegram accepted it (the marking runs while the
+    next one is sent); this returns once every marking is committed, so the chat's next turn
+    finds no message of its own still pending.
+    """
+    marks: list[Awaitable[None]] = []
+    try:
+        for index, delivery in enumerate(deliveries):
+            try:
+                await _send_one(bot, delivery)
+            except RetryAfter as exc:
+                await _fail(services, delivery, deliveries[index + 1 :], str(exc),
+                            retry_after=_seconds(exc.retry_after))
+                break
+            except (BadRequest, Forbidden) as exc:
+                # Telegram will refuse this one forever (blocked bot, bad chat): move on.
+                log.error("outbox %s refused by Telegram: %s", delivery.outbox_id, exc)
+                await services.keep_refused(delivery, str(exc))  # an animator's: kept, emailed
+                await services.delivery_failed(delivery.outbox_id, str(exc), permanent=True)
+                # A message the firm will never read: the animators must know (a refused
+                # edit of an old button message is not worth telling).
+                if isinstance(exc, Forbidden) or delivery.message.edit_message_id is None:
+                    await services.report_undeliverable(int(delivery.recipient), str(exc))
+                continue
+            except (NetworkError, TelegramError) as exc:
+                await _fail(services, delivery, deliveries[index + 1 :], str(exc))
+                break
+            marks.append(services.mark_delivered([delivery.outbox_id]))
+    finally:
+        if marks:
+            for outcome in await asyncio.gather(*marks, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    # The lease keeps other deliverers away until it ends; then the message
+                    # goes once more (the one case of a duplicate).
+                    log.error("outbox rows not marked delivered: %r", outcome)
 
 
 def _seconds(value: object) -> float:

@@ -180,7 +180,11 @@ class Outbox(SQLModel, table=True):
     """A message to deliver, written in the same transaction as the change that causes it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "failed_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "delivered_at", "failed_at", "id"),
+        # A recipient's pending messages: a new one waits while an older one is pending.
+        Index("ix_outbox_recipient_pending", "recipient", "delivered_at", "failed_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(default="telegram", max_length=16)
@@ -196,6 +200,8 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     delivered_at: datetime | None = _ts(nullable=True)
     failed_at: datetime | None = _ts(nullable=True)
+    # When the animators were told this message is late (they are told once).
+    late_alerted_at: datetime | None = _ts(nullable=True)
 
 
 class KbQuery(SQLModel, table=True):

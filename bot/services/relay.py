@@ -65,7 +65,7 @@ __all__ = ["DRAFT", "Content", "RelayService", "email_files", "handler_of", "rec
 
 DRAFT = "relay"
 # The outbox kind of relayed messages (spacing per chat looks at these only).
-RELAYED = "relay"
+RELAYED = outbox.SCHEDULED_KIND
 PICK = "relay_pick"
 _REFERENCE = re.compile(r"\bTI-\d{4}-\d{4,}\b")
 _OPEN = [s.value for s in OPEN_STATUSES]
