@@ -4,7 +4,7 @@ of an exchange between a firm and its chef de projet; every message arrives, onc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,28 @@ async def _expect(user: SimUser, fragment: str, *, within: float = 30) -> None:
     raise AssertionError(f"no {fragment!r} in {[m.plain[:60] for m in user.messages]}")
 
 
-async def _step(bot: BotProcess, action: Awaitable[object], user: SimUser, fragment: str, *,
-                kill_before_reply: bool) -> None:
-    """Do something, kill the bot (before or after it answered), restart, see the answer."""
-    await action
-    if not kill_before_reply:
+async def _step(bot: BotProcess, db_path: Path, action: Callable[[], Awaitable[object]],
+                user: SimUser, fragment: str, *, in_flight: bool) -> None:
+    """Do something, kill the bot at a chosen point, restart, and see the answer.
+
+    `in_flight`: killed while the first message of the answer is being sent (the double
+    holds that request and never carries it out); otherwise killed once the answer is
+    delivered and recorded as such. Never after a fixed delay.
+    """
+    api = bot.api
+    if in_flight:
+        api.delay_next("sendMessage", 3600.0)
+        sends = len(api.calls_of("sendMessage"))
+        await action()
+        for _ in range(600):
+            if len(api.calls_of("sendMessage")) > sends:
+                break
+            await asyncio.sleep(0.05)
+        assert len(api.calls_of("sendMessage")) > sends, "the answer never left"
+    else:
+        await action()
         await _expect(user, fragment)
+        await _drained(db_path)
     await bot.kill()
     await bot.start()
     await _expect(user, fragment)
@@ -83,16 +99,16 @@ async def test_relay_survives_kill_dash_nine_between_every_two_steps(
             await firm.replies_after(action())
         await _expect(animator, "Nouvelle demande TI-2026-0001")
 
-        for kill_before_reply in (True, False):
-            round_ = "avant" if kill_before_reply else "après"
-            await _step(bot, animator.press("Écrire à l'entreprise"), animator,
-                        "Votre message pour", kill_before_reply=kill_before_reply)
-            await _step(bot, animator.send_text(f"Question {round_}"), firm,
-                        f"Question {round_}", kill_before_reply=kill_before_reply)
-            await _step(bot, firm.press("Répondre"), firm, "Votre réponse au chef de projet",
-                        kill_before_reply=kill_before_reply)
-            await _step(bot, firm.send_text(f"Réponse {round_}"), animator,
-                        f"Réponse {round_}", kill_before_reply=kill_before_reply)
+        for in_flight in (True, False):
+            round_ = "avant" if in_flight else "après"
+            await _step(bot, db_path, lambda: animator.press("Écrire à l'entreprise"), animator,
+                        "Votre message pour", in_flight=in_flight)
+            await _step(bot, db_path, lambda r=round_: animator.send_text(f"Question {r}"),
+                        firm, f"Question {round_}", in_flight=in_flight)
+            await _step(bot, db_path, lambda: firm.press("Répondre"), firm,
+                        "Votre réponse au chef de projet", in_flight=in_flight)
+            await _step(bot, db_path, lambda r=round_: firm.send_text(f"Réponse {r}"),
+                        animator, f"Réponse {round_}", in_flight=in_flight)
             # The prompts are asked again next round: forget them.
             for user in (firm, animator):
                 user.messages[:] = [m for m in user.messages if "/annuler pour renoncer"

@@ -70,7 +70,7 @@ class DeliveryAlerts:
                payload: dict[str, Any]) -> tuple[Territory, dict[str, object]] | None:
         """The territory to tell and what names the message, or None (nobody to tell)."""
         if channel == "telegram":
-            if not recipient.lstrip("-").isdigit() or self._is_animators_chat(recipient):
+            if not recipient.lstrip("-").isdigit() or self._is_animators_chat(session, recipient):
                 return None  # never alert about an alert
             need = session.exec(
                 select(Need).where(Need.telegram_chat_id == int(recipient),
@@ -88,12 +88,12 @@ class DeliveryAlerts:
         subject = email.get("subject") if isinstance(email, dict) else None
         return territory, {"to": recipient, "subject": str(subject or "—")}
 
-    def _is_animators_chat(self, recipient: str) -> bool:
-        return any(recipient in animator_chats(territory)
+    def _is_animators_chat(self, session: Session, recipient: str) -> bool:
+        return any(recipient in animator_chats(session, territory)
                    for territory in self.territories.territories)
 
     def _tell(self, session: Session, territory: Territory, text: Text, now: datetime) -> int:
-        chats = animator_chats(territory)
+        chats = animator_chats(session, territory)
         for chat in chats:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[Message(text)],
                            now=now, claimed=False)
