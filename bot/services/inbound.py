@@ -257,11 +257,16 @@ class InboundService:
         Only exact names count (no typo repair here), and only names that cannot be an
         ordinary word: compound names, or a capitalised word after "à", "de", "sur"...
         """
+        tried: set[str] = set()
         for match in _PLACE.finditer(text):
             name = match.group("name")
-            if "-" not in name and not match.group("prep"):
+            if ("-" not in name and not match.group("prep")) or name in tried:
                 continue
-            found = self.geography.resolve(name, limit=5)
+            # Each name is looked up once, and only so many: a hostile text is long.
+            tried.add(name)
+            if len(tried) > _PLACE_LOOKUPS:
+                break
+            found = self.geography.resolve(name, limit=5, fuzzy=False)
             if found.status == "found" and normalize_name(found.communes[0].name) == (
                     normalize_name(name)):
                 return found.communes[0]
@@ -435,6 +440,7 @@ class InboundService:
 
 
 # A capitalised name, compound or not, optionally after a preposition of place.
+_PLACE_LOOKUPS = 100
 _PLACE = re.compile(
     r"(?:(?P<prep>\b(?:à|a|de|d'|sur|au|aux|près de|proche de)\s+))?"
     r"(?P<name>(?:L[ea]s? |L')?[A-ZÀ-Ý][\w'’]+(?:-[\w'’]+)*)")
