@@ -120,7 +120,11 @@ class Settings(BaseSettings):
     imap_folder: str = Field(default="INBOX", alias="IMAP_FOLDER")
     # Seconds between two looks at the mailbox when the server has no IDLE (or as a cap).
     imap_poll_interval: float = Field(default=60.0, alias="IMAP_POLL", gt=0)
+    # Incoming email: bytes read (and stored raw) per message, MIME parts read, and how long
+    # reading one message may take in the worker thread before it is recorded as failed.
     mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="RELAIS_MAIL_MAX_BYTES", gt=0)
+    mail_max_parts: int = Field(default=250, alias="RELAIS_MAIL_MAX_PARTS", ge=1)
+    mail_parse_timeout: float = Field(default=30.0, alias="RELAIS_MAIL_PARSE_TIMEOUT", gt=0)
 
     # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
     reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")

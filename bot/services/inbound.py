@@ -18,6 +18,7 @@ The inbound row moves out of ``new`` in the same transaction, so a message is ac
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -127,6 +128,16 @@ class InboundService:
         self.max_bytes = max_bytes
 
     # --- entry points -----------------------------------------------------------------------
+    def prepare(self, mail: IncomingEmail) -> IncomingEmail:
+        """The email with what its text says (fields, kind of reply): no database, any thread.
+
+        The work is proportional to the text, so the mail adapter runs it in a worker
+        thread; `handle` then only looks the results up.
+        """
+        return dataclasses.replace(
+            mail, facts=extract_fields(mail.text, geography=self.geography),
+            verdict=classify_reply(mail.text))
+
     def ignore(self, session: Session, inbound_id: int, *, kind: str, note: str,
                now: datetime) -> None:
         """Close an email without acting on it (automatic message, our own...)."""
@@ -200,7 +211,7 @@ class InboundService:
     # --- a firm's first email ---------------------------------------------------------------
     def _new_need(self, session: Session, mail: IncomingEmail, *, now: datetime) -> Need:
         body = f"{mail.subject}\n{mail.text}".strip()
-        facts = extract_fields(mail.text, geography=self.geography)
+        facts = mail.facts or extract_fields(mail.text, geography=self.geography)
         commune = self._commune(facts.commune_hint, facts.postcode, mail.text)
         theme = guess_theme(body, self.questions)
         missing = [m for m, ok in (("commune", commune is not None), ("theme", theme is not None))
@@ -288,7 +299,7 @@ class InboundService:
             return  # passed on to the animator; no automatic answer to a conversation
         missing = list(need.missing)
         if "commune" in missing:
-            facts = extract_fields(mail.text, geography=self.geography)
+            facts = mail.facts or extract_fields(mail.text, geography=self.geography)
             commune = self._commune(facts.commune_hint or mail.text.strip()[:60],
                                     facts.postcode, mail.text)
             if commune is not None:
@@ -347,7 +358,7 @@ class InboundService:
             routing = next(r for r in session.exec(select(NeedRouting).where(
                 NeedRouting.need_id == need.id)) if r.partner_email.lower()
                 == mail.from_addr.lower())
-        verdict = classify_reply(mail.text)
+        verdict = mail.verdict or classify_reply(mail.text)
         territory = self.territories.get(need.territory_id or "")
         chats = animator_chats(territory) if territory else []
         name = texts.esc(routing.partner_name)

@@ -40,6 +40,7 @@ __all__ = [
     "decode_words",
     "html_to_text",
     "parse_inbound",
+    "synthetic_id",
     "unflow",
 ]
 
@@ -403,7 +404,12 @@ def _message_id(values: tuple[str, ...], raw: bytes) -> str:
     ids = _ids(values[:1])
     if ids:
         return ids[0]
-    # No usable id: the same raw message must get the same id, so a re-fetch deduplicates.
+    return synthetic_id(raw)
+
+
+def synthetic_id(raw: bytes) -> str:
+    """A Message-ID derived from the bytes, for a message without a usable one."""
+    # The same raw message must get the same id, so a re-fetch deduplicates.
     return f"<sha256-{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_ID_DOMAIN}>"
 
 
