@@ -235,10 +235,10 @@ def _bounded(raw: bytes, max_bytes: int | None, max_parts: int) -> tuple[bytes, 
     if header_end is None and len(raw) > _HEADER_BLOCK_LIMIT:
         # A header block this long is no email: its first lines only, and no body.
         raw, cut = raw[: raw.rfind(b"\n", 0, _HEADER_BLOCK_LIMIT) + 1], True
-    # Every part starts with a boundary line, which starts with "--": counting such lines
-    # (a C-speed scan) bounds the parts without parsing them.
+    # Every part starts with a boundary line, which starts with "--": reading no more than
+    # `max_parts` such lines (a C-speed scan) bounds the parts without parsing them.
     for index, match in enumerate(_LINE_START_DASHES.finditer(raw)):
-        if index > max_parts:
+        if index == max_parts:
             raw, cut = raw[: match.start()], True
             break
     return raw, cut
