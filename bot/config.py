@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # HTTP connections to the Bot API. httpcore scans its whole pool for every request,
     # so a large pool costs CPU on each call; a few keep-alive connections suffice.
     http_pool_size: int = Field(default=8, alias="RELAIS_HTTP_POOL_SIZE", ge=1, le=256)
+    # How long a unit of work waits (in a worker thread) for another connection's SQLite
+    # lock before the update is put off and handled again later.
+    db_busy_timeout: float = Field(default=5.0, alias="RELAIS_DB_BUSY_TIMEOUT", gt=0, le=600)
     # How long a message being delivered stays reserved before another worker may retry it.
     outbox_lease_seconds: float = Field(default=15.0, alias="RELAIS_OUTBOX_LEASE", gt=0, le=600)
 
@@ -93,6 +96,10 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, alias="WEBHOOK_SECRET")
     # Seconds a webhook update being handled stays reserved by its instance.
     update_lease: float = Field(default=30.0, alias="RELAIS_UPDATE_LEASE", gt=0, le=600)
+    # `/metrics` (webhook mode) asks for `Authorization: Bearer <METRICS_TOKEN>` when set; its
+    # figures (and /readyz's SMTP state) are read every RELAIS_METRICS_INTERVAL seconds.
+    metrics_token: str | None = Field(default=None, alias="METRICS_TOKEN")
+    metrics_interval: float = Field(default=15.0, alias="RELAIS_METRICS_INTERVAL", gt=0, le=3600)
 
     # Log lines as JSON objects (for a log collector) instead of text.
     log_json: bool = Field(default=False, alias="RELAIS_LOG_JSON")

@@ -7,7 +7,9 @@ text with a tiny markup that every channel can render:
 
 - `**words**` bold, `__words__` italic;
 - `{name}` a value filled in by the caller, always inserted as plain text (a person's text
-  is never read as markup); a `Text` value keeps its own styles;
+  is never read as markup), without bidirectional controls (a value typed by someone must
+  not reorder what another person reads: "Trojan Source"); a `Text` value keeps its own
+  styles;
 - a blank line starts a new paragraph; `{{` and `}}` are literal braces.
 
 `t("firm.need_recorded", reference="TI-2026-0042")` gives a `Text`; `label("firm.btn_firm_yes")`
@@ -29,6 +31,9 @@ from bot.messages import Paragraph, Span, Style, Text
 __all__ = ["AUDIENCES", "CatalogueError", "entries", "examples", "label", "t", "template"]
 
 AUDIENCES = ("common", "firm", "animator", "partner")
+# Bidirectional embedding, override and isolate controls, and the invisible marks.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_NO_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
 _DIR = Path(__file__).parent
 _MARKERS = {"**": "bold", "__": "italic"}
 _FORMATTER = string.Formatter()
@@ -132,13 +137,15 @@ def _paragraph(pieces: tuple[tuple[Style, str], ...], values: dict[str, object],
             value = values[name]
             if isinstance(value, Text):
                 spans.extend(
-                    s if s.style != "plain" else Span(s.text, style) for s in value.inline()
+                    Span(s.text.translate(_NO_BIDI), s.style, s.href) if s.style != "plain"
+                    else Span(s.text.translate(_NO_BIDI), style)
+                    for s in value.inline()
                 )
             else:
                 shown = _FORMATTER.format_field(
                     _FORMATTER.convert_field(value, conversion), spec or ""
                 )
-                spans.append(Span(shown, style))
+                spans.append(Span(shown.translate(_NO_BIDI), style))
     return Paragraph(tuple(_merge(spans)))
 
 
