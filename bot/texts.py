@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.messages import without_bidi
+
 __all__ = ["esc"]
 
 
 def esc(value: object) -> str:
-    """Escape user-provided text for Telegram's HTML parse mode."""
-    return escape(str(value), quote=False)
+    """Escape user-provided text for Telegram's HTML parse mode (bidi controls dropped)."""
+    return escape(without_bidi(str(value)), quote=False)
 
 
 # --- Start and consent -----------------------------------------------------------------

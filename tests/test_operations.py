@@ -23,10 +23,10 @@ from sqlmodel import Session, select
 from telegram.ext import Application
 
 from bot import texts
-from bot.catalogue import BIDI_CONTROLS, t
+from bot.catalogue import t
 from bot.config import Settings
 from bot.localapi import LocalBotAPI
-from bot.messages import Message
+from bot.messages import BIDI_CONTROLS, Message
 from bot.runtime import Services, build_services, run_forever, running_bot
 from bot.webhook import SECRET_HEADER, WebhookServer
 from handlers.render import telegram_html

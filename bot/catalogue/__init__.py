@@ -26,14 +26,11 @@ from typing import Any
 
 import yaml
 
-from bot.messages import Paragraph, Span, Style, Text
+from bot.messages import Paragraph, Span, Style, Text, without_bidi
 
 __all__ = ["AUDIENCES", "CatalogueError", "entries", "examples", "label", "t", "template"]
 
 AUDIENCES = ("common", "firm", "animator", "partner")
-# Bidirectional embedding, override and isolate controls, and the invisible marks.
-BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_NO_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
 _DIR = Path(__file__).parent
 _MARKERS = {"**": "bold", "__": "italic"}
 _FORMATTER = string.Formatter()
@@ -137,15 +134,15 @@ def _paragraph(pieces: tuple[tuple[Style, str], ...], values: dict[str, object],
             value = values[name]
             if isinstance(value, Text):
                 spans.extend(
-                    Span(s.text.translate(_NO_BIDI), s.style, s.href) if s.style != "plain"
-                    else Span(s.text.translate(_NO_BIDI), style)
+                    Span(without_bidi(s.text), s.style, s.href) if s.style != "plain"
+                    else Span(without_bidi(s.text), style)
                     for s in value.inline()
                 )
             else:
                 shown = _FORMATTER.format_field(
                     _FORMATTER.convert_field(value, conversion), spec or ""
                 )
-                spans.append(Span(shown.translate(_NO_BIDI), style))
+                spans.append(Span(without_bidi(shown), style))
     return Paragraph(tuple(_merge(spans)))
 
 
