@@ -636,8 +636,8 @@ def _part_text(part: Message) -> tuple[str, str]:
     """("plain" | "html", readable text) of a body text part."""
     charset = _safe(part.get_content_charset, None)
     # Decoded bytes past the text cap are never shown: not converted either. (An HTML
-    # body may hold far more markup than text, hence the margin.)
-    text = decode_bytes(_head(_decoded_payload(part), 8 * TEXT_LIMIT), charset)
+    # body may hold more markup than text, hence the margin.)
+    text = decode_bytes(_head(_decoded_payload(part), 4 * TEXT_LIMIT), charset)
     if _safe(part.get_content_type, "") == "text/html":
         return "html", _clean_text(html_to_text(text))
     if _safe(lambda: _param(part, "format"), None) == "flowed":
