@@ -319,9 +319,12 @@ class UpdatePoller:
         services: Services = self.application.bot_data["services"]
         chat_id = chat_of(payload) if isinstance(payload, dict) else None
         now = services.clock()
-        await services.db.run(lambda session: dead_letter(
-            session, source="polling", update_id=update_id, chat_id=chat_id,
-            payload=payload, reason=reason, now=now))
+        try:
+            await services.db.run(lambda session: dead_letter(
+                session, source="polling", update_id=update_id, chat_id=chat_id,
+                payload=payload, reason=reason, now=now))
+        except Exception:  # skipped all the same: the record is for people, not for order
+            log.exception("update %s set aside but not recorded", str(update_id)[:40])
 
     async def _handle_batch(self, updates: tuple[Update, ...]) -> None:
         by_chat: dict[int, list[Update]] = {}

@@ -7,6 +7,7 @@ commit; if the process dies first, the lease expires and the sweeper delivers it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -31,6 +32,8 @@ __all__ = [
     "record_failure",
     "release",
 ]
+
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
@@ -211,14 +214,22 @@ class DeliveredMarker:
         while True:
             await self._wake.wait()
             await asyncio.sleep(self.delay)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a locked or unreachable database: the marks wait
+                log.exception("delivered messages not marked yet; trying again")
 
     async def flush(self) -> None:
-        """Mark everything queued so far."""
+        """Mark everything queued so far (kept queued if the database refuses)."""
         self._wake.clear()
         ids, self._pending = self._pending, []
         if ids:
-            await mark_delivered(self.db, ids, self.clock())
+            try:
+                await mark_delivered(self.db, ids, self.clock())
+            except Exception:
+                self._pending[:0] = ids
+                self._wake.set()
+                raise
 
 
 def enqueue_payload(
