@@ -143,13 +143,14 @@ async def imap() -> AsyncIterator[ImapServer]:
 
 @pytest.fixture
 async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_path: Path,
-                   clock: FakeClock) -> AsyncIterator[tuple[RunningBot, MailboxReader]]:
+                   clock: FakeClock, request: pytest.FixtureRequest,
+                   ) -> AsyncIterator[tuple[RunningBot, MailboxReader]]:
     """The bot reading its mailbox, with room for 3,000 parts (the default is 250)."""
     settings = make_settings(
         api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
         IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
         IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=150_000,
-        RELAIS_MAIL_MAX_PARTS=3_000)
+        RELAIS_MAIL_MAX_PARTS=3_000, **getattr(request, "param", {}))
     services = await build_services(settings, clock=clock)
     async with running_bot(services) as (application, _stop, _task):
         yield (RunningBot(api, services, settings, clock, smtp),
@@ -201,3 +202,15 @@ async def test_the_raw_message_is_kept_only_within_the_size_limit(
     kept, dropped = await inbound_rows(bot)
     assert kept.raw == small.as_bytes()
     assert dropped.raw is None and dropped.status == "processed"
+
+
+@pytest.mark.parametrize("mail_bot", [{"RELAIS_MAIL_PARSE_TIMEOUT": 0.01}], indirect=True)
+async def test_a_mail_still_not_read_after_the_time_limit_is_recorded_as_failed(
+    mail_bot: tuple[RunningBot, MailboxReader],
+) -> None:
+    bot, mailbox = mail_bot
+    crafted = many_parts(3_000)  # hundreds of times the limit to read, within the part limit
+    assert await mailbox.import_raw(crafted) == "failed"
+    [row] = await inbound_rows(bot)
+    assert row.status == "failed" and row.message_id.endswith("@relais.invalid>")
+    assert row.raw == crafted

@@ -135,6 +135,28 @@ async def test_an_unreadable_update_is_set_aside_and_its_chat_goes_on(bot: Bot) 
     assert "not understood" in dead.reason and "Zoé" not in dead.reason
 
 
+async def test_an_update_id_out_of_range_is_set_aside_not_apologised_for(bot: Bot) -> None:
+    user = bot.api.user(7208)
+    update_id = 2**70
+    bot.api.inject_update({"update_id": update_id, "message": {
+        "message_id": 1, "date": 1_800_000_000, "text": "/aide",
+        "chat": {"id": 7208, "type": "private"},
+        "from": {"id": 7208, "is_bot": False, "first_name": "Zoé"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}})
+
+    async def recorded() -> list[DeadLetter]:
+        return await rows(bot.services, DeadLetter)
+
+    for _ in range(1500):
+        if await recorded():
+            break
+        await asyncio.sleep(0.01)
+    [dead] = await recorded()
+    assert (dead.update_id, dead.chat_id, dead.reason) == (str(update_id), 7208,
+                                                           "id out of range")
+    assert user.messages == []  # no "incident technique"
+
+
 # --- webhook mode ---------------------------------------------------------------------------
 
 
