@@ -243,15 +243,15 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         if self._sync_engine is not None:
+            if self._waiter is not None:
+                # Its unit of work (if any) finishes first; its connection is closed below.
+                self._waiter.shutdown(wait=True)
+                self._waiter = None
             with self._connections_lock:
                 connections, self._connections = self._connections, []
             for connection in connections:
                 connection.close()
             self._bound = _Bound()
             self._sync_engine.dispose()
-            if self._waiter is not None:
-                # The worker thread's connection closes with the engine's pool above.
-                self._waiter.shutdown(wait=True)
-                self._waiter = None
         if self._async_engine is not None:
             await self._async_engine.dispose()
