@@ -479,8 +479,10 @@ _LEGAL_FORMS = r"(?:SARL|SAS|SASU|EURL|SA|SCOP|SNC|SCI|SEM|SELARL|GIE|EARL|GAEC)
 # polynomially many ways, and a failed match tries them all (seconds for 80 "&").
 _NAME_TOKEN = r"[A-ZÀ-Ý0-9][\w&'’.\-]*"
 _CONNECTOR = r"(?:et|de|du|des|la|le|les|d['’]|l['’]|en|sur|sous|aux?|&|-)"
-# A name starts where a word starts: not again from each of its letters (quadratic).
-_FIRM = rf"(?<![\w&'’.\-]){_NAME_TOKEN}(?:(?:[ \t]+{_CONNECTOR})*[ \t]+{_NAME_TOKEN}){{0,5}}"
+# A name starts where a word starts, or after an elided article ("l'Atelier", "d'Usinage"):
+# not again from each of its letters (quadratic on a long run of them).
+_WORD_START = (r"(?:(?<![\w&'’.\-])|(?<=[^\w&'’.\-][A-Za-z]['’])|(?<=^[A-Za-z]['’]))")
+_FIRM = rf"{_WORD_START}{_NAME_TOKEN}(?:(?:[ \t]+{_CONNECTOR})*[ \t]+{_NAME_TOKEN}){{0,5}}"
 _QUOTED = r"[«\"“][ \t]*(?P<quoted>[^»\"”\n]{2,60}?)[ \t]*[»\"”]"
 _FIRM_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(
