@@ -149,9 +149,15 @@ class MailboxReader:
         try:
             mail, reason, prepared = await asyncio.wait_for(
                 loop.run_in_executor(self._worker, self._read, raw), self.parse_timeout)
-        except TimeoutError:
-            log.error("email of %d bytes not read within %.0f s: recorded as failed",
-                      len(raw), self.parse_timeout)
+        except Exception as exc:
+            # Too long to read, or a reading bug: recorded as failed (and flagged), so that
+            # the message is not read again and again.
+            if isinstance(exc, TimeoutError):
+                log.error("email of %d bytes not read within %.0f s: recorded as failed",
+                          len(raw), self.parse_timeout)
+            else:
+                log.exception("email of %d bytes could not be read: recorded as failed",
+                              len(raw))
             failed_id = await self.db.run(lambda session: _record(
                 session, synthetic_id(raw), "", "", kept, now))
             if failed_id is not None:
