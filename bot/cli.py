@@ -54,7 +54,8 @@ def _prepare_process(settings: Settings, *, verbose: bool) -> None:
     from bot.logs import configure_logging
 
     configure_logging(secrets=(settings.telegram_bot_token, settings.smtp_password,
-                               settings.imap_password, settings.webhook_secret),
+                               settings.imap_password, settings.webhook_secret,
+                               settings.metrics_token),
                       as_json=settings.log_json, verbose=verbose)
     if settings.auto_migrate:
         from storage.migrate import upgrade

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # HTTP connections to the Bot API. httpcore scans its whole pool for every request,
     # so a large pool costs CPU on each call; a few keep-alive connections suffice.
     http_pool_size: int = Field(default=8, alias="RELAIS_HTTP_POOL_SIZE", ge=1, le=256)
+    # How long a unit of work waits (in a worker thread) for another connection's SQLite
+    # lock before the update is put off and handled again later.
+    db_busy_timeout: float = Field(default=5.0, alias="RELAIS_DB_BUSY_TIMEOUT", gt=0, le=600)
     # How long a message being delivered stays reserved before another worker may retry it.
     outbox_lease_seconds: float = Field(default=15.0, alias="RELAIS_OUTBOX_LEASE", gt=0, le=600)
     # A message Telegram or the SMTP server refuses for now (outage, 5xx, timeout) is tried
@@ -99,6 +102,10 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, alias="WEBHOOK_SECRET")
     # Seconds a webhook update being handled stays reserved by its instance.
     update_lease: float = Field(default=30.0, alias="RELAIS_UPDATE_LEASE", gt=0, le=600)
+    # `/metrics` (webhook mode) asks for `Authorization: Bearer <METRICS_TOKEN>` when set; its
+    # figures (and /readyz's SMTP state) are read every RELAIS_METRICS_INTERVAL seconds.
+    metrics_token: str | None = Field(default=None, alias="METRICS_TOKEN")
+    metrics_interval: float = Field(default=15.0, alias="RELAIS_METRICS_INTERVAL", gt=0, le=3600)
 
     # Log lines as JSON objects (for a log collector) instead of text.
     log_json: bool = Field(default=False, alias="RELAIS_LOG_JSON")
@@ -126,9 +133,13 @@ class Settings(BaseSettings):
     imap_folder: str = Field(default="INBOX", alias="IMAP_FOLDER")
     # Seconds between two looks at the mailbox when the server has no IDLE (or as a cap).
     imap_poll_interval: float = Field(default=60.0, alias="IMAP_POLL", gt=0)
+    # Incoming email: bytes read (and stored raw) per message, MIME parts read, and how long
+    # reading one message may take in the worker thread before it is recorded as failed.
     mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="RELAIS_MAIL_MAX_BYTES", gt=0)
     # Relayed messages one firm may send a minute before the next ones wait a minute.
     relay_per_minute: int = Field(default=6, alias="RELAIS_RELAY_PER_MINUTE", ge=1, le=120)
+    mail_max_parts: int = Field(default=250, alias="RELAIS_MAIL_MAX_PARTS", ge=1)
+    mail_parse_timeout: float = Field(default=30.0, alias="RELAIS_MAIL_PARSE_TIMEOUT", gt=0)
 
     # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
     reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")

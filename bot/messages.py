@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
+    "BIDI_CONTROLS",
     "Attachment",
     "Block",
     "Bullets",
@@ -28,9 +29,20 @@ __all__ = [
     "Text",
     "lines",
     "plain",
+    "without_bidi",
 ]
 
 Style = Literal["plain", "bold", "italic", "code", "link"]
+
+# Bidirectional embedding, override and isolate controls and the invisible direction marks:
+# a value typed by one person must not reorder what another reads ("Trojan Source").
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_NO_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
+
+
+def without_bidi(text: str) -> str:
+    """`text` without its bidirectional controls."""
+    return text.translate(_NO_BIDI)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,9 @@ from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
 from bot.services.types import Delivery, Incoming, Result
 from bot.turn import TurnRunner
+from bot.updates import chat_of, dead_letter, in_range
 from handlers.mail.inbox import ImapSettings, MailboxReader
-from handlers.telegram import deliver, install_handlers, register_commands
+from handlers.telegram import deliver, install_handlers, register_commands, take_postponed
 from knowledge.cards import CARDS_DIR
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
@@ -162,7 +163,7 @@ async def build_services(
     # Process-wide: the turn writes its replies with the default lease.
     outbox.configure(lease=lease, horizon=horizon)
     territories = load_territories(settings.territories_dir, geography=geo)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, busy_timeout=settings.db_busy_timeout)
     await db.create_all()
     kb = KnowledgeBase.load(settings.cards_dir)
     for problem in kb.problems:
@@ -270,6 +271,10 @@ class UpdatePoller:
     PTB's own Updater confirms a batch as soon as it is fetched, so a `kill -9` while
     handling loses those updates; here the offset moves past a batch only once every
     update in it went through the handlers (whose effects are idempotent by update_id).
+    An update put off (the database was locked) is not confirmed: it comes back, with the
+    ones after it (those already handled are recognised by their id), after a pause.
+    An update that cannot be read, or whose id is out of range, is set aside (dead letter)
+    and skipped: its chat goes on.
     """
 
     def __init__(self, application: Application, *, timeout: int, concurrency: int) -> None:
@@ -278,10 +283,15 @@ class UpdatePoller:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.offset: int | None = None
         self.handled = 0
+        self.postponed = 0
+        self.dead = 0
+        self._put_off: list[int] = []
+        self._set_aside: set[str] = set()  # ids already recorded (they may be fetched again)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and handle batches until `stop` is set."""
         backoff = 1.0
+        retry = 1.0
         while not stop.is_set():
             try:
                 updates = await self.application.bot.get_updates(
@@ -310,6 +320,16 @@ class UpdatePoller:
             if not updates:
                 continue
             await self._handle_batch(updates)
+            if self._put_off:
+                # Fetched again from the first one put off; a pause (doubling up to 30 s)
+                # leaves time for whoever holds the database lock.
+                self.offset = min(self._put_off)
+                self._put_off.clear()
+                log.warning("updates put off (database busy); again in %.0f s", retry)
+                await _sleep_or_stop(stop, retry)
+                retry = min(retry * 2, 30.0)
+                continue
+            retry = 1.0
             self.offset = max(self.offset or 0, updates[-1].update_id + 1)
 
     async def _fetch_one_by_one(self) -> tuple[Update, ...]:
@@ -324,11 +344,31 @@ class UpdatePoller:
         for payload in raw or []:
             try:
                 parsed.append(Update.de_json(payload, self.application.bot))
-            except (TypeError, ValueError, KeyError, AttributeError):
-                log.error("update %s skipped: not understood", payload.get("update_id"))
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                update_id = payload.get("update_id") if isinstance(payload, dict) else None
+                await self._dead_letter(update_id, payload,
+                                        f"not understood: {type(exc).__name__}: {exc}")
                 # Moving the offset past it is what makes Telegram forget it.
-                self.offset = max(self.offset or 0, int(payload.get("update_id", 0)) + 1)
+                if isinstance(update_id, int):
+                    self.offset = max(self.offset or 0, update_id + 1)
         return tuple(parsed)
+
+    async def _dead_letter(self, update_id: object, payload: object, reason: str) -> None:
+        """Record an update set aside (once, though it may be fetched again)."""
+        key = str(update_id)
+        if key in self._set_aside:
+            return
+        self._set_aside.add(key)
+        self.dead += 1
+        services: Services = self.application.bot_data["services"]
+        chat_id = chat_of(payload) if isinstance(payload, dict) else None
+        now = services.clock()
+        try:
+            await services.db.run(lambda session: dead_letter(
+                session, source="polling", update_id=update_id, chat_id=chat_id,
+                payload=payload, reason=reason, now=now))
+        except Exception:  # skipped all the same: the record is for people, not for order
+            log.exception("update %s set aside but not recorded", str(update_id)[:40])
 
     async def _handle_batch(self, updates: tuple[Update, ...]) -> None:
         by_chat: dict[int, list[Update]] = {}
@@ -341,7 +381,17 @@ class UpdatePoller:
     async def _handle_chat(self, updates: list[Update]) -> None:
         async with self.semaphore:
             for update in updates:
+                chat = update.effective_chat
+                if not in_range(update.update_id) or (chat and not in_range(chat.id)):
+                    await self._dead_letter(update.update_id, update.to_dict(),
+                                            "id out of range")
+                    continue
                 await self.application.process_update(update)
+                if take_postponed(self.application, update.update_id):
+                    # This chat's next updates wait for it (they come back with it).
+                    self._put_off.append(update.update_id)
+                    self.postponed += 1
+                    return
                 self.handled += 1
 
 
@@ -420,20 +470,59 @@ async def _notify_animators(services: Services, problems: list) -> None:  # type
         session, user_ids(session, services.territories), Message(text), now=now))
 
 
+class StartAborted(Exception):
+    """Asked to stop while still waiting for the Bot API at start."""
+
+
+# Waits between two attempts to reach the Bot API at start: doubling, at most a minute.
+_START_RETRY_FIRST = 1.0
+_START_RETRY_MAX = 60.0
+
+
+async def _initialize(application: Application, stop: asyncio.Event | None) -> None:
+    """Initialise the application, waiting (capped backoff) while the Bot API is unreachable.
+
+    A refused token is final (InvalidToken is raised); a network failure or a 5xx answer is
+    not: a bot started during a network or Telegram outage starts when it is over.
+    """
+    delay = _START_RETRY_FIRST
+    while True:
+        try:
+            await application.initialize()
+            return
+        except InvalidToken:
+            raise
+        except (NetworkError, RetryAfter) as exc:
+            log.warning("Bot API unreachable at start (%s); trying again in %.0f s", exc, delay)
+        waiting = stop if stop is not None else asyncio.Event()
+        await _sleep_or_stop(waiting, delay)
+        if waiting.is_set():
+            raise StartAborted
+        delay = min(delay * 2, _START_RETRY_MAX)
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     services: Services,
     *,
     on_error: Callable[[object, Exception], Awaitable[None]] | None = None,
     polling: bool = True,
+    stop_signal: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[Application, asyncio.Event, asyncio.Task[None]]]:
-    """Start the bot (initialise, menu, sweeper, poller); stop it cleanly on exit."""
+    """Start the bot (initialise, menu, sweeper, poller); stop it cleanly on exit.
+
+    While the Bot API cannot be reached, the start waits and tries again (see
+    `_initialize`); setting `stop_signal` meanwhile raises `StartAborted`.
+    """
     application = build_application(services)
     application.add_error_handler(_log_error)
-    await application.initialize()
+    await _initialize(application, stop_signal)
     if services.animators is not None:  # invitation links name the bot (getMe)
         services.animators.bot_username = application.bot.username
-    await register_commands(application)
+    try:
+        await register_commands(application)
+    except TelegramError as exc:  # the menu is a convenience: the bot works without it
+        log.warning("command menu not published: %s", exc)
     await application.start()
     stop = asyncio.Event()
     poller = UpdatePoller(application, timeout=services.settings.polling_timeout,
@@ -480,7 +569,8 @@ async def running_bot(
                          poll_interval=settings.imap_poll_interval),
             services.db, services.inbound, clock=services.clock,
             own_addresses=frozenset({parseaddr(settings.mail_from)[1].lower()}),
-            mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes)
+            mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes,
+            max_parts=settings.mail_max_parts, parse_timeout=settings.mail_parse_timeout)
         application.bot_data["mailbox"] = mailbox
     reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
                                   name="mailbox")
@@ -533,6 +623,7 @@ async def serve_forever(services: Services, *, host: str, port: int) -> None:
                                secret=settings.webhook_secret)
         application.bot_data["webhook"] = server
         sweeper = asyncio.create_task(server.sweep(stop), name="pending-updates")
+        figures = asyncio.create_task(server.refresh(stop), name="metrics")
         config = uvicorn.Config(server.app, host=host, port=port, log_config=None,
                                 lifespan="off", access_log=False)
         try:
@@ -541,15 +632,20 @@ async def serve_forever(services: Services, *, host: str, port: int) -> None:
             stop.set()
             await server.drain()
             sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            figures.cancel()
+            for task in (sweeper, figures):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def run_forever(services: Services, stop_signal: asyncio.Event) -> None:
     """Run until `stop_signal` is set or polling dies (e.g. a refused token)."""
-    async with running_bot(services) as (_app, _stop, polling):
-        waiter = asyncio.create_task(stop_signal.wait())
-        done, _ = await asyncio.wait({waiter, polling}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if polling in done and polling.exception() is not None:
-            raise polling.exception()  # type: ignore[misc]
+    try:
+        async with running_bot(services, stop_signal=stop_signal) as (_app, _stop, polling):
+            waiter = asyncio.create_task(stop_signal.wait())
+            done, _ = await asyncio.wait({waiter, polling}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if polling in done and polling.exception() is not None:
+                raise polling.exception()  # type: ignore[misc]
+    except StartAborted:
+        log.info("stopped before the Bot API could be reached")

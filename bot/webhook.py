@@ -3,8 +3,15 @@
 Telegram allows one poller per bot, so scale-out means webhooks. Each update is stored
 (`pending_update`, keyed by `update_id`) before Telegram gets its 200, then handled by a
 claim with a lease: an instance that dies in the middle leaves its updates to the others,
-and a redelivered update is stored once. `/healthz` says whether the database and the SMTP
-server answer; `/metrics` gives Prometheus counters and gauges.
+and a redelivered update is stored once. An update whose id is out of range, or that the
+library cannot read, is set aside (`bot.updates.dead_letter`) and its chat goes on; one put
+off because the database was locked is handled again a little later.
+
+Operations: `/healthz` is liveness (the process answers and the database too); `/readyz`
+is readiness (the bot started and the database answers), with the SMTP server's state
+reported but never failing it (a mail outage must not take the bot off the balancer);
+`/metrics` gives Prometheus counters and gauges from figures refreshed in the background
+(no query per request), behind `METRICS_TOKEN` (a bearer token) when it is set.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from telegram.ext import Application
 from uvicorn import Server
 
 from bot.config import Settings
+from bot.updates import chat_of, dead_letter, in_range
+from handlers.telegram import take_postponed
 from storage.db import Database, lock_chat
-from storage.models import Outbox, PendingUpdate, Reminder
+from storage.models import DeadLetter, Outbox, PendingUpdate, Reminder
 
 __all__ = ["UvicornServer", "WebhookServer", "chat_of"]
 
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE = timedelta(seconds=30)
+# An update put off (database locked) is tried again after this long (by the sweeper).
+RETRY = timedelta(seconds=5)
 
 
 class WebhookHost(Protocol):
@@ -63,10 +74,18 @@ class WebhookServer:
         self.lease = timedelta(seconds=services.settings.update_lease)
         self.handled = 0
         self.received = 0
+        self.dead = 0
+        self.postponed = 0
+        self.metrics_token = services.settings.metrics_token
+        self.metrics_interval = services.settings.metrics_interval
+        # Figures read in the background (see `refresh`): a scrape costs no query.
+        self._figures: dict[str, Any] | None = None
+        self._smtp = "unknown"
         self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(routes=[
             Route(self.path, self.receive, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ])
 
@@ -83,6 +102,14 @@ class WebhookServer:
             return PlainTextResponse("bad update", status_code=400)
         now = self.services.clock()
         chat_id = chat_of(payload)
+        if not in_range(update_id) or (chat_id is not None and not in_range(chat_id)):
+            # Stored as is, it would fail at every attempt: set aside, and Telegram gets its
+            # 200 so that it does not send it again.
+            await self.services.db.run(lambda s: dead_letter(
+                s, source="webhook", update_id=update_id, chat_id=chat_id, payload=payload,
+                reason="id out of range", now=now))
+            self.dead += 1
+            return PlainTextResponse("ok")
         # Stored and, when nothing of its chat is ahead of it, claimed in one transaction.
         claimed = await self.services.db.run(
             lambda s: _store_and_claim(s, update_id, chat_id, payload, now, self.lease))
@@ -110,13 +137,31 @@ class WebhookServer:
         """Handle a claimed update, then each following update of its chat claimed after."""
         while claimed is not None:
             current, chat_id, payload = claimed
-            update = Update.de_json(payload, self.application.bot)
-            await self.application.process_update(update)
+            try:
+                update = Update.de_json(payload, self.application.bot)
+            except Exception as exc:  # the library cannot read it: it never will
+                now = self.services.clock()
+                reason = f"not understood: {type(exc).__name__}: {exc}"
+                await self.services.db.run(lambda s, current=current, chat_id=chat_id, now=now,
+                                           payload=payload, reason=reason: dead_letter(
+                    s, source="webhook", update_id=current, chat_id=chat_id, payload=payload,
+                    reason=reason, now=now))
+                self.dead += 1
+            else:
+                await self.application.process_update(update)
+                if take_postponed(self.application, current):
+                    # Not done: the sweeper takes it again once the pause is over; the
+                    # chat's next updates wait behind it.
+                    until = self.services.clock() + RETRY
+                    await self.services.db.run(
+                        lambda s, current=current, until=until: _put_off(s, current, until))
+                    self.postponed += 1
+                    return
+                self.handled += 1
             done = self.services.clock()
             claimed = await self.services.db.run(
                 lambda s, current=current, chat_id=chat_id, done=done: _done_and_next(
                     s, current, chat_id, done, self.lease))
-            self.handled += 1
 
     async def sweep(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
         """Handle stored updates nobody finished (an instance died, or a task failed)."""
@@ -139,31 +184,64 @@ class WebhookServer:
             await asyncio.wait(set(self._tasks), timeout=10)
 
     # --- operations -------------------------------------------------------------------------
-    async def healthz(self, request: Request) -> Response:
-        """200 when the database and the SMTP server answer, 503 otherwise."""
-        checks: dict[str, str] = {}
+    async def _database(self) -> str:
         try:
             await self.services.db.run(lambda s: s.execute(text("select 1")))
-            checks["database"] = "ok"
         except Exception as exc:
-            checks["database"] = f"error: {type(exc).__name__}"
-        settings = self.services.settings
-        try:
-            _reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(settings.smtp_host, settings.smtp_port), 3)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            checks["smtp"] = "ok"
-        except (OSError, TimeoutError) as exc:
-            checks["smtp"] = f"error: {type(exc).__name__}"
-        healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse(checks, status_code=200 if healthy else 503)
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: 200 while the process and its database answer, 503 otherwise."""
+        database = await self._database()
+        return JSONResponse({"database": database}, status_code=200 if database == "ok" else 503)
+
+    async def readyz(self, request: Request) -> Response:
+        """Readiness: the bot started and the database answers; SMTP reported, not required.
+
+        Mail waits in the outbox during a mail outage: taking the bot off the load balancer
+        for it would stop the chats too.
+        """
+        database = await self._database()
+        running = bool(self.application.running)
+        checks = {"database": database, "bot": "ok" if running else "starting",
+                  "smtp": self._smtp}
+        ready = database == "ok" and running
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+    async def refresh(self, stop: asyncio.Event) -> None:
+        """Read the figures behind /metrics and the SMTP state, every `metrics_interval` s."""
+        while not stop.is_set():
+            try:
+                await self.refresh_once()
+            except Exception:
+                log.exception("metrics refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.metrics_interval)
+
+    async def refresh_once(self) -> None:
+        """Read the figures and the SMTP state once."""
+        figures = await self.services.db.run(_figures)
+        figures["at"] = self.services.clock()
+        self._figures = figures
+        self._smtp = await _smtp_state(self.services.settings)
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus text format."""
+        """Prometheus text format, from the figures read in the background."""
+        if self.metrics_token is not None:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.metrics_token.encode()):
+                return PlainTextResponse("unauthorized", status_code=401,
+                                         headers={"WWW-Authenticate": "Bearer"})
+        if self._figures is None:
+            await self.refresh_once()  # before the background refresh's first pass
+        assert self._figures is not None
         now = self.services.clock()
-        figures = await self.services.db.run(lambda s: _figures(s, now))
+        figures = dict(self._figures)
+        oldest = figures["oldest_at"]
+        # The oldest waiting message ages between two refreshes: its age is taken now.
+        figures["oldest"] = (max((now - oldest).total_seconds(), 0.0)
+                             if isinstance(oldest, datetime) and oldest.tzinfo else 0.0)
         lines = [
             "# HELP relais_updates_received_total Updates accepted by this instance.",
             "# TYPE relais_updates_received_total counter",
@@ -186,6 +264,15 @@ class WebhookServer:
             "# HELP relais_updates_pending Webhook updates stored and not yet handled.",
             "# TYPE relais_updates_pending gauge",
             f"relais_updates_pending {figures['updates']}",
+            "# HELP relais_updates_dead_letters Updates set aside (unreadable, out of range).",
+            "# TYPE relais_updates_dead_letters gauge",
+            f"relais_updates_dead_letters {figures['dead_letters']}",
+            "# HELP relais_updates_postponed_total Updates put off by this instance (busy db).",
+            "# TYPE relais_updates_postponed_total counter",
+            f"relais_updates_postponed_total {self.postponed}",
+            "# HELP relais_metrics_age_seconds Age of the figures above (background refresh).",
+            "# TYPE relais_metrics_age_seconds gauge",
+            f"relais_metrics_age_seconds {max((now - figures['at']).total_seconds(), 0.0):.1f}",
         ]
         return PlainTextResponse("\n".join(lines) + "\n",
                                  media_type="text/plain; version=0.0.4")
@@ -211,21 +298,6 @@ class UvicornServer(Server):
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-
-
-def chat_of(payload: dict[str, Any]) -> int | None:
-    """The chat an update belongs to (the sender's private chat for a button), if any."""
-    for key, value in payload.items():
-        if key == "update_id" or not isinstance(value, dict):
-            continue
-        message = value.get("message") if key == "callback_query" else value
-        chat = message.get("chat") if isinstance(message, dict) else None
-        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-            return int(chat["id"])
-        sender = value.get("from") or value.get("user")
-        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
-            return int(sender["id"])
-    return None
 
 
 _Claimed = tuple[int, int | None, dict[str, Any]] | None
@@ -310,7 +382,26 @@ def _orphans(session: Session, now: datetime) -> list[int]:
         .order_by(col(PendingUpdate.update_id)).limit(200)))
 
 
-def _figures(session: Session, now: datetime) -> dict[str, float]:
+def _put_off(session: Session, update_id: int, until: datetime) -> None:
+    """Leave an update for later: claimed by nobody until `until`, then the sweeper's."""
+    session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
+                    .values(claimed_until=until))
+
+
+async def _smtp_state(settings: Settings) -> str:
+    """Whether the SMTP server accepts a connection: "ok" or the error's name."""
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(settings.smtp_host, settings.smtp_port), 3)
+    except (OSError, TimeoutError) as exc:
+        return f"error: {type(exc).__name__}"
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return "ok"
+
+
+def _figures(session: Session) -> dict[str, Any]:
     waiting = (col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None))
     depth = session.exec(select(func.count()).select_from(Outbox).where(*waiting)).one()
     oldest = session.exec(select(func.min(Outbox.created_at)).where(*waiting)).one()
@@ -320,8 +411,6 @@ def _figures(session: Session, now: datetime) -> dict[str, float]:
         Reminder.status == "pending")).one()
     updates = session.exec(select(func.count()).select_from(PendingUpdate).where(
         col(PendingUpdate.done_at).is_(None))).one()
-    age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else 0.0
-    if isinstance(oldest, datetime) and oldest.tzinfo is None:
-        age = 0.0
-    return {"depth": depth, "oldest": max(age, 0.0), "failed": failed,
-            "reminders": reminders, "updates": updates}
+    dead = session.exec(select(func.count()).select_from(DeadLetter)).one()
+    return {"depth": depth, "oldest_at": oldest, "failed": failed, "reminders": reminders,
+            "updates": updates, "dead_letters": dead}

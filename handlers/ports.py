@@ -60,6 +60,10 @@ class ChatPort(Protocol):
 class MailPort(Protocol):
     """The application as the mailbox reader sees it: one decoded email at a time."""
 
+    def prepare(self, mail: IncomingEmail) -> IncomingEmail:
+        """Work out what the text says, without the database (run in a worker thread)."""
+        ...
+
     def handle(self, session: Session, mail: IncomingEmail, *, now: datetime) -> str | None:
         """Act on one email in the caller's transaction; its kind, or None if known."""
         ...

@@ -38,11 +38,12 @@ from bot.messages import Message as OutMessage
 from bot.services.types import Delivery, Incoming
 from handlers.ports import ChatPort
 from handlers.render import telegram_html
+from storage.db import DatabaseBusy
 
 if TYPE_CHECKING:
     from telegram import Bot
 
-__all__ = ["deliver", "install_handlers", "register_commands"]
+__all__ = ["deliver", "install_handlers", "register_commands", "take_postponed"]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,25 @@ ANIMATOR_COMMANDS = ("demandes", "rdv", "stats", "radar", "demande", "recharger"
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.USER
 
 
+# bot_data key: ids of updates put off because the database was busy (see `take_postponed`).
+_POSTPONED = "postponed_updates"
+
+
 def _services(context: ContextTypes.DEFAULT_TYPE) -> ChatPort:
     return context.application.bot_data["services"]
+
+
+def take_postponed(application: Application, update_id: int) -> bool:
+    """Whether this update was put off rather than handled (forgotten once asked).
+
+    Whoever fed the update to the application (the poller, the webhook) then leaves it
+    unconfirmed, so that it comes back and is handled later, in its chat's order.
+    """
+    postponed: set[int] = application.bot_data.get(_POSTPONED, set())
+    if update_id in postponed:
+        postponed.discard(update_id)
+        return True
+    return False
 
 
 def _media_kind(message: Message) -> str:
@@ -164,6 +182,11 @@ async def _dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE, event: I
     async with services.chat_lock(event.chat_id):
         try:
             result = await services.handle(event)
+        except DatabaseBusy as exc:
+            # Nothing was committed: no apology, the update is handled again later.
+            log.warning("update %s put off: %s", update.update_id, exc)
+            context.application.bot_data.setdefault(_POSTPONED, set()).add(update.update_id)
+            return
         except Exception:
             log.exception("service failed for update %s", update.update_id)
             await _apologise(update, context)

@@ -299,10 +299,31 @@ class Geography:
         """Number of rows (communes and PLM arrondissements)."""
         return len(self._communes)
 
+    def named(self, name: str) -> tuple[Commune, ...]:
+        """Communes called exactly ``name`` (case, accents, hyphens, a leading article aside).
+
+        Two dictionary lookups and no typo repair: cheap enough to try on every capitalised
+        word of a long text, which :meth:`resolve` (fuzzy matching) is not.
+        """
+        compact = "".join(normalize_name(name).split())
+        ids = [*self._index.exact.get(compact, ()), *self._index.alias.get(compact, ())]
+        return tuple(self._communes[i] for i in dict.fromkeys(ids))
+
+    def starting_with(self, name: str) -> tuple[Commune, ...]:
+        """Communes whose name starts with the whole words of ``name`` ('Montceau')."""
+        tokens = tuple(normalize_name(name).split())
+        if not tokens:
+            return ()
+        found = self._prefix_matches(tokens, "".join(tokens), self._index)
+        return tuple(self._communes[i] for i in self._by_population(found))
+
     # ----------------------------------------------------------------- resolve
 
-    def resolve(self, text: str, *, limit: int = 8) -> GeoResult:
-        """Resolve what a user typed (postcode, INSEE code or commune name) to communes."""
+    def resolve(self, text: str, *, limit: int = 8, fuzzy: bool = True) -> GeoResult:
+        """Resolve what a user typed (postcode, INSEE code or commune name) to communes.
+
+        Without ``fuzzy``, no typo repair: names match exactly or by their first words.
+        """
         query = " ".join(text.split())
         if not query:
             return GeoResult("not_found", (), query)
@@ -319,11 +340,11 @@ class Geography:
         name, subset = self._split_qualifier(query)
         if subset is not None:
             if subset:
-                ids = self._match_name(name, self._build_index(subset), limit)
+                ids = self._match_name(name, self._build_index(subset), limit, fuzzy)
                 if ids:
                     return self._result(ids, query)
             # Qualifier matched no commune of that name: ignore it ("Paris 15").
-        ids = self._match_name(name, self._index, limit)
+        ids = self._match_name(name, self._index, limit, fuzzy)
         return self._result(ids, query)
 
     def _resolve_code(self, query: str) -> GeoResult:
@@ -351,7 +372,7 @@ class Geography:
                 return match.group("name"), list(self._by_departement[code])
         return query, None
 
-    def _match_name(self, name: str, index: _Index, limit: int) -> list[int]:
+    def _match_name(self, name: str, index: _Index, limit: int, fuzzy: bool = True) -> list[int]:
         """Commune indices matching a name, best first; one id means a clear match."""
         tokens = tuple(normalize_name(name).split())
         if not tokens:
@@ -363,12 +384,13 @@ class Geography:
             if ids:
                 return self._with_dominant(self._by_population(ids), prefixed)[:limit]
 
-        fuzzy = self._fuzzy_matches(compact, index)
+        # Fuzzy matching scans every name of the table (milliseconds): only on request.
+        typos = self._fuzzy_matches(compact, index) if fuzzy else []
         if prefixed:
             ranked = self._by_population(prefixed)
-            extra = [i for i in fuzzy if i not in set(ranked)]
+            extra = [i for i in typos if i not in set(ranked)]
             return (ranked + extra)[:limit]
-        return fuzzy[:limit]
+        return typos[:limit]
 
     def _with_dominant(self, exact: list[int], prefixed: list[int]) -> list[int]:
         """Exact matches, preceded by much more populous communes that start with the query."""

@@ -7,6 +7,14 @@ statement (which is what makes a naive `AsyncSession` on aiosqlite 15x slower th
 echo bot). On PostgreSQL it runs through `AsyncSession.run_sync` on asyncpg, so the loop
 is never blocked by the network.
 
+Inline, SQLite never waits for a lock: when another connection (another process: the
+CLI, a backup) holds the write lock, the inline attempt fails at once, is rolled back,
+and the unit of work runs again in a worker thread, which waits for the lock up to
+`busy_timeout` seconds while the loop serves everyone else. Past that, `DatabaseBusy`:
+the caller tries again later (a chat's update is postponed, not answered with an error).
+A unit of work may therefore run twice; only its first, rolled back attempt is lost, as
+when PostgreSQL's connection drops (below).
+
 On SQLite each thread keeps one connection and one `Session` bound to it: a transaction
 is begun and committed on that connection, and the session's identity map is emptied
 after every call, so `run` keeps its contract (one transaction, objects returned
@@ -16,23 +24,41 @@ call, which together cost as much as the statements of a simple transaction.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlmodel import Session, SQLModel, create_engine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-__all__ = ["Database", "lock_chat", "sync_url"]
+__all__ = ["Database", "DatabaseBusy", "lock_chat", "sync_url"]
 
 T = TypeVar("T")
 _DISCONNECT_ATTEMPTS = 2
+# SQLite result codes (the low byte of an extended code) meaning "someone else has the lock".
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+class DatabaseBusy(RuntimeError):
+    """The database stayed locked by another connection longer than the busy timeout."""
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock."""
+    original = exc.orig
+    code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return isinstance(original, sqlite3.OperationalError) and "locked" in str(original)
 
 
 def sync_url(url: str) -> str:
@@ -84,8 +110,12 @@ class _Bound(threading.local):
 class Database:
     """Owns the engine and runs unit-of-work functions in one transaction each."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 5.0) -> None:
         self.url = url
+        self.busy_timeout = busy_timeout
+        # Units of work waiting in the worker thread for another connection's lock (SQLite).
+        self.waiting = 0
+        self._waiter: ThreadPoolExecutor | None = None
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._sync_engine: Engine | None = None
@@ -118,7 +148,12 @@ class Database:
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn(session)` in one transaction: commit if it returns, roll back if it raises."""
         if self._sync_engine is not None:
-            return self._run_sqlite(fn)
+            try:
+                return self._run_sqlite(fn, wait=False)
+            except OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            return await self._run_waiting(fn)
         assert self._async_engine is not None
         for attempt in range(_DISCONNECT_ATTEMPTS):
             async with AsyncSession(
@@ -138,7 +173,24 @@ class Database:
                 return result
         raise AssertionError("unreachable")
 
-    def _run_sqlite(self, fn: Callable[[Session], T]) -> T:
+    async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
+        if self._waiter is None:
+            # One thread: SQLite has one writer at a time anyway, and the waits queue there.
+            self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-db")
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._waiter, self._run_sqlite, fn, True)
+        except OperationalError as exc:
+            if _is_busy(exc):
+                raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \
+                    from exc
+            raise
+        finally:
+            self.waiting -= 1
+
+    def _run_sqlite(self, fn: Callable[[Session], T], wait: bool) -> T:
         bound = self._bound
         if bound.busy:
             # Re-entered from inside a unit of work (never done today): its own transaction.
@@ -148,7 +200,7 @@ class Database:
                 return result
         session, connection = bound.session, bound.connection
         if session is None or connection is None or connection.closed or connection.invalidated:
-            session = self._bind_thread()
+            session = self._bind_thread(wait)
         bound.busy = True
         try:
             result = fn(session)
@@ -163,9 +215,13 @@ class Database:
             session.expunge_all()
             bound.busy = False
 
-    def _bind_thread(self) -> Session:
+    def _bind_thread(self, wait: bool) -> Session:
         assert self._sync_engine is not None
         connection = self._sync_engine.connect()
+        # Only the worker thread waits for a lock; inline, waiting would stop the loop.
+        timeout_ms = int(self.busy_timeout * 1000) if wait else 0
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={timeout_ms}")
+        connection.commit()
         with self._connections_lock:
             self._connections.append(connection)
         bound = self._bound
@@ -187,6 +243,10 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         if self._sync_engine is not None:
+            if self._waiter is not None:
+                # Its unit of work (if any) finishes first; its connection is closed below.
+                self._waiter.shutdown(wait=True)
+                self._waiter = None
             with self._connections_lock:
                 connections, self._connections = self._connections, []
             for connection in connections:

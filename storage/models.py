@@ -16,6 +16,7 @@ __all__ = [
     "ChatDraft",
     "Consent",
     "Conversation",
+    "DeadLetter",
     "DigestRun",
     "FirmLookup",
     "HeldMessage",
@@ -494,6 +495,25 @@ class RadarConsent(SQLModel, table=True):
     # asked | yes | no
     answer: str = Field(default="asked", max_length=8)
     at: datetime = _ts()
+
+
+class DeadLetter(SQLModel, table=True):
+    """An update set aside: the library could not read it, or its id is out of range.
+
+    Kept so that a person can see what was skipped and why, without the update's content
+    (names, typed text): only its id as received, its chat and its top-level fields.
+    """
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=12)  # webhook | polling
+    # As received: an out-of-range id does not fit an integer column.
+    update_id: str = Field(max_length=40)
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    fields: str = Field(default="", max_length=300)
+    reason: str = Field(max_length=300)
+    received_at: datetime = _ts()
 
 
 class PendingUpdate(SQLModel, table=True):

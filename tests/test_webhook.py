@@ -1,4 +1,4 @@
-"""Webhook mode: the secret check, stored-then-handled updates, /healthz and /metrics."""
+"""Webhook mode: the secret check, stored-then-handled updates, health and metrics."""
 
 from __future__ import annotations
 
@@ -110,11 +110,15 @@ async def test_an_update_left_by_a_dead_instance_is_taken_over(
     assert row.done_at is not None
 
 
-async def test_healthz_and_metrics(served: tuple[WebhookServer, httpx.AsyncClient],
-                                   api: LocalBotAPI, smtp: SmtpServer) -> None:
+async def test_liveness_readiness_and_metrics(served: tuple[WebhookServer, httpx.AsyncClient],
+                                             api: LocalBotAPI, smtp: SmtpServer) -> None:
     server, client = served
     health = await client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"database": "ok", "smtp": "ok"}
+    assert health.status_code == 200 and health.json() == {"database": "ok"}
+    await server.refresh_once()
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"database": "ok", "bot": "ok", "smtp": "ok"}
     user = api.user(8004)
     await post(client, api._history[await user.send_command("/start")])
     await user.wait_for_messages(2)
@@ -123,9 +127,12 @@ async def test_healthz_and_metrics(served: tuple[WebhookServer, httpx.AsyncClien
     assert "relais_updates_handled_total 1\n" in metrics
     assert "# TYPE relais_outbox_depth gauge" in metrics
     assert "relais_reminders_pending 0\n" in metrics
+    # A mail outage is reported, and neither liveness nor readiness fails for it.
     await smtp.stop()
-    down = await client.get("/healthz")
-    assert down.status_code == 503 and down.json()["smtp"].startswith("error")
+    await server.refresh_once()
+    down = await client.get("/readyz")
+    assert down.status_code == 200 and down.json()["smtp"].startswith("error")
+    assert (await client.get("/healthz")).status_code == 200
     assert timedelta(seconds=1) == server.lease
 
 

@@ -7,7 +7,9 @@ text with a tiny markup that every channel can render:
 
 - `**words**` bold, `__words__` italic;
 - `{name}` a value filled in by the caller, always inserted as plain text (a person's text
-  is never read as markup); a `Text` value keeps its own styles;
+  is never read as markup), without bidirectional controls (a value typed by someone must
+  not reorder what another person reads: "Trojan Source"); a `Text` value keeps its own
+  styles;
 - a blank line starts a new paragraph; `{{` and `}}` are literal braces.
 
 `t("firm.need_recorded", reference="TI-2026-0042")` gives a `Text`; `label("firm.btn_firm_yes")`
@@ -24,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from bot.messages import Paragraph, Span, Style, Text
+from bot.messages import Paragraph, Span, Style, Text, without_bidi
 
 __all__ = ["AUDIENCES", "CatalogueError", "entries", "examples", "label", "t", "template"]
 
@@ -132,13 +134,15 @@ def _paragraph(pieces: tuple[tuple[Style, str], ...], values: dict[str, object],
             value = values[name]
             if isinstance(value, Text):
                 spans.extend(
-                    s if s.style != "plain" else Span(s.text, style) for s in value.inline()
+                    Span(without_bidi(s.text), s.style, s.href) if s.style != "plain"
+                    else Span(without_bidi(s.text), style)
+                    for s in value.inline()
                 )
             else:
                 shown = _FORMATTER.format_field(
                     _FORMATTER.convert_field(value, conversion), spec or ""
                 )
-                spans.append(Span(shown, style))
+                spans.append(Span(without_bidi(shown), style))
     return Paragraph(tuple(_merge(spans)))
 
 

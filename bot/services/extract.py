@@ -26,10 +26,16 @@ Each field is conservative: ``None`` unless the text says it plainly.
   form (``SAS X``, ``X SARL``, legal form left out), or an upper-case signature line
   (``MECANIQUE DU CHAROLAIS``) that is neither a title, an address, a commune nor two bare
   words that could be a person's name.
+
+The work is bounded whatever the text (an email is written by anyone): commune names are
+looked up exactly (no typo repair), each distinct name once, at most ``Limits.max_lookups``
+times, and at most ``Limits.max_places`` candidate places are considered; past that, no
+further commune is recognised. Everything else is one pass of regular expressions.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,9 +45,9 @@ from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
 from bot.services.validation import Invalid, parse_email, parse_phone
-from knowledge.geography import Geography, default_geography, normalize_name
+from knowledge.geography import Commune, Geography, default_geography, normalize_name
 
-__all__ = ["Extracted", "extract_fields"]
+__all__ = ["Extracted", "Limits", "extract_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,63 @@ class Extracted:
     phone: str | None
     email: str | None
     firm_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much work one extraction may do, whatever the length of the text."""
+
+    # Distinct lookups in the communes table (a name seen twice costs one).
+    max_lookups: int = 200
+    # Places considered: postcodes in context, names after "à", "situé à", before "(71)".
+    max_places: int = 64
+    # 14-digit candidates checked for a SIRET, and numbers the phone matcher tries.
+    max_numbers: int = 500
+    max_phone_tries: int = 200
+
+
+class _Places:
+    """The communes table as one extraction sees it: cached, and on a budget."""
+
+    def __init__(self, geo: Geography, limits: Limits) -> None:
+        self.geo = geo
+        self.limits = limits
+        self.lookups = 0
+        self.places = 0
+        self._named: dict[str, tuple[Commune, ...]] = {}
+        self._starting: dict[tuple[str, ...], tuple[Commune, ...]] = {}
+
+    def candidate(self) -> bool:
+        """Count one more place to consider; False once the budget of places is spent."""
+        if self.places >= self.limits.max_places:
+            return False
+        self.places += 1
+        return True
+
+    def _spend(self) -> bool:
+        if self.lookups >= self.limits.max_lookups:
+            return False
+        self.lookups += 1
+        return True
+
+    def named(self, key: str) -> tuple[Commune, ...]:
+        """Communes called exactly ``key`` (a compact normalised name)."""
+        found = self._named.get(key)
+        if found is None:
+            # Out of budget: "not a commune", and not cached (nothing was looked up).
+            if not self._spend():
+                return ()
+            found = self._named[key] = self.geo.named(key)
+        return found
+
+    def starting_with(self, tokens: tuple[str, ...]) -> tuple[Commune, ...]:
+        """Communes whose name starts with these normalised words."""
+        found = self._starting.get(tokens)
+        if found is None:
+            if not self._spend():
+                return ()
+            found = self._starting[tokens] = self.geo.starting_with(" ".join(tokens))
+        return found
 
 
 # -- numbers ----------------------------------------------------------------------------
@@ -110,9 +173,10 @@ def _labelled(text: str, start: int, *labels: str) -> bool:
     return any(label in before for label in labels)
 
 
-def _find_siret(text: str, runs: list[list[re.Match[str]]]) -> _Number | None:
+def _find_siret(text: str, runs: list[list[re.Match[str]]], limit: int) -> _Number | None:
     """The first valid SIRET, one labelled "SIRET" first."""
-    found = [n for run in runs for n in _windows(run, 14) if stdnum_siret.is_valid(n.digits)]
+    windows = itertools.islice((n for run in runs for n in _windows(run, 14)), limit)
+    found = [n for n in windows if stdnum_siret.is_valid(n.digits)]
     found.sort(key=lambda n: (not _labelled(text, n.start, "siret"), n.start))
     return found[0] if found else None
 
@@ -126,9 +190,9 @@ def _find_siren(text: str, runs: list[list[re.Match[str]]]) -> _Number | None:
     return None
 
 
-def _find_phone(text: str, taken: list[_Number]) -> tuple[str, int, int] | None:
+def _find_phone(text: str, taken: list[_Number], tries: int) -> tuple[str, int, int] | None:
     """The first French phone number outside a SIRET or SIREN, in E.164."""
-    for match in phonenumbers.PhoneNumberMatcher(text, "FR"):
+    for match in phonenumbers.PhoneNumberMatcher(text, "FR", max_tries=tries):
         if any(n.start < match.end and match.start < n.end for n in taken):
             continue
         # "385811092" parses as a French number; people write the leading 0 or a "+".
@@ -140,7 +204,9 @@ def _find_phone(text: str, taken: list[_Number]) -> tuple[str, int, int] | None:
     return None
 
 
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# Starts only where a run of address characters starts: otherwise a long word without "@"
+# is scanned again from each of its letters (quadratic).
+_EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _find_email(text: str) -> str | None:
@@ -172,6 +238,7 @@ _UNIT_AFTER = re.compile(
     re.IGNORECASE,
 )
 _PLACE_AFTER = re.compile(r"^[ \t]+(?:[A-ZÀ-Ý]|cedex\b)")
+_LINE_CONTEXT = 120
 
 
 def _valid_departement(code: str) -> bool:
@@ -181,10 +248,10 @@ def _valid_departement(code: str) -> bool:
 
 
 def _find_postcode(
-    geo: Geography, text: str, taken: list[tuple[int, int]]
+    geo: _Places, text: str, runs: list[list[re.Match[str]]], taken: list[tuple[int, int]]
 ) -> tuple[str, int, int] | None:
     """The first 5-digit postcode in an address context, outside longer numbers."""
-    for run in _runs(text):
+    for run in runs:
         digits = "".join(m.group() for m in run)
         # "71600" or "71 600", nothing longer (a phone, a SIRET) and nothing shorter.
         if len(digits) != 5 or len(run) > 2 or (len(run) == 2 and len(run[0].group()) != 2):
@@ -192,23 +259,30 @@ def _find_postcode(
         start, end = run[0].start(), run[-1].end()
         if any(s < end and start < e for s, e in taken) or not _valid_departement(digits):
             continue
-        line_start = text.rfind("\n", 0, start) + 1
-        line_end = text.find("\n", end)
-        line_end = len(text) if line_end < 0 else line_end
-        before, after = text[line_start:start], text[end:line_end]
+        # The line around the number, at most _LINE_CONTEXT characters each side: one long
+        # line full of numbers must not be read again for each of them.
+        low, high = max(0, start - _LINE_CONTEXT), min(len(text), end + _LINE_CONTEXT)
+        newline = text.rfind("\n", low, start)
+        before = text[(newline + 1 if newline >= 0 else low) : start]
+        whole_line = newline >= 0 or low == 0
+        newline = text.find("\n", end, high)
+        after = text[end : newline if newline >= 0 else high]
+        whole_line = whole_line and (newline >= 0 or high == len(text))
         if _NOT_POSTCODE_BEFORE.search(before) or _UNIT_AFTER.match(after):
             continue
         # part of a date or a range: "01/71600", "3-71600"
         if before.endswith("/") or (before.endswith(("-", ".")) and before[:-1][-1:].isdigit()):
             continue
-        if _postcode_context(geo, before, after):
+        if not geo.candidate():
+            return None
+        if _postcode_context(geo, before, after, whole_line=whole_line):
             return digits, start, end
     return None
 
 
-def _postcode_context(geo: Geography, before: str, after: str) -> bool:
+def _postcode_context(geo: _Places, before: str, after: str, *, whole_line: bool) -> bool:
     """Whether the line around a 5-digit number reads like an address."""
-    if before.strip() in {"", "F-", "F"} and not after.strip(" \t.,;"):
+    if whole_line and before.strip() in {"", "F-", "F"} and not after.strip(" \t.,;"):
         return True  # alone on its line
     if _PLACE_AFTER.match(after) or _ADDRESS_WORDS.search(before):
         return True
@@ -261,10 +335,12 @@ _MONTHS = frozenset(
 )
 _DEPARTEMENT_AFTER = re.compile(r"[ \t]*\([ \t]*(?P<dep>\d{2}|2[ABab]|97\d)[ \t]*\)")
 
-_DEPARTEMENT_AFTER_NAME = re.compile(
-    rf"(?P<name>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,8}})[ \t]*\([ \t]*"
-    r"(?P<dep>\d{2}|2[ABab]|97\d)[ \t]*\)"
+# The words before a "(71)": found from the mark backwards. Scanning for "words then (71)"
+# forwards starts a match attempt at every letter of the text (seconds on 100 KB).
+_NAME_BEFORE = re.compile(
+    rf"(?:{_NAME_WORD}[ \t]+){{0,{_MAX_NAME_WORDS - 1}}}{_NAME_WORD}[ \t]*\Z"
 )
+_DEPARTEMENT_MARK = re.compile(r"\([ \t]*(?P<dep>\d{2}|2[ABab]|97\d)[ \t]*\)")
 
 
 def _commune_keys(name: str) -> set[str]:
@@ -277,34 +353,30 @@ def _commune_keys(name: str) -> set[str]:
 
 
 def _is_commune(
-    geo: Geography, name: str, departement: str | None = None, *, prefix: bool = False
+    geo: _Places, name: str, departement: str | None = None, *, prefix: bool = False
 ) -> bool:
     """Whether ``name`` is exactly the name of a commune (of ``departement`` when given).
 
     With ``prefix``, the first whole words of a name count too ("Montceau" for
     Montceau-les-Mines, as people say it): only after an explicit location phrase.
     """
-    tokens = normalize_name(name).split()
+    tokens = tuple(normalize_name(name).split())
     key = "".join(tokens)
     if len(key) < 2 or key.isdigit():
         return False
-    for commune in geo.resolve(name, limit=20).communes:
-        if departement not in (None, commune.departement):
-            continue
-        if key in _commune_keys(commune.name):
+    for commune in geo.named(key):
+        if departement in (None, commune.departement) and key in _commune_keys(commune.name):
             return True
-        if (
-            prefix
-            and len(key) >= _PREFIX_MIN
-            and tokens[-1] not in _GENERIC_FIRST_WORDS
-            and normalize_name(commune.name).split()[: len(tokens)] == tokens
-        ):
-            return True
+    if prefix and len(key) >= _PREFIX_MIN and tokens[-1] not in _GENERIC_FIRST_WORDS:
+        for commune in geo.starting_with(tokens):
+            if (departement in (None, commune.departement)
+                    and tuple(normalize_name(commune.name).split()[: len(tokens)]) == tokens):
+                return True
     return False
 
 
 def _longest_commune(
-    geo: Geography,
+    geo: _Places,
     words: list[str],
     departement: str | None = None,
     *,
@@ -337,7 +409,7 @@ def _words_after(text: str, position: int) -> list[tuple[str, int]]:
     return words
 
 
-def _commune_after(geo: Geography, text: str, position: int, *, lower_ok: bool) -> str | None:
+def _commune_after(geo: _Places, text: str, position: int, *, lower_ok: bool) -> str | None:
     """The commune name written at ``position``, with a département that follows it."""
     words = _words_after(text, position)
     capital = bool(words) and words[0][0][0].isupper()
@@ -353,27 +425,39 @@ def _commune_after(geo: Geography, text: str, position: int, *, lower_ok: bool) 
     return name
 
 
-def _find_commune(geo: Geography, text: str, postcode: tuple[str, int, int] | None) -> str | None:
+def _find_commune(geo: _Places, text: str, postcode: tuple[str, int, int] | None) -> str | None:
     """The commune the text names, from the most to the least explicit phrasing."""
     if postcode is not None:
         name = _commune_after(geo, text, postcode[2], lower_ok=True)
         if name:
             return name
     for match in _STRONG_TRIGGER.finditer(text):
+        if not geo.candidate():
+            return None
         name = _commune_after(geo, text, match.end(), lower_ok=True)
         if name:
             return _with_article(name, match.group("au"))
-    for match in _DEPARTEMENT_AFTER_NAME.finditer(text):
-        words = match.group("name").split()
-        size = _longest_commune(geo, words, match.group("dep").upper(), suffix=True)
+    previous = 0
+    for mark in _DEPARTEMENT_MARK.finditer(text):
+        if not geo.candidate():
+            return None
+        low, previous = max(previous, mark.start() - _LINE_CONTEXT), mark.end()
+        name = _NAME_BEFORE.search(text, low, mark.start())
+        if name is None:
+            continue
+        words = name.group().split()
+        dep = mark.group("dep").upper()
+        size = _longest_commune(geo, words, dep, suffix=True)
         if size:
-            return f"{' '.join(words[-size:])} ({match.group('dep').upper()})"
+            return f"{' '.join(words[-size:])} ({dep})"
     for match in _WEAK_TRIGGER.finditer(text):
         if _NOT_BEFORE_A.search(text[max(0, match.start() - 30) : match.start()]):
             continue
         words = _words_after(text, match.end())
         if words and normalize_name(words[0][0]) in _MONTHS:
             continue
+        if not geo.candidate():
+            return None
         name = _commune_after(geo, text, match.end(), lower_ok=False)
         if name:
             return _with_article(name, match.group("au"))
@@ -391,9 +475,14 @@ def _with_article(name: str, contraction: str | None) -> str:
 # -- firm name --------------------------------------------------------------------------
 
 _LEGAL_FORMS = r"(?:SARL|SAS|SASU|EURL|SA|SCOP|SNC|SCI|SEM|SELARL|GIE|EARL|GAEC)"
-_NAME_TOKEN = r"(?:[A-ZÀ-Ý0-9][\w&'’.\-]*|&)"
+# "&" is a connector only: were it a name token too, "X & & & …" could be split in
+# polynomially many ways, and a failed match tries them all (seconds for 80 "&").
+_NAME_TOKEN = r"[A-ZÀ-Ý0-9][\w&'’.\-]*"
 _CONNECTOR = r"(?:et|de|du|des|la|le|les|d['’]|l['’]|en|sur|sous|aux?|&|-)"
-_FIRM = rf"{_NAME_TOKEN}(?:(?:[ \t]+{_CONNECTOR})*[ \t]+{_NAME_TOKEN}){{0,5}}"
+# A name starts where a word starts, or after an elided article ("l'Atelier", "d'Usinage"):
+# not again from each of its letters (quadratic on a long run of them).
+_WORD_START = (r"(?:(?<![\w&'’.\-])|(?<=[^\w&'’.\-][A-Za-z]['’])|(?<=^[A-Za-z]['’]))")
+_FIRM = rf"{_WORD_START}{_NAME_TOKEN}(?:(?:[ \t]+{_CONNECTOR})*[ \t]+{_NAME_TOKEN}){{0,5}}"
 _QUOTED = r"[«\"“][ \t]*(?P<quoted>[^»\"”\n]{2,60}?)[ \t]*[»\"”]"
 _FIRM_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(
@@ -415,10 +504,11 @@ _NOT_A_NAME = frozenset(
 )
 _NAME_STOP = frozenset({"siret", "siren", "tel", "tél", "tél.", "tel.", "mail", "email", "fax"})
 _SIGNATURE_OPENERS = re.compile(
-    r"^\s*(?:cordialement|bien cordialement|bien [àa] vous|salutations|sinc[èe]rement|--)",
+    r"^[^\S\n]*(?:cordialement|bien cordialement|bien [àa] vous|salutations|sinc[èe]rement|--)",
     re.IGNORECASE | re.MULTILINE,
 )
 _SIGNATURE_LINES = 8
+_SIGNATURE_LINE_MAX = 120
 _NOT_FIRM_LINE = re.compile(
     r"\b\d{5}\b|\b(?:RUE|AVENUE|AV|BD|BOULEVARD|CHEMIN|ROUTE|PLACE|IMPASSE|ALL[ÉE]E|ZI|ZA|ZAC|BP|CS"
     r"|CEDEX|FRANCE|G[ÉE]RANT|G[ÉE]RANTE|DIRECTEUR|DIRECTRICE|PR[ÉE]SIDENT|PR[ÉE]SIDENTE|PDG|DG"
@@ -448,13 +538,15 @@ def _clean_name(raw: str) -> str | None:
     return name
 
 
-def _signature_name(geo: Geography, text: str) -> str | None:
+def _signature_name(geo: _Places, text: str) -> str | None:
     """An upper-case firm name among the lines after the closing formula."""
     opener = _SIGNATURE_OPENERS.search(text)
     if opener is None:
         return None  # an upper-case line elsewhere is as likely "URGENT" as a firm
     for line in text[opener.end() :].splitlines()[:_SIGNATURE_LINES]:
         line = line.strip()
+        if len(line) > _SIGNATURE_LINE_MAX:
+            continue  # a firm's name is no paragraph (and a long line costs regex time)
         letters = [ch for ch in line if ch.isalpha()]
         if len(letters) < 3 or any(ch.islower() for ch in letters) or "@" in line:
             continue
@@ -473,7 +565,7 @@ def _signature_name(geo: Geography, text: str) -> str | None:
     return None
 
 
-def _find_firm_name(geo: Geography, text: str) -> str | None:
+def _find_firm_name(geo: _Places, text: str) -> str | None:
     """The firm's name, from the most to the least explicit phrasing."""
     for pattern in _FIRM_PATTERNS:
         for match in pattern.finditer(text):
@@ -488,18 +580,20 @@ def _find_firm_name(geo: Geography, text: str) -> str | None:
 # -- entry point ------------------------------------------------------------------------
 
 
-def extract_fields(text: str, *, geography: Geography | None = None) -> Extracted:
+def extract_fields(
+    text: str, *, geography: Geography | None = None, limits: Limits = Limits()
+) -> Extracted:
     """Extract SIRET/SIREN, postcode, commune, phone, e-mail and firm name from free text."""
-    geo = geography if geography is not None else default_geography()
+    geo = _Places(geography if geography is not None else default_geography(), limits)
     runs = _runs(text)
-    siret = _find_siret(text, runs)
+    siret = _find_siret(text, runs, limits.max_numbers)
     siren = None if siret else _find_siren(text, runs)
     taken = [n for n in (siret, siren) if n is not None]
-    phone = _find_phone(text, taken)
+    phone = _find_phone(text, taken, limits.max_phone_tries)
     spans = [(n.start, n.end) for n in taken]
     if phone is not None:
         spans.append((phone[1], phone[2]))
-    postcode = _find_postcode(geo, text, spans)
+    postcode = _find_postcode(geo, text, runs, spans)
     return Extracted(
         siret=siret.digits if siret else None,
         siren=siren.digits if siren else None,

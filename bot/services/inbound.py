@@ -22,6 +22,7 @@ The inbound row moves out of ``new`` in the same transaction, so a message is ac
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -144,6 +145,16 @@ class InboundService:
         self.max_bytes = max_bytes
 
     # --- entry points -----------------------------------------------------------------------
+    def prepare(self, mail: IncomingEmail) -> IncomingEmail:
+        """The email with what its text says (fields, kind of reply): no database, any thread.
+
+        The work is proportional to the text, so the mail adapter runs it in a worker
+        thread; `handle` then only looks the results up.
+        """
+        return dataclasses.replace(
+            mail, facts=extract_fields(mail.text, geography=self.geography),
+            verdict=classify_reply(mail.text))
+
     def ignore(self, session: Session, inbound_id: int, *, kind: str, note: str,
                now: datetime) -> None:
         """Close an email without acting on it (automatic message, our own...)."""
@@ -217,7 +228,7 @@ class InboundService:
     # --- a firm's first email ---------------------------------------------------------------
     def _new_need(self, session: Session, mail: IncomingEmail, *, now: datetime) -> Need:
         body = f"{mail.subject}\n{mail.text}".strip()
-        facts = extract_fields(mail.text, geography=self.geography)
+        facts = mail.facts or extract_fields(mail.text, geography=self.geography)
         commune = self._commune(facts.commune_hint, facts.postcode, mail.text)
         theme = guess_theme(body, self.questions)
         missing = [m for m, ok in (("commune", commune is not None), ("theme", theme is not None))
@@ -273,11 +284,16 @@ class InboundService:
         Only exact names count (no typo repair here), and only names that cannot be an
         ordinary word: compound names, or a capitalised word after "à", "de", "sur"...
         """
+        tried: set[str] = set()
         for match in _PLACE.finditer(text):
             name = match.group("name")
-            if "-" not in name and not match.group("prep"):
+            if ("-" not in name and not match.group("prep")) or name in tried:
                 continue
-            found = self.geography.resolve(name, limit=5)
+            # Each name is looked up once, and only so many: a hostile text is long.
+            tried.add(name)
+            if len(tried) > _PLACE_LOOKUPS:
+                break
+            found = self.geography.resolve(name, limit=5, fuzzy=False)
             if found.status == "found" and normalize_name(found.communes[0].name) == (
                     normalize_name(name)):
                 return found.communes[0]
@@ -299,7 +315,7 @@ class InboundService:
             return  # passed on to the animator; no automatic answer to a conversation
         missing = list(need.missing)
         if "commune" in missing:
-            facts = extract_fields(mail.text, geography=self.geography)
+            facts = mail.facts or extract_fields(mail.text, geography=self.geography)
             commune = self._commune(facts.commune_hint or mail.text.strip()[:60],
                                     facts.postcode, mail.text)
             if commune is not None:
@@ -346,7 +362,7 @@ class InboundService:
             routing = next(r for r in session.exec(select(NeedRouting).where(
                 NeedRouting.need_id == need.id)) if r.partner_email.lower()
                 == mail.from_addr.lower())
-        verdict = classify_reply(mail.text)
+        verdict = mail.verdict or classify_reply(mail.text)
         territory = self.territories.get(need.territory_id or "")
         chats = animator_chats(session, territory) if territory else []
         name = routing.partner_name
@@ -480,6 +496,7 @@ class InboundService:
 
 
 # A capitalised name, compound or not, optionally after a preposition of place.
+_PLACE_LOOKUPS = 100
 _PLACE = re.compile(
     r"(?:(?P<prep>\b(?:à|a|de|d'|sur|au|aux|près de|proche de)\s+))?"
     r"(?P<name>(?:L[ea]s? |L')?[A-ZÀ-Ý][\w'’]+(?:-[\w'’]+)*)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 # Defaults until `configure` sets the process's values from the settings.
+log = logging.getLogger(__name__)
+
 LEASE = timedelta(seconds=30)
 HORIZON = timedelta(hours=48)
 # The longest wait between two attempts at a message.

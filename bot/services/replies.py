@@ -56,6 +56,7 @@ Decision, first rule that applies:
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,10 @@ _CLOSINGS: tuple[tuple[str, ...], ...] = tuple(
         "this message and", "de |", "from |", "original message", "message original",
     )
 )
+# By first word: each sentence start is compared with the few closings it may begin.
+_CLOSINGS_BY_FIRST: dict[str, tuple[tuple[str, ...], ...]] = {
+    first: tuple(c for c in _CLOSINGS if c[0] == first) for first in {c[0] for c in _CLOSINGS}
+}
 _GREETINGS = frozenset(
     {"bonjour", "bonsoir", "hello", "hi", "salut", "coucou", "madame", "monsieur", "cher",
      "chere", "dear", "bjr", "re"}
@@ -200,15 +205,12 @@ def _body(tokens: list[_Token], text: str) -> list[_Token]:
         # "Merci, cordialement" closes too, hence the comma.
         if not _is_sentence_start(tokens, i, ".!?\n…,"):
             continue
-        if any(_starts_with(tokens, i, closing) for closing in _CLOSINGS):
+        closings = _CLOSINGS_BY_FIRST.get(tokens[i].word, ())
+        if any(_starts_with(tokens, i, closing) for closing in closings):
             end = i
             break
         # A separator line ("--", "___") opens a signature too.
-        if (
-            i > 0
-            and tokens[i - 1].raw == "\n"
-            and text[tokens[i - 1].end :].lstrip(" \t")[:2] in {"--", "__"}
-        ):
+        if i > 0 and tokens[i - 1].raw == "\n" and _SEPARATOR.match(text, tokens[i - 1].end):
             end = i
             break
     body = tokens[:end]
@@ -217,7 +219,8 @@ def _body(tokens: list[_Token], text: str) -> list[_Token]:
         if cut <= _GREETING_MAX:
             body = body[cut:]
     # A line quoted with ">" left over from the history is not the partner's words.
-    return [t for t in body if not _in_quoted_line(text, t.start)]
+    quoted = _QuotedLines(text)
+    return [t for t in body if not quoted.at(t.start)]
 
 
 def _starts_with(tokens: Sequence[_Token], i: int, words: tuple[str, ...]) -> bool:
@@ -227,10 +230,28 @@ def _starts_with(tokens: Sequence[_Token], i: int, words: tuple[str, ...]) -> bo
     return all(tokens[i + k].word == w for k, w in enumerate(words))
 
 
-def _in_quoted_line(text: str, position: int) -> bool:
-    """Whether a position lies on a line starting with ``>``."""
-    line_start = text.rfind("\n", 0, position) + 1
-    return text[line_start:position].lstrip().startswith(">")
+_SEPARATOR = re.compile(r"[ \t]*(?:--|__)")
+_LINE_BREAK = re.compile(r"\n")
+_FIRST_VISIBLE = re.compile(r"[^\S\n]*(?P<char>[^\s])?")
+
+
+class _QuotedLines:
+    """Whether positions lie after a ``>`` that starts their line, each line read once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+        self.marks: dict[int, int | None] = {}  # line start -> index of its ">", if any
+
+    def at(self, position: int) -> bool:
+        """Whether ``position`` lies on a line starting with ``>`` (after that mark)."""
+        line_start = self.starts[bisect.bisect_right(self.starts, position) - 1]
+        if line_start not in self.marks:
+            first = _FIRST_VISIBLE.match(self.text, line_start)
+            visible = first.group("char") if first else None
+            self.marks[line_start] = first.start("char") if visible == ">" else None
+        mark = self.marks[line_start]
+        return mark is not None and mark < position
 
 
 # -- cues -------------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.messages import Attachment, Button, Message
+
+if TYPE_CHECKING:
+    from bot.services.extract import Extracted
+    from bot.services.replies import ReplyVerdict
 
 __all__ = ["Button", "Delivery", "Incoming", "IncomingEmail", "Reply", "Result"]
 
@@ -53,6 +57,10 @@ class IncomingEmail:
     # (filename, content type, size, data or None when over the size limit)
     attachments: tuple[tuple[str, str, int, bytes | None], ...] = ()
     oversized: bool = False
+    # What the text says, worked out off the event loop before the transaction
+    # (`InboundService.prepare`); None: worked out when needed.
+    facts: Extracted | None = None
+    verdict: ReplyVerdict | None = None
 
 
 @dataclass(slots=True)

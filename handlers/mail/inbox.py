@@ -4,14 +4,22 @@ Order matters for "never lost, never twice": a message is first recorded in the 
 (unique Message-ID), then acted on, and only then flagged `RelaisImported` on the server.
 A crash before the flag makes the next pass read it again; the unique Message-ID makes
 that re-read a no-op. Nothing is ever deleted or moved on the server.
+
+Decoding a message and reading its text cost time in proportion to what the sender sent,
+so they run in a worker thread, never on the event loop that serves every chat; the work
+is bounded (size, part count, text caps) and a message still not read after
+`parse_timeout` seconds is recorded as failed. The raw message is stored only when it is
+within the size limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +30,7 @@ from sqlmodel import Session, select
 
 from bot.services.types import IncomingEmail
 from handlers.mail.automatic import automatic_reason
-from handlers.mail.decode import InboundMail, parse_inbound
+from handlers.mail.decode import DEFAULT_MAX_PARTS, InboundMail, parse_inbound, synthetic_id
 from handlers.mail.quotes import strip_quoted
 from handlers.mail.threads import thread_keys
 from handlers.ports import MailPort
@@ -62,7 +70,8 @@ class MailboxReader:
 
     def __init__(self, settings: ImapSettings, db: Database, inbound: MailPort, *,
                  clock: Clock, own_addresses: frozenset[str], mail_domain: str,
-                 max_bytes: int) -> None:
+                 max_bytes: int, max_parts: int = DEFAULT_MAX_PARTS,
+                 parse_timeout: float = 30.0) -> None:
         self.settings = settings
         self.db = db
         self.inbound = inbound
@@ -70,8 +79,12 @@ class MailboxReader:
         self.own_addresses = own_addresses
         self.mail_domain = mail_domain
         self.max_bytes = max_bytes
+        self.max_parts = max_parts
+        self.parse_timeout = parse_timeout
         self.passes = 0
         self._client: aioimaplib.IMAP4 | None = None
+        # One thread: messages are read one after the other, as they are acted on.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-mail")
 
     # --- connection --------------------------------------------------------------------------
     async def _connect(self) -> aioimaplib.IMAP4:
@@ -129,21 +142,42 @@ class MailboxReader:
 
     async def import_raw(self, raw: bytes) -> str | None:
         """Record one raw message (once) and act on it; its kind, or None if already known."""
-        mail = parse_inbound(raw, max_attachment_bytes=self.max_bytes)
         now = self.clock()
-        inbound_id = await self.db.run(lambda session: _record(session, mail, raw, now))
+        # Kept for inspection only within the size limit (whatever its size, it is read).
+        kept = raw if len(raw) <= self.max_bytes else None
+        loop = asyncio.get_running_loop()
+        try:
+            mail, reason, prepared = await asyncio.wait_for(
+                loop.run_in_executor(self._worker, self._read, raw), self.parse_timeout)
+        except Exception as exc:
+            # Too long to read, or a reading bug: recorded as failed (and flagged), so that
+            # the message is not read again and again.
+            if isinstance(exc, TimeoutError):
+                log.error("email of %d bytes not read within %.0f s: recorded as failed",
+                          len(raw), self.parse_timeout)
+            else:
+                log.exception("email of %d bytes could not be read: recorded as failed",
+                              len(raw))
+            failed_id = await self.db.run(lambda session: _record(
+                session, synthetic_id(raw), "", "", kept, now))
+            if failed_id is not None:
+                await self.db.run(lambda session: _fail(session, failed_id, now))
+            return "failed" if failed_id is not None else None
+        if mail.truncated:
+            log.warning("email %s only partly read (size, parts or text over the limits)",
+                        mail.message_id)
+        inbound_id = await self.db.run(lambda session: _record(
+            session, mail.message_id, mail.from_addr, mail.subject, kept, now))
         if inbound_id is None:
             return None  # imported before (a crash between recording and flagging)
-        reason = automatic_reason(mail)
-        if reason is None and mail.from_addr.lower() in self.own_addresses:
-            reason = "own"
         if reason is not None:
             # Never answered: that is how auto-reply loops start.
             await self.db.run(lambda session: self.inbound.ignore(
                 session, inbound_id, kind="automatic", note=reason, now=now))
             log.info("email %s ignored: %s", inbound_id, reason)
             return "automatic"
-        incoming = self._incoming(inbound_id, mail)
+        assert prepared is not None
+        incoming = dataclasses.replace(prepared, inbound_id=inbound_id)
         try:
             return await self.db.run(
                 lambda session: self.inbound.handle(session, incoming, now=now))
@@ -151,6 +185,21 @@ class MailboxReader:
             log.exception("email %s could not be handled", inbound_id)
             await self.db.run(lambda session: _fail(session, inbound_id, now))
             return "failed"
+
+    def _read(self, raw: bytes) -> tuple[InboundMail, str | None, IncomingEmail | None]:
+        """Decode, classify and read one message (in the worker thread, no database).
+
+        Returns the decoded mail, why it must not be answered (None when it may), and the
+        email as the service will get it (None when it is not to be acted on).
+        """
+        mail = parse_inbound(raw, max_attachment_bytes=self.max_bytes,
+                             max_bytes=self.max_bytes, max_parts=self.max_parts)
+        reason = automatic_reason(mail)
+        if reason is None and mail.from_addr.lower() in self.own_addresses:
+            reason = "own"
+        if reason is not None:
+            return mail, reason, None
+        return mail, None, self.inbound.prepare(self._incoming(0, mail))
 
     def _incoming(self, inbound_id: int, mail: InboundMail) -> IncomingEmail:
         keys = thread_keys(mail, mail_domain=self.mail_domain)
@@ -168,18 +217,21 @@ class MailboxReader:
         """Until stopped: a pass, then wait for the server (IDLE) or the poll interval."""
         first_backoff = min(5.0, self.settings.poll_interval)
         backoff = first_backoff
-        while not stop.is_set():
-            try:
-                await self.poll_once()
-                backoff = first_backoff
-                await self._wait(stop)
-            except Exception as exc:  # the mailbox may be down for a while: retry
-                log.warning("mailbox pass failed: %s", exc)
-                await self.close()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 300.0)
-        await self.close()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.poll_once()
+                    backoff = first_backoff
+                    await self._wait(stop)
+                except Exception as exc:  # the mailbox may be down for a while: retry
+                    log.warning("mailbox pass failed: %s", exc)
+                    await self.close()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, 300.0)
+            await self.close()
+        finally:
+            self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def _wait(self, stop: asyncio.Event) -> None:
         client = self._client
@@ -207,21 +259,22 @@ def _closed(client: aioimaplib.IMAP4) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _record(session: Session, mail: InboundMail, raw: bytes, now: datetime) -> int | None:
+def _record(session: Session, message_id: str, from_addr: str, subject: str,
+            raw: bytes | None, now: datetime) -> int | None:
     """Insert the message unless its Message-ID is known; its row id, or None."""
     table = InboundEmail.__table__  # type: ignore[attr-defined]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = session.execute(
         insert(table).values(
-            message_id=mail.message_id[:300], from_addr=mail.from_addr[:320],
-            subject=mail.subject[:300], raw=raw, status="new", received_at=now,
+            message_id=message_id[:300], from_addr=from_addr[:320],
+            subject=subject[:300], raw=raw, status="new", received_at=now,
         ).on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.id))
     row = result.first()
     if row is not None:
         return int(row[0])
     # Known already: act on it only if a crash stopped us before it was handled.
     existing = session.exec(select(InboundEmail).where(
-        InboundEmail.message_id == mail.message_id[:300])).first()
+        InboundEmail.message_id == message_id[:300])).first()
     return existing.id if existing is not None and existing.status == "new" else None
 
 
