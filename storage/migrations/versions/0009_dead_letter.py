@@ -1,6 +1,6 @@
 """updates set aside (unreadable or out of range)
 
-Revision ID: 0009_dead_letter
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 06:00:00
 """
