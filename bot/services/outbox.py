@@ -142,15 +142,15 @@ _MARK_DELIVERED = (
     .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
     .values(delivered_at=bindparam("now"), claimed_until=None)
 )
-# Rows deliberately scheduled for later (a relayed message spaced or held by the flood
-# limit, `kind` SCHEDULED_KIND, never tried yet) keep their own order but hold back nothing
-# else for their recipient: a held message must not delay the chef de projet's own replies.
+# Rows scheduled for later and never tried yet (a relayed message spaced or held by the
+# flood limit, kind SCHEDULED_KIND; anything written with a future `not_before`) hold back
+# nothing else for their recipient: only a message waiting for a retry does. A held
+# message must not delay the chef de projet's own replies.
 SCHEDULED_KIND = "relay"
 
 
 def _scheduled(now: datetime) -> ColumnElement[bool]:
-    return and_(_TABLE.c.kind == SCHEDULED_KIND, _TABLE.c.attempts == 0,
-                _TABLE.c.not_before > now)
+    return and_(_TABLE.c.attempts == 0, _TABLE.c.not_before > now)
 
 
 # Any pending row of a recipient (ix_outbox_recipient_pending finds it without a scan).
@@ -159,8 +159,7 @@ _PENDING_FOR = (
     .where(_TABLE.c.recipient == bindparam("recipient"),
            _TABLE.c.delivered_at.is_(None), _TABLE.c.failed_at.is_(None),
            _TABLE.c.channel == bindparam("channel"),
-           not_(and_(_TABLE.c.kind == SCHEDULED_KIND, _TABLE.c.attempts == 0,
-                     _TABLE.c.not_before > bindparam("now"))))
+           not_(and_(_TABLE.c.attempts == 0, _TABLE.c.not_before > bindparam("now"))))
     .limit(1)
 )
 
@@ -276,7 +275,7 @@ def _claim_heads(
         stopped: set[str] = set()
         for row in followers:
             recipient = _key(row.recipient, channel)
-            if row.kind == SCHEDULED_KIND and row.attempts == 0 and row.not_before > now:
+            if row.attempts == 0 and row.not_before > now:
                 continue  # scheduled for later: holds nothing back
             free = row.claimed_until is None or row.claimed_until < now
             if recipient in stopped or not free or row.not_before > now:

@@ -43,6 +43,7 @@ from storage.models import (
     ChatDraft,
     Consent,
     Conversation,
+    DeadLetter,
     FirmLookup,
     HeldMessage,
     InboundEmail,
@@ -427,6 +428,9 @@ def _erase_held(session: Session, chats: set[int], emails: set[str], need_ids: s
 
 def _erase_updates(session: Session, chats: set[int], marks: _Marks) -> int:
     """Webhook updates: theirs go (an unhandled one is kept empty); others are cleaned."""
+    # Updates set aside (dead letters) keep no content, only their chat: theirs go.
+    dead = session.execute(delete(DeadLetter).where(col(DeadLetter.chat_id).in_(chats))) \
+        if chats else None
     conditions: list[ColumnElement[bool]] = []
     if chats:
         conditions.append(col(PendingUpdate.chat_id).in_(chats))
@@ -435,7 +439,7 @@ def _erase_updates(session: Session, chats: set[int], marks: _Marks) -> int:
         return 0
     mentions = marks.pattern(with_references=True)
     quoted = marks.pattern(with_references=False)
-    rows = 0
+    rows = _count(dead) if dead is not None else 0
     for row in session.exec(select(PendingUpdate).where(or_(*conditions))):
         if row.done_at is not None and (row.chat_id in chats
                                         or _mentions(row.payload, mentions)):
@@ -566,6 +570,7 @@ def retention_pass(session: Session, *, now: datetime, years: int = 3,
     # Webhook updates carry what people typed and their names, like the raw emails.
     handled = session.execute(delete(PendingUpdate).where(
         col(PendingUpdate.done_at) < raw_limit))
+    dead = session.execute(delete(DeadLetter).where(col(DeadLetter.received_at) < raw_limit))
     return {"needs": len(stale), "leftovers": leftovers,
             "outbox": _count(purged) + _count(held),
-            "emails": _count(emails), "updates": _count(updates) + _count(handled)}
+            "emails": _count(emails), "updates": _count(updates) + _count(handled) + _count(dead)}
