@@ -429,7 +429,8 @@ async def running_bot(
                          poll_interval=settings.imap_poll_interval),
             services.db, services.inbound, clock=services.clock,
             own_addresses=frozenset({parseaddr(settings.mail_from)[1].lower()}),
-            mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes)
+            mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes,
+            authserv_ids=settings.authserv_ids)
         application.bot_data["mailbox"] = mailbox
     reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
                                   name="mailbox")

@@ -53,6 +53,10 @@ class IncomingEmail:
     # (filename, content type, size, data or None when over the size limit)
     attachments: tuple[tuple[str, str, int, bytes | None], ...] = ()
     oversized: bool = False
+    # Our receiving server vouched for the sender (handlers/mail/authenticity.py): only a
+    # verified email sent to the need's reply address may change the need.
+    verified: bool = False
+    verdict: str = ""  # why (for the log and the inbound row)
 
 
 @dataclass(slots=True)
