@@ -3,6 +3,10 @@
 A firm writes to the territory's address and gets a reference; the need is routed; the
 partner replies "je m'en occupe" and the need is acknowledged: email alone, no Telegram
 for the firm or the partner. Then the ways helpdesks go wrong, one test each.
+
+Our mail server's verdict on each sender is the `Authentication-Results` header that
+`message()` writes on top, as the server would (`MAIL_AUTHSERV_ID` is its authserv-id):
+a pass by default, a forgery's verdict when a test says so.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from tests.helpers import say
 ANIMATOR_ID = 900000001
 FIRM = "contact@menuiserie-dupont.fr"
 PARTNER = "ft-paray-le-monial@example.org"
+OUR_MX = "mx.relais.example.org"
+# The forgery of issue 16: a verdict, but none our server wrote (no authserv-id at all).
+FORGED = "spf=fail; dkim=none"
 FIRST_MAIL = (
     "Bonjour,\n\nNous cherchons deux soudeurs qualifiés pour notre atelier de "
     "Paray-le-Monial, à pourvoir avant la fin du trimestre.\n\n"
@@ -53,7 +60,8 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
     settings = make_settings(
         api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
         IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000)
+        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000,
+        MAIL_AUTHSERV_ID=OUR_MX)
     services = await build_services(settings, clock=clock)
     animator = api.user(ANIMATOR_ID, "Claire")
     async with running_bot(services):
@@ -64,8 +72,17 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
 
 def message(sender: str, subject: str, body: str, *, to: str = BOT_ADDRESS,
             in_reply_to: str | None = None, name: str = "",
-            headers: dict[str, str] | None = None) -> EmailMessage:
+            headers: dict[str, str] | None = None,
+            verdict: str | None = "pass") -> EmailMessage:
+    """An email as our server delivers it; `verdict` "pass", None (no header) or a header."""
     mail = EmailMessage()
+    domain = sender.rpartition("@")[2]
+    if verdict == "pass":
+        mail["Authentication-Results"] = (
+            f"{OUR_MX}; dkim=pass header.d={domain}; spf=pass smtp.mailfrom={sender}; "
+            f"dmarc=pass (p=QUARANTINE) header.from={domain}")
+    elif verdict is not None:
+        mail["Authentication-Results"] = verdict
     mail["From"] = f"{name} <{sender}>" if name else sender
     mail["To"] = to
     mail["Subject"] = subject
@@ -347,8 +364,16 @@ async def test_supprimer_mes_donnees_by_email(mail_bot: RunningBot, imap: ImapSe
     imap.deliver(message(FIRM, "Re: données", "Merci de supprimer mes données.",
                          to=reply.message["Reply-To"].addresses[0].addr_spec,
                          in_reply_to=reply.message["Message-ID"]).as_bytes())
-    replies = await mails_to(mail_bot.smtp, FIRM, 2)
-    text = body(replies[1])
+    # First a confirmation, at the address on file, with a one-time reply address.
+    confirm = (await mails_to(mail_bot.smtp, FIRM, 2))[1]
+    assert "répondez à ce message en écrivant simplement : OUI" in body(confirm)
+    [need] = await rows(mail_bot, Need)
+    assert need.contact_value == FIRM and need.anonymized_at is None
+    imap.deliver(message(FIRM, f"Re: {confirm.message['Subject']}", "Oui\n\n> Bonjour,",
+                         to=confirm.message["Reply-To"].addresses[0].addr_spec,
+                         in_reply_to=confirm.message["Message-ID"]).as_bytes())
+    replies = await mails_to(mail_bot.smtp, FIRM, 3)
+    text = body(replies[2])
     assert "C'est fait : vos données personnelles sont effacées" in text
     assert "Ce que j'ai compris" not in text and "Aucun chef de projet" not in text
     [need] = await rows(mail_bot, Need)
