@@ -346,7 +346,8 @@ class InboundService:
         # To the address on file, never to a From: that differs; nothing of the request
         # (name, subject) in it: the request may be forged.
         assert need.contact_value is not None
-        self._reply(session, need, replace(mail, from_addr=need.contact_value, from_name="",
+        address = need.contact_value.strip().lower()
+        self._reply(session, need, replace(mail, from_addr=address, from_name="",
                                            subject=label("firm.email_erase_confirm_subject")),
                     kind="erase_confirm", partners=[], kept=(), cards_for=None, now=now,
                     reply_token=token)
@@ -354,7 +355,7 @@ class InboundService:
     def _erase(self, session: Session, need: Need, mail: IncomingEmail, *,
                now: datetime) -> None:
         """The erasure confirmed: erase the address on file everywhere, then say so."""
-        address = need.contact_value or mail.from_addr
+        address = (need.contact_value or mail.from_addr).strip().lower()
         erase_person(session, email=address, now=now)
         # The confirmation carries nothing of theirs but the address it goes to: no name,
         # and not their subject line (it may name the firm).
