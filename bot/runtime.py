@@ -432,6 +432,9 @@ async def running_bot(
             mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes,
             authserv_ids=settings.authserv_ids)
         application.bot_data["mailbox"] = mailbox
+        if not settings.authserv_ids:
+            log.warning("MAIL_AUTHSERV_ID is unset: no email is verified, so none will "
+                        "acknowledge, refuse or complete a need (the animator decides)")
     reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
                                   name="mailbox")
     # In webhook mode Telegram pushes updates (and refuses getUpdates): the task only waits.
