@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     # Incoming email: bytes read (and stored raw) per message, MIME parts read, and how long
     # reading one message may take in the worker thread before it is recorded as failed.
     mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="RELAIS_MAIL_MAX_BYTES", gt=0)
+    # The authserv-id(s) of our own receiving mail server (comma-separated), as it writes
+    # them in Authentication-Results (RFC 8601). Only its DMARC/DKIM/SPF verdict is trusted;
+    # unset, no email is verified, so none may acknowledge, refuse or complete a need.
+    mail_authserv_id: str | None = Field(default=None, alias="MAIL_AUTHSERV_ID")
     # Relayed messages one firm may send a minute before the next ones wait a minute.
     relay_per_minute: int = Field(default=6, alias="RELAIS_RELAY_PER_MINUTE", ge=1, le=120)
     mail_max_parts: int = Field(default=250, alias="RELAIS_MAIL_MAX_PARTS", ge=1)
@@ -164,6 +168,12 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         ZoneInfo(value)  # raises on an unknown zone, which pydantic reports with the field name
         return value
+
+    @property
+    def authserv_ids(self) -> frozenset[str]:
+        """The trusted authserv-ids of `MAIL_AUTHSERV_ID`, lowercased (empty when unset)."""
+        return frozenset(part.strip().lower() for part in (self.mail_authserv_id or "").split(",")
+                         if part.strip())
 
     @property
     def tz(self) -> ZoneInfo:

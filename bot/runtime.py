@@ -570,8 +570,12 @@ async def running_bot(
             services.db, services.inbound, clock=services.clock,
             own_addresses=frozenset({parseaddr(settings.mail_from)[1].lower()}),
             mail_domain=mail_domain(settings.mail_from), max_bytes=settings.mail_max_bytes,
-            max_parts=settings.mail_max_parts, parse_timeout=settings.mail_parse_timeout)
+            max_parts=settings.mail_max_parts, parse_timeout=settings.mail_parse_timeout,
+            authserv_ids=settings.authserv_ids)
         application.bot_data["mailbox"] = mailbox
+        if not settings.authserv_ids:
+            log.warning("MAIL_AUTHSERV_ID is unset: no email is verified, so none will "
+                        "acknowledge, refuse or complete a need (the animator decides)")
     reading = asyncio.create_task(mailbox.run(stop) if mailbox else asyncio.sleep(0),
                                   name="mailbox")
     # In webhook mode Telegram pushes updates (and refuses getUpdates): the task only waits.

@@ -22,6 +22,7 @@ __all__ = [
     "HeldMessage",
     "InboundEmail",
     "KbQuery",
+    "MailEraseConfirm",
     "Meeting",
     "MeetingAttendee",
     "MeetingStatus",
@@ -425,6 +426,28 @@ class NeedMessage(SQLModel, table=True):
     attachment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # The email's Message-ID (received or sent): the next email of the thread answers it.
     message_id: str | None = Field(default=None, max_length=300)
+    # For an email received: whether our mail server vouched for its sender (None for a
+    # message relayed from Telegram, whose sender Telegram identifies).
+    verified: bool | None = Field(default=None)
+
+
+class MailEraseConfirm(SQLModel, table=True):
+    """An erasure asked by email, waiting for the reply that confirms it.
+
+    The confirmation goes to the address the need has on file, with a one-time reply
+    address ``relais+<token>@…``; only a reply to it, from that address, erases. The token
+    is kept as its SHA-256 only; nothing personal is stored here.
+    """
+
+    __tablename__ = "mail_erase_confirm"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_mail_erase_confirm_token"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="need.id", index=True)
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
 
 
 class NeedAttachment(SQLModel, table=True):

@@ -3,6 +3,10 @@
 A firm writes to the territory's address and gets a reference; the need is routed; the
 partner replies "je m'en occupe" and the need is acknowledged: email alone, no Telegram
 for the firm or the partner. Then the ways helpdesks go wrong, one test each.
+
+Our mail server's verdict on each sender is the `Authentication-Results` header that
+`message()` writes on top, as the server would (`MAIL_AUTHSERV_ID` is its authserv-id):
+a pass by default, a forgery's verdict when a test says so.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from tests.helpers import say
 ANIMATOR_ID = 900000001
 FIRM = "contact@menuiserie-dupont.fr"
 PARTNER = "ft-paray-le-monial@example.org"
+OUR_MX = "mx.relais.example.org"
+# The forgery of issue 16: a verdict, but none our server wrote (no authserv-id at all).
+FORGED = "spf=fail; dkim=none"
 FIRST_MAIL = (
     "Bonjour,\n\nNous cherchons deux soudeurs qualifiés pour notre atelier de "
     "Paray-le-Monial, à pourvoir avant la fin du trimestre.\n\n"
@@ -42,7 +49,8 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
     settings = make_settings(
         api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
         IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000)
+        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000,
+        MAIL_AUTHSERV_ID=OUR_MX)
     services = await build_services(settings, clock=clock)
     animator = api.user(ANIMATOR_ID, "Claire")
     async with running_bot(services):
@@ -53,8 +61,17 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
 
 def message(sender: str, subject: str, body: str, *, to: str = BOT_ADDRESS,
             in_reply_to: str | None = None, name: str = "",
-            headers: dict[str, str] | None = None) -> EmailMessage:
+            headers: dict[str, str] | None = None,
+            verdict: str | None = "pass") -> EmailMessage:
+    """An email as our server delivers it; `verdict` "pass", None (no header) or a header."""
     mail = EmailMessage()
+    domain = sender.rpartition("@")[2]
+    if verdict == "pass":
+        mail["Authentication-Results"] = (
+            f"{OUR_MX}; dkim=pass header.d={domain}; spf=pass smtp.mailfrom={sender}; "
+            f"dmarc=pass (p=QUARANTINE) header.from={domain}")
+    elif verdict is not None:
+        mail["Authentication-Results"] = verdict
     mail["From"] = f"{name} <{sender}>" if name else sender
     mail["To"] = to
     mail["Subject"] = subject
@@ -336,11 +353,195 @@ async def test_supprimer_mes_donnees_by_email(mail_bot: RunningBot, imap: ImapSe
     imap.deliver(message(FIRM, "Re: données", "Merci de supprimer mes données.",
                          to=reply.message["Reply-To"].addresses[0].addr_spec,
                          in_reply_to=reply.message["Message-ID"]).as_bytes())
-    replies = await mails_to(mail_bot.smtp, FIRM, 2)
-    text = body(replies[1])
+    # First a confirmation, at the address on file, with a one-time reply address.
+    confirm = (await mails_to(mail_bot.smtp, FIRM, 2))[1]
+    assert "répondez à ce message en écrivant simplement : OUI" in body(confirm)
+    [need] = await rows(mail_bot, Need)
+    assert need.contact_value == FIRM and need.anonymized_at is None
+    imap.deliver(message(FIRM, f"Re: {confirm.message['Subject']}", "Oui\n\n> Bonjour,",
+                         to=confirm.message["Reply-To"].addresses[0].addr_spec,
+                         in_reply_to=confirm.message["Message-ID"]).as_bytes())
+    replies = await mails_to(mail_bot.smtp, FIRM, 3)
+    text = body(replies[2])
     assert "C'est fait : vos données personnelles sont effacées" in text
     assert "Ce que j'ai compris" not in text and "Aucun chef de projet" not in text
     [need] = await rows(mail_bot, Need)
     assert (need.firm_name, need.description, need.contact_value) == (None, None, None)
     assert need.anonymized_at is not None and need.commune_insee == "71342"
     assert all(r.raw is None and r.from_addr == "" for r in await rows(mail_bot, InboundEmail))
+
+
+# --- forged mail changes nothing (issue 16, item 1) --------------------------------------------
+async def routed_need(bot: RunningBot, imap: ImapServer) -> tuple[Received, SimUser]:
+    """The firm's need, routed; the partner's email; the animator told."""
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL).as_bytes())
+    [routed] = await mails_to(bot.smtp, PARTNER)
+    animator = bot.api.user(ANIMATOR_ID)
+    await says(animator, "Nouvelle demande TI-2026-0001")
+    return routed, animator
+
+
+async def notices(user: SimUser, fragment: str, count: int, within: float = 10.0
+                  ) -> list[BotMessage]:
+    """Wait until the chat holds `count` messages containing `fragment`."""
+    for _ in range(int(within / 0.05)):
+        found = [m for m in user.messages if fragment in m.plain]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} messages with {fragment!r}")
+
+
+async def test_a_forged_partner_acknowledgement_changes_nothing_the_animator_decides(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    routed, animator = await routed_need(mail_bot, imap)
+    token = routed.message["Reply-To"].addresses[0].addr_spec
+    subject = f"RE: {routed.message['Subject']}"
+    ack = "Bien reçu, je m'en occupe."
+    forgeries = [
+        # The issue's reproduction: the reference guessed, a verdict nobody trusted.
+        message(PARTNER, subject, f"{ack} (1)", verdict=FORGED),
+        # The need's own reply address, but the "pass" is the sender's word, not our server's.
+        message(PARTNER, subject, f"{ack} (2)", to=token,
+                verdict="mx.attacker.example; dmarc=pass header.from=example.org"),
+        # Our server's own verdict: it failed.
+        message(PARTNER, subject, f"{ack} (3)", to=token,
+                verdict=f"{OUR_MX}; spf=fail smtp.mailfrom=example.org; dkim=none; "
+                        "dmarc=fail header.from=example.org"),
+        # Verified, but to the bot's plain address with the subject tag only.
+        message(PARTNER, subject, f"{ack} (4)"),
+    ]
+    for number, forged in enumerate(forgeries, start=1):
+        imap.deliver(forged.as_bytes())
+        seen = await notices(animator, "non vérifié", number)
+        assert f"({number})" in seen[-1].plain
+    first, *_, last = seen
+    assert first.plain.startswith(
+        "⚠️ France Travail Paray-le-Monial aurait répondu au sujet de TI-2026-0001, "
+        "par un e-mail non vérifié (expéditeur non authentifié par notre serveur de "
+        "messagerie) :")
+    assert "Je n'en tiens pas compte seul. Est-ce une prise en charge ?" in first.plain
+    assert "(envoyé hors de l'adresse de réponse de la demande)" in last.plain
+    assert first.button_labels() == ["Prise en charge", "Refus", "Ni l'un ni l'autre"]
+    assert not [m for m in animator.messages if "prend en charge TI-2026-0001" in m.plain]
+
+    # Nothing changed; each email is in the need's history, marked.
+    [need] = await rows(mail_bot, Need)
+    assert need.status == "routed"
+    assert all(r.status == "routed" and r.acknowledged_at is None
+               for r in await rows(mail_bot, NeedRouting))
+    notes = [m for m in await rows(mail_bot, NeedMessage) if m.author_kind == "partner"]
+    assert [n.verified for n in notes] == [False, False, False, True]
+    inbound = [r for r in await rows(mail_bot, InboundEmail) if r.kind == "partner_reply"]
+    assert [r.note.split(":")[0] for r in inbound] == ["unverified"] * 3 + ["verified"]
+    history = (await say(animator, "/demande TI-2026-0001"))[-1]
+    assert f"{PARTNER} (e-mail non vérifié) : « Bien reçu, je m'en occupe. (1) »" in (
+        history.plain)
+
+    # The animator knows better: the acknowledgement is theirs to record.
+    done = (await animator.replies_after(animator.press("Prise en charge",
+                                                                 message_id=first.message_id)))[-1]
+    assert done.plain == "Noté : France Travail Paray-le-Monial prend en charge TI-2026-0001."
+    [need] = await rows(mail_bot, Need)
+    assert need.status == "acknowledged"
+
+
+async def test_a_forged_refusal_reroutes_nothing(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    routed, animator = await routed_need(mail_bot, imap)
+    imap.deliver(message(PARTNER, f"RE: {routed.message['Subject']}",
+                         "Ce n'est pas pour nous : hors de notre champ.",
+                         to=routed.message["Reply-To"].addresses[0].addr_spec,
+                         verdict=FORGED).as_bytes())
+    notice = await says(animator, "non vérifié")
+    assert "hors de notre champ" in notice.plain
+    assert "Réaffecter" not in notice.button_labels()
+    assert not [m for m in animator.messages if "décline" in m.plain]
+    assert all(r.status == "routed" for r in await rows(mail_bot, NeedRouting))
+
+
+async def test_an_unverified_answer_does_not_complete_and_route_a_need(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Formation", "Bonjour, nous voulons former nos opérateurs "
+                         "à la soudure. Quelles aides existent ?").as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    token = reply.message["Reply-To"].addresses[0].addr_spec
+    # A forger names another commune: the need would go to that territory's partners.
+    imap.deliver(message(FIRM, f"Re: {reply.message['Subject']}", "Nous sommes à Paray-le-Monial.",
+                         to=token, verdict=FORGED).as_bytes())
+    # Verified, but with the subject tag only (a fresh email, not to the reply address).
+    imap.deliver(message(FIRM, f"Re: {reply.message['Subject']}",
+                         "Nous sommes à Paray-le-Monial.").as_bytes())
+    await imported(mail_bot, 3)
+    await mail_bot.drained()
+    [need] = await rows(mail_bot, Need)
+    assert (need.status, need.missing, need.commune_insee) == ("awaiting_info", ["commune"],
+                                                                None)
+    assert await rows(mail_bot, NeedRouting) == []
+    assert [m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos] == [reply]
+    assert [m.verified for m in await rows(mail_bot, NeedMessage)] == [False, True]
+
+
+async def test_a_forged_erasure_request_erases_nothing_until_the_address_on_file_confirms(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    imap.deliver(message(FIRM, "Recherche de soudeurs", FIRST_MAIL, name="Paul Dupont").as_bytes())
+    [reply] = await mails_to(mail_bot.smtp, FIRM)
+    need_address = reply.message["Reply-To"].addresses[0].addr_spec
+    forged = message(FIRM, "Re: [TI-2026-0001] Recherche de soudeurs",
+                     "Merci de supprimer mes données. Écrivez-moi à pirate@evil.example.",
+                     name="Pirate", verdict=FORGED,
+                     headers={"Reply-To": "pirate@evil.example"})
+    imap.deliver(forged.as_bytes())
+    [_, confirm] = await mails_to(mail_bot.smtp, FIRM, 2)
+
+    # Nothing erased; the confirmation goes to the address on file, and only there.
+    [need] = await rows(mail_bot, Need)
+    assert (need.firm_name, need.contact_value, need.anonymized_at) == (
+        "Paul Dupont", FIRM, None)
+    assert list(confirm.rcpt_tos) == [FIRM]
+    assert all("evil.example" not in r for m in mail_bot.smtp.messages for r in m.rcpt_tos)
+    assert confirm.message["Subject"] == (
+        "Re: [TI-2026-0001] Confirmer l'effacement de vos données")
+    text = body(confirm)
+    assert "Pour la confirmer, répondez à ce message en écrivant simplement : OUI" in text
+    assert "Pirate" not in text and "pirate" not in text
+    erase_address = confirm.message["Reply-To"].addresses[0].addr_spec
+    assert erase_address.startswith("relais+") and erase_address != need_address
+
+    # Asking again within the day sends nothing more (a forger cannot flood the firm).
+    imap.deliver(message(FIRM, "Re: [TI-2026-0001]", "Supprimer mes données !",
+                         verdict=FORGED).as_bytes())
+    # "Oui" to the need's own address, or from another address to the token's: no erasure.
+    imap.deliver(message(FIRM, f"Re: {confirm.message['Subject']}", "OUI",
+                         to=need_address).as_bytes())
+    imap.deliver(message("pirate@evil.example", "Re: confirmation", "OUI",
+                         to=erase_address).as_bytes())
+    # The firm says no to the token's address: nothing erased either.
+    imap.deliver(message(FIRM, f"Re: {confirm.message['Subject']}",
+                         "Non, je n'ai rien demandé !", to=erase_address).as_bytes())
+    await imported(mail_bot, 6)
+    await mail_bot.drained()
+    need = await mail_bot.services.db.run(lambda session: session.exec(
+        select(Need).where(Need.reference == "TI-2026-0001")).one())
+    assert need.anonymized_at is None and need.contact_value == FIRM
+    firm_mails = [m for m in mail_bot.smtp.messages if FIRM in m.rcpt_tos]
+    assert firm_mails == [reply, confirm]
+
+    # The firm confirms from its mailbox: erased, and told.
+    imap.deliver(message(FIRM, f"Re: {confirm.message['Subject']}", "Bonjour,\nOui.\n",
+                         to=erase_address, in_reply_to=confirm.message["Message-ID"],
+                         verdict=None).as_bytes())
+    done = (await mails_to(mail_bot.smtp, FIRM, 3))[2]
+    assert "C'est fait : vos données personnelles sont effacées" in body(done)
+    need = await mail_bot.services.db.run(lambda session: session.get(Need, need.id))
+    assert (need.firm_name, need.contact_value) == (None, None)
+    assert need.anonymized_at is not None
+    # The token was for once: the same reply again is only a new email (a new need).
+    imap.deliver(message(FIRM, "Re: confirmation", "Oui", to=erase_address).as_bytes())
+    last = await imported(mail_bot, 8)
+    assert [r.kind for r in sorted(last, key=lambda r: r.id or 0)][-2:] == [
+        "firm_erase", "firm_new"]

@@ -12,6 +12,7 @@ other may be gone, and the erased need still counts in the statistics.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -38,6 +39,7 @@ from storage.models import (
     FirmLookup,
     HeldMessage,
     InboundEmail,
+    MailEraseConfirm,
     Meeting,
     MeetingAttendee,
     Need,
@@ -129,6 +131,7 @@ CHECKED: dict[str, Callable[[Row, Person, Tables], bool]] = {
     "need_attachment": _by_need,
     "satisfaction": _by_need,
     "radar_consent": _by_need,
+    "mail_erase_confirm": _by_need,
     "meeting": _by_need,
     "meeting_attendee": _by_meeting,
     "reminder": _by_meeting,
@@ -343,6 +346,10 @@ def rows_of(person: Person, now: datetime) -> list[SQLModel]:
         HeldMessage(territory_id="ti-2703", email="claire.martin@example.org",
                     source=f"outbox:{base}", need_id=person.need_id, created_at=now,
                     payload={"blocks": [{"p": [[card]]}]}),
+        # An erasure asked by email two days ago, never confirmed.
+        MailEraseConfirm(need_id=person.need_id, created_at=now - timedelta(days=2),
+                         expires_at=now + timedelta(days=5),
+                         token_hash=hashlib.sha256(person.email.encode()).hexdigest()),
     ]
 
 
@@ -431,6 +438,18 @@ def erase_request(person: Person) -> bytes:
     return mail.as_bytes()
 
 
+def confirmation(person: Person, asked: EmailMessage) -> bytes:
+    """"Oui", answered to the one-time address of the email asking to confirm."""
+    mail = EmailMessage()
+    mail["From"] = person.email.lower()
+    mail["To"] = asked["Reply-To"].addresses[0].addr_spec
+    mail["Subject"] = f"Re: {asked['Subject']}"
+    mail["Message-ID"] = make_msgid(domain="mail.example.net")
+    mail["In-Reply-To"] = asked["Message-ID"]
+    mail.set_content("Oui\n")
+    return mail.as_bytes()
+
+
 async def ask_to_be_forgotten(way: str, bot: RunningBot, user: SimUser,
                               imap: ImapServer) -> None:
     """The person asks, and what the bot answers is delivered."""
@@ -439,6 +458,15 @@ async def ask_to_be_forgotten(way: str, bot: RunningBot, user: SimUser,
         assert "effacées" in (await press(user, "Oui, tout effacer"))[-1].plain
     elif way == "email":
         imap.deliver(erase_request(JEAN))
+
+        def asked() -> list[EmailMessage]:
+            return [m.message for m in bot.smtp.messages
+                    if JEAN.email.lower() in (r.lower() for r in m.rcpt_tos)
+                    and "écrivant simplement : OUI"
+                    in m.message.get_body(("plain",)).get_content()]
+
+        await until(lambda: bool(asked()), "the email asking to confirm")
+        imap.deliver(confirmation(JEAN, asked()[0]))
 
         def confirmed() -> bool:
             return any(JEAN.email.lower() in (r.lower() for r in m.rcpt_tos)

@@ -128,6 +128,8 @@ class AnimatorService:
             who = need.firm_name or label("common.history_who_firm")
         else:
             who = message.author or label(f"common.history_who_{message.author_kind}")
+        if message.verified is False:
+            who = f"{who} ({label('animator.history_unverified')})"
         if message.attachment and not message.text:
             return t("animator.history_file", date=date, who=who,
                      file=str(message.attachment.get("name") or ""))

@@ -608,7 +608,7 @@ def partner_digest_email(
 class FirmReplyView:
     """What the bot answers a firm that wrote by email (one reply per incoming message)."""
 
-    kind: str  # new | update
+    kind: str  # new | update | erase_confirm | erased
     reference: str
     theme_label: str | None
     commune: str | None

@@ -15,7 +15,11 @@ the thread candidates; this service decides, in one transaction per message:
   firm on Telegram, the animator may pass the partner's message on ("Transmettre à
   l'entreprise"); once the firm accepted that partner, its messages go to the firm
   directly. Either needs the email sent to the need's unguessable reply address: a From:
-  header alone, forgeable, never reaches the firm.
+  header alone, forgeable, never reaches the firm;
+* only a verified email sent to the need's reply address changes the need (acknowledges,
+  refuses, completes, routes): any other is kept as unverified and the animator decides
+  (`bot.services.mail_trust`). "Supprimer mes données" erases only once confirmed by a
+  reply to a one-time address sent to the address on file (`bot.services.mail_erasure`).
 
 The inbound row moves out of ``new`` in the same transaction, so a message is acted on once.
 """
@@ -51,6 +55,8 @@ from bot.services.lifecycle import (
     partner,
     record_created,
 )
+from bot.services.mail_erasure import ask_confirmation, confirmed_need
+from bot.services.mail_trust import UNVERIFIED, state_change_refusal
 from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
 from bot.services.relay import RelayService, email_files, recipients
@@ -169,13 +175,18 @@ class InboundService:
         row = session.get(InboundEmail, mail.inbound_id)
         if row is None or row.status != "new":
             return None
-        need, role = self._thread(session, mail)
+        confirmed = confirmed_need(session, tokens=mail.tokens, sender=mail.from_addr,
+                                   text=mail.text, now=now)
+        need, role = (confirmed, "firm") if confirmed else self._thread(session, mail)
         if need is None:
             kind = "firm_new"
             need = self._new_need(session, mail, now=now)
-        elif role == "firm" and _ERASE.search(mail.text):
+        elif confirmed is not None:
             kind = "firm_erase"
             self._erase(session, need, mail, now=now)
+        elif role == "firm" and _ERASE.search(mail.text):
+            kind = "firm_erase_asked"
+            self._ask_erase(session, need, mail, now=now)
         elif role == "firm":
             kind = "firm_reply"
             self._firm_reply(session, need, mail, now=now)
@@ -186,6 +197,9 @@ class InboundService:
             kind = "animator_reply"
             self._note(session, need, mail, "animator", now)
         row.status, row.kind, row.need_id, row.processed_at = "processed", kind, need.id, now
+        if kind != "firm_erase":  # the erasure blanked the row: it stays blank
+            row.note = (("verified: " if mail.verified else "unverified: ")
+                        + mail.auth_verdict)[:300]
         session.add(row)
         return kind
 
@@ -309,9 +323,13 @@ class InboundService:
     # --- a firm's answer --------------------------------------------------------------------
     def _firm_reply(self, session: Session, need: Need, mail: IncomingEmail, *,
                     now: datetime) -> None:
-        self._note(session, need, mail, "firm", now, forward=not need.missing)
+        # Completing a need routes it: only a verified email to its reply address may.
+        refused = (state_change_refusal(need, mail) if need.missing
+                   else None if mail.verified else UNVERIFIED)
+        self._note(session, need, mail, "firm", now,
+                   forward=not need.missing or refused is not None, refused=refused)
         kept = self._attachments(session, need, mail, now)
-        if not need.missing:
+        if not need.missing or refused is not None:
             return  # passed on to the animator; no automatic answer to a conversation
         missing = list(need.missing)
         if "commune" in missing:
@@ -340,14 +358,32 @@ class InboundService:
         self._reply(session, need, mail, kind="update", partners=partners, kept=kept,
                     cards_for=None, now=now)
 
+    def _ask_erase(self, session: Session, need: Need, mail: IncomingEmail, *,
+                   now: datetime) -> None:
+        """"Supprimer mes données": ask the address on file to confirm (mail_erasure)."""
+        token = ask_confirmation(session, need, now=now)
+        if token is None:
+            log.info("email %s: an erasure confirmation is already pending for need %s",
+                     mail.inbound_id, need.id)
+            return
+        # To the address on file, never to a From: that differs; nothing of the request
+        # (name, subject) in it: the request may be forged.
+        assert need.contact_value is not None
+        address = need.contact_value.strip().lower()
+        self._reply(session, need, replace(mail, from_addr=address, from_name="",
+                                           subject=label("firm.email_erase_confirm_subject")),
+                    kind="erase_confirm", partners=[], kept=(), cards_for=None, now=now,
+                    reply_token=token)
+
     def _erase(self, session: Session, need: Need, mail: IncomingEmail, *,
                now: datetime) -> None:
-        """"Supprimer mes données": erase the sender everywhere, then confirm by email."""
-        erase_person(session, email=mail.from_addr, now=now)
+        """The erasure confirmed: erase the address on file everywhere, then say so."""
+        address = (need.contact_value or mail.from_addr).strip().lower()
+        erase_person(session, email=address, now=now)
         # The confirmation carries nothing of theirs but the address it goes to: no name,
         # and not their subject line (it may name the firm).
-        self._reply(session, need, replace(mail, from_name="", subject=""), kind="erased",
-                    partners=[], kept=(), cards_for=None, now=now)
+        self._reply(session, need, replace(mail, from_addr=address, from_name="", subject=""),
+                    kind="erased", partners=[], kept=(), cards_for=None, now=now)
 
     # --- a partner's reply ------------------------------------------------------------------
     def _partner_reply(self, session: Session, need: Need, mail: IncomingEmail, *,
@@ -366,7 +402,14 @@ class InboundService:
         territory = self.territories.get(need.territory_id or "")
         chats = animator_chats(session, territory) if territory else []
         name = routing.partner_name
-        if verdict.kind == ReplyKind.ACK:
+        refused = state_change_refusal(need, mail)
+        if refused is not None:
+            # Possibly forged: the animator reads it and decides, the need stays as it is.
+            message = Message(t("animator.email_partner_unverified", partner=name,
+                                reference=need.reference, text=_excerpt(mail.text),
+                                why=label(f"animator.email_unverified_{refused}")),
+                              _verdict_buttons(f"{need.id}:{routing.id}"))
+        elif verdict.kind == ReplyKind.ACK:
             acknowledge(session, need, routing, actor=partner(routing.partner_id), now=now)
             message = Message(t("animator.email_partner_ack", partner=name,
                                 reference=need.reference, cue=verdict.reason))
@@ -377,18 +420,15 @@ class InboundService:
                               ((Button(label("animator.email_btn_reassign"),
                                        f"ani:re:{need.id}"),),))
         else:
-            key = f"{need.id}:{routing.id}"
             message = Message(t("animator.email_partner_unsure", partner=name,
                                 reference=need.reference, text=_excerpt(mail.text)),
-                              ((Button(label("animator.btn_partner_ack"), f"ani:pack:{key}"),
-                                Button(label("animator.btn_partner_refused"),
-                                       f"ani:pref:{key}")),
-                               (Button(label("animator.btn_partner_neither"),
-                                       f"ani:pnone:{key}"),)))
-        message = self._relay_partner(session, need, routing, note, mail, message,
-                                      unsure=verdict.kind not in (ReplyKind.ACK,
-                                                                  ReplyKind.REFUSED),
-                                      now=now)
+                              _verdict_buttons(f"{need.id}:{routing.id}"))
+        if refused is None:
+            # Only a verified email to the need's reply address may reach the firm.
+            message = self._relay_partner(session, need, routing, note, mail, message,
+                                          unsure=verdict.kind not in (ReplyKind.ACK,
+                                                                      ReplyKind.REFUSED),
+                                          now=now)
         for chat in chats:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
@@ -423,11 +463,12 @@ class InboundService:
 
     # --- shared -----------------------------------------------------------------------------
     def _note(self, session: Session, need: Need, mail: IncomingEmail, kind: str,
-              now: datetime, *, forward: bool = False) -> NeedMessage:
+              now: datetime, *, forward: bool = False,
+              refused: str | None = None) -> NeedMessage:
         assert need.id is not None
         note = NeedMessage(need_id=need.id, inbound_id=mail.inbound_id, author_kind=kind,
                            author=mail.from_addr.lower(), text=mail.text[:20_000], at=now,
-                           message_id=mail.message_id[:300] or None)
+                           message_id=mail.message_id[:300] or None, verified=mail.verified)
         session.add(note)
         territory = self.territories.get(need.territory_id or "")
         if forward and territory is not None:
@@ -436,6 +477,10 @@ class InboundService:
             note.to_kind = "animator"
             wrote = t("animator.email_firm_message", firm=need.firm_name or mail.from_addr,
                       reference=need.reference, text=_excerpt(mail.text))
+            if refused is not None:
+                wrote = t("animator.email_firm_unverified", firm=need.firm_name or mail.from_addr,
+                          reference=need.reference, text=_excerpt(mail.text),
+                          why=label(f"animator.email_unverified_{refused}"))
             answer = ((Button(label("common.btn_relay_answer"), f"rl:r:{need.id}"),),)
             for chat in recipients(session, territory, need):
                 outbox.enqueue(session, channel="telegram", recipient=chat,
@@ -459,8 +504,11 @@ class InboundService:
 
     def _reply(self, session: Session, need: Need, mail: IncomingEmail, *, kind: str,
                partners: list[str], kept: tuple[str, ...], cards_for: str | None,
-               now: datetime) -> None:
-        """The one automatic answer to this email, through the outbox."""
+               now: datetime, reply_token: str | None = None) -> None:
+        """The one automatic answer to this email, through the outbox.
+
+        Replies come back to the need's address, or to `reply_token`'s (a confirmation).
+        """
         assert need.reply_token is not None
         territory: Territory | None = self.territories.get(need.territory_id or "")
         cards: list[tuple[str, str, str]] = []
@@ -471,7 +519,7 @@ class InboundService:
                     card = hit.card
                     cards.append((card.title, card.summary,
                                   card.sources[0] if card.sources else ""))
-        if kind == "erased":
+        if kind in {"erased", "erase_confirm"}:
             partners, kept, cards = [], (), []
         view = FirmReplyView(
             kind=kind, reference=need.reference,
@@ -487,7 +535,8 @@ class InboundService:
         draft = firm_reply_email(
             view=view, to_email=mail.from_addr, to_name=mail.from_name, subject=mail.subject,
             in_reply_to=mail.message_id, references=mail.references,
-            reply_to=reply_address(self.reply_local, need.reply_token, self.mail_domain),
+            reply_to=reply_address(self.reply_local, reply_token or need.reply_token,
+                                   self.mail_domain),
             mail_domain=self.mail_domain)
         outbox.enqueue_payload(
             session, channel="email", recipient=mail.from_addr, now=now,
@@ -504,6 +553,13 @@ _PLACE = re.compile(
 # "supprimer mes données", "effacer mes données", with or without accents.
 _ERASE = re.compile(r"\b(?:supprimer|effacer)\s+(?:toutes\s+)?mes\s+donn[ée]es\b",
                     re.IGNORECASE)
+
+
+def _verdict_buttons(key: str) -> tuple[tuple[Button, ...], ...]:
+    """The animator says what a partner's reply was (bot.services.animator, "ani:p…")."""
+    return ((Button(label("animator.btn_partner_ack"), f"ani:pack:{key}"),
+             Button(label("animator.btn_partner_refused"), f"ani:pref:{key}")),
+            (Button(label("animator.btn_partner_neither"), f"ani:pnone:{key}"),))
 
 
 def _excerpt(text: str) -> str:

@@ -8,7 +8,8 @@ the person or the firm:
 
 * needs: name, SIRET, description, contact, chat and user ids, firm facts;
 * what hangs off their needs: messages and attachments, satisfaction comments, meeting
-  notes and the firm's chat, radar consents, history notes, inbound emails (raw, subject);
+  notes and the firm's chat, radar consents, history notes, inbound emails (raw, subject),
+  erasure confirmations pending by email;
 * what the person left elsewhere: consent, conversation and drafts, knowledge-base
   questions, cached company lookups of their SIRET/SIREN, emails they sent;
 * messages: outbox rows addressed to them or about their needs (delivered or not), and
@@ -48,6 +49,7 @@ from storage.models import (
     HeldMessage,
     InboundEmail,
     KbQuery,
+    MailEraseConfirm,
     Meeting,
     MeetingAttendee,
     Need,
@@ -231,7 +233,7 @@ def _erase_need_rows(session: Session, need_ids: Sequence[int] | Any) -> int:
     if isinstance(need_ids, Sequence) and not need_ids:
         return 0
     rows = 0
-    for model in (NeedMessage, NeedAttachment, RadarConsent):
+    for model in (NeedMessage, NeedAttachment, RadarConsent, MailEraseConfirm):
         rows += _count(session.execute(delete(model).where(col(model.need_id).in_(need_ids))))
     rows += _count(session.execute(
         update(Satisfaction).where(col(Satisfaction.need_id).in_(need_ids),

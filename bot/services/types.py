@@ -61,6 +61,10 @@ class IncomingEmail:
     # (`InboundService.prepare`); None: worked out when needed.
     facts: Extracted | None = None
     verdict: ReplyVerdict | None = None
+    # Our receiving server vouched for the sender (handlers/mail/authenticity.py): only a
+    # verified email sent to the need's reply address may change the need.
+    verified: bool = False
+    auth_verdict: str = ""  # why (for the log and the inbound row)
 
 
 @dataclass(slots=True)

@@ -50,9 +50,11 @@ DEFAULT_MAX_PARTS = 250
 FILENAME_LIMIT = 120
 SYNTHETIC_ID_DOMAIN = "relais.invalid"
 
-# Headers kept (lowercased, every occurrence) for `automatic.py`; the others are dropped
-# because nothing downstream reads them and they would only carry the sender's noise.
+# Headers kept (lowercased, every occurrence, top to bottom) for `automatic.py` and
+# `authenticity.py`; the others are dropped because nothing downstream reads them and they
+# would only carry the sender's noise.
 RELEVANT_HEADERS = (
+    "authentication-results",
     "auto-submitted",
     "precedence",
     "x-autoreply",
@@ -66,6 +68,10 @@ RELEVANT_HEADERS = (
     "sender",
 )
 _HEADER_VALUE_LIMIT = 500
+# A receiving server's verdict lists every signature and check: cut at 500 characters, the
+# DMARC result at its end would be lost. It is structured text, never RFC 2047 words.
+_VERDICT_HEADER = "authentication-results"
+_VERDICT_LIMIT = 4000
 _SUBJECT_LIMIT = 1000
 _NAME_LIMIT = 200
 _ID_LIMIT = 998  # the longest line RFC 5322 allows
@@ -216,7 +222,9 @@ def parse_inbound(
         headers=MappingProxyType(
             {
                 name: tuple(
-                    _one_line(decode_words(v), _HEADER_VALUE_LIMIT) for v in headers[name]
+                    _one_line(v, _VERDICT_LIMIT) if name == _VERDICT_HEADER
+                    else _one_line(decode_words(v), _HEADER_VALUE_LIMIT)
+                    for v in headers[name]
                 )
                 for name in RELEVANT_HEADERS
                 if name in headers

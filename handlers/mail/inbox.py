@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.services.types import IncomingEmail
+from handlers.mail.authenticity import authenticity
 from handlers.mail.automatic import automatic_reason
 from handlers.mail.decode import DEFAULT_MAX_PARTS, InboundMail, parse_inbound, synthetic_id
 from handlers.mail.quotes import strip_quoted
@@ -71,7 +72,8 @@ class MailboxReader:
     def __init__(self, settings: ImapSettings, db: Database, inbound: MailPort, *,
                  clock: Clock, own_addresses: frozenset[str], mail_domain: str,
                  max_bytes: int, max_parts: int = DEFAULT_MAX_PARTS,
-                 parse_timeout: float = 30.0) -> None:
+                 parse_timeout: float = 30.0,
+                 authserv_ids: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.db = db
         self.inbound = inbound
@@ -81,6 +83,8 @@ class MailboxReader:
         self.max_bytes = max_bytes
         self.max_parts = max_parts
         self.parse_timeout = parse_timeout
+        # Whose Authentication-Results to believe (MAIL_AUTHSERV_ID); none: nobody's.
+        self.authserv_ids = authserv_ids
         self.passes = 0
         self._client: aioimaplib.IMAP4 | None = None
         # One thread: messages are read one after the other, as they are acted on.
@@ -204,6 +208,9 @@ class MailboxReader:
     def _incoming(self, inbound_id: int, mail: InboundMail) -> IncomingEmail:
         keys = thread_keys(mail, mail_domain=self.mail_domain)
         text = strip_quoted(mail.text).strip()
+        verdict = authenticity(mail, authserv_ids=self.authserv_ids)
+        if not verdict.verified:
+            log.info("email %s: sender not verified (%s)", inbound_id, verdict.reason)
         return IncomingEmail(
             inbound_id=inbound_id, message_id=mail.message_id, from_addr=mail.from_addr,
             from_name=mail.from_name, subject=mail.subject, text=text,
@@ -211,7 +218,8 @@ class MailboxReader:
             need_refs=keys.references, tokens=keys.tokens, subject_refs=keys.subject_refs,
             attachments=tuple((a.filename, a.content_type, a.size, a.data)
                               for a in mail.attachments if a.content_id is None),
-            oversized=mail.oversized)
+            oversized=mail.oversized, verified=verdict.verified,
+            auth_verdict=verdict.reason)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until stopped: a pass, then wait for the server (IDLE) or the poll interval."""

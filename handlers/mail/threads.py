@@ -18,7 +18,8 @@ Three kinds of key, from the most to the least reliable:
 These are only candidates, all of them forgeable by whoever writes the email. This module
 does not decide anything: the caller looks them up and must check that the sender
 belongs to the conversation found (the partner the need was sent to, the firm that made
-it) before attaching the email to it.
+it) before attaching the email to it, and, before letting it change anything, that the
+sender is verified and the email came to the need's token (`bot/services/mail_trust.py`).
 """
 
 from __future__ import annotations
