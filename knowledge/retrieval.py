@@ -83,6 +83,10 @@ OFF_TOPIC_WEIGHT = 1.5  # an off-topic expression weighs more than any word
 ALIAS_BONUS = 0.35  # the question names the card
 KEYWORD_BONUS = 0.06  # per card keyword found whole in the question (any order, synonyms)
 KEYWORD_BONUS_MAX = 3
+# a keyword reached through synonym groups alone, without one word of the question itself,
+# counts for this share of a keyword (« le dirigeant part à la retraite » for « gérant…
+# partir à la retraite » is a weak sign)
+SYNONYM_KEYWORD_SHARE = 0.0
 KEYWORD_CANDIDATES = 20  # cards whose keywords are checked
 ENDED_FACTOR = 0.75  # a replaced card that the question does not name
 CANDIDATES = 30  # cards re-ranked after the first pass
@@ -154,6 +158,7 @@ class _Query:
     all_stems: tuple[str, ...]  # every word's stem, for names made of short words
     off_topic: tuple[str, ...]
     terms: frozenset[str]  # every stem and concept of the question, for keyword matching
+    words: frozenset[str]  # the stems alone: a keyword needs one word of its own in the question
 
 
 def _content_stems(lexicon: Lexicon, text: str) -> tuple[str, ...]:
@@ -398,6 +403,10 @@ class _Index:
                 [a.term for p in positions for a in p.alts]
                 + [s for seg in segments for s in (*seg.stems, *seg.concepts)]
             ),
+            words=frozenset(
+                [a.term for p in positions for a in p.alts if not a.term.startswith(CONCEPT_PREFIX)]
+                + [s for seg in segments for s in seg.stems]
+            ),
         )
         with self._lock:
             if len(self._query_cache) > 10_000:
@@ -430,16 +439,23 @@ class _Index:
                     out[card] = (share, text)
         return out
 
-    def keyword_matches(self, query: _Query, doc: int) -> list[str]:
-        """Card keywords (of two items or more) whose every item is in the question."""
+    def keyword_matches(self, query: _Query, doc: int) -> list[tuple[str, bool]]:
+        """Card keywords (of two items or more) whose every item is in the question.
+
+        Each comes with whether one of its items at least is a word of the question itself
+        (else it was reached through synonym groups alone, a weaker sign).
+        """
         terms = query.terms
-        out: list[str] = []
+        own = query.words
+        out: list[tuple[str, bool]] = []
         for keyword, items in self.keywords[doc]:
+            literal = False
             for item in items:
                 if item.isdisjoint(terms):
                     break
+                literal = literal or not item.isdisjoint(own)
             else:
-                out.append(keyword)
+                out.append((keyword, literal))
         return out
 
     def matched_positions(self, query: _Query, doc: int) -> int:
@@ -684,8 +700,10 @@ class KnowledgeBase:
         for d in candidates:
             score = acc.get(d, 0.0) / analysed.total
             if d in keyword_checked:
-                keywords[d] = index.keyword_matches(analysed, d)
-                score += KEYWORD_BONUS * min(len(keywords[d]), KEYWORD_BONUS_MAX)
+                found = index.keyword_matches(analysed, d)
+                keywords[d] = [k for k, _ in found]
+                weight = sum(1.0 if literal else SYNONYM_KEYWORD_SHARE for _, literal in found)
+                score += KEYWORD_BONUS * min(weight, KEYWORD_BONUS_MAX)
             name = named.get(d)
             if name is not None:
                 score += ALIAS_BONUS * (0.5 + 0.5 * name[0])
