@@ -172,11 +172,16 @@ def _all_stems(text: str) -> tuple[str, ...]:
 
 
 def _name_keys(lexicon: Lexicon, text: str) -> list[tuple[str, ...]]:
-    """How a card name is recognised: by its content words, else by all its words."""
+    """How a card name is recognised: by its content words, else by all its words.
+
+    A name of several words with a single content word (« faire pour apprendre »,
+    « contrat de pro ») is recognised by all its words: its content word alone is an
+    ordinary word of many questions, not the name.
+    """
     content = _content_stems(lexicon, text)
-    if content:
-        return [content]
     every = _all_stems(text)
+    if len(content) >= 2 or (content and len(every) == 1):
+        return [content]
     return [every] if len(every) >= 2 else []
 
 
@@ -701,7 +706,8 @@ class KnowledgeBase:
             score = acc.get(d, 0.0) / analysed.total
             if d in keyword_checked:
                 found = index.keyword_matches(analysed, d)
-                keywords[d] = [k for k, _ in found]
+                # only the keywords that counted explain the score
+                keywords[d] = [k for k, lit in found if lit or SYNONYM_KEYWORD_SHARE > 0]
                 weight = sum(1.0 if literal else SYNONYM_KEYWORD_SHARE for _, literal in found)
                 score += KEYWORD_BONUS * min(weight, KEYWORD_BONUS_MAX)
             name = named.get(d)
