@@ -383,6 +383,14 @@ def eval_command(
             "Ne réglez jamais rien sur la partie test.",
         ),
     ] = "all",
+    near: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--near",
+            help="Autre jeu au format « items » (répétable) ; remplace les jeux livrés.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
 ) -> None:
     """Mesure la qualité des réponses : jeu historique, puis chaque jeu et chaque partie."""
@@ -392,10 +400,10 @@ def eval_command(
     in_scope, out_scope = load_eval(questions)
     report = evaluate(kb, in_scope, out_scope)
     data = report.as_dict()
-    parts = [p for p in NEAR_DOMAIN_FILES if part in (p, "all")]
+    files = near or [path for name, path in NEAR_DOMAIN_FILES.items() if part in (name, "all")]
     sets: list[SetReport] = []
-    for name in parts:
-        label, items = load_items(NEAR_DOMAIN_FILES[name])
+    for path in files:
+        label, items = load_items(path)
         sets.extend(evaluate_items(kb, items, label).values())
     if json_output:
         data["sets"] = [s.as_dict() for s in sets]
