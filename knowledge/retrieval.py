@@ -94,7 +94,7 @@ IMPACT_LIMIT = 200  # first pass: cards read per term, those where the term weig
 
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
-CONFIDENT_MARGIN = 0.06  # the best card must lead the second by this much
+CONFIDENT_MARGIN = 0.08  # the best card must lead the second by this much (set on the dev parts)
 
 MIN_FUZZY_LENGTH = 4
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
@@ -156,7 +156,7 @@ class _Query:
     total: float  # sum of the importances (denominator of the score)
     stems: tuple[str, ...]  # content stems in order, for name matching
     all_stems: tuple[str, ...]  # every word's stem, for names made of short words
-    off_topic: tuple[str, ...]
+    off_topic: tuple[tuple[str, tuple[str, ...]], ...]  # off-topic pieces: surface, stems
     terms: frozenset[str]  # every stem and concept of the question, for keyword matching
     words: frozenset[str]  # the stems alone: a keyword needs one word of its own in the question
 
@@ -361,11 +361,11 @@ class _Index:
         lexicon = self.lexicon
         unknown_importance = UNKNOWN_WEIGHT * self.max_idf
         positions: list[_Position] = []
-        off_topic: list[str] = []
+        off_topic: list[tuple[str, tuple[str, ...]]] = []
         segments = lexicon.segments(query)
         for seg in segments:
             if seg.off_topic and not seg.concepts:
-                off_topic.append(seg.surface)
+                off_topic.append((seg.surface, seg.stems))
                 positions.append(
                     _Position(seg.surface, (), OFF_TOPIC_WEIGHT * unknown_importance)
                 )
@@ -732,9 +732,19 @@ class KnowledgeBase:
         best = scored[0][0] if scored else 0.0
         second = scored[1][0] if len(scored) > 1 else 0.0
         out_of_scope = best < OUT_OF_SCOPE_THRESHOLD
-        # a question about an off-topic matter (labour law, taxes, private life...) is never
-        # answered with assurance, unless it names a card
-        off_topic = bool(analysed.off_topic) and (not scored or scored[0][1] not in named)
+        # a question about an off-topic matter (labour law, taxes, obligations, private
+        # life...) is never answered with assurance, unless it names the card or the card
+        # itself speaks of that matter (« obligatoire » and the card of an obligation)
+        off_topic = bool(analysed.off_topic) and (
+            not scored
+            or (
+                scored[0][1] not in named
+                and not all(
+                    stems and all(index.contains(st, scored[0][1]) for st in stems)
+                    for _, stems in analysed.off_topic
+                )
+            )
+        )
         # one matching word is not enough to be sure (unless it names the card)
         evidence = bool(scored) and (
             scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2
