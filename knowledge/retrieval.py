@@ -296,6 +296,17 @@ class _Index:
                     lengths.setdefault(stems[0], set()).add(len(stems))
         self.name_lengths = {s: tuple(sorted(n)) for s, n in lengths.items()}
 
+        # what each card is about (title, aliases, keywords, summary): a question on an
+        # off-topic matter is answered with assurance only by a card about that matter
+        self.about: list[frozenset[str]] = [
+            frozenset(
+                term
+                for text in (card.title, *card.aliases, *card.keywords, card.summary)
+                for term in lexicon.terms(text)
+            )
+            for card in self.cards
+        ]
+
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
         self.keywords: list[tuple[tuple[str, tuple[frozenset[str], ...]], ...]] = []
@@ -733,14 +744,14 @@ class KnowledgeBase:
         second = scored[1][0] if len(scored) > 1 else 0.0
         out_of_scope = best < OUT_OF_SCOPE_THRESHOLD
         # a question about an off-topic matter (labour law, taxes, obligations, private
-        # life...) is never answered with assurance, unless it names the card or the card
-        # itself speaks of that matter (« obligatoire » and the card of an obligation)
+        # life...) is never answered with assurance, unless it names the card or the card is
+        # about that matter (« obligés » and the card of an obligation, in its summary)
         off_topic = bool(analysed.off_topic) and (
             not scored
             or (
                 scored[0][1] not in named
                 and not all(
-                    stems and all(index.contains(st, scored[0][1]) for st in stems)
+                    stems and index.about[scored[0][1]].issuperset(stems)
                     for _, stems in analysed.off_topic
                 )
             )
