@@ -33,10 +33,12 @@ __all__ = [
 
 EVAL_DIR = Path(__file__).resolve().parent / "eval"
 EVAL_FILE = EVAL_DIR / "questions.yaml"
-# The near-domain sets, by part: tune on "dev" only; "test" is scored at the end.
+# The near-domain sets, by part: tune on "dev" only; "test" was written before any tuning,
+# "holdout" after all of it; both are scored, never tuned on.
 NEAR_DOMAIN_FILES: dict[str, Path] = {
     "dev": EVAL_DIR / "questions_neardomain_dev.yaml",
     "test": EVAL_DIR / "questions_neardomain_test.yaml",
+    "holdout": EVAL_DIR / "questions_neardomain_holdout.yaml",
 }
 
 kb_app = typer.Typer(
@@ -379,8 +381,8 @@ def eval_command(
         str,
         typer.Option(
             "--part",
-            help="Jeux « proches du domaine » à mesurer : dev, test, all ou none. "
-            "Ne réglez jamais rien sur la partie test.",
+            help="Jeux « proches du domaine » à mesurer : dev, test, holdout, all ou none. "
+            "Ne réglez jamais rien sur les parties test et holdout.",
         ),
     ] = "all",
     near: Annotated[
@@ -394,8 +396,8 @@ def eval_command(
     json_output: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
 ) -> None:
     """Mesure la qualité des réponses : jeu historique, puis chaque jeu et chaque partie."""
-    if part not in {"dev", "test", "all", "none"}:
-        raise typer.BadParameter("dev, test, all ou none", param_hint="--part")
+    if part not in {*NEAR_DOMAIN_FILES, "all", "none"}:
+        raise typer.BadParameter("dev, test, holdout, all ou none", param_hint="--part")
     kb = KnowledgeBase.load(directory)
     in_scope, out_scope = load_eval(questions)
     report = evaluate(kb, in_scope, out_scope)

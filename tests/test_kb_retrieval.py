@@ -374,11 +374,11 @@ def test_the_near_domain_parts_do_not_share_questions() -> None:
         items = load_items(NEAR_DOMAIN_FILES[part])[1]
         return {fold(i["q"]) for i in items if i["expected"] != "small_talk"}
 
-    dev, test = asked("dev"), asked("test")
+    dev, test, holdout = asked("dev"), asked("test"), asked("holdout")
     questions, out_of_scope = load_eval()
     historic = {fold(str(i["q"])) for i in (*questions, *out_of_scope)}
-    assert not dev & test
-    assert not test & historic
+    assert not dev & test and not dev & holdout and not test & holdout
+    assert not test & historic and not holdout & historic
 
 
 def test_every_label_of_the_near_domain_sets_is_a_card(kb: KnowledgeBase) -> None:
