@@ -32,6 +32,8 @@ MAX_WORDS = 15  # a longer message is never only politeness
 _TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 # Emoji variation selectors, skin tones and joiners do not change what an emoji says.
 _EMOJI_MODIFIERS = re.compile("[\ufe0e\ufe0f\u200d\U0001f3fb-\U0001f3ff]")
+# Letters typed several times (« merciiii », « okkk ») are read once, on both sides.
+_REPEATS = re.compile(r"([a-z])\1+")
 
 
 def _tokens(text: str) -> list[str]:
@@ -39,7 +41,9 @@ def _tokens(text: str) -> list[str]:
     folded = _EMOJI_MODIFIERS.sub("", fold(text))
     out: list[str] = []
     for tok in _TOKEN.findall(folded):
-        if tok[0].isalnum() or unicodedata.category(tok)[0] == "S":
+        if tok[0].isalnum():
+            out.append(_REPEATS.sub(r"\1", tok))
+        elif unicodedata.category(tok)[0] == "S":
             out.append(tok)
     return out
 

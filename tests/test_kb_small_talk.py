@@ -21,6 +21,8 @@ from knowledge.small_talk import SMALL_TALK_KINDS, SmallTalk, small_talk
         ("merci beaucoup !", "thanks"),
         ("Je vous remercie pour ces informations.", "thanks"),
         ("génial, merci bcp", "thanks"),
+        ("Mercii beaucouuup", "thanks"),
+        ("okkk", "ack"),
         ("🙏", "thanks"),
         ("ok super", "ack"),
         ("d'accord", "ack"),
