@@ -14,19 +14,32 @@ import yaml
 
 from knowledge.cards import CARDS_DIR, Card, CardProblem, load_cards
 from knowledge.retrieval import Answer, KnowledgeBase
+from knowledge.small_talk import small_talk
 from knowledge.taxonomy import PARTNER_KINDS
 
 __all__ = [
     "EVAL_FILE",
+    "NEAR_DOMAIN_FILES",
     "EvalReport",
+    "SetReport",
     "ask_command",
     "evaluate",
+    "evaluate_items",
     "format_answer",
     "kb_app",
     "load_eval",
+    "load_items",
 ]
 
-EVAL_FILE = Path(__file__).resolve().parent / "eval" / "questions.yaml"
+EVAL_DIR = Path(__file__).resolve().parent / "eval"
+EVAL_FILE = EVAL_DIR / "questions.yaml"
+# The near-domain sets, by part: tune on "dev" only; "test" was written before any tuning,
+# "holdout" after all of it; both are scored, never tuned on.
+NEAR_DOMAIN_FILES: dict[str, Path] = {
+    "dev": EVAL_DIR / "questions_neardomain_dev.yaml",
+    "test": EVAL_DIR / "questions_neardomain_test.yaml",
+    "holdout": EVAL_DIR / "questions_neardomain_holdout.yaml",
+}
 
 kb_app = typer.Typer(
     name="kb",
@@ -183,17 +196,19 @@ def evaluate(
     questions: Sequence[dict[str, Any]],
     out_of_scope: Sequence[dict[str, Any]],
 ) -> EvalReport:
-    """Run every question through the knowledge base and count successes."""
+    """Run every question as a person would send it (small talk first) and count successes."""
     report = EvalReport()
     for item in questions:
         expected = [str(e) for e in item.get("expected") or []]
+        chatter = small_talk(str(item["q"]))
         answer = kb.ask(str(item["q"]))
-        ids = [h.card.id for h in answer.hits]
+        # small talk is answered as such: the cards are never shown for it
+        ids = [] if chatter else [h.card.id for h in answer.hits]
         report.in_scope += 1
         first = bool(ids) and ids[0] in expected
         report.top1 += first
         report.top3 += any(i in expected for i in ids[:3])
-        if answer.confident:
+        if answer.confident and not chatter:
             report.confident += 1
             report.confident_right += first
         if not first:
@@ -202,14 +217,14 @@ def evaluate(
                     "q": item["q"],
                     "style": item.get("style", ""),
                     "expected": expected,
-                    "got": ids[:3],
+                    "got": ids[:3] if not chatter else [f"small_talk:{chatter}"],
                     "scores": [h.score for h in answer.hits[:3]],
                 }
             )
     for item in out_of_scope:
         answer = kb.ask(str(item["q"]))
         report.out_scope += 1
-        refused = answer.out_of_scope or not answer.confident
+        refused = bool(small_talk(str(item["q"]))) or answer.out_of_scope or not answer.confident
         report.refused += refused
         if not refused:
             report.misses.append(
@@ -222,6 +237,114 @@ def evaluate(
                 }
             )
     return report
+
+
+@dataclass
+class SetReport:
+    """How one set of one part (near-domain « dev », in-scope « test »…) is answered.
+
+    Each item expects cards, « none » (honest refusal) or « small_talk » (a human answer).
+    - top-1 / top-3: items expecting cards whose first (first three) hits include one;
+    - refusal: « none » items not answered with a card presented as sure;
+    - small talk: politeness answered as politeness;
+    - confidently wrong: items given a wrong answer with assurance — a card presented as
+      sure that is not expected, or a politeness reply to something that was not politeness.
+    """
+
+    name: str
+    part: str
+    items: int = 0
+    with_card: int = 0
+    top1: int = 0
+    top3: int = 0
+    none: int = 0
+    refused: int = 0
+    chatter: int = 0
+    greeted: int = 0
+    wrong: int = 0
+    misses: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def rate(part: int, whole: int) -> float | None:
+        """A share, None when nothing was measured."""
+        return round(part / whole, 4) if whole else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Figures and misses as plain data."""
+        return {
+            "set": self.name,
+            "part": self.part,
+            "items": self.items,
+            "with_card": self.with_card,
+            "top1": self.rate(self.top1, self.with_card),
+            "top3": self.rate(self.top3, self.with_card),
+            "none": self.none,
+            "refusal": self.rate(self.refused, self.none),
+            "small_talk": self.chatter,
+            "small_talk_answered": self.rate(self.greeted, self.chatter),
+            "confidently_wrong": self.rate(self.wrong, self.items),
+            "misses": self.misses,
+        }
+
+
+def load_items(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Read a labelled set of the newer format: (part, items)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return str(data.get("part") or Path(path).stem), list(data.get("items") or [])
+
+
+def evaluate_items(
+    kb: KnowledgeBase, items: Sequence[dict[str, Any]], part: str
+) -> dict[str, SetReport]:
+    """Run each item as a person would send it; one report per set, in order of appearance."""
+    reports: dict[str, SetReport] = {}
+    for item in items:
+        query = str(item["q"])
+        name = str(item.get("set") or "neardomain")
+        report = reports.setdefault(name, SetReport(name, part))
+        report.items += 1
+        expected = item.get("expected")
+        chatter = small_talk(query)
+        answer = kb.ask(query)
+        ids = [] if chatter else [h.card.id for h in answer.hits]
+        sure = not chatter and answer.confident and bool(ids)
+        got = [f"small_talk:{chatter}"] if chatter else ids[:3]
+        if answer.confident and not chatter:
+            got = [*got[:1], "(sûr)", *got[1:]]
+        if expected == "small_talk":
+            report.chatter += 1
+            report.greeted += bool(chatter)
+            ok, wrong = bool(chatter), sure
+        elif expected in (None, "none", []):
+            report.none += 1
+            refused = not chatter and not sure
+            report.refused += refused
+            ok, wrong = refused, not refused
+        else:
+            cards = [str(e) for e in expected]
+            report.with_card += 1
+            first = bool(ids) and ids[0] in cards
+            report.top1 += first
+            report.top3 += any(i in cards for i in ids[:3])
+            ok, wrong = first, bool(chatter) or (sure and not first)
+        report.wrong += wrong
+        if not ok or wrong:
+            report.misses.append(
+                {
+                    "q": query,
+                    "voice": item.get("voice", ""),
+                    "expected": expected if isinstance(expected, list) else [str(expected)],
+                    "got": got,
+                    "scores": [h.score for h in answer.hits[:3]],
+                    "wrong": wrong,
+                }
+            )
+    return reports
+
+
+def _pct(value: float | None) -> str:
+    """A share as « 93.3% », or « — » when nothing was measured."""
+    return "—" if value is None else f"{value:.1%}"
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -254,16 +377,41 @@ def eval_command(
     directory: Annotated[
         Path, typer.Option("--cards", help="Dossier des fiches.", show_default=False)
     ] = CARDS_DIR,
+    part: Annotated[
+        str,
+        typer.Option(
+            "--part",
+            help="Jeux « proches du domaine » à mesurer : dev, test, holdout, all ou none. "
+            "Ne réglez jamais rien sur les parties test et holdout.",
+        ),
+    ] = "all",
+    near: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--near",
+            help="Autre jeu au format « items » (répétable) ; remplace les jeux livrés.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
 ) -> None:
-    """Mesure la qualité des réponses sur le jeu d'évaluation (top-1, top-3, refus)."""
+    """Mesure la qualité des réponses : jeu historique, puis chaque jeu et chaque partie."""
+    if part not in {*NEAR_DOMAIN_FILES, "all", "none"}:
+        raise typer.BadParameter("dev, test, holdout, all ou none", param_hint="--part")
     kb = KnowledgeBase.load(directory)
     in_scope, out_scope = load_eval(questions)
     report = evaluate(kb, in_scope, out_scope)
     data = report.as_dict()
+    files = near or [path for name, path in NEAR_DOMAIN_FILES.items() if part in (name, "all")]
+    sets: list[SetReport] = []
+    for path in files:
+        label, items = load_items(path)
+        sets.extend(evaluate_items(kb, items, label).values())
     if json_output:
+        data["sets"] = [s.as_dict() for s in sets]
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    typer.echo(f"Jeu historique ({_display_path(questions)})")
     typer.echo(f"Questions dans le périmètre : {report.in_scope}")
     typer.echo(f"  top-1 : {data['top1']:.1%}   top-3 : {data['top3']:.1%}")
     typer.echo(
@@ -278,6 +426,28 @@ def eval_command(
             expected = ", ".join(miss["expected"]) or "refus"
             got = ", ".join(miss["got"]) or "rien"
             typer.echo(f"  [{miss['style']}] {miss['q']}")
+            typer.echo(f"      attendu : {expected} ; obtenu : {got}")
+    for s in sets:
+        d = s.as_dict()
+        typer.echo("")
+        typer.echo(f"Jeu « {s.name} », partie {s.part} : {s.items} messages")
+        if s.with_card:
+            typer.echo(
+                f"  avec fiche : {s.with_card}   top-1 : {_pct(d['top1'])}   "
+                f"top-3 : {_pct(d['top3'])}"
+            )
+        if s.none:
+            typer.echo(f"  sans fiche : {s.none}   refus honnête : {_pct(d['refusal'])}")
+        if s.chatter:
+            typer.echo(
+                f"  politesse : {s.chatter}   reconnue : {_pct(d['small_talk_answered'])}"
+            )
+        typer.echo(f"  réponses fausses présentées comme sûres : {_pct(d['confidently_wrong'])}")
+        for miss in s.misses:
+            mark = "FAUX SÛR" if miss["wrong"] else "raté"
+            expected = ", ".join(miss["expected"])
+            got = ", ".join(miss["got"]) or "rien (refus)"
+            typer.echo(f"  {mark} [{miss['voice']}] {miss['q']}")
             typer.echo(f"      attendu : {expected} ; obtenu : {got}")
 
 

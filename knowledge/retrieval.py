@@ -83,6 +83,10 @@ OFF_TOPIC_WEIGHT = 1.5  # an off-topic expression weighs more than any word
 ALIAS_BONUS = 0.35  # the question names the card
 KEYWORD_BONUS = 0.06  # per card keyword found whole in the question (any order, synonyms)
 KEYWORD_BONUS_MAX = 3
+# a keyword reached through synonym groups alone, without one word of the question itself,
+# counts for this share of a keyword (« le dirigeant part à la retraite » for « gérant…
+# partir à la retraite » is a weak sign)
+SYNONYM_KEYWORD_SHARE = 0.0
 KEYWORD_CANDIDATES = 20  # cards whose keywords are checked
 ENDED_FACTOR = 0.75  # a replaced card that the question does not name
 CANDIDATES = 30  # cards re-ranked after the first pass
@@ -90,7 +94,7 @@ IMPACT_LIMIT = 200  # first pass: cards read per term, those where the term weig
 
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
-CONFIDENT_MARGIN = 0.06  # the best card must lead the second by this much
+CONFIDENT_MARGIN = 0.08  # the best card must lead the second by this much (set on the dev parts)
 
 MIN_FUZZY_LENGTH = 4
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
@@ -152,8 +156,9 @@ class _Query:
     total: float  # sum of the importances (denominator of the score)
     stems: tuple[str, ...]  # content stems in order, for name matching
     all_stems: tuple[str, ...]  # every word's stem, for names made of short words
-    off_topic: tuple[str, ...]
+    off_topic: tuple[tuple[str, tuple[str, ...]], ...]  # off-topic pieces: surface, stems
     terms: frozenset[str]  # every stem and concept of the question, for keyword matching
+    words: frozenset[str]  # the stems alone: a keyword needs one word of its own in the question
 
 
 def _content_stems(lexicon: Lexicon, text: str) -> tuple[str, ...]:
@@ -167,11 +172,16 @@ def _all_stems(text: str) -> tuple[str, ...]:
 
 
 def _name_keys(lexicon: Lexicon, text: str) -> list[tuple[str, ...]]:
-    """How a card name is recognised: by its content words, else by all its words."""
+    """How a card name is recognised: by its content words, else by all its words.
+
+    A name of several words with a single content word (« faire pour apprendre »,
+    « contrat de pro ») is recognised by all its words: its content word alone is an
+    ordinary word of many questions, not the name.
+    """
     content = _content_stems(lexicon, text)
-    if content:
-        return [content]
     every = _all_stems(text)
+    if len(content) >= 2 or (content and len(every) == 1):
+        return [content]
     return [every] if len(every) >= 2 else []
 
 
@@ -286,6 +296,17 @@ class _Index:
                     lengths.setdefault(stems[0], set()).add(len(stems))
         self.name_lengths = {s: tuple(sorted(n)) for s, n in lengths.items()}
 
+        # what each card is about (title, aliases, keywords, summary): a question on an
+        # off-topic matter is answered with assurance only by a card about that matter
+        self.about: list[frozenset[str]] = [
+            frozenset(
+                term
+                for text in (card.title, *card.aliases, *card.keywords, card.summary)
+                for term in lexicon.terms(text)
+            )
+            for card in self.cards
+        ]
+
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
         self.keywords: list[tuple[tuple[str, tuple[frozenset[str], ...]], ...]] = []
@@ -351,11 +372,11 @@ class _Index:
         lexicon = self.lexicon
         unknown_importance = UNKNOWN_WEIGHT * self.max_idf
         positions: list[_Position] = []
-        off_topic: list[str] = []
+        off_topic: list[tuple[str, tuple[str, ...]]] = []
         segments = lexicon.segments(query)
         for seg in segments:
             if seg.off_topic and not seg.concepts:
-                off_topic.append(seg.surface)
+                off_topic.append((seg.surface, seg.stems))
                 positions.append(
                     _Position(seg.surface, (), OFF_TOPIC_WEIGHT * unknown_importance)
                 )
@@ -398,6 +419,10 @@ class _Index:
                 [a.term for p in positions for a in p.alts]
                 + [s for seg in segments for s in (*seg.stems, *seg.concepts)]
             ),
+            words=frozenset(
+                [a.term for p in positions for a in p.alts if not a.term.startswith(CONCEPT_PREFIX)]
+                + [s for seg in segments for s in seg.stems]
+            ),
         )
         with self._lock:
             if len(self._query_cache) > 10_000:
@@ -430,16 +455,23 @@ class _Index:
                     out[card] = (share, text)
         return out
 
-    def keyword_matches(self, query: _Query, doc: int) -> list[str]:
-        """Card keywords (of two items or more) whose every item is in the question."""
+    def keyword_matches(self, query: _Query, doc: int) -> list[tuple[str, bool]]:
+        """Card keywords (of two items or more) whose every item is in the question.
+
+        Each comes with whether one of its items at least is a word of the question itself
+        (else it was reached through synonym groups alone, a weaker sign).
+        """
         terms = query.terms
-        out: list[str] = []
+        own = query.words
+        out: list[tuple[str, bool]] = []
         for keyword, items in self.keywords[doc]:
+            literal = False
             for item in items:
                 if item.isdisjoint(terms):
                     break
+                literal = literal or not item.isdisjoint(own)
             else:
-                out.append(keyword)
+                out.append((keyword, literal))
         return out
 
     def matched_positions(self, query: _Query, doc: int) -> int:
@@ -684,8 +716,11 @@ class KnowledgeBase:
         for d in candidates:
             score = acc.get(d, 0.0) / analysed.total
             if d in keyword_checked:
-                keywords[d] = index.keyword_matches(analysed, d)
-                score += KEYWORD_BONUS * min(len(keywords[d]), KEYWORD_BONUS_MAX)
+                found = index.keyword_matches(analysed, d)
+                # only the keywords that counted explain the score
+                keywords[d] = [k for k, lit in found if lit or SYNONYM_KEYWORD_SHARE > 0]
+                weight = sum(1.0 if literal else SYNONYM_KEYWORD_SHARE for _, literal in found)
+                score += KEYWORD_BONUS * min(weight, KEYWORD_BONUS_MAX)
             name = named.get(d)
             if name is not None:
                 score += ALIAS_BONUS * (0.5 + 0.5 * name[0])
@@ -708,9 +743,19 @@ class KnowledgeBase:
         best = scored[0][0] if scored else 0.0
         second = scored[1][0] if len(scored) > 1 else 0.0
         out_of_scope = best < OUT_OF_SCOPE_THRESHOLD
-        # a question about an off-topic matter (labour law, taxes, private life...) is never
-        # answered with assurance, unless it names a card
-        off_topic = bool(analysed.off_topic) and (not scored or scored[0][1] not in named)
+        # a question about an off-topic matter (labour law, taxes, obligations, private
+        # life...) is never answered with assurance, unless it names the card or the card is
+        # about that matter (« obligés » and the card of an obligation, in its summary)
+        off_topic = bool(analysed.off_topic) and (
+            not scored
+            or (
+                scored[0][1] not in named
+                and not all(
+                    stems and index.about[scored[0][1]].issuperset(stems)
+                    for _, stems in analysed.off_topic
+                )
+            )
+        )
         # one matching word is not enough to be sure (unless it names the card)
         evidence = bool(scored) and (
             scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2

@@ -56,6 +56,10 @@ PARTNER_KINDS: dict[str, str] = {
     "education_nationale": "Éducation nationale (campus des métiers et qualifications)",
     "uimm": "UIMM",
     "afpa": "Afpa",
+    "banque_de_france": "Banque de France (médiation du crédit)",
+    "dgfip": "Finances publiques (DGFiP)",
+    "action_logement": "Action Logement",
+    "agefiph": "Agefiph et Cap emploi",
 }
 
 

@@ -20,6 +20,7 @@ from bot.messages import Message, Paragraph, Span, Text
 from bot.services.types import Button
 from knowledge.cards import Card
 from knowledge.retrieval import Answer, KnowledgeBase
+from knowledge.small_talk import small_talk
 from knowledge.taxonomy import PARTNER_KINDS
 from storage.models import KbQuery
 
@@ -38,6 +39,17 @@ def _partner_websites() -> dict[str, str]:
     except OSError:
         return {}
     return {kind: url for kind, url in data.items() if isinstance(url, str) and url}
+
+
+# What a person reads for each kind of small talk (knowledge/small_talk.py).
+SMALL_TALK_REPLIES: dict[str, str] = {
+    "greeting": "firm.small_talk_greeting",
+    "thanks": "firm.small_talk_thanks",
+    "goodbye": "firm.small_talk_goodbye",
+    "ack": "firm.small_talk_ack",
+    "how_are_you": "firm.small_talk_how_are_you",
+    "who_are_you": "firm.small_talk_who_are_you",
+}
 
 
 def looks_like_question(text: str) -> bool:
@@ -96,7 +108,13 @@ class QuestionService:
 
         `forward=False` leaves out the offer to pass the question on to the animators (for
         an animator's own questions).
+
+        Politeness alone (« bonjour », « merci beaucoup », « ok super ») gets a short human
+        answer, never « pas de fiche », and is not recorded as a question.
         """
+        chatter = small_talk(text)
+        if chatter is not None:
+            return [Message(t(SMALL_TALK_REPLIES[chatter]))]
         result = answer or self.kb.ask(text)
         best = result.best
         outcome = (
