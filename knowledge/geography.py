@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 __all__ = [
     "Commune",
@@ -46,6 +47,14 @@ _DOMINANT_FACTOR = 10
 _DOMINANT_MIN_POPULATION = 2000
 _DOMINANT_MAX = 2
 _PREFIX_MIN_LENGTH = 4
+# Suggestions ("Vouliez-vous dire Digoin (71) ?") when nothing else matched: names at one edit
+# (a letter wrong, missing, added, or two letters swapped; two edits from 8 characters on),
+# compared with whole names and with first words ("Chamonis" -> Chamonix-Mont-Blanc). The query
+# is capped so that a long text costs no more than a short one.
+_SUGGEST_MIN_LENGTH = 4
+_SUGGEST_MAX_LENGTH = 50
+_SUGGEST_TWO_EDITS_FROM = 8
+_SUGGEST_POOL = 64
 
 _ABBREVIATIONS: dict[str, str] = {
     "st": "saint",
@@ -138,11 +147,17 @@ class Commune:
 
 @dataclass(frozen=True, slots=True)
 class GeoResult:
-    """Outcome of :meth:`Geography.resolve`: found (1), ambiguous (2..N) or not_found (0)."""
+    """Outcome of :meth:`Geography.resolve`: found (1), ambiguous (2..N) or not_found (0).
 
-    status: Literal["found", "ambiguous", "not_found"]
+    ``suggested`` (only with ``resolve(..., suggest=True)``): no commune has that name, these
+    are the nearest spellings, to be confirmed. ``unknown_postcode``: five digits that are no
+    postcode (nor INSEE code).
+    """
+
+    status: Literal["found", "ambiguous", "not_found", "suggested"]
     communes: tuple[Commune, ...]
     query: str
+    unknown_postcode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,7 @@ class _Index:
     alias: dict[str, list[int]]  # compact name without leading article -> communes
     # first word -> communes (i), or ~i when the word follows a leading article
     first_token: dict[str, list[int]]
+    words: list[str]  # the keys of first_token, for typo suggestions
 
 
 class Geography:
@@ -269,6 +285,7 @@ class Geography:
             exact=dict(exact),
             alias=dict(alias),
             first_token=dict(first_token),
+            words=list(first_token),
         )
 
     # ----------------------------------------------------------------- lookups
@@ -301,8 +318,12 @@ class Geography:
 
     # ----------------------------------------------------------------- resolve
 
-    def resolve(self, text: str, *, limit: int = 8) -> GeoResult:
-        """Resolve what a user typed (postcode, INSEE code or commune name) to communes."""
+    def resolve(self, text: str, *, limit: int = 8, suggest: bool = False) -> GeoResult:
+        """Resolve what a user typed (postcode, INSEE code or commune name) to communes.
+
+        With ``suggest``, a name that matches nothing gets the nearest spellings as
+        ``suggested`` (one letter wrong, missing, added or swapped) instead of ``not_found``.
+        """
         query = " ".join(text.split())
         if not query:
             return GeoResult("not_found", (), query)
@@ -317,14 +338,22 @@ class Geography:
             return self._result(city_ids[:1], query)
 
         name, subset = self._split_qualifier(query)
+        index = None
         if subset is not None:
             if subset:
-                ids = self._match_name(name, self._build_index(subset), limit)
+                index = self._build_index(subset)
+                ids = self._match_name(name, index, limit)
                 if ids:
                     return self._result(ids, query)
             # Qualifier matched no commune of that name: ignore it ("Paris 15").
         ids = self._match_name(name, self._index, limit)
-        return self._result(ids, query)
+        if ids or not suggest:
+            return self._result(ids, query)
+        # A département or postcode typed with the name narrows the suggestions first.
+        for scope in (index, self._index):
+            if scope is not None and (close := self._suggestions(name, scope, limit)):
+                return GeoResult("suggested", tuple(self._communes[i] for i in close), query)
+        return GeoResult("not_found", (), query)
 
     def _resolve_code(self, query: str) -> GeoResult:
         """A 5-digit (or 4-digit, leading zero dropped) postcode, else an INSEE code."""
@@ -335,7 +364,10 @@ class Geography:
             return self._result(ids, query)
         if len(digits) != 5:
             return GeoResult("not_found", (), query)
-        return self._single_or_none(self.by_insee(digits), query)
+        commune = self.by_insee(digits)
+        if commune is None:
+            return GeoResult("not_found", (), query, unknown_postcode=True)
+        return GeoResult("found", (commune,), query)
 
     def _split_qualifier(self, query: str) -> tuple[str, list[int] | None]:
         """Split a trailing/leading postcode or trailing département off a name query."""
@@ -415,6 +447,36 @@ class Geography:
             for i in index.owners[position]:
                 scored[i] = max(scored.get(i, 0.0), score)
         return sorted(scored, key=lambda i: (-scored[i], -self._population[i], self._name_order(i)))
+
+    def _suggestions(self, name: str, index: _Index, limit: int) -> list[int]:
+        """Communes whose name (or first word) is one edit from the query, nearest first."""
+        tokens = normalize_name(name).split()
+        compact = "".join(tokens)
+        if not _SUGGEST_MIN_LENGTH <= len(compact) <= _SUGGEST_MAX_LENGTH or compact.isdigit():
+            return []
+        edits = 2 if len(compact) >= _SUGGEST_TWO_EDITS_FROM else 1
+        distance: dict[int, int] = {}
+        for _, score, position in process.extract(
+            compact, index.keys, scorer=OSA.distance, processor=None,
+            limit=_SUGGEST_POOL, score_cutoff=edits,
+        ):
+            for i in index.owners[position]:
+                distance[i] = min(distance.get(i, edits + 1), int(score))
+        if len(tokens) == 1:
+            # "Chamonis" for Chamonix-Mont-Blanc: the first word of a longer name, one edit off.
+            words = index.words
+            for _, score, position in process.extract(
+                compact, words, scorer=OSA.distance, processor=None,
+                limit=_SUGGEST_POOL, score_cutoff=1,
+            ):
+                for entry in index.first_token[words[position]]:
+                    i = entry if entry >= 0 else ~entry
+                    distance[i] = min(distance.get(i, edits + 1), int(score))
+        if not distance:
+            return []
+        nearest = min(distance.values())
+        close = [i for i, d in distance.items() if d == nearest]
+        return self._by_population(close)[:limit]
 
     # ----------------------------------------------------------------- helpers
 
