@@ -164,7 +164,7 @@ _WEEKDAY_ABBREVIATION = re.compile(
 # Elided forms ("l'", "d'") arrive here as "l" and "d".
 _FILLERS = frozenset(
     {"le", "la", "l", "a", "au", "pour", "ce", "cet", "cette", "de", "du", "d", "des", "et",
-     "prochain", "prochaine"}
+     "prochain", "prochaine", "pile", "precise", "precises", "precisement"}
 )  # fmt: skip
 # The conversation around a date ("RDV", "je propose", "svp"): dropped, nothing else is.
 _CHATTER = re.compile(
@@ -177,6 +177,9 @@ _APPROXIMATE = re.compile(
     r"\b(?:vers(?:\s+les)?|aux\s+alentours\s+de|autour\s+de|aux\s+environs\s+de|environ"
     r"|a\s+peu\s+pres(?:\s+vers)?|approximativement)\b"
 )
+
+_HOUR_AFTER = re.compile(r"\s*(?:\d|midi\b|minuit\b)")
+_HOUR_BEFORE = re.compile(r"(?:\d\s*(?:h|heures?)?|\d{2}|\bmidi|\bminuit)\s*$")
 
 # Numbers said in words, 1 to 59, as digits; hyphens between their parts are spaces by now.
 _UNITS = {
@@ -206,10 +209,11 @@ _NUMBER_WORD = re.compile(
 )
 # A number word is a quantity only next to what it counts or after what introduces one:
 # "sept" stays the month in "le 3 sept à 9h", "huit" stays a word elsewhere.
-_NUMBER_BEFORE = re.compile(r"(?:\b(?:dans|moins|pendant|de|entre|heures?|a)\s+)$")
+_NUMBER_BEFORE = re.compile(r"(?:\b(?:dans|moins|pendant|de|entre|heures?|a|midi|minuit)\s+)$")
 _NUMBER_AFTER = re.compile(
     r"^\s*(?:heures?\b|h\b|minutes?\b|min\b|mn\b|jours?\b|semaines?\b|mois\b"
-    r"|et\s+(?:demie?|quart)\s+(?:heures?\b|h\b)|a\s+\d{1,2}\s*(?:heures?\b|h\b))"
+    r"|et\s+(?:demie?|quart)\s+(?:heures?\b|h\b)|a\s+\d{1,2}\s*(?:heures?\b|h\b)"
+    r"|(?:" + _MONTH_RE + r")\b)"
 )
 _FRACTIONS = (
     (re.compile(r"\b(?:une?\s+)?demi\s+heure\b"), "30 min"),
@@ -285,7 +289,9 @@ _FOR = re.compile(
 _THIS_PART = re.compile(
     r"\b(?:ce|cet|cette)\s+(?P<p>soir(?:ee)?|matin(?:ee)?|apres[\s-]?midi|aprem|midi)\b"
 )
-_DAY_PART = re.compile(r"\b(?P<p>apres[\s-]?midi|aprem|matin(?:ee)?|soir(?:ee)?)\b")
+_DAY_PART = re.compile(
+    r"\b(?P<p>apres[\s-]?midi|aprem|apm|matin(?:ee)?|soir(?:ee)?|(?<=\bdu\s)mat)\b"
+)
 
 # One clock time: "14h", "14 h 30", "8 heures 30", "9h et quart", "9h moins le quart",
 # "14:30", "midi", "midi moins dix". Minutes are not taken when they are in fact the start of
@@ -301,6 +307,7 @@ _CLOCK_H = (
 _CLOCK_COLON = r"(?<![\d:])(?P<ch>\d{1,2}):(?P<cm>\d{2})(?![\d:])"
 _CLOCK_NOON = (
     r"\b(?P<w>midi|minuit)\b(?:\s+et\s+(?P<wfrac>demie?|quart)\b"
+    r"|\s+(?P<wm>[1-5]\d)(?![\d/.:-]|\s*(?:h|heures?|er|" + _MONTH_RE + r")\b)"
     r"|\s+moins\s+(?:(?:le\s+)?(?P<wlessq>quart)|(?P<wless>\d{1,2}))\b)?"
 )
 _CLOCK = re.compile(f"{_CLOCK_H}|{_CLOCK_COLON}|{_CLOCK_NOON}")
@@ -341,10 +348,10 @@ _TEXT_DATE = re.compile(
 _DAY_ONLY = re.compile(
     r"\b(?:le|" + _WEEKDAY_RE + r")(?:\s+prochaine?)?\s+(?P<d>" + _DAY_RE + r")\b"
 )
-_NEXT_WEEK = r"(?:de\s+)?la\s+semaine\s+prochaine|semaine\s+prochaine"
+_NEXT_WEEK = r"(?:de\s+)?la\s+semaine\s+prochaine|semaine\s+pro(?:chaine)?"
 _THIS_WEEK = r"(?:de\s+)?cette\s+semaine"
 _WEEKDAY = re.compile(
-    r"\b(?:(?P<pre>prochain)\s+|(?P<nwpre>(?:la\s+)?semaine\s+prochaine)\s+"
+    r"\b(?:(?P<pre>prochain)\s+|(?P<nwpre>(?:la\s+)?semaine\s+pro(?:chaine)?)\s+(?:le\s+)?"
     r"|(?P<twpre>cette\s+semaine)\s+)?(?P<wd>" + _WEEKDAY_RE + r")"
     r"(?:\s+(?P<nw>" + _NEXT_WEEK + r")|\s+(?P<tw>" + _THIS_WEEK + r")"
     r"|\s+en\s+(?P<en>huit|quinze|8|15)|\s+(?P<post>prochaine?))?\b"
@@ -427,8 +434,13 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
 
-    def take(self, pattern: re.Pattern[str], group: int | str = 0) -> list[re.Match[str]]:
-        matches = list(pattern.finditer(self.text))
+    def take(
+        self,
+        pattern: re.Pattern[str],
+        group: int | str = 0,
+        accept: Callable[[re.Match[str]], bool] | None = None,
+    ) -> list[re.Match[str]]:
+        matches = [m for m in pattern.finditer(self.text) if accept is None or accept(m)]
         chars = list(self.text)
         for match in matches:
             begin, end = match.span(group)
@@ -465,12 +477,18 @@ def _spell_out(text: str) -> str:
     return _NUMBER_WORD.sub(digits, text)
 
 
+def _next_to_an_hour(match: re.Match[str]) -> bool:
+    """Whether "vers", "environ"... touches an hour: "vers le 15" is not an hour to round."""
+    after, before = match.string[match.end() :], match.string[: match.start()]
+    return bool(_HOUR_AFTER.match(after) or _HOUR_BEFORE.search(before))
+
+
 def _day_number(raw: str) -> int:
     return 1 if raw in ("1er", "premier") else int(raw)
 
 
 def _part_of(raw: str) -> DayPart:
-    if raw.startswith("matin"):
+    if raw.startswith("mat"):
         return "matin"
     if raw.startswith("soir"):
         return "soir"
@@ -498,8 +516,8 @@ def _clock_of(match: re.Match[str], prefix: str = "") -> _Clock:
     elif group("ch") is not None:
         return _Clock(int(group("ch") or 0), int(group("cm") or 0))
     else:
-        hour, minute, spoken = (12 if group("w") == "midi" else 0), 0, False
-        minute = _fraction(group("wfrac"))
+        hour, spoken = (12 if group("w") == "midi" else 0), False
+        minute = int(group("wm") or 0) or _fraction(group("wfrac"))
         less = 15 if group("wlessq") else int(group("wless") or 0)
     if less:
         # "9h moins le quart" is 8:45; "moins 75" is no hour at all (checked later).
@@ -514,7 +532,7 @@ def _scan(text: str) -> _Found:
         clocks=[], parts=[], anchors=[], weekdays=[], leftover=[], offsets=[], lengths=[], ranges=[]
     )
     scanner.take(_CHATTER)
-    found.approximate = bool(scanner.take(_APPROXIMATE))
+    found.approximate = bool(scanner.take(_APPROXIMATE, accept=_next_to_an_hour))
     for match in scanner.take(_NAMED_DAY):
         shift = {"veille": -1, "lendemain": 1}.get(match["shift"] or "", 0)
         index = next(i for i, p in enumerate(_NAMED_DAY_PARTS) if p.match(match["name"]))
@@ -771,7 +789,8 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> When | WhenProblem:
     now_local = now.astimezone(tz)
     if len(text) > _MAX_TEXT:
         return WhenProblem(WhenError.UNRECOGNISED)
-    found = _scan(_normalise(text))
+    # Punctuation between the pieces ("mardi, 10h !") says nothing; ":", "/", "." and "-" do.
+    found = _scan(_normalise(re.sub(r"[,;!?()\[\]]", " ", text)))
     if found.leftover:
         return WhenProblem(WhenError.UNRECOGNISED, " ".join(found.leftover))
     if not (found.clocks or found.anchors or found.weekdays or found.offsets or found.ranges):
