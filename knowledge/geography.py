@@ -321,8 +321,9 @@ class Geography:
     def resolve(self, text: str, *, limit: int = 8, suggest: bool = False) -> GeoResult:
         """Resolve what a user typed (postcode, INSEE code or commune name) to communes.
 
-        With ``suggest``, a name that matches nothing gets the nearest spellings as
-        ``suggested`` (one letter wrong, missing, added or swapped) instead of ``not_found``.
+        With ``suggest``, a name that is no commune's (nor the first words of one) gets the
+        nearest spellings as ``suggested``, to be confirmed, instead of a typo silently taken
+        as ``found`` or nothing found: one letter wrong, missing, added or swapped first.
         """
         query = " ".join(text.split())
         if not query:
@@ -338,20 +339,20 @@ class Geography:
             return self._result(city_ids[:1], query)
 
         name, subset = self._split_qualifier(query)
-        index = None
-        if subset is not None:
-            if subset:
-                index = self._build_index(subset)
-                ids = self._match_name(name, index, limit)
-                if ids:
-                    return self._result(ids, query)
+        scopes = [self._build_index(subset)] if subset else []
+        scopes.append(self._index)
+        near: list[list[int]] = []
+        for scope in scopes:
             # Qualifier matched no commune of that name: ignore it ("Paris 15").
-        ids = self._match_name(name, self._index, limit)
-        if ids or not suggest:
-            return self._result(ids, query)
+            ids, typo = self._match_name_kind(name, scope, limit)
+            if ids and not (suggest and typo):
+                return self._result(ids, query)
+            near.append(ids)
+        if not suggest:
+            return GeoResult("not_found", (), query)
         # A département or postcode typed with the name narrows the suggestions first.
-        for scope in (index, self._index):
-            if scope is not None and (close := self._suggestions(name, scope, limit)):
+        for scope, fuzzy in zip(scopes, near, strict=True):
+            if close := self._suggestions(name, scope, limit, fuzzy):
                 return GeoResult("suggested", tuple(self._communes[i] for i in close), query)
         return GeoResult("not_found", (), query)
 
@@ -385,22 +386,26 @@ class Geography:
 
     def _match_name(self, name: str, index: _Index, limit: int) -> list[int]:
         """Commune indices matching a name, best first; one id means a clear match."""
+        return self._match_name_kind(name, index, limit)[0]
+
+    def _match_name_kind(self, name: str, index: _Index, limit: int) -> tuple[list[int], bool]:
+        """Like `_match_name`, and whether the ids are only typo-tolerant guesses."""
         tokens = tuple(normalize_name(name).split())
         if not tokens:
-            return []
+            return [], False
         compact = "".join(tokens)
         prefixed = self._prefix_matches(tokens, compact, index)
         for table in (index.exact, index.alias):
             ids = table.get(compact)
             if ids:
-                return self._with_dominant(self._by_population(ids), prefixed)[:limit]
+                return self._with_dominant(self._by_population(ids), prefixed)[:limit], False
 
         fuzzy = self._fuzzy_matches(compact, index)
         if prefixed:
             ranked = self._by_population(prefixed)
             extra = [i for i in fuzzy if i not in set(ranked)]
-            return (ranked + extra)[:limit]
-        return fuzzy[:limit]
+            return (ranked + extra)[:limit], False
+        return fuzzy[:limit], True
 
     def _with_dominant(self, exact: list[int], prefixed: list[int]) -> list[int]:
         """Exact matches, preceded by much more populous communes that start with the query."""
@@ -448,14 +453,19 @@ class Geography:
                 scored[i] = max(scored.get(i, 0.0), score)
         return sorted(scored, key=lambda i: (-scored[i], -self._population[i], self._name_order(i)))
 
-    def _suggestions(self, name: str, index: _Index, limit: int) -> list[int]:
-        """Communes whose name (or first word) is one edit from the query, nearest first."""
+    def _suggestions(self, name: str, index: _Index, limit: int, fuzzy: list[int]) -> list[int]:
+        """Communes whose name (or first word) is nearest the query in edits, then largest.
+
+        ``fuzzy``: the looser similarity matches already found, ranked here with the others.
+        """
         tokens = normalize_name(name).split()
         compact = "".join(tokens)
         if not _SUGGEST_MIN_LENGTH <= len(compact) <= _SUGGEST_MAX_LENGTH or compact.isdigit():
-            return []
+            return fuzzy
         edits = 2 if len(compact) >= _SUGGEST_TWO_EDITS_FROM else 1
-        distance: dict[int, int] = {}
+        distance: dict[int, int] = {
+            i: min(OSA.distance(compact, key) for key in self._keys_of(i)) for i in fuzzy
+        }
         for _, score, position in process.extract(
             compact, index.keys, scorer=OSA.distance, processor=None,
             limit=_SUGGEST_POOL, score_cutoff=edits,
@@ -479,6 +489,13 @@ class Geography:
         return self._by_population(close)[:limit]
 
     # ----------------------------------------------------------------- helpers
+
+    def _keys_of(self, i: int) -> tuple[str, ...]:
+        """The compact searchable names of a commune: with and without a leading article."""
+        tokens = self._tokens[i]
+        if len(tokens) > 1 and tokens[0] in _ARTICLES:
+            return "".join(tokens), "".join(tokens[1:])
+        return ("".join(tokens),)
 
     def _name_order(self, i: int) -> tuple[str, str]:
         """Sort key by normalized name, then INSEE code."""

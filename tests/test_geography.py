@@ -323,10 +323,24 @@ def test_a_department_qualifier_narrows_suggestions(geo: Geography) -> None:
 
 
 def test_suggestions_never_replace_a_match(geo: Geography) -> None:
-    """Exact names, postcodes and confident typos resolve as without `suggest`."""
-    for text in ("Paray-le-Monial", "71600", "paray le monail", "Saint-Martin", "Montceau",
-                 "Torcy 71", "21000", "Paris 15e"):
+    """Exact names, first words, postcodes and qualifiers resolve as without `suggest`."""
+    for text in ("Paray-le-Monial", "71600", "Saint-Martin", "Montceau", "Chalon", "Torcy 71",
+                 "21000", "Paris 15e", "Beaune (21)", "L'Isle-Adam", "st etienne"):
         assert geo.resolve(text, suggest=True) == geo.resolve(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "insee"),
+    [("paray le monail", PARAY), ("besanson", "25056"), ("clermon ferand", "63113")],
+)
+def test_a_typo_taken_silently_is_only_suggested_when_asked(
+    geo: Geography, text: str, insee: str
+) -> None:
+    """Without `suggest`, a close typo is `found` as before; with it, it is to be confirmed."""
+    assert geo.resolve(text).status == "found"
+    suggested = geo.resolve(text, suggest=True)
+    assert suggested.status == "suggested"
+    assert suggested.communes[0].insee == insee
 
 
 def test_nothing_near_is_not_found(geo: Geography) -> None:
