@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 __all__ = [
     "Commune",
@@ -46,6 +47,14 @@ _DOMINANT_FACTOR = 10
 _DOMINANT_MIN_POPULATION = 2000
 _DOMINANT_MAX = 2
 _PREFIX_MIN_LENGTH = 4
+# Suggestions ("Vouliez-vous dire Digoin (71) ?") when nothing else matched: names at one edit
+# (a letter wrong, missing, added, or two letters swapped; two edits from 8 characters on),
+# compared with whole names and with first words ("Chamonis" -> Chamonix-Mont-Blanc). The query
+# is capped so that a long text costs no more than a short one.
+_SUGGEST_MIN_LENGTH = 4
+_SUGGEST_MAX_LENGTH = 50
+_SUGGEST_TWO_EDITS_FROM = 8
+_SUGGEST_POOL = 64
 
 _ABBREVIATIONS: dict[str, str] = {
     "st": "saint",
@@ -138,11 +147,17 @@ class Commune:
 
 @dataclass(frozen=True, slots=True)
 class GeoResult:
-    """Outcome of :meth:`Geography.resolve`: found (1), ambiguous (2..N) or not_found (0)."""
+    """Outcome of :meth:`Geography.resolve`: found (1), ambiguous (2..N) or not_found (0).
 
-    status: Literal["found", "ambiguous", "not_found"]
+    ``suggested`` (only with ``resolve(..., suggest=True)``): no commune has that name, these
+    are the nearest spellings, to be confirmed. ``unknown_postcode``: five digits that are no
+    postcode (nor INSEE code).
+    """
+
+    status: Literal["found", "ambiguous", "not_found", "suggested"]
     communes: tuple[Commune, ...]
     query: str
+    unknown_postcode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,7 @@ class _Index:
     alias: dict[str, list[int]]  # compact name without leading article -> communes
     # first word -> communes (i), or ~i when the word follows a leading article
     first_token: dict[str, list[int]]
+    words: list[str]  # the keys of first_token, for typo suggestions
 
 
 class Geography:
@@ -269,6 +285,7 @@ class Geography:
             exact=dict(exact),
             alias=dict(alias),
             first_token=dict(first_token),
+            words=list(first_token),
         )
 
     # ----------------------------------------------------------------- lookups
@@ -319,10 +336,14 @@ class Geography:
 
     # ----------------------------------------------------------------- resolve
 
-    def resolve(self, text: str, *, limit: int = 8, fuzzy: bool = True) -> GeoResult:
+    def resolve(self, text: str, *, limit: int = 8, fuzzy: bool = True,
+                suggest: bool = False) -> GeoResult:
         """Resolve what a user typed (postcode, INSEE code or commune name) to communes.
 
         Without ``fuzzy``, no typo repair: names match exactly or by their first words.
+        With ``suggest``, a name that is no commune's (nor the first words of one) gets the
+        nearest spellings as ``suggested``, to be confirmed, instead of a typo silently taken
+        as ``found`` or nothing found: one letter wrong, missing, added or swapped first.
         """
         query = " ".join(text.split())
         if not query:
@@ -338,14 +359,24 @@ class Geography:
             return self._result(city_ids[:1], query)
 
         name, subset = self._split_qualifier(query)
-        if subset is not None:
-            if subset:
-                ids = self._match_name(name, self._build_index(subset), limit, fuzzy)
-                if ids:
-                    return self._result(ids, query)
+        scopes = [self._build_index(subset)] if subset else []
+        scopes.append(self._index)
+        near: list[list[int]] = []
+        for scope in scopes:
             # Qualifier matched no commune of that name: ignore it ("Paris 15").
-        ids = self._match_name(name, self._index, limit, fuzzy)
-        return self._result(ids, query)
+            ids, typo = self._match_name_kind(name, scope, limit, fuzzy or suggest)
+            if typo and not fuzzy:
+                ids = []  # no typo repair asked for: a near spelling is not this name
+            if ids and not (suggest and typo):
+                return self._result(ids, query)
+            near.append(ids)
+        if not suggest:
+            return GeoResult("not_found", (), query)
+        # A département or postcode typed with the name narrows the suggestions first.
+        for scope, guesses in zip(scopes, near, strict=True):
+            if close := self._suggestions(name, scope, limit, guesses):
+                return GeoResult("suggested", tuple(self._communes[i] for i in close), query)
+        return GeoResult("not_found", (), query)
 
     def _resolve_code(self, query: str) -> GeoResult:
         """A 5-digit (or 4-digit, leading zero dropped) postcode, else an INSEE code."""
@@ -356,7 +387,10 @@ class Geography:
             return self._result(ids, query)
         if len(digits) != 5:
             return GeoResult("not_found", (), query)
-        return self._single_or_none(self.by_insee(digits), query)
+        commune = self.by_insee(digits)
+        if commune is None:
+            return GeoResult("not_found", (), query, unknown_postcode=True)
+        return GeoResult("found", (commune,), query)
 
     def _split_qualifier(self, query: str) -> tuple[str, list[int] | None]:
         """Split a trailing/leading postcode or trailing département off a name query."""
@@ -372,25 +406,26 @@ class Geography:
                 return match.group("name"), list(self._by_departement[code])
         return query, None
 
-    def _match_name(self, name: str, index: _Index, limit: int, fuzzy: bool = True) -> list[int]:
-        """Commune indices matching a name, best first; one id means a clear match."""
+    def _match_name_kind(self, name: str, index: _Index, limit: int,
+                         fuzzy: bool = True) -> tuple[list[int], bool]:
+        """Commune indices matching a name, best first, and whether they are only typo guesses."""
         tokens = tuple(normalize_name(name).split())
         if not tokens:
-            return []
+            return [], False
         compact = "".join(tokens)
         prefixed = self._prefix_matches(tokens, compact, index)
         for table in (index.exact, index.alias):
             ids = table.get(compact)
             if ids:
-                return self._with_dominant(self._by_population(ids), prefixed)[:limit]
+                return self._with_dominant(self._by_population(ids), prefixed)[:limit], False
 
         # Fuzzy matching scans every name of the table (milliseconds): only on request.
         typos = self._fuzzy_matches(compact, index) if fuzzy else []
         if prefixed:
             ranked = self._by_population(prefixed)
             extra = [i for i in typos if i not in set(ranked)]
-            return (ranked + extra)[:limit]
-        return typos[:limit]
+            return (ranked + extra)[:limit], False
+        return typos[:limit], True
 
     def _with_dominant(self, exact: list[int], prefixed: list[int]) -> list[int]:
         """Exact matches, preceded by much more populous communes that start with the query."""
@@ -438,7 +473,49 @@ class Geography:
                 scored[i] = max(scored.get(i, 0.0), score)
         return sorted(scored, key=lambda i: (-scored[i], -self._population[i], self._name_order(i)))
 
+    def _suggestions(self, name: str, index: _Index, limit: int, fuzzy: list[int]) -> list[int]:
+        """Communes whose name (or first word) is nearest the query in edits, then largest.
+
+        ``fuzzy``: the looser similarity matches already found, ranked here with the others.
+        """
+        tokens = normalize_name(name).split()
+        compact = "".join(tokens)
+        if not _SUGGEST_MIN_LENGTH <= len(compact) <= _SUGGEST_MAX_LENGTH or compact.isdigit():
+            return fuzzy
+        edits = 2 if len(compact) >= _SUGGEST_TWO_EDITS_FROM else 1
+        distance: dict[int, int] = {
+            i: min(OSA.distance(compact, key) for key in self._keys_of(i)) for i in fuzzy
+        }
+        for _, score, position in process.extract(
+            compact, index.keys, scorer=OSA.distance, processor=None,
+            limit=_SUGGEST_POOL, score_cutoff=edits,
+        ):
+            for i in index.owners[position]:
+                distance[i] = min(distance.get(i, edits + 1), int(score))
+        if len(tokens) == 1:
+            # "Chamonis" for Chamonix-Mont-Blanc: the first word of a longer name, one edit off.
+            words = index.words
+            for _, score, position in process.extract(
+                compact, words, scorer=OSA.distance, processor=None,
+                limit=_SUGGEST_POOL, score_cutoff=1,
+            ):
+                for entry in index.first_token[words[position]]:
+                    i = entry if entry >= 0 else ~entry
+                    distance[i] = min(distance.get(i, edits + 1), int(score))
+        if not distance:
+            return []
+        nearest = min(distance.values())
+        close = [i for i, d in distance.items() if d == nearest]
+        return self._by_population(close)[:limit]
+
     # ----------------------------------------------------------------- helpers
+
+    def _keys_of(self, i: int) -> tuple[str, ...]:
+        """The compact searchable names of a commune: with and without a leading article."""
+        tokens = self._tokens[i]
+        if len(tokens) > 1 and tokens[0] in _ARTICLES:
+            return "".join(tokens), "".join(tokens[1:])
+        return ("".join(tokens),)
 
     def _name_order(self, i: int) -> tuple[str, str]:
         """Sort key by normalized name, then INSEE code."""

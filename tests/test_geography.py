@@ -297,3 +297,66 @@ def test_territoires_industrie_epci_are_known(geo: Geography) -> None:
     report = ", ".join(f"{s} {name}" for s, name in sorted(missing.items()))
     print(f"\n{len(missing)} of {len(sirens)} SIRENs not in the table: {report}")
     assert share >= 0.95, report
+
+
+@pytest.mark.parametrize(
+    ("text", "insee"),
+    [
+        ("Digion", "71176"),  # two letters swapped: Digoin
+        ("Ayze", "74024"),  # Ayse, as it is said
+        ("Le Creuzo", "71153"),
+        ("Tyez", "74278"),
+        ("Digion 71", "71176"),
+    ],
+)
+def test_typos_are_suggested_when_asked(geo: Geography, text: str, insee: str) -> None:
+    """One letter wrong, missing, added or swapped: the nearest names, to be confirmed."""
+    result = geo.resolve(text, limit=12, suggest=True)
+    assert result.status == "suggested", result
+    assert insee in _insees(result.communes)
+    # Without `suggest`, resolve answers exactly as before.
+    assert geo.resolve(text).status == "not_found"
+
+
+def test_a_department_qualifier_narrows_suggestions(geo: Geography) -> None:
+    assert _insees(geo.resolve("Digion 71", suggest=True).communes) == ["71176"]
+
+
+def test_suggestions_never_replace_a_match(geo: Geography) -> None:
+    """Exact names, first words, postcodes and qualifiers resolve as without `suggest`."""
+    for text in ("Paray-le-Monial", "71600", "Saint-Martin", "Montceau", "Chalon", "Torcy 71",
+                 "21000", "Paris 15e", "Beaune (21)", "L'Isle-Adam", "st etienne"):
+        assert geo.resolve(text, suggest=True) == geo.resolve(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "insee"),
+    [("paray le monail", PARAY), ("besanson", "25056"), ("clermon ferand", "63113")],
+)
+def test_a_typo_taken_silently_is_only_suggested_when_asked(
+    geo: Geography, text: str, insee: str
+) -> None:
+    """Without `suggest`, a close typo is `found` as before; with it, it is to be confirmed."""
+    assert geo.resolve(text).status == "found"
+    suggested = geo.resolve(text, suggest=True)
+    assert suggested.status == "suggested"
+    assert suggested.communes[0].insee == insee
+
+
+def test_nothing_near_is_not_found(geo: Geography) -> None:
+    for text in ("xyzzy", "bonjour", "Zzyzxville", "abc", "x" * 60, "a b c " * 500):
+        result = geo.resolve(text, suggest=True)
+        assert result.status == "not_found", (text, result)
+        assert not result.unknown_postcode
+
+
+@pytest.mark.parametrize("text", ["99999", "99 999", "00000", "71999"])
+def test_five_digits_that_are_no_postcode_are_said_so(geo: Geography, text: str) -> None:
+    result = geo.resolve(text, suggest=True)
+    assert (result.status, result.unknown_postcode) == ("not_found", True)
+
+
+def test_known_postcodes_and_short_numbers_are_not_flagged(geo: Geography) -> None:
+    assert not geo.resolve("71600").unknown_postcode
+    assert not geo.resolve("1234").unknown_postcode  # four digits: not said to be a postcode
+    assert geo.resolve("71342").status == "found"  # an INSEE code that is no postcode

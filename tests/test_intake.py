@@ -139,6 +139,27 @@ async def test_ambiguous_postcode_offers_communes(relais: RunningBot) -> None:
 
 
 @pytest.mark.slow
+async def test_misspelt_commune_is_suggested_and_unknown_postcode_said(relais: RunningBot) -> None:
+    user = relais.api.user(1014)
+    await say(user, "/start")
+    await press(user, "J'accepte")
+    await press(user, "Je ne l'ai pas sous la main")
+    await say(user, "ACME")
+    unknown = (await say(user, "99999"))[-1]
+    assert "99999 n'est pas un code postal connu" in unknown.plain
+    one = (await say(user, "Le Creuzo"))[-1]
+    assert "Vouliez-vous dire Le Creusot (71) ?" in one.plain
+    assert one.button_labels() == ["Le Creusot (71)", "Aucune de ces communes"]
+    assert "Dans quelle commune" in (await press(user, "Aucune de ces communes"))[-1].plain
+    several = (await say(user, "Digion"))[-1]
+    assert "Vouliez-vous dire l'une de celles-ci ?" in several.plain
+    labels = several.button_labels()
+    assert labels[0] == "Digoin (71)" and labels[-1] == "Aucune de ces communes"
+    assert "besoin principal" in (await press(user, "Digoin (71)"))[-1].plain
+    assert [m for m in user.messages if "✅ Digoin (71)" in m.plain]
+
+
+@pytest.mark.slow
 async def test_text_where_a_button_is_expected_gets_the_question_again(relais: RunningBot) -> None:
     user = relais.api.user(1005)
     await say(user, "/start")

@@ -359,6 +359,121 @@ Non, nous l'avons déjà.""",
         "Envoyé de mon iPhone\n\n> Le 1 déc. 2026, Relais a écrit :\n> Bonjour\n",
         "Envoyé de mon iPhone\n\n> Le 1 déc. 2026, Relais a écrit :\n> Bonjour",
     ),
+    (
+        "sfr-webmail-message-du",
+        f"""Bonjour,
+
+Nous avons pris contact avec l'entreprise ce matin.
+
+Paul Girard
+
+Message du : 12/12/2016 13:20
+De : "Relais Territoires d'industrie" <relais@relais.example.org>
+A : paul.girard@sfr.fr
+Copie à : claire.martin@example.org
+Sujet : [TI-2026-0042] Recrutement
+
+{ORIGINAL}
+""",
+        "Bonjour,\n\nNous avons pris contact avec l'entreprise ce matin.\n\nPaul Girard",
+    ),
+    (
+        "sfr-webmail-prefixed",
+        "D'accord pour jeudi.\n\n> Message du : 01/12/2026 10:00\n> De : Relais <relais@relais.example.org>\n"
+        "> A : paul.girard@sfr.fr\n> Copie à :\n> Sujet : RDV\n>\n> Bonjour\n",
+        "D'accord pour jeudi.",
+    ),
+    (
+        "sfr-header-block-without-message-du",
+        f"""Bien reçu.
+
+De : Relais <relais@relais.example.org>
+A : paul.girard@sfr.fr
+Copie à :
+Sujet : [TI-2026-0042] Recrutement
+
+{ORIGINAL}
+""",
+        "Bien reçu.",
+    ),
+    (
+        "outlook-com-block-opened-by-date",
+        f"""Thanks, I will call them on Monday.
+
+Tom
+
+Date: Tue, 1 Dec 2026 10:00:00 +0100
+From: relais@relais.example.org
+To: tom.baker@hotmail.com
+Subject: [TI-2026-0042] Recruitment
+
+{ORIGINAL}
+""",
+        "Thanks, I will call them on Monday.\n\nTom",
+    ),
+    (
+        "outlook-com-block-opened-by-date-fr",
+        f"""Merci, je m'en occupe.
+
+Date : Tue, 1 Dec 2026 10:00:00 +0100
+De : relais@relais.example.org
+À : anne.leroy@outlook.fr
+Objet : [TI-2026-0042] Recrutement
+
+{ORIGINAL}
+""",
+        "Merci, je m'en occupe.",
+    ),
+    (
+        "outlook-com-underscores-then-date",
+        f"""Noted.
+
+________________________________
+Date: Tue, 1 Dec 2026 10:00:00 +0100
+From: relais@relais.example.org
+To: tom.baker@hotmail.com
+Subject: Recruitment
+
+{ORIGINAL}
+""",
+        "Noted.",
+    ),
+    (
+        "a-date-line-of-the-sender-is-kept",
+        "Rendez-vous confirmé.\nDate : jeudi 14 janvier\nLieu : salle B2\nObjet : recrutement\nMerci.",
+        "Rendez-vous confirmé.\nDate : jeudi 14 janvier\nLieu : salle B2\nObjet : recrutement\nMerci.",
+    ),
+    (
+        "german-outlook-urspruengliche-nachricht",
+        f"""Vielen Dank, wir melden uns bei der Firma.
+
+Mit freundlichen Grüßen
+Hans Weber
+
+-----Ursprüngliche Nachricht-----
+Von: Relais <relais@relais.example.org>
+Gesendet: Dienstag, 1. Dezember 2026 10:00
+An: Hans Weber <hans.weber@partner.example>
+Betreff: [TI-2026-0042] Recrutement
+
+{ORIGINAL}
+""",
+        "Vielen Dank, wir melden uns bei der Firma.\n\nMit freundlichen Grüßen\nHans Weber",
+    ),
+    (
+        "german-outlook-header-block",
+        f"""Erledigt.
+
+Von: Relais <relais@relais.example.org>
+Gesendet: Dienstag, 1. Dezember 2026 10:00
+An: Hans Weber <hans.weber@partner.example>
+Cc: Claire Martin <claire.martin@example.org>
+Betreff: [TI-2026-0042] Recrutement
+
+{ORIGINAL}
+""",
+        "Erledigt.",
+    ),
     ("empty", "", ""),
     ("blank", " \n\n \n", ""),
 ]

@@ -273,6 +273,37 @@ async def test_weekend_and_holiday_need_a_confirmation(relais: RunningBot) -> No
 
 
 @pytest.mark.slow
+async def test_a_range_sets_the_length_and_an_approximate_hour_is_said(relais: RunningBot) -> None:
+    _firm, animator = await filed(relais)
+    await press(animator, "Proposer un RDV")
+    # A spoken hour from one to seven is asked back, with the same question.
+    asked = (await say(animator, "jeudi à trois heures"))[-1]
+    assert asked.plain.startswith("3h du matin ou de l'après-midi ?") and "quand ?" in asked.plain
+    # "vers": the hour is kept and said; the duration is still asked.
+    duration = (await say(animator, "jeudi vers 14h30"))[-1]
+    assert duration.plain == ("Heure approximative : je retiens 14h30.\n\n"
+                              "Jeudi 3 décembre 2026 à 14h30. Combien de temps dure le RDV ?")
+    await press(animator, "Abandonner")
+    # A range: start and length from the text, straight to the place.
+    await press(animator, "Proposer un RDV")
+    place = (await say(animator, "jeudi de 14h à 16h"))[-1]
+    assert place.plain.startswith("Créneau noté : jeudi 3 décembre 2026, 14h–16h.")
+    assert place.button_labels()[0] == "Dans l'entreprise (Paray-le-Monial)"
+    await press(animator, "Dans l'entreprise (Paray-le-Monial)")
+    recap = (await press(animator, "Valider"))[-1]
+    assert "Quand : jeudi 3 décembre 2026, 14h–16h" in recap.plain
+    await press(animator, "Abandonner")
+    # A range on a weekend: the warning first, then the place (the length is known).
+    await press(animator, "Proposer un RDV")
+    warning = (await say(animator, "samedi 5 décembre de 10h à 12h"))[-1]
+    assert warning.plain.startswith("Créneau noté : samedi 5 décembre 2026, 10h–12h.")
+    assert "tombe un week-end" in warning.plain
+    assert "samedi 5 décembre 2026, 10h–12h" in warning.plain.split("\n\n", 1)[1]
+    place = (await press(animator, "Oui, garder ce créneau"))[-1]
+    assert place.button_labels()[0] == "Dans l'entreprise (Paray-le-Monial)"
+
+
+@pytest.mark.slow
 async def test_firm_asks_for_another_slot_and_the_animator_hears_it(relais: RunningBot) -> None:
     firm, animator = await filed(relais)
     await propose(animator)

@@ -137,7 +137,7 @@ SATURDAY_CASES: list[tuple[str, datetime | WhenError]] = [
     ("", E.UNRECOGNISED),
     ("bonjour", E.UNRECOGNISED),
     ("jeudi 14h salle B", E.UNRECOGNISED),
-    ("jeudi en huit 14h", E.UNRECOGNISED),
+    ("jeudi d'après 14h", E.UNRECOGNISED),
     ("jeudi à 14", E.UNRECOGNISED),
     # Impossible calendar values.
     ("31/02 9h", E.IMPOSSIBLE),
@@ -163,7 +163,7 @@ SATURDAY_CASES: list[tuple[str, datetime | WhenError]] = [
     ("demain 12/01 9h", E.AMBIGUOUS),
     ("jeudi vendredi 14h", E.AMBIGUOUS),
     ("demain 14h 16h", E.AMBIGUOUS),
-    ("demain 14h-15h", E.AMBIGUOUS),
+    ("demain 14h et 15h", E.AMBIGUOUS),
     ("demain 14h du matin", E.AMBIGUOUS),
     ("demain matin soir 9h", E.AMBIGUOUS),
     # Daylight saving in Paris, 2027.
@@ -187,8 +187,9 @@ def test_parse_when_on_a_saturday(text: str, expected: datetime | WhenError) -> 
 
 
 OTHER_NOW_CASES: list[tuple[datetime, str, datetime | WhenError]] = [
-    # "prochain" is the coming one: this week's Thursday when said on a Tuesday...
-    (TUESDAY, "jeudi prochain 14h", at(2026, 12, 3, 14)),
+    # "prochain jeudi" is the coming one; "jeudi prochain" said on a Tuesday may be this
+    # week's Thursday or next week's: asked...
+    (TUESDAY, "jeudi prochain 14h", E.AMBIGUOUS),
     (TUESDAY, "prochain jeudi 14h", at(2026, 12, 3, 14)),
     (TUESDAY, "jeudi 14h", at(2026, 12, 3, 14)),
     (TUESDAY, "jeudi de la semaine prochaine 14h", at(2026, 12, 10, 14)),
@@ -459,3 +460,139 @@ def test_a_parsed_slot_formats_back() -> None:
     assert format_slot(result.start, result.start + duration, tz=PARIS) == (
         "jeudi 14 janvier 2027, 14h30–15h30"
     )
+
+
+# --- issue 17: dates as animators type them -------------------------------------------------
+
+# A Wednesday, 10:15 in Paris.
+WEDNESDAY = datetime(2027, 3, 10, 10, 15, tzinfo=PARIS)
+
+
+def test_a_range_gives_the_start_and_the_length() -> None:
+    assert parse_when("jeudi de 14h à 16h", now=WEDNESDAY, tz=PARIS) == When(
+        at(2027, 3, 11, 14), minutes=120
+    )
+    assert parse_when("demain 14h-15h30", now=WEDNESDAY, tz=PARIS) == When(
+        at(2027, 3, 11, 14), minutes=90
+    )
+    assert parse_when("lundi de 14 à 16h", now=WEDNESDAY, tz=PARIS) == When(
+        at(2027, 3, 15, 14), minutes=120
+    )
+    assert parse_when("demain 14h pendant 1h30", now=WEDNESDAY, tz=PARIS) == When(
+        at(2027, 3, 11, 14), minutes=90
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["demain de 16h à 14h", "demain de 9h à 9h", "demain de 7h à 20h", "demain 14h et 16h",
+     "demain de 14h à 16h pendant 2h"],
+)
+def test_odd_ranges_are_asked(text: str) -> None:
+    result = parse_when(text, now=WEDNESDAY, tz=PARIS)
+    assert isinstance(result, WhenProblem) and result.error is E.AMBIGUOUS, result
+
+
+def test_le_14_a_16h_is_a_day_and_an_hour_not_a_range() -> None:
+    assert parse_when("le 14 à 16h", now=WEDNESDAY, tz=PARIS) == When(at(2027, 3, 14, 16))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("demain vers 14h", at(2027, 3, 11, 14)),
+        ("jeudi aux alentours de 10h", at(2027, 3, 11, 10)),
+        ("lundi 10h environ", at(2027, 3, 15, 10)),
+    ],
+)
+def test_approximate_hours_are_taken_and_marked(text: str, expected: datetime) -> None:
+    assert parse_when(text, now=WEDNESDAY, tz=PARIS) == When(expected, approximate=True)
+
+
+def test_exact_hours_are_not_marked_approximate() -> None:
+    result = parse_when("demain 14h", now=WEDNESDAY, tz=PARIS)
+    assert isinstance(result, When) and not result.approximate and result.minutes is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("demain quinze heures", at(2027, 3, 11, 15)),
+        ("vendredi midi moins le quart", at(2027, 3, 12, 11, 45)),
+        ("trois heures et quart cet après-midi", at(2027, 3, 10, 15, 15)),
+        ("lundi neuf heures moins vingt", at(2027, 3, 15, 8, 40)),
+        ("demain vingt et une heures", at(2027, 3, 11, 21)),
+        ("demain seize heures quarante-cinq", at(2027, 3, 11, 16, 45)),
+        ("le 3 sept à 9h", at(2027, 9, 3, 9)),  # "sept" after a day number is September
+    ],
+)
+def test_hours_in_words(text: str, expected: datetime) -> None:
+    check(parse_when(text, now=WEDNESDAY, tz=PARIS), expected)
+
+
+@pytest.mark.parametrize("text", ["demain à trois heures", "jeudi une heure", "demain 3 heures"])
+def test_spoken_hours_one_to_seven_are_asked(text: str) -> None:
+    result = parse_when(text, now=WEDNESDAY, tz=PARIS)
+    assert isinstance(result, WhenProblem) and result.error is E.AMBIGUOUS_HOUR, result
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dans une heure", at(2027, 3, 10, 11, 15)),
+        ("dans 30 minutes", at(2027, 3, 10, 10, 45)),
+        ("dans une demi-heure", at(2027, 3, 10, 10, 45)),
+        ("dans 1h30", at(2027, 3, 10, 11, 45)),
+        ("dans 7 jours à 10h", at(2027, 3, 17, 10)),
+        ("dans 2 semaines à 14h", at(2027, 3, 24, 14)),
+        ("mardi prochain à 9h", at(2027, 3, 16, 9)),
+        ("mardi la semaine prochaine à 9h", at(2027, 3, 16, 9)),
+        ("lundi en huit à 10h", at(2027, 3, 22, 10)),
+        ("vendredi de cette semaine à 14h", at(2027, 3, 12, 14)),
+        ("aujourd'hui en huit à 10h", at(2027, 3, 17, 10)),
+        ("20 03 2027 à 10h", at(2027, 3, 20, 10)),
+        ("le 25 03 à 10h", at(2027, 3, 25, 10)),
+        ("le lundi de Pâques à 10h", at(2027, 3, 29, 10)),
+        ("l'Ascension à 9h", at(2027, 5, 6, 9)),
+        ("la veille de Noël à 10h", at(2027, 12, 24, 10)),
+        ("le lundi de Pâques 2028 à 10h", at(2028, 4, 17, 10)),
+        ("RDV jeudi 14h svp", at(2027, 3, 11, 14)),
+        ("jeu. 11/03 à 10h", at(2027, 3, 11, 10)),
+        ("12/01/28 9h", at(2028, 1, 12, 9)),
+    ],
+)
+def test_relative_weeks_spaced_and_holidays(text: str, expected: datetime) -> None:
+    check(parse_when(text, now=WEDNESDAY, tz=PARIS), expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("jeudi prochain 14h", E.AMBIGUOUS),  # tomorrow, or the 18th?
+        ("mercredi en huit 10h", E.AMBIGUOUS),  # said on a Wednesday
+        ("dans 8 jours à 10h", E.AMBIGUOUS),
+        ("dans 15 jours à 10h", E.AMBIGUOUS),
+        ("dans 7 jours", E.NO_TIME),
+        ("lundi de cette semaine à 10h", E.PAST),
+        ("12/01/29 à 10h", E.AMBIGUOUS),  # two-digit year beyond next year
+        ("25/12/99 10h", E.AMBIGUOUS),
+        ("15/06/26 10h", E.PAST),  # a past two-digit year is still 20xx
+        ("le lundi de Pâques", E.NO_TIME),
+        ("demain dans une heure", E.AMBIGUOUS),
+        ("jeudi ou vendredi 14h", E.UNRECOGNISED),
+        ("pas jeudi, vendredi 14h", E.UNRECOGNISED),
+    ],
+)
+def test_what_is_still_asked(text: str, expected: WhenError) -> None:
+    check(parse_when(text, now=WEDNESDAY, tz=PARIS), expected)
+
+
+def test_prochain_details_name_both_days() -> None:
+    assert parse_when("jeudi prochain 14h", now=WEDNESDAY, tz=PARIS) == WhenProblem(
+        E.AMBIGUOUS, "jeudi 11 mars 2027 ou jeudi 18 mars 2027"
+    )
+
+
+def test_a_very_long_text_is_refused_without_reading_it() -> None:
+    result = parse_when("demain 14h " * 500, now=WEDNESDAY, tz=PARIS)
+    assert result == WhenProblem(E.UNRECOGNISED)

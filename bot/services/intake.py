@@ -182,27 +182,34 @@ def _read_location(form: IntakeService, conv: Conversation, text: str,
     query = " ".join(text.split())
     if len(query) < 2:
         return Invalid(t("firm.location_too_short"))  # type: ignore[arg-type]
-    resolved = form.geography.resolve(query, limit=MAX_COMMUNE_BUTTONS)
+    resolved = form.geography.resolve(query, limit=MAX_COMMUNE_BUTTONS, suggest=True)
     if resolved.status == "found":
         commune = resolved.communes[0]
-        accepted = Accept({**_commune_answers(commune), "location_candidates": None})
+        accepted = Accept({**_commune_answers(commune), "location_candidates": None,
+                           "location_suggested": None})
         return _with_candidates(accepted, conv, commune, found)
-    if resolved.status == "ambiguous":
+    if resolved.status in ("ambiguous", "suggested"):
+        # A suggestion is a guess at a typo: the same buttons, asked as "Vouliez-vous dire".
         return Accept(
-            {"location_candidates": [c.insee for c in resolved.communes[:MAX_COMMUNE_BUTTONS]]},
+            {"location_candidates": [c.insee for c in resolved.communes[:MAX_COMMUNE_BUTTONS]],
+             "location_suggested": resolved.status == "suggested" or None},
             goto="location_choice",
         )
+    if resolved.unknown_postcode:
+        return Invalid(t("firm.location_unknown_postcode",  # type: ignore[arg-type]
+                         code="".join(query.split())))
     return Invalid(t("firm.location_not_found", query=query[:60]))  # type: ignore[arg-type]
 
 
 def _press_location(form: IntakeService, conv: Conversation, value: str,
                     found: Prefetched | None) -> Outcome:
     if value == "none":
-        return Accept({"location_candidates": None}, goto="location")
+        return Accept({"location_candidates": None, "location_suggested": None}, goto="location")
     commune = form.geography.by_insee(value)
     if commune is None or value not in (conv.answers.get("location_candidates") or []):
         return Invalid(label("firm.stale_button"))
-    accepted = Accept({**_commune_answers(commune), "location_candidates": None})
+    accepted = Accept({**_commune_answers(commune), "location_candidates": None,
+                       "location_suggested": None})
     return _with_candidates(accepted, conv, commune, found)
 
 
@@ -314,6 +321,12 @@ def _ask_location_choice(form: IntakeService, answers: dict[str, Any]) -> Messag
                 if c is not None]
     buttons = [Button(c.label(), f"loc:{c.insee}") for c in communes]
     buttons.append(Button(label("firm.btn_none_of_these_communes"), "loc:none"))
+    if answers.get("location_suggested"):
+        if len(communes) == 1:
+            question = t("firm.ask_location_suggestion", commune=communes[0].label())
+        else:
+            question = t("firm.ask_location_suggestions")
+        return Message(question, _rows(buttons, 2))
     return Message(t("firm.ask_location_choice"), _rows(buttons, 2))
 
 

@@ -241,13 +241,23 @@ class MeetingService:
             return Reply([Message(reason + ask.text, ask.buttons)])
         start = parsed.start.astimezone(self.tz)
         draft.data = {**draft.data, "start": start.isoformat()}
+        # "vers 14h": the hour is kept as typed, and the animator is told which one.
+        preface = t("animator.meeting_when_approximate", time=_hm(start)) if (
+            parsed.approximate) else None
+        if parsed.minutes is not None:
+            # "de 14h à 16h": the length is known, the duration question is skipped.
+            draft.data = {**draft.data, "duration": parsed.minutes, "duration_set": True}
+            end = start + timedelta(minutes=parsed.minutes)
+            noted = t("animator.meeting_slot_noted", slot=format_slot(start, end, tz=self.tz))
+            return self._duration_chosen(session, draft, need, parsed.minutes, now=now,
+                                         preface=noted if preface is None else preface + noted)
         duration = int(draft.data.get("duration", DEFAULT_DURATION))
         reasons = unusual_reasons(start, start + timedelta(minutes=duration), tz=self.tz)
         if reasons:
             self._goto(draft, "unusual", now)
-            return Reply([self._ask_unusual(draft, reasons)])
+            return Reply([_prefaced(self._ask_unusual(draft, reasons), preface)])
         self._goto(draft, "duration", now)
-        return Reply([self._ask_duration(draft)])
+        return Reply([self._ask_duration(draft, preface=preface)])
 
     def _ask_unusual(self, draft: ChatDraft, reasons: list[str]) -> Message:
         start = datetime.fromisoformat(draft.data["start"])
@@ -278,7 +288,7 @@ class MeetingService:
         return Message(text, (buttons[:2], buttons[2:]))
 
     def _duration_chosen(self, session: Session, draft: ChatDraft, need: Need, minutes: int,
-                         *, now: datetime) -> Reply:
+                         *, now: datetime, preface: Text | None = None) -> Reply:
         draft.data = {**draft.data, "duration": minutes}
         start = datetime.fromisoformat(draft.data["start"])
         end = start + timedelta(minutes=minutes)
@@ -286,14 +296,14 @@ class MeetingService:
         reasons = unusual_reasons(start, end, tz=self.tz)
         if reasons and not draft.data.get("unusual_ok"):
             self._goto(draft, "unusual", now)
-            return Reply([self._ask_unusual(draft, reasons)])
+            return Reply([_prefaced(self._ask_unusual(draft, reasons), preface)])
         if draft.data.get("meeting_id"):
             self._goto(draft, "recap", now)
         elif "place" in draft.data:
             self._goto(draft, "recap", now)
         else:
             self._goto(draft, "place", now)
-        return Reply([self._question(session, draft, need)])
+        return Reply([self._question(session, draft, need, preface=preface)])
 
     def _place_answer(self, session: Session, draft: ChatDraft, need: Need, text: str, *,
                       now: datetime) -> Reply:
@@ -867,3 +877,13 @@ def _move_or_cancel(meeting: Meeting) -> tuple[tuple[Button, ...], ...]:
     """The chef de projet's buttons on a meeting still ahead."""
     return ((Button(label("animator.btn_move_meeting"), f"mt:move:{meeting.id}"),
              Button(label("animator.btn_cancel_meeting"), f"mt:cancel:{meeting.id}")),)
+
+
+def _hm(moment: datetime) -> str:
+    """A local hour as people write it: "14h", "9h30"."""
+    return f"{moment.hour}h{moment.minute:02d}" if moment.minute else f"{moment.hour}h"
+
+
+def _prefaced(message: Message, preface: Text | None) -> Message:
+    """The message with a line said first (a note on how the date was read)."""
+    return message if preface is None else Message(preface + message.text, message.buttons)

@@ -6,26 +6,44 @@ never read, so the same text and the same `now` always give the same answer.
 Reading rules (the choices a person could argue with, made once here):
 
 * Dates are French: `12/01` is the 12th of January, never the 1st of December. Separators
-  `/`, `.` and `-` are accepted (`12/01`, `12.01`, `12-01-27`), as is ISO `2027-01-12`.
-  A one- or three-digit year (`1/2/3`) is refused as AMBIGUOUS. Two-digit years are 20xx.
+  `/`, `.`, `-` and spaces are accepted (`12/01`, `12.01`, `12-01-27`, `20 02 2027`; two
+  spaced numbers only after "le" or a weekday: `le 25 03`), as is ISO `2027-01-12`.
+  A one- or three-digit year (`1/2/3`) is refused as AMBIGUOUS. Two-digit years are 20xx,
+  and AMBIGUOUS when that is beyond next year (`12/01/76` is neither 2076 nor sure to be 1976).
 * A date without a year is its next occurrence: this year if that day (and hour) is still
   today or ahead, otherwise next year; never further, so `29/02` typed in 2026 or 2027 is
-  IMPOSSIBLE rather than silently moved to 2028.
+  IMPOSSIBLE rather than silently moved to 2028. Holidays (`le lundi de Pâques`, `Noël`,
+  `la veille de la Toussaint`) are read the same way.
 * A day of the month alone (`le 14`, `lundi 14`) is its next occurrence, this month or a
   following one that has that day (`le 31` typed in November is the 31st of December).
 * A bare weekday (`jeudi 14h`) is today when today is that weekday and the hour is still
   ahead, otherwise the next such day. Without an hour (`jeudi`), today counts.
-* `jeudi prochain` is the common French reading "the coming Thursday": said on a Tuesday it
-  is this week's Thursday, said on a Thursday it is next week's (never today).
-  `jeudi de la semaine prochaine` is the Thursday of next calendar week (Monday-based).
+* `jeudi prochain` is the coming Thursday when that one is in next week; when the coming
+  Thursday is still in this week (said on a Tuesday), people mean either that one or next
+  week's: AMBIGUOUS. `prochain jeudi` is the coming Thursday. `jeudi de la semaine
+  prochaine` / `jeudi la semaine prochaine` is the Thursday of next calendar week
+  (Monday-based), `jeudi de cette semaine` the Thursday of this one (PAST if gone).
+* `lundi en huit` is the coming Monday plus seven days (`en quinze`: plus fourteen);
+  AMBIGUOUS when said on a Monday. `aujourd'hui en huit`, `demain en huit`: plus seven days.
+* `dans une heure`, `dans 30 minutes` are counted from `now` (to the minute); `dans 3 jours`
+  is a day (the hour is still needed). `dans 8 jours` and `dans 15 jours` are AMBIGUOUS:
+  in French they often mean one and two weeks.
 * A weekday next to a date must agree with it (`lundi 14 janvier 2027` is a Thursday:
-  AMBIGUOUS). Two dates, two weekdays or two hours in one text are AMBIGUOUS (this covers
-  ranges such as `14h-15h`: the duration is asked separately).
+  AMBIGUOUS). Two dates, two weekdays or two unlinked hours in one text are AMBIGUOUS.
+* A range (`de 14h à 16h`, `14h-16h`, `entre 14h et 16h`, `de 14 à 16h`) gives the start
+  and the length, as does `pendant 2h`; a range that ends before it starts, or lasts less
+  than 5 minutes or more than 12 hours, is AMBIGUOUS.
+* `vers 14h`, `aux alentours de 14h`, `14h environ`: the hour is taken and marked
+  approximate, so that the caller says which hour it kept.
 * A part of the day (`matin`, `après-midi`, `soir`) turns 1–11 into the afternoon or evening
   hour (`2h de l'après-midi` is 14:00, `ce soir 8h` is 20:00) and, alone, is not an hour:
-  `lundi matin` is NO_TIME, we do not guess.
+  `lundi matin` is NO_TIME, we do not guess. Hours are read in words too (`quinze heures`,
+  `midi moins le quart`); a spoken hour from one to seven (`trois heures`, `3 heures`) without
+  a part of the day is AMBIGUOUS_HOUR: said aloud, it is most often the afternoon. `3h`
+  written so stays 03:00 (the 24-hour clock), and is then flagged as unusual by the caller.
 * Any word we do not understand makes the whole text UNRECOGNISED (with the words as
-  detail) rather than being ignored: `jeudi en huit 14h` must not become this Thursday.
+  detail) rather than being ignored: `jeudi 14h salle B` must not become Thursday at 14h.
+  Only the words of a conversation around a date are dropped (`RDV`, `je propose`, `svp`).
 * Wall times skipped or repeated by a daylight-saving change are refused (NONEXISTENT,
   REPEATED) so that nobody is invited to an hour that does not exist or happens twice.
 """
@@ -35,6 +53,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from calendar import monthrange
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -44,6 +63,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import holidays
+from dateutil.easter import easter
 
 __all__ = [
     "MAX_AHEAD_MONTHS",
@@ -62,6 +82,11 @@ _MIN_DURATION = timedelta(minutes=5)
 _MAX_DURATION = timedelta(hours=12)
 _DAY_START = time(7, 0)
 _DAY_END = time(20, 0)
+# Spoken hours from 1 to 7 ("trois heures") are the afternoon as often as the night or dawn.
+_SPOKEN_AMBIGUOUS_HOURS = range(1, 8)
+# "dans 8 jours", "dans 15 jours": one week and two weeks as often as the literal count.
+_IDIOMATIC_DAYS = frozenset({8, 15})
+_MAX_TEXT = 300  # longer answers are not a date: refused before any pattern runs
 
 
 class WhenError(StrEnum):
@@ -73,6 +98,7 @@ class WhenError(StrEnum):
     IMPOSSIBLE = "impossible"
     PAST = "past"
     AMBIGUOUS = "ambiguous"
+    AMBIGUOUS_HOUR = "ambiguous_hour"
     NONEXISTENT = "nonexistent"
     REPEATED = "repeated"
     TOO_FAR = "too_far"
@@ -80,9 +106,15 @@ class WhenError(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class When:
-    """One instant, aware, in the requested time zone."""
+    """One instant, aware, in the requested time zone.
+
+    ``minutes``: the length the text gave ("de 14h à 16h", "pendant 2h"), else None.
+    ``approximate``: the text said "vers", "aux alentours de"...: the hour was taken as is.
+    """
 
     start: datetime
+    minutes: int | None = None
+    approximate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,37 +152,193 @@ _MONTHS = {
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _WEEKDAY_RE = "|".join(_WEEKDAYS)
 _DAY_RE = r"\d{1,2}|1er|premier"
+_WEEKDAY_ABBREVIATIONS = {
+    "lun": "lundi", "mar": "mardi", "mer": "mercredi", "jeu": "jeudi", "ven": "vendredi",
+    "sam": "samedi", "dim": "dimanche",
+}  # fmt: skip
+_WEEKDAY_ABBREVIATION = re.compile(
+    r"\b(?P<w>" + "|".join(_WEEKDAY_ABBREVIATIONS) + r")\b\.?(?=\s|$)"
+)
 
-# Words that carry no information once the date and hour are found ("le", "à", "vers"...).
+# Words that carry no information once the date and hour are found ("le", "à"...).
 # Elided forms ("l'", "d'") arrive here as "l" and "d".
 _FILLERS = frozenset(
-    {"le", "la", "l", "a", "au", "vers", "pour", "ce", "cet", "cette", "de", "du", "d",
-     "des", "et", "environ", "prochain", "prochaine"}
+    {"le", "la", "l", "a", "au", "pour", "ce", "cet", "cette", "de", "du", "d", "des", "et",
+     "prochain", "prochaine", "pile", "precise", "precises", "precisement"}
 )  # fmt: skip
+# The conversation around a date ("RDV", "je propose", "svp"): dropped, nothing else is.
+_CHATTER = re.compile(
+    r"\b(?:rdv|rendez[\s-]?vous|reunion|visio(?:conference)?|je\s+(?:vous\s+)?propose"
+    r"|on\s+dit|disons|ok\s+pour|d\s*'?\s*accord\s+pour|svp|stp|s\s*'?\s*il\s+vous\s+pla[iî]t"
+    r"|merci)\b"
+)
+# "vers 14h", "aux alentours de 10h", "14h environ": the hour is kept and marked approximate.
+_APPROXIMATE = re.compile(
+    r"\b(?:vers(?:\s+les)?|aux\s+alentours\s+de|autour\s+de|aux\s+environs\s+de|environ"
+    r"|a\s+peu\s+pres(?:\s+vers)?|approximativement)\b"
+)
+
+_HOUR_AFTER = re.compile(r"\s*(?:\d|midi\b|minuit\b)")
+_HOUR_BEFORE = re.compile(r"(?:\d\s*(?:h|heures?)?|\d{2}|\bmidi|\bminuit)\s*$")
+
+# Numbers said in words, 1 to 59, as digits; hyphens between their parts are spaces by now.
+_UNITS = {
+    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7,
+    "huit": 8, "neuf": 9,
+}  # fmt: skip
+_TEENS = {
+    "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15,
+    "seize": 16, "dix sept": 17, "dix huit": 18, "dix neuf": 19,
+}  # fmt: skip
+_TENS = {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50}
+
+
+def _number_words() -> dict[str, int]:
+    words = {**_UNITS, **_TEENS, **_TENS}
+    for tens, value in _TENS.items():
+        words[f"{tens} et un"] = words[f"{tens} et une"] = value + 1
+        for unit, extra in _UNITS.items():
+            if extra > 1:
+                words[f"{tens} {unit}"] = value + extra
+    return words
+
+
+_NUMBER_WORDS_TABLE = _number_words()
+_NUMBER_WORD = re.compile(
+    r"\b(?P<n>" + "|".join(sorted(_NUMBER_WORDS_TABLE, key=len, reverse=True)) + r")\b"
+)
+# A number word is a quantity only next to what it counts or after what introduces one:
+# "sept" stays the month in "le 3 sept à 9h", "huit" stays a word elsewhere.
+_NUMBER_BEFORE = re.compile(r"(?:\b(?:dans|moins|pendant|de|entre|heures?|a|midi|minuit)\s+)$")
+_NUMBER_AFTER = re.compile(
+    r"^\s*(?:heures?\b|h\b|minutes?\b|min\b|mn\b|jours?\b|semaines?\b|mois\b"
+    r"|et\s+(?:demie?|quart)\s+(?:heures?\b|h\b)|a\s+\d{1,2}\s*(?:heures?\b|h\b)"
+    r"|(?:" + _MONTH_RE + r")\b)"
+)
+_FRACTIONS = (
+    (re.compile(r"\b(?:une?\s+)?demi\s+heure\b"), "30 min"),
+    (re.compile(r"\btrois\s+quarts?\s+d\s*'?\s*heure\b"), "45 min"),
+    (re.compile(r"\b(?:un\s+)?quart\s+d\s*'?\s*heure\b"), "15 min"),
+)
 
 DayPart = Literal["matin", "apres-midi", "soir"]
 
+# --- holidays and named days ---------------------------------------------------------------
+
+
+def _fixed(month: int, day: int) -> Callable[[int], date]:
+    return lambda year: date(year, month, day)
+
+
+def _from_easter(days: int) -> Callable[[int], date]:
+    return lambda year: easter(year) + timedelta(days=days)
+
+
+# Each name with the optional words before it that belong to it ("le jeudi de l'Ascension").
+_L = r"l\s*'?\s*"
+_NAMED_DAYS: tuple[tuple[str, Callable[[int], date]], ...] = (
+    (r"lundi\s+de\s+paques|lendemain\s+de\s+paques", _from_easter(1)),
+    (r"mardi\s+gras", _from_easter(-47)),
+    (r"vendredi\s+saint", _from_easter(-2)),
+    (r"(?:(?:jour|dimanche)\s+de\s+)?paques", _from_easter(0)),
+    (r"(?:(?:jour|jeudi)\s+de\s+" + _L + r")?ascension", _from_easter(39)),
+    (r"lundi\s+de\s+(?:la\s+)?pentecote", _from_easter(50)),
+    (r"(?:(?:jour|dimanche)\s+de\s+(?:la\s+)?)?pentecote", _from_easter(49)),
+    (r"(?:veille|reveillon)\s+de\s+noel", _fixed(12, 24)),
+    (r"lendemain\s+de\s+noel", _fixed(12, 26)),
+    (r"(?:jour\s+de\s+)?noel", _fixed(12, 25)),
+    (
+        r"(?:reveillon\s+(?:de\s+la\s+)?)?saint[\s-]+sylvestre|reveillon\s+du\s+nouvel\s+an",
+        _fixed(12, 31),
+    ),
+    (r"jour\s+de\s+" + _L + r"an|nouvel\s+an|premier\s+de\s+" + _L + r"an", _fixed(1, 1)),
+    (r"veille\s+de\s+la\s+toussaint", _fixed(10, 31)),
+    (r"(?:jour\s+de\s+la\s+)?toussaint", _fixed(11, 1)),
+    (r"(?:jour\s+de\s+" + _L + r")?armistice", _fixed(11, 11)),
+    (r"fete\s+nationale", _fixed(7, 14)),
+    (r"(?:jour\s+de\s+" + _L + r")?assomption", _fixed(8, 15)),
+    (r"fete\s+du\s+travail", _fixed(5, 1)),
+    (r"fete\s+de\s+la\s+victoire", _fixed(5, 8)),
+)
+_NAMED_DAY = re.compile(
+    r"\b(?:(?P<shift>veille|lendemain)\s+(?:de\s+la\s+|de\s+"
+    + _L
+    + r"|du\s+|de\s+))?(?P<name>"
+    + "|".join(f"(?:{pattern})" for pattern, _ in _NAMED_DAYS)
+    + r")\b(?:\s+(?P<y>20\d{2})\b)?"
+)
+_NAMED_DAY_PARTS = tuple(re.compile(rf"(?:{pattern})$") for pattern, _ in _NAMED_DAYS)
+
 # --- patterns, applied in this order; each match is blanked so later ones cannot reuse it ----
 
+# "dans une heure", "dans 2 heures 30", "dans 45 min": an instant counted from now.
+_IN_MINUTES = re.compile(
+    r"\bdans\s+(?P<n>\d{1,3})\s*(?P<u>heures?|h|minutes?|min|mn)(?![a-z])"
+    r"(?:\s*(?P<m>\d{1,2})(?!\s*(?:heures?|h|jours?)\b)(?:\s*(?:minutes?|min|mn)\b)?"
+    r"|\s+et\s+(?P<frac>demie?|quart)\b)?"
+)
+# "dans 3 jours", "dans 2 semaines", "dans un mois": a day counted from today.
+_IN_DAYS = re.compile(r"\bdans\s+(?P<n>\d{1,3})\s*(?P<u>jours?|semaines?|mois)\b")
+# "pendant 2h", "pendant une heure et demie": the length of the meeting.
+_FOR = re.compile(
+    r"\b(?:pendant|duree\s*:?)\s+(?P<d>\d{1,2}(?:[.,]\d)?\s*(?:heures?|h)"
+    r"(?:\s*\d{1,2}(?:\s*(?:minutes?|min|mn))?|\s+et\s+(?:demie?|quart))?"
+    r"|\d{1,3}\s*(?:minutes?|min|mn))(?![a-z\d])"
+)
 # "ce soir", "cet après-midi", "ce midi": today, plus a part of the day (or noon).
 _THIS_PART = re.compile(
     r"\b(?:ce|cet|cette)\s+(?P<p>soir(?:ee)?|matin(?:ee)?|apres[\s-]?midi|aprem|midi)\b"
 )
-_DAY_PART = re.compile(r"\b(?P<p>apres[\s-]?midi|aprem|matin(?:ee)?|soir(?:ee)?)\b")
-_NOON = re.compile(r"\b(?P<w>midi|minuit)\b(?:\s+et\s+(?P<frac>demie?|quart)\b)?")
-# "14h", "14 h 30", "8 heures 30", "9h et quart". Minutes are not taken when they are in fact
-# the start of a date ("14h 15 mars", "9h 12/01") or of another hour ("14h 15h").
-_TIME_H = re.compile(
-    r"(?<![\d:])(?P<h>\d{1,2})\s*(?:heures?|h)(?![a-z])"
-    r"(?:\s*(?P<m>\d{1,2})(?!\d|[/.-]\d|\s*(?:er\b|" + _MONTH_RE + r")|\s*(?:heures?|h)(?![a-z]))"
-    r"(?:\s*(?:minutes?|min|mn)\b)?"
-    r"|\s+et\s+(?P<frac>demie?|quart)\b)?"
+_DAY_PART = re.compile(
+    r"\b(?P<p>apres[\s-]?midi|aprem|apm|matin(?:ee)?|soir(?:ee)?|(?<=\bdu\s)mat)\b"
 )
-_TIME_COLON = re.compile(r"(?<![\d:])(?P<h>\d{1,2}):(?P<m>\d{2})(?![\d:])")
-_RELATIVE = re.compile(r"\b(?P<r>apres[\s-]?demain|demain|aujourd\s*'?\s*hui)\b")
+
+# One clock time: "14h", "14 h 30", "8 heures 30", "9h et quart", "9h moins le quart",
+# "14:30", "midi", "midi moins dix". Minutes are not taken when they are in fact the start of
+# a date ("14h 15 mars", "9h 12/01") or of another hour ("14h 15h").
+_CLOCK_H = (
+    r"(?<![\d:])(?P<h>\d{1,2})\s*(?P<unit>heures?|h)(?![a-z])"
+    r"(?:\s*(?P<m>\d{1,2})"
+    r"(?!\d|[/.]\d|-\d{1,2}[/.-]\d|\s+\d{1,2}\s+\d{2}|\s*(?:er\b|" + _MONTH_RE + r")"
+    r"|\s*(?:heures?|h)(?![a-z]))(?:\s*(?:minutes?|min|mn)\b)?"
+    r"|\s+et\s+(?P<frac>demie?|quart)\b"
+    r"|\s+moins\s+(?:(?:le\s+)?(?P<lessq>quart)|(?P<less>\d{1,2})(?:\s*(?:minutes?|min|mn))?)\b)?"
+)
+_CLOCK_COLON = r"(?<![\d:])(?P<ch>\d{1,2}):(?P<cm>\d{2})(?![\d:])"
+_CLOCK_NOON = (
+    r"\b(?P<w>midi|minuit)\b(?:\s+et\s+(?P<wfrac>demie?|quart)\b"
+    r"|\s+(?P<wm>[1-5]\d)(?![\d/.:-]|\s*(?:h|heures?|er|" + _MONTH_RE + r")\b)"
+    r"|\s+moins\s+(?:(?:le\s+)?(?P<wlessq>quart)|(?P<wless>\d{1,2}))\b)?"
+)
+_CLOCK = re.compile(f"{_CLOCK_H}|{_CLOCK_COLON}|{_CLOCK_NOON}")
+
+
+def _clock_pattern(tag: str) -> str:
+    """The clock grammar with its groups renamed, to use it twice in one pattern."""
+    return re.sub(r"\(\?P<(\w+)>", lambda m: f"(?P<{tag}_{m[1]}>", _CLOCK.pattern)
+
+
+# "de 14h à 16h", "14h-16h", "entre 14h et 16h", "de 14 à 16h" (the first hour bare).
+_RANGE = re.compile(
+    r"(?:\b(?P<pre>de|entre)\s+)?"
+    r"(?:(?:(?<=\bde\s)|(?<=\bentre\s))(?P<bare>\d{1,2})|" + _clock_pattern("a") + r")"
+    r"\s*(?P<sep>-|–|—|/|\ba\b|\bet\b|\bjusqu\s*'?\s*a\b)\s*"
+    r"(?:" + _clock_pattern("b") + r")"
+)
+_RELATIVE = re.compile(
+    r"\b(?P<r>apres[\s-]?demain|demain|aujourd\s*'?\s*hui)\b(?:\s+en\s+(?P<en>huit|quinze|8|15)\b)?"
+)
 _ISO_DATE = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b")
 _NUMERIC_DATE = re.compile(
     r"(?<![\d/.:-])(?P<d>\d{1,2})(?P<sep>[/.-])(?P<m>\d{1,2})(?:(?P=sep)(?P<y>\d+))?(?![/.-]?\d)"
+)
+# "20 02 2027", "25 03 27": three numbers; two ("le 25 03") only after "le" or a weekday.
+_SPACED_DATE = re.compile(
+    r"(?<![\d:])(?P<d>\d{1,2})\s+(?P<m>\d{1,2})\s+(?P<y>\d{4}|\d{2})(?![\d:]|\s*(?:h|heures?)\b)"
+)
+_SPACED_DAY_MONTH = re.compile(
+    r"\b(?:le|" + _WEEKDAY_RE + r")\s+(?P<dm>(?P<d>\d{1,2})\s+(?P<m>\d{1,2}))"
+    r"(?![\d:]|\s*(?:h|heures?|min|mn|minutes?)\b)"
 )
 _TEXT_DATE = re.compile(
     r"\b(?P<d>" + _DAY_RE + r")\s*(?P<m>" + _MONTH_RE + r")\b\.?(?:\s*(?P<y>\d{4}|\d{2})\b)?"
@@ -160,9 +348,13 @@ _TEXT_DATE = re.compile(
 _DAY_ONLY = re.compile(
     r"\b(?:le|" + _WEEKDAY_RE + r")(?:\s+prochaine?)?\s+(?P<d>" + _DAY_RE + r")\b"
 )
+_NEXT_WEEK = r"(?:de\s+)?la\s+semaine\s+prochaine|semaine\s+pro(?:chaine)?"
+_THIS_WEEK = r"(?:de\s+)?cette\s+semaine"
 _WEEKDAY = re.compile(
-    r"\b(?:(?P<pre>prochain)\s+)?(?P<wd>" + _WEEKDAY_RE + r")"
-    r"(?:\s+(?P<nw>de\s+la\s+semaine\s+prochaine)|\s+(?P<post>prochain))?\b"
+    r"\b(?:(?P<pre>prochain)\s+|(?P<nwpre>(?:la\s+)?semaine\s+pro(?:chaine)?)\s+(?:le\s+)?"
+    r"|(?P<twpre>cette\s+semaine)\s+)?(?P<wd>" + _WEEKDAY_RE + r")"
+    r"(?:\s+(?P<nw>" + _NEXT_WEEK + r")|\s+(?P<tw>" + _THIS_WEEK + r")"
+    r"|\s+en\s+(?P<en>huit|quinze|8|15)|\s+(?P<post>prochaine?))?\b"
 )
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 
@@ -174,6 +366,7 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ":
 class _Clock:
     hour: int
     minute: int
+    spoken: bool = False  # "3 heures", "trois heures": said, not written on a 24-hour clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +390,28 @@ class _Relative:
 
 
 @dataclass(frozen=True, slots=True)
+class _InMonths:
+    months: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """A holiday or named day ("lundi de Pâques"), shifted by "veille"/"lendemain"."""
+
+    when: Callable[[int], date]
+    shift: int
+    year: int | None  # "Noël 2027"; else the next one
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Weekday:
     weekday: int
-    mode: Literal["bare", "prochain", "next_week"]
+    mode: Literal["bare", "prochain", "next_prochain", "next_week", "this_week", "later"]
+    weeks: int = 0  # for "later": "en huit" is one week after the coming one
 
 
-_Anchor = _Explicit | _DayOfMonth | _Relative
+_Anchor = _Explicit | _DayOfMonth | _Relative | _InMonths | _Named
 
 
 @dataclass(slots=True)
@@ -212,6 +421,11 @@ class _Found:
     anchors: list[_Anchor]
     weekdays: list[_Weekday]
     leftover: list[str]
+    offsets: list[int]  # minutes from now ("dans une heure")
+    lengths: list[int]  # minutes ("pendant 2h")
+    ranges: list[tuple[_Clock, _Clock]]
+    approximate: bool = False
+    ambiguous: str | None = None
 
 
 class _Scanner:
@@ -220,8 +434,13 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
 
-    def take(self, pattern: re.Pattern[str], group: int | str = 0) -> list[re.Match[str]]:
-        matches = list(pattern.finditer(self.text))
+    def take(
+        self,
+        pattern: re.Pattern[str],
+        group: int | str = 0,
+        accept: Callable[[re.Match[str]], bool] | None = None,
+    ) -> list[re.Match[str]]:
+        matches = [m for m in pattern.finditer(self.text) if accept is None or accept(m)]
         chars = list(self.text)
         for match in matches:
             begin, end = match.span(group)
@@ -238,12 +457,38 @@ def _normalise(text: str) -> str:
     return " ".join(bare.lower().split())
 
 
+def _spell_out(text: str) -> str:
+    """Number words as digits where they count something ("quinze heures" → "15 heures")."""
+    text = _WEEKDAY_ABBREVIATION.sub(lambda m: _WEEKDAY_ABBREVIATIONS[m["w"]], text)
+    # Hyphens inside words ("dix-sept", "demi-heure", "quarante-cinq") are spaces for numbers.
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
+    for pattern, replacement in _FRACTIONS:
+        text = pattern.sub(replacement, text)
+
+    def digits(match: re.Match[str]) -> str:
+        before, after = text[: match.start()], text[match.end() :]
+        if _NUMBER_AFTER.match(after) or _NUMBER_BEFORE.search(before):
+            # "le 3 sept à 9h": after a day number, "sept" is September.
+            if match["n"] == "sept" and re.search(r"(?:\d|1er|premier)\s+$", before):
+                return match[0]
+            return str(_NUMBER_WORDS_TABLE[match["n"]])
+        return match[0]
+
+    return _NUMBER_WORD.sub(digits, text)
+
+
+def _next_to_an_hour(match: re.Match[str]) -> bool:
+    """Whether "vers", "environ"... touches an hour: "vers le 15" is not an hour to round."""
+    after, before = match.string[match.end() :], match.string[: match.start()]
+    return bool(_HOUR_AFTER.match(after) or _HOUR_BEFORE.search(before))
+
+
 def _day_number(raw: str) -> int:
     return 1 if raw in ("1er", "premier") else int(raw)
 
 
 def _part_of(raw: str) -> DayPart:
-    if raw.startswith("matin"):
+    if raw.startswith("mat"):
         return "matin"
     if raw.startswith("soir"):
         return "soir"
@@ -254,10 +499,65 @@ def _fraction(raw: str | None) -> int:
     return {"demi": 30, "demie": 30, "quart": 15}.get(raw or "", 0)
 
 
+def _clock_of(match: re.Match[str], prefix: str = "") -> _Clock:
+    """The clock time read by the `_CLOCK` grammar (groups named with `prefix`)."""
+
+    def group(name: str) -> str | None:
+        return match[prefix + name]
+
+    if group("h") is not None:
+        hour, minute = int(group("h") or 0), 0
+        if group("m"):
+            minute = int(group("m") or 0)
+        elif group("frac"):
+            minute = _fraction(group("frac"))
+        spoken = (group("unit") or "").startswith("heure")
+        less = 15 if group("lessq") else int(group("less") or 0)
+    elif group("ch") is not None:
+        return _Clock(int(group("ch") or 0), int(group("cm") or 0))
+    else:
+        hour, spoken = (12 if group("w") == "midi" else 0), False
+        minute = int(group("wm") or 0) or _fraction(group("wfrac"))
+        less = 15 if group("wlessq") else int(group("wless") or 0)
+    if less:
+        # "9h moins le quart" is 8:45; "moins 75" is no hour at all (checked later).
+        return _Clock(hour - 1 if less <= 60 else 99, 60 - less if less <= 60 else 0, spoken)
+    return _Clock(hour, minute, spoken)
+
+
 def _scan(text: str) -> _Found:
     """Split the text into hours, parts of the day, dates, weekdays and unknown words."""
-    scanner = _Scanner(text)
-    found = _Found(clocks=[], parts=[], anchors=[], weekdays=[], leftover=[])
+    scanner = _Scanner(_spell_out(text))
+    found = _Found(
+        clocks=[], parts=[], anchors=[], weekdays=[], leftover=[], offsets=[], lengths=[], ranges=[]
+    )
+    scanner.take(_CHATTER)
+    found.approximate = bool(scanner.take(_APPROXIMATE, accept=_next_to_an_hour))
+    for match in scanner.take(_NAMED_DAY):
+        shift = {"veille": -1, "lendemain": 1}.get(match["shift"] or "", 0)
+        index = next(i for i, p in enumerate(_NAMED_DAY_PARTS) if p.match(match["name"]))
+        year = int(match["y"]) if match["y"] else None
+        found.anchors.append(_Named(_NAMED_DAYS[index][1], shift, year, match[0]))
+    for match in scanner.take(_IN_MINUTES):
+        unit = 60 if match["u"].startswith("h") else 1
+        extra = int(match["m"]) if match["m"] else _fraction(match["frac"])
+        if unit == 1 and extra:
+            found.ambiguous = match[0]  # "dans 30 min 15" means nothing sure
+        found.offsets.append(int(match["n"]) * unit + extra)
+    for match in scanner.take(_IN_DAYS):
+        count, unit = int(match["n"]), match["u"]
+        if unit.startswith("jour") and count in _IDIOMATIC_DAYS:
+            found.ambiguous = match[0]
+        elif unit == "mois":
+            found.anchors.append(_InMonths(count))
+        else:
+            found.anchors.append(_Relative(count * (7 if unit.startswith("semaine") else 1)))
+    for match in scanner.take(_FOR):
+        length = parse_duration(match["d"])
+        if length is None:
+            found.ambiguous = match[0]
+        else:
+            found.lengths.append(int(length.total_seconds() // 60))
     for match in scanner.take(_THIS_PART):
         found.anchors.append(_Relative(0))
         if match["p"] == "midi":
@@ -265,32 +565,51 @@ def _scan(text: str) -> _Found:
         else:
             found.parts.append(_part_of(match["p"]))
     found.parts += [_part_of(m["p"]) for m in scanner.take(_DAY_PART)]
-    for match in scanner.take(_NOON):
-        found.clocks.append(_Clock(12 if match["w"] == "midi" else 0, _fraction(match["frac"])))
-    for match in scanner.take(_TIME_H):
-        minute = int(match["m"]) if match["m"] else _fraction(match["frac"])
-        found.clocks.append(_Clock(int(match["h"]), minute))
-    found.clocks += [_Clock(int(m["h"]), int(m["m"])) for m in scanner.take(_TIME_COLON)]
+    for match in scanner.take(_RANGE):
+        second = _clock_of(match, "b_")
+        if match["bare"] is not None:
+            # "de 14 à 16h": the bare first number (only after "de" or "entre") is an hour.
+            first = _Clock(int(match["bare"]), 0, second.spoken)
+        else:
+            first = _clock_of(match, "a_")
+        if (match["sep"] == "et") != (match["pre"] == "entre"):
+            found.ambiguous = match[0]  # "14h et 16h" is two hours, "entre 14h - 16h" odd
+            continue
+        found.ranges.append((first, second))
+    found.clocks += [_clock_of(m) for m in scanner.take(_CLOCK)]
     for match in scanner.take(_RELATIVE):
         word = match["r"]
         days = 2 if word.startswith("apres") else 1 if word == "demain" else 0
-        found.anchors.append(_Relative(days))
+        later = {"huit": 7, "8": 7, "quinze": 14, "15": 14}.get(match["en"] or "", 0)
+        found.anchors.append(_Relative(days + later))
     for match in scanner.take(_ISO_DATE):
         found.anchors.append(_Explicit(int(match["d"]), int(match["m"]), match["y"], match[0]))
-    for pattern in (_NUMERIC_DATE, _TEXT_DATE):
+    for pattern in (_NUMERIC_DATE, _SPACED_DATE, _TEXT_DATE):
         for match in scanner.take(pattern):
             month = _MONTHS.get(match["m"]) or int(match["m"])
             found.anchors.append(_Explicit(_day_number(match["d"]), month, match["y"], match[0]))
+    for match in scanner.take(_SPACED_DAY_MONTH, "dm"):
+        found.anchors.append(_Explicit(int(match["d"]), int(match["m"]), None, match["dm"]))
     found.anchors += [_DayOfMonth(_day_number(m["d"])) for m in scanner.take(_DAY_ONLY, "d")]
     for match in scanner.take(_WEEKDAY):
-        mode: Literal["bare", "prochain", "next_week"] = "bare"
-        if match["nw"]:
-            mode = "next_week"
-        elif match["pre"] or match["post"]:
-            mode = "prochain"
-        found.weekdays.append(_Weekday(_WEEKDAYS.index(match["wd"]), mode))
+        found.weekdays.append(_weekday_of(match))
     found.leftover = [w for w in re.findall(r"[a-z0-9]+", scanner.text) if w not in _FILLERS]
     return found
+
+
+def _weekday_of(match: re.Match[str]) -> _Weekday:
+    weekday = _WEEKDAYS.index(match["wd"])
+    if match["nw"] or match["nwpre"]:
+        return _Weekday(weekday, "next_week")
+    if match["tw"] or match["twpre"]:
+        return _Weekday(weekday, "this_week")
+    if match["en"]:
+        return _Weekday(weekday, "later", 1 if match["en"] in ("huit", "8") else 2)
+    if match["post"]:
+        return _Weekday(weekday, "next_prochain")
+    if match["pre"]:
+        return _Weekday(weekday, "prochain")
+    return _Weekday(weekday, "bare")
 
 
 # --- from what was said to a calendar day ----------------------------------------------------
@@ -313,6 +632,21 @@ def _resolve_anchor(
     today = now_local.date()
     if isinstance(anchor, _Relative):
         return today + timedelta(days=anchor.days)
+    if isinstance(anchor, _InMonths):
+        index = today.month - 1 + anchor.months
+        year, month = today.year + index // 12, index % 12 + 1
+        if not _valid_day(year, month, today.day):
+            # "dans un mois" on the 31st: the 30th or the 1st? Asked.
+            return WhenProblem(WhenError.AMBIGUOUS, f"dans {anchor.months} mois")
+        return date(year, month, today.day)
+    if isinstance(anchor, _Named):
+        if anchor.year is not None:
+            return anchor.when(anchor.year) + timedelta(days=anchor.shift)
+        for year in (today.year, today.year + 1):
+            candidate = anchor.when(year) + timedelta(days=anchor.shift)
+            if _is_ahead(candidate, clock, now_local):
+                return candidate
+        return anchor.when(today.year + 2) + timedelta(days=anchor.shift)
     if isinstance(anchor, _DayOfMonth):
         if not 1 <= anchor.day <= 31:
             return WhenProblem(WhenError.IMPOSSIBLE, f"le {anchor.day}")
@@ -338,6 +672,9 @@ def _resolve_anchor(
         year = int(anchor.year)
     elif len(anchor.year) == 2:
         year = 2000 + int(anchor.year)
+        # "12/01/76": not 2076, and perhaps not 1976 either; past years stay 20xx (PAST).
+        if year > today.year + 1:
+            return WhenProblem(WhenError.AMBIGUOUS, anchor.source)
     else:
         return WhenProblem(WhenError.AMBIGUOUS, anchor.source)
     if not _valid_day(year, anchor.month, anchor.day):
@@ -345,14 +682,37 @@ def _resolve_anchor(
     return date(year, anchor.month, anchor.day)
 
 
-def _resolve_weekday(weekday: _Weekday, clock: _Clock | None, now_local: datetime) -> date:
+def _resolve_weekday(
+    weekday: _Weekday, clock: _Clock | None, now_local: datetime
+) -> date | WhenProblem:
     today = now_local.date()
+    monday = today - timedelta(days=today.weekday())
     if weekday.mode == "next_week":
-        return today + timedelta(days=7 - today.weekday() + weekday.weekday)
+        return monday + timedelta(days=7 + weekday.weekday)
+    if weekday.mode == "this_week":
+        return monday + timedelta(days=weekday.weekday)
     delta = (weekday.weekday - today.weekday()) % 7
-    if delta == 0 and (weekday.mode == "prochain" or not _is_ahead(today, clock, now_local)):
+    if weekday.mode == "later":
+        if delta == 0:
+            # "lundi en huit" said on a Monday: in one week or in two?
+            return WhenProblem(WhenError.AMBIGUOUS, _WEEKDAYS[weekday.weekday] + " en huit")
+        return today + timedelta(days=delta + 7 * weekday.weeks)
+    if delta == 0 and (weekday.mode != "bare" or not _is_ahead(today, clock, now_local)):
         delta = 7
-    return today + timedelta(days=delta)
+    day = today + timedelta(days=delta)
+    if weekday.mode == "next_prochain" and day < monday + timedelta(days=7):
+        # "jeudi prochain" said on a Tuesday: this week's Thursday, or next week's?
+        other = day + timedelta(days=7)
+        return WhenProblem(WhenError.AMBIGUOUS, f"{_format_date(day)} ou {_format_date(other)}")
+    return day
+
+
+def _agrees(weekday: _Weekday, day: date, clock: _Clock | None, now_local: datetime) -> bool:
+    """Whether a weekday said next to a date names that date ("mardi 16 mars")."""
+    if weekday.mode in ("bare", "prochain", "next_prochain"):
+        return weekday.weekday == day.weekday()
+    # "jeudi de la semaine prochaine 18 mars": the week must agree too.
+    return _resolve_weekday(weekday, clock, now_local) == day
 
 
 def _apply_part(clock: _Clock, part: DayPart | None) -> _Clock | None:
@@ -364,6 +724,18 @@ def _apply_part(clock: _Clock, part: DayPart | None) -> _Clock | None:
     if 1 <= clock.hour <= 11:
         return _Clock(clock.hour + 12, clock.minute)
     return clock if clock.hour >= 12 else None
+
+
+def _check_clock(typed: _Clock, part: DayPart | None) -> _Clock | WhenProblem:
+    """A typed hour checked and placed in the day, or why it cannot be."""
+    if not (0 <= typed.hour <= 23 and 0 <= typed.minute <= 59):
+        return WhenProblem(WhenError.IMPOSSIBLE, _hm(typed.hour, typed.minute))
+    if part is None and typed.spoken and typed.hour in _SPOKEN_AMBIGUOUS_HOURS:
+        return WhenProblem(WhenError.AMBIGUOUS_HOUR, _hm(typed.hour, typed.minute))
+    clock = _apply_part(typed, part)
+    if clock is None:
+        return WhenProblem(WhenError.AMBIGUOUS, f"{_hm(typed.hour, typed.minute)} {part}")
+    return clock
 
 
 def _localise(wall: datetime, tz: ZoneInfo) -> datetime | WhenError:
@@ -389,32 +761,66 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be an aware datetime")
 
 
+def _clock_and_length(found: _Found) -> tuple[_Clock | None, int | None] | WhenProblem:
+    """The start hour and the length in minutes the text gives, checked; or the refusal."""
+    part = found.parts[0] if found.parts else None
+    if found.ranges:
+        first, second = found.ranges[0]
+        begin, end = _check_clock(first, part), _check_clock(second, part)
+        if isinstance(begin, WhenProblem):
+            return begin
+        if isinstance(end, WhenProblem):
+            return end
+        length = (end.hour - begin.hour) * 60 + end.minute - begin.minute
+        if not _MIN_DURATION <= timedelta(minutes=length) <= _MAX_DURATION:
+            detail = f"{_hm(begin.hour, begin.minute)}–{_hm(end.hour, end.minute)}"
+            return WhenProblem(WhenError.AMBIGUOUS, detail)
+        return begin, length
+    length = found.lengths[0] if found.lengths else None
+    if not found.clocks:
+        return None, length
+    clock = _check_clock(found.clocks[0], part)
+    return clock if isinstance(clock, WhenProblem) else (clock, length)
+
+
 def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> When | WhenProblem:
     """Read one meeting start from French text, relative to `now`, as an instant in `tz`."""
     _require_aware(now, "now")
     now_local = now.astimezone(tz)
-    found = _scan(_normalise(text))
+    if len(text) > _MAX_TEXT:
+        return WhenProblem(WhenError.UNRECOGNISED)
+    # Punctuation between the pieces ("mardi, 10h !") says nothing; ":", "/", "." and "-" do.
+    found = _scan(_normalise(re.sub(r"[,;!?()\[\]]", " ", text)))
     if found.leftover:
         return WhenProblem(WhenError.UNRECOGNISED, " ".join(found.leftover))
-    if not (found.clocks or found.anchors or found.weekdays):
+    if not (found.clocks or found.anchors or found.weekdays or found.offsets or found.ranges):
         return WhenProblem(WhenError.UNRECOGNISED)
-    if len(found.anchors) > 1 or len(found.weekdays) > 1 or len(found.clocks) > 1:
+    if found.ambiguous is not None:
+        return WhenProblem(WhenError.AMBIGUOUS, found.ambiguous)
+    hours = len(found.clocks) + len(found.ranges) + len(found.offsets)
+    lengths = len(found.lengths) + len(found.ranges)
+    if len(found.anchors) + len(found.offsets) > 1 or len(found.weekdays) > 1 or hours > 1:
+        return WhenProblem(WhenError.AMBIGUOUS)
+    if lengths > 1:
         return WhenProblem(WhenError.AMBIGUOUS)
     if len(set(found.parts)) > 1:
         return WhenProblem(WhenError.AMBIGUOUS, " / ".join(sorted(set(found.parts))))
 
-    clock: _Clock | None = None
-    if found.clocks:
-        typed = found.clocks[0]
-        if not (0 <= typed.hour <= 23 and 0 <= typed.minute <= 59):
-            return WhenProblem(WhenError.IMPOSSIBLE, _hm(typed.hour, typed.minute))
-        clock = _apply_part(typed, found.parts[0] if found.parts else None)
-        if clock is None:
-            detail = f"{_hm(typed.hour, typed.minute)} {found.parts[0]}"
-            return WhenProblem(WhenError.AMBIGUOUS, detail)
+    if found.offsets:
+        # "dans une heure": an instant, to the minute; nothing else may set the day or hour.
+        if found.weekdays or found.parts:
+            return WhenProblem(WhenError.AMBIGUOUS)
+        wall = now_local.replace(tzinfo=None, second=0, microsecond=0)
+        return _finish(wall + timedelta(minutes=found.offsets[0]), None, found, now, tz)
+
+    read = _clock_and_length(found)
+    if isinstance(read, WhenProblem):
+        return read
+    clock, length = read
 
     if not (found.anchors or found.weekdays):
-        assert clock is not None  # something was found, and it is neither a date nor a weekday
+        if clock is None:
+            return WhenProblem(WhenError.UNRECOGNISED)
         return WhenProblem(WhenError.NO_DATE, _hm(clock.hour, clock.minute))
 
     if found.anchors:
@@ -423,23 +829,31 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> When | WhenProblem:
             return resolved
         day = resolved
         # A weekday next to a date is only a check: if it disagrees, one of them is a typo.
-        if found.weekdays and found.weekdays[0].weekday != day.weekday():
+        if found.weekdays and not _agrees(found.weekdays[0], day, clock, now_local):
             return WhenProblem(WhenError.AMBIGUOUS, _format_date(day))
     else:
-        day = _resolve_weekday(found.weekdays[0], clock, now_local)
+        weekday_day = _resolve_weekday(found.weekdays[0], clock, now_local)
+        if isinstance(weekday_day, WhenProblem):
+            return weekday_day
+        day = weekday_day
 
     if clock is None:
         return WhenProblem(WhenError.NO_TIME, _format_date(day))
+    return _finish(datetime.combine(day, time(clock.hour, clock.minute)), length, found, now, tz)
 
-    wall = datetime.combine(day, time(clock.hour, clock.minute))
+
+def _finish(
+    wall: datetime, length: int | None, found: _Found, now: datetime, tz: ZoneInfo
+) -> When | WhenProblem:
+    """The instant of a local wall time, checked against daylight saving, now and the horizon."""
     start = _localise(wall, tz)
     if isinstance(start, WhenError):
         return WhenProblem(start, _format_wall(wall))
     if start < now:
         return WhenProblem(WhenError.PAST, _format_wall(wall))
-    if start > _add_months(now_local, MAX_AHEAD_MONTHS):
+    if start > _add_months(now.astimezone(tz), MAX_AHEAD_MONTHS):
         return WhenProblem(WhenError.TOO_FAR, _format_wall(wall))
-    return When(start)
+    return When(start, length, found.approximate)
 
 
 # --- durations --------------------------------------------------------------------------------

@@ -10,9 +10,12 @@ Two quoting styles meet in a mailbox:
   their last answer are kept, since "Oui, le 12." means nothing without its question;
   the quoted block after it is dropped all the same;
 - unprefixed quotes (Outlook, webmails): the original follows a header block ("De : …
-  Envoyé : … Objet : …") or a separator ("-----Message d'origine-----", a line of
-  underscores). Nothing after it can be told apart from the original, so the text is cut
-  there, as it is at a mobile signature ("Envoyé de mon iPhone") or the "-- " delimiter.
+  Envoyé : … Objet : …", German Outlook's "Von: … Gesendet: … Betreff: …", Outlook.com's
+  block opened by "Date: …", SFR's "De : … A : … Sujet : …") or a separator
+  ("-----Message d'origine-----", "-----Ursprüngliche Nachricht-----", a line of
+  underscores, Orange's and SFR's "Message du : 12/12/2016 13:20"). Nothing after it can
+  be told apart from the original, so the text is cut there, as it is at a mobile
+  signature ("Envoyé de mon iPhone") or the "-- " delimiter.
 
 Closing lines ("Cordialement, Jean") are kept: harmless, and often the only signature.
 If nothing would remain, the whole text comes back trimmed: a message is never lost.
@@ -29,7 +32,8 @@ _SPACES = re.compile(r"\s+")
 _SIGNATURE_DELIMITER = frozenset({"-- ", "--"})
 _SEPARATOR = re.compile(
     r"^-{2,}\s*(?:message d'origine|original message|mail original|mail d'origine"
-    r"|message original|message transf[ée]r[ée]|forwarded message|message transmis)\s*-{2,}$"
+    r"|message original|message transf[ée]r[ée]|forwarded message|message transmis"
+    r"|urspr[üu]ngliche nachricht|weitergeleitete nachricht)\s*-{2,}$"
     r"|^(?:d[ée]but du message r[ée]exp[ée]di[ée]|begin forwarded message)\s*:$",
     _FLAGS,
 )
@@ -41,19 +45,28 @@ _MOBILE_SIGNATURE = re.compile(
     r"|^(?:get|obtenir|t[ée]l[ée]charger)\s+outlook\s+(?:for|pour)\s+(?:ios|android)$",
     _FLAGS,
 )
-# Orange webmail opens its quote with "Message du 03/12/26 10:12".
-_ORANGE_HEADER = re.compile(r"^message du \d{1,2}/\d{1,2}/\d{2,4} \d{1,2}:\d{2}", _FLAGS)
+# Orange webmail opens its quote with "Message du 03/12/26 10:12", SFR's with
+# "Message du : 12/12/2016 13:20".
+_WEBMAIL_HEADER = re.compile(
+    r"^message du\s*:?\s*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}[:h]\d{2}", _FLAGS
+)
 _HEADER_FIELD = re.compile(
-    r"^\*?\s*(de|from|envoy[ée]|sent|date|[àa]|to|cc|cci|bcc|objet|subject|copie [àa])"
+    r"^\*?\s*(de|from|von|envoy[ée]|sent|gesendet|date|datum|[àa]|to|an|cc|cci|bcc|objet|subject"
+    r"|sujet|betreff|copie [àa])"
     r"\s*\*?\s*:(.*)$",
     _FLAGS,
 )
 _FIELD_GROUPS = {
-    "envoyé": "sent", "envoye": "sent", "sent": "sent", "date": "sent",
-    "à": "to", "a": "to", "to": "to", "cc": "to", "cci": "to", "bcc": "to",
+    "de": "from", "from": "from", "von": "from",
+    "envoyé": "sent", "envoye": "sent", "sent": "sent", "date": "sent", "gesendet": "sent",
+    "datum": "sent",
+    "à": "to", "a": "to", "to": "to", "cc": "to", "cci": "to", "bcc": "to", "an": "to",
     "copie à": "to", "copie a": "to",
-    "objet": "subject", "subject": "subject",
+    "objet": "subject", "subject": "subject", "sujet": "subject", "betreff": "subject",
 }  # fmt: skip
+_FROM_FIELDS = frozenset({"de", "from", "von"})
+# Outlook.com (and some webmails) open the block with the date: "Date: …" then "From: …".
+_DATE_FIELDS = frozenset({"date", "datum", "envoyé", "envoye", "sent", "gesendet"})
 # Attribution lines always carry a date (so a digit), except the "Name a écrit :" form.
 _DATED_ATTRIBUTION = re.compile(
     r"^(?:le|on|el|am)\s.{4,250}?\s(?:a\s+[ée]crit|wrote|escribi[óo]|schrieb)\s*:$", _FLAGS
@@ -97,7 +110,7 @@ def _cut_index(lines: list[str]) -> int:
             _SEPARATOR.match(norm)
             or _UNDERSCORES.match(norm)
             or _MOBILE_SIGNATURE.match(norm)
-            or _ORANGE_HEADER.match(norm)
+            or _WEBMAIL_HEADER.match(norm)
             or _is_header_block(lines, index)
         ):
             return index
@@ -114,15 +127,22 @@ def _cut_index(lines: list[str]) -> int:
 def _is_header_block(lines: list[str], index: int) -> bool:
     """Whether an Outlook-style "De : / Envoyé : / À : / Objet :" block starts here."""
     match = _HEADER_FIELD.match(_norm(lines[index]))
-    if not match or match.group(1).lower() not in {"de", "from"} or not match.group(2).strip():
+    if not match or not match.group(2).strip():
+        return False
+    first = match.group(1).lower()
+    if first not in _FROM_FIELDS and first not in _DATE_FIELDS:
         return False
     groups: set[str] = set()
     for line in lines[index + 1 : index + 1 + _HEADER_BLOCK_LINES]:
         field = _HEADER_FIELD.match(_norm(line))
         if field and field.group(1).lower() in _FIELD_GROUPS:
             groups.add(_FIELD_GROUPS[field.group(1).lower()])
-    # Two more fields, one of them the date or the subject: "De : X" alone is just a line.
-    return len(groups) >= 2 and bool(groups & {"sent", "subject"})
+    if first in _FROM_FIELDS:
+        # Two more fields, one of them the date or the subject: "De : X" alone is just a line.
+        return len({"sent", "to", "subject"} & groups) >= 2 and bool(groups & {"sent", "subject"})
+    # A block opened by its date needs the sender and one more field: "Date : 12 mars" followed
+    # by "Lieu : …" is the sender's own text.
+    return "from" in groups and bool(groups & {"to", "subject"})
 
 
 def _joined(lines: list[str], index: int, span: int) -> str:
