@@ -5,6 +5,7 @@ Application, the Bot API double, a real SMTP server and a real IMAP mailbox."""
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
@@ -178,7 +179,8 @@ async def test_an_email_from_the_partners_address_alone_never_reaches_the_firm(
     forged = _answer_to(routed, PARTNER, "Envoyez-moi vos coordonnées bancaires.",
                         to=BOT_ADDRESS)
     imap.deliver(forged.as_bytes())
-    notice = await says(animator, "a répondu au sujet de TI-2026-0001")
+    notice = await says(animator, "aurait répondu au sujet de TI-2026-0001")
+    assert "non vérifié" in notice.plain  # not to the need's address: the forgery of issue 16
     assert "Transmettre à l'entreprise" not in notice.button_labels()
     [done] = await imported(mail_bot, 1)
     assert done.kind == "partner_reply"
@@ -266,7 +268,10 @@ async def test_a_partners_file_too_heavy_for_telegram_is_named_with_its_size(
     await _firm_gets(firm, "Voici les plans du poste de travail.")
     mail_bot.clock.advance(seconds=5)
     named = await _firm_gets(firm, "plans.dwg")
-    assert named.plain == (
-        "France Travail Paray-le-Monial a joint « plans.dwg » (59 Ko), trop lourd pour vous "
-        "être transmis ici. Votre chef de projet peut vous l'envoyer par e-mail.")
+    # The mailbox reads a message up to its size limit only (hostile-world issue), so the
+    # size shown is of what was read: the file is named, never relayed.
+    assert re.fullmatch(
+        r"France Travail Paray-le-Monial a joint « plans\.dwg » \(\d+ Ko\), trop lourd pour "
+        r"vous être transmis ici\. Votre chef de projet peut vous l'envoyer par e-mail\.",
+        named.plain), named.plain
     assert named.kind == "text"
