@@ -34,6 +34,9 @@ from testing.smtp import SmtpServer
 from tests.conftest import RunningBot, make_settings, smtp_settings
 from tests.helpers import press, reach_summary, say
 
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
+
 CLAIRE_ID = 900000001  # in the territory file, has never opened the bot
 MARC_ID = 900000002  # in the territory file by email only
 CLAIRE = "claire.martin@example.org"

@@ -7,6 +7,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_relay.py"
 
 

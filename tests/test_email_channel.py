@@ -392,6 +392,7 @@ async def notices(user: SimUser, fragment: str, count: int, within: float = 10.0
     raise AssertionError(f"fewer than {count} messages with {fragment!r}")
 
 
+@pytest.mark.slow
 async def test_a_forged_partner_acknowledgement_changes_nothing_the_animator_decides(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:
@@ -447,6 +448,7 @@ async def test_a_forged_partner_acknowledgement_changes_nothing_the_animator_dec
     assert need.status == "acknowledged"
 
 
+@pytest.mark.slow
 async def test_a_forged_refusal_reroutes_nothing(
     mail_bot: RunningBot, imap: ImapServer
 ) -> None:

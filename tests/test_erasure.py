@@ -58,6 +58,9 @@ from testing.smtp import SmtpServer
 from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
 from tests.helpers import press, say
 
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
+
 ANIMATOR_ID = 900000001
 PARTNER = "ft-paray-le-monial@example.org"
 Row = Mapping[str, Any]

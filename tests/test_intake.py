@@ -404,6 +404,7 @@ async def test_two_hundred_conversations_at_once(relais: RunningBot) -> None:
     assert await count(relais, Conversation) == 0
 
 
+@pytest.mark.slow
 async def test_a_commune_outside_every_territory_is_said_at_the_commune_step(
     relais: RunningBot,
 ) -> None:

@@ -3,6 +3,7 @@ Relais, on Telegram, through the real Application and the Bot API double."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session, col, select
 
 from storage.models import NeedMessage, Outbox
@@ -10,6 +11,9 @@ from testing.botapi import BotMessage, SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, say
 from tests.test_routing_flow import message_with, opened_animator, submit
+
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
 
 FIRM_ID = 5101
 

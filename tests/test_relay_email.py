@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 
+import pytest
 from sqlmodel import Session, col, select
 
 from storage.models import Need, NeedMessage, NeedRouting, Outbox
@@ -30,6 +31,9 @@ from tests.test_email_channel import (  # noqa: F401 - fixtures
     says,
 )
 from tests.test_routing_flow import submit
+
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
 
 ANIMATOR_EMAIL = "claire.martin@example.org"
 FIRM_ID = 5201

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# End-to-end through real processes and servers: not in the fast lane.
+pytestmark = pytest.mark.slow
+
 # What a log line looks like, whatever the logger (and a crash's first line).
 LOG_MARKERS = (" INFO ", " WARNING ", " ERROR ", "Traceback", "apscheduler", "telegram.ext")
 
