@@ -131,17 +131,6 @@ def test_bytes_past_the_size_limit_are_not_read() -> None:
 
 
 @pytest.fixture
-async def imap() -> AsyncIterator[ImapServer]:
-    """The bot's mailbox."""
-    server = ImapServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_path: Path,
                    clock: FakeClock, request: pytest.FixtureRequest,
                    ) -> AsyncIterator[tuple[RunningBot, MailboxReader]]:
