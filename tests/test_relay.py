@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from storage.models import NeedMessage, Outbox
 from testing.botapi import BotMessage, SimUser
 from tests.conftest import RunningBot
-from tests.helpers import press, say
+from tests.helpers import all_needs, press, say
 from tests.test_routing_flow import message_with, opened_animator, submit
 
 # End-to-end through real processes and servers: not in the fast lane.
@@ -106,17 +106,19 @@ async def test_a_photo_is_relayed_by_its_telegram_file(relais: RunningBot) -> No
 
 async def test_a_stranger_reaches_nobody(relais: RunningBot) -> None:
     firm, animator, _ = await _routed(relais, 5103)
+    [need] = await all_needs(relais.services.db)
     stranger = relais.api.user(5999, "Mallory")
     await say(stranger, "/aide")
-    need_id = (await relais.services.db.run(
-        lambda s: s.exec(select(NeedMessage.need_id)).first())) or 1
-    for data in (f"rl:w:{need_id}", f"rl:r:{need_id}", "rl:r:999", "rl:x:1", "rl:"):
-        await stranger.replies_after(stranger.press_data(data))
+    for data in (f"rl:w:{need.id}", f"rl:r:{need.id}", "rl:r:999", "rl:x:1", "rl:"):
+        # The press is answered and the outbox drained: nothing more can come of it.
+        assert await relais.answered(stranger, stranger.press_data(data)) == []
         assert stranger.callback_answers[-1].get("text") == "Ce bouton n'est pas pour vous."
     # A Telegram "reply" naming someone else's reference is a plain question, not a relay.
     before_firm, before_animator = len(firm.messages), len(animator.messages)
-    await stranger.replies_after(stranger.send_text(
+    answer = await stranger.replies_after(stranger.send_text(
         "TI-2026-0001 : je veux voir", reply_to=stranger.messages[-1].message_id))
+    assert not any(m.plain.startswith("Message transmis") for m in answer)
+    await relais.drained()
     assert await _messages(relais) == []
     assert len(firm.messages) == before_firm and len(animator.messages) == before_animator
 

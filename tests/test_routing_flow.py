@@ -259,6 +259,7 @@ async def test_a_firm_that_blocked_the_bot_is_reported_to_the_animator(relais: R
     await press(animator, "Je prends")  # the firm's notice is refused: bot blocked
     notice = await message_with(animator, "non distribué")
     assert "TI-2026-0001" in notice.plain and "Fonderie Bloquée" in notice.plain
+    assert "Motif : l'entreprise a bloqué Relais" in notice.plain  # in French, not Telegram's
 
     def failed(session: Session) -> list[Outbox]:
         return list(session.exec(select(Outbox).where(Outbox.failed_at.is_not(None))).all())  # type: ignore[union-attr]

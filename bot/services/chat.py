@@ -285,7 +285,7 @@ def _refusal(error: str) -> str:
     """Telegram's refusal in French words (its own message is English)."""
     lowered = error.lower()
     if "blocked" in lowered:
-        return "l'entreprise a bloqué Relais"
+        return label("animator.refused_blocked")
     if "not found" in lowered or "deactivated" in lowered:
-        return "cette conversation Telegram n'existe plus"
-    return "Telegram refuse ce message"
+        return label("animator.refused_no_chat")
+    return label("animator.refused_other")
