@@ -389,7 +389,7 @@ class InboundService:
     def _partner_reply(self, session: Session, need: Need, mail: IncomingEmail, *,
                        now: datetime) -> None:
         note = self._note(session, need, mail, "partner", now)
-        note.attachment = email_files(mail.attachments)
+        note.attachment = email_files(mail.attachments, cut=mail.truncated)
         self._attachments(session, need, mail, now)
         routing = session.exec(select(NeedRouting).where(
             NeedRouting.need_id == need.id,

@@ -426,6 +426,7 @@ class RelayService:
                        note: NeedMessage) -> list[Message]:
         """The files of a partner's email: uploaded when small enough, else named."""
         files = (note.attachment or {}).get("files") or []
+        cut = bool((note.attachment or {}).get("cut"))
         kept = {a.filename: a for a in session.exec(select(NeedAttachment).where(
             NeedAttachment.need_id == need.id, NeedAttachment.inbound_id == note.inbound_id))
         } if note.inbound_id is not None else {}
@@ -439,8 +440,11 @@ class RelayService:
                     "document", "", stored.filename, stored.size, stored.content_type,
                     stored.data)))
             else:
+                size_text = _size_text(int(size))
+                if cut:  # the email was read up to the limit only: at least this much
+                    size_text = t("common.size_at_least", size=size_text).plain()
                 messages.append(Message(t("firm.relay_partner_file_too_big", partner=partner,
-                                          file=str(name), size=_size_text(int(size)))))
+                                          file=str(name), size=size_text)))
         return messages
 
     def _partner_button(self, session: Session, user_id: int, chat_id: int, action: str,
@@ -585,12 +589,17 @@ def _taken(session: Session, territory: Territory, need: Need) -> int | None:
     return user_id if animator_of(session, territory, user_id) is not None else None
 
 
-def email_files(files: Sequence[tuple[str, str, int, bytes | None]]) -> dict[str, object] | None:
-    """What a need's history keeps of an email's files: names, sizes and types."""
+def email_files(files: Sequence[tuple[str, str, int, bytes | None]], *,
+                cut: bool = False) -> dict[str, object] | None:
+    """What a need's history keeps of an email's files: names, sizes and types.
+
+    `cut`: the email was read only up to the size limit, so a size is only what was read.
+    """
     if not files:
         return None
     return {"kind": "email", "name": ", ".join(name for name, _, _, _ in files)[:300],
-            "files": [[name[:120], size, mime[:100]] for name, mime, size, _ in files]}
+            "files": [[name[:120], size, mime[:100]] for name, mime, size, _ in files],
+            "cut": cut}
 
 
 def relay_content(turn: Turn) -> Content:

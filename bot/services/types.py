@@ -57,6 +57,8 @@ class IncomingEmail:
     # (filename, content type, size, data or None when over the size limit)
     attachments: tuple[tuple[str, str, int, bytes | None], ...] = ()
     oversized: bool = False
+    # Read only up to the size limit: what it says of its files (their sizes) is partial.
+    truncated: bool = False
     # What the text says, worked out off the event loop before the transaction
     # (`InboundService.prepare`); None: worked out when needed.
     facts: Extracted | None = None

@@ -218,7 +218,7 @@ class MailboxReader:
             need_refs=keys.references, tokens=keys.tokens, subject_refs=keys.subject_refs,
             attachments=tuple((a.filename, a.content_type, a.size, a.data)
                               for a in mail.attachments if a.content_id is None),
-            oversized=mail.oversized, verified=verdict.verified,
+            oversized=mail.oversized, truncated=mail.truncated, verified=verdict.verified,
             auth_verdict=verdict.reason)
 
     async def run(self, stop: asyncio.Event) -> None:
