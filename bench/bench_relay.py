@@ -534,7 +534,7 @@ def report(result: Result) -> None:
         print(f"spaced messages: due p50 {_pct(due, 0.5):.2f} s / max {_pct(due, 1.0):.2f} s "
               f"after they were queued (1 s after the previous one to that chat); delivered "
               f"p50 {_pct(late, 0.5):.2f} s / max {_pct(late, 1.0):.2f} s after their due time "
-              f"(the outbox sweeper looks once a second)")
+              f"(the outbox sweeper wakes at the next due time)")
     by_round: dict[str, list[str]] = {"intake": [], "relay": []}
     for chunk in result.chunks:
         got = [p.latency for p in chunk.probes if p.latency is not None]

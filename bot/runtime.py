@@ -430,9 +430,14 @@ async def sweep_outbox(application: Application, services: Services, stop: async
                 await asyncio.gather(*(deliver(application.bot, services, chat_rows)
                                        for chat_rows in by_chat.values()))
                 continue
+            # A message scheduled for later (a relayed one spaced a second) goes when due,
+            # not up to a whole interval after.
+            due = await outbox.next_due(services.db, services.clock(), channel="telegram")
+            wait = interval if due is None else min(interval, max(0.02, due))
         except Exception:
             log.exception("outbox sweep failed")
-        await _sleep_or_stop(stop, interval)
+            wait = interval
+        await _sleep_or_stop(stop, wait)
 
 
 def _cards_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:

@@ -46,6 +46,7 @@ __all__ = [
     "enqueue_for_chats",
     "enqueue_payload",
     "mark_delivered",
+    "next_due",
     "record_failure",
     "release",
 ]
@@ -310,6 +311,20 @@ async def claim_due(
         return [_delivery(row) for row in rows]
 
     return await db.run(work)
+
+
+async def next_due(db: Database, now: datetime, *, channel: str) -> float | None:
+    """Seconds until the next pending row of a channel falls due (None: nothing waits)."""
+
+    def work(session: Session) -> datetime | None:
+        return session.exec(
+            select(func.min(col(Outbox.not_before))).where(
+                col(Outbox.channel) == channel, col(Outbox.delivered_at).is_(None),
+                col(Outbox.failed_at).is_(None), col(Outbox.not_before) > now)
+        ).one()
+
+    due = await db.run(work)
+    return None if due is None else (due - now).total_seconds()
 
 
 class DeliveredMarker:
