@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.runtime import Services, build_services, running_bot
+from bot.webhook import WebhookServer
 from storage.db import Database
 from storage.models import Outbox
 from testing.botapi import BotMessage, LocalBotAPI, SimUser
@@ -200,3 +202,29 @@ async def relais_done(relais: RunningBot, tmp_path: Path) -> AsyncIterator[tuple
     await reach_summary(user)
     await press(user, "Envoyer la demande")
     yield relais, relais.settings.database_url
+
+
+# Webhook mode: the secret Telegram sends and the URL it posts to.
+WEBHOOK_SECRET = "s3cr3t-webhook-token"
+WEBHOOK_URL = "https://relais.example.org/telegram/hook"
+
+
+@pytest.fixture
+async def served(api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path, clock: FakeClock,
+                 request: pytest.FixtureRequest,
+                 ) -> AsyncIterator[tuple[WebhookServer, httpx.AsyncClient]]:
+    """The webhook's ASGI app on an httpx client (settings added by `indirect` params)."""
+    extra = getattr(request, "param", {})
+    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp),
+                             WEBHOOK_URL=WEBHOOK_URL, WEBHOOK_SECRET=WEBHOOK_SECRET, RELAIS_UPDATE_LEASE=1,
+                             **extra)
+    services = await build_services(settings, clock=clock)
+    async with running_bot(services, polling=False) as (application, _stop, _task):
+        await application.bot.set_webhook(url=WEBHOOK_URL, secret_token=WEBHOOK_SECRET)
+        server = WebhookServer(services, application, path="/telegram/hook",
+                               secret=WEBHOOK_SECRET)
+        transport = httpx.ASGITransport(app=server.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relais") as client:
+            yield server, client
+        await server.drain()
+    await services.db.dispose()

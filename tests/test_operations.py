@@ -31,11 +31,10 @@ from handlers.render import telegram_html
 from storage.models import DeadLetter, Outbox, ProcessedUpdate
 from testing.botapi import LocalBotAPI
 from testing.smtp import SmtpServer
+from tests.conftest import WEBHOOK_SECRET as SECRET
 from tests.conftest import FakeClock, make_settings, smtp_settings
 from tests.helpers import press, say
 
-SECRET = "s3cr3t-webhook-token"
-URL = "https://relais.example.org/telegram/hook"
 TOKEN = "scrape-me-if-you-can"
 
 
@@ -157,26 +156,6 @@ async def test_an_update_id_out_of_range_is_set_aside_not_apologised_for(bot: Bo
 
 
 # --- webhook mode ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def served(api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path, clock: FakeClock,
-                 request: pytest.FixtureRequest,
-                 ) -> AsyncIterator[tuple[WebhookServer, httpx.AsyncClient]]:
-    """The webhook's ASGI app (no background refresh: the tests call `refresh_once`)."""
-    extra = getattr(request, "param", {})
-    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp),
-                             WEBHOOK_URL=URL, WEBHOOK_SECRET=SECRET, RELAIS_UPDATE_LEASE=1,
-                             **extra)
-    services = await build_services(settings, clock=clock)
-    async with running_bot(services, polling=False) as (application, _stop, _task):
-        await application.bot.set_webhook(url=URL, secret_token=SECRET)
-        server = WebhookServer(services, application, path="/telegram/hook", secret=SECRET)
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://relais") as client:
-            yield server, client
-        await server.drain()
-    await services.db.dispose()
 
 
 async def post(client: httpx.AsyncClient, update: dict[str, Any]) -> int:

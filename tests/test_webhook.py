@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
-from bot.runtime import build_services, running_bot
 from bot.webhook import SECRET_HEADER, WebhookServer, chat_of
 from storage.models import PendingUpdate
 from testing.botapi import LocalBotAPI
 from testing.clock import FakeClock
 from testing.smtp import SmtpServer
-from tests.conftest import make_settings, outbox_drained, smtp_settings
-
-SECRET = "s3cr3t-webhook-token"
-URL = "https://relais.example.org/telegram/hook"
-
-
-@pytest.fixture
-async def served(api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path,
-                 clock: FakeClock) -> AsyncIterator[tuple[WebhookServer, httpx.AsyncClient]]:
-    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp),
-                             WEBHOOK_URL=URL, WEBHOOK_SECRET=SECRET, RELAIS_UPDATE_LEASE=1)
-    services = await build_services(settings, clock=clock)
-    async with running_bot(services, polling=False) as (application, _stop, _task):
-        await application.bot.set_webhook(url=URL, secret_token=SECRET)
-        server = WebhookServer(services, application, path="/telegram/hook", secret=SECRET)
-        transport = httpx.ASGITransport(app=server.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://relais") as client:
-            yield server, client
-        await server.drain()
-    await services.db.dispose()
+from tests.conftest import WEBHOOK_SECRET as SECRET
+from tests.conftest import outbox_drained
 
 
 async def post(client: httpx.AsyncClient, update: dict, secret: str | None = SECRET) -> int:
