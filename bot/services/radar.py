@@ -71,14 +71,16 @@ import hashlib
 import heapq
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from bot.services.radar_objects import TextObjects, object_lexicon
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.text import default_lexicon, fold, stem
@@ -111,6 +113,8 @@ PROGRAMME_CANDIDATES = 10  # hits asked for a group, before the theme filter
 PROGRAMME_TEXTS = 5  # texts of a group (the most central) put in its question
 PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the best card
 REASON_WORDS = 3
+CACHE_SIZE = 50_000  # needs whose analysis is kept between calls
+TEXT_DF_CAP = 300  # a word in more needs than this makes no candidate pair, whatever the size
 
 # Themes close enough for firms to file the same need under either.
 _RELATED_PAIRS: tuple[tuple[str, str], ...] = (
@@ -248,6 +252,8 @@ _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presq
 _AUJOURDHUI = re.compile(r"aujourd'hui", re.I)
 _SPLIT = re.compile(r"[\W_]+")
 _SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
+_OBJECT = "@"  # prefix of object postings (same reason)
+_T = TypeVar("_T")
 
 
 def _stems(text: str) -> list[str]:
@@ -385,7 +391,10 @@ class _Need:
     spreads: dict[str, float]  # canonical token -> what it weighs when the other need lacks it
     spread: float  # sum of the spreads
     total: float  # sum of the weights
-    cards: frozenset[str]  # top knowledge-base cards
+    cards: frozenset[str]  # top knowledge-base cards (only asked for needs without objects)
+    objects: dict[str, float]  # object id (radar_objects.yaml) -> weight
+    actions: frozenset[str]  # hire, train, share
+    own: bool  # a firm's own matter: never poolable
 
 
 def _boost(token: str) -> float:
@@ -407,53 +416,110 @@ def _theme_factor(a: str, b: str) -> float:
     return OTHER_FACTOR
 
 
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The part of a need's analysis that depends on the need alone (cached between calls)."""
+
+    firm_stems: frozenset[str]
+    tokens: tuple[tuple[str, str], ...]  # (token, surface) before typo repair
+    folded_firm: str
+    about: TextObjects
+
+
+# need id + hash of what is read -> analysis; bounded, least recently used dropped first
+_BASES: OrderedDict[tuple[int, str], _Base] = OrderedDict()
+# (knowledge base, text hash) -> top cards
+_CARDS: OrderedDict[tuple[int, str], frozenset[str]] = OrderedDict()
+
+
+def _digest(*parts: str) -> str:
+    """A short hash of some texts (the cache key of an analysis)."""
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def _remember(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str], value: _T) -> _T:
+    """Store a value in a bounded LRU cache."""
+    cache[key] = value
+    if len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _base(item: NeedItem) -> _Base:
+    """What a need says on its own: cached by need id and a hash of its text, firm and theme."""
+    key = (item.need_id, _digest(item.text, item.firm, item.theme))
+    found = _BASES.get(key)
+    if found is not None:
+        _BASES.move_to_end(key)
+        return found
+    firm = _firm_stems(item.firm)
+    return _remember(_BASES, key, _Base(
+        firm_stems=firm,
+        tokens=tuple(_raw_tokens(item.text, firm)),
+        folded_firm=" ".join(_SPLIT.split(fold(item.firm))).strip(),
+        about=object_lexicon().analyse(item.text),
+    ))
+
+
+def clear_cache() -> None:
+    """Forget every cached analysis (benchmarks measure the cold case with it)."""
+    _BASES.clear()
+    _CARDS.clear()
+
+
 def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
-    """Ids of the best cards the knowledge base proposes for a text."""
+    """Ids of the best cards the knowledge base proposes for a text (cached)."""
     if kb is None or not text.strip():
         return frozenset()
+    key = (id(kb), _digest(text))
+    found = _CARDS.get(key)
+    if found is not None:
+        _CARDS.move_to_end(key)
+        return found
     answer = kb.ask(text, limit=KB_TOP)
-    return frozenset(h.card.id for h in answer.hits if h.score >= OUT_OF_SCOPE_THRESHOLD)
+    return _remember(_CARDS, key, frozenset(
+        h.card.id for h in answer.hits if h.score >= OUT_OF_SCOPE_THRESHOLD))
 
 
 def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]:
     """Tokenise, repair, weigh and look up every need (items already sorted by id)."""
-    raw: list[list[tuple[str, str]]] = []
-    firms: list[frozenset[str]] = []
+    bases = [_base(item) for item in items]
     vocabulary: Counter[str] = Counter()
-    for item in items:
-        firm = _firm_stems(item.firm)
-        tokens = _raw_tokens(item.text, firm)
-        raw.append(tokens)
-        firms.append(firm)
-        vocabulary.update({t for t, _ in tokens})
+    for base in bases:
+        vocabulary.update({t for t, _ in base.tokens})
     mapping = _repair(vocabulary)
     canonical: list[dict[str, Counter[str]]] = []
     df: Counter[str] = Counter()
-    for tokens in raw:
+    for base in bases:
         surfaces: dict[str, Counter[str]] = defaultdict(Counter)
-        for token, surface in tokens:
+        for token, surface in base.tokens:
             surfaces[mapping.get(token, token)][surface] += 1
         canonical.append(dict(surfaces))
         df.update(surfaces.keys())
     n = max(len(items), IDF_FLOOR)
     out: list[_Need] = []
-    for item, firm, surfaces in zip(items, firms, canonical, strict=True):
+    for item, base, surfaces in zip(items, bases, canonical, strict=True):
         weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) for t in surfaces}
         spreads = {
             t: w if t[0] == _SUBJECT else UNSHARED_WEIGHT * w for t, w in weights.items()
         }
-        folded_firm = " ".join(_SPLIT.split(fold(item.firm))).strip()
+        about = base.about
         out.append(
             _Need(
                 item=item,
-                firm=folded_firm or f"#{item.need_id}",
-                firm_stems=firm,
+                firm=base.folded_firm or f"#{item.need_id}",
+                firm_stems=base.firm_stems,
                 tokens=weights,
                 surfaces=surfaces,
                 spreads=spreads,
                 spread=sum(spreads.values()),
                 total=sum(weights.values()),
-                cards=_top_cards(kb, item.text),
+                # the programme agreement only serves pairs scored on words: needs whose
+                # objects are known do not need it (and the question is the costly part)
+                cards=frozenset() if about.objects or about.own else _top_cards(kb, item.text),
+                objects=dict(about.objects),
+                actions=about.actions,
+                own=about.own,
             )
         )
     return out
@@ -462,8 +528,21 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
 # -- pair scores --------------------------------------------------------------------------------
 
 
+def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
+    """Weighted Dice coefficient of two needs' objects (0 when they share none)."""
+    shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
+    if shared == 0.0:
+        return 0.0
+    return round(2.0 * shared / (sum(a.values()) + sum(b.values())), 6)
+
+
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     """The 0–1 score of two analysed needs (see the module docstring)."""
+    if a.own or b.own:
+        return 0.0  # a firm's own financing, permit, crisis, R&D or succession
+    if a.objects and b.objects:
+        # both name what they are about: the objects decide, whatever the words or themes
+        return _object_score(a.objects, b.objects)
     common = a.tokens.keys() & b.tokens.keys()
     if not common:
         return 0.0
@@ -493,12 +572,15 @@ def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], fl
     for i, need in enumerate(needs):
         for token in need.tokens:
             postings[token].append(i)
+        for obj in need.objects:
+            postings[_OBJECT + obj].append(i)
     cap = max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs)))
     pairs: set[tuple[int, int]] = set()
-    for members in postings.values():
+    for key, members in postings.items():
         # a token in most needs weighs almost nothing (idf) and would make the pairs
-        # quadratic: it still counts in the scores, but does not make candidates
-        if 2 <= len(members) <= cap:
+        # quadratic: it still counts in the scores, but does not make candidates (an object
+        # always does: needs about one object are what the radar is for)
+        if 2 <= len(members) and (len(members) <= cap or key[0] == _OBJECT):
             pairs.update(
                 (members[x], members[y])
                 for x in range(len(members))
