@@ -529,11 +529,15 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
 
 
 def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
-    """Weighted Dice coefficient of two needs' objects (0 when they share none)."""
+    """Weighted overlap of two needs' objects (0 when they share none).
+
+    The shared weight over the smaller side's: a long text names its firm's trade, its
+    machines and its site besides what it asks, and that does not make its need another one.
+    """
     shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
     if shared == 0.0:
         return 0.0
-    return round(2.0 * shared / (sum(a.values()) + sum(b.values())), 6)
+    return round(shared / min(sum(a.values()), sum(b.values())), 6)
 
 
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
