@@ -286,11 +286,15 @@ def test_min_size(kb: KnowledgeBase) -> None:
 
 def test_threshold(kb: KnowledgeBase) -> None:
     """A stricter threshold keeps only the closest groups; a bad one is refused."""
-    # the groups that share one object score 1.0; the shuttle group (bus / navette, one
-    # need also names a second object) less
-    strict = find_groups(ITEMS, kb=kb, threshold=0.95)
-    assert all(g.similarity >= 0.95 for g in strict)
-    assert len(strict) < len(_expected_groups())
+    strict = find_groups(ITEMS, kb=kb, threshold=0.75)
+    assert all(g.similarity >= 0.75 for g in strict)
+    # two needs about a trade the lexicon does not know: scored on their words, below 1
+    glazier = [
+        NeedItem(1, "TI-1", "recrutement", "cherche un vitrier pour poser nos vitrines", "A", None),
+        NeedItem(2, "TI-2", "recrutement", "recrute vitrier", "B", None),
+    ]
+    assert len(find_groups(glazier, kb=None)) == 1
+    assert find_groups(glazier, kb=None, threshold=0.99) == []
     with pytest.raises(ValueError):
         find_groups(ITEMS, kb=kb, threshold=0.0)
 

@@ -80,7 +80,7 @@ from typing import TypeVar
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from bot.services.radar_objects import TextObjects, object_lexicon
+from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.text import default_lexicon, fold, stem
@@ -244,6 +244,11 @@ class Group:
     words: tuple[str, ...]
     similarity: float  # 0..1 mean pairwise score
     programmes: tuple[tuple[str, str], ...]  # (card id, title) of collective programmes first
+    # The objects (knowledge/data/radar_objects.yaml ids) two members or more name, most
+    # shared first, and what the members want to do with the first: hire, train, hire_train,
+    # share or "" (the animator reads « 4 entreprises : régleurs-décolleteurs à former »).
+    objects: tuple[str, ...] = ()
+    action: str = ""
 
 
 # -- text analysis ----------------------------------------------------------------------------
@@ -578,7 +583,7 @@ def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], fl
             postings[token].append(i)
         for obj in need.objects:
             postings[_OBJECT + obj].append(i)
-    cap = max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs)))
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
     pairs: set[tuple[int, int]] = set()
     for key, members in postings.items():
         # a token in most needs weighs almost nothing (idf) and would make the pairs
@@ -614,10 +619,19 @@ def pair_scores(
 
 
 def _average_linkage(
-    n: int, scores: dict[tuple[int, int], float], threshold: float
+    n: int,
+    scores: dict[tuple[int, int], float],
+    threshold: float,
+    sizes: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Clusters of positions 0..n-1 merged while their mean pairwise score >= threshold."""
+    """Clusters of nodes 0..n-1 merged while their mean pairwise score >= threshold.
+
+    A node may stand for ``sizes[i]`` needs already together (then ``scores`` holds the sum
+    of the scores of their pairs); a cluster is returned when it holds two needs or more.
+    """
+    weight = list(sizes) if sizes is not None else [1] * n
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    count: dict[int, int] = dict(enumerate(weight))
     links: dict[int, dict[int, float]] = defaultdict(dict)  # cluster -> cluster -> score sum
     for (i, j), s in scores.items():
         links[i][j] = s
@@ -625,7 +639,7 @@ def _average_linkage(
     heap: list[tuple[float, int, int]] = []
 
     def push(c: int, d: int) -> None:
-        mean = links[c][d] / (len(members[c]) * len(members[d]))
+        mean = links[c][d] / (count[c] * count[d])
         if mean >= threshold:
             # ties are broken by the smallest positions: independent of any input order
             heap.append((-round(mean, 9), min(c, d), max(c, d)))
@@ -639,10 +653,11 @@ def _average_linkage(
         neg, c, d = heapq.heappop(heap)
         if c not in members or d not in members or d not in links[c]:
             continue  # one side was merged since: stale entry
-        if round(links[c][d] / (len(members[c]) * len(members[d])), 9) != -neg:
+        if round(links[c][d] / (count[c] * count[d]), 9) != -neg:
             continue
         # merge d into c (c is the smaller position, so the cluster id is its first member)
         members[c].extend(members.pop(d))
+        count[c] += count.pop(d)
         d_links = links.pop(d)
         for e, s in d_links.items():
             if e == c:
@@ -652,10 +667,84 @@ def _average_linkage(
             links[e][c] = links[c][e]
         del links[c][d]
         for e in links[c]:
-            mean = links[c][e] / (len(members[c]) * len(members[e]))
+            mean = links[c][e] / (count[c] * count[e])
             if mean >= threshold:
                 heapq.heappush(heap, (-round(mean, 9), min(c, e), max(c, e)))
-    return [sorted(m) for m in members.values() if len(m) >= 2]
+    return [sorted(m) for c, m in members.items() if count[c] >= 2]
+
+
+@dataclass(slots=True)
+class _Graph:
+    """Needs as nodes: the needs naming the same objects are one node (their pairs score 1)."""
+
+    nodes: list[list[int]]  # node -> positions of its needs, ascending
+    links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
+
+
+def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
+    """The scored graph of a batch, built without scoring every pair.
+
+    Needs that name the same objects (same weights) score 1.0 together: they form one node,
+    and two such nodes are scored once, when they share an object (inverted index on
+    objects). Needs that name no object are scored on their words against the needs that
+    share a salient word with them (inverted index on words; a word in more than
+    TEXT_DF_CAP needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with
+    the real neighbours, not with the square of the batch.
+    """
+    nodes: list[list[int]] = []
+    node_of: dict[int, int] = {}
+    by_signature: dict[tuple[tuple[str, float], ...], int] = {}
+    for i, need in enumerate(needs):
+        if need.own:
+            continue  # never poolable
+        if need.objects:
+            signature = tuple(sorted(need.objects.items()))
+            k = by_signature.get(signature)
+            if k is None:
+                k = by_signature[signature] = len(nodes)
+                nodes.append([])
+        else:
+            k = len(nodes)
+            nodes.append([])
+        nodes[k].append(i)
+        node_of[i] = k
+    links: dict[tuple[int, int], float] = defaultdict(float)
+    # object nodes sharing an object
+    object_postings: dict[str, list[int]] = defaultdict(list)
+    for signature, k in by_signature.items():
+        for obj, _ in signature:
+            object_postings[obj].append(k)
+    signature_of = {k: dict(sig) for sig, k in by_signature.items()}
+    seen: set[tuple[int, int]] = set()
+    for members in object_postings.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                c, d = sorted((members[x], members[y]))
+                if (c, d) in seen:
+                    continue
+                seen.add((c, d))
+                score = _object_score(signature_of[c], signature_of[d])
+                if score > 0.0:
+                    links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
+    # needs without objects, on their words
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i in node_of:
+        for token in needs[i].tokens:
+            postings[token].append(i)
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
+    pairs: set[tuple[int, int]] = set()
+    for members in postings.values():
+        if not 2 <= len(members) <= cap:
+            continue
+        bare = [i for i in members if not needs[i].objects]
+        for i in bare:
+            pairs.update((min(i, j), max(i, j)) for j in members if j != i)
+    for i, j in pairs:
+        score = _pair_score(needs[i], needs[j], use_kb=use_kb)
+        if score > 0.0:
+            c, d = sorted((node_of[i], node_of[j]))
+            links[(c, d)] += score
+    return _Graph(nodes=nodes, links=dict(links))
 
 
 def group_key(need_ids: Iterable[int]) -> str:
@@ -715,6 +804,30 @@ def _shared_words(needs: Sequence[_Need]) -> tuple[str, ...]:
     return tuple(shown)
 
 
+def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
+    """Objects two members or more name (most shared first) and what they want of the first."""
+    counts: Counter[str] = Counter()
+    weights: Counter[str] = Counter()
+    for need in needs:
+        counts.update(need.objects.keys())
+        for obj, w in need.objects.items():
+            weights[obj] += w
+    shared = sorted((o for o, c in counts.items() if c >= 2),
+                    key=lambda o: (-counts[o], -weights[o], o))
+    if not shared:
+        return (), ""
+    holders = [n for n in needs if shared[0] in n.objects]
+    hire = sum("hire" in n.actions for n in holders)
+    train = sum("train" in n.actions for n in holders)
+    share = sum("share" in n.actions for n in holders)
+    if object_lexicon().objects[shared[0]].kind in PEOPLE_KINDS:
+        # a trade: recruit, train, or both when the members say both
+        action = ("hire_train" if hire and train else "train" if train else "hire")
+    else:
+        action = "share" if share else ""
+    return tuple(shared), action
+
+
 def _programmes(
     kb: KnowledgeBase | None, needs: Sequence[_Need], theme: str
 ) -> tuple[tuple[str, str], ...]:
@@ -752,22 +865,36 @@ def find_groups(
         return []
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
-    scores = _scores(needs, use_kb=kb is not None)
+    graph = _graph(needs, use_kb=kb is not None)
+    sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
-    for cluster in _average_linkage(len(needs), scores, threshold):
-        members = [needs[i] for i in cluster]
+    for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes):
+        positions = sorted(i for k in cluster for i in graph.nodes[k])
+        members = [needs[i] for i in positions]
         firms = len({n.firm for n in members})
         if firms < min_size:
             continue
-        pairs = [(x, y) for k, x in enumerate(cluster) for y in cluster[k + 1 :]]
-        similarity = sum(scores.get(p, 0.0) for p in pairs) / len(pairs)
-        theme = _dominant_theme(members)
+        # pairs inside a node score 1.0; between nodes, the sums of the graph
         centrality: Counter[int] = Counter()
-        for x, y in pairs:
-            centrality[x] += scores.get((x, y), 0.0)
-            centrality[y] += scores.get((x, y), 0.0)
-        central = [needs[i] for i in sorted(cluster, key=lambda i: (-centrality[i], i))]
+        total = 0.0
+        for k in cluster:
+            inside = len(graph.nodes[k]) - 1
+            total += inside * len(graph.nodes[k]) / 2
+            for i in graph.nodes[k]:
+                centrality[i] += inside
+        for x, c in enumerate(cluster):
+            for d in cluster[x + 1 :]:
+                link = graph.links.get((min(c, d), max(c, d)), 0.0)
+                total += link
+                for i in graph.nodes[c]:
+                    centrality[i] += link / len(graph.nodes[c])
+                for i in graph.nodes[d]:
+                    centrality[i] += link / len(graph.nodes[d])
+        similarity = total / (len(positions) * (len(positions) - 1) / 2)
+        theme = _dominant_theme(members)
+        central = [needs[i] for i in sorted(positions, key=lambda i: (-centrality[i], i))]
         ids = tuple(n.item.need_id for n in members)
+        objects, action = _shared_objects(members)
         groups.append(
             Group(
                 key=group_key(ids),
@@ -778,6 +905,8 @@ def find_groups(
                 words=_shared_words(members),
                 similarity=round(similarity, 3),
                 programmes=_programmes(kb, central, theme),
+                objects=objects,
+                action=action,
             )
         )
     groups.sort(key=lambda g: (-len(g.need_ids), -g.similarity, g.key))
