@@ -204,14 +204,20 @@ def test_group_key_is_sha256_of_sorted_ids() -> None:
 def test_reasons(groups: list[Group]) -> None:
     """Each group is explained by the words its needs share, with its number of firms."""
     reasons = {g.need_ids: describe(g).plain() for g in groups}
-    assert reasons[(101, 102, 103, 104)] == "4 entreprises cherchent à recruter : soudeurs"
-    assert reasons[(111, 112)] == "2 entreprises veulent partager : CLT, presse"
-    assert reasons[(121, 122)] == "2 entreprises cherchent du foncier : friche"
-    assert reasons[(131, 132, 133)] == "3 entreprises veulent former : usinage, apprenti"
-    # « bus » and « navette »: no word in common, the subject's name is given
-    assert reasons[(141, 142)] == (
-        "2 entreprises cherchent une solution de mobilité : transport"
-    )
+    assert reasons[(101, 102, 103, 104)] == "4 entreprises : soudeurs à recruter ou former"
+    assert reasons[(111, 112)] == "2 entreprises : presse à bois lamellé-croisé (CLT) à partager"
+    assert reasons[(121, 122)] == "2 entreprises : foncier à aménager (friche, terrain)"
+    assert reasons[(131, 132, 133)] == (
+        "3 entreprises : usineurs (tourneurs, fraiseurs) à recruter ou former")
+    # « bus » and « navette »: no word in common, the object's name is given
+    assert reasons[(141, 142)] == "2 entreprises : navette pour les salariés"
+    # a group about no known object is still explained by its shared words
+    glazier = [
+        NeedItem(1, "TI-1", "recrutement", "cherche un vitrier pour poser nos vitrines", "A", None),
+        NeedItem(2, "TI-2", "recrutement", "recrute vitrier", "B", None),
+    ]
+    (group,) = find_groups(glazier, kb=None)
+    assert describe(group).plain() == "2 entreprises cherchent à recruter : vitrier"
 
 
 def test_no_firm_name_in_reasons(groups: list[Group]) -> None:
