@@ -31,7 +31,8 @@ OBJECTS_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "rad
 # notre entrepôt » is about the cariste).
 SECONDARY_WEIGHT = 0.25
 # Objects that say little on their own (export in general, waste in general): half weight.
-GENERIC_OBJECTS: frozenset[str] = frozenset({"export_salon", "dechets", "energie"})
+GENERIC_OBJECTS: frozenset[str] = frozenset(
+    {"export_salon", "dechets", "energie", "horlogerie"})
 GENERIC_WEIGHT = 0.5
 # Kinds a firm hires or trains for; the others are things to share.
 PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service"})
