@@ -18,8 +18,10 @@ Scoring, in plain terms (everything is precomputed when the cards are loaded):
    small one. A replaced card (ended, with a successor) is demoted unless it is named.
 5. ``out_of_scope`` when the best score is below OUT_OF_SCOPE_THRESHOLD; ``confident`` when
    it reaches CONFIDENT_THRESHOLD, leads the second card by CONFIDENT_MARGIN, rests on two
-   matched pieces of the question at least (or on the card's name) and the question does
-   not deal with an off-topic matter.
+   matched pieces of the question at least (or on the card's name), matches one of the
+   card's *anchors* (the distinctive words of its name, keywords or summary: what the card
+   is about, not generic words like aide or financement) and the question does not deal
+   with an off-topic matter.
 
 Speed: a first pass over the inverted index reads, for each term, only the IMPACT_LIMIT
 cards where it weighs most; the best CANDIDATES are then scored exactly (binary searches),
@@ -49,6 +51,9 @@ from knowledge.taxonomy import PARTNER_KINDS, THEMES
 from knowledge.text import CONCEPT_PREFIX, Lexicon, default_lexicon, stem, words
 
 __all__ = [
+    "ANCHOR_KEYWORD_CARDS",
+    "ANCHOR_NAME_CARDS",
+    "ANCHOR_SUMMARY_CARDS",
     "CONFIDENT_MARGIN",
     "CONFIDENT_THRESHOLD",
     "OUT_OF_SCOPE_THRESHOLD",
@@ -95,6 +100,18 @@ IMPACT_LIMIT = 200  # first pass: cards read per term, those where the term weig
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
 CONFIDENT_MARGIN = 0.08  # the best card must lead the second by this much (set on the dev parts)
+
+# What a card is about (its *anchors*): the terms of its name (title, aliases, id) found in
+# the names of at most ANCHOR_NAME_CARDS cards, and the terms of its keywords (summary) found
+# in the name, keywords or summary of at most ANCHOR_KEYWORD_CARDS (ANCHOR_SUMMARY_CARDS)
+# cards; context synonym groups (weight below 1: entreprise, salariés, coût...) never are.
+# A card is presented as sure only when the question matches one of its anchors or names it:
+# « aide », « financement », « contrat », « vendre » alone say nothing of what a card is about
+# (set on the dev parts: the CDD's end-of-contract pay was answered by the POEI card, whose
+# name has none of the question's words).
+ANCHOR_NAME_CARDS = 4
+ANCHOR_KEYWORD_CARDS = 1
+ANCHOR_SUMMARY_CARDS = 2
 
 MIN_FUZZY_LENGTH = 4
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
@@ -307,6 +324,9 @@ class _Index:
             for card in self.cards
         ]
 
+        # anchors: the distinctive terms of what each card is about (see ANCHOR_NAME_CARDS)
+        self.anchors: list[frozenset[str]] = self._anchors(lexicon)
+
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
         self.keywords: list[tuple[tuple[str, tuple[frozenset[str], ...]], ...]] = []
@@ -337,6 +357,32 @@ class _Index:
         self._fuzzy_cache: dict[str, tuple[str, float] | None] = {}
         self._query_cache: dict[str, _Query] = {}
         self._lock = threading.Lock()
+
+    def _anchors(self, lexicon: Lexicon) -> list[frozenset[str]]:
+        """Per card, the terms that say what it is about and few other cards share."""
+        names = [
+            frozenset(lexicon.terms("\n".join((c.title, *c.aliases, c.id.replace("_", " ")))))
+            for c in self.cards
+        ]
+        keywords = [frozenset(lexicon.terms("\n".join(c.keywords))) for c in self.cards]
+        summaries = [frozenset(lexicon.terms(c.summary)) for c in self.cards]
+        in_names = Counter(t for terms in names for t in terms)
+        anywhere = Counter(
+            t for n, k, s in zip(names, keywords, summaries, strict=True) for t in n | k | s
+        )
+
+        def context(term: str) -> bool:
+            return term.startswith(CONCEPT_PREFIX) and lexicon.concept_weight(term) < 1.0
+
+        return [
+            frozenset(
+                {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
+                | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
+                | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
+            )
+            - {t for t in n | k | s if context(t)}
+            for n, k, s in zip(names, keywords, summaries, strict=True)
+        ]
 
     # -- questions ---------------------------------------------------------------------
 
@@ -473,6 +519,11 @@ class _Index:
             else:
                 out.append((keyword, literal))
         return out
+
+    def anchored(self, query: _Query, doc: int) -> bool:
+        """Whether the question matches one of the card's anchors (what the card is about)."""
+        anchors = self.anchors[doc]
+        return any(a.term in anchors for pos in query.positions for a in pos.alts)
 
     def matched_positions(self, query: _Query, doc: int) -> int:
         """How many positions of the question a card matches, by any alternative."""
@@ -760,10 +811,16 @@ class KnowledgeBase:
         evidence = bool(scored) and (
             scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2
         )
+        # the question is about what the card is about: it matches a distinctive word of the
+        # card (not only « aide », « contrat », « salariés »), or names it
+        about = bool(scored) and (
+            scored[0][1] in named or index.anchored(analysed, scored[0][1])
+        )
         confident = (
             not out_of_scope
             and not off_topic
             and evidence
+            and about
             and best >= CONFIDENT_THRESHOLD
             and best - second >= CONFIDENT_MARGIN
         )
