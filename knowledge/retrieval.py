@@ -795,16 +795,14 @@ class KnowledgeBase:
         second = scored[1][0] if len(scored) > 1 else 0.0
         out_of_scope = best < OUT_OF_SCOPE_THRESHOLD
         # a question about an off-topic matter (labour law, taxes, obligations, private
-        # life...) is never answered with assurance, unless it names the card or the card is
-        # about that matter (« obligés » and the card of an obligation, in its summary)
+        # life...) is never answered with assurance, unless the card is about that matter
+        # (« obligés » and the card of an obligation, in its summary); naming the card is not
+        # enough (« les jours de repos d'un travailleur handicapé » is labour law)
         off_topic = bool(analysed.off_topic) and (
             not scored
-            or (
-                scored[0][1] not in named
-                and not all(
-                    stems and index.about[scored[0][1]].issuperset(stems)
-                    for _, stems in analysed.off_topic
-                )
+            or not all(
+                stems and index.about[scored[0][1]].issuperset(stems)
+                for _, stems in analysed.off_topic
             )
         )
         # one matching word is not enough to be sure (unless it names the card)
