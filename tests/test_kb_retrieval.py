@@ -370,6 +370,46 @@ def test_near_domain_sets_levels(kb: KnowledgeBase, part: str) -> None:
     assert wrong / sum(r["items"] for r in reports.values()) <= 0.05, summary
 
 
+# Confidently-wrong rates reached on the near-domain development parts (issue 17, 2026-12-07);
+# a change may lower them, never raise them.
+DEV_PARTS_REACHED: dict[str, float] = {"dev": 0.0, "dev2": 0.0, "dev_holdout": 0.0}
+
+
+@pytest.mark.parametrize("part", sorted(DEV_PARTS_REACHED))
+def test_near_domain_dev_parts_stay_at_the_rate_reached(kb: KnowledgeBase, part: str) -> None:
+    """Every development part keeps its confidently-wrong rate, honest refusals and politeness."""
+    label, items = load_items(NEAR_DOMAIN_FILES[part])
+    assert label == part
+    reports = {name: r.as_dict() for name, r in evaluate_items(kb, items, part).items()}
+    near = reports["neardomain"]
+    assert near["confidently_wrong"] <= DEV_PARTS_REACHED[part], near["misses"]
+    assert near["refusal"] >= 0.95 and near["top1"] >= 0.90, near["misses"]
+    assert reports["small_talk"]["small_talk_answered"] == 1.0, reports["small_talk"]["misses"]
+    if part == "dev2":  # written for this round: at least 60 near-domain questions
+        assert near["items"] >= 60 and near["none"] >= 40, near["items"]
+
+
+def test_generic_domain_words_alone_do_not_make_a_card_sure(kb: KnowledgeBase) -> None:
+    """A card is sure only when the question matches what the card is about: selling a rented
+    building shares « vendre », « bâtiment », « propriétaire » with the solar card, not its
+    subject; the same card asked about its subject is sure."""
+    landlord = kb.ask(
+        "Le bailleur veut vendre l'entrepôt que nous louons, avons-nous un droit de préférence ?"
+    )
+    assert not landlord.confident
+    solar = kb.ask("des panneaux solaires sur le toit pour consommer notre propre électricité")
+    assert solar.confident and top(solar) == ["autoconsommation_photovoltaique"]
+
+
+def test_an_off_topic_intent_is_not_sure_even_when_it_names_a_card(kb: KnowledgeBase) -> None:
+    """Rest days are labour law, whichever contract the question names; the card is still
+    proposed, without assurance."""
+    rest = kb.ask("Combien de jours de repos pour un salarié en contrat de professionnalisation ?")
+    assert not rest.confident and top(rest) == ["contrat_de_professionnalisation"]
+    length = kb.ask("contrat de professionnalisation pour un adulte de 30 ans, quelle durée ?")
+    assert length.confident and top(length) == ["contrat_de_professionnalisation"]
+
+
 def test_the_near_domain_parts_do_not_share_questions() -> None:
     """No part is a copy of another (nor of the historic set); a « bonjour » may be in two."""
 
