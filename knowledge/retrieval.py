@@ -48,7 +48,7 @@ from rapidfuzz.distance import Levenshtein
 
 from knowledge.cards import CARDS_DIR, Card, CardProblem, load_cards
 from knowledge.taxonomy import PARTNER_KINDS, THEMES
-from knowledge.text import CONCEPT_PREFIX, Lexicon, default_lexicon, stem, words
+from knowledge.text import CONCEPT_PREFIX, Lexicon, default_lexicon, fold, stem, words
 
 __all__ = [
     "ANCHOR_KEYWORD_CARDS",
@@ -102,16 +102,17 @@ CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
 CONFIDENT_MARGIN = 0.08  # the best card must lead the second by this much (set on the dev parts)
 
 # What a card is about (its *anchors*): the terms of its name (title, aliases, id) found in
-# the names of at most ANCHOR_NAME_CARDS cards, and the terms of its keywords (summary) found
-# in the name, keywords or summary of at most ANCHOR_KEYWORD_CARDS (ANCHOR_SUMMARY_CARDS)
-# cards; context synonym groups (weight below 1: entreprise, salariés, coût...) never are.
-# A card is presented as sure only when the question matches one of its anchors or names it:
-# « aide », « financement », « contrat », « vendre » alone say nothing of what a card is about
-# (set on the dev parts: the CDD's end-of-contract pay was answered by the POEI card, whose
-# name has none of the question's words).
+# the names of at most ANCHOR_NAME_CARDS cards, the terms of its one-word keywords and of its
+# summary found in the name, keywords or summary of at most ANCHOR_KEYWORD_CARDS
+# (ANCHOR_SUMMARY_CARDS) cards; context synonym groups (weight below 1: entreprise,
+# salariés, coût...) never are. A card is presented as sure only when the question names it,
+# matches one of its anchors or one of its keywords of several words whole: « aide »,
+# « contrat », « client », « vendre » alone say nothing of what a card is about (set on the
+# dev parts: a CDD's end-of-contract pay was answered by the POEI card, a supplier's late
+# penalties by the cash-flow card).
 ANCHOR_NAME_CARDS = 4
 ANCHOR_KEYWORD_CARDS = 1
-ANCHOR_SUMMARY_CARDS = 2
+ANCHOR_SUMMARY_CARDS = 1
 
 MIN_FUZZY_LENGTH = 4
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
@@ -364,6 +365,16 @@ class _Index:
             frozenset(lexicon.terms("\n".join((c.title, *c.aliases, c.id.replace("_", " ")))))
             for c in self.cards
         ]
+        # keywords of one piece (« alternant », « RQTH »); longer ones count when matched whole
+        single = [
+            frozenset(
+                t
+                for k in c.keywords
+                if len(segments := lexicon.segments(k)) == 1
+                for t in (*segments[0].stems, *segments[0].concepts)
+            )
+            for c in self.cards
+        ]
         keywords = [frozenset(lexicon.terms("\n".join(c.keywords))) for c in self.cards]
         summaries = [frozenset(lexicon.terms(c.summary)) for c in self.cards]
         in_names = Counter(t for terms in names for t in terms)
@@ -371,17 +382,30 @@ class _Index:
             t for n, k, s in zip(names, keywords, summaries, strict=True) for t in n | k | s
         )
 
+        # context words (« usine », « entreprise », « salarié », « soudeur »: members of the
+        # synonym groups that weigh less than 1) say where the question comes from, not what
+        # it is about: neither their groups nor their own stems are anchors
+        context_terms: set[str] = set()
+        for name, members in lexicon.groups.items():
+            concept = CONCEPT_PREFIX + fold(name).replace(" ", "_")
+            if lexicon.concept_weight(concept) < 1.0:
+                context_terms.add(concept)
+                context_terms.update(stem(w[0]) for m in members if len(w := words(m)) == 1)
+
         def context(term: str) -> bool:
-            return term.startswith(CONCEPT_PREFIX) and lexicon.concept_weight(term) < 1.0
+            return term in context_terms
 
         return [
             frozenset(
-                {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
-                | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
-                | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
+                t
+                for t in (
+                    {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
+                    | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
+                    | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
+                )
+                if not context(t)
             )
-            - {t for t in n | k | s if context(t)}
-            for n, k, s in zip(names, keywords, summaries, strict=True)
+            for n, k, s in zip(names, single, summaries, strict=True)
         ]
 
     # -- questions ---------------------------------------------------------------------
@@ -521,9 +545,12 @@ class _Index:
         return out
 
     def anchored(self, query: _Query, doc: int) -> bool:
-        """Whether the question matches one of the card's anchors (what the card is about)."""
+        """Whether the question is about what the card is about: it matches one of its
+        anchors, or one of its keywords of several words whole with a word of its own."""
         anchors = self.anchors[doc]
-        return any(a.term in anchors for pos in query.positions for a in pos.alts)
+        if any(a.term in anchors for pos in query.positions for a in pos.alts):
+            return True
+        return any(literal for _, literal in self.keyword_matches(query, doc))
 
     def matched_positions(self, query: _Query, doc: int) -> int:
         """How many positions of the question a card matches, by any alternative."""
@@ -809,8 +836,8 @@ class KnowledgeBase:
         evidence = bool(scored) and (
             scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2
         )
-        # the question is about what the card is about: it matches a distinctive word of the
-        # card (not only « aide », « contrat », « salariés »), or names it
+        # the question is about what the card is about: it names it, matches a distinctive
+        # word or a whole keyword of it (not only « aide », « contrat », « salariés »)
         about = bool(scored) and (
             scored[0][1] in named or index.anchored(analysed, scored[0][1])
         )
