@@ -315,18 +315,9 @@ class _Index:
         self.name_lengths = {s: tuple(sorted(n)) for s, n in lengths.items()}
 
         # what each card is about (title, aliases, keywords, summary): a question on an
-        # off-topic matter is answered with assurance only by a card about that matter
-        self.about: list[frozenset[str]] = [
-            frozenset(
-                term
-                for text in (card.title, *card.aliases, *card.keywords, card.summary)
-                for term in lexicon.terms(text)
-            )
-            for card in self.cards
-        ]
-
-        # anchors: the distinctive terms of what each card is about (see ANCHOR_NAME_CARDS)
-        self.anchors: list[frozenset[str]] = self._anchors(lexicon)
+        # off-topic matter is answered with assurance only by a card about that matter; and
+        # its anchors, the distinctive terms of it (see ANCHOR_NAME_CARDS)
+        self.about, self.anchors = self._about_and_anchors(lexicon)
 
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
@@ -359,12 +350,18 @@ class _Index:
         self._query_cache: dict[str, _Query] = {}
         self._lock = threading.Lock()
 
-    def _anchors(self, lexicon: Lexicon) -> list[frozenset[str]]:
-        """Per card, the terms that say what it is about and few other cards share."""
-        names = [
-            frozenset(lexicon.terms("\n".join((c.title, *c.aliases, c.id.replace("_", " ")))))
-            for c in self.cards
-        ]
+    def _about_and_anchors(
+        self, lexicon: Lexicon
+    ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+        """Per card, every term of what it is about, and those few other cards share."""
+
+        def terms_of(texts: Iterable[str]) -> frozenset[str]:
+            return frozenset(t for text in texts for t in lexicon.terms(text))
+
+        names = [terms_of((c.title, *c.aliases)) for c in self.cards]
+        ids = [terms_of((c.id.replace("_", " "),)) for c in self.cards]
+        keywords = [terms_of(c.keywords) for c in self.cards]
+        summaries = [terms_of((c.summary,)) for c in self.cards]
         # keywords of one piece (« alternant », « RQTH »); longer ones count when matched whole
         single = [
             frozenset(
@@ -375,38 +372,29 @@ class _Index:
             )
             for c in self.cards
         ]
-        keywords = [frozenset(lexicon.terms("\n".join(c.keywords))) for c in self.cards]
-        summaries = [frozenset(lexicon.terms(c.summary)) for c in self.cards]
-        in_names = Counter(t for terms in names for t in terms)
-        anywhere = Counter(
-            t for n, k, s in zip(names, keywords, summaries, strict=True) for t in n | k | s
-        )
-
+        about = [n | k | s for n, k, s in zip(names, keywords, summaries, strict=True)]
+        named = [n | i for n, i in zip(names, ids, strict=True)]
+        in_names = Counter(t for terms in named for t in terms)
+        anywhere = Counter(t for n, a in zip(named, about, strict=True) for t in n | a)
         # context words (« usine », « entreprise », « salarié », « soudeur »: members of the
         # synonym groups that weigh less than 1) say where the question comes from, not what
         # it is about: neither their groups nor their own stems are anchors
-        context_terms: set[str] = set()
+        context: set[str] = set()
         for name, members in lexicon.groups.items():
             concept = CONCEPT_PREFIX + fold(name).replace(" ", "_")
             if lexicon.concept_weight(concept) < 1.0:
-                context_terms.add(concept)
-                context_terms.update(stem(w[0]) for m in members if len(w := words(m)) == 1)
-
-        def context(term: str) -> bool:
-            return term in context_terms
-
-        return [
+                context.add(concept)
+                context.update(stem(w[0]) for m in members if len(w := words(m)) == 1)
+        anchors = [
             frozenset(
-                t
-                for t in (
-                    {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
-                    | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
-                    | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
-                )
-                if not context(t)
+                {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
+                | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
+                | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
             )
-            for n, k, s in zip(names, single, summaries, strict=True)
+            - context
+            for n, k, s in zip(named, single, summaries, strict=True)
         ]
+        return about, anchors
 
     # -- questions ---------------------------------------------------------------------
 
