@@ -82,6 +82,27 @@ async def test_a_flood_gets_one_notice_then_silence_until_the_minute_is_over(
     assert len(user.messages) == 7
 
 
+async def test_a_chef_de_projet_bound_by_invitation_is_not_counted(
+    bot_with: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    limited = await bot_with(RELAIS_LIMIT_MESSAGES_PER_MINUTE=3)
+    animators = limited.services.animators
+    assert animators is not None
+    # Claire's link opened from a new phone: this account becomes hers, exempt at once.
+    claire = limited.api.user(7110, "Claire")
+    welcome = await say(claire, f"/start {animators.token('ti-2703', 'claire.martin@example.org')}")
+    assert welcome[0].plain.startswith("Bienvenue, Claire Martin.")
+    last = 0
+    for _ in range(8):
+        last = await claire.send_command("/aide")
+    await confirmed(limited.api, last)
+    await limited.drained()
+    texts = [m.plain for m in claire.messages]
+    # The welcome, then the animator's help eight times: no notice, nothing dropped.
+    assert len(texts) == 1 + 8 and texts[-1] == texts[-8], texts
+    assert not any(FLOOD_NOTICE in text for text in texts)
+
+
 async def test_questions_to_the_knowledge_base_have_their_own_limit(
     bot_with: Callable[..., Awaitable[RunningBot]],
 ) -> None:

@@ -149,3 +149,31 @@ async def test_a_helpdesk_answering_everything_does_not_ping_pong_with_relais(
     kinds = [r.kind for r in sorted(rows, key=lambda r: r.id or 0)]
     assert kinds[-4:] == ["firm_reply", "firm_reply", "loop", "loop"], kinds
     assert len(to(mail_bot, helpdesk)) == 2
+
+
+async def test_the_loop_breaker_never_sets_aside_an_erasure_confirmation(
+    mail_bot: RunningBot, imap: ImapServer
+) -> None:
+    firm = "contact@menuiserie-dupont.fr"
+    imap.deliver(message(firm, "Recrutement", NEED_MAIL).as_bytes())
+    await handled(mail_bot, 1)
+    [ack] = to(mail_bot, firm)
+    thread = {"to": ack.message["Reply-To"].addresses[0].addr_spec,
+              "in_reply_to": ack.message["Message-ID"]}
+    imap.deliver(message(firm, "Re: données", "Merci de supprimer mes données.",
+                         **thread).as_bytes())
+    await handled(mail_bot, 2)
+    confirm = to(mail_bot, firm)[-1]
+    # Three more emails in the thread: five from this sender this hour, the loop breaker's
+    # limit (its next one in the thread would be set aside).
+    for index in range(3):
+        imap.deliver(message(firm, "Re: précisions", f"Une précision ({index}).",
+                             **thread).as_bytes())
+    await handled(mail_bot, 5)
+    imap.deliver(message(firm, f"Re: {confirm.message['Subject']}", "Oui",
+                         to=confirm.message["Reply-To"].addresses[0].addr_spec,
+                         in_reply_to=confirm.message["Message-ID"]).as_bytes())
+    rows = await handled(mail_bot, 6)
+    assert sorted(rows, key=lambda r: r.id or 0)[-1].kind == "firm_erase"
+    needs = await mail_bot.services.db.run(lambda s: list(s.exec(select(Need))))
+    assert [n.anonymized_at is not None for n in needs] == [True]

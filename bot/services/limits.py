@@ -17,9 +17,10 @@ a restart forgets nothing):
 * needs created an hour, per sender (`RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR`) and overall
   (`RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR_TOTAL`): an email beyond is kept, not answered;
 * automatic replies (`RELAIS_LIMIT_MAIL_REPLIES_PER_DAY`): acknowledgements of new emails
-  per address a day, answers in one thread a day. The confirmation of an erasure always
-  goes. Without this, forged senders turn Relais into a backscatter source, and a helpdesk
-  answering every message (without the Auto-Submitted header) ping-pongs with it;
+  per address a day, answers in one thread a day. Emails about an erasure have their own
+  rule (`bot.services.mail_erasure`: one confirmation asked a day per need). Without
+  this, forged senders turn Relais into a backscatter source, and a helpdesk answering
+  every message (without the Auto-Submitted header) ping-pongs with it;
 * loop breaker (`RELAIS_LIMIT_MAIL_THREAD_PER_HOUR`): emails from one sender in one thread
   an hour; beyond, they are set aside (the chefs de projet are told once).
 
@@ -181,13 +182,12 @@ class MailLimits:
 
         A new email's acknowledgement: to the first `replies_per_day` needs an address
         opened by email in a day. An answer in a thread (`update`): to the first
-        `replies_per_day` answers of the thread in a day. The request to confirm an erasure:
-        to the first `replies_per_day` requests of the thread in a day. The confirmation that
-        the data is erased: always.
+        `replies_per_day` answers of the thread in a day. About an erasure: always (the
+        request to confirm goes at most once a day per need, `bot.services.mail_erasure`).
         Counted on the need and inbound email tables (small, or by an indexed need id),
         not on the outbox, which a busy instance makes large.
         """
-        if self.replies_per_day <= 0 or kind == "erased":
+        if self.replies_per_day <= 0 or kind in ("erased", "erase_confirm"):
             return True
         since = now - DAY
         if kind == "new":
@@ -196,12 +196,9 @@ class MailLimits:
                 func.lower(col(Need.contact_value)) == address.lower(),
                 col(Need.id) != need_id)).one()
         else:
-            # This email's own row is not marked yet: only the thread's earlier emails of
-            # the same kind count (answers; or erasure requests, whose confirmation goes to
-            # the address on file: a forged flood must not bury that person in mail).
-            asked = "firm_erase_asked" if kind == "erase_confirm" else "firm_reply"
+            # This email's own row is not marked yet: only the thread's earlier answers count.
             earlier = session.exec(select(func.count()).select_from(InboundEmail).where(
-                InboundEmail.need_id == need_id, InboundEmail.kind == asked,
+                InboundEmail.need_id == need_id, InboundEmail.kind == "firm_reply",
                 col(InboundEmail.received_at) > since)).one()
         return earlier < self.replies_per_day
 
