@@ -153,8 +153,11 @@ class UpdatePoller:
             if not isinstance(payload, dict):
                 continue
             update_id = payload.get("update_id")
-            if isinstance(update_id, int) and update_id in self._known:
-                continue  # being handled, or handled and not yet confirmed
+            if (isinstance(update_id, int) and update_id in self._known
+                    and (offset is None or update_id >= offset)):
+                # Being handled, or handled and not yet confirmed. (Below the offset, it is
+                # Telegram delivering a confirmed update again: for the turn to recognise.)
+                continue
             try:
                 update = Update.de_json(payload, self.application.bot)
             except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -198,6 +198,32 @@ async def test_one_chats_backlog_does_not_hold_back_another_chats_answer(
     assert other.messages[0].plain.startswith("Aide")
 
 
+async def test_an_update_delivered_again_during_the_long_poll_still_reaches_the_turn(
+    api: LocalBotAPI, smtp: SmtpServer, tmp_path: Path, clock: FakeClock,
+) -> None:
+    """Telegram may send a confirmed update again: the poller hands it to the turn (which
+    ignores it), not mistaking it for one it still has in hand."""
+    settings = make_settings(api, tmp_path / "relais.db", **smtp_settings(smtp))
+    services = await build_services(settings, clock=clock)
+    try:
+        async with running_bot(services) as (application, _stop, _polling):
+            poller = application.bot_data["poller"]
+            user = api.user(7108)
+            update_id = await user.send_command("/aide")
+            await confirmed(api, update_id)
+            handled = poller.handled
+            api.redeliver(update_id)
+
+            async def went_through() -> bool:
+                return poller.handled > handled
+
+            await wait_until(went_through, "the redelivered update to be handled")
+            await outbox_drained(services.db)
+            assert len(user.messages) == 1
+    finally:
+        await services.db.dispose()
+
+
 # --- webhook payloads ---------------------------------------------------------------------------
 SECRET = "s3cr3t-webhook-token"
 
