@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import multiprocessing as mp
 import os
@@ -35,12 +34,21 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_intake import Meter, Recorder, Window, intake_firm, relais_bot
+from bench_intake import (
+    Meter,
+    Recorder,
+    Split,
+    Window,
+    _pct,
+    _pin,
+    _recv,
+    intake_firm,
+    relais_bot,
+)
 
 from testing.botapi import LocalBotAPI, SimUser
 
@@ -107,26 +115,6 @@ async def drive(api: LocalBotAPI, firms: int, flood_count: int,
 # --------------------------------------------------------------------------------------
 # Two processes, driven by this one over pipes (as in bench_intake.py)
 # --------------------------------------------------------------------------------------
-
-
-async def _recv(conn: Connection) -> Any:
-    """Receive from a pipe without blocking the event loop."""
-    if not conn.poll():
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        fd = conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-    return conn.recv()
-
-
-def _pin(core: int | None) -> None:
-    if core is not None:
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setaffinity(0, {core})
 
 
 def telegram_process(conn: Connection, core: int | None) -> None:
@@ -215,13 +203,12 @@ class Run:
         return 1000 * max(self.latencies)
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 class Pair:
     """The two processes, kept for every run."""
+
+    # Waiting for a process's answer and closing both: as in bench_intake (same fields).
+    _expect = Split._expect
+    close = Split.close
 
     def __init__(self, db_dir: Path, bot_core: int | None, telegram_core: int | None, *,
                  limits: bool) -> None:
@@ -235,18 +222,6 @@ class Pair:
                                     name="bot", daemon=True)
         self.tg_proc.start()
         self.bot_proc.start()
-
-    def _expect(self, conn: Connection, tag: str, timeout: float = 900) -> tuple[Any, ...]:
-        deadline = time.monotonic() + timeout
-        while not conn.poll(1):
-            if not (self.tg_proc.is_alive() and self.bot_proc.is_alive()):
-                raise RuntimeError(f"a benchmark process died while waiting for {tag!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {tag!r} after {timeout:.0f} s")
-        message = conn.recv()
-        if message[0] != tag:
-            raise RuntimeError(f"expected {tag!r}, got {message!r}")
-        return message
 
     def run(self, kind: str, firms: int, flood_count: int, offset: int) -> Run:
         """One run on a fresh Bot API and database."""
@@ -265,15 +240,6 @@ class Pair:
         self.tg.send(("close",))
         self._expect(self.tg, "closed")
         return Run(kind, latencies, elapsed, report, window)
-
-    def close(self) -> None:
-        for conn in (self.tg, self.bot):
-            with contextlib.suppress(OSError, BrokenPipeError):
-                conn.send(("quit",))
-        for proc in (self.tg_proc, self.bot_proc):
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
 
 
 def measure(firms: int, flood_count: int, rounds: int, *,
