@@ -145,6 +145,34 @@ class Settings(BaseSettings):
     mail_max_parts: int = Field(default=250, alias="RELAIS_MAIL_MAX_PARTS", ge=1)
     mail_parse_timeout: float = Field(default=30.0, alias="RELAIS_MAIL_PARSE_TIMEOUT", gt=0)
 
+    # Limits against abuse (bot/services/limits.py); 0 turns one off. Per Telegram user:
+    # updates a minute (then one notice, and silence until the minute is over), questions
+    # to the knowledge base a minute, needs filed a day. The chefs de projet are exempt.
+    limit_messages_per_minute: int = Field(default=20, alias="RELAIS_LIMIT_MESSAGES_PER_MINUTE",
+                                           ge=0, le=10_000)
+    limit_questions_per_minute: int = Field(default=10,
+                                            alias="RELAIS_LIMIT_QUESTIONS_PER_MINUTE",
+                                            ge=0, le=10_000)
+    limit_needs_per_day: int = Field(default=3, alias="RELAIS_LIMIT_NEEDS_PER_DAY", ge=0,
+                                     le=10_000)
+    # Updates of one chat waiting to be handled; more are dropped unread (a flood).
+    limit_chat_queue: int = Field(default=30, alias="RELAIS_LIMIT_CHAT_QUEUE", ge=1, le=10_000)
+    # Email: needs created an hour per sender and overall; automatic replies a day (per
+    # address for a new email, per thread for an answer); emails an hour from one sender
+    # in one thread before the next ones are set aside (a mail loop).
+    limit_mail_needs_per_hour: int = Field(default=3, alias="RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR",
+                                           ge=0, le=10_000)
+    limit_mail_needs_per_hour_total: int = Field(
+        default=20, alias="RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR_TOTAL", ge=0, le=100_000)
+    limit_mail_replies_per_day: int = Field(default=1, alias="RELAIS_LIMIT_MAIL_REPLIES_PER_DAY",
+                                            ge=0, le=1000)
+    limit_mail_thread_per_hour: int = Field(default=5, alias="RELAIS_LIMIT_MAIL_THREAD_PER_HOUR",
+                                            ge=0, le=10_000)
+    # New needs from emails reach the chefs de projet at most once per territory in this
+    # many minutes (the first at once; the next ones listed in one notice); 0: each at once.
+    limit_mail_notice_minutes: int = Field(default=60, alias="RELAIS_LIMIT_MAIL_NOTICE_MINUTES",
+                                           ge=0, le=24 * 60)
+
     # Meeting reminders before a confirmed meeting ("24h,2h"; "30m", "1d" also read).
     reminder_offsets: str = Field(default="24h,2h", alias="REMINDER_OFFSETS")
     # Seconds between two looks at the reminder table (a due reminder also wakes the bot).

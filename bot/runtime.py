@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,10 +13,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from telegram import Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
-from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import t
 from bot.config import Settings, parse_offsets
@@ -26,6 +23,7 @@ from bot.email_worker import EmailWorker, mail_domain, mail_local_part
 from bot.http import AiohttpRequest
 from bot.mail import MailSender
 from bot.messages import Bullets, Message, Span, Text
+from bot.poller import ALLOWED_UPDATES, UpdatePoller
 from bot.reminders import ReminderScheduler
 from bot.routes import Features, build_dispatcher
 from bot.services import outbox
@@ -37,6 +35,8 @@ from bot.services.digests import DigestService
 from bot.services.followup import FollowUpService
 from bot.services.inbound import InboundService
 from bot.services.intake import IntakeService
+from bot.services.limits import ChatLimits, MailLimits
+from bot.services.mail_notices import NewNeedNotices
 from bot.services.meetings import MeetingService
 from bot.services.mutualisation import RadarService
 from bot.services.questions import QuestionService
@@ -44,9 +44,8 @@ from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
 from bot.services.types import Delivery, Incoming, Result
 from bot.turn import TurnRunner
-from bot.updates import chat_of, dead_letter, in_range
 from handlers.mail.inbox import ImapSettings, MailboxReader
-from handlers.telegram import deliver, install_handlers, register_commands, take_postponed
+from handlers.telegram import deliver, install_handlers, register_commands
 from knowledge.cards import CARDS_DIR
 from knowledge.geography import Geography, default_geography
 from knowledge.retrieval import KnowledgeBase
@@ -58,9 +57,6 @@ from storage.types import utcnow
 __all__ = ["Services", "UpdatePoller", "build_application", "build_services", "running_bot"]
 
 log = logging.getLogger(__name__)
-
-ALLOWED_UPDATES = ["message", "callback_query"]
-
 
 @dataclass
 class Services:
@@ -168,8 +164,12 @@ async def build_services(
     kb = KnowledgeBase.load(settings.cards_dir)
     for problem in kb.problems:
         log.warning("card skipped: %s", problem)
+    limits = ChatLimits(messages_per_minute=settings.limit_messages_per_minute,
+                        questions_per_minute=settings.limit_questions_per_minute,
+                        needs_per_day=settings.limit_needs_per_day,
+                        exempt=await db.run(lambda session: user_ids(session, territories)))
     questions = QuestionService(kb, tz=settings.tz, clock=clock,
-                                secret=settings.telegram_bot_token)
+                                secret=settings.telegram_bot_token, limits=limits)
     router = Router(territories, geo)
     routing = RoutingService(router, territories, tz=settings.tz,
                              mail_domain=mail_domain(settings.mail_from), clock=clock,
@@ -178,6 +178,7 @@ async def build_services(
     animators = Animators(territories, secret=settings.telegram_bot_token,
                           mail_domain=mail_domain(settings.mail_from))
     routing.animators = animators
+    animators.limits = limits
     firms = None
     if settings.firm_lookup:
         client = RechercheEntreprisesClient(settings.recherche_entreprises_url,
@@ -196,7 +197,8 @@ async def build_services(
     animator = AnimatorService(territories, routing, followup, tz=settings.tz)
     digests = DigestService(territories, tz=settings.tz,
                             mail_domain=mail_domain(settings.mail_from))
-    intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms)
+    intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms,
+                           limits=limits)
     relay = RelayService(territories, per_minute=settings.relay_per_minute,
                          lease=timedelta(seconds=settings.outbox_lease_seconds),
                          mail_domain=mail_domain(settings.mail_from),
@@ -208,11 +210,19 @@ async def build_services(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
         digests=digests, radar=RadarService(territories, kb), relay=relay))
     turns = TurnRunner(db, dispatcher, clock=clock,
-                       lease=timedelta(seconds=settings.outbox_lease_seconds))
+                       lease=timedelta(seconds=settings.outbox_lease_seconds), limits=limits)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
-                             max_bytes=settings.mail_max_bytes, relay=relay)
+                             max_bytes=settings.mail_max_bytes, relay=relay,
+                             limits=MailLimits(
+                                 needs_per_hour=settings.limit_mail_needs_per_hour,
+                                 needs_per_hour_total=settings.limit_mail_needs_per_hour_total,
+                                 replies_per_day=settings.limit_mail_replies_per_day,
+                                 thread_per_hour=settings.limit_mail_thread_per_hour),
+                             notices=NewNeedNotices(
+                                 territories,
+                                 period=timedelta(minutes=settings.limit_mail_notice_minutes)))
     return Services(
         settings=settings,
         inbound=inbound,
@@ -263,141 +273,6 @@ def build_application(services: Services) -> Application:
     application.bot_data["services"] = services
     install_handlers(application)
     return application
-
-
-class UpdatePoller:
-    """Long-polls getUpdates and confirms an update only after it has been handled.
-
-    PTB's own Updater confirms a batch as soon as it is fetched, so a `kill -9` while
-    handling loses those updates; here the offset moves past a batch only once every
-    update in it went through the handlers (whose effects are idempotent by update_id).
-    An update put off (the database was locked) is not confirmed: it comes back, with the
-    ones after it (those already handled are recognised by their id), after a pause.
-    An update that cannot be read, or whose id is out of range, is set aside (dead letter)
-    and skipped: its chat goes on.
-    """
-
-    def __init__(self, application: Application, *, timeout: int, concurrency: int) -> None:
-        self.application = application
-        self.timeout = timeout
-        self.semaphore = asyncio.Semaphore(concurrency)
-        self.offset: int | None = None
-        self.handled = 0
-        self.postponed = 0
-        self.dead = 0
-        self._put_off: list[int] = []
-        self._set_aside: set[str] = set()  # ids already recorded (they may be fetched again)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and handle batches until `stop` is set."""
-        backoff = 1.0
-        retry = 1.0
-        while not stop.is_set():
-            try:
-                updates = await self.application.bot.get_updates(
-                    offset=self.offset,
-                    timeout=self.timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    read_timeout=self.timeout + 10,
-                )
-            except InvalidToken:
-                raise
-            except RetryAfter as exc:
-                await _sleep_or_stop(stop, float(_as_seconds(exc.retry_after)))
-                continue
-            except (NetworkError, TimedOut, TelegramError) as exc:
-                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except (TypeError, ValueError, KeyError, AttributeError):
-                # The library could not parse an update of the batch (a field it does not
-                # expect): without this, one such update would stop the bot for good, and
-                # again after every restart, since the offset never moves past it.
-                log.exception("getUpdates answer not understood; parsing update by update")
-                updates = await self._fetch_one_by_one()
-            backoff = 1.0
-            if not updates:
-                continue
-            await self._handle_batch(updates)
-            if self._put_off:
-                # Fetched again from the first one put off; a pause (doubling up to 30 s)
-                # leaves time for whoever holds the database lock.
-                self.offset = min(self._put_off)
-                self._put_off.clear()
-                log.warning("updates put off (database busy); again in %.0f s", retry)
-                await _sleep_or_stop(stop, retry)
-                retry = min(retry * 2, 30.0)
-                continue
-            retry = 1.0
-            self.offset = max(self.offset or 0, updates[-1].update_id + 1)
-
-    async def _fetch_one_by_one(self) -> tuple[Update, ...]:
-        """The next batch fetched raw and parsed update by update; skips what cannot be."""
-        with warnings.catch_warnings():
-            # PTB suggests get_updates instead: it is the parsing of get_updates that failed.
-            warnings.simplefilter("ignore", PTBUserWarning)
-            raw = await self.application.bot.do_api_request(
-                "getUpdates", api_kwargs={"offset": self.offset, "timeout": 0,
-                                          "allowed_updates": ALLOWED_UPDATES})
-        parsed: list[Update] = []
-        for payload in raw or []:
-            try:
-                parsed.append(Update.de_json(payload, self.application.bot))
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                update_id = payload.get("update_id") if isinstance(payload, dict) else None
-                await self._dead_letter(update_id, payload,
-                                        f"not understood: {type(exc).__name__}: {exc}")
-                # Moving the offset past it is what makes Telegram forget it.
-                if isinstance(update_id, int):
-                    self.offset = max(self.offset or 0, update_id + 1)
-        return tuple(parsed)
-
-    async def _dead_letter(self, update_id: object, payload: object, reason: str) -> None:
-        """Record an update set aside (once, though it may be fetched again)."""
-        key = str(update_id)
-        if key in self._set_aside:
-            return
-        self._set_aside.add(key)
-        self.dead += 1
-        services: Services = self.application.bot_data["services"]
-        chat_id = chat_of(payload) if isinstance(payload, dict) else None
-        now = services.clock()
-        try:
-            await services.db.run(lambda session: dead_letter(
-                session, source="polling", update_id=update_id, chat_id=chat_id,
-                payload=payload, reason=reason, now=now))
-        except Exception:  # skipped all the same: the record is for people, not for order
-            log.exception("update %s set aside but not recorded", str(update_id)[:40])
-
-    async def _handle_batch(self, updates: tuple[Update, ...]) -> None:
-        by_chat: dict[int, list[Update]] = {}
-        for update in updates:
-            chat = update.effective_chat
-            by_chat.setdefault(chat.id if chat else 0, []).append(update)
-        await asyncio.gather(*(self._handle_chat(chat_updates)
-                               for chat_updates in by_chat.values()))
-
-    async def _handle_chat(self, updates: list[Update]) -> None:
-        async with self.semaphore:
-            for update in updates:
-                chat = update.effective_chat
-                if not in_range(update.update_id) or (chat and not in_range(chat.id)):
-                    await self._dead_letter(update.update_id, update.to_dict(),
-                                            "id out of range")
-                    continue
-                await self.application.process_update(update)
-                if take_postponed(self.application, update.update_id):
-                    # This chat's next updates wait for it (they come back with it).
-                    self._put_off.append(update.update_id)
-                    self.postponed += 1
-                    return
-                self.handled += 1
-
-
-def _as_seconds(value: object) -> float:
-    total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -531,7 +406,8 @@ async def running_bot(
     await application.start()
     stop = asyncio.Event()
     poller = UpdatePoller(application, timeout=services.settings.polling_timeout,
-                          concurrency=services.settings.concurrency)
+                          concurrency=services.settings.concurrency,
+                          queue_limit=services.settings.limit_chat_queue)
     application.bot_data["poller"] = poller
     sweeper = asyncio.create_task(sweep_outbox(application, services, stop), name="outbox")
     # One worker per SMTP connection; they claim disjoint rows (leases, SKIP LOCKED).

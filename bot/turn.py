@@ -21,8 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.catalogue import t
 from bot.messages import Message
 from bot.services import outbox
+from bot.services.limits import ChatLimits, Verdict
 from bot.services.types import Incoming, Reply, Result
 from storage.db import Database, lock_chat
 from storage.models import Conversation, ProcessedUpdate
@@ -101,8 +103,10 @@ class TurnRunner:
     """Runs each event as one transaction through the dispatcher."""
 
     def __init__(self, db: Database, dispatcher: Dispatcher, *, clock: Clock = utcnow,
-                 lease: timedelta = outbox.LEASE) -> None:
+                 lease: timedelta = outbox.LEASE, limits: ChatLimits | None = None) -> None:
         self.db = db
+        # Per-person limits against floods (RELAIS_LIMIT_*); None: no limit.
+        self.limits = limits
         self.dispatcher = dispatcher
         self.clock = clock
         # How long a turn's replies stay claimed by this process: past it, replies of a
@@ -111,6 +115,15 @@ class TurnRunner:
 
     async def handle(self, event: Incoming) -> Result:
         """Handle one event in one transaction; return the deliveries to make now."""
+        verdict = (self.limits.message(event.user_id, self.clock())
+                   if self.limits is not None else Verdict.OK)
+        if verdict is Verdict.SILENT:
+            # Beyond the limit, after the notice: dropped unread, at no cost (no database
+            # write), so that a flood cannot slow anyone else down.
+            return Result()
+        if verdict is Verdict.NOTICE:
+            return await self.db.run(
+                lambda session: self._turn(session, event, None, _flood_notice))
         prefetched = await self.dispatcher.prefetch(event, self._peek)
         for attempt in range(_ATTEMPTS):
             try:
@@ -127,7 +140,8 @@ class TurnRunner:
         """The chat's form as it is now, read before the transaction (for prefetching)."""
         return await self.db.run(lambda session: _load_conversation(session, chat_id))
 
-    def _turn(self, session: Session, event: Incoming, prefetched: Any) -> Result:
+    def _turn(self, session: Session, event: Incoming, prefetched: Any,
+              instead: Callable[[Turn], None] | None = None) -> Result:
         now = self.clock()
         # Two instances never run two turns of one chat at once (PostgreSQL); the version
         # check in `_save_conversation` is the second line of defence.
@@ -140,7 +154,10 @@ class TurnRunner:
         loaded = _saved_state(conv) if conv is not None else None
         read_version = conv.version if conv is not None else 0
         turn = Turn(session, event, now, conv, prefetched=prefetched)
-        self.dispatcher.dispatch(turn)
+        if instead is not None:
+            instead(turn)
+        else:
+            self.dispatcher.dispatch(turn)
         if (conv is not None and not turn.dropped and turn.conversation is conv
                 and _saved_state(conv) != loaded):
             _save_conversation(session, conv, read_version)
@@ -154,6 +171,11 @@ class TurnRunner:
                 lease=self.lease,
             )
         return Result(deliveries=deliveries + turn.reply.deliveries, toast=turn.reply.toast)
+
+
+def _flood_notice(turn: Turn) -> None:
+    """The one notice of a person over the per-minute limit (the next updates are dropped)."""
+    turn.say(Message(t("firm.limits_messages")))
 
 
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]

@@ -360,8 +360,10 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
     """Mark an update done and claim the next one of its chat, if one is waiting."""
     if chat_id is not None:
         lock_chat(session, chat_id)
+    # Handled: only what ordering and de-duplication need stays (the update and chat ids).
+    # The payload held names, usernames and typed text, stored before any consent.
     session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
-                    .values(done_at=now))
+                    .values(done_at=now, payload={}))
     if chat_id is None:
         return None
     following = session.exec(

@@ -72,3 +72,7 @@ class MailPort(Protocol):
                now: datetime) -> None:
         """Close an email without acting on it (automatic reply, our own message...)."""
         ...
+
+    def after_pass(self, session: Session, *, now: datetime) -> None:
+        """After each look at the mailbox: what waits for a period (grouped notices)."""
+        ...

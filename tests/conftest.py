@@ -46,6 +46,11 @@ def make_settings(api: LocalBotAPI, db_path: Path, **extra: object) -> Settings:
         # Tests move the clock by hand: the reminder table is looked at often.
         "REMINDER_TICK": 0.1,
         "RELAIS_FOLLOWUP_TICK": 0.1,
+        # A person's limits count on the fake clock, which most tests never move: two
+        # intakes in a row would look like a flood. tests/test_abuse.py turns them on.
+        "RELAIS_LIMIT_MESSAGES_PER_MINUTE": 0,
+        "RELAIS_LIMIT_QUESTIONS_PER_MINUTE": 0,
+        "RELAIS_LIMIT_NEEDS_PER_DAY": 0,
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

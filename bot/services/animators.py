@@ -32,6 +32,7 @@ from bot.catalogue import t
 from bot.messages import Message, Text, lines, plain
 from bot.services import outbox
 from bot.services.emails import EmailDraft
+from bot.services.limits import ChatLimits
 from bot.services.plaintext import one_line
 from knowledge.territories import Animator, Territory, TerritoryDirectory
 from storage.models import AnimatorBinding, HeldMessage
@@ -158,6 +159,8 @@ class Animators:
         self.mail_domain = mail_domain.lower()
         # Set by the runtime once Telegram told the bot its name (getMe).
         self.bot_username = bot_username
+        # Set by the runtime: a newly bound chef de projet is exempt from the chat's limits.
+        self.limits: ChatLimits | None = None
 
     # --- links ---------------------------------------------------------------------------
     def token(self, territory_id: str, email: str) -> str:
@@ -203,6 +206,8 @@ class Animators:
             row.telegram_user_id, row.bound_at = user_id, now
         session.add(row)
         session.flush()
+        if self.limits is not None:
+            self.limits.exempt_user(user_id)
         return found
 
     def invite(self, session: Session, territory: Territory, animator: Animator, *,

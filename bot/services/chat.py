@@ -170,6 +170,10 @@ class ChatService:
         if self._relayed_answer(turn):
             return
         animator = is_animator(turn.session, self.territories, turn.event.user_id)
+        refused = self.questions.over_limit(turn.event.user_id, turn.now)
+        if refused is not None:
+            turn.reply.messages.extend(refused)
+            return
         turn.reply.messages.extend(self.questions.answer(
             turn.session, turn.event.value, channel=turn.event.channel, now=turn.now,
             owner=turn.event.chat_id, forward=not animator))

@@ -55,7 +55,9 @@ from bot.services.lifecycle import (
     partner,
     record_created,
 )
+from bot.services.limits import MailLimits
 from bot.services.mail_erasure import ask_confirmation, confirmed_need
+from bot.services.mail_notices import NewNeedNotices, set_aside_loop
 from bot.services.mail_trust import UNVERIFIED, state_change_refusal
 from bot.services.privacy import erase_person
 from bot.services.questions import QuestionService
@@ -139,6 +141,8 @@ class InboundService:
         reply_local: str,
         max_bytes: int,
         relay: RelayService | None = None,
+        limits: MailLimits | None = None,
+        notices: NewNeedNotices | None = None,
     ) -> None:
         self.relay = relay
         self.geography = geography
@@ -149,6 +153,9 @@ class InboundService:
         self.mail_domain = mail_domain
         self.reply_local = reply_local
         self.max_bytes = max_bytes
+        # Limits against abuse and grouped notices (bot/services/limits.py); None: none.
+        self.limits = limits
+        self.notices = notices
 
     # --- entry points -----------------------------------------------------------------------
     def prepare(self, mail: IncomingEmail) -> IncomingEmail:
@@ -170,6 +177,11 @@ class InboundService:
         row.status, row.kind, row.note, row.processed_at = "ignored", kind, note[:300], now
         session.add(row)
 
+    def after_pass(self, session: Session, *, now: datetime) -> None:
+        """After each look at the mailbox: the grouped notice of needs that waited, if due."""
+        if self.notices is not None:
+            self.notices.flush(session, now=now)
+
     def handle(self, session: Session, mail: IncomingEmail, *, now: datetime) -> str | None:
         """Act on one email; returns its kind, or None when it was already handled."""
         row = session.get(InboundEmail, mail.inbound_id)
@@ -178,6 +190,21 @@ class InboundService:
         confirmed = confirmed_need(session, tokens=mail.tokens, sender=mail.from_addr,
                                    text=mail.text, now=now)
         need, role = (confirmed, "firm") if confirmed else self._thread(session, mail)
+        if need is None and self.limits is not None:
+            refused = self.limits.new_need_refused(session, mail.from_addr, now=now)
+            if refused is not None:
+                # Kept, neither answered nor announced: a flood must not make Relais send
+                # mail to whoever it names, nor ping the chefs de projet once per email.
+                row.status, row.kind, row.note, row.processed_at = (
+                    "ignored", "limited", refused, now)
+                session.add(row)
+                log.warning("email %s set aside: %s", mail.inbound_id, refused)
+                return "limited"
+        elif need is not None and confirmed is None and self.limits is not None \
+                and self.limits.looping(session, need_id=need.id, sender=mail.from_addr,
+                                        now=now):
+            set_aside_loop(session, self.territories, row, need, mail.from_addr, now=now)
+            return "loop"
         if need is None:
             kind = "firm_new"
             need = self._new_need(session, mail, now=now)
@@ -270,14 +297,22 @@ class InboundService:
         record_created(session, need, actor=FIRM, now=now)
         kept = self._attachments(session, need, mail, now)
         partners: list[str] = []
+        announce: list[tuple[str, Message]] = []
         if not missing:
-            partners = self._route(session, need, now)
+            routed = self.routing.route_new_need(session, need, now)
+            partners, announce = routed.partner_names, routed.animator_messages
         elif territory is not None:
             incomplete = t("animator.email_new_need_incomplete", reference=need.reference,
                            sender=mail.from_addr, missing=", ".join(
                                label(f"animator.email_missing_{m}") for m in missing))
-            outbox.enqueue_for_chats(session, [int(c) for c in animator_chats(session, territory)],
-                                     Message(incomplete), now=now)
+            announce = [(c, Message(incomplete)) for c in animator_chats(session, territory)]
+        if self.notices is not None:
+            # A stranger's email: at once if first of the period, else in a grouped notice.
+            self.notices.announce(session, need, announce, now=now)
+        else:
+            for chat, message in announce:
+                outbox.enqueue(session, channel="telegram", recipient=chat,
+                               messages=[message], now=now, claimed=False)
         self._reply(session, need, mail, kind="new", partners=partners, kept=kept,
                     cards_for=body, now=now)
         return need
@@ -505,11 +540,16 @@ class InboundService:
     def _reply(self, session: Session, need: Need, mail: IncomingEmail, *, kind: str,
                partners: list[str], kept: tuple[str, ...], cards_for: str | None,
                now: datetime, reply_token: str | None = None) -> None:
-        """The one automatic answer to this email, through the outbox.
+        """The one automatic answer to this email, through the outbox (if the limits allow).
 
         Replies come back to the need's address, or to `reply_token`'s (a confirmation).
         """
         assert need.reply_token is not None
+        if self.limits is not None and not self.limits.may_reply(
+                session, address=mail.from_addr, kind=kind, need_id=need.id, now=now):
+            log.info("no automatic reply to email %s: %s replies a day at most",
+                     mail.inbound_id, self.limits.replies_per_day)
+            return
         territory: Territory | None = self.territories.get(need.territory_id or "")
         cards: list[tuple[str, str, str]] = []
         if cards_for and self.questions is not None:

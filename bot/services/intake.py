@@ -23,6 +23,7 @@ from bot.messages import Button, Edit, Facts, Message, Span, Text, lines, plain
 from bot.services.emails import new_reply_token
 from bot.services.firms import activity_text, stored_facts
 from bot.services.lifecycle import FIRM, next_reference, record_created
+from bot.services.limits import ChatLimits
 from bot.services.questions import QuestionService, looks_like_question
 from bot.services.routing import RoutingService
 from bot.services.types import Incoming, Reply
@@ -453,8 +454,11 @@ class IntakeService:
         *,
         tz: ZoneInfo,
         firms: FirmDirectory | None = None,
+        limits: ChatLimits | None = None,
     ) -> None:
         self.geography = geography
+        # Needs a person may file a day (RELAIS_LIMIT_NEEDS_PER_DAY); None: no limit.
+        self.limits = limits
         self.territories = territories
         self.questions = questions
         self.routing = routing
@@ -568,6 +572,16 @@ class IntakeService:
     def _answered_as_question(self, turn: Turn, step: Step) -> bool:
         """A question typed in the middle of the form: answer it, then ask the form again."""
         text = turn.event.value
+        if step.text is not None and not (step.kb_questions and looks_like_question(text)):
+            return False
+        refused = self.questions.over_limit(turn.event.user_id, turn.now)
+        if refused is not None:
+            # Over the questions' limit: the notice (and the pending question) once, then
+            # nothing until the minute is over.
+            turn.reply.messages.extend(refused)
+            if refused:
+                self.ask(turn)
+            return True
         if step.text is None:
             answer = self.questions.ask(text)
             if answer.out_of_scope:
@@ -644,6 +658,12 @@ class IntakeService:
         conv = turn.conversation
         assert conv is not None
         session, now, answers = turn.session, turn.now, conv.answers
+        if self.limits is not None and not self.limits.may_file_need(session, conv.user_id,
+                                                                      now):
+            # The form stays as it is (at the summary): it can be sent tomorrow.
+            turn.say(Message(t("firm.limits_needs_per_day",
+                               count=self.limits.needs_per_day)))
+            return
         territory = self.territories.for_epci(answers.get("epci_siren"))
         consent = session.get(Consent, conv.user_id)
         telegram = conv.channel == "telegram"

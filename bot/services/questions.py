@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from bot.catalogue import entries, label, t
 from bot.messages import Message, Paragraph, Span, Text
+from bot.services.limits import ChatLimits, Verdict
 from bot.services.types import Button
 from knowledge.cards import Card
 from knowledge.retrieval import Answer, KnowledgeBase
@@ -77,9 +78,11 @@ class QuestionService:
 
     def __init__(
         self, kb: KnowledgeBase, *, tz: ZoneInfo, clock: Callable[[], datetime] | None = None,
-        secret: str | None = None,
+        secret: str | None = None, limits: ChatLimits | None = None,
     ) -> None:
         self.kb = kb
+        # Questions a person may ask a minute (RELAIS_LIMIT_QUESTIONS_PER_MINUTE).
+        self.limits = limits
         # Signs the question ids put in buttons, bound to the chat that asked: forged
         # button data cannot act on another person's question. Without a secret (the
         # terminal try-out), one per process.
@@ -89,6 +92,18 @@ class QuestionService:
         self.clock = clock or (lambda: datetime.now(tz))
 
     # --- asking --------------------------------------------------------------------------
+    def over_limit(self, person: int, now: datetime) -> list[Message] | None:
+        """None when `person` may ask one more question now; else what to say (maybe nothing).
+
+        Checked before the retrieval, which is the costly part of a question.
+        """
+        if self.limits is None:
+            return None
+        verdict = self.limits.question(person, now)
+        if verdict is Verdict.OK:
+            return None
+        return [Message(t("firm.limits_questions"))] if verdict is Verdict.NOTICE else []
+
     def ask(self, query: str) -> Answer:
         """Retrieval only (no recording)."""
         return self.kb.ask(query)
@@ -240,6 +255,9 @@ class QuestionService:
                 buttons.append(Button(label("firm.kb_btn_forward"), f"kb:f:{ref}"))
             lead = t("firm.kb_rejected_others" if others else "firm.kb_rejected")
             return KbAction([Message(lead, tuple((b,) for b in buttons))])
+        if row.outcome == "forwarded":
+            # Pressed again (the button stays on the message): the animators have it already.
+            return KbAction(toast=label("firm.kb_already_forwarded"))
         row.outcome = "forwarded"
         session.add(row)
         return KbAction([Message(t("firm.kb_forwarded"))], forward_text=row.text)

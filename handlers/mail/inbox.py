@@ -141,6 +141,8 @@ class MailboxReader:
             if stored.result != "OK":
                 log.warning("IMAP flag of UID %s failed; it will be read again (no-op)", uid)
             handled += 1
+        now = self.clock()
+        await self.db.run(lambda session: self.inbound.after_pass(session, now=now))
         self.passes += 1
         return handled
 
