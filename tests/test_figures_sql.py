@@ -219,3 +219,28 @@ async def test_reference_sees_the_same_tables(week_db: Database) -> None:
                 for table in (*BIG_TABLES, "need_message", "satisfaction")]
 
     assert all(await week_db.run(counts))
+
+
+def test_digest_email_carries_the_report_as_text_rendered_by_the_worker() -> None:
+    """The service writes a `Text`; the email worker renders it, escaped, into the template."""
+    from bot.email_worker import with_rendered_body
+    from bot.messages import Message
+    from bot.services.emails import REPORT_SLOT, EmailDraft, territory_digest_email
+    from bot.services.insight import stats_report, stats_text
+    from tests.test_insight import small_stats
+
+    stats = small_stats()
+    draft = territory_digest_email(
+        to_name="Claire Martin", to_email="claire.martin@example.org",
+        territory="Bourgogne Industrie", title="Semaine du 23 au 29 novembre 2026",
+        charts=[("besoins-par-theme.png", b"\x89PNG")], period="2026-W48",
+        mail_domain="example.org")
+    # Stored as JSON in the outbox, then read back by the worker.
+    stored = EmailDraft.from_payload(draft.to_payload())
+    payload: dict[str, object] = {"report": Message(stats_report(stats, tz=PARIS)).to_payload()}
+    sent = with_rendered_body(stored, payload)
+    assert REPORT_SLOT not in sent.text and REPORT_SLOT not in sent.html
+    assert stats_text(stats, tz=PARIS, html=False) in sent.text
+    assert "A &lt;&amp;&gt; B 4,3 h" in sent.html and "A <&> B" not in sent.html
+    assert "Semaine du 23 au 29 novembre 2026</b>" in sent.html
+    assert "cid:besoins-par-theme.2026-W48@example.org" in sent.html

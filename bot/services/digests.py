@@ -28,7 +28,6 @@ from bot.services.insight import (
     charts_png,
     period_title,
     stats_report,
-    stats_text,
 )
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
@@ -131,19 +130,19 @@ class DigestService:
                           end: datetime, period: str, now: datetime) -> None:
         figures = self.stats(session, territory, start=start, end=end)
         charts = charts_png(figures, tz=self.tz)
-        plain = stats_text(figures, tz=self.tz, html=False)
-        html = stats_text(figures, tz=self.tz, html=True)
+        report = stats_report(figures, tz=self.tz)
         title = period_title(figures.period_start, figures.period_end, self.tz)
         for animator in territory.animators:
             draft = territory_digest_email(
                 to_name=animator.name, to_email=str(animator.email), territory=territory.name,
-                title=title, report_text=plain, report_html=html, charts=charts,
+                title=title, charts=charts,
                 period=period.replace(":", "-"), mail_domain=self.mail_domain)
             outbox.enqueue_payload(session, channel="email", recipient=str(animator.email),
                                    now=now, payload={"email": draft.to_payload(),
+                                                     "report": Message(report).to_payload(),
                                                      "territory_id": territory.id,
                                                      "key": draft.message_id.strip("<>")})
-        messages = [Message(stats_report(figures, tz=self.tz)), *_chart_messages(charts)]
+        messages = [Message(report), *_chart_messages(charts)]
         for chat in animator_chats(session, territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
                            now=now, claimed=False)

@@ -364,9 +364,9 @@ def stats_report(stats: TerritoryStats, *, tz: ZoneInfo) -> Text:
 
 
 def stats_text(stats: TerritoryStats, *, tz: ZoneInfo, html: bool) -> str:
-    """The report as a string, for the weekly digest email: HTML when `html`, else plain.
+    """The report as a string: Telegram's HTML subset when `html`, else plain.
 
-    Transitional: the email is built from strings until emails take a `Text`.
+    The weekly digest email carries the report as a `Text`, rendered by the email worker.
     """
     report = stats_report(stats, tz=tz)
     if not html:
