@@ -244,3 +244,23 @@ def test_digest_email_carries_the_report_as_text_rendered_by_the_worker() -> Non
     assert "A &lt;&amp;&gt; B 4,3 h" in sent.html and "A <&> B" not in sent.html
     assert "Semaine du 23 au 29 novembre 2026</b>" in sent.html
     assert "cid:besoins-par-theme.2026-W48@example.org" in sent.html
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+async def test_national_figures_match_on_postgresql() -> None:
+    """The same comparison on PostgreSQL (timestamptz, another dialect and planner)."""
+    from national_data import pg_database
+
+    async with pg_database(2000, log=None) as (url, shape):
+        db = Database(url)
+        try:
+            for territory_id in list(shape.needs_by_territory)[:4]:
+                for start, end in _national_periods():
+                    expected = await db.run(lambda s, t=territory_id, a=start, b=end:
+                                            reference(s, t, a, b))
+                    got = await db.run(lambda s, t=territory_id, a=start, b=end:
+                                       territory_stats(s, t, start=a, end=b, tz=PARIS))
+                    assert got == expected, (territory_id, start, end)
+        finally:
+            await db.dispose()

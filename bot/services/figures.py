@@ -93,14 +93,18 @@ def territory_stats(session: Session, territory_id: str, *, start: datetime, end
     )
 
 
-def _of_territory(territory_id: str, end: datetime) -> tuple[Any, ...]:
+def _of_territory(session: Session, territory_id: str, end: datetime) -> tuple[Any, ...]:
     """The need belongs to the territory and existed at the end, as a join's filter.
 
-    `|| ''` keeps the planner off the territory's indexes of `need`: the join starts from
-    the period's rows (a time index) and reaches each need by its key, instead of walking
-    the territory's whole history (SQLite has no statistics on time ranges).
+    On SQLite, `|| ''` keeps the planner off the territory's indexes of `need`: the join
+    then starts from the period's rows (a time index) and reaches each need by its key,
+    instead of walking the territory's whole history (SQLite keeps no statistics on time
+    ranges and guesses wrong). PostgreSQL has them and is left to choose.
     """
-    return (col(Need.territory_id) + "" == territory_id, col(Need.created_at) < end)
+    territory = col(Need.territory_id)
+    if session.get_bind().dialect.name == "sqlite":
+        territory = territory + ""
+    return (territory == territory_id, col(Need.created_at) < end)
 
 
 def _open_statuses() -> list[str]:
@@ -117,7 +121,8 @@ def _changed_since(session: Session, territory_id: str, end: datetime) -> list[i
     """The territory's needs (created before `end`) with a status change at or after it."""
     rows = session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        col(NeedEvent.at) >= end, col(NeedEvent.at) < _FAR, *_of_territory(territory_id, end)))
+        col(NeedEvent.at) >= end, col(NeedEvent.at) < _FAR,
+        *_of_territory(session, territory_id, end)))
     return sorted(set(rows))
 
 
@@ -149,7 +154,7 @@ def _closed_count(session: Session, territory_id: str, start: datetime, end: dat
     ids = sorted(set(session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
         col(NeedEvent.at) >= start, col(NeedEvent.at) < end,
-        col(NeedEvent.to_status).in_(CLOSED), *_of_territory(territory_id, end)))))
+        col(NeedEvent.to_status).in_(CLOSED), *_of_territory(session, territory_id, end)))))
     needs = _needs(session, ids)
     history = _history(session, ids)
     # Needs without any history: their last update stands for their closing.
@@ -168,7 +173,7 @@ def _acknowledged(session: Session, territory_id: str, start: datetime,
     return list(session.exec(select(NeedRouting).join(
         Need, col(Need.id) == col(NeedRouting.need_id)).where(
         col(NeedRouting.acknowledged_at) >= start, col(NeedRouting.acknowledged_at) < end,
-        *_of_territory(territory_id, end))))
+        *_of_territory(session, territory_id, end))))
 
 
 def _routings_awaiting(session: Session, need_ids: Sequence[int],
@@ -210,7 +215,7 @@ def _first_response(session: Session, territory_id: str, start: datetime,
     A need's first response falls in the period only if it has an animator's move or
     message in the period: those needs are the candidates, read with all their responses.
     """
-    mine = _of_territory(territory_id, end)
+    mine = _of_territory(session, territory_id, end)
     by_event = session.exec(select(NeedEvent.need_id).join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
         col(NeedEvent.at) >= start, col(NeedEvent.at) < end, NeedEvent.actor == "animator",
