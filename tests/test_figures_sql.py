@@ -264,3 +264,23 @@ async def test_national_figures_match_on_postgresql() -> None:
                     assert got == expected, (territory_id, start, end)
         finally:
             await db.dispose()
+
+
+def test_working_days_by_weeks_equal_the_day_by_day_count() -> None:
+    """Late acknowledgements count working days by weeks: the same as one day at a time."""
+    import random
+    from datetime import date
+
+    from bot.services.workdays import is_working_day, working_days_between
+
+    def day_by_day(after: date, until: date) -> int:
+        days = (until - after).days
+        return sum(is_working_day(after + timedelta(days=i)) for i in range(1, days + 1))
+
+    rng = random.Random(18)
+    for _ in range(500):
+        after = date(2024, 1, 1) + timedelta(days=rng.randrange(1500))
+        until = after + timedelta(days=rng.randrange(-5, 800))
+        assert working_days_between(after, until) == day_by_day(after, until), (after, until)
+    # Christmas 2026 (Friday) and New Year's Day 2027 (Friday) are not worked.
+    assert working_days_between(date(2026, 12, 23), date(2027, 1, 4)) == 6
