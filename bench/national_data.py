@@ -68,7 +68,6 @@ SCHEMA_VERSION = 1
 ANCHOR = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 YEARS = 3
 SEED = 20261207
-PARTNERS_PER_TERRITORY = 15
 # Share of territory i (busiest first) ∝ 1 / (i + 1) ** ZIPF: the busiest holds ~5.5 %.
 ZIPF = 0.6
 ANIMATOR_USER_BASE = 910_000_000
@@ -98,6 +97,7 @@ PARTNER_PLAN: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("agence_dev_eco", ("innovation", "mutualisation", "autre"), 2),
     ("action_logement", ("mobilite",), 3),
 )
+PARTNERS_PER_TERRITORY = len(PARTNER_PLAN)
 URGENCIES = (("week", 15), ("month", 40), ("quarter", 30), ("none", 15))
 KB_OUTCOMES = (("answered", 55), ("uncertain", 15), ("out_of_scope", 12), ("rejected", 8),
                ("forwarded", 10))
