@@ -26,7 +26,7 @@ from bot.messages import Message
 from bot.services import outbox
 from bot.services.animators import user_chats
 from bot.services.delivery import DeliveryAlerts
-from bot.services.emails import EmailDraft, to_email_message
+from bot.services.emails import REPORT_SLOT, EmailDraft, to_email_message
 from handlers.render import email_body
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
@@ -43,11 +43,19 @@ def mail_domain(mail_from: str) -> str:
 
 
 def with_rendered_body(draft: EmailDraft, payload: dict[str, object]) -> EmailDraft:
-    """The draft with its parts rendered from the payload's channel-neutral `body`, if any.
+    """The draft with its parts rendered from the payload's channel-neutral texts, if any.
+
+    ``body`` is the whole email; ``report`` fills the template's `REPORT_SLOT`.
 
     Services write a `Message` (an animator's card, an invitation) and cannot render it
     (renderers live with the channels): it is rendered here, when the email is sent.
     """
+    report = payload.get("report")
+    if isinstance(report, dict):
+        # A report inside a template (the weekly digest): rendered into its slot.
+        part = email_body(Message.from_payload(report).text)
+        draft = replace(draft, text=draft.text.replace(REPORT_SLOT, part.text.rstrip("\n")),
+                        html=draft.html.replace(REPORT_SLOT, part.html))
     body = payload.get("body")
     if not isinstance(body, dict):
         return draft

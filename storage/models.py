@@ -122,6 +122,9 @@ class Need(SQLModel, table=True):
         UniqueConstraint("reference", name="uq_need_reference"),
         Index("ix_need_user", "telegram_user_id"),
         Index("ix_need_territory_status", "territory_id", "status"),
+        # A territory's needs of a period (statistics, digests): created, last updated.
+        Index("ix_need_territory_created", "territory_id", "created_at"),
+        Index("ix_need_territory_updated", "territory_id", "updated_at"),
         UniqueConstraint("reply_token", name="uq_need_reply_token"),
     )
 
@@ -165,6 +168,9 @@ class NeedEvent(SQLModel, table=True):
     """One time-stamped status change of a need (delays and statistics come from these)."""
 
     __tablename__ = "need_event"
+    # The period's changes (statistics, digests), and those since a period ended: read
+    # from the index alone, down to the need (closings, animators' moves).
+    __table_args__ = (Index("ix_need_event_at", "at", "to_status", "actor", "need_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -214,6 +220,7 @@ class KbQuery(SQLModel, table=True):
     """
 
     __tablename__ = "kb_query"
+    __table_args__ = (Index("ix_kb_query_territory_asked", "territory_id", "asked_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(default="telegram", max_length=16)
@@ -234,7 +241,9 @@ class NeedRouting(SQLModel, table=True):
     """One partner chosen for a need, with why (the routing explanation) and its follow-up."""
 
     __tablename__ = "need_routing"
-    __table_args__ = (UniqueConstraint("need_id", "partner_id", name="uq_routing_partner"),)
+    __table_args__ = (UniqueConstraint("need_id", "partner_id", name="uq_routing_partner"),
+                      # The period's acknowledgements (statistics, digests).
+                      Index("ix_need_routing_acknowledged", "acknowledged_at", "need_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -404,7 +413,9 @@ class NeedMessage(SQLModel, table=True):
     """
 
     __tablename__ = "need_message"
-    __table_args__ = (Index("ix_need_message_sender_at", "sender_user_id", "at"),)
+    __table_args__ = (Index("ix_need_message_sender_at", "sender_user_id", "at"),
+                      # The period's messages (first response times).
+                      Index("ix_need_message_at", "at"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -469,7 +480,9 @@ class Satisfaction(SQLModel, table=True):
     """The firm's rating of the help it got, asked once per need closed as helped."""
 
     __tablename__ = "satisfaction"
-    __table_args__ = (UniqueConstraint("need_id", name="uq_satisfaction_need"),)
+    __table_args__ = (UniqueConstraint("need_id", name="uq_satisfaction_need"),
+                      Index("ix_satisfaction_territory_answered", "territory_id",
+                            "answered_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id")

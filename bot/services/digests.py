@@ -22,13 +22,12 @@ from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.animators import territories_of
 from bot.services.emails import partner_digest_email, territory_digest_email
+from bot.services.figures import territory_stats
 from bot.services.insight import (
     TerritoryStats,
     charts_png,
-    compute_stats,
     period_title,
     stats_report,
-    stats_text,
 )
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
@@ -37,12 +36,8 @@ from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.models import (
     DigestRun,
-    KbQuery,
     Need,
-    NeedEvent,
-    NeedMessage,
     NeedRouting,
-    Satisfaction,
 )
 
 __all__ = ["DigestService", "week_period"]
@@ -88,30 +83,8 @@ class DigestService:
     # --- data -------------------------------------------------------------------------------
     def stats(self, session: Session, territory: Territory, *, start: datetime,
               end: datetime) -> TerritoryStats:
-        """The territory's figures for [start, end)."""
-        needs = list(session.exec(select(Need).where(Need.territory_id == territory.id,
-                                                     Need.created_at < end)))
-        ids = [n.id for n in needs]
-        routings = list(session.exec(select(NeedRouting).where(
-            col(NeedRouting.need_id).in_(ids)))) if ids else []
-        events = list(session.exec(select(NeedEvent).where(
-            col(NeedEvent.need_id).in_(ids)))) if ids else []
-        queries = list(session.exec(select(KbQuery).where(
-            KbQuery.territory_id == territory.id, KbQuery.asked_at >= start,
-            KbQuery.asked_at < end)))
-        ratings = [(r.score, r.answered_at, r.comment) for r in session.exec(
-            select(Satisfaction).where(Satisfaction.territory_id == territory.id,
-                                       col(Satisfaction.score).is_not(None),
-                                       col(Satisfaction.answered_at) >= start,
-                                       col(Satisfaction.answered_at) < end))
-            if r.score is not None and r.answered_at is not None]
-        # The chefs de projet's messages to the firms (first response times).
-        messages = list(session.exec(select(NeedMessage).where(
-            col(NeedMessage.need_id).in_(ids), NeedMessage.author_kind == "animator",
-            NeedMessage.to_kind == "firm"))) if ids else []
-        return compute_stats(territory_id=territory.id, needs=needs, routings=routings,
-                             events=events, queries=queries, ratings=ratings, start=start,
-                             end=end, tz=self.tz, messages=messages)
+        """The territory's figures for [start, end), computed in the database."""
+        return territory_stats(session, territory.id, start=start, end=end, tz=self.tz)
 
     # --- /stats -----------------------------------------------------------------------------
     def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:
@@ -157,19 +130,19 @@ class DigestService:
                           end: datetime, period: str, now: datetime) -> None:
         figures = self.stats(session, territory, start=start, end=end)
         charts = charts_png(figures, tz=self.tz)
-        plain = stats_text(figures, tz=self.tz, html=False)
-        html = stats_text(figures, tz=self.tz, html=True)
+        report = stats_report(figures, tz=self.tz)
         title = period_title(figures.period_start, figures.period_end, self.tz)
         for animator in territory.animators:
             draft = territory_digest_email(
                 to_name=animator.name, to_email=str(animator.email), territory=territory.name,
-                title=title, report_text=plain, report_html=html, charts=charts,
+                title=title, charts=charts,
                 period=period.replace(":", "-"), mail_domain=self.mail_domain)
             outbox.enqueue_payload(session, channel="email", recipient=str(animator.email),
                                    now=now, payload={"email": draft.to_payload(),
+                                                     "report": Message(report).to_payload(),
                                                      "territory_id": territory.id,
                                                      "key": draft.message_id.strip("<>")})
-        messages = [Message(stats_report(figures, tz=self.tz)), *_chart_messages(charts)]
+        messages = [Message(report), *_chart_messages(charts)]
         for chat in animator_chats(session, territory):
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
                            now=now, claimed=False)

@@ -63,6 +63,8 @@ __all__ = [
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PAYLOAD_VERSION = 1
+# Where the email worker puts a report carried as a `Text` (the weekly digest's figures).
+REPORT_SLOT = "<!--relais:report-->"
 DEFAULT_TZ = ZoneInfo("Europe/Paris")
 
 # Long enough for any real value, short enough that a pasted novel cannot bloat a subject.
@@ -561,17 +563,19 @@ def partner_relance_email(
 
 
 def territory_digest_email(
-    *, to_name: str, to_email: str, territory: str, title: str, report_text: str,
-    report_html: str, charts: Sequence[tuple[str, bytes]], period: str, mail_domain: str,
+    *, to_name: str, to_email: str, territory: str, title: str,
+    charts: Sequence[tuple[str, bytes]], period: str, mail_domain: str,
 ) -> EmailDraft:
-    """The weekly picture of a territory for one animator, charts inline (PNG)."""
+    """The weekly picture of a territory for one animator, charts inline (PNG).
+
+    The report itself travels as a `Text` in the outbox payload (``report``): the email
+    worker renders it into both parts at `REPORT_SLOT` when it sends the email.
+    """
     to = _address(to_name, to_email)
     images = tuple((f"{name.removesuffix('.png')}.{period}@{mail_domain.lower()}", name, data)
                    for name, data in charts)
     context = {"to_name": one_line(to_name, 120), "territory": one_line(territory, 120),
-               "report": text_block(report_text, 20_000),
-               # Built from escaped values by bot.services.insight (Telegram's HTML subset).
-               "report_html": Markup(report_html.replace("\n", "<br>")),
+               "report": REPORT_SLOT, "report_html": Markup(REPORT_SLOT),
                "images": [cid for cid, _name, _data in images]}
     key = hashlib.sha256(f"digest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
     return EmailDraft(

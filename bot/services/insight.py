@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from bot.catalogue import label, t
 from bot.messages import Text
 from bot.services import lifecycle
-from bot.services.workdays import add_working_days, is_working_day
+from bot.services.workdays import add_working_days, working_days_between
 from knowledge.taxonomy import theme_noun
 from storage.models import KbQuery, Need, NeedEvent, NeedMessage, NeedRouting
 
@@ -278,12 +278,7 @@ def _awaiting_ack(routing: NeedRouting, end: datetime) -> bool:
 
 def _working_days_between(after: date, until: date) -> int:
     """Working days in (after, until]."""
-    count = 0
-    day = after + timedelta(days=1)
-    while day <= until:
-        count += is_working_day(day)
-        day += timedelta(days=1)
-    return count
+    return working_days_between(after, until)
 
 
 def _satisfaction(
@@ -369,9 +364,9 @@ def stats_report(stats: TerritoryStats, *, tz: ZoneInfo) -> Text:
 
 
 def stats_text(stats: TerritoryStats, *, tz: ZoneInfo, html: bool) -> str:
-    """The report as a string, for the weekly digest email: HTML when `html`, else plain.
+    """The report as a string: Telegram's HTML subset when `html`, else plain.
 
-    Transitional: the email is built from strings until emails take a `Text`.
+    The weekly digest email carries the report as a `Text`, rendered by the email worker.
     """
     report = stats_report(stats, tz=tz)
     if not html:

@@ -7,7 +7,7 @@ from functools import cache
 
 import holidays
 
-__all__ = ["add_working_days", "is_working_day"]
+__all__ = ["add_working_days", "is_working_day", "working_days_between"]
 
 
 @cache
@@ -29,3 +29,15 @@ def add_working_days(start: date, days: int) -> date:
         if is_working_day(current):
             remaining -= 1
     return current
+
+
+def working_days_between(after: date, until: date) -> int:
+    """Working days in (after, until]: counted by weeks, not day by day (long delays)."""
+    if until <= after:
+        return 0
+    weeks, rest = divmod((until - after).days, 7)
+    count = weeks * 5 + sum((after.weekday() + i) % 7 < 5 for i in range(1, rest + 1))
+    for year in range(after.year, until.year + 1):
+        count -= sum(1 for day in _french_holidays(year)
+                     if day.year == year and after < day <= until and day.weekday() < 5)
+    return count
