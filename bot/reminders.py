@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from bot.services.digests import DigestService
-from bot.services.followup import FollowUpCounts, FollowUpService
+from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
 from bot.services.privacy import retention_pass
 from storage.db import Database
@@ -115,13 +115,25 @@ class ReminderScheduler:
             return FiredReminder(sent, skipped, cancelled)
 
     async def run_followup(self) -> FollowUpCounts | None:
-        """Relances, alerts and close-or-keep questions due now (each sent once)."""
+        """Relances, alerts and close-or-keep questions due now (each sent once).
+
+        In slices of `SLICE` rows, each its own transaction away from the event loop; the
+        loop gets a turn between two.
+        """
         followup = self.followup
         if followup is None:
             return None
         now = self.clock()
+        counts = FollowUpCounts()
         try:
-            counts = await self.db.run(lambda session: followup.run_due(session, now=now))
+            for step in (followup.routing_slice, followup.stale_slice):
+                while True:
+                    done, seen = await self.db.run_apart(
+                        lambda session, step=step: step(session, now=now))  # type: ignore[misc]
+                    counts = counts + done
+                    if seen < SLICE:
+                        break
+                    await asyncio.sleep(0)
         except Exception:
             log.exception("follow-up run failed")
             return None

@@ -118,6 +118,8 @@ class Database:
         self._waiter: ThreadPoolExecutor | None = None
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # An in-memory SQLite database exists once per connection: never off the loop.
+        self._in_memory = self.is_sqlite and (parsed.database or ":memory:") == ":memory:"
         self._sync_engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         self._bound = _Bound()
@@ -173,15 +175,37 @@ class Database:
                 return result
         raise AssertionError("unreachable")
 
-    async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
+    async def run_apart(self, fn: Callable[[Session], T]) -> T:
+        """Like `run`, but never on the event loop: for a periodic pass's slice.
+
+        On SQLite the slice runs in the worker thread on that thread's own connection, so
+        however long it takes, the loop goes on serving conversations (their writes wait
+        for the slice's commit in the same thread, never on the loop). PostgreSQL is
+        already asynchronous: `run` awaits each statement.
+        """
+        if self._sync_engine is None or self._in_memory:
+            return await self.run(fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._worker(), self._run_sqlite, fn, True)
+        except OperationalError as exc:
+            if _is_busy(exc):
+                raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \
+                    from exc
+            raise
+
+    def _worker(self) -> ThreadPoolExecutor:
         if self._waiter is None:
             # One thread: SQLite has one writer at a time anyway, and the waits queue there.
             self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-db")
+        return self._waiter
+
+    async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
         self.waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._waiter, self._run_sqlite, fn, True)
+                self._worker(), self._run_sqlite, fn, True)
         except OperationalError as exc:
             if _is_busy(exc):
                 raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \
