@@ -25,15 +25,31 @@ from sqlmodel import Session
 from bot.services.digests import DigestService
 from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
-from bot.services.privacy import retention_pass
+from bot.services.privacy import RetentionPass
 from storage.db import Database
 from storage.models import DigestRun
 
-__all__ = ["ReminderScheduler"]
+__all__ = ["ReminderScheduler", "run_retention_slices"]
 
 Clock = Callable[[], datetime]
 
 log = logging.getLogger(__name__)
+
+
+async def run_retention_slices(db: Database, *, now: datetime, years: int,
+                               raw_days: int) -> dict[str, int]:
+    """The retention pass slice after slice, each away from the event loop; its counts.
+
+    A crash in the middle leaves the rest for the next pass: every step starts again from
+    what is still due.
+    """
+    work = RetentionPass(now=now, years=years, raw_days=raw_days)
+    for step in work.steps():
+        while True:
+            if await db.run_apart(step) < work.limit:
+                break
+            await asyncio.sleep(0)  # the loop's turn between two slices (PostgreSQL)
+    return work.done
 
 
 class ReminderScheduler:
@@ -161,23 +177,23 @@ class ReminderScheduler:
         now = self.clock()
         day = now.astimezone(self.tz).date().isoformat()
 
-        def work(session: Session) -> dict[str, int] | None:
+        def claim(session: Session) -> bool:
             table = DigestRun.__table__  # type: ignore[attr-defined]
             insert = (pg_insert if session.get_bind().dialect.name == "postgresql"
                       else sqlite_insert)
             claimed = session.execute(insert(table).values(kind="retention", period=day,
                                                            ran_at=now)
                                       .on_conflict_do_nothing(index_elements=["kind", "period"]))
-            if not claimed.rowcount:  # type: ignore[attr-defined]
-                return None
-            return retention_pass(session, now=now, years=years, raw_days=raw_days)
+            return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
         try:
-            done = await self.db.run(work)
+            if not await self.db.run(claim):
+                return None
+            done = await run_retention_slices(self.db, now=now, years=years, raw_days=raw_days)
         except Exception:
             log.exception("retention pass failed")
             return None
-        if done:
+        if any(done.values()):
             log.info("retention: %s", done)
         return done
 
