@@ -29,11 +29,26 @@ from bot.services.privacy import RetentionPass
 from storage.db import Database
 from storage.models import DigestRun
 
-__all__ = ["ReminderScheduler", "run_retention_slices"]
+__all__ = ["ReminderScheduler", "run_followup_slices", "run_retention_slices"]
 
 Clock = Callable[[], datetime]
 
 log = logging.getLogger(__name__)
+
+
+async def run_followup_slices(db: Database, followup: FollowUpService, *,
+                              now: datetime) -> FollowUpCounts:
+    """The follow-up pass slice after slice, each away from the event loop; what it sent."""
+    counts = FollowUpCounts()
+    for step in (followup.routing_slice, followup.stale_slice):
+        while True:
+            done, seen = await db.run_apart(
+                lambda session, step=step: step(session, now=now))  # type: ignore[misc]
+            counts = counts + done
+            if seen < SLICE:
+                break
+            await asyncio.sleep(0)  # the loop's turn between two slices (PostgreSQL)
+    return counts
 
 
 async def run_retention_slices(db: Database, *, now: datetime, years: int,
@@ -139,17 +154,8 @@ class ReminderScheduler:
         followup = self.followup
         if followup is None:
             return None
-        now = self.clock()
-        counts = FollowUpCounts()
         try:
-            for step in (followup.routing_slice, followup.stale_slice):
-                while True:
-                    done, seen = await self.db.run_apart(
-                        lambda session, step=step: step(session, now=now))  # type: ignore[misc]
-                    counts = counts + done
-                    if seen < SLICE:
-                        break
-                    await asyncio.sleep(0)
+            counts = await run_followup_slices(self.db, followup, now=self.clock())
         except Exception:
             log.exception("follow-up run failed")
             return None
