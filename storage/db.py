@@ -27,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session, SQLModel, create_engine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -199,6 +200,27 @@ class Database:
             # One thread: SQLite has one writer at a time anyway, and the waits queue there.
             self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-db")
         return self._waiter
+
+    async def stream(self, statement: Executable, *,
+                     chunk: int = 1000) -> AsyncIterator[Sequence[Row[Any]]]:
+        """The rows of a read-only query, `chunk` at a time, from a server-side cursor.
+
+        Memory holds one chunk however many rows the query returns (a whole export). On
+        SQLite the cursor steps through the file; on PostgreSQL a server-side cursor sends
+        rows as they are fetched. Not for the bot's loop: a SQLite chunk is read inline.
+        """
+        if self._sync_engine is not None:
+            with self._sync_engine.connect() as connection:
+                result = connection.execution_options(yield_per=chunk).execute(statement)
+                for part in result.partitions():
+                    yield part
+                    await asyncio.sleep(0)
+            return
+        assert self._async_engine is not None
+        async with self._async_engine.connect() as aconnection:
+            streamed = await aconnection.stream(statement.execution_options(yield_per=chunk))
+            async for part in streamed.partitions():
+                yield part
 
     async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
