@@ -167,8 +167,9 @@ async def retention(services: Services, now: Any) -> tuple[float, float, dict[st
     return seconds, ticker.longest, done
 
 
+# Peak RSS from VmHWM: getrusage's ru_maxrss would start from the forking parent's.
 _EXPORT = """
-import resource, runpy, sys, time
+import re, runpy, sys, time
 sys.argv = ["relais", "export", "--format", {fmt!r}, "-o", {out!r}]
 started = time.perf_counter()
 try:
@@ -176,8 +177,9 @@ try:
 except SystemExit:
     pass
 finally:
-    print("BENCH", time.perf_counter() - started,
-          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    with open("/proc/self/status") as status:
+        peak = re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1)
+    print("BENCH", time.perf_counter() - started, peak, file=sys.stderr)
 """
 
 
@@ -301,6 +303,15 @@ async def main_async(args: argparse.Namespace) -> None:
     territories = write_territory_files(Path(tempfile.mkdtemp(prefix="relais-ti-")))
     results: dict[tuple[str, int], dict[str, float]] = {}
     log(f"code: {ROOT} ({'sliced passes' if NEW else 'passes before issue 18'})")
+    if args.export_only:
+        for size in sizes:
+            path, _shape = sqlite_database(size, log=log)
+            for fmt in ("csv", "xlsx"):
+                seconds, rss = await asyncio.to_thread(export, f"sqlite+aiosqlite:///{path}",
+                                                       fmt)
+                print(f"export {fmt}, {size:,} needs (sqlite): {seconds:.2f} s, "
+                      f"peak RSS {rss:.0f} MiB", flush=True)
+        return
     for size in sizes:
         for db in dbs:
             log(f"{db}, {size} needs")
@@ -322,6 +333,8 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = asyncio.run) -
     parser.add_argument("--db", default="sqlite,pg")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-export", action="store_true")
+    parser.add_argument("--export-only", action="store_true",
+                        help="only the export (CSV and XLSX), on the cached SQLite files")
     parser.add_argument("--json")
     run(main_async(parser.parse_args(argv)))
 

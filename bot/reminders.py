@@ -126,7 +126,8 @@ class ReminderScheduler:
             while True:
                 now = self.clock()
                 try:
-                    fired = await self.db.run(
+                    # Away from the loop: a batch writes up to `batch` emails.
+                    fired = await self.db.run_apart(
                         lambda session, now=now: self.meetings.fire_due(
                             session, now=now, limit=self.batch))
                 except Exception:
@@ -136,7 +137,7 @@ class ReminderScheduler:
                 cancelled += fired.cancelled
                 if fired.sent + fired.skipped + fired.cancelled < self.batch:
                     break
-                # On SQLite a batch runs on the event loop: let the senders work between two.
+                # Let the senders work between two batches.
                 await asyncio.sleep(0)
             if sent or skipped:
                 log.info("reminders: %d sent, %d skipped", sent, skipped)
@@ -164,16 +165,25 @@ class ReminderScheduler:
         return counts
 
     async def run_digests(self) -> int:
-        """The weekly digests of the week that just ended (each territory once)."""
+        """The weekly digests of the week that just ended (each territory once).
+
+        One territory per transaction, away from the event loop: the figures and charts of
+        183 territories take minutes, and conversations go on meanwhile.
+        """
         digests = self.digests
         if digests is None:
             return 0
         now = self.clock()
-        try:
-            return await self.db.run(lambda session: digests.send_all(session, now=now))
-        except Exception:
-            log.exception("weekly digests failed")
-            return 0
+        sent = 0
+        for territory in digests.territories.territories:
+            try:
+                sent += await self.db.run_apart(
+                    lambda session, tid=territory.id: digests.send_all(
+                        session, now=now, territory_id=tid))
+            except Exception:
+                log.exception("weekly digest of %s failed", territory.id)
+            await asyncio.sleep(0)
+        return sent
 
     async def run_retention(self) -> dict[str, int] | None:
         """The daily retention pass, once per day across processes."""

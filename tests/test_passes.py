@@ -71,9 +71,13 @@ def fill(engine: Engine) -> None:
                      "created_at": NOW - timedelta(days=1200),
                      "updated_at": NOW - timedelta(days=1200)}
                     for i, n in enumerate(needs[:DUE])]
+    # Most of a real history is closed needs.
+    history = [{**n, "reference": f"TI-2024-{i:05d}", "status": "closed_not_helped",
+                "created_at": NOW - timedelta(days=300), "updated_at": NOW - timedelta(days=290)}
+               for i, n in enumerate(needs * 3)]
     old = NOW - timedelta(days=120)
     with Session(engine) as session:
-        session.execute(insert(Need), needs + stale + anonymisable)
+        session.execute(insert(Need), needs + stale + anonymisable + history)
         ids = list(session.exec(select(Need.id, Need.created_at).order_by(col(Need.id))))
         session.execute(insert(NeedRouting), [
             {"need_id": need_id, "partner_id": "ft-paray-le-monial", "partner_kind": "france_travail",
@@ -83,15 +87,15 @@ def fill(engine: Engine) -> None:
             for need_id, created in ids[:DUE * 3]])
         session.execute(insert(NeedEvent), [
             {"need_id": need_id, "to_status": "routed", "note": "routage", "at": created}
-            for need_id, created in ids])
+            for need_id, created in ids[:DUE * 5]])
         session.execute(insert(Outbox), [
             {"recipient": str(i), "payload": {}, "created_at": old if i % 2 else NOW,
              "not_before": old, "delivered_at": old} for i in range(DUE * 2)])
         session.execute(insert(ProcessedUpdate), [
             {"update_id": i, "processed_at": old if i % 2 else NOW} for i in range(DUE * 2)])
         session.execute(insert(InboundEmail), [
-            {"message_id": f"<m{i}@x>", "raw": b"x", "received_at": old if i % 2 else NOW}
-            for i in range(DUE * 2)])
+            {"message_id": f"<m{i}@x>", "raw": b"x", "received_at": old if i % 2 else NOW,
+             "need_id": ids[i][0]} for i in range(DUE * 2)])
         session.execute(insert(HeldMessage), [
             {"territory_id": TERRITORY, "email": "a@example.org", "source": f"s{i}",
              "payload": {}, "created_at": old if i % 2 else NOW} for i in range(DUE * 2)])
@@ -110,6 +114,9 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/passes.db")
     SQLModel.metadata.create_all(db.sync_engine)
     fill(db.sync_engine)
+    with db.sync_engine.connect() as connection:
+        # With the statistics production databases have, the planner's choices change.
+        connection.exec_driver_sql("ANALYZE")
     yield db
 
 
