@@ -73,6 +73,8 @@ from bot.services import privacy  # noqa: E402
 from storage.models import InboundEmail, Need, Outbox, PendingUpdate, ProcessedUpdate  # noqa: E402
 
 NEW = hasattr(reminders, "run_followup_slices")
+# --watch: where the loop's thread was during stalls over 50 ms (printed on stderr).
+WATCH: list[float] = []
 RAW_DAYS, YEARS = 90, 3
 CHUNK = 5_000
 
@@ -143,19 +145,20 @@ async def followup_pass(services: Services, now: Any) -> tuple[float, float, Any
     """One follow-up pass at `now`: (seconds, longest loop stall, counts)."""
     followup = services.followup
     assert followup is not None
-    async with Ticker() as ticker:
+    async with Ticker(watch=WATCH[0] if WATCH else None) as ticker:
         started = time.perf_counter()
         if NEW:
             counts = await reminders.run_followup_slices(services.db, followup, now=now)
         else:
             counts = await services.db.run(lambda s: followup.run_due(s, now=now))
         seconds = time.perf_counter() - started
+    _stacks(ticker)
     return seconds, ticker.longest, counts
 
 
 async def retention(services: Services, now: Any) -> tuple[float, float, dict[str, int]]:
     """The daily retention pass at `now`: (seconds, longest loop stall, counts)."""
-    async with Ticker() as ticker:
+    async with Ticker(watch=WATCH[0] if WATCH else None) as ticker:
         started = time.perf_counter()
         if NEW:
             done = await reminders.run_retention_slices(services.db, now=now, years=YEARS,
@@ -164,7 +167,13 @@ async def retention(services: Services, now: Any) -> tuple[float, float, dict[st
             done = await services.db.run(lambda s: privacy.retention_pass(
                 s, now=now, years=YEARS, raw_days=RAW_DAYS))
         seconds = time.perf_counter() - started
+    _stacks(ticker)
     return seconds, ticker.longest, done
+
+
+def _stacks(ticker: Ticker) -> None:
+    for stack in ticker.stacks:
+        log("  stalled in:\n" + stack)
 
 
 # Peak RSS from VmHWM: getrusage's ru_maxrss would start from the forking parent's.
@@ -298,6 +307,8 @@ def table(results: dict[tuple[str, int], dict[str, float]], sizes: list[int],
 
 async def main_async(args: argparse.Namespace) -> None:
     """Every size on every database, then the table."""
+    if args.watch:
+        WATCH.append(0.05)
     sizes = sorted(iter_sizes(args.sizes))
     dbs = [d.strip() for d in args.db.split(",") if d.strip()]
     territories = write_territory_files(Path(tempfile.mkdtemp(prefix="relais-ti-")))
@@ -336,6 +347,8 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = asyncio.run) -
     parser.add_argument("--export-only", action="store_true",
                         help="only the export (CSV and XLSX), on the cached SQLite files")
     parser.add_argument("--json")
+    parser.add_argument("--watch", action="store_true",
+                        help="print where the event loop was during stalls over 50 ms")
     run(main_async(parser.parse_args(argv)))
 
 
