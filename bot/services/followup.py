@@ -176,19 +176,26 @@ class FollowUpService:
 
         Due: open for `stale_days` and not asked within them. Read through the index on
         (status, stale_asked_at, created_at): never asked, or asked long enough ago. Each
-        need read is claimed, so it leaves the due set. No ORDER BY in SQL: with the
-        table's statistics, SQLite would rather walk the whole table in id order than sort
-        a few due rows; they are sorted here.
+        need read is claimed, so it leaves the due set.
         """
         limit_at = now - timedelta(days=self.stale_days)
-        never = session.exec(
-            select(Need).where(col(Need.status).in_(OPEN), col(Need.stale_asked_at).is_(None),
-                               col(Need.created_at) <= limit_at).limit(limit)).all()
-        again = session.exec(
-            select(Need).where(col(Need.status).in_(OPEN), col(Need.stale_asked_at) <= limit_at,
-                               col(Need.created_at) <= limit_at)
-            .limit(limit - len(never))).all() if len(never) < limit else []
-        needs = sorted([*never, *again], key=lambda n: n.id or 0)
+        needs: list[Need] = []
+        for status in OPEN:
+            # One status at a time, in the index's order: both planners then walk the
+            # index from its start and stop at `limit`, whatever their row estimates.
+            for due in (
+                select(Need).where(col(Need.status) == status,
+                                   col(Need.stale_asked_at).is_(None),
+                                   col(Need.created_at) <= limit_at)
+                .order_by(col(Need.created_at)),
+                select(Need).where(col(Need.status) == status,
+                                   col(Need.stale_asked_at) <= limit_at,
+                                   col(Need.created_at) <= limit_at)
+                .order_by(col(Need.stale_asked_at)),
+            ):
+                if len(needs) < limit:
+                    needs += session.exec(due.limit(limit - len(needs))).all()
+        needs.sort(key=lambda n: n.id or 0)
         asked = 0
         for need in needs:
             # Compare-and-set on the value read: another process asking first wins.
