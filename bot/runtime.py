@@ -19,7 +19,7 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
-from bot.catalogue import t
+from bot.catalogue import entries, t
 from bot.config import Settings, parse_offsets
 from bot.directory import FirmDirectory, RechercheEntreprisesClient
 from bot.email_worker import EmailWorker, mail_domain, mail_local_part
@@ -43,6 +43,7 @@ from bot.services.questions import QuestionService
 from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
 from bot.services.types import Delivery, Incoming, Result
+from bot.services.workdays import add_working_days
 from bot.turn import TurnRunner
 from bot.updates import chat_of, dead_letter, in_range
 from handlers.mail.inbox import ImapSettings, MailboxReader
@@ -213,6 +214,10 @@ async def build_services(
                              tz=settings.tz, mail_domain=mail_domain(settings.mail_from),
                              reply_local=mail_local_part(settings.mail_from),
                              max_bytes=settings.mail_max_bytes, relay=relay)
+    # Loaded now rather than by the first turn or pass, on the event loop: the French
+    # texts, and the public holidays the working-day deadlines skip (a few hundred ms).
+    entries()
+    add_working_days(clock().astimezone(settings.tz).date(), 1)
     return Services(
         settings=settings,
         inbound=inbound,
