@@ -554,11 +554,10 @@ class RetentionPass:
     """The daily retention pass, as steps run slice after slice, each its own transaction.
 
     Anonymise needs untouched for `years`; purge old messages, raw emails and updates.
-    Needs anonymised within the raw-data period (by an erasure, or by this pass) lose what
-    still hangs off them: a comment, a message, a note written afterwards, which can only
-    arrive while something about the need was in flight. Every step reads only due rows,
-    oldest first, through an index, and leaves them not due: a step is done when a slice
-    finds fewer than `limit`.
+    Needs anonymised before (by an erasure, or by this pass) lose what still hangs off
+    them: a comment, a message, a note written afterwards; they are checked 200 at a time.
+    The other steps read only due rows, oldest first, through an index, and leave them not
+    due: a step is done when a slice finds fewer than `limit`.
     """
 
     def __init__(self, *, now: datetime, years: int = 3, raw_days: int = 90,
@@ -577,10 +576,11 @@ class RetentionPass:
 
     def _leftovers(self, session: Session) -> int:
         if self._anonymised is None:
-            # Before this pass anonymises more: those it erases have nothing left.
-            self._anonymised = list(session.exec(
-                select(Need.id).where(col(Need.anonymized_at) >= self.raw_limit)
-                .order_by(col(Need.anonymized_at))))  # type: ignore[arg-type]
+            # Every anonymised need (a reply to an old one's address can still arrive),
+            # read once from the index; before this pass anonymises more: those it erases
+            # have nothing left.
+            self._anonymised = sorted(session.exec(
+                select(Need.id).where(col(Need.anonymized_at).is_not(None))))  # type: ignore[arg-type]
         chunk, self._anonymised = (self._anonymised[:self.limit],
                                    self._anonymised[self.limit:])
         self.done["leftovers"] += _erase_need_rows(session, chunk)
