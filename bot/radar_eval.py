@@ -1,19 +1,37 @@
-"""`relais radar eval`: pair precision and recall of the radar on a labelled set."""
+"""`relais radar eval`: pair precision and recall of the radar on labelled sets.
+
+Two formats are read. The legacy set (``knowledge/eval/radar_needs.yaml``) holds one
+territory's ``needs:``. The development and test sets (``knowledge/eval/radar/dev.yaml``,
+``test.yaml``) hold ``territories: [{territory, name, needs: [...]}]``; each territory is
+run on its own, as the radar runs in the bot, so pairs are only ever counted within one
+territory. A pair is two needs of one labelled group (``group:``); a need without a group
+must stay alone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from bot.services.radar import NeedItem, find_groups
 from knowledge.retrieval import KnowledgeBase
 
-__all__ = ["RADAR_SET", "RadarScore", "evaluate"]
+__all__ = ["PARTS", "RADAR_SET", "RadarScore", "evaluate", "evaluate_part", "part_path"]
 
-RADAR_SET = Path(__file__).resolve().parent.parent / "knowledge" / "eval" / "radar_needs.yaml"
+_EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "eval"
+RADAR_SET = _EVAL / "radar_needs.yaml"
+# part name -> file; the test part is written apart and scored once at the end
+PARTS: dict[str, Path] = {
+    "dev": _EVAL / "radar" / "dev.yaml",
+    "test": _EVAL / "radar" / "test.yaml",
+    "legacy": RADAR_SET,
+}
+
+Pair = tuple[str, int, int]  # (territory, smaller need id, larger need id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +42,10 @@ class RadarScore:
     expected_pairs: int
     found_pairs: int
     true_pairs: int
+    territories: int = 1
+    # the pairs themselves, for `--details` (wrong ones found, expected ones missed)
+    wrong: tuple[Pair, ...] = field(default=(), compare=False)
+    missed: tuple[Pair, ...] = field(default=(), compare=False)
 
     @property
     def precision(self) -> float:
@@ -36,21 +58,56 @@ class RadarScore:
         return self.true_pairs / self.expected_pairs if self.expected_pairs else 1.0
 
 
-def _pairs(groups: list[list[int]]) -> set[tuple[int, int]]:
-    return {(a, b) for group in groups for a, b in combinations(sorted(group), 2)}
+def _pairs(territory: str, groups: list[list[int]]) -> set[Pair]:
+    """Every pair of needs put together by some groups of one territory."""
+    return {(territory, a, b) for group in groups for a, b in combinations(sorted(group), 2)}
+
+
+def _territories(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(territory, needs) of a file in either format."""
+    if "territories" in data:
+        return [(str(t["territory"]), list(t["needs"])) for t in data["territories"]]
+    return [(str(data.get("territory") or "territoire"), list(data["needs"]))]
+
+
+def _item(territory: str, row: dict[str, Any]) -> NeedItem:
+    """A labelled row as the radar sees it."""
+    reference = str(row.get("reference") or f"{territory}-{row['id']}")
+    return NeedItem(need_id=int(row["id"]), reference=reference, theme=str(row["theme"]),
+                    text=str(row["text"]), firm=str(row.get("firm") or ""),
+                    commune=row.get("commune"))
 
 
 def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> RadarScore:
-    """Run the radar on a labelled file (`needs:` with an optional `group:` each)."""
+    """Run the radar on each territory of a labelled file and count the pairs."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    items, labelled = [], {}
-    for row in data["needs"]:
-        items.append(NeedItem(need_id=int(row["id"]), reference=str(row["reference"]),
-                              theme=str(row["theme"]), text=str(row["text"]),
-                              firm=str(row.get("firm") or ""), commune=row.get("commune")))
-        if row.get("group"):
-            labelled.setdefault(str(row["group"]), []).append(int(row["id"]))
-    expected = _pairs(list(labelled.values()))
-    found = _pairs([list(g.need_ids) for g in find_groups(items, kb=kb)])
-    return RadarScore(needs=len(items), expected_pairs=len(expected), found_pairs=len(found),
-                      true_pairs=len(expected & found))
+    needs = 0
+    expected: set[Pair] = set()
+    found: set[Pair] = set()
+    territories = _territories(data)
+    for territory, rows in territories:
+        items = [_item(territory, row) for row in rows]
+        labelled: dict[str, list[int]] = {}
+        for row in rows:
+            if row.get("group"):
+                labelled.setdefault(str(row["group"]), []).append(int(row["id"]))
+        needs += len(items)
+        expected |= _pairs(territory, list(labelled.values()))
+        found |= _pairs(territory, [list(g.need_ids) for g in find_groups(items, kb=kb)])
+    return RadarScore(needs=needs, expected_pairs=len(expected), found_pairs=len(found),
+                      true_pairs=len(expected & found), territories=len(territories),
+                      wrong=tuple(sorted(found - expected)),
+                      missed=tuple(sorted(expected - found)))
+
+
+def part_path(part: str) -> Path:
+    """The file of a part (dev, test, legacy)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
+    return PARTS[part]
+
+
+def evaluate_part(part: str, *, kb: KnowledgeBase | None = None) -> RadarScore | None:
+    """Score one part, or None when its file is absent (the sealed test part, say)."""
+    path = part_path(part)
+    return evaluate(path, kb=kb) if path.exists() else None

@@ -18,8 +18,10 @@ Scoring, in plain terms (everything is precomputed when the cards are loaded):
    small one. A replaced card (ended, with a successor) is demoted unless it is named.
 5. ``out_of_scope`` when the best score is below OUT_OF_SCOPE_THRESHOLD; ``confident`` when
    it reaches CONFIDENT_THRESHOLD, leads the second card by CONFIDENT_MARGIN, rests on two
-   matched pieces of the question at least (or on the card's name) and the question does
-   not deal with an off-topic matter.
+   matched pieces of the question at least (or on the card's name), matches one of the
+   card's *anchors* (the distinctive words of its name, keywords or summary: what the card
+   is about, not generic words like aide or financement) and the question does not deal
+   with an off-topic matter.
 
 Speed: a first pass over the inverted index reads, for each term, only the IMPACT_LIMIT
 cards where it weighs most; the best CANDIDATES are then scored exactly (binary searches),
@@ -46,9 +48,12 @@ from rapidfuzz.distance import Levenshtein
 
 from knowledge.cards import CARDS_DIR, Card, CardProblem, load_cards
 from knowledge.taxonomy import PARTNER_KINDS, THEMES
-from knowledge.text import CONCEPT_PREFIX, Lexicon, default_lexicon, stem, words
+from knowledge.text import CONCEPT_PREFIX, Lexicon, default_lexicon, fold, stem, words
 
 __all__ = [
+    "ANCHOR_KEYWORD_CARDS",
+    "ANCHOR_NAME_CARDS",
+    "ANCHOR_SUMMARY_CARDS",
     "CONFIDENT_MARGIN",
     "CONFIDENT_THRESHOLD",
     "OUT_OF_SCOPE_THRESHOLD",
@@ -95,6 +100,19 @@ IMPACT_LIMIT = 200  # first pass: cards read per term, those where the term weig
 OUT_OF_SCOPE_THRESHOLD = 0.20  # below: nothing relevant
 CONFIDENT_THRESHOLD = 0.40  # at or above (and clear margin): answer directly
 CONFIDENT_MARGIN = 0.08  # the best card must lead the second by this much (set on the dev parts)
+
+# What a card is about (its *anchors*): the terms of its name (title, aliases, id) found in
+# the names of at most ANCHOR_NAME_CARDS cards, the terms of its one-word keywords and of its
+# summary found in the name, keywords or summary of at most ANCHOR_KEYWORD_CARDS
+# (ANCHOR_SUMMARY_CARDS) cards; context synonym groups (weight below 1: entreprise,
+# salariés, coût...) never are. A card is presented as sure only when the question names it,
+# matches one of its anchors or one of its keywords of several words whole: « aide »,
+# « contrat », « client », « vendre » alone say nothing of what a card is about (set on the
+# dev parts: a CDD's end-of-contract pay was answered by the POEI card, a supplier's late
+# penalties by the cash-flow card).
+ANCHOR_NAME_CARDS = 4
+ANCHOR_KEYWORD_CARDS = 1
+ANCHOR_SUMMARY_CARDS = 1
 
 MIN_FUZZY_LENGTH = 4
 # typos are repaired towards the words that matter: names, keywords, summaries, synonyms
@@ -297,15 +315,9 @@ class _Index:
         self.name_lengths = {s: tuple(sorted(n)) for s, n in lengths.items()}
 
         # what each card is about (title, aliases, keywords, summary): a question on an
-        # off-topic matter is answered with assurance only by a card about that matter
-        self.about: list[frozenset[str]] = [
-            frozenset(
-                term
-                for text in (card.title, *card.aliases, *card.keywords, card.summary)
-                for term in lexicon.terms(text)
-            )
-            for card in self.cards
-        ]
+        # off-topic matter is answered with assurance only by a card about that matter; and
+        # its anchors, the distinctive terms of it (see ANCHOR_NAME_CARDS)
+        self.about, self.anchors = self._about_and_anchors(lexicon)
 
         # card keywords as sets of items (a stem, or any member of a synonym group): a keyword
         # all of whose items are in the question is strong, order-free phrase evidence
@@ -337,6 +349,52 @@ class _Index:
         self._fuzzy_cache: dict[str, tuple[str, float] | None] = {}
         self._query_cache: dict[str, _Query] = {}
         self._lock = threading.Lock()
+
+    def _about_and_anchors(
+        self, lexicon: Lexicon
+    ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+        """Per card, every term of what it is about, and those few other cards share."""
+
+        def terms_of(texts: Iterable[str]) -> frozenset[str]:
+            return frozenset(t for text in texts for t in lexicon.terms(text))
+
+        names = [terms_of((c.title, *c.aliases)) for c in self.cards]
+        ids = [terms_of((c.id.replace("_", " "),)) for c in self.cards]
+        keywords = [terms_of(c.keywords) for c in self.cards]
+        summaries = [terms_of((c.summary,)) for c in self.cards]
+        # keywords of one piece (« alternant », « RQTH »); longer ones count when matched whole
+        single = [
+            frozenset(
+                t
+                for k in c.keywords
+                if len(segments := lexicon.segments(k)) == 1
+                for t in (*segments[0].stems, *segments[0].concepts)
+            )
+            for c in self.cards
+        ]
+        about = [n | k | s for n, k, s in zip(names, keywords, summaries, strict=True)]
+        named = [n | i for n, i in zip(names, ids, strict=True)]
+        in_names = Counter(t for terms in named for t in terms)
+        anywhere = Counter(t for n, a in zip(named, about, strict=True) for t in n | a)
+        # context words (« usine », « entreprise », « salarié », « soudeur »: members of the
+        # synonym groups that weigh less than 1) say where the question comes from, not what
+        # it is about: neither their groups nor their own stems are anchors
+        context: set[str] = set()
+        for name, members in lexicon.groups.items():
+            concept = CONCEPT_PREFIX + fold(name).replace(" ", "_")
+            if lexicon.concept_weight(concept) < 1.0:
+                context.add(concept)
+                context.update(stem(w[0]) for m in members if len(w := words(m)) == 1)
+        anchors = [
+            frozenset(
+                {t for t in n if in_names[t] <= ANCHOR_NAME_CARDS}
+                | {t for t in k if anywhere[t] <= ANCHOR_KEYWORD_CARDS}
+                | {t for t in s if anywhere[t] <= ANCHOR_SUMMARY_CARDS}
+            )
+            - context
+            for n, k, s in zip(named, single, summaries, strict=True)
+        ]
+        return about, anchors
 
     # -- questions ---------------------------------------------------------------------
 
@@ -473,6 +531,14 @@ class _Index:
             else:
                 out.append((keyword, literal))
         return out
+
+    def anchored(self, query: _Query, doc: int) -> bool:
+        """Whether the question is about what the card is about: it matches one of its
+        anchors, or one of its keywords of several words whole with a word of its own."""
+        anchors = self.anchors[doc]
+        if any(a.term in anchors for pos in query.positions for a in pos.alts):
+            return True
+        return any(literal for _, literal in self.keyword_matches(query, doc))
 
     def matched_positions(self, query: _Query, doc: int) -> int:
         """How many positions of the question a card matches, by any alternative."""
@@ -744,26 +810,30 @@ class KnowledgeBase:
         second = scored[1][0] if len(scored) > 1 else 0.0
         out_of_scope = best < OUT_OF_SCOPE_THRESHOLD
         # a question about an off-topic matter (labour law, taxes, obligations, private
-        # life...) is never answered with assurance, unless it names the card or the card is
-        # about that matter (« obligés » and the card of an obligation, in its summary)
+        # life...) is never answered with assurance, unless the card is about that matter
+        # (« obligés » and the card of an obligation, in its summary); naming the card is not
+        # enough (« les jours de repos d'un travailleur handicapé » is labour law)
         off_topic = bool(analysed.off_topic) and (
             not scored
-            or (
-                scored[0][1] not in named
-                and not all(
-                    stems and index.about[scored[0][1]].issuperset(stems)
-                    for _, stems in analysed.off_topic
-                )
+            or not all(
+                stems and index.about[scored[0][1]].issuperset(stems)
+                for _, stems in analysed.off_topic
             )
         )
         # one matching word is not enough to be sure (unless it names the card)
         evidence = bool(scored) and (
             scored[0][1] in named or index.matched_positions(analysed, scored[0][1]) >= 2
         )
+        # the question is about what the card is about: it names it, matches a distinctive
+        # word or a whole keyword of it (not only « aide », « contrat », « salariés »)
+        about = bool(scored) and (
+            scored[0][1] in named or index.anchored(analysed, scored[0][1])
+        )
         confident = (
             not out_of_scope
             and not off_topic
             and evidence
+            and about
             and best >= CONFIDENT_THRESHOLD
             and best - second >= CONFIDENT_MARGIN
         )

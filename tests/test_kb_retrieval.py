@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from datetime import date
@@ -13,6 +14,7 @@ from test_kb_helpers import copy_shipped_cards, line_of, write_card
 from typer.testing import CliRunner
 
 from knowledge.kb_cli import (
+    ALL_PARTS,
     NEAR_DOMAIN_FILES,
     ask_command,
     evaluate,
@@ -368,24 +370,66 @@ def test_near_domain_sets_levels(kb: KnowledgeBase, part: str) -> None:
     assert wrong / sum(r["items"] for r in reports.values()) <= 0.05, summary
 
 
+# Confidently-wrong rates reached on the near-domain development parts (issue 17, 2026-12-07;
+# dev2: 6 of 130, its second batch being written to catch what the first fixes missed); a
+# change may lower them, never raise them.
+DEV_PARTS_REACHED: dict[str, float] = {"dev": 0.0, "dev2": 0.0462, "dev_holdout": 0.0}
+
+
+@pytest.mark.parametrize("part", sorted(DEV_PARTS_REACHED))
+def test_near_domain_dev_parts_stay_at_the_rate_reached(kb: KnowledgeBase, part: str) -> None:
+    """Every development part keeps its confidently-wrong rate, honest refusals and politeness."""
+    label, items = load_items(NEAR_DOMAIN_FILES[part])
+    assert label == part
+    reports = {name: r.as_dict() for name, r in evaluate_items(kb, items, part).items()}
+    near = reports["neardomain"]
+    assert near["confidently_wrong"] <= DEV_PARTS_REACHED[part], near["misses"]
+    assert near["refusal"] >= 0.90 and near["top1"] >= 0.90, near["misses"]
+    assert reports["small_talk"]["small_talk_answered"] == 1.0, reports["small_talk"]["misses"]
+    if part == "dev2":  # written for this round: at least 60 near-domain questions
+        assert near["items"] >= 60 and near["none"] >= 40, near["items"]
+
+
+def test_generic_domain_words_alone_do_not_make_a_card_sure(kb: KnowledgeBase) -> None:
+    """A card is sure only when the question matches what the card is about: selling a rented
+    building shares « vendre », « bâtiment », « propriétaire » with the solar card, not its
+    subject; the same card asked about its subject is sure."""
+    landlord = kb.ask(
+        "Le bailleur veut vendre l'entrepôt que nous louons, avons-nous un droit de préférence ?"
+    )
+    assert not landlord.confident
+    solar = kb.ask("des panneaux solaires sur le toit pour consommer notre propre électricité")
+    assert solar.confident and top(solar) == ["autoconsommation_photovoltaique"]
+
+
+def test_an_off_topic_intent_is_not_sure_even_when_it_names_a_card(kb: KnowledgeBase) -> None:
+    """Rest days are labour law, whichever contract the question names; the card is still
+    proposed, without assurance."""
+    rest = kb.ask("Combien de jours de repos pour un salarié en contrat de professionnalisation ?")
+    assert not rest.confident and top(rest) == ["contrat_de_professionnalisation"]
+    length = kb.ask("contrat de professionnalisation pour un adulte de 30 ans, quelle durée ?")
+    assert length.confident and top(length) == ["contrat_de_professionnalisation"]
+
+
 def test_the_near_domain_parts_do_not_share_questions() -> None:
-    """The test part is not a copy of the development part (nor of the historic set); a
-    « bonjour » may be in both."""
+    """No part is a copy of another (nor of the historic set); a « bonjour » may be in two."""
 
     def asked(part: str) -> set[str]:
         items = load_items(NEAR_DOMAIN_FILES[part])[1]
         return {fold(i["q"]) for i in items if i["expected"] != "small_talk"}
 
-    dev, test, holdout = asked("dev"), asked("test"), asked("holdout")
+    parts = {name: asked(name) for name in ALL_PARTS}
     questions, out_of_scope = load_eval()
     historic = {fold(str(i["q"])) for i in (*questions, *out_of_scope)}
-    assert not dev & test and not dev & holdout and not test & holdout
-    assert not test & historic and not holdout & historic
+    for a, b in itertools.combinations(parts, 2):
+        assert not parts[a] & parts[b], (a, b, parts[a] & parts[b])
+    for name in ("test", "dev2", "dev_holdout"):
+        assert not parts[name] & historic, name
 
 
 def test_every_label_of_the_near_domain_sets_is_a_card(kb: KnowledgeBase) -> None:
-    for path in NEAR_DOMAIN_FILES.values():
-        for item in load_items(path)[1]:
+    for name in ALL_PARTS:
+        for item in load_items(NEAR_DOMAIN_FILES[name])[1]:
             expected = item["expected"]
             if expected in ("none", "small_talk"):
                 continue
@@ -462,3 +506,21 @@ def test_eval_command_reports_each_set_and_part(tmp_path: Path) -> None:
     assert sets["inscope"]["top1"] == 0.0 and sets["inscope"]["confidently_wrong"] == 1.0
     human = CliRunner().invoke(kb_app, args).output
     assert "Jeu « neardomain », partie essai" in human and "FAUX SÛR" in human
+
+
+def test_eval_command_skips_an_absent_part_and_never_reads_sealed_with_all(
+    tmp_path: Path,
+) -> None:
+    """The sealed part is read only by name; when it is not there yet, a message says so."""
+    assert "sealed" in NEAR_DOMAIN_FILES and "sealed" not in ALL_PARTS
+    questions = tmp_path / "q.yaml"
+    questions.write_text(
+        yaml.safe_dump({"questions": [{"q": "VTE", "expected": ["vte"]}], "out_of_scope": []}),
+        encoding="utf-8",
+    )
+    absent = tmp_path / "questions_neardomain_sealed.yaml"
+    result = CliRunner().invoke(
+        kb_app, ["eval", "--questions", str(questions), "--near", str(absent), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Jeu absent, ignoré" in result.output

@@ -33,6 +33,9 @@ from knowledge.small_talk import SMALL_TALK_KINDS, SmallTalk, small_talk
         ("ça marche, à plus", "goodbye"),
         ("ça va ?", "how_are_you"),
         ("t'es un robot ?", "who_are_you"),
+        ("yo", "greeting"),
+        ("c'est très clair, merci", "thanks"),
+        ("limpide 👍", "ack"),
     ],
 )
 def test_politeness_is_recognised_with_its_kind(message: str, kind: str) -> None:
@@ -43,6 +46,8 @@ def test_politeness_is_recognised_with_its_kind(message: str, kind: str) -> None
     "message",
     [
         "bonjour, je cherche une aide pour recruter un soudeur",
+        "c'est clair pour le crédit d'impôt recherche ?",
+        "je vois pas comment financer la presse",
         "merci de me rappeler demain",
         "ok pour le rendez-vous de mardi",
         "Très réactifs, merci !",

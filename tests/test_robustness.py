@@ -684,7 +684,10 @@ def test_feedback_on_another_persons_question_changes_nothing(harness: Harness) 
 
     async def example() -> None:
         asker = await harness.prepare("new")
-        replies = await harness.say(asker, "Quelles aides pour recruter des soudeurs ?")
+        # a question answered with assurance: its answer carries the « Ce n'est pas ça » button
+        replies = await harness.say(
+            asker, "Quelles aides pour former des demandeurs d'emploi soudeurs avant l'embauche ?"
+        )
         [rejected] = [d for m in replies for d in m.button_data() if d.startswith("kb:n:")]
         query_id = rejected.rsplit(":", 1)[1]
         stranger = await harness.prepare("new")

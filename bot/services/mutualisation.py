@@ -19,6 +19,7 @@ from bot.messages import Message, Text
 from bot.services.animators import territories_of
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
+from bot.services.radar_objects import PEOPLE_KINDS, object_lexicon
 from bot.services.routing import animator_chats
 from bot.services.types import Button, Reply
 from knowledge.retrieval import KnowledgeBase
@@ -39,7 +40,18 @@ def need_items(needs: list[Need]) -> list[NeedItem]:
 
 
 def describe(group: Group) -> Text:
-    """What a group shares, for the animator: « 4 entreprises cherchent à recruter : soudeurs »."""
+    """What a group shares, for the animator: « 4 entreprises : régleurs-décolleteurs à former »."""
+    if group.objects:
+        objects = object_lexicon().objects
+        first = objects.get(group.objects[0])
+        if first is not None:
+            kind = first.kind
+            # people are recruited or trained, equipment shared; other objects (land, a
+            # shuttle, a flow, a market) are named as they are
+            action = (group.action if kind in PEOPLE_KINDS and group.action
+                      else "share" if kind == "equipment" else "plain")
+            phrase = t(f"animator.radar_object_{action}", label=first.label)
+            return t("animator.radar_reason_object", count=group.firms, object=phrase)
     theme = group.theme if f"animator.radar_verb_{group.theme}" in entries() else "autre"
     verb = label(f"animator.radar_verb_{theme}")
     if not group.words:

@@ -8,6 +8,21 @@ needs of a territory; the caller builds the :class:`NeedItem` rows from ``Need``
 
 Scoring of two needs, in plain terms:
 
+0. *Objects first* (bot/services/radar_objects.py, knowledge/data/radar_objects.yaml). Each
+   need is read for the objects one collective action would serve (a trade, a machine, land,
+   a shuttle, a flow, a market, housing, childcare), what the firm wants of them (hire,
+   train, share) and whether it is its own matter (own financing, permit, crisis, R&D,
+   succession: never poolable, score 0). When both needs name objects, the score is the
+   weighted overlap of their objects (shared weight over the smaller side's), whatever
+   their words and themes: no shared object, score 0 (« électricien du bâtiment » /
+   « électrotechnicien »). Needs naming the same objects are one node of the grouping
+   (their pairs score 1), so a territory's cost grows with its distinct objects and real
+   neighbours (see :func:`_graph`). The steps below score the pairs where one need names
+   no known object. Measured with bench/bench_radar.py (2-core shared machine, knowledge
+   base on; two runs, the second under load): 2,000 open needs 0.3–0.5 s cold, 0.1–0.2 s
+   warm; 10,000: 3.0–6.8 s cold, 2.7–3.8 s warm (growth exponent 1.5–2 between 5,000 and
+   10,000: the word-scored pairs of needs without objects still grow faster than linear).
+
 1. *Salient words.* A text is folded (lower case, no accents, no elisions), SMS
    abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
    numbers, the firm's own name and NEED_WORDS (words that say *that* there is a need, not
@@ -71,14 +86,16 @@ import hashlib
 import heapq
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.text import default_lexicon, fold, stem
@@ -111,6 +128,8 @@ PROGRAMME_CANDIDATES = 10  # hits asked for a group, before the theme filter
 PROGRAMME_TEXTS = 5  # texts of a group (the most central) put in its question
 PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the best card
 REASON_WORDS = 3
+CACHE_SIZE = 50_000  # needs whose analysis is kept between calls
+TEXT_DF_CAP = 300  # a word in more needs than this makes no candidate pair, whatever the size
 
 # Themes close enough for firms to file the same need under either.
 _RELATED_PAIRS: tuple[tuple[str, str], ...] = (
@@ -240,6 +259,11 @@ class Group:
     words: tuple[str, ...]
     similarity: float  # 0..1 mean pairwise score
     programmes: tuple[tuple[str, str], ...]  # (card id, title) of collective programmes first
+    # The objects (knowledge/data/radar_objects.yaml ids) two members or more name, most
+    # shared first, and what the members want to do with the first: hire, train, hire_train,
+    # share or "" (the animator reads « 4 entreprises : régleurs-décolleteurs à former »).
+    objects: tuple[str, ...] = ()
+    action: str = ""
 
 
 # -- text analysis ----------------------------------------------------------------------------
@@ -248,6 +272,8 @@ _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presq
 _AUJOURDHUI = re.compile(r"aujourd'hui", re.I)
 _SPLIT = re.compile(r"[\W_]+")
 _SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
+_OBJECT = "@"  # prefix of object postings (same reason)
+_T = TypeVar("_T")
 
 
 def _stems(text: str) -> list[str]:
@@ -385,7 +411,10 @@ class _Need:
     spreads: dict[str, float]  # canonical token -> what it weighs when the other need lacks it
     spread: float  # sum of the spreads
     total: float  # sum of the weights
-    cards: frozenset[str]  # top knowledge-base cards
+    cards: frozenset[str]  # top knowledge-base cards (only asked for needs without objects)
+    objects: dict[str, float]  # object id (radar_objects.yaml) -> weight
+    actions: frozenset[str]  # hire, train, share
+    own: bool  # a firm's own matter: never poolable
 
 
 def _boost(token: str) -> float:
@@ -407,53 +436,110 @@ def _theme_factor(a: str, b: str) -> float:
     return OTHER_FACTOR
 
 
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The part of a need's analysis that depends on the need alone (cached between calls)."""
+
+    firm_stems: frozenset[str]
+    tokens: tuple[tuple[str, str], ...]  # (token, surface) before typo repair
+    folded_firm: str
+    about: TextObjects
+
+
+# need id + hash of what is read -> analysis; bounded, least recently used dropped first
+_BASES: OrderedDict[tuple[int, str], _Base] = OrderedDict()
+# (knowledge base, text hash) -> top cards
+_CARDS: OrderedDict[tuple[int, str], frozenset[str]] = OrderedDict()
+
+
+def _digest(*parts: str) -> str:
+    """A short hash of some texts (the cache key of an analysis)."""
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def _remember(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str], value: _T) -> _T:
+    """Store a value in a bounded LRU cache."""
+    cache[key] = value
+    if len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _base(item: NeedItem) -> _Base:
+    """What a need says on its own: cached by need id and a hash of its text, firm and theme."""
+    key = (item.need_id, _digest(item.text, item.firm, item.theme))
+    found = _BASES.get(key)
+    if found is not None:
+        _BASES.move_to_end(key)
+        return found
+    firm = _firm_stems(item.firm)
+    return _remember(_BASES, key, _Base(
+        firm_stems=firm,
+        tokens=tuple(_raw_tokens(item.text, firm)),
+        folded_firm=" ".join(_SPLIT.split(fold(item.firm))).strip(),
+        about=object_lexicon().analyse(item.text),
+    ))
+
+
+def clear_cache() -> None:
+    """Forget every cached analysis (benchmarks measure the cold case with it)."""
+    _BASES.clear()
+    _CARDS.clear()
+
+
 def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
-    """Ids of the best cards the knowledge base proposes for a text."""
+    """Ids of the best cards the knowledge base proposes for a text (cached)."""
     if kb is None or not text.strip():
         return frozenset()
+    key = (id(kb), _digest(text))
+    found = _CARDS.get(key)
+    if found is not None:
+        _CARDS.move_to_end(key)
+        return found
     answer = kb.ask(text, limit=KB_TOP)
-    return frozenset(h.card.id for h in answer.hits if h.score >= OUT_OF_SCOPE_THRESHOLD)
+    return _remember(_CARDS, key, frozenset(
+        h.card.id for h in answer.hits if h.score >= OUT_OF_SCOPE_THRESHOLD))
 
 
 def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]:
     """Tokenise, repair, weigh and look up every need (items already sorted by id)."""
-    raw: list[list[tuple[str, str]]] = []
-    firms: list[frozenset[str]] = []
+    bases = [_base(item) for item in items]
     vocabulary: Counter[str] = Counter()
-    for item in items:
-        firm = _firm_stems(item.firm)
-        tokens = _raw_tokens(item.text, firm)
-        raw.append(tokens)
-        firms.append(firm)
-        vocabulary.update({t for t, _ in tokens})
+    for base in bases:
+        vocabulary.update({t for t, _ in base.tokens})
     mapping = _repair(vocabulary)
     canonical: list[dict[str, Counter[str]]] = []
     df: Counter[str] = Counter()
-    for tokens in raw:
+    for base in bases:
         surfaces: dict[str, Counter[str]] = defaultdict(Counter)
-        for token, surface in tokens:
+        for token, surface in base.tokens:
             surfaces[mapping.get(token, token)][surface] += 1
         canonical.append(dict(surfaces))
         df.update(surfaces.keys())
     n = max(len(items), IDF_FLOOR)
     out: list[_Need] = []
-    for item, firm, surfaces in zip(items, firms, canonical, strict=True):
+    for item, base, surfaces in zip(items, bases, canonical, strict=True):
         weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) for t in surfaces}
         spreads = {
             t: w if t[0] == _SUBJECT else UNSHARED_WEIGHT * w for t, w in weights.items()
         }
-        folded_firm = " ".join(_SPLIT.split(fold(item.firm))).strip()
+        about = base.about
         out.append(
             _Need(
                 item=item,
-                firm=folded_firm or f"#{item.need_id}",
-                firm_stems=firm,
+                firm=base.folded_firm or f"#{item.need_id}",
+                firm_stems=base.firm_stems,
                 tokens=weights,
                 surfaces=surfaces,
                 spreads=spreads,
                 spread=sum(spreads.values()),
                 total=sum(weights.values()),
-                cards=_top_cards(kb, item.text),
+                # the programme agreement only serves pairs scored on words: needs whose
+                # objects are known do not need it (and the question is the costly part)
+                cards=frozenset() if about.objects or about.own else _top_cards(kb, item.text),
+                objects=dict(about.objects),
+                actions=about.actions,
+                own=about.own,
             )
         )
     return out
@@ -462,8 +548,25 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
 # -- pair scores --------------------------------------------------------------------------------
 
 
+def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
+    """Weighted overlap of two needs' objects (0 when they share none).
+
+    The shared weight over the smaller side's: a long text names its firm's trade, its
+    machines and its site besides what it asks, and that does not make its need another one.
+    """
+    shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
+    if shared == 0.0:
+        return 0.0
+    return round(shared / min(sum(a.values()), sum(b.values())), 6)
+
+
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     """The 0–1 score of two analysed needs (see the module docstring)."""
+    if a.own or b.own:
+        return 0.0  # a firm's own financing, permit, crisis, R&D or succession
+    if a.objects and b.objects:
+        # both name what they are about: the objects decide, whatever the words or themes
+        return _object_score(a.objects, b.objects)
     common = a.tokens.keys() & b.tokens.keys()
     if not common:
         return 0.0
@@ -493,12 +596,15 @@ def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], fl
     for i, need in enumerate(needs):
         for token in need.tokens:
             postings[token].append(i)
-    cap = max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs)))
+        for obj in need.objects:
+            postings[_OBJECT + obj].append(i)
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
     pairs: set[tuple[int, int]] = set()
-    for members in postings.values():
+    for key, members in postings.items():
         # a token in most needs weighs almost nothing (idf) and would make the pairs
-        # quadratic: it still counts in the scores, but does not make candidates
-        if 2 <= len(members) <= cap:
+        # quadratic: it still counts in the scores, but does not make candidates (an object
+        # always does: needs about one object are what the radar is for)
+        if 2 <= len(members) and (len(members) <= cap or key[0] == _OBJECT):
             pairs.update(
                 (members[x], members[y])
                 for x in range(len(members))
@@ -528,10 +634,19 @@ def pair_scores(
 
 
 def _average_linkage(
-    n: int, scores: dict[tuple[int, int], float], threshold: float
+    n: int,
+    scores: dict[tuple[int, int], float],
+    threshold: float,
+    sizes: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Clusters of positions 0..n-1 merged while their mean pairwise score >= threshold."""
+    """Clusters of nodes 0..n-1 merged while their mean pairwise score >= threshold.
+
+    A node may stand for ``sizes[i]`` needs already together (then ``scores`` holds the sum
+    of the scores of their pairs); a cluster is returned when it holds two needs or more.
+    """
+    weight = list(sizes) if sizes is not None else [1] * n
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    count: dict[int, int] = dict(enumerate(weight))
     links: dict[int, dict[int, float]] = defaultdict(dict)  # cluster -> cluster -> score sum
     for (i, j), s in scores.items():
         links[i][j] = s
@@ -539,7 +654,7 @@ def _average_linkage(
     heap: list[tuple[float, int, int]] = []
 
     def push(c: int, d: int) -> None:
-        mean = links[c][d] / (len(members[c]) * len(members[d]))
+        mean = links[c][d] / (count[c] * count[d])
         if mean >= threshold:
             # ties are broken by the smallest positions: independent of any input order
             heap.append((-round(mean, 9), min(c, d), max(c, d)))
@@ -553,10 +668,11 @@ def _average_linkage(
         neg, c, d = heapq.heappop(heap)
         if c not in members or d not in members or d not in links[c]:
             continue  # one side was merged since: stale entry
-        if round(links[c][d] / (len(members[c]) * len(members[d])), 9) != -neg:
+        if round(links[c][d] / (count[c] * count[d]), 9) != -neg:
             continue
         # merge d into c (c is the smaller position, so the cluster id is its first member)
         members[c].extend(members.pop(d))
+        count[c] += count.pop(d)
         d_links = links.pop(d)
         for e, s in d_links.items():
             if e == c:
@@ -566,10 +682,84 @@ def _average_linkage(
             links[e][c] = links[c][e]
         del links[c][d]
         for e in links[c]:
-            mean = links[c][e] / (len(members[c]) * len(members[e]))
+            mean = links[c][e] / (count[c] * count[e])
             if mean >= threshold:
                 heapq.heappush(heap, (-round(mean, 9), min(c, e), max(c, e)))
-    return [sorted(m) for m in members.values() if len(m) >= 2]
+    return [sorted(m) for c, m in members.items() if count[c] >= 2]
+
+
+@dataclass(slots=True)
+class _Graph:
+    """Needs as nodes: the needs naming the same objects are one node (their pairs score 1)."""
+
+    nodes: list[list[int]]  # node -> positions of its needs, ascending
+    links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
+
+
+def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
+    """The scored graph of a batch, built without scoring every pair.
+
+    Needs that name the same objects (same weights) score 1.0 together: they form one node,
+    and two such nodes are scored once, when they share an object (inverted index on
+    objects). Needs that name no object are scored on their words against the needs that
+    share a salient word with them (inverted index on words; a word in more than
+    TEXT_DF_CAP needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with
+    the real neighbours, not with the square of the batch.
+    """
+    nodes: list[list[int]] = []
+    node_of: dict[int, int] = {}
+    by_signature: dict[tuple[tuple[str, float], ...], int] = {}
+    for i, need in enumerate(needs):
+        if need.own:
+            continue  # never poolable
+        if need.objects:
+            signature = tuple(sorted(need.objects.items()))
+            k = by_signature.get(signature)
+            if k is None:
+                k = by_signature[signature] = len(nodes)
+                nodes.append([])
+        else:
+            k = len(nodes)
+            nodes.append([])
+        nodes[k].append(i)
+        node_of[i] = k
+    links: dict[tuple[int, int], float] = defaultdict(float)
+    # object nodes sharing an object
+    object_postings: dict[str, list[int]] = defaultdict(list)
+    for signature, k in by_signature.items():
+        for obj, _ in signature:
+            object_postings[obj].append(k)
+    signature_of = {k: dict(sig) for sig, k in by_signature.items()}
+    seen: set[tuple[int, int]] = set()
+    for members in object_postings.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                c, d = sorted((members[x], members[y]))
+                if (c, d) in seen:
+                    continue
+                seen.add((c, d))
+                score = _object_score(signature_of[c], signature_of[d])
+                if score > 0.0:
+                    links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
+    # needs without objects, on their words
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i in node_of:
+        for token in needs[i].tokens:
+            postings[token].append(i)
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
+    pairs: set[tuple[int, int]] = set()
+    for members in postings.values():
+        if not 2 <= len(members) <= cap:
+            continue
+        bare = [i for i in members if not needs[i].objects]
+        for i in bare:
+            pairs.update((min(i, j), max(i, j)) for j in members if j != i)
+    for i, j in pairs:
+        score = _pair_score(needs[i], needs[j], use_kb=use_kb)
+        if score > 0.0:
+            c, d = sorted((node_of[i], node_of[j]))
+            links[(c, d)] += score
+    return _Graph(nodes=nodes, links=dict(links))
 
 
 def group_key(need_ids: Iterable[int]) -> str:
@@ -629,6 +819,30 @@ def _shared_words(needs: Sequence[_Need]) -> tuple[str, ...]:
     return tuple(shown)
 
 
+def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
+    """Objects two members or more name (most shared first) and what they want of the first."""
+    counts: Counter[str] = Counter()
+    weights: Counter[str] = Counter()
+    for need in needs:
+        counts.update(need.objects.keys())
+        for obj, w in need.objects.items():
+            weights[obj] += w
+    shared = sorted((o for o, c in counts.items() if c >= 2),
+                    key=lambda o: (-counts[o], -weights[o], o))
+    if not shared:
+        return (), ""
+    holders = [n for n in needs if shared[0] in n.objects]
+    hire = sum("hire" in n.actions for n in holders)
+    train = sum("train" in n.actions for n in holders)
+    share = sum("share" in n.actions for n in holders)
+    if object_lexicon().objects[shared[0]].kind in PEOPLE_KINDS:
+        # a trade: recruit, train, or both when the members say both
+        action = ("hire_train" if hire and train else "train" if train else "hire")
+    else:
+        action = "share" if share else ""
+    return tuple(shared), action
+
+
 def _programmes(
     kb: KnowledgeBase | None, needs: Sequence[_Need], theme: str
 ) -> tuple[tuple[str, str], ...]:
@@ -666,22 +880,36 @@ def find_groups(
         return []
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
-    scores = _scores(needs, use_kb=kb is not None)
+    graph = _graph(needs, use_kb=kb is not None)
+    sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
-    for cluster in _average_linkage(len(needs), scores, threshold):
-        members = [needs[i] for i in cluster]
+    for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes):
+        positions = sorted(i for k in cluster for i in graph.nodes[k])
+        members = [needs[i] for i in positions]
         firms = len({n.firm for n in members})
         if firms < min_size:
             continue
-        pairs = [(x, y) for k, x in enumerate(cluster) for y in cluster[k + 1 :]]
-        similarity = sum(scores.get(p, 0.0) for p in pairs) / len(pairs)
-        theme = _dominant_theme(members)
+        # pairs inside a node score 1.0; between nodes, the sums of the graph
         centrality: Counter[int] = Counter()
-        for x, y in pairs:
-            centrality[x] += scores.get((x, y), 0.0)
-            centrality[y] += scores.get((x, y), 0.0)
-        central = [needs[i] for i in sorted(cluster, key=lambda i: (-centrality[i], i))]
+        total = 0.0
+        for k in cluster:
+            inside = len(graph.nodes[k]) - 1
+            total += inside * len(graph.nodes[k]) / 2
+            for i in graph.nodes[k]:
+                centrality[i] += inside
+        for x, c in enumerate(cluster):
+            for d in cluster[x + 1 :]:
+                link = graph.links.get((min(c, d), max(c, d)), 0.0)
+                total += link
+                for i in graph.nodes[c]:
+                    centrality[i] += link / len(graph.nodes[c])
+                for i in graph.nodes[d]:
+                    centrality[i] += link / len(graph.nodes[d])
+        similarity = total / (len(positions) * (len(positions) - 1) / 2)
+        theme = _dominant_theme(members)
+        central = [needs[i] for i in sorted(positions, key=lambda i: (-centrality[i], i))]
         ids = tuple(n.item.need_id for n in members)
+        objects, action = _shared_objects(members)
         groups.append(
             Group(
                 key=group_key(ids),
@@ -692,6 +920,8 @@ def find_groups(
                 words=_shared_words(members),
                 similarity=round(similarity, 3),
                 programmes=_programmes(kb, central, theme),
+                objects=objects,
+                action=action,
             )
         )
     groups.sort(key=lambda g: (-len(g.need_ids), -g.similarity, g.key))
