@@ -25,7 +25,7 @@ from sqlmodel import Session
 from bot.services.digests import DigestService
 from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
-from bot.services.privacy import RetentionPass
+from bot.services.privacy import PURGE_SLICE, RetentionPass
 from storage.db import Database
 from storage.models import DigestRun
 
@@ -51,17 +51,17 @@ async def run_followup_slices(db: Database, followup: FollowUpService, *,
     return counts
 
 
-async def run_retention_slices(db: Database, *, now: datetime, years: int,
-                               raw_days: int) -> dict[str, int]:
+async def run_retention_slices(db: Database, *, now: datetime, years: int, raw_days: int,
+                               purge_limit: int = PURGE_SLICE) -> dict[str, int]:
     """The retention pass slice after slice, each away from the event loop; its counts.
 
     A crash in the middle leaves the rest for the next pass: every step starts again from
     what is still due.
     """
-    work = RetentionPass(now=now, years=years, raw_days=raw_days)
-    for step in work.steps():
+    work = RetentionPass(now=now, years=years, raw_days=raw_days, purge_limit=purge_limit)
+    for step, limit in work.steps():
         while True:
-            if await db.run_apart(step) < work.limit:
+            if await db.run_apart(step) < limit:
                 break
             await asyncio.sleep(0)  # the loop's turn between two slices (PostgreSQL)
     return work.done

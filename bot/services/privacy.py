@@ -63,8 +63,8 @@ from storage.models import (
     Satisfaction,
 )
 
-__all__ = ["RETENTION_SLICE", "Erasure", "RetentionPass", "erase_needs", "erase_person",
-           "export_person", "retention_pass"]
+__all__ = ["PURGE_SLICE", "RETENTION_SLICE", "Erasure", "RetentionPass", "erase_needs",
+           "erase_person", "export_person", "retention_pass"]
 
 # Shorter words would match other people's text.
 MIN_MARK = 3
@@ -546,8 +546,10 @@ def export_person(session: Session, *, telegram_id: int | None = None,
     return result
 
 
-# Rows a slice of the retention pass handles at most: one short transaction.
+# Needs a slice of the retention pass anonymises at most (each touches several tables),
+# and old rows a slice purges at most: one short transaction either way.
 RETENTION_SLICE = 200
+PURGE_SLICE = 2000
 
 
 class RetentionPass:
@@ -561,18 +563,22 @@ class RetentionPass:
     """
 
     def __init__(self, *, now: datetime, years: int = 3, raw_days: int = 90,
-                 limit: int = RETENTION_SLICE) -> None:
+                 limit: int = RETENTION_SLICE, purge_limit: int = PURGE_SLICE) -> None:
         self.now = now
         self.old = now - timedelta(days=365 * years)
         self.raw_limit = now - timedelta(days=raw_days)
         self.limit = limit
+        self.purge_limit = purge_limit
         self.done = {"needs": 0, "leftovers": 0, "outbox": 0, "emails": 0, "updates": 0}
         self._anonymised: list[int] | None = None
 
-    def steps(self) -> list[Callable[[Session], int]]:
-        """The steps in order; each call does one slice and returns the rows it took."""
-        return [self._leftovers, self._needs, self._outbox, self._held, self._emails,
-                self._updates, self._handled, self._dead]
+    def steps(self) -> list[tuple[Callable[[Session], int], int]]:
+        """The steps in order, each with its slice size; a call does one slice and returns
+        the rows it took (the step is done when that is less than its slice size)."""
+        return [(self._leftovers, self.limit), (self._needs, self.limit),
+                *((step, self.purge_limit) for step in (
+                    self._outbox, self._held, self._emails, self._updates, self._handled,
+                    self._dead))]
 
     def _leftovers(self, session: Session) -> int:
         if self._anonymised is None:
@@ -598,40 +604,40 @@ class RetentionPass:
         due = (select(Outbox.id).where(
             col(Outbox.created_at) < self.raw_limit,
             or_(col(Outbox.delivered_at).is_not(None), col(Outbox.failed_at).is_not(None)))
-            .order_by(col(Outbox.created_at)).limit(self.limit))
+            .order_by(col(Outbox.created_at)).limit(self.purge_limit))
         return self._tally(session, "outbox", delete(Outbox).where(col(Outbox.id).in_(due)))
 
     def _held(self, session: Session) -> int:
         # Kept for an animator: emailed when kept, shown on Telegram if they came in time.
         due = (select(HeldMessage.id).where(col(HeldMessage.created_at) < self.raw_limit)
-               .order_by(col(HeldMessage.created_at)).limit(self.limit))
+               .order_by(col(HeldMessage.created_at)).limit(self.purge_limit))
         return self._tally(session, "outbox",
                            delete(HeldMessage).where(col(HeldMessage.id).in_(due)))
 
     def _emails(self, session: Session) -> int:
         due = (select(InboundEmail.id).where(col(InboundEmail.received_at) < self.raw_limit,
                                              col(InboundEmail.raw).is_not(None))
-               .order_by(col(InboundEmail.received_at)).limit(self.limit))
+               .order_by(col(InboundEmail.received_at)).limit(self.purge_limit))
         return self._tally(session, "emails", update(InboundEmail)
                            .where(col(InboundEmail.id).in_(due)).values(raw=None))
 
     def _updates(self, session: Session) -> int:
         due = (select(ProcessedUpdate.update_id)
                .where(col(ProcessedUpdate.processed_at) < self.raw_limit)
-               .order_by(col(ProcessedUpdate.processed_at)).limit(self.limit))
+               .order_by(col(ProcessedUpdate.processed_at)).limit(self.purge_limit))
         return self._tally(session, "updates", delete(ProcessedUpdate)
                            .where(col(ProcessedUpdate.update_id).in_(due)))
 
     def _handled(self, session: Session) -> int:
         # Webhook updates carry what people typed and their names, like the raw emails.
         due = (select(PendingUpdate.update_id).where(col(PendingUpdate.done_at) < self.raw_limit)
-               .order_by(col(PendingUpdate.done_at)).limit(self.limit))
+               .order_by(col(PendingUpdate.done_at)).limit(self.purge_limit))
         return self._tally(session, "updates", delete(PendingUpdate)
                            .where(col(PendingUpdate.update_id).in_(due)))
 
     def _dead(self, session: Session) -> int:
         due = (select(DeadLetter.id).where(col(DeadLetter.received_at) < self.raw_limit)
-               .order_by(col(DeadLetter.received_at)).limit(self.limit))
+               .order_by(col(DeadLetter.received_at)).limit(self.purge_limit))
         return self._tally(session, "updates",
                            delete(DeadLetter).where(col(DeadLetter.id).in_(due)))
 
@@ -645,7 +651,7 @@ def retention_pass(session: Session, *, now: datetime, years: int = 3,
                    raw_days: int = 90) -> dict[str, int]:
     """The whole retention pass in this one transaction (see `RetentionPass`)."""
     work = RetentionPass(now=now, years=years, raw_days=raw_days)
-    for step in work.steps():
-        while step(session) >= work.limit:
+    for step, limit in work.steps():
+        while step(session) >= limit:
             pass
     return work.done
