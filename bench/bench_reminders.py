@@ -679,6 +679,7 @@ async def bench(args: argparse.Namespace, side: Outside, tmp: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run everything, clean up."""
+    global LEAD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reminders", type=int, default=100_000,
                         help="pending reminders seeded (default 100000)")
@@ -701,7 +702,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the bot process during the burst, save stats to FILE")
     args = parser.parse_args(argv)
-    global LEAD
     LEAD = args.lead_in
     if min(args.reminders, args.due, args.starts, args.ticks, args.attendees) < 1:
         parser.error("counts must be positive")

@@ -407,16 +407,23 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
     """
     if chat_id is not None and chat_id != locked_chat:
         lock_chat(session, chat_id)
-    session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
-                    .values(done_at=now))
+    session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
     if chat_id is None:
         return None
-    following = session.exec(
-        select(PendingUpdate.update_id)
-        .where(PendingUpdate.chat_id == chat_id, col(PendingUpdate.update_id) > update_id,
-               col(PendingUpdate.done_at).is_(None))
-        .order_by(col(PendingUpdate.update_id)).limit(1)).first()
+    following = session.execute(_FOLLOWING, {"chat_id": chat_id,
+                                             "update_id": update_id}).scalar()
     return _claim(session, following, now, lease) if following is not None else None
+
+
+# Built once: constructing the statements per update costs more than running them.
+_MARK_DONE = (update(_PENDING)
+              .where(_PENDING.c.update_id == bindparam("done_id"))
+              .values(done_at=bindparam("now", type_=_PENDING.c.done_at.type)))
+_FOLLOWING = (select(_PENDING.c.update_id)
+              .where(_PENDING.c.chat_id == bindparam("chat_id"),
+                     _PENDING.c.update_id > bindparam("update_id"),
+                     _PENDING.c.done_at.is_(None))
+              .order_by(_PENDING.c.update_id).limit(1))
 
 
 def _orphans(session: Session, now: datetime) -> list[int]:
