@@ -131,7 +131,11 @@ async def run_config(config: str, firms: int, workdir: Path) -> Result:
                    "TELEGRAM_API_URL": api.base_url, "DATABASE_URL": url,
                    "RELAIS_POLLING_TIMEOUT": "1", "RELAIS_RATE_LIMIT": "false",
                    "RELAIS_EMAIL_WORKER": "false", "RELAIS_FIRM_LOOKUP": "false",
-                   "WEBHOOK_URL": PUBLIC_URL, "WEBHOOK_SECRET": SECRET}
+                   "WEBHOOK_URL": PUBLIC_URL, "WEBHOOK_SECRET": SECRET,
+                   # On a machine this loaded a reply may wait longer than the default
+                   # lease between its turn and its delivery: the sweeper would send it
+                   # again and a firm would answer the wrong question.
+                   "RELAIS_OUTBOX_LEASE": "120"}
             count = 2 if config.endswith("-2") else 1
             targets = []
             for index in range(count):

@@ -2,12 +2,16 @@
 
     python bench/bench_smtp.py [--emails 2000] [--json]
 
-Builds N partner emails with `partner_need_email` + `to_email_message`, then sends them to
-a local aiosmtpd server twice, in the same run:
+Builds N partner emails with `partner_need_email`, turns each draft into a message two
+ways (the standard library's `to_email_message`, the baseline of the build; the email
+worker's `to_outgoing`, bytes written directly), then sends them to a local aiosmtpd server
+three times, in the same run:
 
+- baseline: `aiosmtplib.send` per email, i.e. connect, EHLO, send, QUIT each time;
 - reuse: one `bot.mail.MailSender`, i.e. one SMTP connection for every email
-  (it opens a fresh one every `MAX_MESSAGES_PER_CONNECTION` messages);
-- baseline: `aiosmtplib.send` per email, i.e. connect, EHLO, send, QUIT each time.
+  (it opens a fresh one every `MAX_MESSAGES_PER_CONNECTION` messages), `EmailMessage`s
+  (flattened by aiosmtplib as they are sent);
+- reuse, direct: the same sender with `to_outgoing`'s bytes (what the worker sends).
 
 The server runs in a child process (its own core when there are two) so that its work is
 not counted as the sender's; the sender is pinned to one core. Both modes send the same
@@ -37,9 +41,17 @@ if str(ROOT) not in sys.path:
 
 import aiosmtplib  # noqa: E402
 from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
+from aiosmtplib.email import flatten_message  # noqa: E402
 
 from bot.mail import MailSender  # noqa: E402
-from bot.services.emails import NeedView, partner_need_email, to_email_message  # noqa: E402
+from bot.services.emails import (  # noqa: E402
+    EmailDraft,
+    NeedView,
+    partner_need_email,
+    to_email_message,
+    to_outgoing,
+)
+from bot.services.mime import OutgoingEmail  # noqa: E402
 from testing.smtp import RecordingHandler, SmtpServer  # noqa: E402
 
 MAIL_FROM = "Relais <relais@relais.example.org>"
@@ -82,10 +94,10 @@ def serve(pipe: Connection) -> None:
     asyncio.run(run())
 
 
-def build_messages(count: int) -> list[EmailMessage]:
+def build_drafts(count: int) -> list[EmailDraft]:
     """N distinct partner emails, as the routing service would build them."""
     created = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-    messages = []
+    drafts = []
     for n in range(count):
         view = NeedView(
             reference=f"TI-2026-{n + 1:04d}",
@@ -116,11 +128,23 @@ def build_messages(count: int) -> list[EmailMessage]:
             animator_email="claire.martin@example.org",
             mail_domain="relais.example.org",
         )
-        messages.append(to_email_message(draft, mail_from=MAIL_FROM))
-    return messages
+        drafts.append(draft)
+    return drafts
 
 
-async def send_reused(port: int, messages: list[EmailMessage]) -> None:
+def timed_cpu_ms(build: Callable[[], list[Any]]) -> tuple[list[Any], float]:
+    """Run `build`; its result and the CPU milliseconds it took per item."""
+    cpu_started = time.process_time()
+    built = build()
+    return built, (time.process_time() - cpu_started) / len(built) * 1000
+
+
+def stdlib_bytes(messages: list[EmailMessage]) -> list[bytes]:
+    """What aiosmtplib sends for each `EmailMessage` (it flattens it in `send_message`)."""
+    return [flatten_message(message) for message in messages]
+
+
+async def send_reused(port: int, messages: list[Any]) -> None:
     """Every message through one MailSender."""
     async with MailSender(
         host="127.0.0.1", port=port, security="none", local_hostname=LOCAL_HOSTNAME
@@ -140,9 +164,9 @@ async def send_baseline(port: int, messages: list[EmailMessage]) -> None:
 
 def measure(
     name: str,
-    send: Callable[[int, list[EmailMessage]], Coroutine[Any, Any, None]],
+    send: Callable[[int, list[Any]], Coroutine[Any, Any, None]],
     port: int,
-    messages: list[EmailMessage],
+    messages: list[Any],
     pipe: Connection,
 ) -> dict[str, Any]:
     """Time one mode and check the server got every message."""
@@ -181,16 +205,25 @@ def main(argv: list[str] | None = None) -> int:
     port = parent.recv()
     _pin(0)
     try:
-        started, cpu_started = time.perf_counter(), time.process_time()
-        messages = build_messages(args.emails)
+        started = time.perf_counter()
+        drafts, draft_ms = timed_cpu_ms(lambda: build_drafts(args.emails))
         build_seconds = time.perf_counter() - started
-        build_cpu_ms = (time.process_time() - cpu_started) / args.emails * 1000
-        # A few emails first, so that both modes run warm (imports, TLS-less code paths).
+        messages, stdlib_ms = timed_cpu_ms(
+            lambda: [to_email_message(d, mail_from=MAIL_FROM) for d in drafts])
+        _, flatten_ms = timed_cpu_ms(lambda: stdlib_bytes(messages))
+        direct, direct_ms = timed_cpu_ms(
+            lambda: [to_outgoing(d, mail_from=MAIL_FROM) for d in drafts])
+        assert all(isinstance(m, OutgoingEmail) for m in direct)
+        build_cpu_ms = draft_ms + stdlib_ms
+        # A few emails first, so that every mode runs warm (imports, TLS-less code paths).
         measure("warm-up", send_reused, port, messages[:20], parent)
+        measure("warm-up", send_reused, port, direct[:20], parent)
         rows = [
             measure("baseline: aiosmtplib.send, one connection per email", send_baseline,
                     port, messages, parent),
             measure("MailSender, one reused connection", send_reused, port, messages, parent),
+            measure("MailSender, one reused connection, bytes written directly",
+                    send_reused, port, direct, parent),
         ]
     finally:
         parent.send("stop")
@@ -198,11 +231,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         print(json.dumps({"build_seconds": build_seconds, "build_cpu_ms": build_cpu_ms,
+                          "draft_cpu_ms": draft_ms, "stdlib_cpu_ms": stdlib_ms,
+                          "flatten_cpu_ms": flatten_ms, "direct_cpu_ms": direct_ms,
                           "rows": rows}, indent=2))
         return 0
-    print(f"{args.emails} partner emails built in {build_seconds:.2f} s "
-          f"({args.emails / build_seconds:.0f} emails/s, {build_cpu_ms:.2f} ms CPU each: "
-          "partner_need_email + to_email_message)")
+    print(f"{args.emails} partner email drafts built in {build_seconds:.2f} s "
+          f"({draft_ms:.2f} ms CPU each: partner_need_email)")
+    print()
+    print("| draft → bytes on the wire | CPU ms/email | vs baseline |")
+    print("|---|---:|---:|")
+    stdlib_total = stdlib_ms + flatten_ms
+    print(f"| baseline: to_email_message + aiosmtplib's flatten | {stdlib_total:.3f} | 1.00x |")
+    print(f"| to_outgoing (bytes written directly) | {direct_ms:.3f} | "
+          f"{direct_ms / stdlib_total:.2f}x |")
     print()
     print("| mode | emails | connections | seconds | emails/s | sender CPU ms/email |")
     print("|---|---:|---:|---:|---:|---:|")

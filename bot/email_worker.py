@@ -26,7 +26,7 @@ from bot.messages import Message
 from bot.services import outbox
 from bot.services.animators import user_chats
 from bot.services.delivery import DeliveryAlerts
-from bot.services.emails import REPORT_SLOT, EmailDraft, to_email_message
+from bot.services.emails import REPORT_SLOT, EmailDraft, to_outgoing
 from handlers.render import email_body
 from knowledge.territories import TerritoryDirectory
 from storage.db import Database
@@ -107,7 +107,7 @@ class EmailWorker:
             try:
                 draft = EmailDraft.from_payload(payload["email"])  # type: ignore[arg-type]
                 draft = with_rendered_body(draft, payload)
-                message = to_email_message(draft, mail_from=self.mail_from)
+                message = to_outgoing(draft, mail_from=self.mail_from)
             except (KeyError, TypeError, ValueError) as exc:
                 # A stored payload that cannot become an email (an invalid address) never
                 # will: fail it for good, without a try, and say so.

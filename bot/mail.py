@@ -13,9 +13,11 @@ import logging
 import ssl
 from email.message import EmailMessage
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import aiosmtplib
+
+from bot.services.mime import OutgoingEmail
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -145,7 +147,7 @@ class MailSender:
         """Whether a connection is open (it may still turn out dead on the next command)."""
         return self._client.is_connected
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage | OutgoingEmail) -> None:
         """Send one message; raise TransientMailError or PermanentMailError if it did not go."""
         async with self._lock:
             try:
@@ -159,7 +161,17 @@ class MailSender:
                     f"SMTP {self.host}:{self.port} : pas de réponse en {self.timeout:g} s"
                 ) from exc
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _transmit(self, message: EmailMessage | OutgoingEmail) -> dict[str, Any]:
+        """MAIL, RCPT and DATA; the recipients refused, when others took it."""
+        if isinstance(message, OutgoingEmail):
+            # Written already (`bot.services.mime`): no parsing or flattening here.
+            refused, _ = await self._client.sendmail(message.sender, list(message.recipients),
+                                                     message.data)
+        else:
+            refused, _ = await self._client.send_message(message)
+        return refused
+
+    async def _send(self, message: EmailMessage | OutgoingEmail) -> None:
         reused = self._client.is_connected
         if reused and self._sent_on_connection >= self.max_messages_per_connection:
             await self._quit()
@@ -168,7 +180,7 @@ class MailSender:
             if not reused:
                 await self._connect()
             try:
-                refused, _ = await self._client.send_message(message)
+                refused = await self._transmit(message)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
@@ -177,7 +189,7 @@ class MailSender:
                 log.info("SMTP connection to %s:%s was closed; reconnecting", self.host, self.port)
                 self._drop()
                 await self._connect()
-                refused, _ = await self._client.send_message(message)
+                refused = await self._transmit(message)
             except aiosmtplib.SMTPResponseException as exc:
                 # 421: the server is closing this session (idle too long, restarting).
                 if not reused or exc.code != 421:
@@ -186,7 +198,7 @@ class MailSender:
                          self.host, self.port)
                 self._drop()
                 await self._connect()
-                refused, _ = await self._client.send_message(message)
+                refused = await self._transmit(message)
         except aiosmtplib.SMTPException as exc:
             raise _classify(exc, self) from exc
         except ssl.SSLError as exc:

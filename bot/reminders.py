@@ -35,6 +35,11 @@ Clock = Callable[[], datetime]
 
 log = logging.getLogger(__name__)
 
+# Telegram's flood limit is about 30 messages/s for a bot; reminders leave room for chats.
+SEND_RATE = 25.0
+# A burst is never fired more than this many seconds before it falls due.
+MAX_LEAD = 120.0
+
 
 async def run_followup_slices(db: Database, followup: FollowUpService, *,
                               now: datetime) -> FollowUpCounts:
@@ -73,7 +78,12 @@ class ReminderScheduler:
     def __init__(self, db: Database, meetings: MeetingService, clock: Clock, *,
                  tick: float = 5.0, batch: int = 200, followup: FollowUpService | None = None,
                  followup_tick: float = 300.0, digests: DigestService | None = None,
-                 tz: ZoneInfo | None = None, retention: tuple[int, int] | None = None) -> None:
+                 tz: ZoneInfo | None = None, retention: tuple[int, int] | None = None,
+                 send_rate: float = SEND_RATE, max_lead: float = MAX_LEAD) -> None:
+        # A burst of N reminders takes N / send_rate seconds to leave through Telegram's
+        # flood limit: it is fired that much ahead of its due time (at most max_lead).
+        self.send_rate = send_rate
+        self.max_lead = max_lead
         # (years before anonymising a need, days before purging raw data); None: off.
         self.retention = retention
         self.followup = followup
@@ -123,13 +133,14 @@ class ReminderScheduler:
         async with self._lock:
             self.ticks += 1
             sent = skipped = cancelled = 0
+            lead = await self._lead()
             while True:
                 now = self.clock()
                 try:
                     # Away from the loop: a batch writes up to `batch` emails.
                     fired = await self.db.run_apart(
                         lambda session, now=now: self.meetings.fire_due(
-                            session, now=now, limit=self.batch))
+                            session, now=now, limit=self.batch, until=now + lead))
                 except Exception:
                     log.exception("reminder run failed")
                     break
@@ -145,6 +156,24 @@ class ReminderScheduler:
                                        self.total.cancelled + cancelled)
             await self._plan_wake()
             return FiredReminder(sent, skipped, cancelled)
+
+    async def _lead(self) -> timedelta:
+        """How far ahead to fire: the time Telegram's rate needs for what falls due soon.
+
+        One reminder a minute fires at its due time (a fraction of a second ahead); 1,000
+        due in the same second fire 40 s ahead at 25 messages/s, so that the last one
+        leaves on time instead of 40 s late.
+        """
+        if self.max_lead <= 0 or self.send_rate <= 0:
+            return timedelta(0)
+        horizon = self.clock() + timedelta(seconds=self.max_lead)
+        try:
+            coming = await self.db.run(
+                lambda session: self.meetings.due_count(session, until=horizon))
+        except Exception:
+            log.exception("could not count the coming reminders")
+            return timedelta(0)
+        return timedelta(seconds=min(self.max_lead, coming / self.send_rate))
 
     async def run_followup(self) -> FollowUpCounts | None:
         """Relances, alerts and close-or-keep questions due now (each sent once).

@@ -6,11 +6,16 @@ service, saves the form back if it changed (refusing if another instance saved i
 and writes every reply to the outbox, all in one commit. A crash at any point either loses
 nothing (not committed: Telegram sends the update again) or leaves the replies waiting in
 the outbox (committed: the sweeper delivers them).
+
+Whoever fed the update may ask for its own bookkeeping to be written in that same commit
+(`Receipt`, set in `RECEIPT`): the webhook marks its stored update done there, instead of
+in a transaction of its own after the turn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,11 +35,31 @@ from storage.db import Database, lock_chat
 from storage.models import Conversation, ProcessedUpdate
 from storage.types import utcnow
 
-__all__ = ["ConversationConflict", "Dispatcher", "Turn", "TurnRunner"]
+__all__ = ["RECEIPT", "ConversationConflict", "Dispatcher", "Receipt", "Turn", "TurnRunner"]
 
 Clock = Callable[[], datetime]
 # Attempts at a turn when another instance changed the conversation in the meantime.
 _ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class Receipt:
+    """Bookkeeping of the update being handled, written in its turn's transaction.
+
+    `write(session, now, locked_chat)` runs inside the turn's transaction (the chat
+    `locked_chat` already locked); once that transaction has committed, `done` is set and
+    `result` holds what `write` returned. A turn that did not commit leaves `done` False,
+    and whoever set the receipt writes the bookkeeping itself.
+    """
+
+    update_id: int
+    write: Callable[[Session, datetime, int], Any]
+    done: bool = False
+    result: Any = None
+
+
+# Set by whoever feeds an update to the handlers (the webhook), read by the runner.
+RECEIPT: ContextVar[Receipt | None] = ContextVar("relais_receipt", default=None)
 
 
 class ConversationConflict(RuntimeError):
@@ -105,35 +130,43 @@ class TurnRunner:
     def __init__(self, db: Database, dispatcher: Dispatcher, *, clock: Clock = utcnow,
                  lease: timedelta = outbox.LEASE, limits: ChatLimits | None = None) -> None:
         self.db = db
-        # Per-person limits against floods (RELAIS_LIMIT_*); None: no limit.
-        self.limits = limits
         self.dispatcher = dispatcher
         self.clock = clock
         # How long a turn's replies stay claimed by this process: past it, replies of a
         # process that died before delivering them go to the sweeper (RELAIS_OUTBOX_LEASE).
         self.lease = lease
+        # Per-person limits against floods (RELAIS_LIMIT_*); None: no limit.
+        self.limits = limits
 
     async def handle(self, event: Incoming) -> Result:
         """Handle one event in one transaction; return the deliveries to make now."""
+        receipt = RECEIPT.get()
+        if receipt is not None and (receipt.done or receipt.update_id != event.update_id):
+            receipt = None
         verdict = (self.limits.message(event.user_id, self.clock())
                    if self.limits is not None else Verdict.OK)
         if verdict is Verdict.SILENT:
             # Beyond the limit, after the notice: dropped unread, at no cost (no database
-            # write), so that a flood cannot slow anyone else down.
+            # write), so that a flood cannot slow anyone else down. The feeder's receipt
+            # stays undone: it writes its bookkeeping itself.
             return Result()
-        if verdict is Verdict.NOTICE:
-            return await self.db.run(
-                lambda session: self._turn(session, event, None, _flood_notice))
-        prefetched = await self.dispatcher.prefetch(event, self._peek)
+        instead = _flood_notice if verdict is Verdict.NOTICE else None
+        prefetched = (await self.dispatcher.prefetch(event, self._peek)
+                      if instead is None else None)
         for attempt in range(_ATTEMPTS):
             try:
-                return await self.db.run(lambda session: self._turn(session, event, prefetched))
+                result, written = await self.db.run(
+                    lambda session: self._turn(session, event, prefetched, receipt, instead))
             except (ConversationConflict, IntegrityError):
                 # Another instance changed (or created) this chat's conversation between our
                 # read and our write: the transaction rolled back whole (update id included),
                 # so running it again on the fresh state is safe.
                 if attempt == _ATTEMPTS - 1:
                     raise
+                continue
+            if receipt is not None:  # committed with the turn
+                receipt.done, receipt.result = True, written
+            return result
         raise AssertionError("unreachable")
 
     async def _peek(self, chat_id: int) -> Conversation | None:
@@ -141,13 +174,16 @@ class TurnRunner:
         return await self.db.run(lambda session: _load_conversation(session, chat_id))
 
     def _turn(self, session: Session, event: Incoming, prefetched: Any,
-              instead: Callable[[Turn], None] | None = None) -> Result:
+              receipt: Receipt | None,
+              instead: Callable[[Turn], None] | None = None) -> tuple[Result, Any]:
         now = self.clock()
         # Two instances never run two turns of one chat at once (PostgreSQL); the version
         # check in `_save_conversation` is the second line of defence.
         lock_chat(session, event.chat_id)
+        # The feeder's bookkeeping, in this commit: one transaction per update, not two.
+        written = receipt.write(session, now, event.chat_id) if receipt is not None else None
         if event.update_id is not None and not _first_time(session, event.update_id, now):
-            return Result(duplicate=True)
+            return Result(duplicate=True), written
         # Read and written with plain SQL: through the ORM (identity map, unit of work,
         # attribute history) the same two statements cost three times as much CPU.
         conv = _load_conversation(session, event.chat_id)
@@ -170,7 +206,8 @@ class TurnRunner:
                 session, channel="telegram", recipient=recipient, messages=[message], now=now,
                 lease=self.lease,
             )
-        return Result(deliveries=deliveries + turn.reply.deliveries, toast=turn.reply.toast)
+        return (Result(deliveries=deliveries + turn.reply.deliveries, toast=turn.reply.toast),
+                written)
 
 
 def _flood_notice(turn: Turn) -> None:

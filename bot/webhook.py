@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import bindparam, case, func, null, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -39,6 +39,7 @@ from telegram.ext import Application
 from uvicorn import Server
 
 from bot.config import Settings
+from bot.turn import RECEIPT, Receipt
 from bot.updates import chat_of, dead_letter, in_range
 from handlers.telegram import take_postponed
 from storage.db import Database, lock_chat
@@ -148,7 +149,16 @@ class WebhookServer:
                     reason=reason, now=now))
                 self.dead += 1
             else:
-                await self.application.process_update(update)
+                # The turn marks the update done (and claims its chat's next one) in its own
+                # commit; only an update no turn committed costs a transaction of its own.
+                receipt = Receipt(current, lambda s, now, locked, current=current,
+                                  chat_id=chat_id: _done_and_next(
+                    s, current, chat_id, now, self.lease, locked_chat=locked))
+                token = RECEIPT.set(receipt)
+                try:
+                    await self.application.process_update(update)
+                finally:
+                    RECEIPT.reset(token)
                 if take_postponed(self.application, current):
                     # Not done: the sweeper takes it again once the pause is over; the
                     # chat's next updates wait behind it.
@@ -158,6 +168,9 @@ class WebhookServer:
                     self.postponed += 1
                     return
                 self.handled += 1
+                if receipt.done:
+                    claimed = receipt.result
+                    continue
             done = self.services.clock()
             claimed = await self.services.db.run(
                 lambda s, current=current, chat_id=chat_id, done=done: _done_and_next(
@@ -310,13 +323,43 @@ def _store_and_claim(session: Session, update_id: int, chat_id: int | None,
         # Against `_done_and_next` of the chat's previous update: without it, each can miss
         # the other's write (not yet committed) and the update waits for the sweeper.
         lock_chat(session, chat_id)
-    table = PendingUpdate.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).values(update_id=update_id, chat_id=chat_id, payload=payload,
-                                         received_at=now)
-                    .on_conflict_do_nothing(index_elements=["update_id"]))
+    # Stored already claimed when nothing of its chat is ahead of it: one statement.
+    stored = session.execute(
+        _STORE[session.get_bind().dialect.name == "postgresql"],
+        {"update_id": update_id, "chat_id": chat_id, "payload": payload, "received_at": now,
+         "until": now + lease}).first()
+    if stored is not None:
+        claimed = stored[0] is not None
+    else:  # a redelivery: stored before, perhaps still to do
+        claimed = _lease(session, update_id, now, lease)
     # The stored payload is the one Telegram sent: no need to read it back.
-    return (update_id, chat_id, payload) if _lease(session, update_id, now, lease) else None
+    return (update_id, chat_id, payload) if claimed else None
+
+
+_PENDING = PendingUpdate.__table__  # type: ignore[attr-defined]
+
+
+def _store_statement(insert: Any) -> Any:
+    ahead = aliased(_PENDING)
+    ahead_open = (select(ahead.c.update_id)
+                  .where(ahead.c.chat_id == bindparam("chat_id"),
+                         ahead.c.update_id < bindparam("update_id"),
+                         ahead.c.done_at.is_(None))
+                  .exists())
+    return (insert(_PENDING)
+            .values(update_id=bindparam("update_id"), chat_id=bindparam("chat_id"),
+                    payload=bindparam("payload", type_=_PENDING.c.payload.type),
+                    received_at=bindparam("received_at", type_=_PENDING.c.received_at.type),
+                    claimed_until=case((ahead_open, null()),
+                                       else_=bindparam("until",
+                                                       type_=_PENDING.c.claimed_until.type)))
+            .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(_PENDING.c.claimed_until))
+
+
+# Built once: constructing the statement per update costs more than running it.
+_STORE = {is_pg: _store_statement(pg_insert if is_pg else sqlite_insert)
+          for is_pg in (False, True)}
 
 
 _EARLIER = aliased(PendingUpdate)
@@ -356,22 +399,34 @@ def _claim(session: Session, update_id: int, now: datetime,
 
 
 def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: datetime,
-                   lease: timedelta) -> _Claimed:
-    """Mark an update done and claim the next one of its chat, if one is waiting."""
-    if chat_id is not None:
+                   lease: timedelta, *, locked_chat: int | None = None) -> _Claimed:
+    """Mark an update done and claim the next one of its chat, if one is waiting.
+
+    Run by the turn's transaction (`bot.turn.Receipt`), which has locked `locked_chat`
+    already, or on its own when no turn committed the update.
+    """
+    if chat_id is not None and chat_id != locked_chat:
         lock_chat(session, chat_id)
-    # Handled: only what ordering and de-duplication need stays (the update and chat ids).
-    # The payload held names, usernames and typed text, stored before any consent.
-    session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
-                    .values(done_at=now, payload={}))
+    # Handled: only what ordering and de-duplication need stays (the update and chat ids);
+    # `_MARK_DONE` empties the payload, which held names, usernames and typed text, stored
+    # before any consent.
+    session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
     if chat_id is None:
         return None
-    following = session.exec(
-        select(PendingUpdate.update_id)
-        .where(PendingUpdate.chat_id == chat_id, col(PendingUpdate.update_id) > update_id,
-               col(PendingUpdate.done_at).is_(None))
-        .order_by(col(PendingUpdate.update_id)).limit(1)).first()
+    following = session.execute(_FOLLOWING, {"chat_id": chat_id,
+                                             "update_id": update_id}).scalar()
     return _claim(session, following, now, lease) if following is not None else None
+
+
+# Built once: constructing the statements per update costs more than running them.
+_MARK_DONE = (update(_PENDING)
+              .where(_PENDING.c.update_id == bindparam("done_id"))
+              .values(done_at=bindparam("now", type_=_PENDING.c.done_at.type), payload={}))
+_FOLLOWING = (select(_PENDING.c.update_id)
+              .where(_PENDING.c.chat_id == bindparam("chat_id"),
+                     _PENDING.c.update_id > bindparam("update_id"),
+                     _PENDING.c.done_at.is_(None))
+              .order_by(_PENDING.c.update_id).limit(1))
 
 
 def _orphans(session: Session, now: datetime) -> list[int]:

@@ -13,10 +13,12 @@ from email.message import EmailMessage
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from bot.reminders import ReminderScheduler
 from bot.runtime import build_services, running_bot
-from storage.models import Meeting, Outbox, Reminder
+from storage.models import Meeting, Need, Outbox, Reminder
 from testing.botapi import SimUser
 from testing.clock import FakeClock
 from testing.smtp import SmtpServer
@@ -486,3 +488,40 @@ def test_reminder_times_across_daylight_saving_changes() -> None:
     early = datetime(2027, 3, 28, 3, 30, tzinfo=paris)
     assert service.due_time(early, two_hours).astimezone(paris) == datetime(
         2027, 3, 28, 0, 30, tzinfo=paris)
+
+
+async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: RunningBot) -> None:
+    """50 reminders due in 10 s wait for their time; 300 leave now (12 s at 25/s)."""
+    services, now = relais.services, relais.clock()
+    meetings = services.meetings
+    assert meetings is not None
+    scheduler = ReminderScheduler(services.db, meetings, relais.clock, send_rate=25.0,
+                                  max_lead=120.0)
+
+    async def add(first: int, count: int, due: datetime) -> None:
+        def work(session: Session) -> None:
+            for n in range(first, first + count):
+                session.execute(insert(Need), [{
+                    "id": n, "reference": f"TI-2026-{n:04d}", "status": "in_progress",
+                    "channel": "telegram", "theme": "recrutement", "urgency": "month",
+                    "contact_method": "telegram", "commune_insee": "71342",
+                    "territory_id": "ti-2703", "created_at": now, "updated_at": now}])
+                session.execute(insert(Meeting), [{
+                    "id": n, "uid": f"rdv-{n}@relais.example.org", "need_id": n,
+                    "territory_id": "ti-2703", "start_at": due + timedelta(hours=2),
+                    "end_at": due + timedelta(hours=3), "status": "confirmed", "sequence": 0,
+                    "organizer_name": "Claire Martin", "firm_invited": False,
+                    "created_at": now, "updated_at": now}])
+                session.execute(insert(Reminder), [{
+                    "meeting_id": n, "sequence": 0, "offset_minutes": 120, "due_at": due,
+                    "status": "pending"}])
+
+        await services.db.run(work)
+
+    await add(9000, 50, now + timedelta(seconds=10))
+    assert (await scheduler.run_due()).sent == 0  # 2 s of sending: no need to start early
+    await add(9050, 250, now + timedelta(seconds=10))
+    await add(9300, 1, now + timedelta(seconds=30))
+    assert (await scheduler.run_due()).sent == 300  # 12 s of sending: they leave now
+    left = [r for r in await reminders(relais) if r.meeting_id >= 9000 and r.status == "pending"]
+    assert [r.meeting_id for r in left] == [9300]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from bot.webhook import SECRET_HEADER, WebhookServer, chat_of
@@ -168,3 +171,35 @@ def test_chat_of_finds_the_chat_of_every_update_kind() -> None:
     assert chat_of({"update_id": 1, "my_chat_member": {"chat": chat, "from": {"id": 7}}}) == 42
     assert chat_of({"update_id": 1, "poll": {"id": "p"}}) is None
     assert chat_of({"update_id": 1, "poll_answer": {"user": {"id": 9}}}) == 9
+
+
+async def test_an_update_costs_two_transactions_its_store_and_its_turn(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI
+) -> None:
+    """The turn marks its update done (and claims the chat's next) in its own commit."""
+    server, client = served
+    engine = server.services.db.sync_engine
+    begun = itertools.count(1)
+    touching: set[int] = set()
+
+    def on_begin(conn: Any) -> None:
+        conn.info["transaction"] = next(begun)
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # The update's bookkeeping, and its turn (which records the update id).
+        if "pending_update" in statement or "processed_update" in statement:
+            touching.add(conn.info.get("transaction", 0))
+
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        user = api.user(8010)
+        assert await post(client, api._history[await user.send_command("/start")]) == 200
+        await user.wait_for_messages(2)
+        await server.drain()
+    finally:
+        event.remove(engine, "begin", on_begin)
+        event.remove(engine, "before_cursor_execute", on_execute)
+    [row] = await stored(server)
+    assert row.done_at is not None and server.handled == 1
+    assert len(touching) == 2

@@ -32,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from bot.catalogue import label, t
+from bot.services import mime
 
 # Cleaning what people typed (shared with the calendar invitations).
 from bot.services.plaintext import CONTROLS as _CONTROLS
@@ -59,6 +60,7 @@ __all__ = [
     "reply_subject",
     "territory_digest_email",
     "to_email_message",
+    "to_outgoing",
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -510,6 +512,55 @@ def to_email_message(
             raise ValueError(f"unsupported calendar method {method!r}")
         attach_invitation(msg, ics, method=method)  # type: ignore[arg-type]
     return msg
+
+
+@lru_cache(maxsize=16)
+def _from_header(mail_from: str) -> tuple[str, str]:
+    """The From header's encoded line and the envelope sender, computed once per sender."""
+    sender = _mailbox(mail_from)
+    return mime.mailbox_header("From", [sender]), sender.addr_spec
+
+
+def to_outgoing(
+    draft: EmailDraft, *, mail_from: str, now: datetime | None = None
+) -> mime.OutgoingEmail | EmailMessage:
+    """What the email worker sends: the message's bytes, written directly when it can be.
+
+    The same checks as `to_email_message`, and the same message once parsed; a draft with
+    attachments, an invitation, inline images or an internationalised address is built by
+    `to_email_message` (the standard library), the common email in a tenth of its time.
+    """
+    if _LINE_BREAKS.search(draft.subject):
+        raise ValueError("line break in subject")
+    if not _MESSAGE_ID.fullmatch(draft.message_id):
+        raise ValueError(f"invalid Message-ID {draft.message_id!r}")
+    if not draft.to:
+        raise ValueError("an email needs at least one recipient")
+    if draft.attachments or draft.calendar is not None or draft.inline_images:
+        return to_email_message(draft, mail_from=mail_from, now=now)
+    sent_at = now if now is not None else datetime.now(UTC)
+    from_line, sender = _from_header(mail_from)
+    to = [_mailbox(a) for a in draft.to]
+    cc = [_mailbox(a) for a in draft.cc]
+    reply_to = _mailbox(draft.reply_to) if draft.reply_to else None
+    everyone = [*to, *cc, *([reply_to] if reply_to else [])]
+    if not sender.isascii() or not all(a.addr_spec.isascii() for a in everyone):
+        return to_email_message(draft, mail_from=mail_from, now=now)  # needs SMTPUTF8
+    headers = [from_line, mime.mailbox_header("To", to)]
+    if cc:
+        headers.append(mime.mailbox_header("Cc", cc))
+    if reply_to:
+        headers.append(mime.mailbox_header("Reply-To", [reply_to]))
+    headers += [
+        mime.unstructured_header("Subject", one_line(draft.subject, SUBJECT_LIMIT)),
+        mime.date_header(sent_at),
+        f"Message-ID: {draft.message_id}\r\n",
+        *(mime.unstructured_header(name, value) for name, value in
+          _checked_headers(draft.headers)),
+    ]
+    return mime.OutgoingEmail(
+        sender=sender, recipients=tuple(a.addr_spec for a in (*to, *cc)),
+        data=mime.alternative(headers, draft.text, draft.html), message_id=draft.message_id)
 
 
 def partner_relance_email(

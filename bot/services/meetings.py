@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from bot.catalogue import label, t
@@ -794,11 +794,22 @@ class MeetingService:
             select(Reminder.due_at).where(Reminder.status == "pending")
             .order_by(col(Reminder.due_at)).limit(1)).first()
 
-    def fire_due(self, session: Session, *, now: datetime, limit: int = 200) -> FiredReminder:
-        """Send the reminders due at `now` (at most `limit`), each exactly once."""
+    def due_count(self, session: Session, *, until: datetime) -> int:
+        """How many pending reminders fall due by `until` (overdue ones included)."""
+        return int(session.exec(
+            select(func.count()).select_from(Reminder).where(
+                Reminder.status == "pending", Reminder.due_at <= until)).one())
+
+    def fire_due(self, session: Session, *, now: datetime, limit: int = 200,
+                 until: datetime | None = None) -> FiredReminder:
+        """Send the reminders due by `until` (default `now`; at most `limit`), each once.
+
+        `until` later than `now` sends a burst ahead of time, so that its last message is
+        not late behind Telegram's rate limit; the rows are stamped with `now`.
+        """
         due = session.exec(
             select(Reminder, Meeting).where(Reminder.status == "pending",
-                                            Reminder.due_at <= now,
+                                            Reminder.due_at <= (until or now),
                                             Reminder.meeting_id == Meeting.id)
             .order_by(col(Reminder.due_at)).limit(limit)).all()
         sent = skipped = cancelled = 0
