@@ -522,6 +522,9 @@ async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: Runni
     assert (await scheduler.run_due()).sent == 0  # 2 s of sending: no need to start early
     await add(9050, 250, now + timedelta(seconds=10))
     await add(9300, 1, now + timedelta(seconds=30))
-    assert (await scheduler.run_due()).sent == 300  # 12 s of sending: they leave now
-    left = [r for r in await reminders(relais) if r.meeting_id >= 9000 and r.status == "pending"]
-    assert [r.meeting_id for r in left] == [9300]
+    # 12 s of sending: they leave now. The bot's own scheduler may fire a batch of them at
+    # the same moment (batches run in the database's worker thread), so the rows say it.
+    assert (await scheduler.run_due()).sent > 0
+    mine = [r for r in await reminders(relais) if r.meeting_id >= 9000]
+    assert sorted(r.meeting_id for r in mine if r.status == "pending") == [9300]
+    assert sum(r.status == "sent" for r in mine) == 300
