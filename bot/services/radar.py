@@ -86,6 +86,7 @@ import hashlib
 import heapq
 import math
 import re
+import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -450,6 +451,9 @@ class _Base:
 _BASES: OrderedDict[tuple[int, str], _Base] = OrderedDict()
 # (knowledge base, text hash) -> top cards
 _CARDS: OrderedDict[tuple[int, str], frozenset[str]] = OrderedDict()
+# The radar runs in worker threads (bot/services/mutualisation.py): the caches' read-then-move
+# and write-then-evict steps must not interleave.
+_CACHE_LOCK = threading.Lock()
 
 
 def _digest(*parts: str) -> str:
@@ -459,18 +463,27 @@ def _digest(*parts: str) -> str:
 
 def _remember(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str], value: _T) -> _T:
     """Store a value in a bounded LRU cache."""
-    cache[key] = value
-    if len(cache) > CACHE_SIZE:
-        cache.popitem(last=False)
+    with _CACHE_LOCK:
+        cache[key] = value
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
     return value
+
+
+def _recall(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str]) -> _T | None:
+    """A value of a bounded LRU cache, marked as just used (None when absent)."""
+    with _CACHE_LOCK:
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+        return found
 
 
 def _base(item: NeedItem) -> _Base:
     """What a need says on its own: cached by need id and a hash of its text, firm and theme."""
     key = (item.need_id, _digest(item.text, item.firm, item.theme))
-    found = _BASES.get(key)
+    found = _recall(_BASES, key)
     if found is not None:
-        _BASES.move_to_end(key)
         return found
     firm = _firm_stems(item.firm)
     return _remember(_BASES, key, _Base(
@@ -483,8 +496,9 @@ def _base(item: NeedItem) -> _Base:
 
 def clear_cache() -> None:
     """Forget every cached analysis (benchmarks measure the cold case with it)."""
-    _BASES.clear()
-    _CARDS.clear()
+    with _CACHE_LOCK:
+        _BASES.clear()
+        _CARDS.clear()
 
 
 def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
@@ -492,9 +506,8 @@ def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
     if kb is None or not text.strip():
         return frozenset()
     key = (id(kb), _digest(text))
-    found = _CARDS.get(key)
+    found = _recall(_CARDS, key)
     if found is not None:
-        _CARDS.move_to_end(key)
         return found
     answer = kb.ask(text, limit=KB_TOP)
     return _remember(_CARDS, key, frozenset(
