@@ -394,3 +394,59 @@ def test_analysis_cache_is_keyed_by_text() -> None:
     changed = [first[0], NeedItem(2, "TI-2", "recrutement", "cherche un vitrier", "B", None)]
     assert find_groups(changed, kb=None) == []
     assert len(radar._BASES) == 3 <= radar.CACHE_SIZE
+
+
+def test_copies_of_a_need_without_objects_are_one_node() -> None:
+    """Needs saying the same words under one theme score 1 together, scored once as a node."""
+    from bot.services import radar
+
+    texts = ["cherche un vitrier pour la vitrine", "on cherche un vitrier, vitrine cassée"]
+    items = [NeedItem(i, f"TI-{i}", "recrutement", texts[i % 2], f"Firme {i}", None)
+             for i in range(1, 11)]
+    needs = radar._analyse(sorted(items, key=lambda it: it.need_id), None)
+    graph = radar._graph(needs, use_kb=False)
+    assert sorted(len(node) for node in graph.nodes) == [5, 5]
+    # a node is what scoring its pairs one by one gives: 1.0 each
+    scores = pair_scores(items, kb=None)
+    assert scores[(1, 3)] == scores[(2, 4)] == 1.0
+    (group,) = find_groups(items, kb=None)
+    assert group.need_ids == tuple(range(1, 11))
+
+
+def test_candidates_are_capped_to_the_closest_needs() -> None:
+    """A need without objects is scored against its MAX_CANDIDATES closest needs only."""
+    from bot.services import radar
+
+    rng = random.Random(3)
+    trades = ["vitrier", "graphiste", "juriste", "traducteur", "ebavureur", "acheteur",
+              "paysagiste", "standardiste", "photographe", "serigraphe", "doreur", "tapissier",
+              "relieur", "luthier", "sellier", "vannier", "plumassier", "ferronnier"]
+    items = [NeedItem(i, f"TI-{i}", "autre",
+                      f"cherche {rng.choice(trades)} {rng.choice(trades)} {i:x}z", f"F{i}", None)
+             for i in range(1, 801)]
+    needs = radar._analyse(items, None)
+    graph = radar._graph(needs, use_kb=False)
+    links_per_node: dict[int, int] = {}
+    for c, d in graph.links:
+        links_per_node[c] = links_per_node.get(c, 0) + 1
+        links_per_node[d] = links_per_node.get(d, 0) + 1
+    # each node is linked to its own candidates and to those that chose it, never to all
+    assert max(links_per_node.values()) < len(graph.nodes) - 1
+
+
+def test_fold_fast_path_matches_unicode_decomposition() -> None:
+    """Folding by regex gives what decomposing every character gives (accents, other scripts)."""
+    import unicodedata
+
+    from knowledge.text import fold
+
+    def slow(text: str) -> str:
+        decomposed = unicodedata.normalize(
+            "NFKD", text.casefold().translate(str.maketrans(
+                {"œ": "oe", "æ": "ae", "ß": "ss", "’": "'", "ʼ": "'", "`": "'"})))
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+    samples = ["Décarbon'Action", "ŒUVRE à Saint-Étienne", "Çà et là, naïveté",
+               "Ελληνικά", "ﬁchier", "e\u0301te\u034f", "Zürich Straße", "Привет"]
+    for text in samples:
+        assert fold(text) == slow(text)

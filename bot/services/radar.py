@@ -131,6 +131,7 @@ PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the b
 REASON_WORDS = 3
 CACHE_SIZE = 50_000  # needs whose analysis is kept between calls
 TEXT_DF_CAP = 300  # a word in more needs than this makes no candidate pair, whatever the size
+MAX_CANDIDATES = 64  # needs a need without objects is scored against (most shared weight)
 
 # Themes close enough for firms to file the same need under either.
 _RELATED_PAIRS: tuple[tuple[str, str], ...] = (
@@ -272,14 +273,21 @@ class Group:
 _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'", re.I)
 _AUJOURDHUI = re.compile(r"aujourd'hui", re.I)
 _SPLIT = re.compile(r"[\W_]+")
+_DIGIT = re.compile(r"\d")
 _SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
 _OBJECT = "@"  # prefix of object postings (same reason)
 _T = TypeVar("_T")
 
 
+@lru_cache(maxsize=65536)
+def _stems_of(text: str) -> tuple[str, ...]:
+    """Stems of the words of a short text (cached: groups show the same words again)."""
+    return tuple(stem(w) for w in _SPLIT.split(fold(text)) if w)
+
+
 def _stems(text: str) -> list[str]:
     """Stems of the words of a short folded list (used to compile the tables)."""
-    return [stem(w) for w in _SPLIT.split(fold(text)) if w]
+    return list(_stems_of(text))
 
 
 _NEED_STEMS: frozenset[str] = frozenset(_stems(NEED_WORDS))
@@ -290,7 +298,11 @@ _FAMILY_OF: dict[str, str] = {
 _PHRASES: dict[tuple[str, ...], str] = {
     tuple(_stems(phrase)): _SUBJECT + name for phrase, name in PHRASES.items()
 }
-_PHRASE_LENGTHS: tuple[int, ...] = tuple(sorted({len(k) for k in _PHRASES}, reverse=True))
+# first stem -> lengths of the phrases starting with it, longest first
+_PHRASE_LENGTHS: dict[str, tuple[int, ...]] = {
+    first: tuple(sorted({len(k) for k in _PHRASES if k[0] == first}, reverse=True))
+    for first in {k[0] for k in _PHRASES}
+}
 
 
 @lru_cache(maxsize=65536)
@@ -317,6 +329,7 @@ def _surface_words(text: str) -> list[tuple[str, str]]:
     return out
 
 
+@lru_cache(maxsize=16384)
 def _firm_stems(firm: str) -> frozenset[str]:
     """Stems of a firm's name: never a token of its own text, never in the words a group shows."""
     lexicon = default_lexicon()
@@ -333,7 +346,7 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(pairs):
-        for size in _PHRASE_LENGTHS:
+        for size in _PHRASE_LENGTHS.get(stems[i], ()):
             family = _PHRASES.get(tuple(stems[i : i + size]))
             if family is not None:
                 out.append((family, " ".join(s for s, _ in pairs[i : i + size])))
@@ -345,7 +358,7 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
             i += 1
             if (
                 len(word) < 2
-                or any(ch.isdigit() for ch in word)
+                or _DIGIT.search(word) is not None
                 or lexicon.is_stop(word)
                 or s in _NEED_STEMS
                 or s in firm
@@ -714,14 +727,22 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
     and two such nodes are scored once, when they share an object (inverted index on
-    objects). Needs that name no object are scored on their words against the needs that
-    share a salient word with them (inverted index on words; a word in more than
-    TEXT_DF_CAP needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with
-    the real neighbours, not with the square of the batch.
+    objects). Needs that name no object and say the same words under the same theme (a
+    copied need, a firm writing twice) also score 1.0 together and form one node. A node
+    without objects is scored on its words against the MAX_CANDIDATES needs that share the
+    most salient weight with it (inverted index on words; a word in more than TEXT_DF_CAP
+    needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with the real
+    neighbours, not with the square of the batch.
     """
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
     by_signature: dict[tuple[tuple[str, float], ...], int] = {}
+    by_words: dict[tuple[object, ...], int] = {}
+    df: Counter[str] = Counter()
+    for need in needs:
+        if not need.own:
+            df.update(need.tokens.keys())
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
     for i, need in enumerate(needs):
         if need.own:
             continue  # never poolable
@@ -730,6 +751,15 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
             k = by_signature.get(signature)
             if k is None:
                 k = by_signature[signature] = len(nodes)
+                nodes.append([])
+        elif any(2 <= df[t] <= cap for t in need.tokens):
+            # (only needs with a word rare enough to make candidates: the others were never
+            # scored against anything one by one either)
+            # same theme, same words, same programmes: _pair_score gives 1.0
+            words = (need.item.theme, tuple(sorted(need.tokens)), need.cards)
+            k = by_words.get(words)
+            if k is None:
+                k = by_words[words] = len(nodes)
                 nodes.append([])
         else:
             k = len(nodes)
@@ -754,24 +784,34 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
                 score = _object_score(signature_of[c], signature_of[d])
                 if score > 0.0:
                     links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
-    # needs without objects, on their words
+    # nodes without objects, on their words: each word node by its first need (the others
+    # say the same words), each need of an object node on its own (their words differ)
+    word_nodes = set(by_words.values())
+    units = [i for i in node_of if node_of[i] not in word_nodes or nodes[node_of[i]][0] == i]
+    weight_of = {i: len(nodes[node_of[i]]) if node_of[i] in word_nodes else 1 for i in units}
     postings: dict[str, list[int]] = defaultdict(list)
-    for i in node_of:
+    for i in units:
         for token in needs[i].tokens:
-            postings[token].append(i)
-    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
+            if 2 <= df[token] <= cap:
+                postings[token].append(i)
     pairs: set[tuple[int, int]] = set()
-    for members in postings.values():
-        if not 2 <= len(members) <= cap:
+    for i in units:
+        if needs[i].objects:
             continue
-        bare = [i for i in members if not needs[i].objects]
-        for i in bare:
-            pairs.update((min(i, j), max(i, j)) for j in members if j != i)
+        # the needs sharing the most weight with this one: the only ones that can score
+        shared: dict[int, float] = defaultdict(float)
+        for token, w in needs[i].tokens.items():
+            for j in postings.get(token, ()):
+                if j != i:
+                    shared[j] += w
+        best = (heapq.nlargest(MAX_CANDIDATES, shared, key=lambda j: (shared[j], -j))
+                if len(shared) > MAX_CANDIDATES else shared)
+        pairs.update((min(i, j), max(i, j)) for j in best)
     for i, j in pairs:
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
             c, d = sorted((node_of[i], node_of[j]))
-            links[(c, d)] += score
+            links[(c, d)] += score * weight_of[i] * weight_of[j]
     return _Graph(nodes=nodes, links=dict(links))
 
 

@@ -59,12 +59,29 @@ class TextObjects:
 
 def _stems(text: str, *, keep_stops: bool) -> list[str]:
     """Stems of a text's words, SMS abbreviations expanded; stop words dropped unless asked."""
+    every, salient = _both_stems(text)
+    return every if keep_stops else salient
+
+
+def _both_stems(text: str) -> tuple[list[str], list[str]]:
+    """Stems of every word of a text, and of its salient words (stop words dropped)."""
     lexicon = default_lexicon()
-    out: list[str] = []
+    every: list[str] = []
+    salient: list[str] = []
     for word in lexicon.expand(words(text)):
-        if keep_stops or word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
-            out.append(stem(word))
-    return out
+        s = stem(word)
+        every.append(s)
+        if word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
+            salient.append(s)
+    return every, salient
+
+
+def _lengths_by_first(phrases: dict[tuple[str, ...], object]) -> dict[str, tuple[int, ...]]:
+    """First stem of the phrases -> their lengths, longest first."""
+    lengths: dict[str, set[int]] = {}
+    for key in phrases:
+        lengths.setdefault(key[0], set()).add(len(key))
+    return {first: tuple(sorted(sizes, reverse=True)) for first, sizes in lengths.items()}
 
 
 class ObjectLexicon:
@@ -99,21 +116,22 @@ class ObjectLexicon:
                 key = tuple(_stems(str(term), keep_stops=True))
                 if key:
                     self._markers.setdefault(key, set()).add(marker)
-        self._term_lengths = sorted({len(k) for k in self._terms}, reverse=True)
-        self._marker_lengths = sorted({len(k) for k in self._markers}, reverse=True)
+        # first stem -> lengths of the phrases starting with it, longest first: most words
+        # start no phrase, and are passed over with one lookup
+        self._term_lengths = _lengths_by_first(self._terms)
+        self._marker_lengths = _lengths_by_first(self._markers)
 
     @classmethod
     def load(cls, path: Path = OBJECTS_FILE) -> ObjectLexicon:
         """Read the lexicon from its YAML file."""
         return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
 
-    def _objects(self, text: str) -> list[str]:
-        """Object ids named in a text, longest phrase first, in order of appearance."""
-        stems = _stems(text, keep_stops=False)
+    def _objects(self, stems: list[str]) -> list[str]:
+        """Object ids named in a text's salient stems, longest phrase first, in order."""
         found: list[str] = []
         i = 0
         while i < len(stems):
-            for size in self._term_lengths:
+            for size in self._term_lengths.get(stems[i], ()):
                 target = self._terms.get(tuple(stems[i : i + size]))
                 if target is not None:
                     if target != _IGNORE and target not in found:
@@ -124,12 +142,11 @@ class ObjectLexicon:
                 i += 1
         return found
 
-    def _markers_of(self, text: str) -> set[str]:
-        """Markers (own, collective, hire, train, share) a text carries."""
-        stems = _stems(text, keep_stops=True)
+    def _markers_of(self, stems: list[str]) -> set[str]:
+        """Markers (own, collective, hire, train, share) in the stems of every word of a text."""
         found: set[str] = set()
         for i in range(len(stems)):
-            for size in self._marker_lengths:
+            for size in self._marker_lengths.get(stems[i], ()):
                 markers = self._markers.get(tuple(stems[i : i + size]))
                 if markers is not None:
                     found |= markers
@@ -137,8 +154,9 @@ class ObjectLexicon:
 
     def analyse(self, text: str) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own."""
-        ids = self._objects(text)
-        markers = self._markers_of(text)
+        every, salient = _both_stems(text)
+        ids = self._objects(salient)
+        markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
         people = [i for i in ids if self.objects[i].kind in PEOPLE_KINDS]
         things = [i for i in ids if self.objects[i].kind not in PEOPLE_KINDS]
