@@ -499,11 +499,17 @@ def _base(item: NeedItem) -> _Base:
     if found is not None:
         return found
     firm = _firm_stems(item.firm)
+    about = object_lexicon().analyse(item.text)
+    tokens = _raw_tokens(item.text, firm)
+    if about.jobs:
+        # the qualifier of a job title the lexicon does not know says what the job is: it
+        # weighs as a subject (« pilote d'extrudeuse », « opérateur chimie »)
+        tokens = [(_SUBJECT + t if t in about.jobs else t, surface) for t, surface in tokens]
     return _remember(_BASES, key, _Base(
         firm_stems=firm,
-        tokens=tuple(_raw_tokens(item.text, firm)),
+        tokens=tuple(tokens),
         folded_firm=" ".join(_SPLIT.split(fold(item.firm))).strip(),
-        about=object_lexicon().analyse(item.text),
+        about=about,
     ))
 
 
@@ -888,7 +894,7 @@ def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
     hire = sum("hire" in n.actions for n in holders)
     train = sum("train" in n.actions for n in holders)
     share = sum("share" in n.actions for n in holders)
-    if object_lexicon().objects[shared[0]].kind in PEOPLE_KINDS:
+    if object_lexicon().kind_of(shared[0]) in PEOPLE_KINDS:
         # a trade: recruit, train, or both when the members say both
         action = ("hire_train" if hire and train else "train" if train else "hire")
     else:

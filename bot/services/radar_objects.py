@@ -9,8 +9,28 @@ those stems, the longest first, so that « robot de peinture » is not « peintu
 « électricien de maintenance » is not « électricien du bâtiment ».
 
 Besides the objects, a text says what the firm wants to do (hire, train, share) and whether
-the matter is its own (own financing, permit, crisis, R&D, succession): such a need is never
-poolable, unless the text also asks for doing it with others.
+the matter is its own (own financing, permit, crisis, R&D, succession, a breakdown, a
+training already found that only needs paying): such a need is never poolable, unless the
+text also asks for doing it with others.
+
+What the lexicon does not know is still read in three ways that do not depend on any list of
+trades:
+
+- *Job titles.* A job head (``job_heads``: opérateur, conducteur, technicien, pilote,
+  monteur, régleur, électricien...) not starting a known term is qualified by its first
+  specific word: « opérateur de fabrication chimie » → chimi, « pilote d'extrudeuse » →
+  extrudeux; generic qualifiers (``job_generic``: fabrication, production, qualifié,
+  H/F...) are passed over. The qualifier is not an object (a verb after « nos opérateurs »
+  would make a wrong one): the radar weighs it as a subject among the words.
+- *Markets need a market.* A country or a trade fair is the object only when the text
+  speaks of selling (``market_context``: clients, export, vendre, salon, prospecter...):
+  « nos chauffeurs partent travailler en Allemagne » is not the German market.
+- *Shared services are shared.* A service (RH, comptabilité, restaurant, informatique) is
+  the object when the firm wants it with others, not when it hires its own DRH full time.
+
+An object that is only context (a machine named beside the trade that is hired, a country
+without a market) weighs SECONDARY_WEIGHT; a text with nothing but context has no object and
+is scored on its words.
 """
 
 from __future__ import annotations
@@ -23,7 +43,8 @@ import yaml
 
 from knowledge.text import PHRASE_KEPT, default_lexicon, stem, words
 
-__all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects", "object_lexicon"]
+__all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects",
+           "object_lexicon"]
 
 OBJECTS_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "radar_objects.yaml"
 
@@ -35,7 +56,17 @@ GENERIC_OBJECTS: frozenset[str] = frozenset(
     {"export_salon", "dechets", "energie", "horlogerie"})
 GENERIC_WEIGHT = 0.5
 # Kinds a firm hires or trains for; the others are things to share.
-PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service"})
+PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service", "skill"})
+# What people learn (a language, basic skills): in a training need it is the object, and the
+# trades named are who learns it (« cours d'allemand pour nos chefs d'équipe »).
+SKILL_KINDS: frozenset[str] = frozenset({"skill"})
+# What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
+# names one, it is the object, and the trades named are who needs it.
+CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
+# Kinds that are an object only when the text asks for them with others or says it sells.
+SHARED_KINDS: frozenset[str] = frozenset({"service"})
+MARKET_KINDS: frozenset[str] = frozenset({"export"})
+JOB_LOOKAHEAD = 3  # salient words after a job head searched for its qualifier
 _IGNORE = ""  # phrase target that consumes words without naming an object
 
 
@@ -55,6 +86,9 @@ class TextObjects:
     objects: tuple[tuple[str, float], ...]  # (object id, weight), sorted by id
     actions: frozenset[str]  # hire, train, share
     own: bool  # a firm's own matter, never poolable
+    # stems that qualify a job title the lexicon does not know (« pilote d'extrudeuse »:
+    # extrudeux): the radar weighs them as subjects when it scores the words
+    jobs: frozenset[str] = frozenset()
 
 
 def _stems(text: str, *, keep_stops: bool) -> list[str]:
@@ -108,7 +142,14 @@ class ObjectLexicon:
         marker_lists: dict[str, list[str]] = {
             "own": list(data.get("own", ())),  # type: ignore[call-overload]
             "collective": list(data.get("collective", ())),  # type: ignore[call-overload]
+            "market": list(data.get("market_context", ())),  # type: ignore[call-overload]
         }
+        self._job_heads: frozenset[str] = frozenset(
+            s for term in data.get("job_heads", ())  # type: ignore[attr-defined]
+            for s in _stems(str(term), keep_stops=False))
+        self._job_generic: frozenset[str] = frozenset(
+            s for term in data.get("job_generic", ())  # type: ignore[attr-defined]
+            for s in _stems(str(term), keep_stops=False))
         for action, terms in dict(data.get("actions", {})).items():  # type: ignore[call-overload]
             marker_lists[str(action)] = list(terms)
         for marker, terms in marker_lists.items():
@@ -126,9 +167,16 @@ class ObjectLexicon:
         """Read the lexicon from its YAML file."""
         return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
 
-    def _objects(self, stems: list[str]) -> list[str]:
-        """Object ids named in a text's salient stems, longest phrase first, in order."""
+    def kind_of(self, object_id: str) -> str:
+        """The kind of an object (a trade for the ones read from a job title)."""
+        found = self.objects.get(object_id)
+        return found.kind if found is not None else "trade"
+
+    def _objects(self, stems: list[str]) -> tuple[list[str], set[str]]:
+        """Object ids named in a text's salient stems (longest phrase first, in order), and
+        the qualifiers of the job titles the lexicon does not know."""
         found: list[str] = []
+        jobs: set[str] = set()
         i = 0
         while i < len(stems):
             for size in self._term_lengths.get(stems[i], ()):
@@ -139,8 +187,24 @@ class ObjectLexicon:
                     i += size
                     break
             else:
+                job = self._job(stems, i)
+                if job:
+                    jobs.add(job)
                 i += 1
-        return found
+        return found, jobs
+
+    def _job(self, stems: list[str], i: int) -> str:
+        """The qualifier of a job head at ``i`` (« technicien [de] X »), or ""."""
+        if stems[i] not in self._job_heads:
+            return ""
+        for j in range(i + 1, min(len(stems), i + 1 + JOB_LOOKAHEAD)):
+            word = stems[j]
+            if word in self._job_heads or word in self._job_generic or word.isdigit():
+                continue
+            if len(word) < 3 or not word.isalpha() or self._term_lengths.get(word):
+                return ""  # a known term follows: the lexicon has read it
+            return word
+        return ""
 
     def _markers_of(self, stems: list[str]) -> set[str]:
         """Markers (own, collective, hire, train, share) in the stems of every word of a text."""
@@ -155,19 +219,33 @@ class ObjectLexicon:
     def analyse(self, text: str) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own."""
         every, salient = _both_stems(text)
-        ids = self._objects(salient)
+        ids, jobs = self._objects(salient)
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
-        people = [i for i in ids if self.objects[i].kind in PEOPLE_KINDS]
-        things = [i for i in ids if self.objects[i].kind not in PEOPLE_KINDS]
+        together = bool(markers & {"collective", "share"})
+        # context only: a country without a market, a service the firm wants for itself
+        context = {i for i in ids
+                   if (self.kind_of(i) in MARKET_KINDS and "market" not in markers)
+                   or (self.kind_of(i) in SHARED_KINDS and not together)}
+        people = [i for i in ids if self.kind_of(i) in PEOPLE_KINDS and i not in context]
+        things = [i for i in ids if self.kind_of(i) not in PEOPLE_KINDS and i not in context]
         # hiring or training: the trade is the object, a machine or a site named beside it is
         # context; sharing (or nothing said): everything named counts
-        if actions & {"hire", "train"} and not actions & {"share"} and people:
+        skills = [i for i in people if self.kind_of(i) in SKILL_KINDS]
+        conditions = [i for i in things if self.kind_of(i) in CONDITION_KINDS]
+        if conditions:
+            # a shuttle, housing, childcare: the trades named are who needs them
+            primary = set(conditions)
+        elif "train" in actions and skills:
+            primary = set(skills)
+        elif actions & {"hire", "train"} and not actions & {"share"} and people:
             primary = set(people)
         elif things and "share" in actions:
             primary = set(things)
         else:
-            primary = set(ids)
+            primary = set(ids) - context
+        if not primary:
+            ids = []  # nothing but context: the words say more than the objects
         weighted = []
         for i in sorted(ids):
             weight = 1.0 if i in primary else SECONDARY_WEIGHT
@@ -175,7 +253,8 @@ class ObjectLexicon:
                 weight *= GENERIC_WEIGHT
             weighted.append((i, weight))
         own = "own" in markers and "collective" not in markers
-        return TextObjects(objects=tuple(weighted), actions=actions, own=own)
+        return TextObjects(objects=tuple(weighted), actions=actions, own=own,
+                           jobs=frozenset(jobs))
 
 
 @lru_cache(maxsize=1)
