@@ -187,24 +187,36 @@ class ObjectLexicon:
                     i += size
                     break
             else:
-                job = self._job(stems, i)
+                job, end = self._job(stems, i)
                 if job:
                     jobs.add(job)
-                i += 1
+                i = end
         return found, jobs
 
-    def _job(self, stems: list[str], i: int) -> str:
-        """The qualifier of a job head at ``i`` (« technicien [de] X »), or ""."""
+    def _job(self, stems: list[str], i: int) -> tuple[str, int]:
+        """The qualifier of a job head at ``i`` (« technicien [de] X ») or "", and where the
+        reading goes on.
+
+        A head before a thing the lexicon knows (« responsable d'entrepôt », « technicien de
+        laboratoire ») names a person, not that thing: the thing is consumed with the head.
+        """
         if stems[i] not in self._job_heads:
-            return ""
+            return "", i + 1
         for j in range(i + 1, min(len(stems), i + 1 + JOB_LOOKAHEAD)):
             word = stems[j]
             if word in self._job_heads or word in self._job_generic or word.isdigit():
                 continue
-            if len(word) < 3 or not word.isalpha() or self._term_lengths.get(word):
-                return ""  # a known term follows: the lexicon has read it
-            return word
-        return ""
+            if len(word) < 3 or not word.isalpha():
+                return "", i + 1
+            for size in self._term_lengths.get(word, ()):
+                target = self._terms.get(tuple(stems[j : j + size]))
+                if target is None:
+                    continue
+                if target and self.kind_of(target) not in PEOPLE_KINDS:
+                    return word, j + size
+                return "", i + 1  # a trade follows: the lexicon reads it
+            return word, i + 1
+        return "", i + 1
 
     def _markers_of(self, stems: list[str]) -> set[str]:
         """Markers (own, collective, hire, train, share) in the stems of every word of a text."""
