@@ -589,7 +589,9 @@ def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
     shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
     if shared == 0.0:
         return 0.0
-    return round(shared / min(sum(a.values()), sum(b.values())), 6)
+    # ...but at least one full object: two needs that share only a generic object (waste in
+    # general, export in general) are not one need
+    return round(shared / max(min(sum(a.values()), sum(b.values())), 1.0), 6)
 
 
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
