@@ -208,15 +208,29 @@ class ObjectLexicon:
                 continue
             if len(word) < 3 or not word.isalpha():
                 return "", i + 1
-            for size in self._term_lengths.get(word, ()):
-                target = self._terms.get(tuple(stems[j : j + size]))
-                if target is None:
-                    continue
-                if target and self.kind_of(target) not in PEOPLE_KINDS:
-                    return word, j + size
+            end = self._things_from(stems, j)
+            if end > j:
+                return word, end
+            if self._term_lengths.get(word) and any(
+                    self._terms.get(tuple(stems[j : j + n])) is not None
+                    for n in self._term_lengths[word]):
                 return "", i + 1  # a trade follows: the lexicon reads it
             return word, i + 1
         return "", i + 1
+
+    def _things_from(self, stems: list[str], j: int) -> int:
+        """Past the known things (not trades) that follow one another from ``j``."""
+        while j < len(stems):
+            for size in self._term_lengths.get(stems[j], ()):
+                target = self._terms.get(tuple(stems[j : j + size]))
+                if target is not None:
+                    if not target or self.kind_of(target) in PEOPLE_KINDS:
+                        return j
+                    j += size
+                    break
+            else:
+                return j
+        return j
 
     def _markers_of(self, stems: list[str]) -> set[str]:
         """Markers (own, collective, hire, train, share) in the stems of every word of a text."""
