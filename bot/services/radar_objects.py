@@ -264,6 +264,9 @@ class ObjectLexicon:
             primary = set(conditions)
         elif "train" in actions and skills:
             primary = set(skills)
+        elif "train" in actions and people:
+            # training together is still about the trade, not about the room it happens in
+            primary = set(people)
         elif actions & {"hire", "train"} and not actions & {"share"} and people:
             primary = set(people)
         elif things and "share" in actions:
