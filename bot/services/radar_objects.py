@@ -63,6 +63,8 @@ SKILL_KINDS: frozenset[str] = frozenset({"skill"})
 # What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
 # names one, it is the object, and the trades named are who needs it.
 CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
+# Energy, waste and by-products: named without a trade to hire, they are the object.
+FLOW_KINDS: frozenset[str] = frozenset({"flow"})
 # Kinds that are an object only when the text asks for them with others or says it sells.
 SHARED_KINDS: frozenset[str] = frozenset({"service"})
 MARKET_KINDS: frozenset[str] = frozenset({"export"})
@@ -259,6 +261,7 @@ class ObjectLexicon:
         # context; sharing (or nothing said): everything named counts
         skills = [i for i in people if self.kind_of(i) in SKILL_KINDS]
         conditions = [i for i in things if self.kind_of(i) in CONDITION_KINDS]
+        flows = [i for i in things if self.kind_of(i) in FLOW_KINDS]
         if conditions:
             # a shuttle, housing, childcare: the trades named are who needs them
             primary = set(conditions)
@@ -269,6 +272,10 @@ class ObjectLexicon:
             primary = set(people)
         elif actions & {"hire", "train"} and not actions & {"share"} and people:
             primary = set(people)
+        elif flows:
+            # a waste or a by-product is what to pool; the trade or the machine that makes
+            # it is where it comes from (« chutes de cuir chez les maroquiniers »)
+            primary = set(flows)
         elif things and "share" in actions:
             primary = set(things)
         else:
