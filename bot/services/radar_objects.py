@@ -63,8 +63,8 @@ SKILL_KINDS: frozenset[str] = frozenset({"skill"})
 # What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
 # names one, it is the object, and the trades named are who needs it.
 CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
-# Energy, waste and by-products: named without a trade to hire, they are the object.
-FLOW_KINDS: frozenset[str] = frozenset({"flow"})
+# Waste and by-products: named without a trade to hire, they are the object.
+FLOW_KINDS: frozenset[str] = frozenset({"waste", "flow"})
 # Kinds that are an object only when the text asks for them with others or says it sells.
 SHARED_KINDS: frozenset[str] = frozenset({"service"})
 MARKET_KINDS: frozenset[str] = frozenset({"export"})
