@@ -408,7 +408,7 @@ def test_copies_of_a_need_without_objects_are_one_node() -> None:
     items = [NeedItem(i, f"TI-{i}", "recrutement", texts[i % 2], f"Firme {i}", None)
              for i in range(1, 11)]
     needs = radar._analyse(sorted(items, key=lambda it: it.need_id), None)
-    graph = radar._graph(needs, use_kb=False)
+    graph = radar._graph(needs, None)
     assert sorted(len(node) for node in graph.nodes) == [5, 5]
     # a node is what scoring its pairs one by one gives: 1.0 each
     scores = pair_scores(items, kb=None)
@@ -429,7 +429,7 @@ def test_candidates_are_capped_to_the_closest_needs() -> None:
                       f"cherche {rng.choice(trades)} {rng.choice(trades)} {i:x}z", f"F{i}", None)
              for i in range(1, 801)]
     needs = radar._analyse(items, None)
-    graph = radar._graph(needs, use_kb=False)
+    graph = radar._graph(needs, None)
     links_per_node: dict[int, int] = {}
     for c, d in graph.links:
         links_per_node[c] = links_per_node.get(c, 0) + 1

@@ -425,7 +425,9 @@ class _Need:
     spreads: dict[str, float]  # canonical token -> what it weighs when the other need lacks it
     spread: float  # sum of the spreads
     total: float  # sum of the weights
-    cards: frozenset[str]  # top knowledge-base cards (only asked for needs without objects)
+    # top knowledge-base cards: asked only for the needs without objects that are scored on
+    # words against another such need (see _ask_cards), the only pairs they change
+    cards: frozenset[str]
     objects: dict[str, float]  # object id (radar_objects.yaml) -> weight
     actions: frozenset[str]  # hire, train, share
     own: bool  # a firm's own matter: never poolable
@@ -534,7 +536,7 @@ def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
 
 
 def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]:
-    """Tokenise, repair, weigh and look up every need (items already sorted by id)."""
+    """Tokenise, repair and weigh every need (items sorted by id; cards are asked later)."""
     bases = [_base(item) for item in items]
     vocabulary: Counter[str] = Counter()
     for base in bases:
@@ -566,9 +568,7 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
                 spreads=spreads,
                 spread=sum(spreads.values()),
                 total=sum(weights.values()),
-                # the programme agreement only serves pairs scored on words: needs whose
-                # objects are known do not need it (and the question is the costly part)
-                cards=frozenset() if about.objects or about.own else _top_cards(kb, item.text),
+                cards=frozenset(),
                 objects=dict(about.objects),
                 actions=about.actions,
                 own=about.own,
@@ -624,7 +624,27 @@ def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     return round(_theme_factor(a.item.theme, b.item.theme) * text, 6)
 
 
-def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], float]:
+def _ask_cards(needs: Sequence[_Need], pairs: Iterable[tuple[int, int]],
+               kb: KnowledgeBase | None) -> None:
+    """Ask the knowledge base for the needs of the pairs that both lack objects.
+
+    The programme agreement only changes a pair scored on words on both sides (a need with
+    objects has no cards), and the question is the costly part of the analysis: a need
+    whose neighbours all name objects is never asked.
+    """
+    if kb is None:
+        return
+    asked: set[int] = set()
+    for i, j in pairs:
+        if needs[i].objects or needs[j].objects:
+            continue
+        for k in (i, j):
+            if k not in asked:
+                asked.add(k)
+                needs[k].cards = _top_cards(kb, needs[k].item.text)
+
+
+def _scores(needs: Sequence[_Need], kb: KnowledgeBase | None) -> dict[tuple[int, int], float]:
     """Scores of the pairs (i < j, positions in needs) that share a linking token."""
     postings: dict[str, list[int]] = defaultdict(list)
     for i, need in enumerate(needs):
@@ -645,6 +665,8 @@ def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], fl
                 for y in range(x + 1, len(members))
             )
     scores: dict[tuple[int, int], float] = {}
+    _ask_cards(needs, pairs, kb)
+    use_kb = kb is not None
     for i, j in pairs:
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
@@ -660,7 +682,7 @@ def pair_scores(
     needs = _analyse(ordered, kb)
     return {
         (ordered[i].need_id, ordered[j].need_id): s
-        for (i, j), s in _scores(needs, use_kb=kb is not None).items()
+        for (i, j), s in _scores(needs, kb).items()
     }
 
 
@@ -730,7 +752,7 @@ class _Graph:
     links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
 
 
-def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
+def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
@@ -763,8 +785,8 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
         elif any(2 <= df[t] <= cap for t in need.tokens):
             # (only needs with a word rare enough to make candidates: the others were never
             # scored against anything one by one either)
-            # same theme, same words, same programmes: _pair_score gives 1.0
-            words = (need.item.theme, tuple(sorted(need.tokens)), need.cards)
+            # same theme, same words: _pair_score gives 1.0 (the programmes agree too)
+            words = (need.item.theme, tuple(sorted(need.tokens)))
             k = by_words.get(words)
             if k is None:
                 k = by_words[words] = len(nodes)
@@ -815,6 +837,8 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
         best = (heapq.nlargest(MAX_CANDIDATES, shared, key=lambda j: (shared[j], -j))
                 if len(shared) > MAX_CANDIDATES else shared)
         pairs.update((min(i, j), max(i, j)) for j in best)
+    _ask_cards(needs, pairs, kb)
+    use_kb = kb is not None
     for i, j in pairs:
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
@@ -941,7 +965,7 @@ def find_groups(
         return []
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
-    graph = _graph(needs, use_kb=kb is not None)
+    graph = _graph(needs, kb)
     sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
     for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes):
