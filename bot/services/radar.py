@@ -18,10 +18,12 @@ Scoring of two needs, in plain terms:
    « électrotechnicien »). Needs naming the same objects are one node of the grouping
    (their pairs score 1), so a territory's cost grows with its distinct objects and real
    neighbours (see :func:`_graph`). The steps below score the pairs where one need names
-   no known object. Measured with bench/bench_radar.py (2-core shared machine, knowledge
-   base on; two runs, the second under load): 2,000 open needs 0.3–0.5 s cold, 0.1–0.2 s
-   warm; 10,000: 3.0–6.8 s cold, 2.7–3.8 s warm (growth exponent 1.5–2 between 5,000 and
-   10,000: the word-scored pairs of needs without objects still grow faster than linear).
+   no known object: needs saying the same words under one theme are one node too, and a
+   need without objects is scored against its MAX_CANDIDATES closest needs only; the
+   knowledge base is asked only for needs scored on words against another such need.
+   Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
+   ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
+   exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
 
 1. *Salient words.* A text is folded (lower case, no accents, no elisions), SMS
    abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
