@@ -261,7 +261,7 @@ class ObjectLexicon:
         # context; sharing (or nothing said): everything named counts
         skills = [i for i in people if self.kind_of(i) in SKILL_KINDS]
         conditions = [i for i in things if self.kind_of(i) in CONDITION_KINDS]
-        flows = [i for i in things if self.kind_of(i) in FLOW_KINDS]
+        flows = [i for i in things if self.kind_of(i) in FLOW_KINDS and i not in GENERIC_OBJECTS]
         if conditions:
             # a shuttle, housing, childcare: the trades named are who needs them
             primary = set(conditions)
