@@ -454,3 +454,34 @@ def test_fold_fast_path_matches_unicode_decomposition() -> None:
                "Ελληνικά", "ﬁchier", "e\u0301te\u034f", "Zürich Straße", "Привет"]
     for text in samples:
         assert fold(text) == slow(text)
+
+
+def test_rules_that_read_what_the_lexicon_does_not_list() -> None:
+    """Job titles, markets, shared services, skills, staff conditions, waste, own matters."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def primary(text: str) -> set[str]:
+        return {o for o, w in lexicon.analyse(text).objects if w >= 0.5}
+
+    # a job head before a known thing names a person, not the thing
+    assert "entrepot" not in primary("Cherche un responsable d'entrepôt, poste cadre")
+    assert lexicon.analyse("recrute un opérateur de thermoformage").jobs == frozenset()
+    assert lexicon.analyse("recrute un pilote d'autoclave").jobs == {"autoclav"}
+    # a country is a market only when the text sells there
+    assert primary("nos chauffeurs partent travailler en Allemagne") == set()
+    assert primary("trouver des clients en Allemagne avec d'autres PME") == {"export_allemagne"}
+    # a shared service is an object when it is shared
+    assert primary("nous recrutons une DRH à temps plein") == set()
+    assert primary("une RH à temps partagé entre plusieurs PME") == {"rh"}
+    # a skill is what is learnt, the trade who learns it
+    assert primary("des cours d'anglais en commun pour nos soudeurs") == {"langue"}
+    # a staff condition is the object, the trade who needs it
+    assert primary("nos caristes n'ont pas de bus le matin") == {"transport"}
+    # a waste is the object, the trade that makes it is its source
+    assert primary("nos chutes de cuir : une filière commune entre maroquiniers") == {
+        "dechets_cuir_textile"}
+    # a firm's own matter stays alone
+    assert lexicon.analyse("notre presse est en panne, qui connaît un réparateur ?").own
+    assert lexicon.analyse("formation trouvée : organisme choisi, si l'OPCO finance").own
