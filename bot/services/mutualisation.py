@@ -32,7 +32,7 @@ from bot.messages import Message, Text
 from bot.services.animators import territories_of
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
-from bot.services.radar_objects import PEOPLE_KINDS, SKILL_KINDS, object_lexicon
+from bot.services.radar_objects import PEOPLE_KINDS, PLAIN_PEOPLE_KINDS, object_lexicon
 from bot.services.routing import animator_chats
 from bot.services.types import Button, Incoming, Reply
 from knowledge.retrieval import KnowledgeBase
@@ -62,8 +62,9 @@ def describe(group: Group) -> Text:
             kind = first.kind
             # people are recruited or trained, equipment shared; other objects (land, a
             # shuttle, a flow, a market) are named as they are
-            # a skill (a language, basic skills) is named as it is: « cours d'allemand »
-            action = (group.action if kind in PEOPLE_KINDS - SKILL_KINDS and group.action
+            # a skill or shared staff is named as it is: « cours de langue », « groupement
+            # d'employeurs »
+            action = (group.action if kind in PEOPLE_KINDS - PLAIN_PEOPLE_KINDS and group.action
                       else "share" if kind == "equipment" else "plain")
             phrase = t(f"animator.radar_object_{action}", label=first.label)
             return t("animator.radar_reason_object", count=group.firms, object=phrase)

@@ -56,10 +56,12 @@ GENERIC_OBJECTS: frozenset[str] = frozenset(
     {"export_salon", "dechets", "energie", "horlogerie"})
 GENERIC_WEIGHT = 0.5
 # Kinds a firm hires or trains for; the others are things to share.
-PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service", "skill"})
+PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service", "skill", "workforce"})
 # What people learn (a language, basic skills): in a training need it is the object, and the
 # trades named are who learns it (« cours d'allemand pour nos chefs d'équipe »).
 SKILL_KINDS: frozenset[str] = frozenset({"skill"})
+# Shared staff (a groupement d'employeurs): people, named as they are, not « à recruter ».
+PLAIN_PEOPLE_KINDS: frozenset[str] = frozenset({"skill", "workforce"})
 # What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
 # names one, it is the object, and the trades named are who needs it.
 CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
