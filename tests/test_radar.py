@@ -377,7 +377,7 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
 
     # (part, precision, recall) reached; dev2 and dev3 were written by two other authors and
     # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349)
-    bars = {"dev": (0.96, 0.91), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
+    bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
             "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)

@@ -97,21 +97,24 @@ class TextObjects:
 
 def _stems(text: str, *, keep_stops: bool) -> list[str]:
     """Stems of a text's words, SMS abbreviations expanded; stop words dropped unless asked."""
-    every, salient = _both_stems(text)
+    every, salient, _ = _both_stems(text)
     return every if keep_stops else salient
 
 
-def _both_stems(text: str) -> tuple[list[str], list[str]]:
-    """Stems of every word of a text, and of its salient words (stop words dropped)."""
+def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Stems of every word of a text, stems of its salient words (stop words dropped), and
+    those salient words themselves (folded)."""
     lexicon = default_lexicon()
     every: list[str] = []
     salient: list[str] = []
+    kept: list[str] = []
     for word in lexicon.expand(words(text)):
         s = stem(word)
         every.append(s)
         if word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
             salient.append(s)
-    return every, salient
+            kept.append(word)
+    return every, salient, kept
 
 
 def _lengths_by_first(phrases: dict[tuple[str, ...], object]) -> dict[str, tuple[int, ...]]:
@@ -148,9 +151,11 @@ class ObjectLexicon:
             "collective": list(data.get("collective", ())),  # type: ignore[call-overload]
             "market": list(data.get("market_context", ())),  # type: ignore[call-overload]
         }
+        # heads are matched on the word, not the stem: « contrôleur » and « contrôle »,
+        # « opérateur » and « opération » share a stem
         self._job_heads: frozenset[str] = frozenset(
-            s for term in data.get("job_heads", ())  # type: ignore[attr-defined]
-            for s in _stems(str(term), keep_stops=False))
+            w for term in data.get("job_heads", ())  # type: ignore[attr-defined]
+            for w in words(str(term)))
         self._job_generic: frozenset[str] = frozenset(
             s for term in data.get("job_generic", ())  # type: ignore[attr-defined]
             for s in _stems(str(term), keep_stops=False))
@@ -176,7 +181,7 @@ class ObjectLexicon:
         found = self.objects.get(object_id)
         return found.kind if found is not None else "trade"
 
-    def _objects(self, stems: list[str]) -> tuple[list[str], set[str]]:
+    def _objects(self, stems: list[str], kept: list[str]) -> tuple[list[str], set[str]]:
         """Object ids named in a text's salient stems (longest phrase first, in order), and
         the qualifiers of the job titles the lexicon does not know."""
         found: list[str] = []
@@ -191,24 +196,24 @@ class ObjectLexicon:
                     i += size
                     break
             else:
-                job, end = self._job(stems, i)
+                job, end = self._job(stems, kept, i)
                 if job:
                     jobs.add(job)
                 i = end
         return found, jobs
 
-    def _job(self, stems: list[str], i: int) -> tuple[str, int]:
+    def _job(self, stems: list[str], kept: list[str], i: int) -> tuple[str, int]:
         """The qualifier of a job head at ``i`` (« technicien [de] X ») or "", and where the
         reading goes on.
 
         A head before a thing the lexicon knows (« responsable d'entrepôt », « technicien de
         laboratoire ») names a person, not that thing: the thing is consumed with the head.
         """
-        if stems[i] not in self._job_heads:
+        if kept[i] not in self._job_heads:
             return "", i + 1
         for j in range(i + 1, min(len(stems), i + 1 + JOB_LOOKAHEAD)):
             word = stems[j]
-            if word in self._job_heads or word in self._job_generic or word.isdigit():
+            if kept[j] in self._job_heads or word in self._job_generic or word.isdigit():
                 continue
             if len(word) < 3 or not word.isalpha():
                 return "", i + 1
@@ -248,8 +253,8 @@ class ObjectLexicon:
 
     def analyse(self, text: str) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own."""
-        every, salient = _both_stems(text)
-        ids, jobs = self._objects(salient)
+        every, salient, kept = _both_stems(text)
+        ids, jobs = self._objects(salient, kept)
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
         together = bool(markers & {"collective", "share"})
