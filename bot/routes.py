@@ -85,9 +85,12 @@ def build_dispatcher(f: Features) -> Dispatcher:
     for kind in ("meeting", "other_slot"):
         d.draft(kind, lambda turn: f.meetings.on_draft_text(
             turn.session, draft_of(turn), turn.event.value, now=turn.now))
-    d.command("radar", lambda turn: f.radar.command(turn.session, turn.event.user_id))
+    d.prefetch_with(f.radar.prefetch)  # the groups, computed off the event loop
+    d.command("radar", lambda turn: f.radar.command(
+        turn.session, turn.event.user_id, turn.prefetched))
     d.button("rad", lambda turn: f.radar.on_button(
-        turn.session, turn.event.user_id, turn.event.value, now=turn.now))
+        turn.session, turn.event.user_id, turn.event.value, now=turn.now,
+        prefetched=turn.prefetched))
     d.command("stats", lambda turn: f.digests.stats_command(
         turn.session, turn.event.user_id, now=turn.now))
     d.command("recharger", chat.reload_knowledge)

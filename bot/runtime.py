@@ -209,7 +209,7 @@ async def build_services(
                        animators=animators)
     dispatcher = build_dispatcher(Features(
         chat=chat, intake=intake, animator=animator, meetings=meetings, followup=followup,
-        digests=digests, radar=RadarService(territories, kb), relay=relay))
+        digests=digests, radar=RadarService(territories, kb, db), relay=relay))
     turns = TurnRunner(db, dispatcher, clock=clock,
                        lease=timedelta(seconds=settings.outbox_lease_seconds), limits=limits)
     inbound = InboundService(geo, territories, routing=routing, questions=questions,

@@ -50,11 +50,20 @@ PHRASE_KEPT = frozenset(
 )
 
 
+# Combining diacritics (all of the block has a combining class, but the grapheme joiner).
+_DIACRITICS = re.compile("[\u0300-\u034e\u0350-\u036f]+")
+
+
 def fold(text: str) -> str:
     """Casefold, expand ligatures and strip accents (``Décarbon'Action`` → ``decarbon'action``)."""
     text = text.casefold().translate(_LIGATURES)
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # French accents leave ASCII once their diacritics are gone: one regex pass instead of a
+    # Python test per character (the radar and the knowledge base fold every text they read)
+    stripped = _DIACRITICS.sub("", decomposed)
+    if stripped.isascii():
+        return stripped
+    return "".join(ch for ch in stripped if not unicodedata.combining(ch))
 
 
 def words(text: str) -> list[str]:

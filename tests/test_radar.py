@@ -375,12 +375,16 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
     """The multi-territory development set: the figures reached, so regressions fail."""
     from bot.radar_eval import evaluate_part
 
+    # (part, precision, recall) reached; dev2 and dev3 were written by two other authors and
+    # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349)
+    bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
+            "legacy": (0.9, 0.9)}
+    for part, (precision, recall) in bars.items():
+        score = evaluate_part(part, kb=kb)
+        assert score is not None, part
+        assert score.precision >= precision and score.recall >= recall, (part, score)
     dev = evaluate_part("dev", kb=kb)
     assert dev is not None and dev.needs >= 190 and dev.territories == 5
-    # Measured: 193 needs, 140 expected pairs, precision 0.929, recall 0.836.
-    assert dev.precision >= 0.92 and dev.recall >= 0.83
-    legacy = evaluate_part("legacy", kb=kb)
-    assert legacy is not None and legacy.precision >= 0.9 and legacy.recall >= 0.9
 
 
 def test_analysis_cache_is_keyed_by_text() -> None:
@@ -394,3 +398,90 @@ def test_analysis_cache_is_keyed_by_text() -> None:
     changed = [first[0], NeedItem(2, "TI-2", "recrutement", "cherche un vitrier", "B", None)]
     assert find_groups(changed, kb=None) == []
     assert len(radar._BASES) == 3 <= radar.CACHE_SIZE
+
+
+def test_copies_of_a_need_without_objects_are_one_node() -> None:
+    """Needs saying the same words under one theme score 1 together, scored once as a node."""
+    from bot.services import radar
+
+    texts = ["cherche un vitrier pour la vitrine", "on cherche un vitrier, vitrine cassée"]
+    items = [NeedItem(i, f"TI-{i}", "recrutement", texts[i % 2], f"Firme {i}", None)
+             for i in range(1, 11)]
+    needs = radar._analyse(sorted(items, key=lambda it: it.need_id), None)
+    graph = radar._graph(needs, None)
+    assert sorted(len(node) for node in graph.nodes) == [5, 5]
+    # a node is what scoring its pairs one by one gives: 1.0 each
+    scores = pair_scores(items, kb=None)
+    assert scores[(1, 3)] == scores[(2, 4)] == 1.0
+    (group,) = find_groups(items, kb=None)
+    assert group.need_ids == tuple(range(1, 11))
+
+
+def test_candidates_are_capped_to_the_closest_needs() -> None:
+    """A need without objects is scored against its MAX_CANDIDATES closest needs only."""
+    from bot.services import radar
+
+    rng = random.Random(3)
+    trades = ["vitrier", "graphiste", "juriste", "traducteur", "ebavureur", "acheteur",
+              "paysagiste", "standardiste", "photographe", "serigraphe", "doreur", "tapissier",
+              "relieur", "luthier", "sellier", "vannier", "plumassier", "ferronnier"]
+    items = [NeedItem(i, f"TI-{i}", "autre",
+                      f"cherche {rng.choice(trades)} {rng.choice(trades)} {i:x}z", f"F{i}", None)
+             for i in range(1, 801)]
+    needs = radar._analyse(items, None)
+    graph = radar._graph(needs, None)
+    links_per_node: dict[int, int] = {}
+    for c, d in graph.links:
+        links_per_node[c] = links_per_node.get(c, 0) + 1
+        links_per_node[d] = links_per_node.get(d, 0) + 1
+    # each node is linked to its own candidates and to those that chose it, never to all
+    assert max(links_per_node.values()) < len(graph.nodes) - 1
+
+
+def test_fold_fast_path_matches_unicode_decomposition() -> None:
+    """Folding by regex gives what decomposing every character gives (accents, other scripts)."""
+    import unicodedata
+
+    from knowledge.text import fold
+
+    def slow(text: str) -> str:
+        decomposed = unicodedata.normalize(
+            "NFKD", text.casefold().translate(str.maketrans(
+                {"œ": "oe", "æ": "ae", "ß": "ss", "’": "'", "ʼ": "'", "`": "'"})))
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+    samples = ["Décarbon'Action", "ŒUVRE à Saint-Étienne", "Çà et là, naïveté",
+               "Ελληνικά", "ﬁchier", "e\u0301te\u034f", "Zürich Straße", "Привет"]
+    for text in samples:
+        assert fold(text) == slow(text)
+
+
+def test_rules_that_read_what_the_lexicon_does_not_list() -> None:
+    """Job titles, markets, shared services, skills, staff conditions, waste, own matters."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def primary(text: str) -> set[str]:
+        return {o for o, w in lexicon.analyse(text).objects if w >= 0.5}
+
+    # a job head before a known thing names a person, not the thing
+    assert "entrepot" not in primary("Cherche un responsable d'entrepôt, poste cadre")
+    assert lexicon.analyse("recrute un opérateur de thermoformage").jobs == frozenset()
+    assert lexicon.analyse("recrute un pilote d'autoclave").jobs == {"autoclav"}
+    # a country is a market only when the text sells there
+    assert primary("nos chauffeurs partent travailler en Allemagne") == set()
+    assert primary("trouver des clients en Allemagne avec d'autres PME") == {"export_allemagne"}
+    # a shared service is an object when it is shared
+    assert primary("nous recrutons une DRH à temps plein") == set()
+    assert primary("une RH à temps partagé entre plusieurs PME") == {"rh"}
+    # a skill is what is learnt, the trade who learns it
+    assert primary("des cours d'anglais en commun pour nos soudeurs") == {"langue"}
+    # a staff condition is the object, the trade who needs it
+    assert primary("nos caristes n'ont pas de bus le matin") == {"transport"}
+    # a waste is the object, the trade that makes it is its source
+    assert primary("nos chutes de cuir : une filière commune entre maroquiniers") == {
+        "dechets_cuir_textile"}
+    # a firm's own matter stays alone
+    assert lexicon.analyse("notre presse est en panne, qui connaît un réparateur ?").own
+    assert lexicon.analyse("formation trouvée : organisme choisi, si l'OPCO finance").own

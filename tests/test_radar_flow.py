@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from testing.botapi import SimUser
@@ -28,6 +30,8 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     replies = await say(animator, "/radar")
     assert replies[0].plain.startswith("Besoins communs (1) · visibles de vous seul")
     card = replies[1]
+    # The groups were computed in the radar's worker thread, not on the event loop.
+    assert any(th.name.startswith("relais-radar") for th in threading.enumerate())
     assert "Chaudronnerie Martin" in card.plain and "Forges du Brionnais" in card.plain
     # The group is explained by its object, the count of firms said once.
     assert card.plain.startswith("2 entreprises : soudeurs à recruter")

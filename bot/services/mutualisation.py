@@ -1,14 +1,27 @@
 """The mutualisation radar in the conversation: `/radar`, dismiss, propose to the firms.
 
 Groups come from `bot.services.radar.find_groups` over the territory's open needs; their
-key depends only on their members, so recomputing them finds the same group again. Firms
+key depends only on their members, so recomputing them finds the same group again.
+
+Grouping thousands of needs takes a second or more of CPU: it never runs on the event loop.
+Before the turn (`RadarService.prefetch`, the dispatcher's prefetch step), the open needs of
+the animator's territories are read in a short transaction of their own, and the groups are
+computed in a worker thread (one at a time: two animators asking at once queue there, and
+the loop keeps serving everyone). The turn then only filters the dismissed groups and writes
+the cards. A turn without prefetched groups (a service used on its own, tests) computes them
+in place. Firms
 are only ever shown to the animator: a firm learns that others share its need, never who
 they are, and is asked whether its own name may be shared.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,14 +32,15 @@ from bot.messages import Message, Text
 from bot.services.animators import territories_of
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
-from bot.services.radar_objects import PEOPLE_KINDS, object_lexicon
+from bot.services.radar_objects import PEOPLE_KINDS, PLAIN_PEOPLE_KINDS, object_lexicon
 from bot.services.routing import animator_chats
-from bot.services.types import Button, Reply
+from bot.services.types import Button, Incoming, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
+from storage.db import Database
 from storage.models import Need, RadarConsent, RadarMark
 
-__all__ = ["RadarService", "describe", "need_items"]
+__all__ = ["RadarPrefetch", "RadarService", "describe", "need_items", "open_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 
@@ -48,7 +62,9 @@ def describe(group: Group) -> Text:
             kind = first.kind
             # people are recruited or trained, equipment shared; other objects (land, a
             # shuttle, a flow, a market) are named as they are
-            action = (group.action if kind in PEOPLE_KINDS and group.action
+            # a skill or shared staff is named as it is: « cours de langue », « groupement
+            # d'employeurs »
+            action = (group.action if kind in PEOPLE_KINDS - PLAIN_PEOPLE_KINDS and group.action
                       else "share" if kind == "equipment" else "plain")
             phrase = t(f"animator.radar_object_{action}", label=first.label)
             return t("animator.radar_reason_object", count=group.firms, object=phrase)
@@ -59,30 +75,84 @@ def describe(group: Group) -> Text:
     return t("animator.radar_reason", count=group.firms, verb=verb, words=", ".join(group.words))
 
 
+def open_items(session: Session, territory_id: str) -> list[NeedItem]:
+    """The radar rows of a territory's open needs (only the columns the radar reads)."""
+    rows = session.exec(select(Need.id, Need.reference, Need.theme, Need.description,
+                               Need.firm_name, Need.commune_name)
+                        .where(Need.territory_id == territory_id, col(Need.status).in_(OPEN)))
+    return [NeedItem(need_id=i, reference=ref, theme=theme, text=text, firm=firm or "",
+                     commune=commune)
+            for i, ref, theme, text, firm, commune in rows if i is not None and text]
+
+
+@dataclass(frozen=True, slots=True)
+class RadarPrefetch:
+    """Groups computed before the turn, off the event loop: territory id -> groups."""
+
+    groups: dict[str, list[Group]]
+
+
+def _is_radar_event(event: Incoming) -> bool:
+    """`/radar` and the animator's buttons (propose, dismiss) need the groups."""
+    if event.kind == "command":
+        return event.value == "radar"
+    if event.kind == "button":
+        prefix, _, rest = event.value.partition(":")
+        return prefix == "rad" and rest.partition(":")[0] in {"dis", "ask"}
+    return False
+
+
 class RadarService:
     """Groups of firms with a shared need, for the animators of their territory."""
 
-    def __init__(self, territories: TerritoryDirectory, kb: KnowledgeBase | None) -> None:
+    def __init__(self, territories: TerritoryDirectory, kb: KnowledgeBase | None,
+                 db: Database | None = None) -> None:
         self.territories = territories
         self.kb = kb
+        # Without a database the groups are computed inside the turn (services used alone).
+        self.db = db
+        # One radar at a time: it is CPU-bound, a second one would only slow both down.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-radar")
 
-    def groups(self, session: Session, territory: Territory) -> list[Group]:
+    async def prefetch(self, event: Incoming, peek: Callable[[int], Any]) -> RadarPrefetch | None:
+        """For `/radar` and its buttons: the groups of the animator's territories, off the loop."""
+        if self.db is None or not _is_radar_event(event):
+            return None
+
+        def snapshot(session: Session) -> dict[str, list[NeedItem]]:
+            return {territory.id: open_items(session, territory.id)
+                    for territory in territories_of(session, self.territories, event.user_id)}
+
+        items = await self.db.run(snapshot)
+        if not items:
+            return None  # not an animator: the turn says so
+        loop = asyncio.get_running_loop()
+        groups = await loop.run_in_executor(self._worker, self._compute, items)
+        return RadarPrefetch(groups)
+
+    def _compute(self, items: dict[str, list[NeedItem]]) -> dict[str, list[Group]]:
+        """Groups of each territory (runs in the radar's worker thread)."""
+        return {territory: find_groups(rows, kb=self.kb) for territory, rows in items.items()}
+
+    def groups(self, session: Session, territory: Territory,
+               prefetched: RadarPrefetch | None = None) -> list[Group]:
         """The territory's current groups, dismissed ones left out."""
-        needs = list(session.exec(select(Need).where(Need.territory_id == territory.id,
-                                                     col(Need.status).in_(OPEN))))
+        computed = prefetched.groups.get(territory.id) if prefetched is not None else None
+        if computed is None:
+            computed = find_groups(open_items(session, territory.id), kb=self.kb)
         dismissed = set(session.exec(select(RadarMark.group_key).where(
             RadarMark.territory_id == territory.id, RadarMark.status == "dismissed")))
-        return [g for g in find_groups(need_items(needs), kb=self.kb)
-                if g.key not in dismissed]
+        return [g for g in computed if g.key not in dismissed]
 
-    def command(self, session: Session, user_id: int) -> Reply:
+    def command(self, session: Session, user_id: int, prefetched: Any = None) -> Reply:
         """`/radar`: each group with its firms (for the animator only) and programmes."""
         territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message(t("common.animators_only"))])
+        ready = prefetched if isinstance(prefetched, RadarPrefetch) else None
         result = Reply()
         for territory in territories:
-            groups = self.groups(session, territory)
+            groups = self.groups(session, territory, ready)
             if not groups:
                 result.messages.append(Message(t("animator.radar_empty")))
                 continue
@@ -107,8 +177,9 @@ class RadarService:
               Button(label("animator.radar_btn_dismiss"), f"rad:dis:{group.key}")),))
 
     def on_button(self, session: Session, user_id: int, value: str, *,
-                  now: datetime) -> Reply:
+                  now: datetime, prefetched: Any = None) -> Reply:
         """`rad:dis|ask:<key>` (animator) and `rad:yes|no:<need>:<key>` (firm)."""
+        ready = prefetched if isinstance(prefetched, RadarPrefetch) else None
         parts = value.split(":")
         if len(parts) == 4 and parts[1] in {"yes", "no"} and parts[2].isdigit():
             return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
@@ -116,7 +187,8 @@ class RadarService:
         if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
             return Reply(toast=label("common.stale_button"))
         for territory in territories_of(session, self.territories, user_id):
-            group = next((g for g in self.groups(session, territory) if g.key == parts[2]),
+            group = next((g for g in self.groups(session, territory, ready)
+                          if g.key == parts[2]),
                          None)
             if group is None:
                 continue

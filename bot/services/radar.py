@@ -18,10 +18,12 @@ Scoring of two needs, in plain terms:
    « électrotechnicien »). Needs naming the same objects are one node of the grouping
    (their pairs score 1), so a territory's cost grows with its distinct objects and real
    neighbours (see :func:`_graph`). The steps below score the pairs where one need names
-   no known object. Measured with bench/bench_radar.py (2-core shared machine, knowledge
-   base on; two runs, the second under load): 2,000 open needs 0.3–0.5 s cold, 0.1–0.2 s
-   warm; 10,000: 3.0–6.8 s cold, 2.7–3.8 s warm (growth exponent 1.5–2 between 5,000 and
-   10,000: the word-scored pairs of needs without objects still grow faster than linear).
+   no known object: needs saying the same words under one theme are one node too, and a
+   need without objects is scored against its MAX_CANDIDATES closest needs only; the
+   knowledge base is asked only for needs scored on words against another such need.
+   Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
+   ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
+   exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
 
 1. *Salient words.* A text is folded (lower case, no accents, no elisions), SMS
    abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
@@ -86,6 +88,7 @@ import hashlib
 import heapq
 import math
 import re
+import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -130,6 +133,7 @@ PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the b
 REASON_WORDS = 3
 CACHE_SIZE = 50_000  # needs whose analysis is kept between calls
 TEXT_DF_CAP = 300  # a word in more needs than this makes no candidate pair, whatever the size
+MAX_CANDIDATES = 64  # needs a need without objects is scored against (most shared weight)
 
 # Themes close enough for firms to file the same need under either.
 _RELATED_PAIRS: tuple[tuple[str, str], ...] = (
@@ -271,14 +275,21 @@ class Group:
 _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'", re.I)
 _AUJOURDHUI = re.compile(r"aujourd'hui", re.I)
 _SPLIT = re.compile(r"[\W_]+")
+_DIGIT = re.compile(r"\d")
 _SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
 _OBJECT = "@"  # prefix of object postings (same reason)
 _T = TypeVar("_T")
 
 
+@lru_cache(maxsize=65536)
+def _stems_of(text: str) -> tuple[str, ...]:
+    """Stems of the words of a short text (cached: groups show the same words again)."""
+    return tuple(stem(w) for w in _SPLIT.split(fold(text)) if w)
+
+
 def _stems(text: str) -> list[str]:
     """Stems of the words of a short folded list (used to compile the tables)."""
-    return [stem(w) for w in _SPLIT.split(fold(text)) if w]
+    return list(_stems_of(text))
 
 
 _NEED_STEMS: frozenset[str] = frozenset(_stems(NEED_WORDS))
@@ -289,7 +300,11 @@ _FAMILY_OF: dict[str, str] = {
 _PHRASES: dict[tuple[str, ...], str] = {
     tuple(_stems(phrase)): _SUBJECT + name for phrase, name in PHRASES.items()
 }
-_PHRASE_LENGTHS: tuple[int, ...] = tuple(sorted({len(k) for k in _PHRASES}, reverse=True))
+# first stem -> lengths of the phrases starting with it, longest first
+_PHRASE_LENGTHS: dict[str, tuple[int, ...]] = {
+    first: tuple(sorted({len(k) for k in _PHRASES if k[0] == first}, reverse=True))
+    for first in {k[0] for k in _PHRASES}
+}
 
 
 @lru_cache(maxsize=65536)
@@ -316,6 +331,7 @@ def _surface_words(text: str) -> list[tuple[str, str]]:
     return out
 
 
+@lru_cache(maxsize=16384)
 def _firm_stems(firm: str) -> frozenset[str]:
     """Stems of a firm's name: never a token of its own text, never in the words a group shows."""
     lexicon = default_lexicon()
@@ -332,7 +348,7 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(pairs):
-        for size in _PHRASE_LENGTHS:
+        for size in _PHRASE_LENGTHS.get(stems[i], ()):
             family = _PHRASES.get(tuple(stems[i : i + size]))
             if family is not None:
                 out.append((family, " ".join(s for s, _ in pairs[i : i + size])))
@@ -344,7 +360,7 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
             i += 1
             if (
                 len(word) < 2
-                or any(ch.isdigit() for ch in word)
+                or _DIGIT.search(word) is not None
                 or lexicon.is_stop(word)
                 or s in _NEED_STEMS
                 or s in firm
@@ -411,7 +427,9 @@ class _Need:
     spreads: dict[str, float]  # canonical token -> what it weighs when the other need lacks it
     spread: float  # sum of the spreads
     total: float  # sum of the weights
-    cards: frozenset[str]  # top knowledge-base cards (only asked for needs without objects)
+    # top knowledge-base cards: asked only for the needs without objects that are scored on
+    # words against another such need (see _ask_cards), the only pairs they change
+    cards: frozenset[str]
     objects: dict[str, float]  # object id (radar_objects.yaml) -> weight
     actions: frozenset[str]  # hire, train, share
     own: bool  # a firm's own matter: never poolable
@@ -450,6 +468,9 @@ class _Base:
 _BASES: OrderedDict[tuple[int, str], _Base] = OrderedDict()
 # (knowledge base, text hash) -> top cards
 _CARDS: OrderedDict[tuple[int, str], frozenset[str]] = OrderedDict()
+# The radar runs in worker threads (bot/services/mutualisation.py): the caches' read-then-move
+# and write-then-evict steps must not interleave.
+_CACHE_LOCK = threading.Lock()
 
 
 def _digest(*parts: str) -> str:
@@ -459,32 +480,48 @@ def _digest(*parts: str) -> str:
 
 def _remember(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str], value: _T) -> _T:
     """Store a value in a bounded LRU cache."""
-    cache[key] = value
-    if len(cache) > CACHE_SIZE:
-        cache.popitem(last=False)
+    with _CACHE_LOCK:
+        cache[key] = value
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
     return value
+
+
+def _recall(cache: OrderedDict[tuple[int, str], _T], key: tuple[int, str]) -> _T | None:
+    """A value of a bounded LRU cache, marked as just used (None when absent)."""
+    with _CACHE_LOCK:
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+        return found
 
 
 def _base(item: NeedItem) -> _Base:
     """What a need says on its own: cached by need id and a hash of its text, firm and theme."""
     key = (item.need_id, _digest(item.text, item.firm, item.theme))
-    found = _BASES.get(key)
+    found = _recall(_BASES, key)
     if found is not None:
-        _BASES.move_to_end(key)
         return found
     firm = _firm_stems(item.firm)
+    about = object_lexicon().analyse(item.text)
+    tokens = _raw_tokens(item.text, firm)
+    if about.jobs:
+        # the qualifier of a job title the lexicon does not know says what the job is: it
+        # weighs as a subject (« pilote d'extrudeuse », « opérateur chimie »)
+        tokens = [(_SUBJECT + t if t in about.jobs else t, surface) for t, surface in tokens]
     return _remember(_BASES, key, _Base(
         firm_stems=firm,
-        tokens=tuple(_raw_tokens(item.text, firm)),
+        tokens=tuple(tokens),
         folded_firm=" ".join(_SPLIT.split(fold(item.firm))).strip(),
-        about=object_lexicon().analyse(item.text),
+        about=about,
     ))
 
 
 def clear_cache() -> None:
     """Forget every cached analysis (benchmarks measure the cold case with it)."""
-    _BASES.clear()
-    _CARDS.clear()
+    with _CACHE_LOCK:
+        _BASES.clear()
+        _CARDS.clear()
 
 
 def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
@@ -492,9 +529,8 @@ def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
     if kb is None or not text.strip():
         return frozenset()
     key = (id(kb), _digest(text))
-    found = _CARDS.get(key)
+    found = _recall(_CARDS, key)
     if found is not None:
-        _CARDS.move_to_end(key)
         return found
     answer = kb.ask(text, limit=KB_TOP)
     return _remember(_CARDS, key, frozenset(
@@ -502,7 +538,7 @@ def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
 
 
 def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]:
-    """Tokenise, repair, weigh and look up every need (items already sorted by id)."""
+    """Tokenise, repair and weigh every need (items sorted by id; cards are asked later)."""
     bases = [_base(item) for item in items]
     vocabulary: Counter[str] = Counter()
     for base in bases:
@@ -534,9 +570,7 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
                 spreads=spreads,
                 spread=sum(spreads.values()),
                 total=sum(weights.values()),
-                # the programme agreement only serves pairs scored on words: needs whose
-                # objects are known do not need it (and the question is the costly part)
-                cards=frozenset() if about.objects or about.own else _top_cards(kb, item.text),
+                cards=frozenset(),
                 objects=dict(about.objects),
                 actions=about.actions,
                 own=about.own,
@@ -557,7 +591,9 @@ def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
     shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
     if shared == 0.0:
         return 0.0
-    return round(shared / min(sum(a.values()), sum(b.values())), 6)
+    # ...but at least one full object: two needs that share only a generic object (waste in
+    # general, export in general) are not one need
+    return round(shared / max(min(sum(a.values()), sum(b.values())), 1.0), 6)
 
 
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
@@ -590,7 +626,27 @@ def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     return round(_theme_factor(a.item.theme, b.item.theme) * text, 6)
 
 
-def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], float]:
+def _ask_cards(needs: Sequence[_Need], pairs: Iterable[tuple[int, int]],
+               kb: KnowledgeBase | None) -> None:
+    """Ask the knowledge base for the needs of the pairs that both lack objects.
+
+    The programme agreement only changes a pair scored on words on both sides (a need with
+    objects has no cards), and the question is the costly part of the analysis: a need
+    whose neighbours all name objects is never asked.
+    """
+    if kb is None:
+        return
+    asked: set[int] = set()
+    for i, j in pairs:
+        if needs[i].objects or needs[j].objects:
+            continue
+        for k in (i, j):
+            if k not in asked:
+                asked.add(k)
+                needs[k].cards = _top_cards(kb, needs[k].item.text)
+
+
+def _scores(needs: Sequence[_Need], kb: KnowledgeBase | None) -> dict[tuple[int, int], float]:
     """Scores of the pairs (i < j, positions in needs) that share a linking token."""
     postings: dict[str, list[int]] = defaultdict(list)
     for i, need in enumerate(needs):
@@ -611,6 +667,8 @@ def _scores(needs: Sequence[_Need], *, use_kb: bool) -> dict[tuple[int, int], fl
                 for y in range(x + 1, len(members))
             )
     scores: dict[tuple[int, int], float] = {}
+    _ask_cards(needs, pairs, kb)
+    use_kb = kb is not None
     for i, j in pairs:
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
@@ -626,7 +684,7 @@ def pair_scores(
     needs = _analyse(ordered, kb)
     return {
         (ordered[i].need_id, ordered[j].need_id): s
-        for (i, j), s in _scores(needs, use_kb=kb is not None).items()
+        for (i, j), s in _scores(needs, kb).items()
     }
 
 
@@ -696,19 +754,27 @@ class _Graph:
     links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
 
 
-def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
+def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
     and two such nodes are scored once, when they share an object (inverted index on
-    objects). Needs that name no object are scored on their words against the needs that
-    share a salient word with them (inverted index on words; a word in more than
-    TEXT_DF_CAP needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with
-    the real neighbours, not with the square of the batch.
+    objects). Needs that name no object and say the same words under the same theme (a
+    copied need, a firm writing twice) also score 1.0 together and form one node. A node
+    without objects is scored on its words against the MAX_CANDIDATES needs that share the
+    most salient weight with it (inverted index on words; a word in more than TEXT_DF_CAP
+    needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with the real
+    neighbours, not with the square of the batch.
     """
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
     by_signature: dict[tuple[tuple[str, float], ...], int] = {}
+    by_words: dict[tuple[object, ...], int] = {}
+    df: Counter[str] = Counter()
+    for need in needs:
+        if not need.own:
+            df.update(need.tokens.keys())
+    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
     for i, need in enumerate(needs):
         if need.own:
             continue  # never poolable
@@ -717,6 +783,15 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
             k = by_signature.get(signature)
             if k is None:
                 k = by_signature[signature] = len(nodes)
+                nodes.append([])
+        elif any(2 <= df[t] <= cap for t in need.tokens):
+            # (only needs with a word rare enough to make candidates: the others were never
+            # scored against anything one by one either)
+            # same theme, same words: _pair_score gives 1.0 (the programmes agree too)
+            words = (need.item.theme, tuple(sorted(need.tokens)))
+            k = by_words.get(words)
+            if k is None:
+                k = by_words[words] = len(nodes)
                 nodes.append([])
         else:
             k = len(nodes)
@@ -741,24 +816,36 @@ def _graph(needs: Sequence[_Need], *, use_kb: bool) -> _Graph:
                 score = _object_score(signature_of[c], signature_of[d])
                 if score > 0.0:
                     links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
-    # needs without objects, on their words
+    # nodes without objects, on their words: each word node by its first need (the others
+    # say the same words), each need of an object node on its own (their words differ)
+    word_nodes = set(by_words.values())
+    units = [i for i in node_of if node_of[i] not in word_nodes or nodes[node_of[i]][0] == i]
+    weight_of = {i: len(nodes[node_of[i]]) if node_of[i] in word_nodes else 1 for i in units}
     postings: dict[str, list[int]] = defaultdict(list)
-    for i in node_of:
+    for i in units:
         for token in needs[i].tokens:
-            postings[token].append(i)
-    cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
+            if 2 <= df[token] <= cap:
+                postings[token].append(i)
     pairs: set[tuple[int, int]] = set()
-    for members in postings.values():
-        if not 2 <= len(members) <= cap:
+    for i in units:
+        if needs[i].objects:
             continue
-        bare = [i for i in members if not needs[i].objects]
-        for i in bare:
-            pairs.update((min(i, j), max(i, j)) for j in members if j != i)
+        # the needs sharing the most weight with this one: the only ones that can score
+        shared: dict[int, float] = defaultdict(float)
+        for token, w in needs[i].tokens.items():
+            for j in postings.get(token, ()):
+                if j != i:
+                    shared[j] += w
+        best = (heapq.nlargest(MAX_CANDIDATES, shared, key=lambda j: (shared[j], -j))
+                if len(shared) > MAX_CANDIDATES else shared)
+        pairs.update((min(i, j), max(i, j)) for j in best)
+    _ask_cards(needs, pairs, kb)
+    use_kb = kb is not None
     for i, j in pairs:
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
             c, d = sorted((node_of[i], node_of[j]))
-            links[(c, d)] += score
+            links[(c, d)] += score * weight_of[i] * weight_of[j]
     return _Graph(nodes=nodes, links=dict(links))
 
 
@@ -835,7 +922,7 @@ def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
     hire = sum("hire" in n.actions for n in holders)
     train = sum("train" in n.actions for n in holders)
     share = sum("share" in n.actions for n in holders)
-    if object_lexicon().objects[shared[0]].kind in PEOPLE_KINDS:
+    if object_lexicon().kind_of(shared[0]) in PEOPLE_KINDS:
         # a trade: recruit, train, or both when the members say both
         action = ("hire_train" if hire and train else "train" if train else "hire")
     else:
@@ -880,7 +967,7 @@ def find_groups(
         return []
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
-    graph = _graph(needs, use_kb=kb is not None)
+    graph = _graph(needs, kb)
     sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
     for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes):

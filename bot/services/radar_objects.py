@@ -9,8 +9,28 @@ those stems, the longest first, so that « robot de peinture » is not « peintu
 « électricien de maintenance » is not « électricien du bâtiment ».
 
 Besides the objects, a text says what the firm wants to do (hire, train, share) and whether
-the matter is its own (own financing, permit, crisis, R&D, succession): such a need is never
-poolable, unless the text also asks for doing it with others.
+the matter is its own (own financing, permit, crisis, R&D, succession, a breakdown, a
+training already found that only needs paying): such a need is never poolable, unless the
+text also asks for doing it with others.
+
+What the lexicon does not know is still read in three ways that do not depend on any list of
+trades:
+
+- *Job titles.* A job head (``job_heads``: opérateur, conducteur, technicien, pilote,
+  monteur, régleur, électricien...) not starting a known term is qualified by its first
+  specific word: « opérateur de fabrication chimie » → chimi, « pilote d'extrudeuse » →
+  extrudeux; generic qualifiers (``job_generic``: fabrication, production, qualifié,
+  H/F...) are passed over. The qualifier is not an object (a verb after « nos opérateurs »
+  would make a wrong one): the radar weighs it as a subject among the words.
+- *Markets need a market.* A country or a trade fair is the object only when the text
+  speaks of selling (``market_context``: clients, export, vendre, salon, prospecter...):
+  « nos chauffeurs partent travailler en Allemagne » is not the German market.
+- *Shared services are shared.* A service (RH, comptabilité, restaurant, informatique) is
+  the object when the firm wants it with others, not when it hires its own DRH full time.
+
+An object that is only context (a machine named beside the trade that is hired, a country
+without a market) weighs SECONDARY_WEIGHT; a text with nothing but context has no object and
+is scored on its words.
 """
 
 from __future__ import annotations
@@ -23,7 +43,8 @@ import yaml
 
 from knowledge.text import PHRASE_KEPT, default_lexicon, stem, words
 
-__all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects", "object_lexicon"]
+__all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects",
+           "object_lexicon"]
 
 OBJECTS_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "radar_objects.yaml"
 
@@ -35,7 +56,21 @@ GENERIC_OBJECTS: frozenset[str] = frozenset(
     {"export_salon", "dechets", "energie", "horlogerie"})
 GENERIC_WEIGHT = 0.5
 # Kinds a firm hires or trains for; the others are things to share.
-PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service"})
+PEOPLE_KINDS: frozenset[str] = frozenset({"trade", "service", "skill", "workforce"})
+# What people learn (a language, basic skills): in a training need it is the object, and the
+# trades named are who learns it (« cours d'allemand pour nos chefs d'équipe »).
+SKILL_KINDS: frozenset[str] = frozenset({"skill"})
+# Shared staff (a groupement d'employeurs): people, named as they are, not « à recruter ».
+PLAIN_PEOPLE_KINDS: frozenset[str] = frozenset({"skill", "workforce"})
+# What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
+# names one, it is the object, and the trades named are who needs it.
+CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
+# Waste and by-products: named without a trade to hire, they are the object.
+FLOW_KINDS: frozenset[str] = frozenset({"waste", "flow"})
+# Kinds that are an object only when the text asks for them with others or says it sells.
+SHARED_KINDS: frozenset[str] = frozenset({"service"})
+MARKET_KINDS: frozenset[str] = frozenset({"export"})
+JOB_LOOKAHEAD = 3  # salient words after a job head searched for its qualifier
 _IGNORE = ""  # phrase target that consumes words without naming an object
 
 
@@ -55,16 +90,39 @@ class TextObjects:
     objects: tuple[tuple[str, float], ...]  # (object id, weight), sorted by id
     actions: frozenset[str]  # hire, train, share
     own: bool  # a firm's own matter, never poolable
+    # stems that qualify a job title the lexicon does not know (« pilote d'extrudeuse »:
+    # extrudeux): the radar weighs them as subjects when it scores the words
+    jobs: frozenset[str] = frozenset()
 
 
 def _stems(text: str, *, keep_stops: bool) -> list[str]:
     """Stems of a text's words, SMS abbreviations expanded; stop words dropped unless asked."""
+    every, salient, _ = _both_stems(text)
+    return every if keep_stops else salient
+
+
+def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Stems of every word of a text, stems of its salient words (stop words dropped), and
+    those salient words themselves (folded)."""
     lexicon = default_lexicon()
-    out: list[str] = []
+    every: list[str] = []
+    salient: list[str] = []
+    kept: list[str] = []
     for word in lexicon.expand(words(text)):
-        if keep_stops or word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
-            out.append(stem(word))
-    return out
+        s = stem(word)
+        every.append(s)
+        if word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
+            salient.append(s)
+            kept.append(word)
+    return every, salient, kept
+
+
+def _lengths_by_first(phrases: dict[tuple[str, ...], object]) -> dict[str, tuple[int, ...]]:
+    """First stem of the phrases -> their lengths, longest first."""
+    lengths: dict[str, set[int]] = {}
+    for key in phrases:
+        lengths.setdefault(key[0], set()).add(len(key))
+    return {first: tuple(sorted(sizes, reverse=True)) for first, sizes in lengths.items()}
 
 
 class ObjectLexicon:
@@ -91,7 +149,16 @@ class ObjectLexicon:
         marker_lists: dict[str, list[str]] = {
             "own": list(data.get("own", ())),  # type: ignore[call-overload]
             "collective": list(data.get("collective", ())),  # type: ignore[call-overload]
+            "market": list(data.get("market_context", ())),  # type: ignore[call-overload]
         }
+        # heads are matched on the word, not the stem: « contrôleur » and « contrôle »,
+        # « opérateur » and « opération » share a stem
+        self._job_heads: frozenset[str] = frozenset(
+            w for term in data.get("job_heads", ())  # type: ignore[attr-defined]
+            for w in words(str(term)))
+        self._job_generic: frozenset[str] = frozenset(
+            s for term in data.get("job_generic", ())  # type: ignore[attr-defined]
+            for s in _stems(str(term), keep_stops=False))
         for action, terms in dict(data.get("actions", {})).items():  # type: ignore[call-overload]
             marker_lists[str(action)] = list(terms)
         for marker, terms in marker_lists.items():
@@ -99,21 +166,29 @@ class ObjectLexicon:
                 key = tuple(_stems(str(term), keep_stops=True))
                 if key:
                     self._markers.setdefault(key, set()).add(marker)
-        self._term_lengths = sorted({len(k) for k in self._terms}, reverse=True)
-        self._marker_lengths = sorted({len(k) for k in self._markers}, reverse=True)
+        # first stem -> lengths of the phrases starting with it, longest first: most words
+        # start no phrase, and are passed over with one lookup
+        self._term_lengths = _lengths_by_first(self._terms)
+        self._marker_lengths = _lengths_by_first(self._markers)
 
     @classmethod
     def load(cls, path: Path = OBJECTS_FILE) -> ObjectLexicon:
         """Read the lexicon from its YAML file."""
         return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
 
-    def _objects(self, text: str) -> list[str]:
-        """Object ids named in a text, longest phrase first, in order of appearance."""
-        stems = _stems(text, keep_stops=False)
+    def kind_of(self, object_id: str) -> str:
+        """The kind of an object (a trade for the ones read from a job title)."""
+        found = self.objects.get(object_id)
+        return found.kind if found is not None else "trade"
+
+    def _objects(self, stems: list[str], kept: list[str]) -> tuple[list[str], set[str]]:
+        """Object ids named in a text's salient stems (longest phrase first, in order), and
+        the qualifiers of the job titles the lexicon does not know."""
         found: list[str] = []
+        jobs: set[str] = set()
         i = 0
         while i < len(stems):
-            for size in self._term_lengths:
+            for size in self._term_lengths.get(stems[i], ()):
                 target = self._terms.get(tuple(stems[i : i + size]))
                 if target is not None:
                     if target != _IGNORE and target not in found:
@@ -121,15 +196,56 @@ class ObjectLexicon:
                     i += size
                     break
             else:
-                i += 1
-        return found
+                job, end = self._job(stems, kept, i)
+                if job:
+                    jobs.add(job)
+                i = end
+        return found, jobs
 
-    def _markers_of(self, text: str) -> set[str]:
-        """Markers (own, collective, hire, train, share) a text carries."""
-        stems = _stems(text, keep_stops=True)
+    def _job(self, stems: list[str], kept: list[str], i: int) -> tuple[str, int]:
+        """The qualifier of a job head at ``i`` (« technicien [de] X ») or "", and where the
+        reading goes on.
+
+        A head before a thing the lexicon knows (« responsable d'entrepôt », « technicien de
+        laboratoire ») names a person, not that thing: the thing is consumed with the head.
+        """
+        if kept[i] not in self._job_heads:
+            return "", i + 1
+        for j in range(i + 1, min(len(stems), i + 1 + JOB_LOOKAHEAD)):
+            word = stems[j]
+            if kept[j] in self._job_heads or word in self._job_generic or word.isdigit():
+                continue
+            if len(word) < 3 or not word.isalpha():
+                return "", i + 1
+            end = self._things_from(stems, j)
+            if end > j:
+                return word, end
+            if self._term_lengths.get(word) and any(
+                    self._terms.get(tuple(stems[j : j + n])) is not None
+                    for n in self._term_lengths[word]):
+                return "", i + 1  # a trade follows: the lexicon reads it
+            return word, i + 1
+        return "", i + 1
+
+    def _things_from(self, stems: list[str], j: int) -> int:
+        """Past the known things (not trades) that follow one another from ``j``."""
+        while j < len(stems):
+            for size in self._term_lengths.get(stems[j], ()):
+                target = self._terms.get(tuple(stems[j : j + size]))
+                if target is not None:
+                    if not target or self.kind_of(target) in PEOPLE_KINDS:
+                        return j
+                    j += size
+                    break
+            else:
+                return j
+        return j
+
+    def _markers_of(self, stems: list[str]) -> set[str]:
+        """Markers (own, collective, hire, train, share) in the stems of every word of a text."""
         found: set[str] = set()
         for i in range(len(stems)):
-            for size in self._marker_lengths:
+            for size in self._marker_lengths.get(stems[i], ()):
                 markers = self._markers.get(tuple(stems[i : i + size]))
                 if markers is not None:
                     found |= markers
@@ -137,19 +253,42 @@ class ObjectLexicon:
 
     def analyse(self, text: str) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own."""
-        ids = self._objects(text)
-        markers = self._markers_of(text)
+        every, salient, kept = _both_stems(text)
+        ids, jobs = self._objects(salient, kept)
+        markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
-        people = [i for i in ids if self.objects[i].kind in PEOPLE_KINDS]
-        things = [i for i in ids if self.objects[i].kind not in PEOPLE_KINDS]
+        together = bool(markers & {"collective", "share"})
+        # context only: a country without a market, a service the firm wants for itself
+        context = {i for i in ids
+                   if (self.kind_of(i) in MARKET_KINDS and "market" not in markers)
+                   or (self.kind_of(i) in SHARED_KINDS and not together)}
+        people = [i for i in ids if self.kind_of(i) in PEOPLE_KINDS and i not in context]
+        things = [i for i in ids if self.kind_of(i) not in PEOPLE_KINDS and i not in context]
         # hiring or training: the trade is the object, a machine or a site named beside it is
         # context; sharing (or nothing said): everything named counts
-        if actions & {"hire", "train"} and not actions & {"share"} and people:
+        skills = [i for i in people if self.kind_of(i) in SKILL_KINDS]
+        conditions = [i for i in things if self.kind_of(i) in CONDITION_KINDS]
+        flows = [i for i in things if self.kind_of(i) in FLOW_KINDS and i not in GENERIC_OBJECTS]
+        if conditions:
+            # a shuttle, housing, childcare: the trades named are who needs them
+            primary = set(conditions)
+        elif "train" in actions and skills:
+            primary = set(skills)
+        elif "train" in actions and people:
+            # training together is still about the trade, not about the room it happens in
             primary = set(people)
+        elif actions & {"hire", "train"} and not actions & {"share"} and people:
+            primary = set(people)
+        elif flows:
+            # a waste or a by-product is what to pool; the trade or the machine that makes
+            # it is where it comes from (« chutes de cuir chez les maroquiniers »)
+            primary = set(flows)
         elif things and "share" in actions:
             primary = set(things)
         else:
-            primary = set(ids)
+            primary = set(ids) - context
+        if not primary:
+            ids = []  # nothing but context: the words say more than the objects
         weighted = []
         for i in sorted(ids):
             weight = 1.0 if i in primary else SECONDARY_WEIGHT
@@ -157,7 +296,8 @@ class ObjectLexicon:
                 weight *= GENERIC_WEIGHT
             weighted.append((i, weight))
         own = "own" in markers and "collective" not in markers
-        return TextObjects(objects=tuple(weighted), actions=actions, own=own)
+        return TextObjects(objects=tuple(weighted), actions=actions, own=own,
+                           jobs=frozenset(jobs))
 
 
 @lru_cache(maxsize=1)
