@@ -511,7 +511,7 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev, test, legacy ou all (toutes celles présentes).")] = "all",
+        help="Partie : dev, dev2, test, legacy ou all (toutes celles présentes).")] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
     no_kb: Annotated[bool, typer.Option("--no-kb", help="Sans la base de connaissances.")] = False,
     details: Annotated[bool, typer.Option(
@@ -531,7 +531,7 @@ def radar_eval(
     elif part in PARTS:
         scores = {part: evaluate_part(part, kb=kb)}
     else:
-        raise typer.BadParameter(f"partie inconnue : {part} (dev, test, legacy ou all)")
+        raise typer.BadParameter(f"partie inconnue : {part} (dev, dev2, test, legacy ou all)")
     failed = False
     for name, score in scores.items():
         if score is None:

@@ -2,10 +2,10 @@
 
 Two formats are read. The legacy set (``knowledge/eval/radar_needs.yaml``) holds one
 territory's ``needs:``. The development and test sets (``knowledge/eval/radar/dev.yaml``,
-``test.yaml``) hold ``territories: [{territory, name, needs: [...]}]``; each territory is
-run on its own, as the radar runs in the bot, so pairs are only ever counted within one
-territory. A pair is two needs of one labelled group (``group:``); a need without a group
-must stay alone.
+``dev2.yaml``, ``test.yaml``) hold ``territories: [{territory, name, needs: [...]}]``; each
+territory is run on its own, as the radar runs in the bot, so pairs are only ever counted
+within one territory. A pair is two needs of one labelled group (``group:``); a need without
+a group must stay alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ RADAR_SET = _EVAL / "radar_needs.yaml"
 # part name -> file; the test part is written apart and scored once at the end
 PARTS: dict[str, Path] = {
     "dev": _EVAL / "radar" / "dev.yaml",
+    "dev2": _EVAL / "radar" / "dev2.yaml",  # a second development set, other objects
     "test": _EVAL / "radar" / "test.yaml",
     "legacy": RADAR_SET,
 }
@@ -101,7 +102,7 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
 
 
 def part_path(part: str) -> Path:
-    """The file of a part (dev, test, legacy)."""
+    """The file of a part (dev, dev2, test, legacy)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
     return PARTS[part]
