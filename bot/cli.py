@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +18,9 @@ from sqlmodel import Session, col, select
 from bot.config import Settings, load_settings
 from knowledge.territories import TerritoryError
 from storage.models import Need
+
+# Needs an export reads at a time: its memory, whatever the number of needs.
+EXPORT_CHUNK = 1000
 
 __all__ = ["app"]
 
@@ -370,35 +375,48 @@ def export(
         raise _fail(_text("animator.cli_unknown_format"))
     if fmt == "xlsx" and not output:
         raise _fail(_text("animator.cli_xlsx_needs_output"))
+    from pathlib import Path
     settings = _settings()
-    from bot.export import needs_csv, needs_xlsx
+    from bot.export import count_query, needs_query, stream_csv, stream_xlsx
     from storage.db import Database
 
-    async def fetch() -> list[Need]:
+    async def write(out: BinaryIO, progress: Callable[[int], None] | None,
+                    total: Callable[[int], None]) -> int:
         db = Database(settings.database_url)
         await db.create_all()
-
-        def work(session: Session) -> list[Need]:
-            query = select(Need).order_by(col(Need.id))
-            if territory:
-                query = query.where(Need.territory_id == territory)
-            return list(session.exec(query))
-
         try:
-            return await db.run(work)
+            if progress is not None:
+                total(await db.run(lambda session: session.execute(
+                    count_query(territory)).scalar_one()))
+            chunks = db.stream(needs_query(territory), chunk=EXPORT_CHUNK)
+            if fmt == "xlsx":
+                return await stream_xlsx(chunks, out, settings.tz, progress)
+            return await stream_csv(chunks, out, settings.tz, progress)
         finally:
             await db.dispose()
 
-    rows = asyncio.run(fetch())
-    data = needs_xlsx(rows, settings.tz) if fmt == "xlsx" else needs_csv(rows, settings.tz)
-    if output:
-        from pathlib import Path
+    with contextlib.ExitStack() as stack:
+        out = (stack.enter_context(Path(output).open("wb")) if output
+               else sys.stdout.buffer)
+        # A progress bar for a person at a terminal; nothing on a pipe or in a log.
+        if sys.stderr.isatty():
+            from rich.progress import Progress
 
-        Path(output).write_bytes(data)
-        typer.echo(_text(_counted("animator.cli_exported", len(rows)), count=len(rows),
-                         path=output))
-    else:
-        sys.stdout.buffer.write(data)
+            bar = stack.enter_context(Progress(transient=True, console=_stderr_console()))
+            task = bar.add_task(_text("animator.cli_export_progress"), total=None)
+            count = asyncio.run(write(out, lambda n: bar.advance(task, n),
+                                      lambda n: bar.update(task, total=n)))
+        else:
+            count = asyncio.run(write(out, None, lambda _n: None))
+        out.flush()
+    if output:
+        typer.echo(_text(_counted("animator.cli_exported", count), count=count, path=output))
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 db_app = typer.Typer(help="Base de données : migrations.")

@@ -23,17 +23,48 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from bot.services.digests import DigestService
-from bot.services.followup import FollowUpCounts, FollowUpService
+from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
-from bot.services.privacy import retention_pass
+from bot.services.privacy import PURGE_SLICE, RetentionPass
 from storage.db import Database
 from storage.models import DigestRun
 
-__all__ = ["ReminderScheduler"]
+__all__ = ["ReminderScheduler", "run_followup_slices", "run_retention_slices"]
 
 Clock = Callable[[], datetime]
 
 log = logging.getLogger(__name__)
+
+
+async def run_followup_slices(db: Database, followup: FollowUpService, *,
+                              now: datetime) -> FollowUpCounts:
+    """The follow-up pass slice after slice, each away from the event loop; what it sent."""
+    counts = FollowUpCounts()
+    for step in (followup.routing_slice, followup.stale_slice):
+        while True:
+            done, seen = await db.run_apart(
+                lambda session, step=step: step(session, now=now))  # type: ignore[misc]
+            counts = counts + done
+            if seen < SLICE:
+                break
+            await asyncio.sleep(0)  # the loop's turn between two slices (PostgreSQL)
+    return counts
+
+
+async def run_retention_slices(db: Database, *, now: datetime, years: int, raw_days: int,
+                               purge_limit: int = PURGE_SLICE) -> dict[str, int]:
+    """The retention pass slice after slice, each away from the event loop; its counts.
+
+    A crash in the middle leaves the rest for the next pass: every step starts again from
+    what is still due.
+    """
+    work = RetentionPass(now=now, years=years, raw_days=raw_days, purge_limit=purge_limit)
+    for step, limit in work.steps():
+        while True:
+            if await db.run_apart(step) < limit:
+                break
+            await asyncio.sleep(0)  # the loop's turn between two slices (PostgreSQL)
+    return work.done
 
 
 class ReminderScheduler:
@@ -95,7 +126,8 @@ class ReminderScheduler:
             while True:
                 now = self.clock()
                 try:
-                    fired = await self.db.run(
+                    # Away from the loop: a batch writes up to `batch` emails.
+                    fired = await self.db.run_apart(
                         lambda session, now=now: self.meetings.fire_due(
                             session, now=now, limit=self.batch))
                 except Exception:
@@ -105,7 +137,7 @@ class ReminderScheduler:
                 cancelled += fired.cancelled
                 if fired.sent + fired.skipped + fired.cancelled < self.batch:
                     break
-                # On SQLite a batch runs on the event loop: let the senders work between two.
+                # Let the senders work between two batches.
                 await asyncio.sleep(0)
             if sent or skipped:
                 log.info("reminders: %d sent, %d skipped", sent, skipped)
@@ -115,13 +147,16 @@ class ReminderScheduler:
             return FiredReminder(sent, skipped, cancelled)
 
     async def run_followup(self) -> FollowUpCounts | None:
-        """Relances, alerts and close-or-keep questions due now (each sent once)."""
+        """Relances, alerts and close-or-keep questions due now (each sent once).
+
+        In slices of `SLICE` rows, each its own transaction away from the event loop; the
+        loop gets a turn between two.
+        """
         followup = self.followup
         if followup is None:
             return None
-        now = self.clock()
         try:
-            counts = await self.db.run(lambda session: followup.run_due(session, now=now))
+            counts = await run_followup_slices(self.db, followup, now=self.clock())
         except Exception:
             log.exception("follow-up run failed")
             return None
@@ -130,16 +165,25 @@ class ReminderScheduler:
         return counts
 
     async def run_digests(self) -> int:
-        """The weekly digests of the week that just ended (each territory once)."""
+        """The weekly digests of the week that just ended (each territory once).
+
+        One territory per transaction, away from the event loop: the figures and charts of
+        183 territories take minutes, and conversations go on meanwhile.
+        """
         digests = self.digests
         if digests is None:
             return 0
         now = self.clock()
-        try:
-            return await self.db.run(lambda session: digests.send_all(session, now=now))
-        except Exception:
-            log.exception("weekly digests failed")
-            return 0
+        sent = 0
+        for territory in digests.territories.territories:
+            try:
+                sent += await self.db.run_apart(
+                    lambda session, tid=territory.id: digests.send_all(
+                        session, now=now, territory_id=tid))
+            except Exception:
+                log.exception("weekly digest of %s failed", territory.id)
+            await asyncio.sleep(0)
+        return sent
 
     async def run_retention(self) -> dict[str, int] | None:
         """The daily retention pass, once per day across processes."""
@@ -149,23 +193,23 @@ class ReminderScheduler:
         now = self.clock()
         day = now.astimezone(self.tz).date().isoformat()
 
-        def work(session: Session) -> dict[str, int] | None:
+        def claim(session: Session) -> bool:
             table = DigestRun.__table__  # type: ignore[attr-defined]
             insert = (pg_insert if session.get_bind().dialect.name == "postgresql"
                       else sqlite_insert)
             claimed = session.execute(insert(table).values(kind="retention", period=day,
                                                            ran_at=now)
                                       .on_conflict_do_nothing(index_elements=["kind", "period"]))
-            if not claimed.rowcount:  # type: ignore[attr-defined]
-                return None
-            return retention_pass(session, now=now, years=years, raw_days=raw_days)
+            return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
         try:
-            done = await self.db.run(work)
+            if not await self.db.run(claim):
+                return None
+            done = await run_retention_slices(self.db, now=now, years=years, raw_days=raw_days)
         except Exception:
             log.exception("retention pass failed")
             return None
-        if done:
+        if any(done.values()):
             log.info("retention: %s", done)
         return done
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot.catalogue import t
+from bot.catalogue import entries, t
 from bot.config import Settings, parse_offsets
 from bot.directory import FirmDirectory, RechercheEntreprisesClient
 from bot.email_worker import EmailWorker, mail_domain, mail_local_part
@@ -43,6 +43,7 @@ from bot.services.questions import QuestionService
 from bot.services.relay import RelayService
 from bot.services.routing import RoutingService
 from bot.services.types import Delivery, Incoming, Result
+from bot.services.workdays import add_working_days
 from bot.turn import TurnRunner
 from handlers.mail.inbox import ImapSettings, MailboxReader
 from handlers.telegram import deliver, install_handlers, register_commands
@@ -223,6 +224,10 @@ async def build_services(
                              notices=NewNeedNotices(
                                  territories,
                                  period=timedelta(minutes=settings.limit_mail_notice_minutes)))
+    # Loaded now rather than by the first turn or pass, on the event loop: the French
+    # texts, and the public holidays the working-day deadlines skip (a few hundred ms).
+    entries()
+    add_working_days(clock().astimezone(settings.tz).date(), 1)
     return Services(
         settings=settings,
         inbound=inbound,

@@ -27,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session, SQLModel, create_engine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -118,6 +119,8 @@ class Database:
         self._waiter: ThreadPoolExecutor | None = None
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # An in-memory SQLite database exists once per connection: never off the loop.
+        self._in_memory = self.is_sqlite and (parsed.database or ":memory:") == ":memory:"
         self._sync_engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         self._bound = _Bound()
@@ -173,15 +176,58 @@ class Database:
                 return result
         raise AssertionError("unreachable")
 
-    async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
+    async def run_apart(self, fn: Callable[[Session], T]) -> T:
+        """Like `run`, but never on the event loop: for a periodic pass's slice.
+
+        On SQLite the slice runs in the worker thread on that thread's own connection, so
+        however long it takes, the loop goes on serving conversations (their writes wait
+        for the slice's commit in the same thread, never on the loop). PostgreSQL is
+        already asynchronous: `run` awaits each statement.
+        """
+        if self._sync_engine is None or self._in_memory:
+            return await self.run(fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._worker(), self._run_sqlite, fn, True)
+        except OperationalError as exc:
+            if _is_busy(exc):
+                raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \
+                    from exc
+            raise
+
+    def _worker(self) -> ThreadPoolExecutor:
         if self._waiter is None:
             # One thread: SQLite has one writer at a time anyway, and the waits queue there.
             self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-db")
+        return self._waiter
+
+    async def stream(self, statement: Executable, *,
+                     chunk: int = 1000) -> AsyncIterator[Sequence[Row[Any]]]:
+        """The rows of a read-only query, `chunk` at a time, from a server-side cursor.
+
+        Memory holds one chunk however many rows the query returns (a whole export). On
+        SQLite the cursor steps through the file; on PostgreSQL a server-side cursor sends
+        rows as they are fetched. Not for the bot's loop: a SQLite chunk is read inline.
+        """
+        if self._sync_engine is not None:
+            with self._sync_engine.connect() as connection:
+                result = connection.execution_options(yield_per=chunk).execute(statement)
+                for part in result.partitions():
+                    yield part
+                    await asyncio.sleep(0)
+            return
+        assert self._async_engine is not None
+        async with self._async_engine.connect() as aconnection:
+            streamed = await aconnection.stream(statement.execution_options(yield_per=chunk))
+            async for part in streamed.partitions():
+                yield part
+
+    async def _run_waiting(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
         self.waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._waiter, self._run_sqlite, fn, True)
+                self._worker(), self._run_sqlite, fn, True)
         except OperationalError as exc:
             if _is_busy(exc):
                 raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \

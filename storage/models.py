@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -53,6 +62,16 @@ def _default(nullable: bool) -> dict[str, Any]:
     return {"default": None} if nullable else {"default_factory": utcnow}
 
 
+def _followup_default(context: Any) -> datetime | None:
+    """A routing waiting for its partner is due for a look when it is written."""
+    row = context.get_current_parameters()
+    if row.get("status", "routed") != "routed" or (
+            row.get("reminded_at") is not None and row.get("escalated_at") is not None):
+        return None
+    routed_at = row.get("routed_at")
+    return routed_at if isinstance(routed_at, datetime) else utcnow()
+
+
 class NeedStatus(StrEnum):
     """Lifecycle of a need; the allowed moves are in `bot.services.lifecycle`."""
 
@@ -71,6 +90,8 @@ class ProcessedUpdate(SQLModel, table=True):
     """A Telegram update already handled: makes a redelivered `update_id` a no-op."""
 
     __tablename__ = "processed_update"
+    # The retention pass forgets old update ids, oldest first.
+    __table_args__ = (Index("ix_processed_update_at", "processed_at"),)
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     processed_at: datetime = _ts()
@@ -126,6 +147,10 @@ class Need(SQLModel, table=True):
         Index("ix_need_territory_created", "territory_id", "created_at"),
         Index("ix_need_territory_updated", "territory_id", "updated_at"),
         UniqueConstraint("reply_token", name="uq_need_reply_token"),
+        # The follow-up's close-or-keep question: open needs by when they were last asked.
+        Index("ix_need_stale_due", "status", "stale_asked_at", "created_at"),
+        # The retention pass: needs not yet anonymised, oldest change first.
+        Index("ix_need_retention", "anonymized_at", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -192,6 +217,8 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_pending", "delivered_at", "failed_at", "id"),
         # A recipient's pending messages: a new one waits while an older one is pending.
         Index("ix_outbox_recipient_pending", "recipient", "delivered_at", "failed_at", "id"),
+        # The retention pass purges old messages, oldest first.
+        Index("ix_outbox_created", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -243,7 +270,9 @@ class NeedRouting(SQLModel, table=True):
     __tablename__ = "need_routing"
     __table_args__ = (UniqueConstraint("need_id", "partner_id", name="uq_routing_partner"),
                       # The period's acknowledgements (statistics, digests).
-                      Index("ix_need_routing_acknowledged", "acknowledged_at", "need_id"))
+                      Index("ix_need_routing_acknowledged", "acknowledged_at", "need_id"),
+                      # The follow-up pass reads only the routings due (see followup_at).
+                      Index("ix_need_routing_followup", "followup_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -262,6 +291,12 @@ class NeedRouting(SQLModel, table=True):
     # Follow-up: the partner's reminder email, then the animator's alert (each once).
     reminded_at: datetime | None = _ts(nullable=True)
     escalated_at: datetime | None = _ts(nullable=True)
+    # When the follow-up pass must look at this routing next (its relance or alert falls
+    # due); None once nothing is left to do. A new routing still waiting for its partner is
+    # looked at on the next pass, which sets the real date (working days need the territory's
+    # calendar): rows inserted by any means are followed up.
+    followup_at: datetime | None = Field(default=None, sa_column=Column(
+        UTCDateTime(), nullable=True, default=_followup_default))
     # The firm on Telegram asked once whether this partner may write to it there:
     # asked | accepted | refused (None: never asked). Accepted, the partner's emails in
     # the need's thread reach the firm directly (see services.relay).
@@ -386,7 +421,11 @@ class InboundEmail(SQLModel, table=True):
 
     __tablename__ = "inbound_email"
     __table_args__ = (UniqueConstraint("message_id", name="uq_inbound_message_id"),
-                      Index("ix_inbound_status", "status"))
+                      Index("ix_inbound_status", "status"),
+                      # The retention pass drops raw messages: only rows still holding one.
+                      Index("ix_inbound_raw_kept", "received_at",
+                            sqlite_where=text("raw IS NOT NULL"),
+                            postgresql_where=text("raw IS NOT NULL")))
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=300)
@@ -541,6 +580,7 @@ class DeadLetter(SQLModel, table=True):
     """
 
     __tablename__ = "dead_letter"
+    __table_args__ = (Index("ix_dead_letter_received", "received_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=12)  # webhook | polling
@@ -600,7 +640,8 @@ class HeldMessage(SQLModel, table=True):
 
     __tablename__ = "held_message"
     __table_args__ = (UniqueConstraint("email", "source", name="uq_held_message_source"),
-                      Index("ix_held_message_waiting", "email", "shown_at"))
+                      Index("ix_held_message_waiting", "email", "shown_at"),
+                      Index("ix_held_message_created", "created_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     territory_id: str = Field(max_length=32)

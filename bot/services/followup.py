@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -35,11 +35,13 @@ from bot.services.workdays import add_working_days
 from knowledge.territories import TerritoryDirectory
 from storage.models import ChatDraft, Need, NeedRouting, NeedStatus, Satisfaction
 
-__all__ = ["FollowUpCounts", "FollowUpService"]
+__all__ = ["SLICE", "FollowUpCounts", "FollowUpService"]
 
 log = logging.getLogger(__name__)
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
+# Rows a slice of a pass reads at most: one transaction, a few tens of milliseconds.
+SLICE = 200
 COMMENT_MAX = 1000
 
 
@@ -50,6 +52,11 @@ class FollowUpCounts:
     relances: int = 0
     alerts: int = 0
     stale: int = 0
+
+    def __add__(self, other: FollowUpCounts) -> FollowUpCounts:
+        """The counts of two passes (or slices) together."""
+        return FollowUpCounts(self.relances + other.relances, self.alerts + other.alerts,
+                              self.stale + other.stale)
 
 
 class FollowUpService:
@@ -67,33 +74,66 @@ class FollowUpService:
 
     # --- relances and alerts ---------------------------------------------------------------
     def run_due(self, session: Session, *, now: datetime) -> FollowUpCounts:
-        """Send what is due at `now` (each action once)."""
+        """Send what is due at `now` (each action once), every slice in this transaction."""
+        total = FollowUpCounts()
+        for step in (self.routing_slice, self.stale_slice):
+            while True:
+                counts, seen = step(session, now=now)
+                total = total + counts
+                if seen < SLICE:
+                    break
+        return total
+
+    def routing_slice(self, session: Session, *, now: datetime,
+                      limit: int = SLICE) -> tuple[FollowUpCounts, int]:
+        """Relances and alerts of at most `limit` routings due; (what was sent, rows seen).
+
+        Only routings whose `followup_at` has come are read (an index); each leaves with
+        the date of its next step, or none, so a next slice never sees it again.
+        """
         today = now.astimezone(self.tz).date()
         relances = alerts = 0
         rows = session.exec(
-            select(NeedRouting, Need).where(NeedRouting.need_id == Need.id,
-                                            NeedRouting.status == "routed",
-                                            col(Need.status).in_(OPEN))
-            .order_by(col(NeedRouting.id))).all()
+            select(NeedRouting, Need).join(Need, col(NeedRouting.need_id) == col(Need.id))
+            .where(col(NeedRouting.followup_at) <= now)
+            .order_by(col(NeedRouting.followup_at), col(NeedRouting.id)).limit(limit)).all()
         for routing, need in rows:
-            routed_on = routing.routed_at.astimezone(self.tz).date()
-            deadline = add_working_days(routed_on, routing.ack_days)
-            if routing.reminded_at is None and today > deadline and self._claim(
-                    session, routing, "reminded_at", now):
-                self._relance(session, need, routing, routed_on, deadline, now)
-                relances += 1
-            late = add_working_days(routed_on, routing.ack_days * self.escalate_factor)
-            if routing.escalated_at is None and today > late and self._claim(
-                    session, routing, "escalated_at", now):
-                self._alert(session, need, routing, now)
-                alerts += 1
-        return FollowUpCounts(relances, alerts, self._stale(session, now))
+            following: datetime | None = None
+            if routing.status == "routed" and need.status in OPEN:
+                routed_on = routing.routed_at.astimezone(self.tz).date()
+                deadline = add_working_days(routed_on, routing.ack_days)
+                reminded = routing.reminded_at is not None
+                if not reminded and today > deadline:
+                    reminded = True  # by this pass, or by another process that claimed it
+                    if self._claim(session, routing, "reminded_at", now):
+                        self._relance(session, need, routing, routed_on, deadline, now)
+                        relances += 1
+                late = add_working_days(routed_on, routing.ack_days * self.escalate_factor)
+                escalated = routing.escalated_at is not None
+                if not escalated and today > late:
+                    escalated = True
+                    if self._claim(session, routing, "escalated_at", now):
+                        self._alert(session, need, routing, now)
+                        alerts += 1
+                # A day is late from the next midnight, people's time.
+                steps = [self._day_after(day) for day, done in
+                         ((deadline, reminded), (late, escalated)) if not done]
+                following = min(steps, default=None)
+            session.execute(update(NeedRouting).where(col(NeedRouting.id) == routing.id)
+                            .values(followup_at=following)
+                            .execution_options(synchronize_session=False))
+        return FollowUpCounts(relances, alerts), len(rows)
+
+    def _day_after(self, day: date) -> datetime:
+        """The first instant of the day after `day`, people's time, in UTC."""
+        return datetime.combine(day + timedelta(days=1), time(), tzinfo=self.tz).astimezone(UTC)
 
     @staticmethod
     def _claim(session: Session, routing: NeedRouting, column: str, now: datetime) -> bool:
         field = getattr(NeedRouting, column)
         result = session.execute(update(NeedRouting).where(
-            col(NeedRouting.id) == routing.id, col(field).is_(None)).values({column: now}))
+            col(NeedRouting.id) == routing.id, col(field).is_(None)).values({column: now})
+            .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def _relance(self, session: Session, need: Need, routing: NeedRouting, routed_on: object,
@@ -130,13 +170,32 @@ class FollowUpService:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                            now=now, claimed=False)
 
-    def _stale(self, session: Session, now: datetime) -> int:
-        limit = now - timedelta(days=self.stale_days)
-        needs = session.exec(
-            select(Need).where(col(Need.status).in_(OPEN), Need.created_at <= limit,
-                               (col(Need.stale_asked_at).is_(None))
-                               | (col(Need.stale_asked_at) <= limit))
-            .order_by(col(Need.id))).all()
+    def stale_slice(self, session: Session, *, now: datetime,
+                    limit: int = SLICE) -> tuple[FollowUpCounts, int]:
+        """Close-or-keep questions for at most `limit` needs due; (what was sent, rows seen).
+
+        Due: open for `stale_days` and not asked within them. Read through the index on
+        (status, stale_asked_at, created_at): never asked, or asked long enough ago. Each
+        need read is claimed, so it leaves the due set.
+        """
+        limit_at = now - timedelta(days=self.stale_days)
+        needs: list[Need] = []
+        for status in OPEN:
+            # One status at a time, in the index's order: both planners then walk the
+            # index from its start and stop at `limit`, whatever their row estimates.
+            for due in (
+                select(Need).where(col(Need.status) == status,
+                                   col(Need.stale_asked_at).is_(None),
+                                   col(Need.created_at) <= limit_at)
+                .order_by(col(Need.created_at)),
+                select(Need).where(col(Need.status) == status,
+                                   col(Need.stale_asked_at) <= limit_at,
+                                   col(Need.created_at) <= limit_at)
+                .order_by(col(Need.stale_asked_at)),
+            ):
+                if len(needs) < limit:
+                    needs += session.exec(due.limit(limit - len(needs))).all()
+        needs.sort(key=lambda n: n.id or 0)
         asked = 0
         for need in needs:
             # Compare-and-set on the value read: another process asking first wins.
@@ -144,7 +203,7 @@ class FollowUpService:
                 col(Need.id) == need.id,
                 (col(Need.stale_asked_at).is_(None)) if need.stale_asked_at is None
                 else (col(Need.stale_asked_at) == need.stale_asked_at),
-            ).values(stale_asked_at=now))
+            ).values(stale_asked_at=now).execution_options(synchronize_session=False))
             if not result.rowcount:  # type: ignore[attr-defined]
                 continue
             territory = self.territories.get(need.territory_id or "")
@@ -159,7 +218,7 @@ class FollowUpService:
                 outbox.enqueue(session, channel="telegram", recipient=chat, messages=[message],
                                now=now, claimed=False)
             asked += 1
-        return asked
+        return FollowUpCounts(stale=asked), len(needs)
 
     # --- satisfaction -----------------------------------------------------------------------
     def ask_satisfaction(self, session: Session, need: Need, *,

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.catalogue import entries, label, placeholders, t
 from bot.catalogue.labels import status_label
@@ -138,6 +139,13 @@ def change_status(session: Session, need: Need, to: NeedStatus, *, actor: Actor,
     need.status = to.value
     need.updated_at = now
     session.add(need)
+    if current in CLOSED_STATUSES and to not in CLOSED_STATUSES:
+        # Reopened: the follow-up left its routings when it found the need closed; it
+        # looks at those still waiting for their partner again.
+        session.execute(update(NeedRouting).where(
+            col(NeedRouting.need_id) == need.id, col(NeedRouting.status) == "routed",
+            or_(col(NeedRouting.reminded_at).is_(None), col(NeedRouting.escalated_at).is_(None)))
+            .values(followup_at=now))
 
 
 def acknowledge(session: Session, need: Need, routing: NeedRouting, *, actor: Actor,

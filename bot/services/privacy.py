@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,7 +63,8 @@ from storage.models import (
     Satisfaction,
 )
 
-__all__ = ["Erasure", "erase_needs", "erase_person", "export_person", "retention_pass"]
+__all__ = ["PURGE_SLICE", "RETENTION_SLICE", "Erasure", "RetentionPass", "erase_needs",
+           "erase_person", "export_person", "retention_pass"]
 
 # Shorter words would match other people's text.
 MIN_MARK = 3
@@ -545,34 +546,112 @@ def export_person(session: Session, *, telegram_id: int | None = None,
     return result
 
 
+# Needs a slice of the retention pass anonymises at most (each touches several tables),
+# and old rows a slice purges at most: one short transaction either way.
+RETENTION_SLICE = 200
+PURGE_SLICE = 2000
+
+
+class RetentionPass:
+    """The daily retention pass, as steps run slice after slice, each its own transaction.
+
+    Anonymise needs untouched for `years`; purge old messages, raw emails and updates.
+    Needs anonymised before (by an erasure, or by this pass) lose what still hangs off
+    them: a comment, a message, a note written afterwards; they are checked 200 at a time.
+    The other steps read only due rows, oldest first, through an index, and leave them not
+    due: a step is done when a slice finds fewer than `limit`.
+    """
+
+    def __init__(self, *, now: datetime, years: int = 3, raw_days: int = 90,
+                 limit: int = RETENTION_SLICE, purge_limit: int = PURGE_SLICE) -> None:
+        self.now = now
+        self.old = now - timedelta(days=365 * years)
+        self.raw_limit = now - timedelta(days=raw_days)
+        self.limit = limit
+        self.purge_limit = purge_limit
+        self.done = {"needs": 0, "leftovers": 0, "outbox": 0, "emails": 0, "updates": 0}
+        self._anonymised: list[int] | None = None
+
+    def steps(self) -> list[tuple[Callable[[Session], int], int]]:
+        """The steps in order, each with its slice size; a call does one slice and returns
+        the rows it took (the step is done when that is less than its slice size)."""
+        return [(self._leftovers, self.limit), (self._needs, self.limit),
+                *((step, self.purge_limit) for step in (
+                    self._outbox, self._held, self._emails, self._updates, self._handled,
+                    self._dead))]
+
+    def _leftovers(self, session: Session) -> int:
+        if self._anonymised is None:
+            # Every anonymised need (a reply to an old one's address can still arrive),
+            # read once from the index; before this pass anonymises more: those it erases
+            # have nothing left.
+            self._anonymised = sorted(session.exec(
+                select(Need.id).where(col(Need.anonymized_at).is_not(None))))  # type: ignore[arg-type]
+        chunk, self._anonymised = (self._anonymised[:self.limit],
+                                   self._anonymised[self.limit:])
+        self.done["leftovers"] += _erase_need_rows(session, chunk)
+        return len(chunk)
+
+    def _needs(self, session: Session) -> int:
+        stale = list(session.exec(
+            select(Need).where(col(Need.anonymized_at).is_(None), col(Need.updated_at) < self.old)
+            .order_by(col(Need.updated_at)).limit(self.limit)))
+        erase_needs(session, stale, now=self.now)
+        self.done["needs"] += len(stale)
+        return len(stale)
+
+    def _outbox(self, session: Session) -> int:
+        due = (select(Outbox.id).where(
+            col(Outbox.created_at) < self.raw_limit,
+            or_(col(Outbox.delivered_at).is_not(None), col(Outbox.failed_at).is_not(None)))
+            .order_by(col(Outbox.created_at)).limit(self.purge_limit))
+        return self._tally(session, "outbox", delete(Outbox).where(col(Outbox.id).in_(due)))
+
+    def _held(self, session: Session) -> int:
+        # Kept for an animator: emailed when kept, shown on Telegram if they came in time.
+        due = (select(HeldMessage.id).where(col(HeldMessage.created_at) < self.raw_limit)
+               .order_by(col(HeldMessage.created_at)).limit(self.purge_limit))
+        return self._tally(session, "outbox",
+                           delete(HeldMessage).where(col(HeldMessage.id).in_(due)))
+
+    def _emails(self, session: Session) -> int:
+        due = (select(InboundEmail.id).where(col(InboundEmail.received_at) < self.raw_limit,
+                                             col(InboundEmail.raw).is_not(None))
+               .order_by(col(InboundEmail.received_at)).limit(self.purge_limit))
+        return self._tally(session, "emails", update(InboundEmail)
+                           .where(col(InboundEmail.id).in_(due)).values(raw=None))
+
+    def _updates(self, session: Session) -> int:
+        due = (select(ProcessedUpdate.update_id)
+               .where(col(ProcessedUpdate.processed_at) < self.raw_limit)
+               .order_by(col(ProcessedUpdate.processed_at)).limit(self.purge_limit))
+        return self._tally(session, "updates", delete(ProcessedUpdate)
+                           .where(col(ProcessedUpdate.update_id).in_(due)))
+
+    def _handled(self, session: Session) -> int:
+        # Webhook updates carry what people typed and their names, like the raw emails.
+        due = (select(PendingUpdate.update_id).where(col(PendingUpdate.done_at) < self.raw_limit)
+               .order_by(col(PendingUpdate.done_at)).limit(self.purge_limit))
+        return self._tally(session, "updates", delete(PendingUpdate)
+                           .where(col(PendingUpdate.update_id).in_(due)))
+
+    def _dead(self, session: Session) -> int:
+        due = (select(DeadLetter.id).where(col(DeadLetter.received_at) < self.raw_limit)
+               .order_by(col(DeadLetter.received_at)).limit(self.purge_limit))
+        return self._tally(session, "updates",
+                           delete(DeadLetter).where(col(DeadLetter.id).in_(due)))
+
+    def _tally(self, session: Session, key: str, statement: Any) -> int:
+        count = _count(session.execute(statement.execution_options(synchronize_session=False)))
+        self.done[key] += count
+        return count
+
+
 def retention_pass(session: Session, *, now: datetime, years: int = 3,
                    raw_days: int = 90) -> dict[str, int]:
-    """Anonymise needs untouched for `years`; purge old messages, raw emails and updates.
-
-    Needs anonymised before (by an erasure or an older version of this pass) lose what
-    still hangs off them: a comment, a message, a note written afterwards.
-    """
-    old = now - timedelta(days=365 * years)
-    stale = list(session.exec(select(Need).where(col(Need.updated_at) < old,
-                                                 col(Need.anonymized_at).is_(None))))
-    erase_needs(session, stale, now=now)
-    leftovers = _erase_need_rows(
-        session, select(Need.id).where(col(Need.anonymized_at).is_not(None)))
-    raw_limit = now - timedelta(days=raw_days)
-    purged = session.execute(delete(Outbox).where(
-        col(Outbox.created_at) < raw_limit,
-        or_(col(Outbox.delivered_at).is_not(None), col(Outbox.failed_at).is_not(None))))
-    emails = session.execute(update(InboundEmail).where(
-        col(InboundEmail.received_at) < raw_limit, col(InboundEmail.raw).is_not(None))
-        .values(raw=None))
-    updates = session.execute(delete(ProcessedUpdate).where(
-        col(ProcessedUpdate.processed_at) < raw_limit))
-    # Kept for an animator: emailed when kept, shown on Telegram if they came in time.
-    held = session.execute(delete(HeldMessage).where(col(HeldMessage.created_at) < raw_limit))
-    # Webhook updates carry what people typed and their names, like the raw emails.
-    handled = session.execute(delete(PendingUpdate).where(
-        col(PendingUpdate.done_at) < raw_limit))
-    dead = session.execute(delete(DeadLetter).where(col(DeadLetter.received_at) < raw_limit))
-    return {"needs": len(stale), "leftovers": leftovers,
-            "outbox": _count(purged) + _count(held),
-            "emails": _count(emails), "updates": _count(updates) + _count(handled) + _count(dead)}
+    """The whole retention pass in this one transaction (see `RetentionPass`)."""
+    work = RetentionPass(now=now, years=years, raw_days=raw_days)
+    for step, limit in work.steps():
+        while step(session) >= limit:
+            pass
+    return work.done
