@@ -116,6 +116,27 @@ async def test_weekly_digest_once_per_week_with_inline_charts(relais: RunningBot
 
 
 @pytest.mark.slow
+async def test_weekly_job_prepares_figures_and_charts_before_its_transaction(
+        relais: RunningBot) -> None:
+    animator = await filed(relais)
+    relais.clock.now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Paris
+    digests = relais.services.digests
+    assert digests is not None
+    [territory] = [t for t in digests.territories.territories if t.id == "ti-2703"]
+    before = len(animator.messages)
+    sent = await digests.send_territory(relais.services.db, territory, now=relais.clock())
+    assert sent == 1 + 2  # the territory's digest, two partners with open needs
+    messages = await animator.wait_for_messages(before + 2)
+    assert any(m.kind == "photo" for m in messages[before:])
+    # Claimed: the same week again reads the claims and queues nothing.
+    assert await digests.send_territory(relais.services.db, territory,
+                                        now=relais.clock()) == 0
+    again = await relais.services.db.run(
+        lambda session: digests.send_all(session, now=relais.clock()))
+    assert again == 0
+
+
+@pytest.mark.slow
 async def test_export_csv_and_xlsx_keep_formulas_out(
     relais: RunningBot, tmp_path: Path
 ) -> None:

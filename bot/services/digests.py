@@ -8,6 +8,7 @@ sends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from bot.services.routing import animator_chats
 from bot.services.types import Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
+from storage.db import Database
 from storage.models import (
     DigestRun,
     Need,
@@ -43,6 +45,9 @@ from storage.models import (
 __all__ = ["DigestService", "week_period"]
 
 log = logging.getLogger(__name__)
+
+# A territory's figures and charts, computed before the transaction that queues them.
+Prepared = tuple[TerritoryStats, list[tuple[str, bytes]]]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # The caption under each chart, by the chart's file name.
@@ -108,28 +113,70 @@ class DigestService:
                                  .on_conflict_do_nothing(index_elements=["kind", "period"]))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def send_all(self, session: Session, *, now: datetime, period: str | None = None,
-                 territory_id: str | None = None) -> int:
-        """The week's digests of every territory (or one); how many were queued."""
+    def period(self, now: datetime, period: str | None) -> tuple[str, datetime, datetime]:
+        """The digest's period name and bounds: the last ISO week, or on demand the last
+        7 days up to now."""
         week, start, end = week_period(now, self.tz)
         period = period or week
-        if period != week:  # sent on demand: the last 7 days, up to now
+        if period != week:
             start, end = now - timedelta(days=7), now
+        return period, start, end
+
+    def send_all(self, session: Session, *, now: datetime, period: str | None = None,
+                 territory_id: str | None = None,
+                 prepared: Prepared | None = None) -> int:
+        """The week's digests of every territory (or one); how many were queued.
+
+        `prepared` holds the territory's figures and charts computed beforehand (see
+        `send_territory`): this transaction then only claims and queues.
+        """
+        period, start, end = self.period(now, period)
         sent = 0
         for territory in self.territories.territories:
             if territory_id is not None and territory.id != territory_id:
                 continue
             if self.claim(session, f"territory:{territory.id}", period, now):
-                self._territory_digest(session, territory, start, end, period, now)
+                ready = prepared if prepared and prepared[0].territory_id == territory.id \
+                    else None
+                self._territory_digest(session, territory, start, end, period, now, ready)
                 sent += 1
             if self.claim(session, f"partners:{territory.id}", period, now):
                 sent += self._partner_digests(session, territory, period, now)
         return sent
 
+    async def send_territory(self, db: Database, territory: Territory, *, now: datetime,
+                             period: str | None = None) -> int:
+        """One territory's digests with nothing heavy on the event loop; how many queued.
+
+        The figures are read in the database's worker thread (SQLite) and the charts drawn
+        in a thread; the last transaction only claims the period and queues the messages.
+        A period already claimed (another process, a rerun) costs one read.
+        """
+        name, start, end = self.period(now, period)
+
+        def claimed(session: Session) -> bool:
+            kinds = [f"territory:{territory.id}", f"partners:{territory.id}"]
+            rows = session.exec(select(DigestRun.kind).where(
+                DigestRun.period == name, col(DigestRun.kind).in_(kinds))).all()
+            return len(rows) == len(kinds)
+
+        if await db.run(claimed):
+            return 0
+        figures = await db.run_apart(
+            lambda session: self.stats(session, territory, start=start, end=end))
+        charts = await asyncio.to_thread(charts_png, figures, tz=self.tz)
+        return await db.run_apart(lambda session: self.send_all(
+            session, now=now, period=name, territory_id=territory.id,
+            prepared=(figures, charts)))
+
     def _territory_digest(self, session: Session, territory: Territory, start: datetime,
-                          end: datetime, period: str, now: datetime) -> None:
-        figures = self.stats(session, territory, start=start, end=end)
-        charts = charts_png(figures, tz=self.tz)
+                          end: datetime, period: str, now: datetime,
+                          prepared: Prepared | None) -> None:
+        if prepared is None:
+            figures = self.stats(session, territory, start=start, end=end)
+            charts = charts_png(figures, tz=self.tz)
+        else:
+            figures, charts = prepared
         report = stats_report(figures, tz=self.tz)
         title = period_title(figures.period_start, figures.period_end, self.tz)
         for animator in territory.animators:
