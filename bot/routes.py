@@ -89,7 +89,8 @@ def build_dispatcher(f: Features) -> Dispatcher:
     d.button("rad", lambda turn: f.radar.on_button(
         turn.session, turn.event.user_id, turn.event.value, now=turn.now))
     d.command("stats", lambda turn: f.digests.stats_command(
-        turn.session, turn.event.user_id, now=turn.now))
+        turn.session, turn.event.user_id, now=turn.now, prepared=turn.prefetched))
+    d.prefetch_with(f.digests.prefetch_stats)
     d.command("recharger", chat.reload_knowledge)
     # The relay: the firm and its chefs de projet write to each other through Relais.
     d.button("rl", lambda turn: f.relay.on_button(

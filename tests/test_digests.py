@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.services.digests import week_period
+from bot.services.digests import StatsReady, week_period
+from bot.services.types import Incoming
 from storage.models import DigestRun
 from testing.botapi import SimUser
 from tests.conftest import RunningBot
@@ -70,6 +71,29 @@ async def test_stats_gives_the_picture_with_charts(relais: RunningBot) -> None:
     # Firms have no /stats.
     firm = relais.api.user(6301)
     assert (await say(firm, "/stats"))[-1].plain.startswith("Cette commande est réservée")
+
+
+@pytest.mark.slow
+async def test_stats_figures_and_charts_are_ready_before_the_turn(relais: RunningBot) -> None:
+    animator = await filed(relais)
+    relais.clock.advance(minutes=5)
+    digests = relais.services.digests
+    assert digests is not None
+    event = Incoming(chat_id=animator.user_id, user_id=animator.user_id, kind="command",
+                     value="stats")
+    ready = await digests.prefetch_stats(event, None)
+    assert isinstance(ready, StatsReady) and len(ready.items) == 1
+    now = relais.clock()
+    # The turn shows what was prepared: the same as computing it inside the transaction.
+    prepared, inline = await relais.services.db.run(lambda session: (
+        digests.stats_command(session, animator.user_id, now=now, prepared=ready),
+        digests.stats_command(session, animator.user_id, now=now)))
+    assert [m.to_payload() for m in prepared.messages] == [
+        m.to_payload() for m in inline.messages]
+    # Another event is not /stats: nothing to prepare.
+    other = Incoming(chat_id=animator.user_id, user_id=animator.user_id, kind="command",
+                     value="demandes")
+    assert await digests.prefetch_stats(other, None) is None
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,7 @@ from bot.services.insight import (
 )
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
-from bot.services.types import Reply
+from bot.services.types import Incoming, Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.db import Database
@@ -42,12 +43,20 @@ from storage.models import (
     NeedRouting,
 )
 
-__all__ = ["DigestService", "week_period"]
+__all__ = ["DigestService", "StatsReady", "week_period"]
 
 log = logging.getLogger(__name__)
 
 # A territory's figures and charts, computed before the transaction that queues them.
 Prepared = tuple[TerritoryStats, list[tuple[str, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReady:
+    """What `/stats` will show, computed before its turn (see `prefetch_stats`)."""
+
+    user_id: int
+    items: tuple[Prepared, ...]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # The caption under each chart, by the chart's file name.
@@ -80,10 +89,14 @@ class DigestService:
     """Builds and queues digests; computes `/stats` for an animator."""
 
     def __init__(self, territories: TerritoryDirectory, *, tz: ZoneInfo,
-                 mail_domain: str) -> None:
+                 mail_domain: str, db: Database | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.territories = territories
         self.tz = tz
         self.mail_domain = mail_domain
+        # With both, `/stats` computes its figures and charts before its turn's transaction.
+        self.db = db
+        self.clock = clock
 
     # --- data -------------------------------------------------------------------------------
     def stats(self, session: Session, territory: Territory, *, start: datetime,
@@ -92,16 +105,44 @@ class DigestService:
         return territory_stats(session, territory.id, start=start, end=end, tz=self.tz)
 
     # --- /stats -----------------------------------------------------------------------------
-    def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:
-        """`/stats`: the last 7 days of the animator's territories, text and charts."""
+    async def prefetch_stats(self, event: Incoming, _peek: object) -> StatsReady | None:
+        """Before a `/stats` turn: its figures (database worker thread) and charts (a
+        thread), so that the turn's transaction on the event loop only writes the replies."""
+        if self.db is None or self.clock is None or event.kind != "command" \
+                or event.value != "stats":
+            return None
+        db, now = self.db, self.clock()
+        territories = await db.run(
+            lambda session: territories_of(session, self.territories, event.user_id))
+        ready: list[Prepared] = []
+        for territory in territories:
+            figures = await db.run_apart(lambda session, territory=territory: self.stats(
+                session, territory, start=now - timedelta(days=7), end=now))
+            ready.append((figures, await asyncio.to_thread(charts_png, figures, tz=self.tz)))
+        return StatsReady(user_id=event.user_id, items=tuple(ready))
+
+    def stats_command(self, session: Session, user_id: int, *, now: datetime,
+                      prepared: object = None) -> Reply:
+        """`/stats`: the last 7 days of the animator's territories, text and charts.
+
+        `prepared` is what `prefetch_stats` computed for this turn, if it did.
+        """
         territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message(t("animator.animators_only"))])
+        ready = {figures.territory_id: (figures, charts)
+                 for figures, charts in prepared.items} \
+            if isinstance(prepared, StatsReady) and prepared.user_id == user_id else {}
         result = Reply()
         for territory in territories:
-            figures = self.stats(session, territory, start=now - timedelta(days=7), end=now)
+            if territory.id in ready:
+                figures, charts = ready[territory.id]
+            else:
+                figures = self.stats(session, territory, start=now - timedelta(days=7),
+                                     end=now)
+                charts = charts_png(figures, tz=self.tz)
             result.messages.append(Message(stats_report(figures, tz=self.tz)))
-            result.messages.extend(_chart_messages(charts_png(figures, tz=self.tz)))
+            result.messages.extend(_chart_messages(charts))
         return result
 
     # --- weekly digests ---------------------------------------------------------------------
