@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -237,20 +238,22 @@ class DigestService:
 
     def _partner_digests(self, session: Session, territory: Territory, period: str,
                          now: datetime) -> int:
+        # Plain columns, not ORM objects: thousands of open needs in a busy territory.
         rows = session.exec(
-            select(NeedRouting, Need).where(NeedRouting.need_id == Need.id,
-                                            Need.territory_id == territory.id,
-                                            col(Need.status).in_(OPEN),
-                                            col(NeedRouting.status).in_(
-                                                ["routed", "acknowledged"]))
+            select(NeedRouting.partner_email, NeedRouting.partner_name, NeedRouting.routed_at,
+                   NeedRouting.status, Need.reference, Need.theme, Need.firm_name,
+                   Need.commune_name).where(
+                NeedRouting.need_id == Need.id, Need.territory_id == territory.id,
+                col(Need.status).in_(OPEN),
+                col(NeedRouting.status).in_(["routed", "acknowledged"]))
             .order_by(col(Need.id))).all()
-        by_partner: dict[str, list[tuple[NeedRouting, Need]]] = {}
-        for routing, need in rows:
-            by_partner.setdefault(routing.partner_email.lower(), []).append((routing, need))
+        by_partner: dict[str, list[Any]] = {}
+        for row in rows:
+            by_partner.setdefault(row.partner_email.lower(), []).append(row)
         animator = territory.animators[0]
         for email, items in sorted(by_partner.items()):
             draft = partner_digest_email(
-                partner_name=items[0][0].partner_name, partner_email=email,
+                partner_name=items[0].partner_name, partner_email=email,
                 territory=territory.name, needs=self._lines(items), period=period,
                 mail_domain=self.mail_domain, reply_to=f"{animator.name} <{animator.email}>")
             outbox.enqueue_payload(session, channel="email", recipient=email, now=now,
@@ -259,13 +262,13 @@ class DigestService:
                                             "key": draft.message_id.strip("<>")})
         return len(by_partner)
 
-    def _lines(self, items: Sequence[tuple[NeedRouting, Need]]) -> list[dict[str, str]]:
+    def _lines(self, items: Sequence[Any]) -> list[dict[str, str]]:
         return [{
-            "reference": need.reference, "theme": theme_label(need.theme),
-            "firm": need.firm_name or label("partner.firm_anonymised"),
-            "commune": need.commune_name or "—",
-            "routed_on": routing.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
+            "reference": row.reference, "theme": theme_label(row.theme),
+            "firm": row.firm_name or label("partner.firm_anonymised"),
+            "commune": row.commune_name or "—",
+            "routed_on": row.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
             "state": label("partner.digest_state_acknowledged"
-                           if routing.status == "acknowledged"
+                           if row.status == "acknowledged"
                            else "partner.digest_state_waiting"),
-        } for routing, need in items]
+        } for row in items]
