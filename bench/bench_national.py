@@ -12,6 +12,8 @@ data's `ANCHOR`), and each operation runs the way a person triggers it:
 * ``digest, one``: the weekly digests of the busiest territory (figures, charts, the
   animators' email and Telegram messages, the partners' digests), queued;
 * ``digests, all``: the same for the 183 territories;
+* ``..._cold``: the same with the chart cache emptied first (every chart drawn), as
+  on the first weekly run; without the suffix, charts already drawn come from the cache;
 * ``start-up`` and ``idle RSS``: a fresh interpreter building the services with the 183
   territory files (imports included), and its resident memory once built.
 
@@ -62,6 +64,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.runtime import Services, build_services  # noqa: E402
+from bot.services.insight import clear_chart_cache  # noqa: E402
 from bot.services.types import Incoming  # noqa: E402
 from knowledge.territories import Territory  # noqa: E402
 
@@ -133,6 +136,14 @@ async def _digests_all(ctx: Context) -> None:
             s, now=ANCHOR, period=period, territory_id=tid))
 
 
+def _cold(op: Operation) -> Operation:
+    """The operation with no chart drawn before it (the chart cache emptied first)."""
+    async def run(ctx: Context) -> None:
+        clear_chart_cache()
+        await op(ctx)
+    return run
+
+
 async def _demandes(ctx: Context) -> None:
     await _command(ctx, ctx.animator_id, "demandes")
 
@@ -151,6 +162,9 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "stats_figures": ("stats figures only", _stats_figures),
     "digest_one": ("weekly digest, one territory", _digest_one),
     "digests_all": ("weekly digests, all territories", _digests_all),
+    "stats_cold": ("/stats, charts not cached", _cold(_stats_command)),
+    "digest_one_cold": ("weekly digest, one, charts not cached", _cold(_digest_one)),
+    "digests_all_cold": ("weekly digests, all, charts not cached", _cold(_digests_all)),
     "demandes": ("/demandes", _demandes),
     "mesdemandes": ("/mesdemandes", _mesdemandes),
     "radar": ("/radar", _radar),
@@ -158,7 +172,7 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
 # Operations fast enough to repeat within a round (the median of the repeats is kept).
 REPEATS = {"baseline": 50, "mesdemandes": 5, "demandes": 5}
 # Operations long enough to be their own warm-up.
-NO_WARM_UP = {"digests_all"}
+NO_WARM_UP = {"digests_all", "digests_all_cold"}
 
 
 def _settings(url: str, territories_dir: Path) -> Settings:

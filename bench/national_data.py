@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 # Bump when the generated shape changes: cached files are keyed by it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # "Now" for the generated history (a Monday morning, Paris time 09:00): benches pass it as
 # `now`, so the figures do not drift with the wall clock and the cache stays valid.
 ANCHOR = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -353,7 +353,8 @@ def generate(size: int, sink: Sink, *, seed: int = SEED) -> NationalShape:
                 "id": event_id, "need_id": need_id, "from_status": previous, "to_status": to,
                 "actor": actor,
                 "actor_ref": f"telegram:{animator['telegram_user_id']}"
-                if actor == "animator" else None, "note": None, "at": at})
+                if actor == "animator" else None, "note": None, "at": at,
+                "territory_id": tid})
             previous = to
             if to == "routed":
                 routed_at = at
@@ -386,7 +387,7 @@ def generate(size: int, sink: Sink, *, seed: int = SEED) -> NationalShape:
                     "acknowledged_at": ack,
                     "reminded_at": routed_at + timedelta(days=3) if late else None,
                     "escalated_at": routed_at + timedelta(days=4) if late else None,
-                    "relay_direct": None, "relay_direct_at": None})
+                    "relay_direct": None, "relay_direct_at": None, "territory_id": tid})
         if rng.random() < 0.4:
             at = created + timedelta(hours=rng.uniform(1, 96))
             if at < ANCHOR:

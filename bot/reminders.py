@@ -206,9 +206,7 @@ class ReminderScheduler:
         sent = 0
         for territory in digests.territories.territories:
             try:
-                sent += await self.db.run_apart(
-                    lambda session, tid=territory.id: digests.send_all(
-                        session, now=now, territory_id=tid))
+                sent += await digests.send_territory(self.db, territory, now=now)
             except Exception:
                 log.exception("weekly digest of %s failed", territory.id)
             await asyncio.sleep(0)

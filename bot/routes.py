@@ -92,7 +92,8 @@ def build_dispatcher(f: Features) -> Dispatcher:
         turn.session, turn.event.user_id, turn.event.value, now=turn.now,
         prefetched=turn.prefetched))
     d.command("stats", lambda turn: f.digests.stats_command(
-        turn.session, turn.event.user_id, now=turn.now))
+        turn.session, turn.event.user_id, now=turn.now, prepared=turn.prefetched))
+    d.prefetch_with(f.digests.prefetch_stats)
     d.command("recharger", chat.reload_knowledge)
     # The relay: the firm and its chefs de projet write to each other through Relais.
     d.button("rl", lambda turn: f.relay.on_button(

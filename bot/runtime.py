@@ -197,7 +197,7 @@ async def build_services(
                                escalate_factor=settings.escalate_factor)
     animator = AnimatorService(territories, routing, followup, tz=settings.tz)
     digests = DigestService(territories, tz=settings.tz,
-                            mail_domain=mail_domain(settings.mail_from))
+                            mail_domain=mail_domain(settings.mail_from), db=db, clock=clock)
     intake = IntakeService(geo, territories, questions, routing, tz=settings.tz, firms=firms,
                            limits=limits)
     relay = RelayService(territories, per_minute=settings.relay_per_minute,

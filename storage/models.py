@@ -14,8 +14,12 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
     text,
+    update,
 )
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -195,7 +199,11 @@ class NeedEvent(SQLModel, table=True):
     __tablename__ = "need_event"
     # The period's changes (statistics, digests), and those since a period ended: read
     # from the index alone, down to the need (closings, animators' moves).
-    __table_args__ = (Index("ix_need_event_at", "at", "to_status", "actor", "need_id"),)
+    __table_args__ = (Index("ix_need_event_at", "at", "to_status", "actor", "need_id"),
+                      # The same for one territory: a territory's week reads its own rows,
+                      # not the whole country's.
+                      Index("ix_need_event_territory_at", "territory_id", "at", "to_status",
+                            "actor", "need_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -207,6 +215,8 @@ class NeedEvent(SQLModel, table=True):
     actor_ref: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=500)
     at: datetime = _ts()
+    # A copy of the need's territory, kept equal to it (see `_territory_copies`).
+    territory_id: str | None = Field(default=None, max_length=32)
 
 
 class Outbox(SQLModel, table=True):
@@ -271,6 +281,8 @@ class NeedRouting(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("need_id", "partner_id", name="uq_routing_partner"),
                       # The period's acknowledgements (statistics, digests).
                       Index("ix_need_routing_acknowledged", "acknowledged_at", "need_id"),
+                      Index("ix_need_routing_territory_ack", "territory_id",
+                            "acknowledged_at", "need_id"),
                       # The follow-up pass reads only the routings due (see followup_at).
                       Index("ix_need_routing_followup", "followup_at"))
 
@@ -302,6 +314,8 @@ class NeedRouting(SQLModel, table=True):
     # the need's thread reach the firm directly (see services.relay).
     relay_direct: str | None = Field(default=None, max_length=16)
     relay_direct_at: datetime | None = _ts(nullable=True)
+    # A copy of the need's territory, kept equal to it (see `_territory_copies`).
+    territory_id: str | None = Field(default=None, max_length=32)
 
 
 class FirmLookup(SQLModel, table=True):
@@ -652,3 +666,26 @@ class HeldMessage(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
     shown_at: datetime | None = _ts(nullable=True)
+
+
+@event.listens_for(Session, "before_flush")
+def _territory_copies(session: Session, _context: object, _instances: object) -> None:
+    """Keep `territory_id` of events and routings equal to their need's.
+
+    New rows take it from their need; a need whose territory changes (found later from the
+    firm's commune) carries its rows along. Every service that writes them goes through
+    here, so none has to remember.
+    """
+    with session.no_autoflush:
+        for obj in session.new:
+            if isinstance(obj, NeedEvent | NeedRouting) and obj.territory_id is None \
+                    and obj.need_id is not None:
+                need = session.get(Need, obj.need_id)
+                obj.territory_id = need.territory_id if need is not None else None
+        for obj in session.dirty:
+            if isinstance(obj, Need) and obj.id is not None \
+                    and inspect(obj).attrs.territory_id.history.has_changes():
+                for table in (NeedEvent, NeedRouting):
+                    session.execute(update(table).where(
+                        table.need_id == obj.id).values(  # type: ignore[arg-type]
+                        territory_id=obj.territory_id))

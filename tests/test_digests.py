@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bot.services.digests import week_period
+from bot.services.digests import StatsReady, week_period
+from bot.services.types import Incoming
 from storage.models import DigestRun
 from testing.botapi import SimUser
 from tests.conftest import RunningBot
@@ -73,6 +74,29 @@ async def test_stats_gives_the_picture_with_charts(relais: RunningBot) -> None:
 
 
 @pytest.mark.slow
+async def test_stats_figures_and_charts_are_ready_before_the_turn(relais: RunningBot) -> None:
+    animator = await filed(relais)
+    relais.clock.advance(minutes=5)
+    digests = relais.services.digests
+    assert digests is not None
+    event = Incoming(chat_id=animator.user_id, user_id=animator.user_id, kind="command",
+                     value="stats")
+    ready = await digests.prefetch_stats(event, None)
+    assert isinstance(ready, StatsReady) and len(ready.items) == 1
+    now = relais.clock()
+    # The turn shows what was prepared: the same as computing it inside the transaction.
+    prepared, inline = await relais.services.db.run(lambda session: (
+        digests.stats_command(session, animator.user_id, now=now, prepared=ready),
+        digests.stats_command(session, animator.user_id, now=now)))
+    assert [m.to_payload() for m in prepared.messages] == [
+        m.to_payload() for m in inline.messages]
+    # Another event is not /stats: nothing to prepare.
+    other = Incoming(chat_id=animator.user_id, user_id=animator.user_id, kind="command",
+                     value="demandes")
+    assert await digests.prefetch_stats(other, None) is None
+
+
+@pytest.mark.slow
 async def test_weekly_digest_once_per_week_with_inline_charts(relais: RunningBot) -> None:
     animator = await filed(relais)
     for _ in range(200):  # the two partners' emails of the need
@@ -113,6 +137,27 @@ async def test_weekly_digest_once_per_week_with_inline_charts(relais: RunningBot
 
     assert await relais.services.db.run(runs) == [
         "partners:ti-2703@2026-W48", "territory:ti-2703@2026-W48"]
+
+
+@pytest.mark.slow
+async def test_weekly_job_prepares_figures_and_charts_before_its_transaction(
+        relais: RunningBot) -> None:
+    animator = await filed(relais)
+    relais.clock.now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Paris
+    digests = relais.services.digests
+    assert digests is not None
+    [territory] = [t for t in digests.territories.territories if t.id == "ti-2703"]
+    before = len(animator.messages)
+    sent = await digests.send_territory(relais.services.db, territory, now=relais.clock())
+    assert sent == 1 + 2  # the territory's digest, two partners with open needs
+    messages = await animator.wait_for_messages(before + 2)
+    assert any(m.kind == "photo" for m in messages[before:])
+    # Claimed: the same week again reads the claims and queues nothing.
+    assert await digests.send_territory(relais.services.db, territory,
+                                        now=relais.clock()) == 0
+    again = await relais.services.db.run(
+        lambda session: digests.send_all(session, now=relais.clock()))
+    assert again == 0
 
 
 @pytest.mark.slow

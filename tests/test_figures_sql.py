@@ -284,3 +284,36 @@ def test_working_days_by_weeks_equal_the_day_by_day_count() -> None:
         assert working_days_between(after, until) == day_by_day(after, until), (after, until)
     # Christmas 2026 (Friday) and New Year's Day 2027 (Friday) are not worked.
     assert working_days_between(date(2026, 12, 23), date(2027, 1, 4)) == 6
+
+
+async def test_events_and_routings_carry_their_needs_territory(tmp_path: Path) -> None:
+    """New rows copy their need's territory; a territory found later moves the rows along."""
+    from tests.test_insight import event, need, routing
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'copies.db'}")
+    await db.create_all()
+    try:
+        def write(session: Session) -> None:
+            session.add(need(1, "export", START, territory=None))
+            session.flush()
+            session.add_all([event(1, None, "submitted", START),
+                             routing(1, "OPCO 2i", START)])
+
+        def territories(session: Session) -> list[str | None]:
+            return [*session.exec(select(NeedEvent.territory_id)),
+                    *session.exec(select(NeedRouting.territory_id))]
+
+        await db.run(write)
+        assert await db.run(territories) == [None, None]
+
+        def found(session: Session) -> None:
+            found_need = session.get(Need, 1)
+            assert found_need is not None
+            found_need.territory_id = TI
+            session.add(found_need)
+            session.add(event(1, "submitted", "routed", START + timedelta(hours=1)))
+
+        await db.run(found)
+        assert await db.run(territories) == [TI, TI, TI]
+    finally:
+        await db.dispose()

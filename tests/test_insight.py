@@ -472,3 +472,24 @@ def test_chart_labels_are_drawn_as_written() -> None:
     [(name, data)] = charts_png(stats, tz=PARIS)
     assert name == "delais-accuse-reception.png"
     assert png_size(data) == (800, 450)
+
+
+def test_charts_are_cached_by_what_they_draw() -> None:
+    pytest.importorskip("matplotlib")
+    from bot.services import insight
+
+    stats = week_stats()
+    first = charts_png(stats, tz=PARIS)
+    hits = insight._CHARTS.hits
+    again = charts_png(stats, tz=PARIS)
+    assert again == first and insight._CHARTS.hits == hits + len(first)
+    # Other figures draw another picture; the unchanged charts still come from the cache.
+    other = TerritoryStats(TI, stats.period_start, stats.period_end, {"export": 99},
+                           stats.open_count, stats.closed_count,
+                           stats.median_ack_hours_by_partner, stats.late_acks,
+                           stats.satisfaction, stats.unanswered_questions)
+    changed = dict(charts_png(other, tz=PARIS))
+    assert changed["besoins-par-theme.png"] != dict(first)["besoins-par-theme.png"]
+    assert changed["satisfaction.png"] == dict(first)["satisfaction.png"]
+    insight.clear_chart_cache()
+    assert charts_png(stats, tz=PARIS) == first

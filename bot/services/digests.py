@@ -8,9 +8,12 @@ sends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,18 +34,30 @@ from bot.services.insight import (
 )
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.routing import animator_chats
-from bot.services.types import Reply
+from bot.services.types import Incoming, Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
+from storage.db import Database
 from storage.models import (
     DigestRun,
     Need,
     NeedRouting,
 )
 
-__all__ = ["DigestService", "week_period"]
+__all__ = ["DigestService", "StatsReady", "week_period"]
 
 log = logging.getLogger(__name__)
+
+# A territory's figures and charts, computed before the transaction that queues them.
+Prepared = tuple[TerritoryStats, list[tuple[str, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReady:
+    """What `/stats` will show, computed before its turn (see `prefetch_stats`)."""
+
+    user_id: int
+    items: tuple[Prepared, ...]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # The caption under each chart, by the chart's file name.
@@ -75,10 +90,14 @@ class DigestService:
     """Builds and queues digests; computes `/stats` for an animator."""
 
     def __init__(self, territories: TerritoryDirectory, *, tz: ZoneInfo,
-                 mail_domain: str) -> None:
+                 mail_domain: str, db: Database | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.territories = territories
         self.tz = tz
         self.mail_domain = mail_domain
+        # With both, `/stats` computes its figures and charts before its turn's transaction.
+        self.db = db
+        self.clock = clock
 
     # --- data -------------------------------------------------------------------------------
     def stats(self, session: Session, territory: Territory, *, start: datetime,
@@ -87,16 +106,44 @@ class DigestService:
         return territory_stats(session, territory.id, start=start, end=end, tz=self.tz)
 
     # --- /stats -----------------------------------------------------------------------------
-    def stats_command(self, session: Session, user_id: int, *, now: datetime) -> Reply:
-        """`/stats`: the last 7 days of the animator's territories, text and charts."""
+    async def prefetch_stats(self, event: Incoming, _peek: object) -> StatsReady | None:
+        """Before a `/stats` turn: its figures (database worker thread) and charts (a
+        thread), so that the turn's transaction on the event loop only writes the replies."""
+        if self.db is None or self.clock is None or event.kind != "command" \
+                or event.value != "stats":
+            return None
+        db, now = self.db, self.clock()
+        territories = await db.run(
+            lambda session: territories_of(session, self.territories, event.user_id))
+        ready: list[Prepared] = []
+        for territory in territories:
+            figures = await db.run_apart(lambda session, territory=territory: self.stats(
+                session, territory, start=now - timedelta(days=7), end=now))
+            ready.append((figures, await asyncio.to_thread(charts_png, figures, tz=self.tz)))
+        return StatsReady(user_id=event.user_id, items=tuple(ready))
+
+    def stats_command(self, session: Session, user_id: int, *, now: datetime,
+                      prepared: object = None) -> Reply:
+        """`/stats`: the last 7 days of the animator's territories, text and charts.
+
+        `prepared` is what `prefetch_stats` computed for this turn, if it did.
+        """
         territories = territories_of(session, self.territories, user_id)
         if not territories:
             return Reply([Message(t("animator.animators_only"))])
+        ready = {figures.territory_id: (figures, charts)
+                 for figures, charts in prepared.items} \
+            if isinstance(prepared, StatsReady) and prepared.user_id == user_id else {}
         result = Reply()
         for territory in territories:
-            figures = self.stats(session, territory, start=now - timedelta(days=7), end=now)
+            if territory.id in ready:
+                figures, charts = ready[territory.id]
+            else:
+                figures = self.stats(session, territory, start=now - timedelta(days=7),
+                                     end=now)
+                charts = charts_png(figures, tz=self.tz)
             result.messages.append(Message(stats_report(figures, tz=self.tz)))
-            result.messages.extend(_chart_messages(charts_png(figures, tz=self.tz)))
+            result.messages.extend(_chart_messages(charts))
         return result
 
     # --- weekly digests ---------------------------------------------------------------------
@@ -108,28 +155,70 @@ class DigestService:
                                  .on_conflict_do_nothing(index_elements=["kind", "period"]))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def send_all(self, session: Session, *, now: datetime, period: str | None = None,
-                 territory_id: str | None = None) -> int:
-        """The week's digests of every territory (or one); how many were queued."""
+    def period(self, now: datetime, period: str | None) -> tuple[str, datetime, datetime]:
+        """The digest's period name and bounds: the last ISO week, or on demand the last
+        7 days up to now."""
         week, start, end = week_period(now, self.tz)
         period = period or week
-        if period != week:  # sent on demand: the last 7 days, up to now
+        if period != week:
             start, end = now - timedelta(days=7), now
+        return period, start, end
+
+    def send_all(self, session: Session, *, now: datetime, period: str | None = None,
+                 territory_id: str | None = None,
+                 prepared: Prepared | None = None) -> int:
+        """The week's digests of every territory (or one); how many were queued.
+
+        `prepared` holds the territory's figures and charts computed beforehand (see
+        `send_territory`): this transaction then only claims and queues.
+        """
+        period, start, end = self.period(now, period)
         sent = 0
         for territory in self.territories.territories:
             if territory_id is not None and territory.id != territory_id:
                 continue
             if self.claim(session, f"territory:{territory.id}", period, now):
-                self._territory_digest(session, territory, start, end, period, now)
+                ready = prepared if prepared and prepared[0].territory_id == territory.id \
+                    else None
+                self._territory_digest(session, territory, start, end, period, now, ready)
                 sent += 1
             if self.claim(session, f"partners:{territory.id}", period, now):
                 sent += self._partner_digests(session, territory, period, now)
         return sent
 
+    async def send_territory(self, db: Database, territory: Territory, *, now: datetime,
+                             period: str | None = None) -> int:
+        """One territory's digests with nothing heavy on the event loop; how many queued.
+
+        The figures are read in the database's worker thread (SQLite) and the charts drawn
+        in a thread; the last transaction only claims the period and queues the messages.
+        A period already claimed (another process, a rerun) costs one read.
+        """
+        name, start, end = self.period(now, period)
+
+        def claimed(session: Session) -> bool:
+            kinds = [f"territory:{territory.id}", f"partners:{territory.id}"]
+            rows = session.exec(select(DigestRun.kind).where(
+                DigestRun.period == name, col(DigestRun.kind).in_(kinds))).all()
+            return len(rows) == len(kinds)
+
+        if await db.run(claimed):
+            return 0
+        figures = await db.run_apart(
+            lambda session: self.stats(session, territory, start=start, end=end))
+        charts = await asyncio.to_thread(charts_png, figures, tz=self.tz)
+        return await db.run_apart(lambda session: self.send_all(
+            session, now=now, period=name, territory_id=territory.id,
+            prepared=(figures, charts)))
+
     def _territory_digest(self, session: Session, territory: Territory, start: datetime,
-                          end: datetime, period: str, now: datetime) -> None:
-        figures = self.stats(session, territory, start=start, end=end)
-        charts = charts_png(figures, tz=self.tz)
+                          end: datetime, period: str, now: datetime,
+                          prepared: Prepared | None) -> None:
+        if prepared is None:
+            figures = self.stats(session, territory, start=start, end=end)
+            charts = charts_png(figures, tz=self.tz)
+        else:
+            figures, charts = prepared
         report = stats_report(figures, tz=self.tz)
         title = period_title(figures.period_start, figures.period_end, self.tz)
         for animator in territory.animators:
@@ -149,20 +238,22 @@ class DigestService:
 
     def _partner_digests(self, session: Session, territory: Territory, period: str,
                          now: datetime) -> int:
+        # Plain columns, not ORM objects: thousands of open needs in a busy territory.
         rows = session.exec(
-            select(NeedRouting, Need).where(NeedRouting.need_id == Need.id,
-                                            Need.territory_id == territory.id,
-                                            col(Need.status).in_(OPEN),
-                                            col(NeedRouting.status).in_(
-                                                ["routed", "acknowledged"]))
+            select(NeedRouting.partner_email, NeedRouting.partner_name, NeedRouting.routed_at,
+                   NeedRouting.status, Need.reference, Need.theme, Need.firm_name,
+                   Need.commune_name).where(
+                NeedRouting.need_id == Need.id, Need.territory_id == territory.id,
+                col(Need.status).in_(OPEN),
+                col(NeedRouting.status).in_(["routed", "acknowledged"]))
             .order_by(col(Need.id))).all()
-        by_partner: dict[str, list[tuple[NeedRouting, Need]]] = {}
-        for routing, need in rows:
-            by_partner.setdefault(routing.partner_email.lower(), []).append((routing, need))
+        by_partner: dict[str, list[Any]] = {}
+        for row in rows:
+            by_partner.setdefault(row.partner_email.lower(), []).append(row)
         animator = territory.animators[0]
         for email, items in sorted(by_partner.items()):
             draft = partner_digest_email(
-                partner_name=items[0][0].partner_name, partner_email=email,
+                partner_name=items[0].partner_name, partner_email=email,
                 territory=territory.name, needs=self._lines(items), period=period,
                 mail_domain=self.mail_domain, reply_to=f"{animator.name} <{animator.email}>")
             outbox.enqueue_payload(session, channel="email", recipient=email, now=now,
@@ -171,13 +262,13 @@ class DigestService:
                                             "key": draft.message_id.strip("<>")})
         return len(by_partner)
 
-    def _lines(self, items: Sequence[tuple[NeedRouting, Need]]) -> list[dict[str, str]]:
+    def _lines(self, items: Sequence[Any]) -> list[dict[str, str]]:
         return [{
-            "reference": need.reference, "theme": theme_label(need.theme),
-            "firm": need.firm_name or label("partner.firm_anonymised"),
-            "commune": need.commune_name or "—",
-            "routed_on": routing.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
+            "reference": row.reference, "theme": theme_label(row.theme),
+            "firm": row.firm_name or label("partner.firm_anonymised"),
+            "commune": row.commune_name or "—",
+            "routed_on": row.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
             "state": label("partner.digest_state_acknowledged"
-                           if routing.status == "acknowledged"
+                           if row.status == "acknowledged"
                            else "partner.digest_state_waiting"),
-        } for routing, need in items]
+        } for row in items]

@@ -124,8 +124,8 @@ def _changed_since(session: Session, territory_id: str, end: datetime) -> list[i
     """The territory's needs (created before `end`) with a status change at or after it."""
     rows = session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        col(NeedEvent.at) >= end, col(NeedEvent.at) < _FAR,
-        *_of_territory(session, territory_id, end)))
+        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= end,
+        col(NeedEvent.at) < _FAR, col(Need.created_at) < end))
     return sorted(set(rows))
 
 
@@ -156,8 +156,9 @@ def _closed_count(session: Session, territory_id: str, start: datetime, end: dat
     # Closed in the period by an event: the candidates, replayed from their whole history.
     ids = sorted(set(session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        col(NeedEvent.at) >= start, col(NeedEvent.at) < end,
-        col(NeedEvent.to_status).in_(CLOSED), *_of_territory(session, territory_id, end)))))
+        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
+        col(NeedEvent.at) < end, col(NeedEvent.to_status).in_(CLOSED),
+        col(Need.created_at) < end))))
     needs = _needs(session, ids)
     history = _history(session, ids)
     # Needs without any history: their last update stands for their closing.
@@ -175,8 +176,9 @@ def _acknowledged(session: Session, territory_id: str, start: datetime,
     """The territory's routings acknowledged in the period."""
     return list(session.exec(select(NeedRouting).join(
         Need, col(Need.id) == col(NeedRouting.need_id)).where(
+        NeedRouting.territory_id == territory_id,
         col(NeedRouting.acknowledged_at) >= start, col(NeedRouting.acknowledged_at) < end,
-        *_of_territory(session, territory_id, end))))
+        col(Need.created_at) < end)))
 
 
 def _routings_awaiting(session: Session, need_ids: Sequence[int],
@@ -224,8 +226,8 @@ def _first_response(session: Session, territory_id: str, start: datetime,
     mine = _of_territory(session, territory_id, end)
     by_event = session.exec(select(NeedEvent.need_id).join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        col(NeedEvent.at) >= start, col(NeedEvent.at) < end, NeedEvent.actor == "animator",
-        *mine))
+        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
+        col(NeedEvent.at) < end, NeedEvent.actor == "animator", col(Need.created_at) < end))
     by_message = session.exec(select(NeedMessage.need_id).join(
         Need, col(Need.id) == col(NeedMessage.need_id)).where(
         col(NeedMessage.at) >= start, col(NeedMessage.at) < end,

@@ -6,11 +6,13 @@ compared in UTC; days (deadlines, the period's title) are read in the territory'
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import statistics
+import threading
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +39,7 @@ __all__ = [
     "SatisfactionSummary",
     "TerritoryStats",
     "charts_png",
+    "clear_chart_cache",
     "compute_stats",
     "normalise_question",
     "period_title",
@@ -472,38 +475,137 @@ _BAR_COLOR = "#2a6f97"
 
 
 def charts_png(stats: TerritoryStats, *, tz: ZoneInfo) -> list[tuple[str, bytes]]:
-    """PNG charts of the figures, as (filename, bytes); a chart without data is left out."""
+    """PNG charts of the figures, as (filename, bytes); a chart without data is left out.
+
+    Each picture is cached by the hash of what it draws: a past week's charts never change
+    and the current week's only when its figures do, so a digest or `/stats` asked again
+    (another animator, the next round of the weekly job) costs no drawing.
+    """
     title = period_title(stats.period_start, stats.period_end, tz)
-    charts: list[tuple[str, bytes]] = []
+    specs: list[tuple[str, tuple[object, ...]]] = []
     if stats.new_by_theme:
-        labels = [theme_noun(key) for key in stats.new_by_theme]
-        charts.append(("besoins-par-theme.png", _barh_png(
-            labels, list(stats.new_by_theme.values()),
-            title=_entry("animator.chart_title_new_by_theme", period=_lower_first(title)),
-            xlabel=label("animator.chart_axis_needs"), integer=True)))
+        specs.append(("besoins-par-theme.png", (
+            "barh", tuple(theme_noun(key) for key in stats.new_by_theme),
+            tuple(stats.new_by_theme.values()),
+            _entry("animator.chart_title_new_by_theme", period=_lower_first(title)),
+            label("animator.chart_axis_needs"), True)))
     if stats.median_ack_hours_by_partner:
         ack = stats.median_ack_hours_by_partner
-        charts.append(("delais-accuse-reception.png", _barh_png(
-            [_cut(name, 40) for name in ack], list(ack.values()),
-            title=_entry("animator.chart_title_ack_delays", period=_lower_first(title)),
-            xlabel=label("animator.chart_axis_hours"), integer=False)))
+        specs.append(("delais-accuse-reception.png", (
+            "barh", tuple(_cut(name, 40) for name in ack), tuple(ack.values()),
+            _entry("animator.chart_title_ack_delays", period=_lower_first(title)),
+            label("animator.chart_axis_hours"), False)))
     if stats.satisfaction is not None:
-        charts.append(("satisfaction.png", _satisfaction_png(stats.satisfaction, title)))
-    return charts
+        summary = stats.satisfaction
+        specs.append(("satisfaction.png", (
+            "bars", tuple(summary.distribution.items()),
+            _entry("animator.chart_title_satisfaction", period=_lower_first(title),
+                   mean=_mean(summary), answers=_answers(summary.count)),
+            label("animator.chart_axis_score"), label("animator.chart_axis_answers"))))
+    return [(name, _CHARTS.get_or_draw(spec)) for name, spec in specs]
+
+
+class _ChartCache:
+    """Rendered PNGs by the hash of their drawing spec, bounded in bytes, thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_draw(self, spec: tuple[object, ...]) -> bytes:
+        """The PNG of `spec`, drawn only if no earlier call drew the same."""
+        key = hashlib.sha256(repr((CHART_SIZE, CHART_DPI, spec)).encode()).digest()
+        with self._lock:
+            png = self._items.get(key)
+            if png is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return png
+            self.misses += 1
+        # Drawn outside the lock: two threads may draw the same picture once each, harmless.
+        png = _draw(spec)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = png
+                self.size += len(png)
+            while self.size > self.max_bytes and self._items:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old)
+        return png
+
+    def clear(self) -> None:
+        """Forget every picture (tests, benchmarks of the cold cost)."""
+        with self._lock:
+            self._items.clear()
+            self.size = 0
+
+
+# ~3 charts of 20-40 kB per territory and week: 183 territories' weekly charts fit twice.
+_CHARTS = _ChartCache(max_bytes=48 * 2**20)
+
+
+def clear_chart_cache() -> None:
+    """Forget every cached chart (benchmarks measure the cold drawing with it)."""
+    _CHARTS.clear()
+
+
+def _draw(spec: tuple[object, ...]) -> bytes:
+    kind, *args = spec
+    if kind == "barh":
+        labels, values, title, xlabel, integer = args
+        return _barh_png(list(labels), list(values),  # type: ignore[call-overload]
+                         title=str(title), xlabel=str(xlabel), integer=bool(integer))
+    distribution, title, xlabel, ylabel = args
+    return _satisfaction_png(dict(distribution),  # type: ignore[call-overload]
+                             str(title), str(xlabel), str(ylabel))
 
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+_FIGURES = threading.local()
+
+
 def _new_figure() -> Figure:
-    """A figure on its own Agg canvas: no pyplot global state, safe in threads."""
+    """This thread's figure on its own Agg canvas, cleared: no pyplot global state.
+
+    Making a figure and its canvas costs a quarter of a chart; one per thread is reused
+    (cleared, it draws the same bytes as a new one) and never shared between threads.
+    """
+    figure: Figure | None = getattr(_FIGURES, "figure", None)
+    if figure is not None:
+        figure.clear()
+        return figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=CHART_SIZE, dpi=CHART_DPI, layout="constrained")
+    # No layout engine: a constrained layout measures every text twice and costs half of a
+    # chart; `_place` sets the margins from the only text whose width varies.
+    figure = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
     FigureCanvasAgg(figure)
+    _FIGURES.figure = figure
     return figure
+
+
+def _place(figure: Figure, tick_labels: list[str], *, ylabel: bool) -> None:
+    """Margins for the title, the x axis and the widest y tick label, in pixels."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    font = FontProperties(size=rcParams["ytick.labelsize"])
+    widest = max((renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+                  for text in tick_labels), default=0.0)
+    # Tick, pad and a little air; an axis label adds its height and pad.
+    left = widest + 14 + (22 if ylabel else 0)
+    width, height = CHART_SIZE[0] * CHART_DPI, CHART_SIZE[1] * CHART_DPI
+    figure.subplots_adjust(left=min(left / width, 0.6), right=1 - 12 / width,
+                           top=1 - 36 / height, bottom=48 / height)
 
 
 def _plain(text: str) -> str:
@@ -519,7 +621,9 @@ def _barh_png(
     axes = figure.add_subplot()
     positions = list(range(len(labels)))
     bars = axes.barh(positions, values, height=0.6, color=_BAR_COLOR)
-    axes.set_yticks(positions, [_plain(label) for label in labels])
+    shown = [_plain(label) for label in labels]
+    axes.set_yticks(positions, shown)
+    _place(figure, shown, ylabel=False)
     axes.invert_yaxis()
     axes.bar_label(bars, labels=[_value(v, integer) for v in values], padding=3)
     figure.suptitle(_plain(title), fontsize=11)
@@ -529,22 +633,23 @@ def _barh_png(
     return _png(figure)
 
 
-def _satisfaction_png(summary: SatisfactionSummary, title: str) -> bytes:
+def _satisfaction_png(distribution: dict[int, int], title: str, xlabel: str,
+                      ylabel: str) -> bytes:
     """Vertical bars of the ratings 1 to 5."""
     figure = _new_figure()
     axes = figure.add_subplot()
-    scores = list(summary.distribution)
-    counts = [summary.distribution[s] for s in scores]
+    scores = list(distribution)
+    counts = [distribution[s] for s in scores]
     bars = axes.bar(scores, counts, width=0.6, color=_BAR_COLOR)
     axes.bar_label(bars, labels=[str(c) if c else "" for c in counts], padding=3)
     axes.set_xticks(scores, [f"{s}/5" for s in scores])
-    figure.suptitle(_entry("animator.chart_title_satisfaction", period=_lower_first(title),
-                           mean=_mean(summary), answers=_answers(summary.count)),
-                    fontsize=11)
-    axes.set_xlabel(label("animator.chart_axis_score"))
-    axes.set_ylabel(label("animator.chart_axis_answers"))
+    figure.suptitle(title, fontsize=11)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     _style(axes, integer=True, axis="y")
     axes.set_ylim(0, max(max(counts), 1) * 1.15)
+    # The y ticks are counts: the widest is the top of the axis.
+    _place(figure, [_decimal(max(max(counts), 1) * 1.15, 1)], ylabel=True)
     return _png(figure)
 
 
