@@ -190,10 +190,11 @@ async def test_one_chats_backlog_does_not_hold_back_another_chats_answer(
     await confirmed(api, last)
     await relais.drained()
     answered_at = order.index(other.chat_id)
-    # Before the answer to /aide: a few dozen of the flood's answers at most (its chat's
-    # queue, RELAIS_LIMIT_CHAT_QUEUE), not the whole first batch of a hundred (34 here, 101
-    # when the poller waited for whole batches); and the flood went on after it.
-    assert order[:answered_at].count(flood.chat_id) < 50, answered_at
+    # Before the answer to /aide: part of the flood's first batch at most (its chat's queue,
+    # RELAIS_LIMIT_CHAT_QUEUE, and what was handled while the next batch was fetched: 34
+    # on an idle machine, 52 seen under load), never the whole first batch of a hundred
+    # (101 when the poller waited for whole batches); and the flood went on after it.
+    assert order[:answered_at].count(flood.chat_id) < 100, answered_at
     assert order[answered_at + 1:].count(flood.chat_id) > 20
     assert other.messages[0].plain.startswith("Aide")
 
