@@ -210,6 +210,19 @@ def report(results: dict[str, list[Result]], firms: int, rounds: int) -> None:
               f"{1000 * _pct(median.latencies, 0.5):8.0f} "
               f"{1000 * _pct(median.latencies, 0.99):8.0f} {median.cpu_ms:15.2f} "
               f"{1000 * median.side_cpu / median.updates:14.2f} {spread:>18}")
+    if "polling-pg" in results:
+        # Issue #18: webhook on PostgreSQL at least as fast as polling on PostgreSQL. Rounds
+        # are interleaved, so each webhook round is compared with the polling round beside it.
+        polling = results["polling-pg"]
+        for config in ("webhook-pg-1", "webhook-pg-2"):
+            if config not in results:
+                continue
+            pairs = [w.ups / p.ups for w, p in zip(results[config], polling, strict=False)]
+            cpu = median_of(results[config]).cpu_ms / median_of(polling).cpu_ms
+            print(f"{CONFIGS[config]} vs polling on PostgreSQL: "
+                  f"{median_of(results[config]).ups / median_of(polling).ups:.2f}x throughput "
+                  f"(medians; per round {', '.join(f'{r:.2f}x' for r in pairs)}), "
+                  f"{cpu:.2f}x bot CPU per update")
 
 
 async def main_async(firms: int, rounds: int, only: list[str]) -> None:

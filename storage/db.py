@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -126,6 +127,10 @@ class Database:
         self._bound = _Bound()
         self._connections: list[Connection] = []
         self._connections_lock = threading.Lock()
+        # A plain asyncpg pool beside the engine, for the few hot single statements (the
+        # webhook's store on receipt) that cost more in ORM and SQLAlchemy than in the server.
+        self._raw_pool: asyncpg.Pool | None = None
+        self._raw_pool_lock = asyncio.Lock()
         if self.is_sqlite:
             database = parsed.database or ""
             if database and database != ":memory:":
@@ -147,6 +152,24 @@ class Database:
             return self._sync_engine
         assert self._async_engine is not None
         return self._async_engine.sync_engine
+
+    def raw_dsn(self) -> str:
+        """The PostgreSQL URL without SQLAlchemy's driver name, as asyncpg takes it."""
+        if self.is_sqlite:
+            raise RuntimeError("no raw asyncpg connection on SQLite")
+        return make_url(self.url).set(drivername="postgresql").render_as_string(
+            hide_password=False)
+
+    async def raw_pool(self) -> asyncpg.Pool:
+        """A plain asyncpg pool on the same database (PostgreSQL only), made on first use."""
+        if self._raw_pool is None:
+            async with self._raw_pool_lock:
+                if self._raw_pool is None:
+                    # Small: each statement sent on it is one short autocommit round trip.
+                    self._raw_pool = await asyncpg.create_pool(
+                        self.raw_dsn(), min_size=1, max_size=4,
+                        max_inactive_connection_lifetime=300)
+        return self._raw_pool
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn(session)` in one transaction: commit if it returns, roll back if it raises."""
@@ -299,5 +322,8 @@ class Database:
                 connection.close()
             self._bound = _Bound()
             self._sync_engine.dispose()
+        if self._raw_pool is not None:
+            pool, self._raw_pool = self._raw_pool, None
+            await pool.close()
         if self._async_engine is not None:
             await self._async_engine.dispose()
