@@ -209,6 +209,10 @@ class Database:
         """
         if self._sync_engine is None or self._in_memory:
             return await self.run(fn)
+        return await self._in_worker(fn)
+
+    async def _in_worker(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in the worker thread on its connection; a lock held too long is busy."""
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._worker(), self._run_sqlite, fn, True)
@@ -249,13 +253,7 @@ class Database:
         """Run `fn` in the worker thread, which may wait for the lock (SQLite)."""
         self.waiting += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._worker(), self._run_sqlite, fn, True)
-        except OperationalError as exc:
-            if _is_busy(exc):
-                raise DatabaseBusy(f"database locked for more than {self.busy_timeout:g} s") \
-                    from exc
-            raise
+            return await self._in_worker(fn)
         finally:
             self.waiting -= 1
 

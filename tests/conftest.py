@@ -20,7 +20,7 @@ from storage.db import Database
 from storage.models import Outbox
 from testing.botapi import BotMessage, LocalBotAPI, SimUser
 from testing.clock import FakeClock
-from testing.imap import ImapServer
+from testing.imap import BOT_ADDRESS, ImapServer
 from testing.smtp import SmtpServer
 
 
@@ -87,6 +87,18 @@ async def smtp() -> AsyncIterator[SmtpServer]:
         yield server
     finally:
         await server.stop()
+
+
+def imap_settings(server: ImapServer) -> dict[str, object]:
+    """Settings that make the bot read its mailbox on a test IMAP server (every 0.2 s)."""
+    return {
+        "IMAP_HOST": "127.0.0.1",
+        "IMAP_PORT": server.port,
+        "IMAP_SECURITY": "none",
+        "IMAP_USERNAME": BOT_ADDRESS,
+        "IMAP_PASSWORD": "secret",
+        "IMAP_POLL": 0.2,
+    }
 
 
 def smtp_settings(server: SmtpServer) -> dict[str, object]:

@@ -20,9 +20,9 @@ from bot.runtime import build_services, running_bot
 from storage.models import InboundEmail, Need
 from testing.botapi import LocalBotAPI
 from testing.clock import FakeClock
-from testing.imap import BOT_ADDRESS, ImapServer
+from testing.imap import ImapServer
 from testing.smtp import Received, SmtpServer
-from tests.conftest import RunningBot, make_settings, smtp_settings, wait_until
+from tests.conftest import RunningBot, imap_settings, make_settings, smtp_settings, wait_until
 from tests.helpers import say
 from tests.test_email_channel import OUR_MX, message
 
@@ -37,9 +37,8 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
                    clock: FakeClock) -> AsyncIterator[RunningBot]:
     """The bot reading its mailbox, with at most 5 needs an hour by email overall."""
     settings = make_settings(
-        api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
-        IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR_TOTAL=5,
+        api, tmp_path / "relais.db", **smtp_settings(smtp), **imap_settings(imap),
+        RELAIS_LIMIT_MAIL_NEEDS_PER_HOUR_TOTAL=5,
         MAIL_AUTHSERV_ID=OUR_MX)
     services = await build_services(settings, clock=clock)
     async with running_bot(services) as (application, _stop, _polling):

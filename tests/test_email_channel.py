@@ -26,7 +26,7 @@ from testing.botapi import BotMessage, LocalBotAPI, SimUser
 from testing.clock import FakeClock
 from testing.imap import BOT_ADDRESS, ImapServer
 from testing.smtp import Received, SmtpServer
-from tests.conftest import RunningBot, make_settings, smtp_settings
+from tests.conftest import RunningBot, imap_settings, make_settings, smtp_settings
 from tests.helpers import say
 
 ANIMATOR_ID = 900000001
@@ -47,9 +47,8 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
                    clock: FakeClock) -> AsyncIterator[RunningBot]:
     """The bot reading the IMAP mailbox (polled every 0.2 s, IDLE when pushed)."""
     settings = make_settings(
-        api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
-        IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=50_000,
+        api, tmp_path / "relais.db", **smtp_settings(smtp), **imap_settings(imap),
+        RELAIS_MAIL_MAX_BYTES=50_000,
         MAIL_AUTHSERV_ID=OUR_MX)
     services = await build_services(settings, clock=clock)
     animator = api.user(ANIMATOR_ID, "Claire")

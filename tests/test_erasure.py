@@ -52,10 +52,10 @@ from storage.models import (
     Reminder,
 )
 from testing.botapi import LocalBotAPI, SimUser
-from testing.imap import BOT_ADDRESS, ImapServer
+from testing.imap import ImapServer
 from testing.pg import fresh_database
 from testing.smtp import SmtpServer
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from tests.conftest import FakeClock, RunningBot, imap_settings, make_settings, smtp_settings
 from tests.helpers import press, say
 
 # End-to-end through real processes and servers: not in the fast lane.
@@ -180,8 +180,7 @@ async def bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, database: st
     """The real bot: Telegram through the Bot API double, email through IMAP and SMTP."""
     settings = make_settings(
         api, tmp_path / "relais.db", **smtp_settings(smtp), DATABASE_URL=database,
-        IMAP_HOST="127.0.0.1", IMAP_PORT=imap.port, IMAP_SECURITY="none",
-        IMAP_USERNAME=BOT_ADDRESS, IMAP_PASSWORD="secret", IMAP_POLL=0.2)
+        **imap_settings(imap))
     services = await build_services(settings, clock=clock)
     async with running_bot(services):
         yield RunningBot(api, services, settings, clock, smtp)

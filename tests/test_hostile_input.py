@@ -28,7 +28,7 @@ from storage.models import InboundEmail
 from testing.botapi import LocalBotAPI
 from testing.imap import BOT_ADDRESS, ImapServer
 from testing.smtp import SmtpServer
-from tests.conftest import FakeClock, RunningBot, make_settings, smtp_settings
+from tests.conftest import FakeClock, RunningBot, imap_settings, make_settings, smtp_settings
 
 FIRM = "contact@menuiserie-dupont.fr"
 
@@ -136,9 +136,8 @@ async def mail_bot(api: LocalBotAPI, smtp: SmtpServer, imap: ImapServer, tmp_pat
                    ) -> AsyncIterator[tuple[RunningBot, MailboxReader]]:
     """The bot reading its mailbox, with room for 3,000 parts (the default is 250)."""
     settings = make_settings(
-        api, tmp_path / "relais.db", **smtp_settings(smtp), IMAP_HOST="127.0.0.1",
-        IMAP_PORT=imap.port, IMAP_SECURITY="none", IMAP_USERNAME=BOT_ADDRESS,
-        IMAP_PASSWORD="secret", IMAP_POLL=0.2, RELAIS_MAIL_MAX_BYTES=150_000,
+        api, tmp_path / "relais.db", **smtp_settings(smtp), **imap_settings(imap),
+        RELAIS_MAIL_MAX_BYTES=150_000,
         RELAIS_MAIL_MAX_PARTS=3_000, **getattr(request, "param", {}))
     services = await build_services(settings, clock=clock)
     async with running_bot(services) as (application, _stop, _task):
