@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, event
 from sqlmodel import Session, col, select
 
 from bot.messages import Message, plain
@@ -464,4 +465,46 @@ async def test_one_recipients_backlog_never_hides_another_recipient(
     clock.advance(seconds=3)
     again = await outbox.claim_due(db, clock(), channel="telegram", limit=5)
     assert [d.outbox_id for d in again] == [d.outbox_id for d in first[:5]]
+    await db.dispose()
+
+
+async def test_two_deliverers_racing_for_the_same_rows_never_both_get_one(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A rival claim between our read and our lease (SQLite reads take no lock): no row twice.
+
+    The rival is another connection to the same file, as the worker thread's or another
+    instance's; it cuts in just before our lease is written.
+    """
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    await db.create_all()
+    now = clock()
+
+    def write(session: Session) -> None:
+        for recipient in ("a@example.org", "b@example.org"):
+            outbox.enqueue(session, channel="email", recipient=recipient, now=now,
+                           claimed=False, messages=[Message(plain("un")), Message(plain("deux"))])
+
+    await db.run(write)
+    rival_engine = create_engine(f"sqlite:///{tmp_path}/db.sqlite")
+    rival: list[int] = []
+
+    def cut_in(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if rival or not statement.startswith("UPDATE outbox SET claimed_until"):
+            return
+        with Session(rival_engine) as session:
+            taken = outbox._claim_heads(session, now, channel="email", limit=1, lease=None)
+            rival.extend(row.id or 0 for row in taken)
+            session.commit()
+
+    event.listen(db.sync_engine, "before_cursor_execute", cut_in)
+    ours = [d.outbox_id for d in await outbox.claim_due(db, now, channel="email", limit=10)]
+    event.remove(db.sync_engine, "before_cursor_execute", cut_in)
+    assert len(rival) == 1 and rival[0] not in ours
+    # The rival holds a's first message: we take b's two, and none of a's (order kept).
+    assert len(ours) == 2
+    with Session(rival_engine) as session:
+        held = session.exec(select(Outbox).where(col(Outbox.id).in_(ours))).all()
+        assert {row.recipient for row in held} == {"b@example.org"}
+    rival_engine.dispose()
     await db.dispose()

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, insert, not_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.messages import Message
@@ -263,6 +264,8 @@ def _claim_heads(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all())
+    until = now + (lease if lease is not None else _defaults.lease)
+    claimed = _lease_free(session, claimed, now, until)
     if claimed and len(claimed) < limit:
         # Each claimed recipient's following rows, while they are due and free.
         first = {_key(row.recipient, channel): row.id for row in claimed}
@@ -274,6 +277,7 @@ def _claim_heads(
             .with_for_update(skip_locked=True)
         ).all()
         stopped: set[str] = set()
+        wanted: list[Outbox] = []
         for row in followers:
             recipient = _key(row.recipient, channel)
             if row.attempts == 0 and row.not_before > now:
@@ -282,14 +286,59 @@ def _claim_heads(
             if recipient in stopped or not free or row.not_before > now:
                 stopped.add(recipient)
                 continue
-            claimed.append(row)
+            wanted.append(row)
+        won = _lease_free(session, wanted, now, until)
+        # A follower another deliverer took meanwhile stops its recipient's rows after it:
+        # they would otherwise overtake it.
+        won_ids = {row.id for row in won}
+        lost: dict[str, int] = {}
+        for row in wanted:
+            if row.id not in won_ids:
+                lost.setdefault(_key(row.recipient, channel), row.id or 0)
+        kept, late = [], []
+        for row in won:
+            stop = lost.get(_key(row.recipient, channel))
+            (kept if stop is None or (row.id or 0) < stop else late).append(row)
+        _unlease(session, late, until)
+        claimed.extend(kept)
         claimed.sort(key=lambda row: row.id or 0)
-    until = now + (lease if lease is not None else _defaults.lease)
-    for row in claimed:
-        row.claimed_until = until
-        session.add(row)
-    session.flush()
     return claimed
+
+
+def _lease_free(session: Session, rows: list[Outbox], now: datetime,
+                until: datetime) -> list[Outbox]:
+    """Lease those of `rows` that are still pending and free; the others are left out.
+
+    The rows were read free, but on SQLite the read takes no lock (no SKIP LOCKED), and a
+    deliverer on another connection (the worker thread's) may have leased them since: the
+    lease is taken by one conditional UPDATE, so each row goes to one deliverer only.
+    """
+    if not rows:
+        return []
+    taken = set(session.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_([row.id for row in rows]),
+               col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None),
+               col(Outbox.claimed_until).is_(None) | (col(Outbox.claimed_until) < now))
+        .values(claimed_until=until)
+        .returning(col(Outbox.id))
+        .execution_options(synchronize_session=False)
+    ).scalars())
+    won = [row for row in rows if row.id in taken]
+    for row in won:
+        set_committed_value(row, "claimed_until", until)
+    return won
+
+
+def _unlease(session: Session, rows: list[Outbox], until: datetime) -> None:
+    """Give back leases just taken (only if still ours: same `until`)."""
+    if rows:
+        session.execute(
+            update(Outbox)
+            .where(col(Outbox.id).in_([row.id for row in rows]),
+                   col(Outbox.claimed_until) == until)
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False))
 
 
 def _key(recipient: str, channel: str) -> str:
