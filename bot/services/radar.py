@@ -99,6 +99,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
+from knowledge.frequency import zipf
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.text import default_lexicon, fold, stem
@@ -340,10 +341,26 @@ def _firm_stems(firm: str) -> frozenset[str]:
     )
 
 
+# A capitalised word inside a sentence (« vers Niort », « à La Crèche », « Manosque »): a
+# place or a person, which every firm of a territory may name; acronyms (CLT, CACES) are not.
+_PROPER = re.compile(
+    r"(?<![.!?:;»\n]\s)(?<![.!?:;»\n])(?<=\W)([A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ýa-zà-ÿ]+)*)")
+
+
+def _proper_names(text: str) -> frozenset[str]:
+    """Folded words written with a capital inside a sentence, never in lower case."""
+    found = {fold(m.group(1)) for m in _PROPER.finditer(text)}
+    if not found:
+        return frozenset()
+    lower = {fold(w) for w in _SPLIT.split(text) if w and w[0].islower()}
+    return frozenset(w for w in found - lower for w in w.split("-"))
+
+
 def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
     """(token, surface) of the salient words of a text, before typo repair."""
     lexicon = default_lexicon()
     pairs = _surface_words(text)
+    proper = _proper_names(text)
     stems = [stem(w) for _, w in pairs]
     out: list[tuple[str, str]] = []
     i = 0
@@ -364,6 +381,7 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
                 or lexicon.is_stop(word)
                 or s in _NEED_STEMS
                 or s in firm
+                or word in proper
             ):
                 continue
             out.append((_FAMILY_OF.get(s, s), surface))
@@ -412,7 +430,70 @@ def _repair(vocabulary: Counter[str]) -> dict[str, str]:
             target = mapping[target]
         if target != s and (target.startswith(_SUBJECT) or vocabulary[target] >= vocabulary[s]):
             mapping[s] = target
+    _merge_families(vocabulary, mapping)
     return mapping
+
+
+# Derivational endings left by the Snowball stemmer (soudeur / soudure / souder: soud;
+# décolleteur / décolletage / décolleteuse: decollet), longest first.
+_DERIVATIONS: tuple[str, ...] = (
+    "atric", "ateur", "eur", "eux", "eus", "ag", "ur", "ier", "ist",
+)
+MIN_ROOT = 4  # a root shorter than this says too little (« form », « pos » would be noise)
+MIN_COMPOUND_HEAD = 3  # « thermo » + laquage: the prefix of a compound is a word of its own
+
+
+def _root(stem_: str) -> str:
+    """The derivational root of a stem (« polisseur », « polissag » → « poliss »)."""
+    for ending in _DERIVATIONS:
+        if stem_.endswith(ending) and len(stem_) - len(ending) >= MIN_ROOT:
+            return stem_[: -len(ending)]
+    return stem_
+
+
+_FAMILY_ROOTS: dict[str, str] = {}
+
+
+def _family_roots() -> dict[str, str]:
+    """Roots of the subject words (FAMILIES): a derived form the list lacks joins them."""
+    if not _FAMILY_ROOTS:
+        for s, token in _FAMILY_OF.items():
+            if len(s) >= MIN_ROOT + 1:
+                _FAMILY_ROOTS.setdefault(_root(s), token)
+    return _FAMILY_ROOTS
+
+
+def _merge_families(vocabulary: Counter[str], mapping: dict[str, str]) -> None:
+    """Map the stems of one derivational family (same root) to one canonical stem.
+
+    The lexicon cannot list every trade and machine; the way French derives a trade, its
+    activity and its machine from one root (soudeur, soudure, souder; polisseur, polissage;
+    grenaillage, grenaillé; thermolaquage, laquage) carries to words nobody listed.
+    """
+    subjects = _family_roots()
+    groups: dict[str, list[str]] = defaultdict(list)
+    for s in vocabulary:
+        if s[0] == _SUBJECT or s in mapping or len(s) < MIN_ROOT or not s.isalpha():
+            continue
+        groups[_root(s)].append(s)
+    roots = sorted(groups, key=len)
+    # a compound's last part (« thermolaqu » ends with « laqu ») is its family
+    by_length = {r for r in roots if len(r) >= MIN_ROOT}
+    for r in roots:
+        for cut in range(MIN_COMPOUND_HEAD, len(r) - MIN_ROOT + 1):
+            tail = r[cut:]
+            if tail in by_length and tail != r and tail in groups:
+                groups[tail].extend(groups.pop(r))
+                break
+    for r, members in groups.items():
+        target = subjects.get(r)
+        if target is None:
+            if len(members) < 2:
+                continue
+            target = min(members, key=lambda m: (-vocabulary[m], len(m), m))
+        for m in members:
+            if m != target:
+                mapping[m] = target
 
 
 @dataclass(slots=True)
@@ -442,6 +523,19 @@ def _boost(token: str) -> float:
     if token[0] != _SUBJECT or token[1:] in MODALITIES:
         return 1.0
     return SUBJECT_BOOST
+
+
+SPEC_COMMON = 6.0  # Zipf of a word that says nothing of the need (« semaine » is 5.4)
+SPEC_RARE = 2.5  # Zipf under which a word is fully specific (« polissage » 2.7)
+SPEC_FLOOR = 0.15
+
+
+def _specificity(token: str, surfaces: Counter[str]) -> float:
+    """How much a word says of a need by its frequency in general French (0.15..1)."""
+    if token[0] == _SUBJECT:
+        return 1.0
+    z = max(zipf(fold(w)) for w in surfaces)
+    return min(1.0, max(SPEC_FLOOR, (SPEC_COMMON - z) / (SPEC_COMMON - SPEC_RARE)))
 
 
 def _theme_factor(a: str, b: str) -> float:
@@ -555,7 +649,8 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
     n = max(len(items), IDF_FLOOR)
     out: list[_Need] = []
     for item, base, surfaces in zip(items, bases, canonical, strict=True):
-        weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) for t in surfaces}
+        weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) * _specificity(t, surf)
+                   for t, surf in surfaces.items()}
         spreads = {
             t: w if t[0] == _SUBJECT else UNSHARED_WEIGHT * w for t, w in weights.items()
         }
@@ -596,6 +691,16 @@ def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
     return round(shared / max(min(sum(a.values()), sum(b.values())), 1.0), 6)
 
 
+def _intent(need: _Need) -> int:
+    """1 when a need only hires or trains, -1 when it only shares, 0 otherwise."""
+    people = bool(need.actions & _PEOPLE_ACTIONS)
+    share = "share" in need.actions
+    return 0 if people == share else 1 if people else -1
+
+
+_PEOPLE_ACTIONS = frozenset({"hire", "train"})
+
+
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     """The 0–1 score of two analysed needs (see the module docstring)."""
     if a.own or b.own:
@@ -603,6 +708,10 @@ def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     if a.objects and b.objects:
         # both name what they are about: the objects decide, whatever the words or themes
         return _object_score(a.objects, b.objects)
+    if _intent(a) * _intent(b) < 0:
+        # one hires or trains people, the other shares a thing: the same rare word
+        # (microbiologie, alambic) names the person's trade and the shared equipment
+        return 0.0
     common = a.tokens.keys() & b.tokens.keys()
     if not common:
         return 0.0
