@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import threading
-from functools import lru_cache
 
 from knowledge.text import fold
 
@@ -23,7 +22,6 @@ _LOCK = threading.Lock()
 _ACCENTS = str.maketrans("àâäáãåçéèêëíìîïñóòôöõúùûüýÿ", "aaaaaaceeeeiiiinooooouuuuyy")
 
 
-@lru_cache(maxsize=1)
 def _table() -> dict[str, float]:
     """Folded word -> highest frequency among its spellings (read once per process)."""
     from wordfreq import get_frequency_dict
@@ -38,9 +36,17 @@ def _table() -> dict[str, float]:
     return table
 
 
+_TABLE: dict[str, float] | None = None
+
+
 def zipf(word: str) -> float:
     """Zipf frequency of a folded word in French (0 for a word never seen, ~7 for « de »)."""
-    with _LOCK:  # the radar runs in worker threads: build the table once
-        table = _table()
+    global _TABLE
+    table = _TABLE
+    if table is None:
+        with _LOCK:  # the radar runs in worker threads: build the table once
+            table = _TABLE
+            if table is None:
+                table = _TABLE = _table()
     found = table.get(word)
     return math.log10(found) + 9.0 if found else 0.0

@@ -341,26 +341,25 @@ def _firm_stems(firm: str) -> frozenset[str]:
     )
 
 
-# A capitalised word inside a sentence (« vers Niort », « à La Crèche », « Manosque »): a
-# place or a person, which every firm of a territory may name; acronyms (CLT, CACES) are not.
+# A capitalised word inside a sentence (« vers Niort », « à La Crèche »): a place or a person;
+# acronyms (CLT, CACES) are not.
 _PROPER = re.compile(
     r"(?<![.!?:;»\n]\s)(?<![.!?:;»\n])(?<=\W)([A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ýa-zà-ÿ]+)*)")
 
 
 def _proper_names(text: str) -> frozenset[str]:
-    """Folded words written with a capital inside a sentence, never in lower case."""
+    """Stems of the words written with a capital inside a sentence, never in lower case."""
     found = {fold(m.group(1)) for m in _PROPER.finditer(text)}
     if not found:
         return frozenset()
     lower = {fold(w) for w in _SPLIT.split(text) if w and w[0].islower()}
-    return frozenset(w for w in found - lower for w in w.split("-"))
+    return frozenset(stem(part) for w in found - lower for part in w.split("-") if part)
 
 
 def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
     """(token, surface) of the salient words of a text, before typo repair."""
     lexicon = default_lexicon()
     pairs = _surface_words(text)
-    proper = _proper_names(text)
     stems = [stem(w) for _, w in pairs]
     out: list[tuple[str, str]] = []
     i = 0
@@ -381,7 +380,6 @@ def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
                 or lexicon.is_stop(word)
                 or s in _NEED_STEMS
                 or s in firm
-                or word in proper
             ):
                 continue
             out.append((_FAMILY_OF.get(s, s), surface))
@@ -439,7 +437,7 @@ def _repair(vocabulary: Counter[str]) -> dict[str, str]:
 _DERIVATIONS: tuple[str, ...] = (
     "atric", "ateur", "eur", "eux", "eus", "ag", "ur", "ier", "ist",
 )
-MIN_ROOT = 4  # a root shorter than this says too little (« form », « pos » would be noise)
+MIN_ROOT = 5  # a shorter root says too little (« moul »: moulées and mouliste, « form »)
 MIN_COMPOUND_HEAD = 3  # « thermo » + laquage: the prefix of a compound is a word of its own
 
 
@@ -534,7 +532,13 @@ def _specificity(token: str, surfaces: Counter[str]) -> float:
     """How much a word says of a need by its frequency in general French (0.15..1)."""
     if token[0] == _SUBJECT:
         return 1.0
-    z = max(zipf(fold(w)) for w in surfaces)
+    return min(_word_specificity(w) for w in surfaces)
+
+
+@lru_cache(maxsize=65536)
+def _word_specificity(surface: str) -> float:
+    """Specificity of one written word (cached: the same words come back in every need)."""
+    z = zipf(fold(surface))
     return min(1.0, max(SPEC_FLOOR, (SPEC_COMMON - z) / (SPEC_COMMON - SPEC_RARE)))
 
 
@@ -598,7 +602,10 @@ def _base(item: NeedItem) -> _Base:
         return found
     firm = _firm_stems(item.firm)
     about = object_lexicon().analyse(item.text)
-    tokens = _raw_tokens(item.text, firm)
+    proper = _proper_names(item.text)
+    # a place or a person's name says where or who, not what: every firm of a territory may
+    # name the same town
+    tokens = [(t, w) for t, w in _raw_tokens(item.text, firm) if t not in proper]
     if about.jobs:
         # the qualifier of a job title the lexicon does not know says what the job is: it
         # weighs as a subject (« pilote d'extrudeuse », « opérateur chimie »)
@@ -671,7 +678,59 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
                 own=about.own,
             )
         )
+    _borrow_objects(out)
     return out
+
+
+# A need without objects borrows one when this share of its word weight is in the words of
+# that object's needs, and twice as much as in the next object's.
+PROFILE_SHARE = 0.35
+PROFILE_MARGIN = 2.0
+
+
+def _borrow_objects(needs: Sequence[_Need]) -> None:
+    """Give a need that names no object the object whose needs use its words.
+
+    The lexicon knows « préparateurs de commandes » but not « les gars qui font les colis »;
+    the needs of the batch that name the object also say « colis », « quai », « scan »: a
+    need whose salient words are mostly the words of one object's needs (and clearly not of
+    another's) is about that object. The words are the batch's own, so this carries to
+    vocabulary nobody listed.
+    """
+    profiles: dict[str, set[int]] = defaultdict(set)  # token -> positions naming objects
+    for k, need in enumerate(needs):
+        if need.own:
+            continue
+        for obj, w in need.objects.items():
+            if w >= 1.0:
+                profiles[obj].add(k)
+    if not profiles:
+        return
+    words: dict[str, set[str]] = defaultdict(set)  # token -> objects whose needs use it
+    for obj, members in profiles.items():
+        for k in members:
+            for t in needs[k].tokens:
+                words[t].add(obj)
+    kinds = object_lexicon()
+    for need in needs:
+        if need.objects or need.own or need.total <= 0.0:
+            continue
+        acc: Counter[str] = Counter()
+        for t, w in need.tokens.items():
+            for obj in words.get(t, ()):
+                acc[obj] += w
+        if not acc:
+            continue
+        ranked = acc.most_common(2)
+        best, top = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        if top / need.total < PROFILE_SHARE or top < PROFILE_MARGIN * second:
+            continue
+        people = kinds.kind_of(best) in PEOPLE_KINDS
+        intent = _intent(need)
+        if (intent > 0 and not people) or (intent < 0 and people):
+            continue
+        need.objects = {best: 1.0}
 
 
 # -- pair scores --------------------------------------------------------------------------------
