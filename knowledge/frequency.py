@@ -40,7 +40,7 @@ _TABLE: dict[str, float] | None = None
 
 
 def zipf(word: str) -> float:
-    """Zipf frequency of a folded word in French (0 for a word never seen, ~7 for « de »)."""
+    """Zipf frequency of a word in French (0 for a word never seen, ~7 for « de »)."""
     global _TABLE
     table = _TABLE
     if table is None:
@@ -48,5 +48,5 @@ def zipf(word: str) -> float:
             table = _TABLE
             if table is None:
                 table = _TABLE = _table()
-    found = table.get(word)
+    found = table.get(word if word.isascii() else fold(word))
     return math.log10(found) + 9.0 if found else 0.0
