@@ -7,9 +7,9 @@ the part's texts and nowhere in the other parts' (nor the legacy set's) are remo
 left to find the part's groups is what a new author's text would meet: the other parts'
 terms, and the mechanisms that carry them to other words (derived forms, term words, the
 objects borrowed from the batch's own needs). Its recall is close to what unseen parts gave:
-dev2 and dev3 scored P 0.42 R 0.42 and P 0.49 R 0.35 before they were tuned on; ablated, the
-code of that time gives R 0.47 and 0.33 (its precision is higher: the lexicon still knows the
-other parts' hard negatives).
+dev2 and dev3 scored P 0.42 R 0.42 and P 0.49 R 0.35 before they were tuned on; ablated,
+the main of 2026-12-07 (before the mechanisms above) gives R 0.47 and 0.33 (its precision is
+higher: the lexicon still knows the other parts' hard negatives).
 
 The script replaces the radar's lexicon in this process only (``object_lexicon``); it never
 reads the sealed test part. Usage: ``python scripts/radar_ablation.py [--no-kb] dev dev2 dev3``
