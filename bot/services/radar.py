@@ -21,6 +21,9 @@ Scoring of two needs, in plain terms:
    no known object: needs saying the same words under one theme are one node too, and a
    need without objects is scored against its MAX_CANDIDATES closest needs only; the
    knowledge base is asked only for needs scored on words against another such need.
+   A need that names no object borrows one from its batch (:func:`_borrow_objects`): the
+   object whose needs use most of its word weight, when intent agrees, so the batch's own
+   words carry an object to a need written in them only.
    Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
    ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
    exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
@@ -29,8 +32,10 @@ Scoring of two needs, in plain terms:
    abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
    numbers, the firm's own name and NEED_WORDS (words that say *that* there is a need, not
    *what* it is: recruter, besoin, urgent, formation, partager, candidat...) are dropped.
-   The rest is stemmed (Snowball); a few multi-word names become one word (« commande
-   numérique », « lamellé-croisé »).
+   Names written with a capital inside a sentence (places, people) are dropped too. The rest
+   is stemmed (Snowball); a few multi-word names become one word (« commande numérique »,
+   « lamellé-croisé »); stems of one derivational family (grenaillage / grenaillé) become
+   one (:func:`_merge_families`).
 2. *Subjects.* FAMILIES gathers the words firms use for one subject (soudeur, soudure,
    chaudronnier; friche, terrain, foncier; bus, navette, minibus...) into one token, which
    weighs SUBJECT_BOOST ordinary words (MODALITIES such as apprentissage weigh one: an
@@ -40,10 +45,13 @@ Scoring of two needs, in plain terms:
    → soudure). Shorter words are left alone: magasin / magasinier are not a typo.
 3. *Text similarity.* A token weighs its smoothed inverse document frequency in the batch
    (as if it held IDF_FLOOR needs at least, so a small territory does not make every word
-   rare); a bare job title (HEAD_WORDS: technicien, conducteur...) weighs HEAD_WEIGHT of
-   that, its qualifier says what the job is. With ``S`` the weight of the shared tokens,
-   counted on both sides, and ``U`` the weight of the others, ``text = S / (S + U)``, a
-   weighted Dice coefficient. When the two needs share a subject (not a modality), an
+   rare) times its specificity in general French (knowledge/frequency.py: « semaine » next to
+   nothing, « grenaillage » fully); a bare job title (HEAD_WORDS: technicien,
+   conducteur...) weighs HEAD_WEIGHT of that, its qualifier says what the job is. With
+   ``S`` the weight of the shared tokens, counted on both sides, and ``U`` the weight of the
+   others, ``text = S / (S + U)``, a
+   weighted Dice coefficient; a need that only hires or trains and one that only shares
+   never pair on words. When the two needs share a subject (not a modality), an
    unshared ordinary word counts only UNSHARED_WEIGHT: firms add details (« TIG », « sur 2
    chantiers ») that do not change the subject, while an unshared subject says the needs
    differ. When they share only ordinary words, nothing says which one is the subject and

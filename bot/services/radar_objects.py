@@ -13,8 +13,17 @@ the matter is its own (own financing, permit, crisis, R&D, succession, a breakdo
 training already found that only needs paying): such a need is never poolable, unless the
 text also asks for doing it with others.
 
-What the lexicon does not know is still read in three ways that do not depend on any list of
+What the lexicon does not know is still read in five ways that do not depend on any list of
 trades:
+
+- *Derived forms.* A one-word term names the words of its derivational family (the Snowball
+  stem less -eur, -euse, -age, -ure, -ier, -iste: « polissage » for polisseur) when the
+  word is rare in general French (knowledge/frequency.py, MAX_DERIVED_ZIPF: « projet » is
+  not the projeteur's) and not an infinitive; a root two objects share names none.
+- *Term words.* A text that names no term whole is read for the words that two terms or
+  more of one object use, and no other object's (« thermolaquage » from « cabine de
+  thermolaquage »), rare enough (MAX_CUE_ZIPF); a firm that only hires or trains keeps the
+  trades among them.
 
 - *Job titles.* A job head (``job_heads``: opérateur, conducteur, technicien, pilote,
   monteur, régleur, électricien...) not starting a known term is qualified by its first
