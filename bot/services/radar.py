@@ -45,19 +45,18 @@ Scoring of two needs, in plain terms:
    → soudure). Shorter words are left alone: magasin / magasinier are not a typo.
 3. *Text similarity.* A token weighs its smoothed inverse document frequency in the batch
    (as if it held IDF_FLOOR needs at least, so a small territory does not make every word
-   rare) times its specificity in general French (knowledge/frequency.py: « semaine » next to
-   nothing, « grenaillage » fully); a bare job title (HEAD_WORDS: technicien,
-   conducteur...) weighs HEAD_WEIGHT of that, its qualifier says what the job is. With
-   ``S`` the weight of the shared tokens, counted on both sides, and ``U`` the weight of the
-   others, ``text = S / (S + U)``, a
-   weighted Dice coefficient; a need that only hires or trains and one that only shares
-   never pair on words. When the two needs share a subject (not a modality), an
-   unshared ordinary word counts only UNSHARED_WEIGHT: firms add details (« TIG », « sur 2
-   chantiers ») that do not change the subject, while an unshared subject says the needs
-   differ. When they share only ordinary words, nothing says which one is the subject and
-   every word counts fully (conducteur de ligne / conducteur poids lourd). Not rapidfuzz's
-   token_set_ratio on whole texts: it scores 100 as soon as one text's words are a subset
-   of the other's and knows nothing of which words matter.
+   rare) times its specificity in general French (knowledge/frequency.py: « semaine » next
+   to nothing, « grenaillage » fully); a bare job title (HEAD_WORDS: technicien,
+   conducteur...) weighs HEAD_WEIGHT of that, its qualifier says what the job is. With ``S``
+   the weight of the shared tokens, counted on both sides, and ``U`` the weight of the
+   others, ``text = S / (S + U)``, a weighted Dice coefficient; a need that only hires or
+   trains and one that only shares never pair on words. When the two needs share a subject
+   (not a modality), an unshared ordinary word counts only UNSHARED_WEIGHT: firms add
+   details (« TIG », « sur 2 chantiers ») that do not change the subject, while an unshared
+   subject says the needs differ. When they share only ordinary words, nothing says which
+   one is the subject and every word counts fully (conducteur de ligne / conducteur poids
+   lourd). Not rapidfuzz's token_set_ratio on whole texts: it scores 100 as soon as one
+   text's words are a subset of the other's and knows nothing of which words matter.
 4. *Programme agreement.* The knowledge base is asked once per need; ``programmes`` is the
    Jaccard index of the two top-3 card sets (hits above the out-of-scope threshold).
 5. *Themes.* Same theme × 1, related themes (RELATED_THEMES: recrutement ~ competences,
