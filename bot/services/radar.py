@@ -34,8 +34,7 @@ Scoring of two needs, in plain terms:
    *what* it is: recruter, besoin, urgent, formation, partager, candidat...) are dropped.
    Names written with a capital inside a sentence (places, people) are dropped too. The rest
    is stemmed (Snowball); a few multi-word names become one word (« commande numérique »,
-   « lamellé-croisé »); stems of one derivational family (grenaillage / grenaillé) become
-   one (:func:`_merge_families`).
+   « lamellé-croisé »).
 2. *Subjects.* FAMILIES gathers the words firms use for one subject (soudeur, soudure,
    chaudronnier; friche, terrain, foncier; bus, navette, minibus...) into one token, which
    weighs SUBJECT_BOOST ordinary words (MODALITIES such as apprentissage weigh one: an
@@ -435,70 +434,7 @@ def _repair(vocabulary: Counter[str]) -> dict[str, str]:
             target = mapping[target]
         if target != s and (target.startswith(_SUBJECT) or vocabulary[target] >= vocabulary[s]):
             mapping[s] = target
-    _merge_families(vocabulary, mapping)
     return mapping
-
-
-# Derivational endings left by the Snowball stemmer (soudeur / soudure / souder: soud;
-# décolleteur / décolletage / décolleteuse: decollet), longest first.
-_DERIVATIONS: tuple[str, ...] = (
-    "atric", "ateur", "eur", "eux", "eus", "ag", "ur", "ier", "ist",
-)
-MIN_ROOT = 5  # a shorter root says too little (« moul »: moulées and mouliste, « form »)
-MIN_COMPOUND_HEAD = 3  # « thermo » + laquage: the prefix of a compound is a word of its own
-
-
-def _root(stem_: str) -> str:
-    """The derivational root of a stem (« polisseur », « polissag » → « poliss »)."""
-    for ending in _DERIVATIONS:
-        if stem_.endswith(ending) and len(stem_) - len(ending) >= MIN_ROOT:
-            return stem_[: -len(ending)]
-    return stem_
-
-
-_FAMILY_ROOTS: dict[str, str] = {}
-
-
-def _family_roots() -> dict[str, str]:
-    """Roots of the subject words (FAMILIES): a derived form the list lacks joins them."""
-    if not _FAMILY_ROOTS:
-        for s, token in _FAMILY_OF.items():
-            if len(s) >= MIN_ROOT + 1:
-                _FAMILY_ROOTS.setdefault(_root(s), token)
-    return _FAMILY_ROOTS
-
-
-def _merge_families(vocabulary: Counter[str], mapping: dict[str, str]) -> None:
-    """Map the stems of one derivational family (same root) to one canonical stem.
-
-    The lexicon cannot list every trade and machine; the way French derives a trade, its
-    activity and its machine from one root (soudeur, soudure, souder; polisseur, polissage;
-    grenaillage, grenaillé; thermolaquage, laquage) carries to words nobody listed.
-    """
-    subjects = _family_roots()
-    groups: dict[str, list[str]] = defaultdict(list)
-    for s in vocabulary:
-        if s[0] == _SUBJECT or s in mapping or len(s) < MIN_ROOT or not s.isalpha():
-            continue
-        groups[_root(s)].append(s)
-    roots = sorted(groups, key=len)
-    # a compound's last part (« thermolaqu » ends with « laqu ») is its family
-    by_length = {r for r in roots if len(r) >= MIN_ROOT}
-    for r in roots:
-        for cut in range(MIN_COMPOUND_HEAD, len(r) - MIN_ROOT + 1):
-            tail = r[cut:]
-            if tail in by_length and tail != r and tail in groups:
-                groups[tail].extend(groups.pop(r))
-                break
-    for r, members in groups.items():
-        target = subjects.get(r)
-        if target is None:
-            if len(members) < 2:
-                continue
-            target = min(members, key=lambda m: (-vocabulary[m], len(m), m))
-        for m in members:
-            if m != target:
-                mapping[m] = target
 
 
 @dataclass(slots=True)
@@ -704,7 +640,7 @@ def _borrow_objects(needs: Sequence[_Need]) -> None:
     another's) is about that object. The words are the batch's own, so this carries to
     vocabulary nobody listed.
     """
-    profiles: dict[str, set[int]] = defaultdict(set)  # token -> positions naming objects
+    profiles: dict[str, set[int]] = defaultdict(set)  # object -> positions of its needs
     for k, need in enumerate(needs):
         if need.own:
             continue
