@@ -529,7 +529,8 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev, dev2, dev3, test, legacy ou all (toutes celles présentes).")] = "all",
+        help="Partie : dev, dev2, dev3, dev4, test, legacy ou all (toutes celles présentes)."
+    )] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
     no_kb: Annotated[bool, typer.Option("--no-kb", help="Sans la base de connaissances.")] = False,
     details: Annotated[bool, typer.Option(
@@ -550,7 +551,7 @@ def radar_eval(
         scores = {part: evaluate_part(part, kb=kb)}
     else:
         raise typer.BadParameter(
-            f"partie inconnue : {part} (dev, dev2, dev3, test, legacy ou all)")
+            f"partie inconnue : {part} (dev, dev2, dev3, dev4, test, legacy ou all)")
     failed = False
     for name, score in scores.items():
         if score is None:

@@ -2,7 +2,7 @@
 
 Two formats are read. The legacy set (``knowledge/eval/radar_needs.yaml``) holds one
 territory's ``needs:``. The development sets (``knowledge/eval/radar/dev.yaml``,
-``dev2.yaml``, ``dev3.yaml``, written by three different authors) and the test set
+``dev2.yaml``, ``dev3.yaml``, ``dev4.yaml``, written by four different authors) and the test set
 (``test.yaml``) hold ``territories: [{territory, name, needs: [...]}]``; each territory is
 run on its own, as the radar runs in the bot, so pairs are only ever counted within one
 territory. A pair is two needs of one labelled group (``group:``); a need without a group
@@ -30,6 +30,7 @@ PARTS: dict[str, Path] = {
     "dev": _EVAL / "radar" / "dev.yaml",
     "dev2": _EVAL / "radar" / "dev2.yaml",
     "dev3": _EVAL / "radar" / "dev3.yaml",
+    "dev4": _EVAL / "radar" / "dev4.yaml",
     "test": _EVAL / "radar" / "test.yaml",
     "legacy": RADAR_SET,
 }
@@ -104,7 +105,7 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
 
 
 def part_path(part: str) -> Path:
-    """The file of a part (dev, dev2, dev3, test, legacy)."""
+    """The file of a part (dev, dev2, dev3, dev4, test, legacy)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
     return PARTS[part]

@@ -375,10 +375,11 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
     """The multi-territory development set: the figures reached, so regressions fail."""
     from bot.radar_eval import evaluate_part
 
-    # (part, precision, recall) reached; dev2 and dev3 were written by two other authors and
-    # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349)
+    # (part, precision, recall) reached; dev2, dev3 and dev4 were written by other authors and
+    # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349, dev4
+    # P 0.780 R 0.650). dev4 is below the 0.9 precision target: its bar holds what is reached
     bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
-            "legacy": (0.9, 0.9)}
+            "dev4": (0.83, 0.65), "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)
         assert score is not None, part
@@ -485,3 +486,83 @@ def test_rules_that_read_what_the_lexicon_does_not_list() -> None:
     # a firm's own matter stays alone
     assert lexicon.analyse("notre presse est en panne, qui connaît un réparateur ?").own
     assert lexicon.analyse("formation trouvée : organisme choisi, si l'OPCO finance").own
+
+
+def test_word_frequency_says_how_common_a_word_is() -> None:
+    """wordfreq's Zipf scale on folded words, accents or not; unknown words are 0."""
+    from knowledge.frequency import zipf
+
+    assert zipf("projet") > 5.0 > 3.0 > zipf("grenaillage") > 0.0
+    assert zipf("découpe") == zipf("decoupe") > 3.0
+    assert zipf("xelionzorg") == 0.0
+
+
+def test_lexicon_carries_to_derived_forms_and_term_words() -> None:
+    """A derived form or a word of one object's terms names it; common words and verbs do not."""
+    from bot.services.radar_objects import ObjectLexicon, derivational_root
+    from knowledge.text import stem
+
+    assert derivational_root(stem("polisseur")) == derivational_root(stem("polissage"))
+    assert derivational_root(stem("decolleteuse")) == derivational_root(stem("decolletage"))
+    lexicon = ObjectLexicon({
+        "objects": [
+            {"id": "polisseur", "kind": "trade", "label": "polisseurs", "terms": ["polisseur"]},
+            {"id": "dessinateur", "kind": "trade", "label": "projeteurs",
+             "terms": ["projeteur"]},
+            {"id": "fibre", "kind": "trade", "label": "raccordeurs", "terms": ["raccordeur"]},
+            {"id": "peinture", "kind": "equipment", "label": "cabine de peinture",
+             "terms": ["cabine de thermolaquage", "four de thermolaquage"]},
+        ],
+        "actions": {"hire": ["cherche", "recrute"], "share": ["commun"]},
+    })
+
+    def objects(text: str) -> set[str]:
+        return {o for o, _ in lexicon.analyse(text).objects}
+
+    # a derived form the lexicon does not list, rare in French: the polisher's work
+    assert objects("une formation au polissage des boîtiers") == {"polisseur"}
+    # a common word sharing the root (« projet », Zipf 5.4) and a verb name no trade
+    assert objects("notre projet de bâtiment avance") == set()
+    assert objects("personne ne sait raccorder les harnais") == set()
+    # a word two terms of one object use (« thermolaquage ») names it alone...
+    assert objects("du thermolaquage en commun ?") == {"peinture"}
+    # ...but not when the firm hires: the thing is where the person works
+    assert objects("recrute un opérateur thermolaquage") == set()
+
+
+def test_a_need_without_objects_borrows_the_object_of_needs_using_its_words() -> None:
+    """Words nobody listed (gougeage, xelion) carry the object of the needs that use them."""
+    items = [
+        NeedItem(1, "R1", "recrutement", "Nous recrutons des soudeurs pour le gougeage et le xelion.",
+                 "Alpha", None),
+        NeedItem(2, "R2", "competences", "Former nos soudeurs au gougeage et au xelion, à plusieurs ?",
+                 "Beta", None),
+        NeedItem(3, "R3", "autre", "Plus personne chez nous pour le gougeage et le xelion.",
+                 "Gamma", None),
+        NeedItem(4, "R4", "autre", "Notre toiture fuit, un couvreur disponible ?", "Delta", None),
+    ]
+    scores = pair_scores(items, kb=None)
+    assert scores[(1, 3)] == scores[(2, 3)] == 1.0  # the same object, not a few shared words
+    assert not any(4 in pair for pair in scores)
+    (group,) = find_groups(items, kb=None)
+    assert group.need_ids == (1, 2, 3) and group.objects == ("soudeur",)
+
+
+def test_hiring_and_sharing_stay_apart_on_words() -> None:
+    """The same rare word names a person's trade in one need and a shared lab in the other."""
+    items = [
+        NeedItem(1, "R1", "recrutement", "Nous cherchons un technicien en xenobiologie, CDI.",
+                 "Alpha", None),
+        NeedItem(2, "R2", "mutualisation", "Un plateau de xenobiologie à partager entre TPE ?",
+                 "Beta", None),
+    ]
+    assert pair_scores(items, kb=None) == {}
+
+
+def test_housing_named_as_a_work_site_is_no_staff_housing() -> None:
+    """« chantiers de logements » is where an electrician works, not where staff live."""
+    from bot.services.radar_objects import object_lexicon
+
+    found = dict(object_lexicon().analyse(
+        "Recherche électricien du bâtiment pour des chantiers de logements neufs à Gex.").objects)
+    assert "logement" not in found and found.get("electricien_batiment") == 1.0

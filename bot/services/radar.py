@@ -21,6 +21,9 @@ Scoring of two needs, in plain terms:
    no known object: needs saying the same words under one theme are one node too, and a
    need without objects is scored against its MAX_CANDIDATES closest needs only; the
    knowledge base is asked only for needs scored on words against another such need.
+   A need that names no object borrows one from its batch (:func:`_borrow_objects`): the
+   object whose needs use most of its word weight, when intent agrees, so the batch's own
+   words carry an object to a need written in them only.
    Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
    ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
    exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
@@ -29,8 +32,9 @@ Scoring of two needs, in plain terms:
    abbreviations are expanded, and French stop words (``knowledge/data/stopwords_fr.txt``),
    numbers, the firm's own name and NEED_WORDS (words that say *that* there is a need, not
    *what* it is: recruter, besoin, urgent, formation, partager, candidat...) are dropped.
-   The rest is stemmed (Snowball); a few multi-word names become one word (« commande
-   numérique », « lamellé-croisé »).
+   Names written with a capital inside a sentence (places, people) are dropped too. The rest
+   is stemmed (Snowball); a few multi-word names become one word (« commande numérique »,
+   « lamellé-croisé »).
 2. *Subjects.* FAMILIES gathers the words firms use for one subject (soudeur, soudure,
    chaudronnier; friche, terrain, foncier; bus, navette, minibus...) into one token, which
    weighs SUBJECT_BOOST ordinary words (MODALITIES such as apprentissage weigh one: an
@@ -40,16 +44,18 @@ Scoring of two needs, in plain terms:
    → soudure). Shorter words are left alone: magasin / magasinier are not a typo.
 3. *Text similarity.* A token weighs its smoothed inverse document frequency in the batch
    (as if it held IDF_FLOOR needs at least, so a small territory does not make every word
-   rare); a bare job title (HEAD_WORDS: technicien, conducteur...) weighs HEAD_WEIGHT of
-   that, its qualifier says what the job is. With ``S`` the weight of the shared tokens,
-   counted on both sides, and ``U`` the weight of the others, ``text = S / (S + U)``, a
-   weighted Dice coefficient. When the two needs share a subject (not a modality), an
-   unshared ordinary word counts only UNSHARED_WEIGHT: firms add details (« TIG », « sur 2
-   chantiers ») that do not change the subject, while an unshared subject says the needs
-   differ. When they share only ordinary words, nothing says which one is the subject and
-   every word counts fully (conducteur de ligne / conducteur poids lourd). Not rapidfuzz's
-   token_set_ratio on whole texts: it scores 100 as soon as one text's words are a subset
-   of the other's and knows nothing of which words matter.
+   rare) times its specificity in general French (knowledge/frequency.py: « semaine » next
+   to nothing, « grenaillage » fully); a bare job title (HEAD_WORDS: technicien,
+   conducteur...) weighs HEAD_WEIGHT of that, its qualifier says what the job is. With ``S``
+   the weight of the shared tokens, counted on both sides, and ``U`` the weight of the
+   others, ``text = S / (S + U)``, a weighted Dice coefficient; a need that only hires or
+   trains and one that only shares never pair on words. When the two needs share a subject
+   (not a modality), an unshared ordinary word counts only UNSHARED_WEIGHT: firms add
+   details (« TIG », « sur 2 chantiers ») that do not change the subject, while an unshared
+   subject says the needs differ. When they share only ordinary words, nothing says which
+   one is the subject and every word counts fully (conducteur de ligne / conducteur poids
+   lourd). Not rapidfuzz's token_set_ratio on whole texts: it scores 100 as soon as one
+   text's words are a subset of the other's and knows nothing of which words matter.
 4. *Programme agreement.* The knowledge base is asked once per need; ``programmes`` is the
    Jaccard index of the two top-3 card sets (hits above the out-of-scope threshold).
 5. *Themes.* Same theme × 1, related themes (RELATED_THEMES: recrutement ~ competences,
@@ -99,6 +105,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
+from knowledge.frequency import zipf
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
 from knowledge.text import default_lexicon, fold, stem
@@ -340,6 +347,21 @@ def _firm_stems(firm: str) -> frozenset[str]:
     )
 
 
+# A capitalised word inside a sentence (« vers Niort », « à La Crèche »): a place or a person;
+# acronyms (CLT, CACES) are not.
+_PROPER = re.compile(
+    r"(?<![.!?:;»\n]\s)(?<![.!?:;»\n])(?<=\W)([A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ýa-zà-ÿ]+)*)")
+
+
+def _proper_names(text: str) -> frozenset[str]:
+    """Stems of the words written with a capital inside a sentence, never in lower case."""
+    found = {fold(m.group(1)) for m in _PROPER.finditer(text)}
+    if not found:
+        return frozenset()
+    lower = {fold(w) for w in _SPLIT.split(text) if w and w[0].islower()}
+    return frozenset(stem(part) for w in found - lower for part in w.split("-") if part)
+
+
 def _raw_tokens(text: str, firm: frozenset[str]) -> list[tuple[str, str]]:
     """(token, surface) of the salient words of a text, before typo repair."""
     lexicon = default_lexicon()
@@ -444,6 +466,25 @@ def _boost(token: str) -> float:
     return SUBJECT_BOOST
 
 
+SPEC_COMMON = 6.0  # Zipf of a word that says nothing of the need (« semaine » is 5.4)
+SPEC_RARE = 2.5  # Zipf under which a word is fully specific (« polissage » 2.7)
+SPEC_FLOOR = 0.15
+
+
+def _specificity(token: str, surfaces: Counter[str]) -> float:
+    """How much a word says of a need by its frequency in general French (0.15..1)."""
+    if token[0] == _SUBJECT:
+        return 1.0
+    return min(_word_specificity(w) for w in surfaces)
+
+
+@lru_cache(maxsize=65536)
+def _word_specificity(surface: str) -> float:
+    """Specificity of one written word (cached: the same words come back in every need)."""
+    z = zipf(fold(surface))
+    return min(1.0, max(SPEC_FLOOR, (SPEC_COMMON - z) / (SPEC_COMMON - SPEC_RARE)))
+
+
 def _theme_factor(a: str, b: str) -> float:
     """How much two themes let their needs be grouped."""
     if a == b:
@@ -504,7 +545,10 @@ def _base(item: NeedItem) -> _Base:
         return found
     firm = _firm_stems(item.firm)
     about = object_lexicon().analyse(item.text)
-    tokens = _raw_tokens(item.text, firm)
+    proper = _proper_names(item.text)
+    # a place or a person's name says where or who, not what: every firm of a territory may
+    # name the same town
+    tokens = [(t, w) for t, w in _raw_tokens(item.text, firm) if t not in proper]
     if about.jobs:
         # the qualifier of a job title the lexicon does not know says what the job is: it
         # weighs as a subject (« pilote d'extrudeuse », « opérateur chimie »)
@@ -555,7 +599,8 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
     n = max(len(items), IDF_FLOOR)
     out: list[_Need] = []
     for item, base, surfaces in zip(items, bases, canonical, strict=True):
-        weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) for t in surfaces}
+        weights = {t: math.log((n + 1) / (df[t] + 0.5)) * _boost(t) * _specificity(t, surf)
+                   for t, surf in surfaces.items()}
         spreads = {
             t: w if t[0] == _SUBJECT else UNSHARED_WEIGHT * w for t, w in weights.items()
         }
@@ -576,7 +621,59 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
                 own=about.own,
             )
         )
+    _borrow_objects(out)
     return out
+
+
+# A need without objects borrows one when this share of its word weight is in the words of
+# that object's needs, and twice as much as in the next object's.
+PROFILE_SHARE = 0.35
+PROFILE_MARGIN = 2.0
+
+
+def _borrow_objects(needs: Sequence[_Need]) -> None:
+    """Give a need that names no object the object whose needs use its words.
+
+    The lexicon knows « préparateurs de commandes » but not « les gars qui font les colis »;
+    the needs of the batch that name the object also say « colis », « quai », « scan »: a
+    need whose salient words are mostly the words of one object's needs (and clearly not of
+    another's) is about that object. The words are the batch's own, so this carries to
+    vocabulary nobody listed.
+    """
+    profiles: dict[str, set[int]] = defaultdict(set)  # object -> positions of its needs
+    for k, need in enumerate(needs):
+        if need.own:
+            continue
+        for obj, w in need.objects.items():
+            if w >= 1.0:
+                profiles[obj].add(k)
+    if not profiles:
+        return
+    words: dict[str, set[str]] = defaultdict(set)  # token -> objects whose needs use it
+    for obj, members in profiles.items():
+        for k in members:
+            for t in needs[k].tokens:
+                words[t].add(obj)
+    kinds = object_lexicon()
+    for need in needs:
+        if need.objects or need.own or need.total <= 0.0:
+            continue
+        acc: Counter[str] = Counter()
+        for t, w in need.tokens.items():
+            for obj in words.get(t, ()):
+                acc[obj] += w
+        if not acc:
+            continue
+        ranked = acc.most_common(2)
+        best, top = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        if top / need.total < PROFILE_SHARE or top < PROFILE_MARGIN * second:
+            continue
+        people = kinds.kind_of(best) in PEOPLE_KINDS
+        intent = _intent(need)
+        if (intent > 0 and not people) or (intent < 0 and people):
+            continue
+        need.objects = {best: 1.0}
 
 
 # -- pair scores --------------------------------------------------------------------------------
@@ -596,6 +693,16 @@ def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
     return round(shared / max(min(sum(a.values()), sum(b.values())), 1.0), 6)
 
 
+def _intent(need: _Need) -> int:
+    """1 when a need only hires or trains, -1 when it only shares, 0 otherwise."""
+    people = bool(need.actions & _PEOPLE_ACTIONS)
+    share = "share" in need.actions
+    return 0 if people == share else 1 if people else -1
+
+
+_PEOPLE_ACTIONS = frozenset({"hire", "train"})
+
+
 def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     """The 0–1 score of two analysed needs (see the module docstring)."""
     if a.own or b.own:
@@ -603,6 +710,10 @@ def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
     if a.objects and b.objects:
         # both name what they are about: the objects decide, whatever the words or themes
         return _object_score(a.objects, b.objects)
+    if _intent(a) * _intent(b) < 0:
+        # one hires or trains people, the other shares a thing: the same rare word
+        # (microbiologie, alambic) names the person's trade and the shared equipment
+        return 0.0
     common = a.tokens.keys() & b.tokens.keys()
     if not common:
         return 0.0

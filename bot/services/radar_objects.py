@@ -13,8 +13,17 @@ the matter is its own (own financing, permit, crisis, R&D, succession, a breakdo
 training already found that only needs paying): such a need is never poolable, unless the
 text also asks for doing it with others.
 
-What the lexicon does not know is still read in three ways that do not depend on any list of
+What the lexicon does not know is still read in five ways that do not depend on any list of
 trades:
+
+- *Derived forms.* A one-word term names the words of its derivational family (the Snowball
+  stem less -eur, -euse, -age, -ure, -ier, -iste: « polissage » for polisseur) when the
+  word is rare in general French (knowledge/frequency.py, MAX_DERIVED_ZIPF: « projet » is
+  not the projeteur's) and not an infinitive; a root two objects share names none.
+- *Term words.* A text that names no term whole is read for the words that two terms or
+  more of one object use, and no other object's (« thermolaquage » from « cabine de
+  thermolaquage »), rare enough (MAX_CUE_ZIPF); a firm that only hires or trains keeps the
+  trades among them.
 
 - *Job titles.* A job head (``job_heads``: opérateur, conducteur, technicien, pilote,
   monteur, régleur, électricien...) not starting a known term is qualified by its first
@@ -35,12 +44,14 @@ is scored on its words.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from knowledge.frequency import zipf
 from knowledge.text import PHRASE_KEPT, default_lexicon, stem, words
 
 __all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects",
@@ -70,6 +81,23 @@ FLOW_KINDS: frozenset[str] = frozenset({"waste", "flow"})
 # Kinds that are an object only when the text asks for them with others or says it sells.
 SHARED_KINDS: frozenset[str] = frozenset({"service"})
 MARKET_KINDS: frozenset[str] = frozenset({"export"})
+# One-word terms carried to their derived forms when their stem is at least this long (a
+# short stem's root collides with ordinary words).
+MIN_ROOT_STEM = 6
+# Derivational endings left by the Snowball stemmer (soudeur / soudure / souder: soud;
+# décolleteur / décolletage / décolleteuse: decollet), longest first.
+DERIVATIONS: tuple[str, ...] = ("atric", "ateur", "eur", "eux", "eus", "ag", "ur", "ier", "ist")
+MIN_ROOT = 4  # a root shorter than this says too little
+# ...and only to a word rare in general French (Zipf scale): « polissage » (2.7) is the
+# polisher's work, « projet » (5.4) is not the projeteur's, « machine » (4.7) not the
+# machinist's.
+MAX_DERIVED_ZIPF = 3.0
+# A verb names what many trades do (« raccorder » a harness is not the fibre raccordeur's
+# trade): infinitives are not carried to the trade of their root.
+_INFINITIVES = ("er", "ir")
+MAX_CUE_ZIPF = 4.0  # a word of a term read alone must be this rare (Zipf) to name its object
+MIN_CUE_TERMS = 2  # terms of its object a cue word must appear in
+MAX_CUES = 2  # a text whose words cue more objects than this says nothing precise
 JOB_LOOKAHEAD = 3  # salient words after a job head searched for its qualifier
 _IGNORE = ""  # phrase target that consumes words without naming an object
 
@@ -115,6 +143,14 @@ def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
             salient.append(s)
             kept.append(word)
     return every, salient, kept
+
+
+def derivational_root(stem_: str) -> str:
+    """The derivational root of a Snowball stem (« polisseur », « polissag » → « poliss »)."""
+    for ending in DERIVATIONS:
+        if stem_.endswith(ending) and len(stem_) - len(ending) >= MIN_ROOT:
+            return stem_[: -len(ending)]
+    return stem_
 
 
 def _lengths_by_first(phrases: dict[tuple[str, ...], object]) -> dict[str, tuple[int, ...]]:
@@ -169,6 +205,29 @@ class ObjectLexicon:
         # first stem -> lengths of the phrases starting with it, longest first: most words
         # start no phrase, and are passed over with one lookup
         self._term_lengths = _lengths_by_first(self._terms)
+        # derivational root of the one-word terms -> object: a derived form the lexicon
+        # does not list (polissage for polisseur, décolleteuse for décolletage) names it too;
+        # a root two objects share (or an ignored word's) names none
+        roots: dict[str, set[str]] = {}
+        for key, target in self._terms.items():
+            if len(key) == 1 and (len(key[0]) >= MIN_ROOT_STEM or not target):
+                roots.setdefault(derivational_root(key[0]), set()).add(target)
+        self._roots: dict[str, str] = {
+            r: next(iter(ts)) for r, ts in roots.items() if len(ts) == 1 and "" not in ts}
+        # the words of the terms, each with the objects whose terms use it: a text that
+        # names no term whole but uses a word only one object's terms use (« peinture
+        # poudre » for « thermolaquage poudre ») is read as that object when nothing else
+        # is named
+        cues: dict[str, Counter[str]] = {}
+        for key, target in self._terms.items():
+            for part in set(key):
+                if len(part) >= MIN_ROOT_STEM - 1 and part.isalpha():
+                    cues.setdefault(derivational_root(part), Counter())[target] += 1
+        # a cue is a word of one object's terms only, and of two of them at least: a word
+        # that comes once is as often the context of the term as its head
+        self._cues: dict[str, str] = {
+            r: next(iter(ts)) for r, ts in cues.items()
+            if len(ts) == 1 and "" not in ts and sum(ts.values()) >= MIN_CUE_TERMS}
         self._marker_lengths = _lengths_by_first(self._markers)
 
     @classmethod
@@ -199,8 +258,24 @@ class ObjectLexicon:
                 job, end = self._job(stems, kept, i)
                 if job:
                     jobs.add(job)
+                elif (len(stems[i]) >= MIN_ROOT_STEM and stems[i].isalpha()
+                      and not kept[i].endswith(_INFINITIVES)
+                      and (target := self._roots.get(derivational_root(stems[i])))
+                      and zipf(kept[i]) < MAX_DERIVED_ZIPF):
+                    if target not in found:
+                        found.append(target)
                 i = end
         return found, jobs
+
+    def _cued(self, stems: list[str], kept: list[str]) -> list[str]:
+        """Objects named by a word of their terms (one object's only), rare enough to say it."""
+        found: list[str] = []
+        for s, word in zip(stems, kept, strict=True):
+            if (len(s) >= MIN_ROOT_STEM - 1 and s.isalpha() and word not in self._job_heads
+                    and (target := self._cues.get(derivational_root(s)))
+                    and target not in found and zipf(word) < MAX_CUE_ZIPF):
+                found.append(target)
+        return found if len(found) <= MAX_CUES else []
 
     def _job(self, stems: list[str], kept: list[str], i: int) -> tuple[str, int]:
         """The qualifier of a job head at ``i`` (« technicien [de] X ») or "", and where the
@@ -257,6 +332,12 @@ class ObjectLexicon:
         ids, jobs = self._objects(salient, kept)
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
+        if not ids:
+            ids = self._cued(salient, kept)
+            if actions & {"hire", "train"} and "share" not in actions:
+                # a firm that hires or trains names a trade: a cued machine or lab is where
+                # the person works (« technicien de laboratoire en microbiologie »)
+                ids = [i for i in ids if self.kind_of(i) in PEOPLE_KINDS]
         together = bool(markers & {"collective", "share"})
         # context only: a country without a market, a service the firm wants for itself
         context = {i for i in ids
