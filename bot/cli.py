@@ -529,7 +529,8 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev, dev2, dev3, dev4, test, legacy ou all (toutes celles présentes)."
+        help="Partie : dev, dev2, dev3, dev4, test, legacy, test2 (scellée, jamais dans "
+             "all) ou all (toutes celles présentes)."
     )] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
     no_kb: Annotated[bool, typer.Option("--no-kb", help="Sans la base de connaissances.")] = False,
@@ -539,19 +540,19 @@ def radar_eval(
     """Précision et rappel des paires du radar, par partie du jeu étiqueté."""
     from pathlib import Path
 
-    from bot.radar_eval import PARTS, RadarScore, evaluate, evaluate_part
+    from bot.radar_eval import PARTS, SEALED, RadarScore, evaluate, evaluate_part
     from knowledge.retrieval import KnowledgeBase
 
     kb = None if no_kb else KnowledgeBase.load(None)
     if path:
         scores: dict[str, RadarScore | None] = {Path(path).name: evaluate(Path(path), kb=kb)}
     elif part == "all":
-        scores = {name: evaluate_part(name, kb=kb) for name in PARTS}
+        scores = {name: evaluate_part(name, kb=kb) for name in PARTS if name not in SEALED}
     elif part in PARTS:
         scores = {part: evaluate_part(part, kb=kb)}
     else:
         raise typer.BadParameter(
-            f"partie inconnue : {part} (dev, dev2, dev3, dev4, test, legacy ou all)")
+            f"partie inconnue : {part} (dev, dev2, dev3, dev4, test, legacy, test2 ou all)")
     failed = False
     for name, score in scores.items():
         if score is None:

@@ -21,7 +21,7 @@ import yaml
 from bot.services.radar import NeedItem, find_groups
 from knowledge.retrieval import KnowledgeBase
 
-__all__ = ["PARTS", "RADAR_SET", "RadarScore", "evaluate", "evaluate_part", "part_path"]
+__all__ = ["PARTS", "RADAR_SET", "SEALED", "RadarScore", "evaluate", "evaluate_part", "part_path"]
 
 _EVAL = Path(__file__).resolve().parent.parent / "knowledge" / "eval"
 RADAR_SET = _EVAL / "radar_needs.yaml"
@@ -33,7 +33,11 @@ PARTS: dict[str, Path] = {
     "dev4": _EVAL / "radar" / "dev4.yaml",
     "test": _EVAL / "radar" / "test.yaml",
     "legacy": RADAR_SET,
+    "test2": _EVAL / "radar" / "test2.yaml",
 }
+# Scored only when named (`--part test2`), never by `all`: written by an outside reviewer in
+# session 6 and scored once, at the end, after every change of that round.
+SEALED: frozenset[str] = frozenset({"test2"})
 
 Pair = tuple[str, int, int]  # (territory, smaller need id, larger need id)
 
@@ -105,7 +109,7 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
 
 
 def part_path(part: str) -> Path:
-    """The file of a part (dev, dev2, dev3, dev4, test, legacy)."""
+    """The file of a part (dev, dev2, dev3, dev4, test, legacy, test2)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
     return PARTS[part]
