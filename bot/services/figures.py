@@ -95,20 +95,6 @@ def territory_stats(session: Session, territory_id: str, *, start: datetime, end
     )
 
 
-def _of_territory(session: Session, territory_id: str) -> Any:
-    """The need belongs to the territory, as a join's filter.
-
-    On SQLite, `|| ''` keeps the planner off the territory's indexes of `need`: the join
-    then starts from the period's rows (a time index) and reaches each need by its key,
-    instead of walking the territory's whole history (SQLite keeps no statistics on time
-    ranges and guesses wrong). PostgreSQL has them and is left to choose.
-    """
-    territory = col(Need.territory_id)
-    if session.get_bind().dialect.name == "sqlite":
-        territory = territory + ""
-    return territory == territory_id
-
-
 def _open_statuses() -> list[str]:
     """Every status but the closed ones (a need awaiting information counts as open)."""
     return [s.value for s in NeedStatus if s.value not in CLOSED_STATUSES]
@@ -276,11 +262,10 @@ def _first_response(session: Session, territory_id: str, start: datetime,
     by_event = select(NeedEvent.need_id).where(
         NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
         col(NeedEvent.at) < end, NeedEvent.actor == "animator")
-    by_message = select(NeedMessage.need_id).join(
-        Need, col(Need.id) == col(NeedMessage.need_id)).where(
-        col(NeedMessage.at) >= start, col(NeedMessage.at) < end,
-        NeedMessage.author_kind == "animator", NeedMessage.to_kind == "firm",
-        _of_territory(session, territory_id))
+    by_message = select(NeedMessage.need_id).where(
+        NeedMessage.territory_id == territory_id, col(NeedMessage.at) >= start,
+        col(NeedMessage.at) < end, NeedMessage.author_kind == "animator",
+        NeedMessage.to_kind == "firm")
     candidates = union(by_event, by_message).subquery()
     first_event = select(func.min(NeedEvent.at)).where(
         col(NeedEvent.need_id) == col(Need.id), NeedEvent.actor == "animator",
