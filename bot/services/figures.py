@@ -242,8 +242,10 @@ def _ratings(session: Session, territory_id: str, start: datetime,
 
 
 def _questions(session: Session, territory_id: str, start: datetime,
-               end: datetime) -> list[KbQuery]:
-    return list(session.exec(select(KbQuery).where(
+               end: datetime) -> list[Any]:
+    """The period's unanswered questions (the columns `insight._unanswered` reads)."""
+    return list(session.exec(select(
+        KbQuery.id, KbQuery.text, KbQuery.outcome, KbQuery.asked_at).where(
         KbQuery.territory_id == territory_id, col(KbQuery.asked_at) >= start,
         col(KbQuery.asked_at) < end, col(KbQuery.outcome).in_(sorted(UNANSWERED_OUTCOMES)))))
 
