@@ -25,7 +25,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -638,13 +638,23 @@ def territory_digest_email(
         headers={"Auto-Submitted": "auto-generated"}, inline_images=images)
 
 
-def _digest_lines(needs: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+class _DigestLine(NamedTuple):
+    """One need of a partner's digest, as the templates print it."""
+
+    reference: str
+    what: str  # theme · firm (commune)
+    routed_on: str
+    state: str
+
+
+def _digest_lines(needs: Sequence[Mapping[str, str]]) -> list[_DigestLine]:
     """Each need's fields cleaned, theme, firm and commune joined as the line prints them.
 
     A busy territory's partner has hundreds of lines: the templates print four values a
-    line rather than six (each printed value is finalized, and escaped in HTML), and a value
-    repeated from line to line (theme, state, commune, day) is cleaned once. The separators
-    have nothing to escape: the lines read exactly as if printed field by field.
+    line rather than six (each printed value is finalized, and escaped in HTML), read as
+    attributes (Jinja tries an attribute before a key), and a value repeated from line to
+    line (theme, state, commune, day) is cleaned once. The separators have nothing to
+    escape: the lines read exactly as if printed field by field.
     """
     cleaned: dict[str, str] = {}
 
@@ -654,10 +664,10 @@ def _digest_lines(needs: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
             text = cleaned[value] = one_line(value, 200)
         return text
 
-    return [{"reference": clean(need["reference"]),
-             "what": f"{clean(need['theme'])} · {clean(need['firm'])} ({clean(need['commune'])})",
-             "routed_on": clean(need["routed_on"]), "state": clean(need["state"])}
-            for need in needs]
+    return [_DigestLine(clean(need["reference"]),
+                        f"{clean(need['theme'])} · {clean(need['firm'])} "
+                        f"({clean(need['commune'])})",
+                        clean(need["routed_on"]), clean(need["state"])) for need in needs]
 
 
 def partner_digest_email(
