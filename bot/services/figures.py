@@ -108,6 +108,14 @@ class _NeedRef(NamedTuple):
     status: str
 
 
+class _Candidate(NamedTuple):
+    """A need closed in the period, known by its events of the period (`_closed_count`)."""
+
+    id: int
+    status: str = ""  # never read: a candidate has events before the end
+    updated_at: datetime | None = None  # never read, for the same reason
+
+
 class _FirstEvent(NamedTuple):
     """A need's first status change by a chef de projet (for `_median_first_response`)."""
 
@@ -160,22 +168,28 @@ def _new_by_theme(session: Session, territory_id: str, start: datetime,
 def _closed_count(session: Session, territory_id: str, start: datetime, end: datetime,
                   changed_history: dict[int, list[Any]]) -> int:
     """Needs closed at the end whose last closing before it falls in the period."""
-    # Closed in the period by an event: the candidates, replayed from their whole history.
+    # Closed in the period by an event: the candidates. Their events of the period are
+    # enough to replay them: the last event before the end (their status then) and their
+    # last closing before the end both fall at or after the closing found in the period.
     closing = select(NeedEvent.need_id).join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
         NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
         col(NeedEvent.at) < end, col(NeedEvent.to_status).in_(CLOSED),
         col(Need.created_at) < end)
-    needs = _needs(session, closing)
-    history = _history(session, closing) if needs else {}
+    history = insight._events_by_need(list(session.exec(select(
+        NeedEvent.id, NeedEvent.need_id, NeedEvent.from_status, NeedEvent.to_status,
+        NeedEvent.at).where(
+        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
+        col(NeedEvent.at) < end, col(NeedEvent.need_id).in_(closing)))))
+    needs = [_Candidate(need_id) for need_id in history]
     # Needs without any history: their last update stands for their closing.
     bare = session.exec(select(
         Need.id, Need.reference, Need.status, Need.created_at, Need.updated_at).where(
         Need.territory_id == territory_id, col(Need.created_at) < end,
         col(Need.updated_at) >= start, col(Need.updated_at) < end,
         ~select(NeedEvent.id).where(col(NeedEvent.need_id) == col(Need.id)).exists())).all()
-    existing = [(n, insight._status_at(n, history.get(n.id, []), end))
-                for n in [*needs, *bare]]
+    existing: list[tuple[Any, str]] = [
+        (n, insight._status_at(n, history.get(n.id, []), end)) for n in [*needs, *bare]]
     return insight._closed_in_period(existing, history, start, end)
 
 
