@@ -397,7 +397,8 @@ def generate(size: int, sink: Sink, *, seed: int = SEED) -> NationalShape:
                     "author_kind": "animator", "author": animator["name"],
                     "text": rng.choice(MESSAGE_TEXTS), "at": at, "channel": "telegram",
                     "to_kind": "firm", "sender_user_id": animator["telegram_user_id"],
-                    "attachment": None, "message_id": None, "verified": None})
+                    "attachment": None, "message_id": None, "verified": None,
+                    "territory_id": tid})
         if closed is not None and closed[0] == "closed_helped":
             asked = closed[1] + timedelta(hours=1)
             if asked < ANCHOR:

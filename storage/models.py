@@ -146,7 +146,9 @@ class Need(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("reference", name="uq_need_reference"),
         Index("ix_need_user", "telegram_user_id"),
-        Index("ix_need_territory_status", "territory_id", "status"),
+        # A territory's needs by status; with the creation time, its open needs at the end of
+        # a period are counted in the index (statistics, digests, late acknowledgements).
+        Index("ix_need_territory_status_created", "territory_id", "status", "created_at"),
         # A territory's needs of a period (statistics, digests): created, last updated.
         Index("ix_need_territory_created", "territory_id", "created_at"),
         Index("ix_need_territory_updated", "territory_id", "updated_at"),
@@ -468,7 +470,10 @@ class NeedMessage(SQLModel, table=True):
     __tablename__ = "need_message"
     __table_args__ = (Index("ix_need_message_sender_at", "sender_user_id", "at"),
                       # The period's messages (first response times).
-                      Index("ix_need_message_at", "at"))
+                      Index("ix_need_message_at", "at"),
+                      # A territory's messages of a period (first response times).
+                      Index("ix_need_message_territory_at", "territory_id", "at",
+                            "author_kind", "to_kind", "need_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     need_id: int = Field(foreign_key="need.id", index=True)
@@ -493,6 +498,8 @@ class NeedMessage(SQLModel, table=True):
     # For an email received: whether our mail server vouched for its sender (None for a
     # message relayed from Telegram, whose sender Telegram identifies).
     verified: bool | None = Field(default=None)
+    # A copy of the need's territory, kept equal to it (see `_territory_copies`).
+    territory_id: str | None = Field(default=None, max_length=32)
 
 
 class MailEraseConfirm(SQLModel, table=True):
@@ -670,7 +677,7 @@ class HeldMessage(SQLModel, table=True):
 
 @event.listens_for(Session, "before_flush")
 def _territory_copies(session: Session, _context: object, _instances: object) -> None:
-    """Keep `territory_id` of events and routings equal to their need's.
+    """Keep `territory_id` of events, routings and messages equal to their need's.
 
     New rows take it from their need; a need whose territory changes (found later from the
     firm's commune) carries its rows along. Every service that writes them goes through
@@ -678,14 +685,15 @@ def _territory_copies(session: Session, _context: object, _instances: object) ->
     """
     with session.no_autoflush:
         for obj in session.new:
-            if isinstance(obj, NeedEvent | NeedRouting) and obj.territory_id is None \
+            if isinstance(obj, NeedEvent | NeedRouting | NeedMessage) \
+                    and obj.territory_id is None \
                     and obj.need_id is not None:
                 need = session.get(Need, obj.need_id)
                 obj.territory_id = need.territory_id if need is not None else None
         for obj in session.dirty:
             if isinstance(obj, Need) and obj.id is not None \
                     and inspect(obj).attrs.territory_id.history.has_changes():
-                for table in (NeedEvent, NeedRouting):
+                for table in (NeedEvent, NeedRouting, NeedMessage):
                     session.execute(update(table).where(
                         table.need_id == obj.id).values(  # type: ignore[arg-type]
                         territory_id=obj.territory_id))

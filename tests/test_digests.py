@@ -189,3 +189,24 @@ async def test_export_csv_and_xlsx_keep_formulas_out(
     sheet = load_workbook(io.BytesIO(target.read_bytes())).active
     assert sheet is not None
     assert sheet["A2"].value == "TI-2026-0001" and sheet["E2"].value.startswith("'=")
+
+
+def test_partner_digest_lines_are_cleaned_and_escaped_field_by_field() -> None:
+    """Each line prints its fields cleaned (one line, no bidi controls) and, in HTML,
+    escaped; a value repeated on many lines reads the same on each."""
+    from bot.services.emails import partner_digest_email
+
+    needs = [{"reference": f"TI-2026-000{i}", "theme": "Recruter",
+              "firm": "Dupont & Fils <SA>" if i % 2 else "  Atelier\u202e du\tbois ",
+              "commune": "Paray-le-Monial", "routed_on": "28/11/2026",
+              "state": "en attente"} for i in range(4)]
+    draft = partner_digest_email(partner_name="France Travail", partner_email="ft@example.org",
+                                 territory="Bourgogne Industrie", needs=needs, period="2026-W49",
+                                 mail_domain="example.org", reply_to=None)
+    assert ("- TI-2026-0001 · Recruter · Dupont & Fils <SA> (Paray-le-Monial) · transmise le "
+            "28/11/2026 · en attente\n") in draft.text
+    assert "- TI-2026-0002 · Recruter · Atelier du bois (Paray-le-Monial) · transmise" \
+        in draft.text
+    assert ("<li><strong>TI-2026-0003</strong> · Recruter · Dupont &amp; Fils &lt;SA&gt; "
+            "(Paray-le-Monial) · transmise le 28/11/2026 · en attente</li>") in draft.html
+    assert "<SA>" not in draft.html and "\u202e" not in draft.text + draft.html

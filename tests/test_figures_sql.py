@@ -287,7 +287,8 @@ def test_working_days_by_weeks_equal_the_day_by_day_count() -> None:
 
 
 async def test_events_and_routings_carry_their_needs_territory(tmp_path: Path) -> None:
-    """New rows copy their need's territory; a territory found later moves the rows along."""
+    """New rows (events, routings, messages) copy their need's territory; a territory found
+    later moves the rows along."""
     from tests.test_insight import event, need, routing
 
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'copies.db'}")
@@ -297,14 +298,16 @@ async def test_events_and_routings_carry_their_needs_territory(tmp_path: Path) -
             session.add(need(1, "export", START, territory=None))
             session.flush()
             session.add_all([event(1, None, "submitted", START),
-                             routing(1, "OPCO 2i", START)])
+                             routing(1, "OPCO 2i", START),
+                             animator_message(1, START + timedelta(minutes=5))])
 
         def territories(session: Session) -> list[str | None]:
             return [*session.exec(select(NeedEvent.territory_id)),
-                    *session.exec(select(NeedRouting.territory_id))]
+                    *session.exec(select(NeedRouting.territory_id)),
+                    *session.exec(select(NeedMessage.territory_id))]
 
         await db.run(write)
-        assert await db.run(territories) == [None, None]
+        assert await db.run(territories) == [None, None, None]
 
         def found(session: Session) -> None:
             found_need = session.get(Need, 1)
@@ -314,6 +317,6 @@ async def test_events_and_routings_carry_their_needs_territory(tmp_path: Path) -
             session.add(event(1, "submitted", "routed", START + timedelta(hours=1)))
 
         await db.run(found)
-        assert await db.run(territories) == [TI, TI, TI]
+        assert await db.run(territories) == [TI, TI, TI, TI]
     finally:
         await db.dispose()

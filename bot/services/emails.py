@@ -25,7 +25,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -638,6 +638,38 @@ def territory_digest_email(
         headers={"Auto-Submitted": "auto-generated"}, inline_images=images)
 
 
+class _DigestLine(NamedTuple):
+    """One need of a partner's digest, as the templates print it."""
+
+    reference: str
+    what: str  # theme · firm (commune)
+    routed_on: str
+    state: str
+
+
+def _digest_lines(needs: Sequence[Mapping[str, str]]) -> list[_DigestLine]:
+    """Each need's fields cleaned, theme, firm and commune joined as the line prints them.
+
+    A busy territory's partner has hundreds of lines: the templates print four values a
+    line rather than six (each printed value is finalized, and escaped in HTML), read as
+    attributes (Jinja tries an attribute before a key), and a value repeated from line to
+    line (theme, state, commune, day) is cleaned once. The separators have nothing to
+    escape: the lines read exactly as if printed field by field.
+    """
+    cleaned: dict[str, str] = {}
+
+    def clean(value: str) -> str:
+        text = cleaned.get(value)
+        if text is None:
+            text = cleaned[value] = one_line(value, 200)
+        return text
+
+    return [_DigestLine(clean(need["reference"]),
+                        f"{clean(need['theme'])} · {clean(need['firm'])} "
+                        f"({clean(need['commune'])})",
+                        clean(need["routed_on"]), clean(need["state"])) for need in needs]
+
+
 def partner_digest_email(
     *, partner_name: str, partner_email: str, territory: str,
     needs: Sequence[Mapping[str, str]], period: str, mail_domain: str,
@@ -645,8 +677,7 @@ def partner_digest_email(
 ) -> EmailDraft:
     """The weekly list of a partner's open needs (sent only when there are some)."""
     to = _address(partner_name, partner_email)
-    context = {"territory": one_line(territory, 120),
-               "needs": [{k: one_line(v, 200) for k, v in need.items()} for need in needs]}
+    context = {"territory": one_line(territory, 120), "needs": _digest_lines(needs)}
     key = hashlib.sha256(f"pdigest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
     return EmailDraft(
         to=(str(to),), subject=_subject("partner.digest_subject", count=len(needs),

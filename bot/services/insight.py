@@ -356,9 +356,11 @@ def stats_report(stats: TerritoryStats, *, tz: ZoneInfo) -> Text:
         first_response=(_hours(stats.median_first_response_hours)
                         if stats.median_first_response_hours is not None
                         else label("animator.stats_first_response_none")),
+        # Only the items shown are written: a busy territory has hundreds of late ones.
         late=_listing([_entry("animator.stats_late_item", reference=a.reference,
                               partner=a.partner_name, days=_late_days(a.working_days_late))
-                       for a in stats.late_acks], "animator.stats_late_none"),
+                       for a in stats.late_acks[:TEXT_LIST_LIMIT]], "animator.stats_late_none",
+                      total=len(stats.late_acks)),
         satisfaction=_satisfaction_text(stats.satisfaction),
         questions=_listing([_entry("animator.stats_question_item", question=text, count=count)
                             for text, count in stats.unanswered_questions],
@@ -421,11 +423,13 @@ def _new_text(by_theme: dict[str, int]) -> str:
     return _entry("animator.stats_new", total=total, themes=themes)
 
 
-def _listing(items: list[str], empty: str) -> str:
-    if not items:
+def _listing(items: Sequence[str], empty: str, total: int | None = None) -> str:
+    # `total` when only the first items were written: the others are counted, not shown.
+    total = len(items) if total is None else total
+    if not total:
         return label(empty)
     shown = ", ".join(items[:TEXT_LIST_LIMIT])
-    rest = len(items) - TEXT_LIST_LIMIT
+    rest = total - TEXT_LIST_LIMIT
     if rest == 1:
         return _entry("animator.stats_list_more_one", items=shown)
     if rest > 1:
