@@ -22,7 +22,7 @@ from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
 from bot.services.digests import DigestService
-from bot.services.figures import territory_stats
+from bot.services.figures import territories_stats, territory_stats
 from bot.services.insight import TerritoryStats, compute_stats
 from storage.db import Database
 from storage.models import (
@@ -167,6 +167,56 @@ async def test_national_figures_match_the_whole_table_computation(
         assert compared >= len(busiest) * 2
     finally:
         await db.dispose()
+
+
+async def _grouped_equal_each_territorys(db: Database, shape: NationalShape) -> int:
+    """Every territory's figures computed together equal the reference computed alone;
+    how many territories had something to compare."""
+    ids = [t.id for t in national_territories().territories]
+    assert set(shape.needs_by_territory) <= set(ids)
+    compared = 0
+    for start, end in list(_national_periods())[:2]:
+        grouped = await db.run(lambda s, a=start, b=end: territories_stats(
+            s, ids, start=a, end=b, tz=PARIS))
+        assert sorted(grouped) == sorted(ids)
+        for territory_id in ids:
+            expected = await db.run(lambda s, t=territory_id, a=start, b=end: reference(
+                s, t, a, b))
+            assert grouped[territory_id] == expected, (territory_id, start, end)
+            compared += bool(expected.open_count or expected.new_by_theme)
+    # A few territories asked together: the same figures as all of them.
+    some = ids[::17]
+    start, end = ANCHOR - timedelta(days=7), ANCHOR
+    part = await db.run(lambda s: territories_stats(s, some, start=start, end=end, tz=PARIS))
+    whole = await db.run(lambda s: territories_stats(s, ids, start=start, end=end, tz=PARIS))
+    assert part == {t: whole[t] for t in some}
+    return compared
+
+
+@pytest.mark.slow
+async def test_grouped_figures_equal_each_territorys(
+        national: tuple[Path, NationalShape]) -> None:
+    """The weekly job's figures of all territories at once: each equals its own."""
+    path, shape = national
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert await _grouped_equal_each_territorys(db, shape) >= 100
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+async def test_grouped_figures_equal_each_territorys_on_postgresql() -> None:
+    """The same on PostgreSQL."""
+    from national_data import pg_database
+
+    async with pg_database(2000, log=None) as (url, shape):
+        db = Database(url)
+        try:
+            assert await _grouped_equal_each_territorys(db, shape) >= 100
+        finally:
+            await db.dispose()
 
 
 _FULL_SCAN = re.compile(r"^SCAN ({})\b".format("|".join(BIG_TABLES)))

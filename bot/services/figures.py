@@ -20,9 +20,10 @@ keeps one definition (tests compare both on the same data).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_
@@ -40,7 +41,7 @@ from storage.models import (
     Satisfaction,
 )
 
-__all__ = ["territory_stats"]
+__all__ = ["territories_stats", "territory_stats"]
 
 CLOSED = tuple(sorted(CLOSED_STATUSES))
 # "Since the end" as a bounded range: SQLite guesses a bounded range far more selective.
@@ -52,52 +53,93 @@ _SLICE = 500
 def territory_stats(session: Session, territory_id: str, *, start: datetime, end: datetime,
                     tz: ZoneInfo) -> TerritoryStats:
     """The territory's figures for [start, end), as `insight.compute_stats` defines them."""
+    return territories_stats(session, [territory_id], start=start, end=end, tz=tz)[territory_id]
+
+
+def territories_stats(session: Session, territory_ids: Sequence[str], *, start: datetime,
+                      end: datetime, tz: ZoneInfo) -> dict[str, TerritoryStats]:
+    """Each territory's figures for [start, end): one query per figure for all of them.
+
+    The weekly job asks for the 183 territories' week at once: each query reads the week's
+    rows of every territory asked through the (territory, time) indexes, and the rows are
+    then split by territory and handed to the same helpers as one territory's figures.
+    """
     start, end = insight._utc(start), insight._utc(end)
     if end <= start:
         raise ValueError("the period must end after it starts")
+    ids = sorted(set(territory_ids))
+    if not ids:
+        return {}
     # Needs whose status changed at or after the end: their status then is replayed.
-    changed = _changed_since(session, territory_id, end)
+    changed = _changed_since(session, ids, end)
     changed_needs = _needs(session, changed)
     changed_history = _history(session, changed)
-    status_then = {n.id: insight._status_at(n, changed_history.get(n.id or 0, []), end)
+    status_then = {n.id: insight._status_at(n, changed_history.get(n.id, []), end)
                    for n in changed_needs}
 
     # Open now, by the (territory, status) index; those created since the end taken off.
     # Only the columns the figures read: thousands of open needs at national scale, and
     # an ORM object costs ten times a row.
-    open_rows: Sequence[Any] = session.exec(select(
-        Need.id, Need.reference, Need.status, Need.created_at).where(
-        Need.territory_id == territory_id, col(Need.status).in_(_open_statuses()))).all()
+    open_rows: Sequence[Any] = session.exec(select(*_NEED_COLUMNS).where(
+        col(Need.territory_id).in_(ids), col(Need.status).in_(_open_statuses()))).all()
     open_needs = [n for n in open_rows if n.created_at < end and n.id not in status_then]
-    open_count = len(open_needs) + sum(status not in CLOSED_STATUSES
-                                       for status in status_then.values())
+    open_count = Counter(n.territory_id for n in open_needs)
+    open_count.update(n.territory_id for n in changed_needs
+                      if status_then[n.id] not in CLOSED_STATUSES)
     # Open at the end: open now and unchanged since, or replayed as open.
     open_needs += [n for n in changed_needs if status_then[n.id] not in CLOSED_STATUSES]
-    open_ids = [n.id for n in open_needs if n.id is not None]
-    routings = _routings_awaiting(session, open_ids, end)
+    routings = _routings_awaiting(session, [n.id for n in open_needs], end)
     by_id: dict[int | None, Any] = {n.id: n for n in open_needs}
-    late = insight._late_acks(routings, by_id, changed_history, end, tz)
+    awaiting = _split(routings, lambda r: by_id[r.need_id].territory_id)
 
-    return TerritoryStats(
+    new_by_theme = _new_by_theme(session, ids, start, end)
+    closed = _closed_count(session, ids, start, end, changed_history)
+    acknowledged = _split(_acknowledged(session, ids, start, end), _territory)
+    ratings = _split(_ratings(session, ids, start, end), _territory)
+    questions = _split(_questions(session, ids, start, end), _territory)
+    first_response = _first_response(session, ids, start, end)
+    return {territory_id: TerritoryStats(
         territory_id=territory_id,
         period_start=start,
         period_end=end,
-        new_by_theme=_new_by_theme(session, territory_id, start, end),
-        open_count=open_count,
-        closed_count=_closed_count(session, territory_id, start, end, changed_history),
+        new_by_theme=new_by_theme.get(territory_id, {}),
+        open_count=open_count.get(territory_id, 0),
+        closed_count=closed.get(territory_id, 0),
         median_ack_hours_by_partner=insight._median_ack_hours(
-            _acknowledged(session, territory_id, start, end), start, end),
-        late_acks=late,
-        satisfaction=insight._satisfaction(_ratings(session, territory_id, start, end),
-                                           start, end),
-        unanswered_questions=insight._unanswered(
-            _questions(session, territory_id, start, end), start, end),
-        median_first_response_hours=_first_response(session, territory_id, start, end),
-    )
+            acknowledged.get(territory_id, []), start, end),
+        late_acks=insight._late_acks(awaiting.get(territory_id, []), by_id, changed_history,
+                                     end, tz),
+        satisfaction=insight._satisfaction(
+            [(r.score, r.answered_at, r.comment) for r in ratings.get(territory_id, [])],
+            start, end),
+        unanswered_questions=insight._unanswered(questions.get(territory_id, []), start, end),
+        median_first_response_hours=first_response.get(territory_id),
+    ) for territory_id in ids}
 
 
-def _of_territory(session: Session, territory_id: str, end: datetime) -> tuple[Any, ...]:
-    """The need belongs to the territory and existed at the end, as a join's filter.
+T = TypeVar("T")
+
+# What the figures read of a need (never the whole row: texts and contacts are long).
+_NEED_COLUMNS = (Need.id, Need.territory_id, Need.reference, Need.status, Need.created_at,
+                 Need.updated_at)
+_EVENT_COLUMNS = (NeedEvent.id, NeedEvent.need_id, NeedEvent.territory_id,
+                  NeedEvent.from_status, NeedEvent.to_status, NeedEvent.actor, NeedEvent.at)
+
+
+def _territory(row: Any) -> str:
+    return str(row.territory_id)
+
+
+def _split(rows: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    """Rows by territory, each territory's in their original order."""
+    result: dict[str, list[T]] = defaultdict(list)
+    for row in rows:
+        result[key(row)].append(row)
+    return result
+
+
+def _of_territory(session: Session, ids: Sequence[str], end: datetime) -> tuple[Any, ...]:
+    """The need belongs to one of the territories and existed at the end, as a join's filter.
 
     On SQLite, `|| ''` keeps the planner off the territory's indexes of `need`: the join
     then starts from the period's rows (a time index) and reaches each need by its key,
@@ -107,7 +149,7 @@ def _of_territory(session: Session, territory_id: str, end: datetime) -> tuple[A
     territory = col(Need.territory_id)
     if session.get_bind().dialect.name == "sqlite":
         territory = territory + ""
-    return (territory == territory_id, col(Need.created_at) < end)
+    return (territory.in_(ids), col(Need.created_at) < end)
 
 
 def _open_statuses() -> list[str]:
@@ -120,63 +162,72 @@ def _slices(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[i:i + _SLICE]
 
 
-def _changed_since(session: Session, territory_id: str, end: datetime) -> list[int]:
-    """The territory's needs (created before `end`) with a status change at or after it."""
+def _changed_since(session: Session, ids: Sequence[str], end: datetime) -> list[int]:
+    """The territories' needs (created before `end`) with a status change at or after it."""
     rows = session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= end,
+        col(NeedEvent.territory_id).in_(ids), col(NeedEvent.at) >= end,
         col(NeedEvent.at) < _FAR, col(Need.created_at) < end))
     return sorted(set(rows))
 
 
-def _needs(session: Session, ids: Sequence[int]) -> list[Need]:
+def _needs(session: Session, ids: Sequence[int]) -> list[Any]:
+    """These needs' columns the figures read."""
     return [n for part in _slices(ids)
-            for n in session.exec(select(Need).where(col(Need.id).in_(part)))]
+            for n in session.exec(select(*_NEED_COLUMNS).where(col(Need.id).in_(part)))]
 
 
-def _history(session: Session, ids: Sequence[int]) -> dict[int, list[NeedEvent]]:
+def _history(session: Session, ids: Sequence[int]) -> dict[int, list[Any]]:
     """Every event of these needs, grouped and in time order."""
-    events = [e for part in _slices(ids)
-              for e in session.exec(select(NeedEvent).where(col(NeedEvent.need_id).in_(part)))]
+    events = [e for part in _slices(ids) for e in session.exec(
+        select(*_EVENT_COLUMNS).where(col(NeedEvent.need_id).in_(part)))]
     return insight._events_by_need(events)
 
 
-def _new_by_theme(session: Session, territory_id: str, start: datetime,
-                  end: datetime) -> dict[str, int]:
-    rows = session.exec(select(Need.theme, func.count()).where(
-        Need.territory_id == territory_id, col(Need.created_at) >= start,
-        col(Need.created_at) < end).group_by(Need.theme)).all()
-    return dict(sorted(((theme, int(count)) for theme, count in rows),
-                       key=lambda item: (-item[1], item[0])))
+def _new_by_theme(session: Session, ids: Sequence[str], start: datetime,
+                  end: datetime) -> dict[str, dict[str, int]]:
+    """Needs created in the period by territory and theme, most frequent theme first."""
+    rows = session.exec(select(Need.territory_id, Need.theme, func.count()).where(
+        col(Need.territory_id).in_(ids), col(Need.created_at) >= start,
+        col(Need.created_at) < end).group_by(Need.territory_id, Need.theme)).all()
+    counts: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for territory_id, theme, count in rows:
+        counts[str(territory_id)].append((theme, int(count)))
+    return {territory_id: dict(sorted(items, key=lambda item: (-item[1], item[0])))
+            for territory_id, items in counts.items()}
 
 
-def _closed_count(session: Session, territory_id: str, start: datetime, end: datetime,
-                  changed_history: dict[int, list[NeedEvent]]) -> int:
-    """Needs closed at the end whose last closing before it falls in the period."""
+def _closed_count(session: Session, ids: Sequence[str], start: datetime, end: datetime,
+                  changed_history: dict[int, list[Any]]) -> dict[str, int]:
+    """By territory: needs closed at the end whose last closing before it falls in the
+    period."""
     # Closed in the period by an event: the candidates, replayed from their whole history.
-    ids = sorted(set(session.exec(select(NeedEvent.need_id).distinct().join(
+    need_ids = sorted(set(session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
+        col(NeedEvent.territory_id).in_(ids), col(NeedEvent.at) >= start,
         col(NeedEvent.at) < end, col(NeedEvent.to_status).in_(CLOSED),
         col(Need.created_at) < end))))
-    needs = _needs(session, ids)
-    history = _history(session, ids)
+    needs = _needs(session, need_ids)
+    history = _history(session, need_ids)
     # Needs without any history: their last update stands for their closing.
-    bare = session.exec(select(Need).where(
-        Need.territory_id == territory_id, col(Need.created_at) < end,
+    bare = session.exec(select(*_NEED_COLUMNS).where(
+        col(Need.territory_id).in_(ids), col(Need.created_at) < end,
         col(Need.updated_at) >= start, col(Need.updated_at) < end,
         ~select(NeedEvent.id).where(col(NeedEvent.need_id) == col(Need.id)).exists())).all()
-    existing = [(n, insight._status_at(n, history.get(n.id or 0, []), end))
-                for n in [*needs, *bare]]
-    return insight._closed_in_period(existing, history, start, end)
+    return {territory_id: insight._closed_in_period(
+        [(n, insight._status_at(n, history.get(n.id, []), end)) for n in group],
+        history, start, end)
+        for territory_id, group in _split([*needs, *bare], _territory).items()}
 
 
-def _acknowledged(session: Session, territory_id: str, start: datetime,
-                  end: datetime) -> list[NeedRouting]:
-    """The territory's routings acknowledged in the period."""
-    return list(session.exec(select(NeedRouting).join(
+def _acknowledged(session: Session, ids: Sequence[str], start: datetime,
+                  end: datetime) -> list[Any]:
+    """The territories' routings acknowledged in the period (the columns read)."""
+    return list(session.exec(select(
+        NeedRouting.territory_id, NeedRouting.partner_name, NeedRouting.routed_at,
+        NeedRouting.acknowledged_at).join(
         Need, col(Need.id) == col(NeedRouting.need_id)).where(
-        NeedRouting.territory_id == territory_id,
+        col(NeedRouting.territory_id).in_(ids),
         col(NeedRouting.acknowledged_at) >= start, col(NeedRouting.acknowledged_at) < end,
         col(Need.created_at) < end)))
 
@@ -198,50 +249,65 @@ def _routings_awaiting(session: Session, need_ids: Sequence[int],
     return [r for r in result if insight._awaiting_ack(r, end)]
 
 
-def _ratings(session: Session, territory_id: str, start: datetime,
-             end: datetime) -> list[tuple[int, datetime, str | None]]:
-    rows = session.exec(select(Satisfaction.score, Satisfaction.answered_at,
-                               Satisfaction.comment).where(
-        Satisfaction.territory_id == territory_id, col(Satisfaction.answered_at) >= start,
+def _ratings(session: Session, ids: Sequence[str], start: datetime,
+             end: datetime) -> list[Any]:
+    """The territories' ratings answered in the period, in the order they were asked."""
+    rows = session.exec(select(Satisfaction.territory_id, Satisfaction.score,
+                               Satisfaction.answered_at, Satisfaction.comment).where(
+        col(Satisfaction.territory_id).in_(ids), col(Satisfaction.answered_at) >= start,
         col(Satisfaction.answered_at) < end, col(Satisfaction.score).is_not(None))
         .order_by(col(Satisfaction.id)))
-    return [(score, at, comment) for score, at, comment in rows
-            if score is not None and at is not None]
+    return [row for row in rows if row.score is not None and row.answered_at is not None]
 
 
-def _questions(session: Session, territory_id: str, start: datetime,
-               end: datetime) -> list[KbQuery]:
-    return list(session.exec(select(KbQuery).where(
-        KbQuery.territory_id == territory_id, col(KbQuery.asked_at) >= start,
+def _questions(session: Session, ids: Sequence[str], start: datetime,
+               end: datetime) -> list[Any]:
+    """The territories' unanswered questions of the period (the columns read)."""
+    return list(session.exec(select(
+        KbQuery.id, KbQuery.territory_id, KbQuery.text, KbQuery.outcome, KbQuery.asked_at).where(
+        col(KbQuery.territory_id).in_(ids), col(KbQuery.asked_at) >= start,
         col(KbQuery.asked_at) < end, col(KbQuery.outcome).in_(sorted(UNANSWERED_OUTCOMES)))))
 
 
-def _first_response(session: Session, territory_id: str, start: datetime,
-                    end: datetime) -> float | None:
-    """Median hours to the chef de projet's first response, over first responses of the period.
+def _first_response(session: Session, ids: Sequence[str], start: datetime,
+                    end: datetime) -> dict[str, float]:
+    """By territory: median hours to the chef de projet's first response, over first
+    responses of the period (territories without any are left out).
 
     A need's first response falls in the period only if it has an animator's move or
     message in the period: those needs are the candidates, read with all their responses.
     """
-    mine = _of_territory(session, territory_id, end)
+    mine = _of_territory(session, ids, end)
     by_event = session.exec(select(NeedEvent.need_id).join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
-        NeedEvent.territory_id == territory_id, col(NeedEvent.at) >= start,
+        col(NeedEvent.territory_id).in_(ids), col(NeedEvent.at) >= start,
         col(NeedEvent.at) < end, NeedEvent.actor == "animator", col(Need.created_at) < end))
     by_message = session.exec(select(NeedMessage.need_id).join(
         Need, col(Need.id) == col(NeedMessage.need_id)).where(
         col(NeedMessage.at) >= start, col(NeedMessage.at) < end,
         NeedMessage.author_kind == "animator", NeedMessage.to_kind == "firm", *mine))
-    ids = sorted(set(by_event) | set(by_message))
-    if not ids:
-        return None
-    needs: dict[int | None, Need] = {n.id: n for n in _needs(session, ids)}
+    need_ids = sorted(set(by_event) | set(by_message))
+    if not need_ids:
+        return {}
+    needs = _needs(session, need_ids)
+    territory_of = {n.id: str(n.territory_id) for n in needs}
     events: list[Any] = []
     messages: list[Any] = []
-    for part in _slices(ids):
-        events.extend(session.exec(select(NeedEvent).where(
+    for part in _slices(need_ids):
+        events.extend(session.exec(select(*_EVENT_COLUMNS).where(
             col(NeedEvent.need_id).in_(part), NeedEvent.actor == "animator")))
-        messages.extend(session.exec(select(NeedMessage).where(
+        messages.extend(session.exec(select(
+            NeedMessage.need_id, NeedMessage.author_kind, NeedMessage.to_kind,
+            NeedMessage.at).where(
             col(NeedMessage.need_id).in_(part), NeedMessage.author_kind == "animator",
             NeedMessage.to_kind == "firm")))
-    return insight._median_first_response(needs, events, messages, start, end)
+    events_of = _split(events, lambda e: territory_of[e.need_id])
+    messages_of = _split(messages, lambda m: territory_of[m.need_id])
+    result: dict[str, float] = {}
+    for territory_id, group in _split(needs, _territory).items():
+        median = insight._median_first_response(
+            {n.id: n for n in group}, events_of.get(territory_id, []),
+            messages_of.get(territory_id, []), start, end)
+        if median is not None:
+            result[territory_id] = median
+    return result
