@@ -25,7 +25,7 @@ from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.animators import territories_of
 from bot.services.emails import partner_digest_email, territory_digest_email
-from bot.services.figures import territory_stats
+from bot.services.figures import territories_stats, territory_stats
 from bot.services.insight import (
     TerritoryStats,
     charts_png,
@@ -60,6 +60,9 @@ class StatsReady:
     items: tuple[Prepared, ...]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
+# Territories whose weekly figures are computed together: one query per figure for all of
+# them, and on PostgreSQL (whose session runs on the event loop) a bounded piece of work.
+FIGURES_CHUNK = 32
 # The caption under each chart, by the chart's file name.
 CHART_CAPTIONS = {
     "besoins-par-theme.png": "animator.chart_caption_new_by_theme",
@@ -186,6 +189,50 @@ class DigestService:
                 sent += self._partner_digests(session, territory, period, now)
         return sent
 
+    async def send_week(self, db: Database, *, now: datetime, period: str | None = None) -> int:
+        """Every territory's digests of the week, as the weekly job sends them; how many
+        were queued.
+
+        The territories whose week is still unclaimed are read once; their figures are
+        computed together, `FIGURES_CHUNK` territories at a time (one query per figure for
+        all of them, in the database's worker thread on SQLite), their charts drawn in a
+        thread, and each territory's last transaction only claims its week and queues its
+        messages. A territory that fails is logged and left for the next run.
+        """
+        name, start, end = self.period(now, period)
+        def claimed(session: Session) -> set[str]:
+            """The kinds already claimed for the period (one read for every territory)."""
+            return set(session.exec(select(DigestRun.kind).where(DigestRun.period == name)))
+
+        done = await db.run(claimed)
+        todo = [t for t in self.territories.territories
+                if not {f"territory:{t.id}", f"partners:{t.id}"} <= done]
+        sent = 0
+        for first in range(0, len(todo), FIGURES_CHUNK):
+            chunk = todo[first:first + FIGURES_CHUNK]
+            try:
+                figures = await db.run_apart(lambda session, chunk=chunk: territories_stats(
+                    session, [t.id for t in chunk], start=start, end=end, tz=self.tz))
+            except Exception:
+                log.exception("weekly figures of %s failed",
+                              ", ".join(t.id for t in chunk))
+                continue
+            for territory in chunk:
+                try:
+                    sent += await self._send_prepared(db, territory, figures[territory.id],
+                                                      now=now, period=name)
+                except Exception:
+                    log.exception("weekly digest of %s failed", territory.id)
+        return sent
+
+    async def _send_prepared(self, db: Database, territory: Territory,
+                             figures: TerritoryStats, *, now: datetime, period: str) -> int:
+        """Draw the territory's charts in a thread, then claim and queue in one transaction."""
+        charts = await asyncio.to_thread(charts_png, figures, tz=self.tz)
+        return await db.run_apart(lambda session: self.send_all(
+            session, now=now, period=period, territory_id=territory.id,
+            prepared=(figures, charts)))
+
     async def send_territory(self, db: Database, territory: Territory, *, now: datetime,
                              period: str | None = None) -> int:
         """One territory's digests with nothing heavy on the event loop; how many queued.
@@ -206,10 +253,7 @@ class DigestService:
             return 0
         figures = await db.run_apart(
             lambda session: self.stats(session, territory, start=start, end=end))
-        charts = await asyncio.to_thread(charts_png, figures, tz=self.tz)
-        return await db.run_apart(lambda session: self.send_all(
-            session, now=now, period=name, territory_id=territory.id,
-            prepared=(figures, charts)))
+        return await self._send_prepared(db, territory, figures, now=now, period=name)
 
     def _territory_digest(self, session: Session, territory: Territory, start: datetime,
                           end: datetime, period: str, now: datetime,
