@@ -97,10 +97,18 @@ class Context:
     # The event loop's longest stall during each operation that measures it, per round.
     stalls: dict[str, list[float]] = field(default_factory=dict)
     current: str = ""
+    # With --watch: print where the loop was whenever it stalled longer than this.
+    watch: float | None = None
 
-    def stall(self, seconds: float) -> None:
+    def ticker(self) -> Ticker:
+        """A ticker for the loop's stalls (watching them with --watch)."""
+        return Ticker(watch=self.watch)
+
+    def stall(self, ticker: Ticker) -> None:
         """Record the loop's longest stall seen by one run of the current operation."""
-        self.stalls.setdefault(self.current, []).append(seconds)
+        self.stalls.setdefault(self.current, []).append(ticker.longest)
+        for stack in ticker.stacks:
+            print(f"--- {self.current}: the loop stalled here\n{stack}", file=sys.stderr)
 
 
 Operation = Callable[[Context], Awaitable[None]]
@@ -157,10 +165,10 @@ async def _digest_one(ctx: Context) -> None:
     digests = ctx.services.digests
     assert digests is not None
     await _reset_week(ctx, ctx.territory.id)
-    async with Ticker() as ticker:
+    async with ctx.ticker() as ticker:
         sent = await digests.send_territory(ctx.services.db, ctx.territory, now=ANCHOR)
     assert sent, "the busiest territory's digests were not queued"
-    ctx.stall(ticker.longest)
+    ctx.stall(ticker)
 
 
 async def _digests_all(ctx: Context) -> None:
@@ -172,10 +180,10 @@ async def _digests_all(ctx: Context) -> None:
     scheduler = ReminderScheduler(ctx.services.db, ctx.services.meetings,
                                   lambda: ANCHOR, digests=digests,
                                   tz=ctx.services.settings.tz)
-    async with Ticker() as ticker:
+    async with ctx.ticker() as ticker:
         sent = await scheduler.run_digests()
     assert sent >= len(ctx.services.territories.territories), sent
-    ctx.stall(ticker.longest)
+    ctx.stall(ticker)
 
 
 def _cold(op: Operation) -> Operation:
@@ -290,7 +298,8 @@ async def _measure(ctx: Context, names: list[str], rounds: int,
 
 async def _run_size(db_kind: str, size: int, names: list[str], rounds: int,
                     territories_dir: Path, startup: bool,
-                    log: Callable[[str], None]) -> dict[str, float]:
+                    log: Callable[[str], None], watch: float | None = None
+                    ) -> dict[str, float]:
     async def with_url(url: str, shape: NationalShape) -> dict[str, float]:
         services = await build_services(_settings(url, territories_dir), clock=lambda: ANCHOR)
         try:
@@ -299,7 +308,8 @@ async def _run_size(db_kind: str, size: int, names: list[str], rounds: int,
             ctx = Context(db_kind=db_kind, size=size, url=url, shape=shape, services=services,
                           territory=territory,
                           animator_id=territory.animators[0].telegram_user_id,
-                          firm_id=FIRM_USER_BASE + 1, territories_dir=territories_dir)
+                          firm_id=FIRM_USER_BASE + 1, territories_dir=territories_dir,
+                          watch=watch)
             result = await _measure(ctx, names, rounds, log)
         finally:
             await services.db.dispose()
@@ -409,7 +419,8 @@ async def _main(args: argparse.Namespace) -> None:
         for db in dbs:
             log(f"{db}, {size} needs")
             results[(db, size)] = await _run_size(db, size, names, args.rounds,
-                                                  territories_dir, not args.no_startup, log)
+                                                  territories_dir, not args.no_startup, log,
+                                                  args.watch)
     print(f"\nMedians of {args.rounds} rounds; (×N) = N times the baseline of the same run; "
           "growth k: time ∝ needs^k between consecutive sizes.\n")
     print(_table(results, names, sizes, dbs))
@@ -429,6 +440,8 @@ def main() -> None:
     parser.add_argument("--skip", help="comma-separated operation names to leave out")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and RSS")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="print where the event loop was when it stalled this long")
     asyncio.run(_main(parser.parse_args()))
 
 

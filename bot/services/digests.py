@@ -200,6 +200,7 @@ class DigestService:
         messages. A territory that fails is logged and left for the next run.
         """
         name, start, end = self.period(now, period)
+
         def claimed(session: Session) -> set[str]:
             """The kinds already claimed for the period (one read for every territory)."""
             return set(session.exec(select(DigestRun.kind).where(DigestRun.period == name)))
@@ -217,21 +218,30 @@ class DigestService:
                 log.exception("weekly figures of %s failed",
                               ", ".join(t.id for t in chunk))
                 continue
-            for territory in chunk:
+            # Each territory's charts are drawn in a thread while the previous territory's
+            # transaction runs: PNG encoding leaves the interpreter free for the writes.
+            drawing = self._draw(figures[chunk[0].id])
+            for index, territory in enumerate(chunk):
+                current = drawing
+                if index + 1 < len(chunk):
+                    drawing = self._draw(figures[chunk[index + 1].id])
                 try:
-                    sent += await self._send_prepared(db, territory, figures[territory.id],
-                                                      now=now, period=name)
+                    charts = await current
+                    sent += await self._queue(db, territory, (figures[territory.id], charts),
+                                              now=now, period=name)
                 except Exception:
                     log.exception("weekly digest of %s failed", territory.id)
         return sent
 
-    async def _send_prepared(self, db: Database, territory: Territory,
-                             figures: TerritoryStats, *, now: datetime, period: str) -> int:
-        """Draw the territory's charts in a thread, then claim and queue in one transaction."""
-        charts = await asyncio.to_thread(charts_png, figures, tz=self.tz)
+    def _draw(self, figures: TerritoryStats) -> asyncio.Future[list[tuple[str, bytes]]]:
+        """The figures' charts, drawn in a thread from now on."""
+        return asyncio.ensure_future(asyncio.to_thread(charts_png, figures, tz=self.tz))
+
+    async def _queue(self, db: Database, territory: Territory, prepared: Prepared, *,
+                     now: datetime, period: str) -> int:
+        """Claim the territory's week and queue its messages, in one transaction."""
         return await db.run_apart(lambda session: self.send_all(
-            session, now=now, period=period, territory_id=territory.id,
-            prepared=(figures, charts)))
+            session, now=now, period=period, territory_id=territory.id, prepared=prepared))
 
     async def send_territory(self, db: Database, territory: Territory, *, now: datetime,
                              period: str | None = None) -> int:
@@ -253,7 +263,8 @@ class DigestService:
             return 0
         figures = await db.run_apart(
             lambda session: self.stats(session, territory, start=start, end=end))
-        return await self._send_prepared(db, territory, figures, now=now, period=name)
+        charts = await self._draw(figures)
+        return await self._queue(db, territory, (figures, charts), now=now, period=name)
 
     def _territory_digest(self, session: Session, territory: Territory, start: datetime,
                           end: datetime, period: str, now: datetime,
@@ -307,12 +318,14 @@ class DigestService:
         return len(by_partner)
 
     def _lines(self, items: Sequence[Any]) -> list[dict[str, str]]:
+        # Thousands of lines in a busy territory: the fixed words are looked up once.
+        anonymised = label("partner.firm_anonymised")
+        states = {True: label("partner.digest_state_acknowledged"),
+                  False: label("partner.digest_state_waiting")}
         return [{
             "reference": row.reference, "theme": theme_label(row.theme),
-            "firm": row.firm_name or label("partner.firm_anonymised"),
+            "firm": row.firm_name or anonymised,
             "commune": row.commune_name or "—",
             "routed_on": row.routed_at.astimezone(self.tz).strftime("%d/%m/%Y"),
-            "state": label("partner.digest_state_acknowledged"
-                           if row.status == "acknowledged"
-                           else "partner.digest_state_waiting"),
+            "state": states[row.status == "acknowledged"],
         } for row in items]

@@ -638,6 +638,13 @@ def territory_digest_email(
         headers={"Auto-Submitted": "auto-generated"}, inline_images=images)
 
 
+@lru_cache(maxsize=16384)
+def _digest_field(value: str) -> str:
+    """A field of a digest's line, on one line: a need's reference, theme, firm and commune
+    come back in each of its partners' digests, and dates and states in every line."""
+    return one_line(value, 200)
+
+
 def partner_digest_email(
     *, partner_name: str, partner_email: str, territory: str,
     needs: Sequence[Mapping[str, str]], period: str, mail_domain: str,
@@ -646,7 +653,7 @@ def partner_digest_email(
     """The weekly list of a partner's open needs (sent only when there are some)."""
     to = _address(partner_name, partner_email)
     context = {"territory": one_line(territory, 120),
-               "needs": [{k: one_line(v, 200) for k, v in need.items()} for need in needs]}
+               "needs": [{k: _digest_field(v) for k, v in need.items()} for need in needs]}
     key = hashlib.sha256(f"pdigest|{territory}|{period}|{to.addr_spec}".encode()).hexdigest()
     return EmailDraft(
         to=(str(to),), subject=_subject("partner.digest_subject", count=len(needs),
