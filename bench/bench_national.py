@@ -186,6 +186,14 @@ async def _digests_all(ctx: Context) -> None:
     ctx.stall(ticker)
 
 
+async def _idle(ctx: Context) -> None:
+    """Nothing for a second: the loop's stalls that come from the machine (other processes
+    on the shared cores), the floor of the stalls measured during the digests."""
+    async with ctx.ticker() as ticker:
+        await asyncio.sleep(1.0)
+    ctx.stall(ticker)
+
+
 def _cold(op: Operation) -> Operation:
     """The operation with no chart drawn before it (the chart cache emptied first)."""
     async def run(ctx: Context) -> None:
@@ -212,6 +220,7 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "stats_figures": ("stats figures only", _stats_figures),
     "digest_one": ("weekly digest, one territory", _digest_one),
     "digests_all": ("weekly digests, all territories", _digests_all),
+    "idle": ("idle second (stall floor)", _idle),
     "stats_cold": ("/stats, charts not cached", _cold(_stats_command)),
     "digest_one_cold": ("weekly digest, one, charts not cached", _cold(_digest_one)),
     "digests_all_cold": ("weekly digests, all, charts not cached", _cold(_digests_all)),

@@ -24,8 +24,8 @@ from bot.catalogue import label, t
 from bot.messages import Message, Text
 from bot.services import outbox
 from bot.services.animators import territories_of
-from bot.services.emails import partner_digest_email, territory_digest_email
-from bot.services.figures import territories_stats, territory_stats
+from bot.services.emails import EmailDraft, partner_digest_email, territory_digest_email
+from bot.services.figures import compute_week, read_week, territory_stats
 from bot.services.insight import (
     TerritoryStats,
     charts_png,
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 # A territory's figures and charts, computed before the transaction that queues them.
 Prepared = tuple[TerritoryStats, list[tuple[str, bytes]]]
+# A partner's digest, written before that transaction: (address, email).
+PartnerDraft = tuple[str, EmailDraft]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +171,13 @@ class DigestService:
 
     def send_all(self, session: Session, *, now: datetime, period: str | None = None,
                  territory_id: str | None = None,
-                 prepared: Prepared | None = None) -> int:
+                 prepared: Prepared | None = None,
+                 partner_drafts: list[PartnerDraft] | None = None) -> int:
         """The week's digests of every territory (or one); how many were queued.
 
-        `prepared` holds the territory's figures and charts computed beforehand (see
-        `send_territory`): this transaction then only claims and queues.
+        `prepared` holds the territory's figures and charts computed beforehand, and
+        `partner_drafts` its partners' digests written beforehand (see `send_territory`):
+        this transaction then only claims and queues.
         """
         period, start, end = self.period(now, period)
         sent = 0
@@ -186,7 +190,11 @@ class DigestService:
                 self._territory_digest(session, territory, start, end, period, now, ready)
                 sent += 1
             if self.claim(session, f"partners:{territory.id}", period, now):
-                sent += self._partner_digests(session, territory, period, now)
+                drafts = partner_drafts if territory_id == territory.id \
+                    and partner_drafts is not None \
+                    else self.partner_drafts(territory, self.partner_rows(session, territory),
+                                             period)
+                sent += self._queue_partner_digests(session, territory, drafts, now)
         return sent
 
     async def send_week(self, db: Database, *, now: datetime, period: str | None = None) -> int:
@@ -194,10 +202,11 @@ class DigestService:
         were queued.
 
         The territories whose week is still unclaimed are read once; their figures are
-        computed together, `FIGURES_CHUNK` territories at a time (one query per figure for
-        all of them, in the database's worker thread on SQLite), their charts drawn in a
-        thread, and each territory's last transaction only claims its week and queues its
-        messages. A territory that fails is logged and left for the next run.
+        computed together, `FIGURES_CHUNK` territories at a time: one query per figure for
+        all of them (in the database's worker thread on SQLite), then the figures from the
+        rows in a thread. Their charts and partners' digests are made in threads, and each
+        territory's last transaction only claims its week and queues its messages. A
+        territory that fails is logged and left for the next run.
         """
         name, start, end = self.period(now, period)
 
@@ -212,8 +221,7 @@ class DigestService:
         for first in range(0, len(todo), FIGURES_CHUNK):
             chunk = todo[first:first + FIGURES_CHUNK]
             try:
-                figures = await db.run_apart(lambda session, chunk=chunk: territories_stats(
-                    session, [t.id for t in chunk], start=start, end=end, tz=self.tz))
+                figures = await self._figures(db, chunk, start, end)
             except Exception:
                 log.exception("weekly figures of %s failed",
                               ", ".join(t.id for t in chunk))
@@ -233,15 +241,31 @@ class DigestService:
                     log.exception("weekly digest of %s failed", territory.id)
         return sent
 
+    async def _figures(self, db: Database, territories: Sequence[Territory], start: datetime,
+                       end: datetime) -> dict[str, TerritoryStats]:
+        """The territories' figures: the rows read away from the loop (the database's worker
+        thread on SQLite), the figures computed from them in a thread (on PostgreSQL the
+        session's Python runs on the loop)."""
+        rows = await db.run_apart(lambda session: read_week(
+            session, [t.id for t in territories], start=start, end=end))
+        return await asyncio.to_thread(compute_week, rows, tz=self.tz)
+
     def _draw(self, figures: TerritoryStats) -> asyncio.Future[list[tuple[str, bytes]]]:
         """The figures' charts, drawn in a thread from now on."""
         return asyncio.ensure_future(asyncio.to_thread(charts_png, figures, tz=self.tz))
 
     async def _queue(self, db: Database, territory: Territory, prepared: Prepared, *,
                      now: datetime, period: str) -> int:
-        """Claim the territory's week and queue its messages, in one transaction."""
+        """Claim the territory's week and queue its messages, in one transaction.
+
+        The partners' digests are written before it, in a thread: a busy territory's are
+        thousands of lines, and on PostgreSQL the transaction's Python runs on the loop.
+        """
+        rows = await db.run_apart(lambda session: self.partner_rows(session, territory))
+        drafts = await asyncio.to_thread(self.partner_drafts, territory, rows, period)
         return await db.run_apart(lambda session: self.send_all(
-            session, now=now, period=period, territory_id=territory.id, prepared=prepared))
+            session, now=now, period=period, territory_id=territory.id, prepared=prepared,
+            partner_drafts=drafts))
 
     async def send_territory(self, db: Database, territory: Territory, *, now: datetime,
                              period: str | None = None) -> int:
@@ -261,8 +285,7 @@ class DigestService:
 
         if await db.run(claimed):
             return 0
-        figures = await db.run_apart(
-            lambda session: self.stats(session, territory, start=start, end=end))
+        figures = (await self._figures(db, [territory], start, end))[territory.id]
         charts = await self._draw(figures)
         return await self._queue(db, territory, (figures, charts), now=now, period=name)
 
@@ -291,31 +314,40 @@ class DigestService:
             outbox.enqueue(session, channel="telegram", recipient=chat, messages=messages,
                            now=now, claimed=False)
 
-    def _partner_digests(self, session: Session, territory: Territory, period: str,
-                         now: datetime) -> int:
+    def partner_rows(self, session: Session, territory: Territory) -> list[Any]:
+        """The territory's open needs and their partners awaiting them, as plain rows."""
         # Plain columns, not ORM objects: thousands of open needs in a busy territory.
-        rows = session.exec(
+        return list(session.exec(
             select(NeedRouting.partner_email, NeedRouting.partner_name, NeedRouting.routed_at,
                    NeedRouting.status, Need.reference, Need.theme, Need.firm_name,
                    Need.commune_name).where(
                 NeedRouting.need_id == Need.id, Need.territory_id == territory.id,
                 col(Need.status).in_(OPEN),
                 col(NeedRouting.status).in_(["routed", "acknowledged"]))
-            .order_by(col(Need.id))).all()
+            .order_by(col(Need.id))).all())
+
+    def partner_drafts(self, territory: Territory, rows: Sequence[Any],
+                       period: str) -> list[PartnerDraft]:
+        """Each partner's digest of its open needs, by address (no database: can run in a
+        thread)."""
         by_partner: dict[str, list[Any]] = {}
         for row in rows:
             by_partner.setdefault(row.partner_email.lower(), []).append(row)
         animator = territory.animators[0]
-        for email, items in sorted(by_partner.items()):
-            draft = partner_digest_email(
-                partner_name=items[0].partner_name, partner_email=email,
-                territory=territory.name, needs=self._lines(items), period=period,
-                mail_domain=self.mail_domain, reply_to=f"{animator.name} <{animator.email}>")
-            outbox.enqueue_payload(session, channel="email", recipient=email, now=now,
-                                   payload={"email": draft.to_payload(),
-                                            "territory_id": territory.id,
-                                            "key": draft.message_id.strip("<>")})
-        return len(by_partner)
+        return [(email, partner_digest_email(
+            partner_name=items[0].partner_name, partner_email=email,
+            territory=territory.name, needs=self._lines(items), period=period,
+            mail_domain=self.mail_domain, reply_to=f"{animator.name} <{animator.email}>"))
+            for email, items in sorted(by_partner.items())]
+
+    def _queue_partner_digests(self, session: Session, territory: Territory,
+                               drafts: Sequence[PartnerDraft], now: datetime) -> int:
+        for email, draft in drafts:
+            outbox.enqueue_payload(session, channel="email", recipient=email,
+                                   now=now, payload={"email": draft.to_payload(),
+                                                     "territory_id": territory.id,
+                                                     "key": draft.message_id.strip("<>")})
+        return len(drafts)
 
     def _lines(self, items: Sequence[Any]) -> list[dict[str, str]]:
         # Thousands of lines in a busy territory: the fixed words are looked up once.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -41,7 +42,7 @@ from storage.models import (
     Satisfaction,
 )
 
-__all__ = ["territories_stats", "territory_stats"]
+__all__ = ["WeekRows", "compute_week", "read_week", "territories_stats", "territory_stats"]
 
 CLOSED = tuple(sorted(CLOSED_STATUSES))
 # "Since the end" as a bounded range: SQLite guesses a bounded range far more selective.
@@ -64,14 +65,41 @@ def territories_stats(session: Session, territory_ids: Sequence[str], *, start: 
     rows of every territory asked through the (territory, time) indexes, and the rows are
     then split by territory and handed to the same helpers as one territory's figures.
     """
+    return compute_week(read_week(session, territory_ids, start=start, end=end), tz=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class WeekRows:
+    """What the figures of some territories over a period read from the database (plain
+    rows), before any figure is computed: `compute_week` needs no database, so the weekly
+    job computes in a thread (on PostgreSQL the session's Python runs on the event loop)."""
+
+    ids: list[str]
+    start: datetime
+    end: datetime
+    changed_history: dict[int, list[Any]]
+    open_count: Counter[str]
+    open_by_id: dict[int | None, Any]
+    awaiting: list[Any]
+    new_by_theme: dict[str, dict[str, int]]
+    closing: list[Any]
+    closing_history: dict[int, list[Any]]
+    acknowledged: list[Any]
+    ratings: list[Any]
+    questions: list[Any]
+    responders: list[Any]
+    responses: tuple[list[Any], list[Any]]
+
+
+def read_week(session: Session, territory_ids: Sequence[str], *, start: datetime,
+              end: datetime) -> WeekRows:
+    """The rows the territories' figures over [start, end) read, one query per figure."""
     start, end = insight._utc(start), insight._utc(end)
     if end <= start:
         raise ValueError("the period must end after it starts")
     ids = sorted(set(territory_ids))
-    if not ids:
-        return {}
     # Needs whose status changed at or after the end: their status then is replayed.
-    changed = _changed_since(session, ids, end)
+    changed = _changed_since(session, ids, end) if ids else []
     changed_needs = _needs(session, changed)
     changed_history = _history(session, changed)
     status_then = {n.id: insight._status_at(n, changed_history.get(n.id, []), end)
@@ -81,40 +109,54 @@ def territories_stats(session: Session, territory_ids: Sequence[str], *, start: 
     # Only the columns the figures read: thousands of open needs at national scale, and
     # an ORM object costs ten times a row.
     open_rows: Sequence[Any] = session.exec(select(*_NEED_COLUMNS).where(
-        col(Need.territory_id).in_(ids), col(Need.status).in_(_open_statuses()))).all()
+        col(Need.territory_id).in_(ids), col(Need.status).in_(_open_statuses()))).all() \
+        if ids else []
     open_needs = [n for n in open_rows if n.created_at < end and n.id not in status_then]
     open_count = Counter(n.territory_id for n in open_needs)
     open_count.update(n.territory_id for n in changed_needs
                       if status_then[n.id] not in CLOSED_STATUSES)
     # Open at the end: open now and unchanged since, or replayed as open.
     open_needs += [n for n in changed_needs if status_then[n.id] not in CLOSED_STATUSES]
-    routings = _routings_awaiting(session, [n.id for n in open_needs], end)
-    by_id: dict[int | None, Any] = {n.id: n for n in open_needs}
-    awaiting = _split(routings, lambda r: by_id[r.need_id].territory_id)
+    closing, closing_history = _closing(session, ids, start, end) if ids else ([], {})
+    responders, responses = _responders(session, ids, start, end) if ids else ([], ([], []))
+    return WeekRows(
+        ids=ids, start=start, end=end, changed_history=changed_history,
+        open_count=open_count, open_by_id={n.id: n for n in open_needs},
+        awaiting=_routings_awaiting(session, [n.id for n in open_needs], end),
+        new_by_theme=_new_by_theme(session, ids, start, end) if ids else {},
+        closing=closing, closing_history=closing_history,
+        acknowledged=_acknowledged(session, ids, start, end) if ids else [],
+        ratings=_ratings(session, ids, start, end) if ids else [],
+        questions=_questions(session, ids, start, end) if ids else [],
+        responders=responders, responses=responses)
 
-    new_by_theme = _new_by_theme(session, ids, start, end)
-    closed = _closed_count(session, ids, start, end, changed_history)
-    acknowledged = _split(_acknowledged(session, ids, start, end), _territory)
-    ratings = _split(_ratings(session, ids, start, end), _territory)
-    questions = _split(_questions(session, ids, start, end), _territory)
-    first_response = _first_response(session, ids, start, end)
+
+def compute_week(rows: WeekRows, *, tz: ZoneInfo) -> dict[str, TerritoryStats]:
+    """Each territory's figures from the rows read (no database)."""
+    start, end, by_id = rows.start, rows.end, rows.open_by_id
+    awaiting = _split(rows.awaiting, lambda r: by_id[r.need_id].territory_id)
+    acknowledged = _split(rows.acknowledged, _territory)
+    ratings = _split(rows.ratings, _territory)
+    questions = _split(rows.questions, _territory)
+    closed = _closed_count(rows.closing, rows.closing_history, start, end)
+    first_response = _first_response(rows.responders, *rows.responses, start, end)
     return {territory_id: TerritoryStats(
         territory_id=territory_id,
         period_start=start,
         period_end=end,
-        new_by_theme=new_by_theme.get(territory_id, {}),
-        open_count=open_count.get(territory_id, 0),
+        new_by_theme=rows.new_by_theme.get(territory_id, {}),
+        open_count=rows.open_count.get(territory_id, 0),
         closed_count=closed.get(territory_id, 0),
         median_ack_hours_by_partner=insight._median_ack_hours(
             acknowledged.get(territory_id, []), start, end),
-        late_acks=insight._late_acks(awaiting.get(territory_id, []), by_id, changed_history,
-                                     end, tz),
+        late_acks=insight._late_acks(awaiting.get(territory_id, []), by_id,
+                                     rows.changed_history, end, tz),
         satisfaction=insight._satisfaction(
             [(r.score, r.answered_at, r.comment) for r in ratings.get(territory_id, [])],
             start, end),
         unanswered_questions=insight._unanswered(questions.get(territory_id, []), start, end),
         median_first_response_hours=first_response.get(territory_id),
-    ) for territory_id in ids}
+    ) for territory_id in rows.ids}
 
 
 T = TypeVar("T")
@@ -197,10 +239,9 @@ def _new_by_theme(session: Session, ids: Sequence[str], start: datetime,
             for territory_id, items in counts.items()}
 
 
-def _closed_count(session: Session, ids: Sequence[str], start: datetime, end: datetime,
-                  changed_history: dict[int, list[Any]]) -> dict[str, int]:
-    """By territory: needs closed at the end whose last closing before it falls in the
-    period."""
+def _closing(session: Session, ids: Sequence[str], start: datetime,
+             end: datetime) -> tuple[list[Any], dict[int, list[Any]]]:
+    """The needs that may have closed in the period, and their histories."""
     # Closed in the period by an event: the candidates, replayed from their whole history.
     need_ids = sorted(set(session.exec(select(NeedEvent.need_id).distinct().join(
         Need, col(Need.id) == col(NeedEvent.need_id)).where(
@@ -214,10 +255,17 @@ def _closed_count(session: Session, ids: Sequence[str], start: datetime, end: da
         col(Need.territory_id).in_(ids), col(Need.created_at) < end,
         col(Need.updated_at) >= start, col(Need.updated_at) < end,
         ~select(NeedEvent.id).where(col(NeedEvent.need_id) == col(Need.id)).exists())).all()
+    return [*needs, *bare], history
+
+
+def _closed_count(needs: Sequence[Any], history: dict[int, list[Any]], start: datetime,
+                  end: datetime) -> dict[str, int]:
+    """By territory: needs closed at the end whose last closing before it falls in the
+    period."""
     return {territory_id: insight._closed_in_period(
         [(n, insight._status_at(n, history.get(n.id, []), end)) for n in group],
         history, start, end)
-        for territory_id, group in _split([*needs, *bare], _territory).items()}
+        for territory_id, group in _split(needs, _territory).items()}
 
 
 def _acknowledged(session: Session, ids: Sequence[str], start: datetime,
@@ -269,10 +317,9 @@ def _questions(session: Session, ids: Sequence[str], start: datetime,
         col(KbQuery.asked_at) < end, col(KbQuery.outcome).in_(sorted(UNANSWERED_OUTCOMES)))))
 
 
-def _first_response(session: Session, ids: Sequence[str], start: datetime,
-                    end: datetime) -> dict[str, float]:
-    """By territory: median hours to the chef de projet's first response, over first
-    responses of the period (territories without any are left out).
+def _responders(session: Session, ids: Sequence[str], start: datetime,
+                end: datetime) -> tuple[list[Any], tuple[list[Any], list[Any]]]:
+    """The needs whose first response may fall in the period, with all their responses.
 
     A need's first response falls in the period only if it has an animator's move or
     message in the period: those needs are the candidates, read with all their responses.
@@ -287,10 +334,6 @@ def _first_response(session: Session, ids: Sequence[str], start: datetime,
         col(NeedMessage.at) >= start, col(NeedMessage.at) < end,
         NeedMessage.author_kind == "animator", NeedMessage.to_kind == "firm", *mine))
     need_ids = sorted(set(by_event) | set(by_message))
-    if not need_ids:
-        return {}
-    needs = _needs(session, need_ids)
-    territory_of = {n.id: str(n.territory_id) for n in needs}
     events: list[Any] = []
     messages: list[Any] = []
     for part in _slices(need_ids):
@@ -301,6 +344,14 @@ def _first_response(session: Session, ids: Sequence[str], start: datetime,
             NeedMessage.at).where(
             col(NeedMessage.need_id).in_(part), NeedMessage.author_kind == "animator",
             NeedMessage.to_kind == "firm")))
+    return _needs(session, need_ids), (events, messages)
+
+
+def _first_response(needs: Sequence[Any], events: Sequence[Any], messages: Sequence[Any],
+                    start: datetime, end: datetime) -> dict[str, float]:
+    """By territory: median hours to the chef de projet's first response, over first
+    responses of the period (territories without any are left out)."""
+    territory_of = {n.id: str(n.territory_id) for n in needs}
     events_of = _split(events, lambda e: territory_of[e.need_id])
     messages_of = _split(messages, lambda m: territory_of[m.need_id])
     result: dict[str, float] = {}
