@@ -13,6 +13,7 @@ is not shared between threads).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import threading
@@ -51,10 +52,13 @@ Formatter = Callable[[float], str]
 
 @cache
 def _font_path() -> str:
-    """DejaVu Sans from matplotlib's data: present wherever the bot runs."""
-    import matplotlib
-
-    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    """DejaVu Sans from matplotlib's data (installed with the bot), found without importing
+    matplotlib (and numpy): a chart needs only the file."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("matplotlib's fonts are missing: install the bot's dependencies")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return str(folder / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf")
 
 
 _FONTS = threading.local()

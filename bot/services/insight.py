@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from bot.catalogue import label, t
 from bot.messages import Text
-from bot.services import lifecycle
+from bot.services import charts, lifecycle
 from bot.services.workdays import add_working_days, working_days_between
 from knowledge.taxonomy import theme_noun
 from storage.models import KbQuery, Need, NeedEvent, NeedMessage, NeedRouting
@@ -547,8 +547,8 @@ def clear_chart_cache() -> None:
 
 
 def _draw(spec: tuple[object, ...]) -> bytes:
-    from bot.services import charts
-
+    # `charts` (Pillow) is imported with this module, not at the first chart: loading its C
+    # extensions holds the interpreter, and the first weekly job would stall the loop.
     kind, *args = spec
     if kind == "barh":
         labels, values, title, xlabel, integer = args
