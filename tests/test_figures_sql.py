@@ -262,6 +262,42 @@ async def test_stats_and_digest_queries_use_indexes(
         await db.dispose()
 
 
+@pytest.mark.slow
+async def test_weekly_job_figures_use_indexes(national: tuple[Path, NationalShape]) -> None:
+    """The figures of a chunk of territories read together (the weekly job): no full scan."""
+    from bot.services.digests import FIGURES_CHUNK, week_period
+    from bot.services.figures import read_week
+
+    path, _shape = national
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, params: Any,
+                _context: object, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, params))
+
+    ids = [t.id for t in national_territories().territories][:FIGURES_CHUNK]
+    _week, start, end = week_period(ANCHOR, PARIS)
+    event.listen(db.sync_engine, "before_cursor_execute", capture)
+    try:
+        await db.run(lambda s: read_week(s, ids, start=start, end=end))
+        event.remove(db.sync_engine, "before_cursor_execute", capture)
+        assert len(statements) > 8
+
+        def plans(session: Session) -> list[tuple[str, list[str]]]:
+            return [(statement, [str(row[3]) for row in session.connection().exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", params).all()])
+                for statement, params in statements]
+
+        scans = [(" ".join(statement.split())[:160], line)
+                 for statement, lines in await db.run(plans)
+                 for line in lines if _FULL_SCAN.match(line)]
+        assert scans == []
+    finally:
+        await db.dispose()
+
+
 async def test_reference_sees_the_same_tables(week_db: Database) -> None:
     """The fixture holds what the comparison needs: every table has rows."""
     def counts(session: Session) -> list[int]:
