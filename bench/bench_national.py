@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -311,6 +312,9 @@ async def _run_size(db_kind: str, size: int, names: list[str], rounds: int,
                     ) -> dict[str, float]:
     async def with_url(url: str, shape: NationalShape) -> dict[str, float]:
         services = await build_services(_settings(url, territories_dir), clock=lambda: ANCHOR)
+        # As `relais run` does once started: start-up's objects out of the collector's passes.
+        gc.collect()
+        gc.freeze()
         try:
             territory = services.territories.get(shape.busiest)
             assert territory is not None and territory.animators[0].telegram_user_id

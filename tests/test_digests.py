@@ -42,6 +42,29 @@ async def wait_emails(relais: RunningBot, count: int) -> None:
     raise AssertionError(f"{len(relais.smtp.messages)} emails, expected {count}")
 
 
+def test_collector_paused_while_any_job_runs_then_back() -> None:
+    """Nested and overlapping pauses: the collector comes back when the last one ends, and
+    stays off if it was off before."""
+    import gc
+
+    from bot.services.digests import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_week_period_is_the_week_that_ended() -> None:
     from zoneinfo import ZoneInfo
 
@@ -164,6 +187,8 @@ async def test_weekly_job_prepares_figures_and_charts_before_its_transaction(
 async def test_weekly_job_sends_every_territory_once(relais: RunningBot) -> None:
     """The scheduler's weekly job: every territory's week claimed and queued, once; a
     territory already claimed by another process is left alone."""
+    import gc
+
     from bot.reminders import ReminderScheduler
     from bot.services.digests import DigestService
     from knowledge.territories import TerritoryDirectory
@@ -201,6 +226,7 @@ async def test_weekly_job_sends_every_territory_once(relais: RunningBot) -> None
     assert await relais.services.db.run(runs) == {
         f"{kind}:{t.id}" for t in (home, quiet, claimed) for kind in ("territory", "partners")}
     assert await scheduler.run_digests() == 0
+    assert gc.isenabled()  # paused during the job only
 
 
 @pytest.mark.slow
