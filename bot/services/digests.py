@@ -257,7 +257,6 @@ class DigestService:
     async def _send_chunks(self, db: Database, todo: Sequence[Territory], *, now: datetime,
                            period: str, start: datetime, end: datetime) -> int:
         """`send_week`'s work for the territories still to do, chunk after chunk."""
-        name = period
         sent = 0
         for first in range(0, len(todo), FIGURES_CHUNK):
             chunk = todo[first:first + FIGURES_CHUNK]
@@ -277,7 +276,7 @@ class DigestService:
                 try:
                     charts = await current
                     sent += await self._queue(db, territory, (figures[territory.id], charts),
-                                              now=now, period=name)
+                                              now=now, period=period)
                 except Exception:
                     log.exception("weekly digest of %s failed", territory.id)
         return sent

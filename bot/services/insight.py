@@ -537,7 +537,8 @@ class _ChartCache:
             self.size = 0
 
 
-# ~3 charts of 20-40 kB per territory and week: 183 territories' weekly charts fit twice.
+# ~3 charts of 7-10 kB per territory and week: 183 territories' weekly charts fit many
+# times over.
 _CHARTS = _ChartCache(max_bytes=48 * 2**20)
 
 
