@@ -10,8 +10,11 @@ data's `ANCHOR`), and each operation runs the way a person triggers it:
   replies written to the outbox);
 * ``stats figures``: the figures alone (`DigestService.stats`), without text and charts;
 * ``digest, one``: the weekly digests of the busiest territory (figures, charts, the
-  animators' email and Telegram messages, the partners' digests), queued;
-* ``digests, all``: the same for the 183 territories;
+  animators' email and Telegram messages, the partners' digests), queued, by the weekly
+  job's path for one territory (`DigestService.send_territory`);
+* ``digests, all``: the weekly job itself (`ReminderScheduler.run_digests`: the 183
+  territories), the week's claims forgotten before each run;
+* the event loop's longest stall during the digests (`bench/ticker.py`), worst of all runs;
 * ``..._cold``: the same with the chart cache emptied first (every chart drawn), as
   on the first weekly run; without the suffix, charts already drawn come from the cache;
 * ``start-up`` and ``idle RSS``: a fresh interpreter building the services with the 183
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -60,13 +64,18 @@ from national_data import (  # noqa: E402
     sqlite_database,
     write_territory_files,
 )
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import delete, text  # noqa: E402
+from sqlmodel import col  # noqa: E402
+from ticker import Ticker  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
+from bot.reminders import ReminderScheduler  # noqa: E402
 from bot.runtime import Services, build_services  # noqa: E402
+from bot.services.digests import week_period  # noqa: E402
 from bot.services.insight import clear_chart_cache  # noqa: E402
 from bot.services.types import Incoming  # noqa: E402
 from knowledge.territories import Territory  # noqa: E402
+from storage.models import DigestRun  # noqa: E402
 
 __all__ = ["OPERATIONS", "Context", "main"]
 
@@ -86,6 +95,21 @@ class Context:
     territories_dir: Path
     round: int = 0
     notes: dict[str, str] = field(default_factory=dict)
+    # The event loop's longest stall during each operation that measures it, per round.
+    stalls: dict[str, list[float]] = field(default_factory=dict)
+    current: str = ""
+    # With --watch: print where the loop was whenever it stalled longer than this.
+    watch: float | None = None
+
+    def ticker(self) -> Ticker:
+        """A ticker for the loop's stalls (watching them with --watch)."""
+        return Ticker(watch=self.watch)
+
+    def stall(self, ticker: Ticker) -> None:
+        """Record the loop's longest stall seen by one run of the current operation."""
+        self.stalls.setdefault(self.current, []).append(ticker.longest)
+        for stack in ticker.stacks:
+            print(f"--- {self.current}: the loop stalled here\n{stack}", file=sys.stderr)
 
 
 Operation = Callable[[Context], Awaitable[None]]
@@ -118,22 +142,57 @@ async def _stats_figures(ctx: Context) -> None:
         s, ctx.territory, start=ANCHOR - timedelta(days=7), end=ANCHOR))
 
 
+def _reset_week(ctx: Context, territory_id: str | None = None) -> Awaitable[None]:
+    """Forget the week's claims (all territories, or one), so that the weekly job runs again.
+
+    The job claims each territory's week in `digest_run`; a round after the first would
+    otherwise find every week claimed and do nothing.
+    """
+    week, _start, _end = week_period(ANCHOR, ctx.services.settings.tz)
+    kinds = None if territory_id is None else [f"territory:{territory_id}",
+                                               f"partners:{territory_id}"]
+
+    def forget(session: object) -> None:
+        statement = delete(DigestRun).where(col(DigestRun.period) == week)
+        if kinds is not None:
+            statement = statement.where(col(DigestRun.kind).in_(kinds))
+        session.execute(statement)  # type: ignore[attr-defined]
+
+    return ctx.services.db.run(forget)
+
+
 async def _digest_one(ctx: Context) -> None:
+    """The weekly job's path for the busiest territory (`DigestService.send_territory`)."""
     digests = ctx.services.digests
     assert digests is not None
-    period = f"bench-one-{ctx.round}-{time.monotonic_ns()}"
-    await ctx.services.db.run(lambda s: digests.send_all(
-        s, now=ANCHOR, period=period, territory_id=ctx.territory.id))
+    await _reset_week(ctx, ctx.territory.id)
+    async with ctx.ticker() as ticker:
+        sent = await digests.send_territory(ctx.services.db, ctx.territory, now=ANCHOR)
+    assert sent, "the busiest territory's digests were not queued"
+    ctx.stall(ticker)
 
 
 async def _digests_all(ctx: Context) -> None:
+    """The weekly job as the scheduler runs it (`ReminderScheduler.run_digests`), with the
+    event loop's longest stall measured meanwhile."""
     digests = ctx.services.digests
-    assert digests is not None
-    period = f"bench-all-{ctx.round}-{time.monotonic_ns()}"
-    # One transaction per territory, as the weekly job does.
-    for territory in ctx.services.territories.territories:
-        await ctx.services.db.run(lambda s, tid=territory.id: digests.send_all(
-            s, now=ANCHOR, period=period, territory_id=tid))
+    assert digests is not None and ctx.services.meetings is not None
+    await _reset_week(ctx)
+    scheduler = ReminderScheduler(ctx.services.db, ctx.services.meetings,
+                                  lambda: ANCHOR, digests=digests,
+                                  tz=ctx.services.settings.tz)
+    async with ctx.ticker() as ticker:
+        sent = await scheduler.run_digests()
+    assert sent >= len(ctx.services.territories.territories), sent
+    ctx.stall(ticker)
+
+
+async def _idle(ctx: Context) -> None:
+    """Nothing for a second: the loop's stalls that come from the machine (other processes
+    on the shared cores), the floor of the stalls measured during the digests."""
+    async with ctx.ticker() as ticker:
+        await asyncio.sleep(1.0)
+    ctx.stall(ticker)
 
 
 def _cold(op: Operation) -> Operation:
@@ -162,6 +221,7 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "stats_figures": ("stats figures only", _stats_figures),
     "digest_one": ("weekly digest, one territory", _digest_one),
     "digests_all": ("weekly digests, all territories", _digests_all),
+    "idle": ("idle second (stall floor)", _idle),
     "stats_cold": ("/stats, charts not cached", _cold(_stats_command)),
     "digest_one_cold": ("weekly digest, one, charts not cached", _cold(_digest_one)),
     "digests_all_cold": ("weekly digests, all, charts not cached", _cold(_digests_all)),
@@ -231,28 +291,38 @@ async def _measure(ctx: Context, names: list[str], rounds: int,
     # A warm-up call of each (imports, caches, the planner's statistics), but the long ones.
     for name in names:
         if name not in NO_WARM_UP:
+            ctx.current = name
             await OPERATIONS[name][1](ctx)
     for round_ in range(rounds):
         ctx.round = round_
         for name in names:
+            ctx.current = name
             seconds = await _time(OPERATIONS[name][1], ctx, REPEATS.get(name, 1))
             samples[name].append(seconds)
             log(f"  {ctx.db_kind} {ctx.size} round {round_ + 1}: {name} {seconds:.4f} s")
-    return {name: statistics.median(values) for name, values in samples.items()}
+    result = {name: statistics.median(values) for name, values in samples.items()}
+    # The worst stall of any run (the warm-up included): what a conversation waited.
+    result.update({f"stall:{name}": max(stalls) for name, stalls in ctx.stalls.items()})
+    return result
 
 
 async def _run_size(db_kind: str, size: int, names: list[str], rounds: int,
                     territories_dir: Path, startup: bool,
-                    log: Callable[[str], None]) -> dict[str, float]:
+                    log: Callable[[str], None], watch: float | None = None
+                    ) -> dict[str, float]:
     async def with_url(url: str, shape: NationalShape) -> dict[str, float]:
         services = await build_services(_settings(url, territories_dir), clock=lambda: ANCHOR)
+        # As `relais run` does once started: start-up's objects out of the collector's passes.
+        gc.collect()
+        gc.freeze()
         try:
             territory = services.territories.get(shape.busiest)
             assert territory is not None and territory.animators[0].telegram_user_id
             ctx = Context(db_kind=db_kind, size=size, url=url, shape=shape, services=services,
                           territory=territory,
                           animator_id=territory.animators[0].telegram_user_id,
-                          firm_id=FIRM_USER_BASE + 1, territories_dir=territories_dir)
+                          firm_id=FIRM_USER_BASE + 1, territories_dir=territories_dir,
+                          watch=watch)
             result = await _measure(ctx, names, rounds, log)
         finally:
             await services.db.dispose()
@@ -300,11 +370,14 @@ def _table(results: dict[tuple[str, int], dict[str, float]], names: list[str],
     if len(sizes) > 1:
         header.append("growth k")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows = names + [n for n in ("startup", "rss_mib") if any(
+    stalls = [f"stall:{n}" for n in names if any(f"stall:{n}" in r for r in results.values())]
+    rows = names + stalls + [n for n in ("startup", "rss_mib") if any(
         n in r for r in results.values())]
     for name in rows:
         label = {"startup": "start-up, 183 territory files",
-                 "rss_mib": "idle RSS (MiB)"}.get(name) or OPERATIONS[name][0]
+                 "rss_mib": "idle RSS (MiB)"}.get(name) or (
+            f"longest loop stall: {OPERATIONS[name[6:]][0]}" if name.startswith("stall:")
+            else OPERATIONS[name][0])
         for db in dbs:
             cells = [label, db]
             values = []
@@ -316,6 +389,8 @@ def _table(results: dict[tuple[str, int], dict[str, float]], names: list[str],
                     cells.append("—")
                 elif name == "rss_mib":
                     cells.append(f"{value:.0f}")
+                elif name.startswith("stall:"):
+                    cells.append(_seconds(value))
                 else:
                     base = figures.get("baseline")
                     ratio = f" (×{value / base:,.0f})" if base and name != "baseline" else ""
@@ -357,7 +432,8 @@ async def _main(args: argparse.Namespace) -> None:
         for db in dbs:
             log(f"{db}, {size} needs")
             results[(db, size)] = await _run_size(db, size, names, args.rounds,
-                                                  territories_dir, not args.no_startup, log)
+                                                  territories_dir, not args.no_startup, log,
+                                                  args.watch)
     print(f"\nMedians of {args.rounds} rounds; (×N) = N times the baseline of the same run; "
           "growth k: time ∝ needs^k between consecutive sizes.\n")
     print(_table(results, names, sizes, dbs))
@@ -377,6 +453,8 @@ def main() -> None:
     parser.add_argument("--skip", help="comma-separated operation names to leave out")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and RSS")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="print where the event loop was when it stalled this long")
     asyncio.run(_main(parser.parse_args()))
 
 

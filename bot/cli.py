@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -49,9 +50,15 @@ async def _services(settings: Settings):
     from bot.runtime import build_services
 
     try:
-        return await build_services(settings)
+        services = await build_services(settings)
     except TerritoryError as exc:
         raise _fail(f"territoires : {exc}") from None
+    # What start-up built (services, territories, cards, models) lives as long as the
+    # process: frozen out of the garbage collector's full passes, which then walk only what
+    # came since. Those passes hold the interpreter, so the event loop, while they walk.
+    gc.collect()
+    gc.freeze()
+    return services
 
 
 def _prepare_process(settings: Settings, *, verbose: bool) -> None:

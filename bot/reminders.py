@@ -196,21 +196,18 @@ class ReminderScheduler:
     async def run_digests(self) -> int:
         """The weekly digests of the week that just ended (each territory once).
 
-        One territory per transaction, away from the event loop: the figures and charts of
-        183 territories take minutes, and conversations go on meanwhile.
+        Away from the event loop: the figures of all territories computed together, then
+        one transaction per territory (`DigestService.send_week`); conversations go on
+        meanwhile.
         """
         digests = self.digests
         if digests is None:
             return 0
-        now = self.clock()
-        sent = 0
-        for territory in digests.territories.territories:
-            try:
-                sent += await digests.send_territory(self.db, territory, now=now)
-            except Exception:
-                log.exception("weekly digest of %s failed", territory.id)
-            await asyncio.sleep(0)
-        return sent
+        try:
+            return await digests.send_week(self.db, now=self.clock())
+        except Exception:
+            log.exception("weekly digests failed")
+            return 0
 
     async def run_retention(self) -> dict[str, int] | None:
         """The daily retention pass, once per day across processes."""

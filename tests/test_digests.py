@@ -42,6 +42,29 @@ async def wait_emails(relais: RunningBot, count: int) -> None:
     raise AssertionError(f"{len(relais.smtp.messages)} emails, expected {count}")
 
 
+def test_collector_paused_while_any_job_runs_then_back() -> None:
+    """Nested and overlapping pauses: the collector comes back when the last one ends, and
+    stays off if it was off before."""
+    import gc
+
+    from bot.services.digests import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_week_period_is_the_week_that_ended() -> None:
     from zoneinfo import ZoneInfo
 
@@ -158,6 +181,52 @@ async def test_weekly_job_prepares_figures_and_charts_before_its_transaction(
     again = await relais.services.db.run(
         lambda session: digests.send_all(session, now=relais.clock()))
     assert again == 0
+
+
+@pytest.mark.slow
+async def test_weekly_job_sends_every_territory_once(relais: RunningBot) -> None:
+    """The scheduler's weekly job: every territory's week claimed and queued, once; a
+    territory already claimed by another process is left alone."""
+    import gc
+
+    from bot.reminders import ReminderScheduler
+    from bot.services.digests import DigestService
+    from knowledge.territories import TerritoryDirectory
+
+    animator = await filed(relais)
+    relais.clock.now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Paris
+    service, meetings = relais.services.digests, relais.services.meetings
+    assert service is not None and meetings is not None
+    [home] = service.territories.territories
+    # Two more territories (same animator, no needs): one already claimed elsewhere.
+    quiet, claimed = (home.model_copy(update={"id": tid, "name": name, "epci": ()})
+                      for tid, name in (("ti-9998", "Calme"), ("ti-9999", "Déjà fait")))
+    digests = DigestService(TerritoryDirectory((home, quiet, claimed)), tz=relais.settings.tz,
+                            mail_domain=service.mail_domain)
+    week, _start, _end = week_period(relais.clock(), relais.settings.tz)
+
+    def claim_other(session: Session) -> None:
+        for kind in ("territory", "partners"):
+            assert digests.claim(session, f"{kind}:{claimed.id}", week, relais.clock())
+
+    await relais.services.db.run(claim_other)
+    scheduler = ReminderScheduler(relais.services.db, meetings, relais.clock,
+                                  digests=digests, tz=relais.settings.tz)
+    before = len(animator.messages)
+    # ti-2703's digest and its two partners with open needs, the quiet territory's digest.
+    assert await scheduler.run_digests() == 1 + 2 + 1
+    # ti-2703's report and its one chart; the quiet territory's report, without charts.
+    messages = (await animator.wait_for_messages(before + 3))[before:]
+    assert [m.kind == "photo" for m in messages].count(True) == 1
+    assert sum("Nouvelles demandes : aucune" in (m.text or "") for m in messages) == 1
+
+    def runs(session: Session) -> set[str]:
+        return {r.kind for r in session.exec(select(DigestRun).where(DigestRun.period == week))}
+
+    assert await relais.services.db.run(runs) == {
+        f"{kind}:{t.id}" for t in (home, quiet, claimed) for kind in ("territory", "partners")}
+    assert await scheduler.run_digests() == 0
+    assert gc.isenabled()  # paused during the job only
 
 
 @pytest.mark.slow

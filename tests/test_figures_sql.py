@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
 from bot.services.digests import DigestService
-from bot.services.figures import territory_stats
+from bot.services.figures import territories_stats, territory_stats
 from bot.services.insight import TerritoryStats, compute_stats
 from storage.db import Database
 from storage.models import (
@@ -169,14 +169,63 @@ async def test_national_figures_match_the_whole_table_computation(
         await db.dispose()
 
 
-_FULL_SCAN = re.compile(r"^SCAN ({})\b".format("|".join(BIG_TABLES)))
+async def _grouped_equal_each_territorys(db: Database, shape: NationalShape) -> int:
+    """Every territory's figures computed together equal the reference computed alone;
+    how many territories had something to compare."""
+    ids = [t.id for t in national_territories().territories]
+    assert set(shape.needs_by_territory) <= set(ids)
+    compared = 0
+    for start, end in list(_national_periods())[:2]:
+        grouped = await db.run(lambda s, a=start, b=end: territories_stats(
+            s, ids, start=a, end=b, tz=PARIS))
+        assert sorted(grouped) == sorted(ids)
+        for territory_id in ids:
+            expected = await db.run(lambda s, t=territory_id, a=start, b=end: reference(
+                s, t, a, b))
+            assert grouped[territory_id] == expected, (territory_id, start, end)
+            compared += bool(expected.open_count or expected.new_by_theme)
+    # A few territories asked together: the same figures as all of them.
+    some = ids[::17]
+    start, end = ANCHOR - timedelta(days=7), ANCHOR
+    part = await db.run(lambda s: territories_stats(s, some, start=start, end=end, tz=PARIS))
+    whole = await db.run(lambda s: territories_stats(s, ids, start=start, end=end, tz=PARIS))
+    assert part == {t: whole[t] for t in some}
+    return compared
 
 
 @pytest.mark.slow
-async def test_stats_and_digest_queries_use_indexes(
+async def test_grouped_figures_equal_each_territorys(
         national: tuple[Path, NationalShape]) -> None:
+    """The weekly job's figures of all territories at once: each equals its own."""
     path, shape = national
     db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert await _grouped_equal_each_territorys(db, shape) >= 100
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+async def test_grouped_figures_equal_each_territorys_on_postgresql() -> None:
+    """The same on PostgreSQL."""
+    from national_data import pg_database
+
+    async with pg_database(2000, log=None) as (url, shape):
+        db = Database(url)
+        try:
+            assert await _grouped_equal_each_territorys(db, shape) >= 100
+        finally:
+            await db.dispose()
+
+
+_FULL_SCAN = re.compile(r"^SCAN ({})\b".format("|".join(BIG_TABLES)))
+
+
+async def _full_scans(db: Database, work: Callable[[], Awaitable[object]],
+                      least: int) -> list[tuple[str, str]]:
+    """The full scans of the big tables in the plans of the SELECTs `work` runs (at least
+    `least` of them)."""
     statements: list[tuple[str, Any]] = []
 
     def capture(_conn: object, _cursor: object, statement: str, params: Any,
@@ -185,29 +234,56 @@ async def test_stats_and_digest_queries_use_indexes(
             statements.append((statement, params))
 
     event.listen(db.sync_engine, "before_cursor_execute", capture)
+    try:
+        await work()
+    finally:
+        event.remove(db.sync_engine, "before_cursor_execute", capture)
+    assert len(statements) >= least
+
+    def plans(session: Session) -> list[tuple[str, list[str]]]:
+        return [(statement, [str(row[3]) for row in session.connection().exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", params).all()])
+            for statement, params in statements]
+
+    return [(" ".join(statement.split())[:160], line)
+            for statement, lines in await db.run(plans)
+            for line in lines if _FULL_SCAN.match(line)]
+
+
+@pytest.mark.slow
+async def test_stats_and_digest_queries_use_indexes(
+        national: tuple[Path, NationalShape]) -> None:
+    path, shape = national
+    db = Database(f"sqlite+aiosqlite:///{path}")
     digests = DigestService(national_territories(), tz=PARIS, mail_domain="example.org")
     territory = digests.territories.get(shape.busiest)
     assert territory is not None
-    try:
+
+    async def work() -> None:
         # /stats (up to now) and the week's digest (ended last night: changes since).
         await db.run(lambda s: digests.stats(s, territory, start=ANCHOR - timedelta(days=7),
                                              end=ANCHOR))
         await db.run(lambda s: digests.send_all(s, now=ANCHOR, territory_id=territory.id))
-        event.remove(db.sync_engine, "before_cursor_execute", capture)
-        assert len(statements) > 10
 
-        def plans(session: Session) -> list[tuple[str, list[str]]]:
-            result = []
-            for statement, params in statements:
-                rows = session.connection().exec_driver_sql(
-                    f"EXPLAIN QUERY PLAN {statement}", params).all()
-                result.append((statement, [str(row[3]) for row in rows]))
-            return result
+    try:
+        assert await _full_scans(db, work, least=11) == []
+    finally:
+        await db.dispose()
 
-        scans = [(" ".join(statement.split())[:160], line)
-                 for statement, lines in await db.run(plans)
-                 for line in lines if _FULL_SCAN.match(line)]
-        assert scans == []
+
+@pytest.mark.slow
+async def test_weekly_job_figures_use_indexes(national: tuple[Path, NationalShape]) -> None:
+    """The figures of a chunk of territories read together (the weekly job): no full scan."""
+    from bot.services.digests import FIGURES_CHUNK, week_period
+    from bot.services.figures import read_week
+
+    path, _shape = national
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    ids = [t.id for t in national_territories().territories][:FIGURES_CHUNK]
+    _week, start, end = week_period(ANCHOR, PARIS)
+    try:
+        assert await _full_scans(db, lambda: db.run(lambda s: read_week(
+            s, ids, start=start, end=end)), least=9) == []
     finally:
         await db.dispose()
 

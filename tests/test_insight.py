@@ -493,3 +493,42 @@ def test_charts_are_cached_by_what_they_draw() -> None:
     assert changed["satisfaction.png"] == dict(first)["satisfaction.png"]
     insight.clear_chart_cache()
     assert charts_png(stats, tz=PARIS) == first
+
+
+def test_chart_ticks_are_round_and_whole_for_counts() -> None:
+    from bot.services.charts import nice_ticks
+
+    assert nice_ticks(3.45, integer=True, most=6) == [0, 1, 2, 3]
+    assert nice_ticks(0.2, integer=True, most=6) == [0]
+    assert nice_ticks(5.75, integer=False, most=6) == [0, 1, 2, 3, 4, 5]
+    assert [round(t, 6) for t in nice_ticks(1.15, integer=False, most=6)] == [
+        0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(115, integer=True, most=6) == [0, 20, 40, 60, 80, 100]
+    assert nice_ticks(0, integer=True, most=6) == [0.0]
+    for top in (0.7, 1.15, 3.45, 17.2, 230.0, 4600.0):
+        for integer in (True, False):
+            ticks = nice_ticks(top, integer=integer, most=6)
+            assert ticks[0] == 0 and ticks[-1] <= top and len(ticks) <= 7
+            assert not integer or all(float(t).is_integer() for t in ticks)
+
+
+def test_charts_show_bars_in_colour_on_white() -> None:
+    """The picture: white ground, the bars in the Relais blue, dark text (title, labels)."""
+    import io
+
+    from PIL import Image
+
+    from bot.services import charts
+
+    data = charts.barh_png(["Recrutement", "Export", "Vide"], [3, 1, 0], title="Titre",
+                           xlabel="demandes", integer=True, value_text=str)
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    assert picture.size == (800, 450)
+    colours = {colour for _, colour in picture.getcolors(800 * 450) or []}
+    assert {(255, 255, 255), charts.BAR, (0, 0, 0)} <= colours
+    # The title is drawn in the top band, above the plot.
+    top = picture.crop((0, 0, 800, 30)).convert("L")
+    assert top.getextrema()[0] < 100  # type: ignore[index]
+    bars = charts.bars_png([(f"{s}/5", c) for s, c in enumerate([0, 0, 1, 2, 3], 1)],
+                           title="Satisfaction", xlabel="note", ylabel="réponses")
+    assert Image.open(io.BytesIO(bars)).size == (800, 450)

@@ -7,7 +7,6 @@ compared in UTC; days (deadlines, the period's title) are read in the territory'
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import statistics
 import threading
@@ -18,19 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from html import escape
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.catalogue import label, t
 from bot.messages import Text
-from bot.services import lifecycle
+from bot.services import charts, lifecycle
 from bot.services.workdays import add_working_days, working_days_between
 from knowledge.taxonomy import theme_noun
 from storage.models import KbQuery, Need, NeedEvent, NeedMessage, NeedRouting
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = [
     "CLOSED_STATUSES",
@@ -473,9 +467,8 @@ def _satisfaction_text(summary: SatisfactionSummary | None) -> str:
 
 # --- Charts ---------------------------------------------------------------------------------
 
-CHART_SIZE = (8.0, 4.5)  # inches, at CHART_DPI: 800 × 450 px
-CHART_DPI = 100
-_BAR_COLOR = "#2a6f97"
+# Part of every cached picture's key: a change of drawing draws again.
+CHART_STYLE = "pillow-1, 800x450"
 
 
 def charts_png(stats: TerritoryStats, *, tz: ZoneInfo) -> list[tuple[str, bytes]]:
@@ -522,7 +515,7 @@ class _ChartCache:
 
     def get_or_draw(self, spec: tuple[object, ...]) -> bytes:
         """The PNG of `spec`, drawn only if no earlier call drew the same."""
-        key = hashlib.sha256(repr((CHART_SIZE, CHART_DPI, spec)).encode()).digest()
+        key = hashlib.sha256(repr((CHART_STYLE, spec)).encode()).digest()
         with self._lock:
             png = self._items.get(key)
             if png is not None:
@@ -548,7 +541,8 @@ class _ChartCache:
             self.size = 0
 
 
-# ~3 charts of 20-40 kB per territory and week: 183 territories' weekly charts fit twice.
+# ~3 charts of 7-10 kB per territory and week: 183 territories' weekly charts fit many
+# times over.
 _CHARTS = _ChartCache(max_bytes=48 * 2**20)
 
 
@@ -558,123 +552,24 @@ def clear_chart_cache() -> None:
 
 
 def _draw(spec: tuple[object, ...]) -> bytes:
+    # `charts` (Pillow) is imported with this module, not at the first chart: loading its C
+    # extensions holds the interpreter, and the first weekly job would stall the loop.
     kind, *args = spec
     if kind == "barh":
         labels, values, title, xlabel, integer = args
-        return _barh_png(list(labels), list(values),  # type: ignore[call-overload]
-                         title=str(title), xlabel=str(xlabel), integer=bool(integer))
+        return charts.barh_png(
+            list(labels), list(values),  # type: ignore[call-overload]
+            title=str(title), xlabel=str(xlabel), integer=bool(integer),
+            value_text=lambda v: _value(v, bool(integer)))
     distribution, title, xlabel, ylabel = args
-    return _satisfaction_png(dict(distribution),  # type: ignore[call-overload]
-                             str(title), str(xlabel), str(ylabel))
+    counts = [(f"{score}/5", count)
+              for score, count in dict(distribution).items()]  # type: ignore[call-overload]
+    return charts.bars_png(counts, title=str(title), xlabel=str(xlabel), ylabel=str(ylabel))
 
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-_FIGURES = threading.local()
-
-
-def _new_figure() -> Figure:
-    """This thread's figure on its own Agg canvas, cleared: no pyplot global state.
-
-    Making a figure and its canvas costs a quarter of a chart; one per thread is reused
-    (cleared, it draws the same bytes as a new one) and never shared between threads.
-    """
-    figure: Figure | None = getattr(_FIGURES, "figure", None)
-    if figure is not None:
-        figure.clear()
-        return figure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # No layout engine: a constrained layout measures every text twice and costs half of a
-    # chart; `_place` sets the margins from the only text whose width varies.
-    figure = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
-    FigureCanvasAgg(figure)
-    _FIGURES.figure = figure
-    return figure
-
-
-def _place(figure: Figure, tick_labels: list[str], *, ylabel: bool) -> None:
-    """Margins for the title, the x axis and the widest y tick label, in pixels."""
-    from matplotlib import rcParams
-    from matplotlib.font_manager import FontProperties
-
-    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
-    font = FontProperties(size=rcParams["ytick.labelsize"])
-    widest = max((renderer.get_text_width_height_descent(text, font, ismath=False)[0]
-                  for text in tick_labels), default=0.0)
-    # Tick, pad and a little air; an axis label adds its height and pad.
-    left = widest + 14 + (22 if ylabel else 0)
-    width, height = CHART_SIZE[0] * CHART_DPI, CHART_SIZE[1] * CHART_DPI
-    figure.subplots_adjust(left=min(left / width, 0.6), right=1 - 12 / width,
-                           top=1 - 36 / height, bottom=48 / height)
-
-
-def _plain(text: str) -> str:
-    """A label drawn as written: a "$" in a partner's name must not start mathtext."""
-    return text.replace("$", r"\$")
-
-
-def _barh_png(
-    labels: list[str], values: list[float], *, title: str, xlabel: str, integer: bool
-) -> bytes:
-    """A horizontal bar chart, first item on top, values written at the bars' ends."""
-    figure = _new_figure()
-    axes = figure.add_subplot()
-    positions = list(range(len(labels)))
-    bars = axes.barh(positions, values, height=0.6, color=_BAR_COLOR)
-    shown = [_plain(label) for label in labels]
-    axes.set_yticks(positions, shown)
-    _place(figure, shown, ylabel=False)
-    axes.invert_yaxis()
-    axes.bar_label(bars, labels=[_value(v, integer) for v in values], padding=3)
-    figure.suptitle(_plain(title), fontsize=11)
-    axes.set_xlabel(xlabel)
-    _style(axes, integer=integer, axis="x")
-    axes.set_xlim(0, max(max(values), 1) * 1.15)  # room for the value labels
-    return _png(figure)
-
-
-def _satisfaction_png(distribution: dict[int, int], title: str, xlabel: str,
-                      ylabel: str) -> bytes:
-    """Vertical bars of the ratings 1 to 5."""
-    figure = _new_figure()
-    axes = figure.add_subplot()
-    scores = list(distribution)
-    counts = [distribution[s] for s in scores]
-    bars = axes.bar(scores, counts, width=0.6, color=_BAR_COLOR)
-    axes.bar_label(bars, labels=[str(c) if c else "" for c in counts], padding=3)
-    axes.set_xticks(scores, [f"{s}/5" for s in scores])
-    figure.suptitle(title, fontsize=11)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    _style(axes, integer=True, axis="y")
-    axes.set_ylim(0, max(max(counts), 1) * 1.15)
-    # The y ticks are counts: the widest is the top of the axis.
-    _place(figure, [_decimal(max(max(counts), 1) * 1.15, 1)], ylabel=True)
-    return _png(figure)
-
-
 def _value(value: float, integer: bool) -> str:
     return str(round(value)) if integer else _hours(value)
-
-
-def _style(axes: Axes, *, integer: bool, axis: str) -> None:
-    """Light frame, French decimal ticks, whole-number ticks for counts."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    target = axes.xaxis if axis == "x" else axes.yaxis
-    target.set_major_locator(MaxNLocator(integer=integer, steps=[1, 2, 2.5, 5, 10]))
-    target.set_major_formatter(FuncFormatter(lambda v, _pos: _decimal(v, 1)))
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.grid(axis=axis, alpha=0.3)
-    axes.set_axisbelow(True)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the bytes depend on the data only, not on the version.
-    figure.savefig(buffer, format="png", dpi=CHART_DPI, metadata={"Software": None})
-    return buffer.getvalue()
