@@ -423,8 +423,9 @@ def _store_statement(insert: Any) -> Any:
 # update's `_done_and_next` each missing the other's uncommitted write, leaving the update
 # to the sweeper. Here the earlier open updates of the chat are locked FOR SHARE instead:
 # one being marked done is waited for and read again as committed (done, so not ahead); one
-# locked first makes `_MARK_DONE` wait for this commit, so its `_FOLLOWING`, a later
-# statement, sees the new update and claims it. Tested in tests/test_webhook_pg.py.
+# locked first makes the mark (in `relais_done_and_next`) wait for this commit, so the
+# look-up after it, a later statement with its own snapshot, sees the new update and claims
+# it. Tested in tests/test_webhook_pg.py.
 _PG_STORE = """
 INSERT INTO pending_update (update_id, chat_id, payload, received_at, claimed_until)
 SELECT $1::bigint, $2::bigint, $3::json, $4::timestamptz,
@@ -488,13 +489,18 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
     if chat_id is not None and chat_id != locked_chat:
         lock_chat(session, chat_id)
     # Handled: only what ordering and de-duplication need stays (the update and chat ids);
-    # `_MARK_DONE` empties the payload, which held names, usernames and typed text, stored
-    # before any consent.
-    session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
-    if chat_id is None:
-        return None
-    following = session.execute(_FOLLOWING, {"chat_id": chat_id,
-                                             "update_id": update_id}).scalar()
+    # the payload, which held names, usernames and typed text stored before any consent,
+    # is emptied.
+    if session.get_bind().dialect.name == "postgresql":
+        # Both statements below in one round trip (storage.models.DONE_AND_NEXT_FUNCTION).
+        following = session.execute(_DONE_AND_NEXT, {"done_id": update_id, "chat_id": chat_id,
+                                                     "now": now}).scalar()
+    else:
+        session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
+        if chat_id is None:
+            return None
+        following = session.execute(_FOLLOWING, {"chat_id": chat_id,
+                                                 "update_id": update_id}).scalar()
     return _claim(session, following, now, lease) if following is not None else None
 
 
@@ -502,6 +508,10 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
 _MARK_DONE = (update(_PENDING)
               .where(_PENDING.c.update_id == bindparam("done_id"))
               .values(done_at=bindparam("now", type_=_PENDING.c.done_at.type), payload={}))
+_DONE_AND_NEXT = select(func.relais_done_and_next(
+    bindparam("done_id", type_=_PENDING.c.update_id.type),
+    bindparam("chat_id", type_=_PENDING.c.chat_id.type),
+    bindparam("now", type_=_PENDING.c.done_at.type)))
 _FOLLOWING = (select(_PENDING.c.update_id)
               .where(_PENDING.c.chat_id == bindparam("chat_id"),
                      _PENDING.c.update_id > bindparam("update_id"),

@@ -137,7 +137,8 @@ async def test_previous_update_marked_done_after_the_store_claims_the_new_one(
                                        NOW + LEASE)
         assert claimed is False  # update 30 is not done yet
         done = asyncio.create_task(db.run(lambda s: _done_and_next(s, 30, CHAT, NOW, LEASE)))
-        await _waiting_on_a_lock(db, "UPDATE pending_update")
+        # The mark waits inside `relais_done_and_next` (the client's statement calls it).
+        await _waiting_on_a_lock(db, "relais_done_and_next")
         await transaction.commit()
         following = await done
         assert following is not None and following[0] == 31
