@@ -213,7 +213,7 @@ class WebhookServer:
                 # The turn marks the update done (and claims its chat's next one) in its own
                 # commit; only an update no turn committed costs a transaction of its own.
                 receipt = Receipt(current, lambda s, now, locked, current=current,
-                                  chat_id=chat_id: _done_and_next(
+                                  chat_id=chat_id: _mark_done(
                     s, current, chat_id, now, self.lease, locked_chat=locked))
                 token = RECEIPT.set(receipt)
                 try:
@@ -483,8 +483,19 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
                    lease: timedelta, *, locked_chat: int | None = None) -> _Claimed:
     """Mark an update done and claim the next one of its chat, if one is waiting.
 
-    Run by the turn's transaction (`bot.turn.Receipt`), which has locked `locked_chat`
-    already, or on its own when no turn committed the update.
+    Run on its own when no turn committed the update (the turn runs `_mark_done`).
+    """
+    return _mark_done(session, update_id, chat_id, now, lease, locked_chat=locked_chat)[1]
+
+
+def _mark_done(session: Session, update_id: int, chat_id: int | None, now: datetime,
+               lease: timedelta, *, locked_chat: int | None = None) -> tuple[bool, _Claimed]:
+    """Mark an update done, and claim the next one of its chat if one is waiting.
+
+    Also says whether the update was not done already: run by the turn's transaction
+    (`bot.turn.Receipt`, `locked_chat` locked already), this is the turn's check for a
+    duplicate, in place of a `processed_update` row. The mark commits with the turn, so an
+    update is done exactly when a turn of it committed (or it was given up).
     """
     if chat_id is not None and chat_id != locked_chat:
         lock_chat(session, chat_id)
@@ -493,25 +504,27 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
     # is emptied.
     if session.get_bind().dialect.name == "postgresql":
         # Both statements below in one round trip (storage.models.DONE_AND_NEXT_FUNCTION).
-        following = session.execute(_DONE_AND_NEXT, {"done_id": update_id, "chat_id": chat_id,
-                                                     "now": now}).scalar()
+        first, following = session.execute(_DONE_AND_NEXT, {
+            "done_id": update_id, "chat_id": chat_id, "now": now}).one()
     else:
-        session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
-        if chat_id is None:
-            return None
-        following = session.execute(_FOLLOWING, {"chat_id": chat_id,
-                                                 "update_id": update_id}).scalar()
-    return _claim(session, following, now, lease) if following is not None else None
+        result = session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
+        first = bool(result.rowcount)  # type: ignore[attr-defined]
+        following = (session.execute(_FOLLOWING, {"chat_id": chat_id,
+                                                  "update_id": update_id}).scalar()
+                     if chat_id is not None else None)
+    claimed = _claim(session, following, now, lease) if following is not None else None
+    return bool(first), claimed
 
 
 # Built once: constructing the statements per update costs more than running them.
 _MARK_DONE = (update(_PENDING)
-              .where(_PENDING.c.update_id == bindparam("done_id"))
+              .where(_PENDING.c.update_id == bindparam("done_id"), _PENDING.c.done_at.is_(None))
               .values(done_at=bindparam("now", type_=_PENDING.c.done_at.type), payload={}))
-_DONE_AND_NEXT = select(func.relais_done_and_next(
-    bindparam("done_id", type_=_PENDING.c.update_id.type),
-    bindparam("chat_id", type_=_PENDING.c.chat_id.type),
-    bindparam("now", type_=_PENDING.c.done_at.type)))
+_DONE_AND_NEXT = text(
+    "SELECT first, following FROM relais_done_and_next(:done_id, :chat_id, :now)"
+).bindparams(bindparam("done_id", type_=_PENDING.c.update_id.type),
+             bindparam("chat_id", type_=_PENDING.c.chat_id.type),
+             bindparam("now", type_=_PENDING.c.done_at.type))
 _FOLLOWING = (select(_PENDING.c.update_id)
               .where(_PENDING.c.chat_id == bindparam("chat_id"),
                      _PENDING.c.update_id > bindparam("update_id"),

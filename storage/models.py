@@ -629,24 +629,24 @@ class PendingUpdate(SQLModel, table=True):
 
 
 # Marks a webhook update done and gives the next one of its chat still to do (PostgreSQL):
-# one round trip in the turn's transaction instead of two statements. Two statements they
+# one round trip in the turn's transaction instead of two statements; `first` is False when
+# the update was done already (handled before: the turn is a duplicate). Two statements they
 # stay, in one VOLATILE function: under READ COMMITTED the look-up takes a fresh snapshot,
 # so it sees an update whose store the UPDATE had to wait for (see `_PG_STORE` in
 # bot/webhook.py). Created with the table, and by migration 0014 on existing databases.
 DONE_AND_NEXT_FUNCTION = """
-CREATE OR REPLACE FUNCTION relais_done_and_next(done_id bigint, chat bigint, done timestamptz)
-RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    following bigint;
+CREATE OR REPLACE FUNCTION relais_done_and_next(done_id bigint, chat bigint, done timestamptz,
+                                                OUT first boolean, OUT following bigint)
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    UPDATE pending_update SET done_at = done, payload = '{}' WHERE update_id = done_id;
-    IF chat IS NULL THEN
-        RETURN NULL;
+    UPDATE pending_update SET done_at = done, payload = '{}'
+    WHERE update_id = done_id AND done_at IS NULL;
+    first := FOUND;
+    IF chat IS NOT NULL THEN
+        SELECT p.update_id INTO following FROM pending_update p
+        WHERE p.chat_id = chat AND p.update_id > done_id AND p.done_at IS NULL
+        ORDER BY p.update_id LIMIT 1;
     END IF;
-    SELECT p.update_id INTO following FROM pending_update p
-    WHERE p.chat_id = chat AND p.update_id > done_id AND p.done_at IS NULL
-    ORDER BY p.update_id LIMIT 1;
-    RETURN following;
 END
 $$
 """
