@@ -514,8 +514,10 @@ async def serve_forever(services: Services, *, host: str, port: int) -> None:
         application.bot_data["webhook"] = server
         sweeper = asyncio.create_task(server.sweep(stop), name="pending-updates")
         figures = asyncio.create_task(server.refresh(stop), name="metrics")
+        # No proxy-header rewriting: nothing uses the client's address, and it costs a
+        # pass over the headers of every update.
         config = uvicorn.Config(server.app, host=host, port=port, log_config=None,
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, proxy_headers=False)
         try:
             await UvicornServer(config).serve()
         finally:

@@ -47,13 +47,15 @@ class Receipt:
     """Bookkeeping of the update being handled, written in its turn's transaction.
 
     `write(session, now, locked_chat)` runs inside the turn's transaction (the chat
-    `locked_chat` already locked); once that transaction has committed, `done` is set and
-    `result` holds what `write` returned. A turn that did not commit leaves `done` False,
-    and whoever set the receipt writes the bookkeeping itself.
+    `locked_chat` already locked) and returns (first time, result): the feeder's own record
+    of the update says whether it was handled before, so the turn records no
+    `processed_update` row. Once that transaction has committed, `done` is set and `result`
+    holds the result. A turn that did not commit leaves `done` False, and whoever set the
+    receipt writes the bookkeeping itself.
     """
 
     update_id: int
-    write: Callable[[Session, datetime, int], Any]
+    write: Callable[[Session, datetime, int], tuple[bool, Any]]
     done: bool = False
     result: Any = None
 
@@ -180,9 +182,15 @@ class TurnRunner:
         # Two instances never run two turns of one chat at once (PostgreSQL); the version
         # check in `_save_conversation` is the second line of defence.
         lock_chat(session, event.chat_id)
-        # The feeder's bookkeeping, in this commit: one transaction per update, not two.
-        written = receipt.write(session, now, event.chat_id) if receipt is not None else None
-        if event.update_id is not None and not _first_time(session, event.update_id, now):
+        # The feeder's bookkeeping, in this commit: one transaction per update, not two. It
+        # tells a redelivery too (the feeder's record of the update is done), else the
+        # update id is recorded here.
+        if receipt is not None:
+            first, written = receipt.write(session, now, event.chat_id)
+        else:
+            first, written = (event.update_id is None
+                              or _first_time(session, event.update_id, now)), None
+        if not first:
             return Result(duplicate=True), written
         # Read and written with plain SQL: through the ORM (identity map, unit of work,
         # attribute history) the same two statements cost three times as much CPU.

@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from telegram import Update
 from telegram.ext import Application
 from uvicorn import Server
@@ -52,6 +53,7 @@ __all__ = ["UvicornServer", "WebhookServer", "chat_of"]
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_SECRET_NAME = SECRET_HEADER.lower().encode()  # as ASGI gives header names
 LEASE = timedelta(seconds=30)
 # An update put off (database locked) is tried again after this long (by the sweeper).
 RETRY = timedelta(seconds=5)
@@ -85,24 +87,49 @@ class WebhookServer:
         self._figures: dict[str, Any] | None = None
         self._smtp = "unknown"
         self._tasks: set[asyncio.Task[None]] = set()
-        self.app = Starlette(routes=[
-            Route(self.path, self.receive, methods=["POST"]),
+        self._secret = secret.encode()
+        # The operations' routes; the hook itself is served before them (`__call__`).
+        self.routes = Starlette(routes=[
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ])
+        self.app: ASGIApp = self
 
     # --- receiving --------------------------------------------------------------------------
-    async def receive(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry: Telegram's POSTs go straight to `receive_update`, the rest to Starlette.
+
+        Starlette's request, routing and middleware cost, per update, about as much CPU as
+        the store itself; the hook needs none of them.
+        """
+        if scope["type"] == "http" and scope["path"] == self.path:
+            if scope["method"] != "POST":
+                await _answer(send, 405, b"method not allowed")
+                return
+            await self.receive_update(scope, receive, send)
+            return
+        await self.routes(scope, receive, send)
+
+    async def receive_update(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the secret, store the update, answer at once, handle it after."""
-        given = request.headers.get(SECRET_HEADER, "")
-        if not given or not hmac.compare_digest(given.encode(), self.secret.encode()):
-            return PlainTextResponse("forbidden", status_code=403)
+        given = b""
+        for name, value in scope["headers"]:
+            if name == _SECRET_NAME:
+                given = value
+                break
+        if not given or not hmac.compare_digest(given, self._secret):
+            await _answer(send, 403, b"forbidden")
+            return
+        body = await _body(receive)
         try:
-            payload = await request.json()
+            # Kept as received: it is what the store writes (no encoding it again).
+            raw = body.decode()
+            payload = json.loads(raw)
             update_id = int(payload["update_id"])
         except (ValueError, KeyError, TypeError):
-            return PlainTextResponse("bad update", status_code=400)
+            await _answer(send, 400, b"bad update")
+            return
         now = self.services.clock()
         chat_id = chat_of(payload)
         if not in_range(update_id) or (chat_id is not None and not in_range(chat_id)):
@@ -112,29 +139,33 @@ class WebhookServer:
                 s, source="webhook", update_id=update_id, chat_id=chat_id, payload=payload,
                 reason="id out of range", now=now))
             self.dead += 1
-            return PlainTextResponse("ok")
+            await _answer(send, 200)
+            return
         # Stored and, when nothing of its chat is ahead of it, claimed in one transaction.
         if self.services.db.is_sqlite:
             claimed = await self.services.db.run(
                 lambda s: _store_and_claim(s, update_id, chat_id, payload, now, self.lease))
         else:
-            claimed = await self._store_and_claim_pg(update_id, chat_id, payload, now)
+            claimed = await self._store_and_claim_pg(update_id, chat_id, payload, now, raw)
         self.received += 1
         if claimed is not None:
             task = asyncio.create_task(self._run(claimed))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return PlainTextResponse("ok")
+        await _answer(send, 200)
 
     async def _store_and_claim_pg(self, update_id: int, chat_id: int | None,
-                                  payload: dict[str, Any], now: datetime) -> _Claimed:
+                                  payload: dict[str, Any], now: datetime,
+                                  raw: str | None = None) -> _Claimed:
         """`_store_and_claim` on PostgreSQL: one autocommit statement on the raw pool.
 
         Through the ORM session this transaction cost more of the bot's CPU than the
-        turn's own statements (webhook at 0.61x polling's throughput).
+        turn's own statements (webhook at 0.61x polling's throughput). `raw` is the
+        payload's JSON text as Telegram sent it, if at hand.
         """
         db = self.services.db
-        values = (update_id, chat_id, json.dumps(payload), now, now + self.lease)
+        document = raw if raw is not None else json.dumps(payload)
+        values = (update_id, chat_id, document, now, now + self.lease)
         for attempt in range(2):
             pool = await db.raw_pool()
             try:
@@ -182,7 +213,7 @@ class WebhookServer:
                 # The turn marks the update done (and claims its chat's next one) in its own
                 # commit; only an update no turn committed costs a transaction of its own.
                 receipt = Receipt(current, lambda s, now, locked, current=current,
-                                  chat_id=chat_id: _done_and_next(
+                                  chat_id=chat_id: _mark_done(
                     s, current, chat_id, now, self.lease, locked_chat=locked))
                 token = RECEIPT.set(receipt)
                 try:
@@ -392,8 +423,9 @@ def _store_statement(insert: Any) -> Any:
 # update's `_done_and_next` each missing the other's uncommitted write, leaving the update
 # to the sweeper. Here the earlier open updates of the chat are locked FOR SHARE instead:
 # one being marked done is waited for and read again as committed (done, so not ahead); one
-# locked first makes `_MARK_DONE` wait for this commit, so its `_FOLLOWING`, a later
-# statement, sees the new update and claims it. Tested in tests/test_webhook_pg.py.
+# locked first makes the mark (in `relais_done_and_next`) wait for this commit, so the
+# look-up after it, a later statement with its own snapshot, sees the new update and claims
+# it. Tested in tests/test_webhook_pg.py.
 _PG_STORE = """
 INSERT INTO pending_update (update_id, chat_id, payload, received_at, claimed_until)
 SELECT $1::bigint, $2::bigint, $3::json, $4::timestamptz,
@@ -451,26 +483,48 @@ def _done_and_next(session: Session, update_id: int, chat_id: int | None, now: d
                    lease: timedelta, *, locked_chat: int | None = None) -> _Claimed:
     """Mark an update done and claim the next one of its chat, if one is waiting.
 
-    Run by the turn's transaction (`bot.turn.Receipt`), which has locked `locked_chat`
-    already, or on its own when no turn committed the update.
+    Run on its own when no turn committed the update (the turn runs `_mark_done`).
+    """
+    return _mark_done(session, update_id, chat_id, now, lease, locked_chat=locked_chat)[1]
+
+
+def _mark_done(session: Session, update_id: int, chat_id: int | None, now: datetime,
+               lease: timedelta, *, locked_chat: int | None = None) -> tuple[bool, _Claimed]:
+    """Mark an update done, and claim the next one of its chat if one is waiting.
+
+    Also says whether the update was not done already: run by the turn's transaction
+    (`bot.turn.Receipt`, `locked_chat` locked already), this is the turn's check for a
+    duplicate, in place of a `processed_update` row. The mark commits with the turn, so an
+    update is done exactly when a turn of it committed (or it was given up).
     """
     if chat_id is not None and chat_id != locked_chat:
         lock_chat(session, chat_id)
     # Handled: only what ordering and de-duplication need stays (the update and chat ids);
-    # `_MARK_DONE` empties the payload, which held names, usernames and typed text, stored
-    # before any consent.
-    session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
-    if chat_id is None:
-        return None
-    following = session.execute(_FOLLOWING, {"chat_id": chat_id,
-                                             "update_id": update_id}).scalar()
-    return _claim(session, following, now, lease) if following is not None else None
+    # the payload, which held names, usernames and typed text stored before any consent,
+    # is emptied.
+    if session.get_bind().dialect.name == "postgresql":
+        # Both statements below in one round trip (storage.models.DONE_AND_NEXT_FUNCTION).
+        first, following = session.execute(_DONE_AND_NEXT, {
+            "done_id": update_id, "chat_id": chat_id, "now": now}).one()
+    else:
+        result = session.execute(_MARK_DONE, {"done_id": update_id, "now": now})
+        first = bool(result.rowcount)  # type: ignore[attr-defined]
+        following = (session.execute(_FOLLOWING, {"chat_id": chat_id,
+                                                  "update_id": update_id}).scalar()
+                     if chat_id is not None else None)
+    claimed = _claim(session, following, now, lease) if following is not None else None
+    return bool(first), claimed
 
 
 # Built once: constructing the statements per update costs more than running them.
 _MARK_DONE = (update(_PENDING)
-              .where(_PENDING.c.update_id == bindparam("done_id"))
+              .where(_PENDING.c.update_id == bindparam("done_id"), _PENDING.c.done_at.is_(None))
               .values(done_at=bindparam("now", type_=_PENDING.c.done_at.type), payload={}))
+_DONE_AND_NEXT = text(
+    "SELECT first, following FROM relais_done_and_next(:done_id, :chat_id, :now)"
+).bindparams(bindparam("done_id", type_=_PENDING.c.update_id.type),
+             bindparam("chat_id", type_=_PENDING.c.chat_id.type),
+             bindparam("now", type_=_PENDING.c.done_at.type))
 _FOLLOWING = (select(_PENDING.c.update_id)
               .where(_PENDING.c.chat_id == bindparam("chat_id"),
                      _PENDING.c.update_id > bindparam("update_id"),
@@ -492,6 +546,28 @@ def _put_off(session: Session, update_id: int, until: datetime) -> None:
     """Leave an update for later: claimed by nobody until `until`, then the sweeper's."""
     session.execute(update(PendingUpdate).where(col(PendingUpdate.update_id) == update_id)
                     .values(claimed_until=until))
+
+
+async def _body(receive: Receive) -> bytes:
+    """The request's whole body (ASGI messages)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, text: bytes = b"") -> None:
+    """A plain-text response; an empty one for 200, which the server writes in one go."""
+    headers = [(b"content-length", str(len(text)).encode())]
+    if text:
+        headers.append((b"content-type", b"text/plain; charset=utf-8"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text})
 
 
 async def _smtp_state(settings: Settings) -> str:

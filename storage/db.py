@@ -101,6 +101,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """No reset when a raw connection goes back to the pool.
+
+    asyncpg's default reset sends a query of its own (unlock, close cursors, unlisten,
+    reset settings) at every release: a second round trip for each single statement.
+    The statements sent on the raw pool are autocommit and leave nothing of that behind.
+    """
+
+
 class _Bound(threading.local):
     """This thread's connection and session (SQLite), and whether a call is using them."""
 
@@ -168,7 +177,7 @@ class Database:
                     # Small: each statement sent on it is one short autocommit round trip.
                     self._raw_pool = await asyncpg.create_pool(
                         self.raw_dsn(), min_size=1, max_size=4,
-                        max_inactive_connection_lifetime=300)
+                        max_inactive_connection_lifetime=300, reset=_keep_session)
         return self._raw_pool
 
     async def run(self, fn: Callable[[Session], T]) -> T:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Column,
@@ -632,6 +633,32 @@ class PendingUpdate(SQLModel, table=True):
     received_at: datetime = _ts()
     claimed_until: datetime | None = _ts(nullable=True)
     done_at: datetime | None = _ts(nullable=True)
+
+
+# Marks a webhook update done and gives the next one of its chat still to do (PostgreSQL):
+# one round trip in the turn's transaction instead of two statements; `first` is False when
+# the update was done already (handled before: the turn is a duplicate). Two statements they
+# stay, in one VOLATILE function: under READ COMMITTED the look-up takes a fresh snapshot,
+# so it sees an update whose store the UPDATE had to wait for (see `_PG_STORE` in
+# bot/webhook.py). Created with the table, and by migration 0014 on existing databases.
+DONE_AND_NEXT_FUNCTION = """
+CREATE OR REPLACE FUNCTION relais_done_and_next(done_id bigint, chat bigint, done timestamptz,
+                                                OUT first boolean, OUT following bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    UPDATE pending_update SET done_at = done, payload = '{}'
+    WHERE update_id = done_id AND done_at IS NULL;
+    first := FOUND;
+    IF chat IS NOT NULL THEN
+        SELECT p.update_id INTO following FROM pending_update p
+        WHERE p.chat_id = chat AND p.update_id > done_id AND p.done_at IS NULL
+        ORDER BY p.update_id LIMIT 1;
+    END IF;
+END
+$$
+"""
+event.listen(PendingUpdate.__table__, "after_create",  # type: ignore[attr-defined]
+             DDL(DONE_AND_NEXT_FUNCTION).execute_if(dialect="postgresql"))
 
 
 class AnimatorBinding(SQLModel, table=True):

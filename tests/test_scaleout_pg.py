@@ -352,9 +352,10 @@ async def test_three_instances_one_killed_nothing_lost_nothing_twice(
     assert sorted(chat for chat, _, _ in got["needs"]) == [FIRST_CHAT + i for i in range(FIRMS)]
     assert {name for _, name, _ in got["needs"]} == {f"Atelier numéro {i}" for i in range(FIRMS)}
     assert len({ref for _, _, ref in got["needs"]}) == FIRMS
-    # Every update stored was handled, once.
-    assert got["undone"] == 0
-    assert got["processed"] == got["stored"]
+    # Every update stored was handled (once: the replies below). A webhook turn tells a
+    # redelivery by its stored update's done mark, committed with it: no processed_update.
+    assert got["undone"] == 0 and got["stored"] > 0
+    assert got["processed"] == 0
     assert got["failed"] == []
     assert got["reminders"] == Counter({"sent": FIRMS // 2 + FIRMS})
 

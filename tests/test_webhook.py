@@ -67,6 +67,25 @@ async def test_an_update_is_stored_answered_and_handled_once(
     assert row.done_at is not None and server.handled == 1
 
 
+async def test_an_update_done_already_is_a_duplicate_for_its_turn(
+    served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI
+) -> None:
+    """Handled again after its turn committed (a lease run out): the done mark says so."""
+    server, client = served
+    user = api.user(8004)
+    update = api._history[await user.send_command("/start")]
+    assert await post(client, update) == 200
+    await user.wait_for_messages(2)
+    await server.drain()
+    await outbox_drained(server.services.db)
+    # As an instance whose lease ran out would: the same update through a turn again.
+    await server._run((update["update_id"], 8004, update))
+    await outbox_drained(server.services.db)
+    assert len(user.messages) == 2  # nothing more: the turn saw it done
+    [row] = await stored(server)
+    assert row.done_at is not None and row.payload == {}
+
+
 async def test_an_update_left_by_a_dead_instance_is_taken_over(
     served: tuple[WebhookServer, httpx.AsyncClient], api: LocalBotAPI, clock: FakeClock
 ) -> None:

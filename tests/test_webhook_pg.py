@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bot.config import Settings
-from bot.webhook import _PG_STORE, WebhookServer, _done_and_next
+from bot.webhook import _PG_STORE, WebhookServer, _done_and_next, _mark_done
 from storage.db import Database
 from storage.models import PendingUpdate
 from testing.pg import fresh_database
@@ -137,9 +137,25 @@ async def test_previous_update_marked_done_after_the_store_claims_the_new_one(
                                        NOW + LEASE)
         assert claimed is False  # update 30 is not done yet
         done = asyncio.create_task(db.run(lambda s: _done_and_next(s, 30, CHAT, NOW, LEASE)))
-        await _waiting_on_a_lock(db, "UPDATE pending_update")
+        # The mark waits inside `relais_done_and_next` (the client's statement calls it).
+        await _waiting_on_a_lock(db, "relais_done_and_next")
         await transaction.commit()
         following = await done
         assert following is not None and following[0] == 31
     finally:
         await store.close()
+
+
+async def test_marking_done_tells_a_redelivery_and_finds_the_next_update(
+        server: WebhookServer) -> None:
+    """`relais_done_and_next`: first mark True, again False; the chat's next one claimed."""
+    db = server.services.db
+    assert await server._store_and_claim_pg(40, CHAT, _update(40), NOW) is not None
+    assert await server._store_and_claim_pg(41, CHAT, _update(41), NOW) is None
+    first = await db.run(lambda s: _mark_done(s, 40, CHAT, NOW, LEASE))
+    assert first == (True, (41, CHAT, _update(41)))
+    again = await db.run(lambda s: _mark_done(s, 40, CHAT, NOW, LEASE))
+    assert again == (False, None)  # done already; 41 is claimed (its lease runs)
+    rows = await db.run(lambda s: {r.update_id: r for r in s.exec(select(PendingUpdate))})
+    assert rows[40].done_at == NOW and rows[40].payload == {}
+    assert rows[41].done_at is None and rows[41].claimed_until == NOW + LEASE
