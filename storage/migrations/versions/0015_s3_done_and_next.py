@@ -1,7 +1,7 @@
 """webhook: an update marked done and its chat's next one found in one round trip
 
-Revision ID: 0014_s3_done_and_next
-Revises: 0013_s12_territory_columns
+Revision ID: 0015_s3_done_and_next
+Revises: 0014_s2_open_needs_messages
 Create Date: 2026-12-07 11:30:00
 
 On PostgreSQL, `relais_done_and_next(done_id, chat, done)` marks a stored webhook update
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0014_s3_done_and_next'
-down_revision = '0013_s12_territory_columns'
+revision = '0015_s3_done_and_next'
+down_revision = '0014_s2_open_needs_messages'
 branch_labels = None
 depends_on = None
 
