@@ -222,7 +222,10 @@ async def test_three_instances_one_killed_nothing_lost_nothing_twice(
         "WEBHOOK_URL": PUBLIC_URL,
         "WEBHOOK_SECRET": SECRET,
         "RELAIS_UPDATE_LEASE": str(LEASE_SECONDS),
-        "RELAIS_OUTBOX_LEASE": "2",
+        # Long enough that a row being sent on a loaded machine is not taken for abandoned
+        # and sent again by another instance (real clock here); short enough that rows
+        # the killed instance held are taken over well within the waits below.
+        "RELAIS_OUTBOX_LEASE": "8",
         "RELAIS_RATE_LIMIT": "false",
         "RELAIS_FIRM_LOOKUP": "false",
         "REMINDER_TICK": "0.3",
