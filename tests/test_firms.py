@@ -75,7 +75,9 @@ async def client(
     double: RechercheDouble, mono: Monotonic
 ) -> AsyncIterator[RechercheEntreprisesClient]:
     """A client pointed at the double, with the controlled clock and a short timeout."""
-    api = RechercheEntreprisesClient(double.base_url, timeout=0.3, clock=mono, sleep=mono.sleep)
+    # 2 s, not less: on a loaded machine a loopback answer took over 0.3 s (a flaky
+    # "délai dépassé"); the slow answers scripted below take 5 s.
+    api = RechercheEntreprisesClient(double.base_url, timeout=2.0, clock=mono, sleep=mono.sleep)
     try:
         yield api
     finally:
@@ -245,7 +247,7 @@ async def test_slow_answer_times_out(
     client: RechercheEntreprisesClient, double: RechercheDouble
 ) -> None:
     # The answer would come after 5 s, and it is a valid empty one: only the client's own
-    # 0.3 s timeout can turn it into this error.
+    # 2 s timeout can turn it into this error.
     double.script(Reply(200, {"results": []}, delay=5))
     with pytest.raises(LookupUnavailable, match="délai"):
         await client.by_siret(PLANT_SIRET)
