@@ -152,6 +152,19 @@ class EmailWorker:
         await self.db.run(lambda session: outbox.enqueue_for_chats(
             session, user_chats(session, territory), message, now=now))
 
+    async def _wait(self, interval: float) -> float:
+        """Seconds to sleep when idle: `interval`, or less when an email is held until then.
+
+        A reminder fired ahead of time holds its emails until their due time: the worker
+        wakes up for them then, not up to a whole interval later.
+        """
+        try:
+            due = await outbox.next_due(self.db, self.clock(), channel="email")
+        except Exception:
+            log.exception("could not read the next held email")
+            return interval
+        return interval if due is None else min(interval, max(0.02, due))
+
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Loop until stopped."""
         while not stop.is_set():
@@ -163,5 +176,5 @@ class EmailWorker:
             if busy:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+                await asyncio.wait_for(stop.wait(), timeout=await self._wait(interval))
         await self.sender.close()

@@ -81,7 +81,8 @@ class ReminderScheduler:
                  tz: ZoneInfo | None = None, retention: tuple[int, int] | None = None,
                  send_rate: float = SEND_RATE, max_lead: float = MAX_LEAD) -> None:
         # A burst of N reminders takes N / send_rate seconds to leave through Telegram's
-        # flood limit: it is fired that much ahead of its due time (at most max_lead).
+        # flood limit: it is fired that much ahead of its due time (at most max_lead). Its
+        # emails, which need no head start, wait in the outbox until their due time.
         self.send_rate = send_rate
         self.max_lead = max_lead
         # (years before anonymising a need, days before purging raw data); None: off.
