@@ -45,6 +45,7 @@ __all__ = [
     "enqueue",
     "enqueue_for_chats",
     "enqueue_payload",
+    "enqueue_unclaimed",
     "mark_delivered",
     "next_due",
     "record_failure",
@@ -468,6 +469,23 @@ async def claim_raw(
         return [(row.id, row.recipient, dict(row.payload)) for row in rows if row.id is not None]
 
     return await db.run(work)
+
+
+def enqueue_unclaimed(session: Session, messages: Sequence[tuple[str, str, Message]], *,
+                      now: datetime) -> None:
+    """Queue (channel, recipient, message) rows for the sweeper, in one statement.
+
+    For a pass that writes hundreds of messages in a slice: one INSERT of many rows costs
+    a fraction of as many single ones.
+    """
+    if not messages:
+        return
+    session.execute(insert(_TABLE), [
+        {"channel": channel, "recipient": recipient,
+         "kind": "edit" if message.edit_message_id is not None else "send",
+         "payload": message.to_payload(), "created_at": now, "not_before": now,
+         "claimed_until": None, "attempts": 0}
+        for channel, recipient, message in messages])
 
 
 def enqueue_for_chats(
