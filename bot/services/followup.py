@@ -287,7 +287,9 @@ class FollowUpService:
         need = session.get(Need, int(draft.data.get("need_id", 0)))
         row = session.exec(select(Satisfaction).where(
             Satisfaction.need_id == (need.id if need else -1))).first()
-        if need is None or row is None:
+        if need is None or row is None or need.anonymized_at is not None:
+            # An anonymised need keeps nothing the firm writes (the retention pass does not
+            # look for comments).
             return Reply([Message(t("firm.satisfaction_thanks"))])
         row.comment = " ".join(text.split())[:COMMENT_MAX]
         session.add(row)

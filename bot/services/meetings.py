@@ -762,7 +762,9 @@ class MeetingService:
         meeting = session.get(Meeting, int(draft.data.get("meeting_id", 0)))
         need = session.get(Need, meeting.need_id) if meeting is not None else None
         result = Reply([Message(t("firm.meeting_other_slot_sent"))])
-        if meeting is None or need is None:
+        if meeting is None or need is None or need.anonymized_at is not None:
+            # An anonymised need keeps nothing the firm writes (the retention pass does not
+            # look for meeting notes).
             return result
         meeting.firm_note = cleaned[:500]
         meeting.updated_at = now
