@@ -42,6 +42,7 @@ __all__ = [
     "claim_late",
     "claim_raw",
     "configure",
+    "default_lease",
     "enqueue",
     "enqueue_for_chats",
     "enqueue_payload",
@@ -77,6 +78,11 @@ def configure(*, lease: timedelta | None = None, horizon: timedelta | None = Non
         _defaults.lease = lease
     if horizon is not None:
         _defaults.horizon = horizon
+
+
+def default_lease() -> timedelta:
+    """The lease rows get when the caller gives none (RELAIS_OUTBOX_LEASE)."""
+    return _defaults.lease
 
 
 def backoff(attempts: int) -> timedelta:
