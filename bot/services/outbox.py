@@ -479,19 +479,22 @@ async def claim_raw(
 
 def enqueue_unclaimed(session: Session, messages: Sequence[tuple[str, str, Message]], *,
                       now: datetime) -> None:
-    """Queue (channel, recipient, message) rows for the sweeper, in one statement.
+    """Queue (channel, recipient, message) rows for the sweeper, 50 per statement.
 
-    For a pass that writes hundreds of messages in a slice: one INSERT of many rows costs
-    a fraction of as many single ones.
+    For a pass that writes hundreds of messages in a slice: an INSERT of many rows costs
+    a fraction of as many single ones. Not all in one: on PostgreSQL the rows' parameters
+    are prepared on the event loop, and 600 of them held it 50–90 ms at a time.
     """
-    if not messages:
-        return
-    session.execute(insert(_TABLE), [
-        {"channel": channel, "recipient": recipient,
-         "kind": "edit" if message.edit_message_id is not None else "send",
-         "payload": message.to_payload(), "created_at": now, "not_before": now,
-         "claimed_until": None, "attempts": 0}
-        for channel, recipient, message in messages])
+    for start in range(0, len(messages), _ROWS_PER_INSERT):
+        session.execute(insert(_TABLE), [
+            {"channel": channel, "recipient": recipient,
+             "kind": "edit" if message.edit_message_id is not None else "send",
+             "payload": message.to_payload(), "created_at": now, "not_before": now,
+             "claimed_until": None, "attempts": 0}
+            for channel, recipient, message in messages[start:start + _ROWS_PER_INSERT]])
+
+
+_ROWS_PER_INSERT = 50
 
 
 def enqueue_for_chats(
