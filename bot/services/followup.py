@@ -214,20 +214,23 @@ class FollowUpService:
         territories = {need.territory_id: self.territories.get(need.territory_id or "")
                        for need in asked}
         chats = chats_of(session, [found for found in territories.values() if found])
-        questions: list[tuple[str, str, Message]] = []
         stale = 0
-        for need in asked:
-            territory = territories[need.territory_id]
-            if territory is None:
-                continue
-            stale += 1
-            message = Message(
-                t("animator.followup_stale", reference=need.reference, days=self.stale_days,
-                  firm=need.firm_name or "—"),
-                ((Button(label("animator.btn_close"), f"ani:close:{need.id}"),
-                  Button(label("animator.btn_keep_open"), f"ani:keep:{need.id}")),))
-            questions += [("telegram", chat, message) for chat in chats[territory.id]]
-        outbox.enqueue_unclaimed(session, questions, now=now)
+        # Built and written 25 needs at a time: on PostgreSQL each INSERT gives the event
+        # loop its turn, and what is built in between stays short.
+        for start in range(0, len(asked), 25):
+            questions: list[tuple[str, str, Message]] = []
+            for need in asked[start:start + 25]:
+                territory = territories[need.territory_id]
+                if territory is None:
+                    continue
+                stale += 1
+                message = Message(
+                    t("animator.followup_stale", reference=need.reference,
+                      days=self.stale_days, firm=need.firm_name or "—"),
+                    ((Button(label("animator.btn_close"), f"ani:close:{need.id}"),
+                      Button(label("animator.btn_keep_open"), f"ani:keep:{need.id}")),))
+                questions += [("telegram", chat, message) for chat in chats[territory.id]]
+            outbox.enqueue_unclaimed(session, questions, now=now)
         return FollowUpCounts(stale=stale), len(needs)
 
     # --- satisfaction -----------------------------------------------------------------------
