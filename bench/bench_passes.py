@@ -18,7 +18,8 @@ a conversation would have waited for its turn):
   every open need never asked to close-or-keep, once);
 * ``followup, 5 min``: the pass every 5 minutes after that (median of `--rounds`);
 * ``followup, midnight``: the pass just after midnight, when a day's deadlines fall due;
-* ``retention, 30 days``: the daily pass after 30 days without one;
+* ``retention, 30 days``: the daily pass after 30 days without one (the last completed
+  one at the clock's start: leftovers are looked for in what was written since);
 * ``export csv``: `relais export` of every need to a file, in a child process: seconds and
   peak RSS (memory must not grow with the number of needs).
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import itertools
 import json
 import os
@@ -73,6 +75,8 @@ from bot.services import privacy  # noqa: E402
 from storage.models import InboundEmail, Need, Outbox, PendingUpdate, ProcessedUpdate  # noqa: E402
 
 NEW = hasattr(reminders, "run_followup_slices")
+# The retention pass looks for leftovers only in what was written since the last one.
+SINCE = NEW and "since" in inspect.signature(reminders.run_retention_slices).parameters
 # --watch: where the loop's thread was during stalls over 50 ms (printed on stderr).
 WATCH: list[float] = []
 RAW_DAYS, YEARS = 90, 3
@@ -160,7 +164,12 @@ async def retention(services: Services, now: Any) -> tuple[float, float, dict[st
     """The daily retention pass at `now`: (seconds, longest loop stall, counts)."""
     async with Ticker(watch=WATCH[0] if WATCH else None) as ticker:
         started = time.perf_counter()
-        if NEW:
+        if SINCE:
+            # The last completed pass ran at ANCHOR, 30 days before this one.
+            done = await reminders.run_retention_slices(
+                services.db, now=now, years=YEARS, raw_days=RAW_DAYS,
+                since=ANCHOR - privacy.LEFTOVER_MARGIN)  # type: ignore[attr-defined]
+        elif NEW:
             done = await reminders.run_retention_slices(services.db, now=now, years=YEARS,
                                                         raw_days=RAW_DAYS)
         else:

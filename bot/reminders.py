@@ -20,12 +20,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.services.digests import DigestService
 from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
-from bot.services.privacy import PURGE_SLICE, RetentionPass
+from bot.services.privacy import LEFTOVER_MARGIN, PURGE_SLICE, RetentionPass
 from storage.db import Database
 from storage.models import DigestRun
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SEND_RATE = 25.0
 # A burst is never fired more than this many seconds before it falls due.
 MAX_LEAD = 120.0
+# The digest_run kind that records a retention pass that went to the end.
+RETENTION_DONE = "retention_done"
 
 
 async def run_followup_slices(db: Database, followup: FollowUpService, *,
@@ -57,13 +59,15 @@ async def run_followup_slices(db: Database, followup: FollowUpService, *,
 
 
 async def run_retention_slices(db: Database, *, now: datetime, years: int, raw_days: int,
-                               purge_limit: int = PURGE_SLICE) -> dict[str, int]:
+                               purge_limit: int = PURGE_SLICE,
+                               since: datetime | None = None) -> dict[str, int]:
     """The retention pass slice after slice, each away from the event loop; its counts.
 
     A crash in the middle leaves the rest for the next pass: every step starts again from
-    what is still due.
+    what is still due. `since`: when the last completed pass ran (see `RetentionPass`).
     """
-    work = RetentionPass(now=now, years=years, raw_days=raw_days, purge_limit=purge_limit)
+    work = RetentionPass(now=now, years=years, raw_days=raw_days, purge_limit=purge_limit,
+                         since=since)
     for step, limit in work.steps():
         while True:
             if await db.run_apart(step) < limit:
@@ -81,7 +85,8 @@ class ReminderScheduler:
                  tz: ZoneInfo | None = None, retention: tuple[int, int] | None = None,
                  send_rate: float = SEND_RATE, max_lead: float = MAX_LEAD) -> None:
         # A burst of N reminders takes N / send_rate seconds to leave through Telegram's
-        # flood limit: it is fired that much ahead of its due time (at most max_lead).
+        # flood limit: it is fired that much ahead of its due time (at most max_lead). Its
+        # emails, which need no head start, wait in the outbox until their due time.
         self.send_rate = send_rate
         self.max_lead = max_lead
         # (years before anonymising a need, days before purging raw data); None: off.
@@ -226,10 +231,24 @@ class ReminderScheduler:
                                       .on_conflict_do_nothing(index_elements=["kind", "period"]))
             return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
+        def last_completed(session: Session) -> datetime | None:
+            # The latest day first, through the (kind, period) unique index.
+            return session.exec(select(DigestRun.ran_at).where(DigestRun.kind == RETENTION_DONE)
+                                .order_by(col(DigestRun.period).desc()).limit(1)).first()
+
+        def completed(session: Session) -> None:
+            session.add(DigestRun(kind=RETENTION_DONE, period=day, ran_at=now))
+
         try:
             if not await self.db.run(claim):
                 return None
-            done = await run_retention_slices(self.db, now=now, years=years, raw_days=raw_days)
+            # Leftovers are looked for in what was written since the last pass that went
+            # to the end (a pass that failed leaves its share to the next one).
+            last = await self.db.run(last_completed)
+            done = await run_retention_slices(
+                self.db, now=now, years=years, raw_days=raw_days,
+                since=None if last is None else last - LEFTOVER_MARGIN)
+            await self.db.run(completed)
         except Exception:
             log.exception("retention pass failed")
             return None

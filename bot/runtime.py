@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -55,7 +56,8 @@ from knowledge.territories import TerritoryDirectory, load_territories
 from storage.db import Database
 from storage.types import utcnow
 
-__all__ = ["Services", "UpdatePoller", "build_application", "build_services", "running_bot"]
+__all__ = ["Services", "UpdatePoller", "build_application", "build_services",
+           "freeze_startup_heap", "running_bot"]
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,24 @@ class Services:
         return await self.db.run(lambda session: user_ids(session, self.territories))
 
 
+_FROZEN: list[bool] = []
+
+
+def freeze_startup_heap() -> None:
+    """Once per process: leave the start-up objects out of the collector's full passes.
+
+    The geography, the territories, the knowledge base and the texts are ~320,000 objects
+    that live as long as the process. A full (generation 2) collection walked them all,
+    holding the interpreter, and so the event loop, even while a pass ran in the database's
+    worker thread: 192–1,117 ms on a machine at load 8; frozen, under 1 ms.
+    """
+    if _FROZEN:
+        return
+    _FROZEN.append(True)
+    gc.collect()
+    gc.freeze()
+
+
 async def build_services(
     settings: Settings,
     *,
@@ -228,6 +248,7 @@ async def build_services(
     # texts, and the public holidays the working-day deadlines skip (a few hundred ms).
     entries()
     add_working_days(clock().astimezone(settings.tz).date(), 1)
+    freeze_startup_heap()
     return Services(
         settings=settings,
         inbound=inbound,

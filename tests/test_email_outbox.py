@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.email_worker import EmailWorker
 from bot.mail import MailSender
 from bot.runtime import build_services
+from bot.services.emails import EmailDraft
 from bot.services.types import Incoming
 from storage.models import Need, NeedRouting, Outbox
 from testing.clock import FakeClock
@@ -146,3 +147,57 @@ async def test_crash_between_send_and_record_is_seen_once(
     assert first == 1
     assert len(raw_ids) == len(set(raw_ids)) + 1
     assert raw_ids.count(raw_ids[0]) == 2
+
+
+@dataclass
+class SlowHandler(RecordingHandler):
+    """Each message takes the server 4 s of the test's clock to accept."""
+
+    clock: FakeClock | None = None
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        assert self.clock is not None
+        self.clock.advance(seconds=4)
+        return reply
+
+
+async def test_a_slow_server_never_outlives_the_lease_of_a_row_still_to_send(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Past half its lease, a batch hands its unsent rows back: no row is sent after its
+    lease ran out (another worker may have claimed it by then)."""
+    handler = SlowHandler(clock=clock)
+    smtp = SmtpServer(handler=handler)
+    await smtp.start()
+    services = await build_services(settings_for(tmp_path, smtp), clock=clock)
+
+    def write(session: Session) -> None:
+        for n in range(5):
+            draft = EmailDraft(to=(f"P{n} <p{n}@example.org>",), subject=f"Objet {n}",
+                               text="Bonjour", html="<p>Bonjour</p>", reply_to=None,
+                               message_id=f"<m{n}@relais.example.org>")
+            session.add(Outbox(channel="email", recipient=f"p{n}@example.org",
+                               payload={"email": draft.to_payload()}, created_at=clock(),
+                               not_before=clock(), attempts=0))
+
+    await services.db.run(write)
+    worker = EmailWorker(services.db, MailSender.from_settings(services.settings),
+                         mail_from=services.settings.mail_from,
+                         territories=services.territories, clock=clock,
+                         lease=timedelta(seconds=15))
+    # 4 s each: after two (8 s > 7.5 s, half the lease), the other three are released.
+    assert await worker.run_once() == 2
+    assert len(smtp.messages) == 2
+
+    def leased(session: Session) -> int:
+        return len(session.exec(select(Outbox).where(
+            Outbox.delivered_at.is_(None), Outbox.claimed_until.is_not(None))).all())  # type: ignore[union-attr]
+
+    assert await services.db.run(leased) == 0
+    await drain(worker, clock)
+    assert sorted(str(m.message["Subject"]) for m in smtp.messages) == [
+        f"Objet {n}" for n in range(5)]
+    await worker.sender.close()
+    await smtp.stop()
+    await services.db.dispose()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.services.followup import FollowUpCounts
+from bot.services.followup import FollowUpCounts, FollowUpService
 from bot.services.workdays import add_working_days
-from storage.models import NeedRouting, Outbox, Satisfaction
+from knowledge.territories import load_territories
+from storage.db import Database
+from storage.models import ChatDraft, Need, NeedRouting, Outbox, Satisfaction
 from testing.botapi import BotMessage, SimUser
 from tests.conftest import RunningBot
 from tests.helpers import press, reach_summary, say
@@ -206,3 +210,35 @@ async def test_a_need_closed_without_help_is_announced_once(relais: RunningBot) 
     await drained(relais)
     assert len([m for m in firm.messages if "est close" in m.plain]) == 1
     assert not [m for m in firm.messages if "Avez-vous été aidé" in m.plain]
+
+
+async def test_an_anonymised_need_keeps_no_comment(tmp_path: Path) -> None:
+    """A comment typed after the need was anonymised (an erasure while the question was
+    open) is thanked for and not stored: the retention pass does not look for comments."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/relais.db")
+    await db.create_all()
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    service = FollowUpService(load_territories(Path("territories")),
+                              tz=ZoneInfo("Europe/Paris"), mail_domain="relais.example.org",
+                              reply_local=None)
+
+    def comment(session: Session) -> list[str]:
+        need = Need(reference="TI-2026-0001", theme="recrutement", urgency="month",
+                    contact_method="telegram", territory_id="ti-2703", status="closed_helped",
+                    created_at=now, updated_at=now, anonymized_at=now)
+        session.add(need)
+        session.flush()
+        assert need.id is not None
+        session.add(Satisfaction(need_id=need.id, territory_id="ti-2703", score=4,
+                                 asked_at=now, answered_at=now))
+        draft = ChatDraft(chat_id=42, user_id=42, kind="sat_comment", step="comment",
+                          data={"need_id": need.id}, updated_at=now)
+        session.add(draft)
+        session.flush()
+        reply = service.on_comment(session, draft, "Merci à M. Dupont", now=now)
+        return [m.text.plain() for m in reply.messages]
+
+    assert await db.run(comment) == ["Merci pour votre avis."]
+    rows = await db.run(lambda session: list(session.exec(select(Satisfaction))))
+    assert [(r.score, r.comment) for r in rows] == [(4, None)]
+    await db.dispose()

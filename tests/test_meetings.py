@@ -14,15 +14,17 @@ from email.message import EmailMessage
 import pytest
 from icalendar import Calendar
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.reminders import ReminderScheduler
 from bot.runtime import build_services, running_bot
-from storage.models import Meeting, Need, Outbox, Reminder
+from bot.services import outbox
+from bot.services.meetings import EMAIL_EARLY
+from storage.models import Meeting, MeetingAttendee, Need, Outbox, Reminder
 from testing.botapi import SimUser
 from testing.clock import FakeClock
 from testing.smtp import SmtpServer
-from tests.conftest import RunningBot, make_settings, smtp_settings
+from tests.conftest import RunningBot, make_settings, smtp_settings, wait_until
 from tests.helpers import press, reach_summary, say
 
 ANIMATOR_ID = 900000001
@@ -528,3 +530,72 @@ async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: Runni
     mine = [r for r in await reminders(relais) if r.meeting_id >= 9000]
     assert sorted(r.meeting_id for r in mine if r.status == "pending") == [9300]
     assert sum(r.status == "sent" for r in mine) == 300
+
+
+async def test_a_burst_fired_ahead_holds_its_emails_until_their_due_time(
+    relais: RunningBot, smtp: SmtpServer
+) -> None:
+    """Fired 12 s early for Telegram's rate, the firms' messages leave at once, but the
+    partners' emails wait in the outbox until `EMAIL_EARLY` (1 s) before their due time."""
+    services, now = relais.services, relais.clock()
+    meetings = services.meetings
+    assert meetings is not None
+    # 60 reminders at 5 per second: 12 s of sending, so the burst fires now.
+    scheduler = ReminderScheduler(services.db, meetings, relais.clock, send_rate=5.0,
+                                  max_lead=120.0)
+    due = now + timedelta(seconds=10)
+    firms = [relais.api.user(7000 + n, f"Firme {n}") for n in range(60)]
+    for firm in firms:
+        firm.started = True  # they opened the bot when they filed their needs
+
+    def work(session: Session) -> None:
+        for n, firm in enumerate(firms):
+            row = 9000 + n
+            session.execute(insert(Need), [{
+                "id": row, "reference": f"TI-2026-{row:04d}", "status": "in_progress",
+                "channel": "telegram", "theme": "recrutement", "urgency": "month",
+                "contact_method": "telegram", "commune_insee": "71342",
+                "territory_id": "ti-2703", "created_at": now, "updated_at": now}])
+            session.execute(insert(Meeting), [{
+                "id": row, "uid": f"rdv-{row}@relais.example.org", "need_id": row,
+                "territory_id": "ti-2703", "start_at": due + timedelta(hours=2),
+                "end_at": due + timedelta(hours=3), "status": "confirmed", "sequence": 0,
+                "organizer_name": "Claire Martin", "firm_invited": True,
+                "firm_chat_id": firm.user_id, "created_at": now, "updated_at": now}])
+            session.execute(insert(MeetingAttendee), [{
+                "meeting_id": row, "kind": "partner", "partner_id": "p", "name": "Partenaire",
+                "email": f"partenaire-{n}@example.org"}])
+            session.execute(insert(Reminder), [{
+                "meeting_id": row, "sequence": 0, "offset_minutes": 120, "due_at": due,
+                "status": "pending"}])
+
+    await services.db.run(work)
+    await scheduler.run_due()
+
+    def written(session: Session) -> list[Outbox]:
+        return [o for o in session.exec(select(Outbox).order_by(col(Outbox.id)))
+                if "Rappel" in str(o.payload)]
+
+    rows = await services.db.run(written)
+    assert sorted(o.channel for o in rows) == ["email"] * 60 + ["telegram"] * 60
+    # Every reminder is fired (the bot's own ticks may have fired some of them first).
+    assert all(r.status == "sent" for r in await reminders(relais) if r.meeting_id >= 9000)
+    assert {o.not_before for o in rows if o.channel == "email"} == {due - EMAIL_EARLY}
+    assert all(o.not_before <= relais.clock() for o in rows if o.channel == "telegram")
+    # The Telegram side leaves now; no email can be claimed before its time.
+    for firm in firms:
+        await firm.wait_for_messages(1)
+    assert await outbox.claim_raw(services.db, due - EMAIL_EARLY - timedelta(milliseconds=1),
+                                  channel="email") == []
+    assert await outbox.next_due(services.db, now, channel="email") == pytest.approx(
+        (due - EMAIL_EARLY - now).total_seconds())
+    # Their time comes: the email workers send every one of them, once.
+    relais.clock.now = due - EMAIL_EARLY
+
+    async def all_sent() -> bool:
+        return len(smtp.messages) >= 60
+
+    await wait_until(all_sent, "the 60 reminder emails")
+    await relais.drained()
+    assert sorted(str(m.message["To"]) for m in smtp.messages) == sorted(
+        f"Partenaire <partenaire-{n}@example.org>" for n in range(60))

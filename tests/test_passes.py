@@ -20,18 +20,25 @@ from sqlalchemy import event, func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from bot.reminders import run_followup_slices, run_retention_slices
+from bot.reminders import (
+    RETENTION_DONE,
+    ReminderScheduler,
+    run_followup_slices,
+    run_retention_slices,
+)
 from bot.services.followup import SLICE, FollowUpService
 from bot.services.meetings import MeetingService
-from bot.services.privacy import RetentionPass
+from bot.services.privacy import LEFTOVER_MARGIN, RetentionPass
 from knowledge.territories import load_territories
 from storage.db import Database
 from storage.models import (
     DeadLetter,
+    DigestRun,
     HeldMessage,
     InboundEmail,
     Need,
     NeedEvent,
+    NeedMessage,
     NeedRouting,
     NeedStatus,
     Outbox,
@@ -120,8 +127,8 @@ def database(tmp_path: Path) -> Iterator[Database]:
     yield db
 
 
-def plans(engine: Engine, work: Callable[[Session], Any]) -> list[tuple[str, str]]:
-    """Each statement `work` ran, with its query plan's full scans of watched tables."""
+def explained(engine: Engine, work: Callable[[Session], Any]) -> list[tuple[str, str]]:
+    """Each statement `work` ran, with each line of its query plan."""
     statements: list[tuple[str, Any]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
@@ -136,16 +143,16 @@ def plans(engine: Engine, work: Callable[[Session], Any]) -> list[tuple[str, str
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    scans = []
     with engine.connect() as connection:
-        for statement, parameters in statements:
-            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
-                                                  parameters).all():
-                detail = str(row[-1])
-                words = detail.split()
-                if words[:1] == ["SCAN"] and words[1] in WATCHED:
-                    scans.append((statement, detail))
-    return scans
+        return [(statement, str(row[-1])) for statement, parameters in statements
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
+                                                      parameters).all()]
+
+
+def plans(engine: Engine, work: Callable[[Session], Any]) -> list[tuple[str, str]]:
+    """Each statement `work` ran, with its query plan's full scans of watched tables."""
+    return [(statement, detail) for statement, detail in explained(engine, work)
+            if detail.split()[:1] == ["SCAN"] and detail.split()[1] in WATCHED]
 
 
 def test_followup_slices_search_indexes(database: Database) -> None:
@@ -159,6 +166,18 @@ def test_retention_slices_search_indexes(database: Database) -> None:
     work = RetentionPass(now=NOW, years=3, raw_days=90)
     for step, _limit in work.steps():
         assert plans(database.sync_engine, step) == [], step.__name__
+
+
+def test_leftovers_since_the_last_pass_search_the_rows_time_indexes(
+        database: Database) -> None:
+    """Every statement of the leftovers step searches an index: the rows' times, then the
+    needs by primary key; never every anonymised need."""
+    work = RetentionPass(now=NOW, since=NOW - timedelta(days=2))
+    step, _limit = work.steps()[0]
+    seen = [detail for _statement, detail in explained(database.sync_engine, step)]
+    assert all(plan.startswith("SEARCH") for plan in seen), seen
+    for index in ("ix_need_message_at", "ix_need_event_at", "ix_inbound_raw_kept"):
+        assert any(index in plan for plan in seen), index
 
 
 def test_reminder_slice_searches_an_index(database: Database) -> None:
@@ -213,4 +232,79 @@ async def test_retention_over_several_slices_takes_each_due_row_once(
     assert await database.run(left) == (DUE, DUE, DUE, DUE, DUE, DUE, DUE, DUE * 4)
     again = await run_retention_slices(database, now=NOW, years=3, raw_days=90)
     assert set(again.values()) == {0}
+    await database.dispose()
+
+
+async def test_leftovers_are_looked_for_where_something_was_written_since_the_last_pass(
+        database: Database) -> None:
+    """A message or a note written to an anonymised need after the last pass is erased by
+    the next one, which looks at no other anonymised need; a first pass looks at all."""
+    first = await run_retention_slices(database, now=NOW, years=3, raw_days=90)
+    assert first["needs"] == DUE
+    later = NOW + timedelta(days=1)
+
+    def write(session: Session) -> tuple[int, int, int]:
+        a, b, c = session.exec(select(Need.id).where(col(Need.anonymized_at).is_not(None))
+                               .order_by(col(Need.id)).limit(3)).all()
+        assert a is not None and b is not None and c is not None
+        session.add(NeedMessage(need_id=a, author_kind="partner", author="p@example.org",
+                                text="Bonjour M. Dupont", at=later))
+        session.add(NeedEvent(need_id=b, to_status="closed_helped", note="Appelé M. Dupont",
+                              at=later))
+        # Before the last pass (and its margin): that pass's business, not the next one's.
+        session.add(NeedEvent(need_id=c, to_status="closed_helped", note="Vu M. Martin",
+                              at=NOW - LEFTOVER_MARGIN - timedelta(minutes=1)))
+        return a, b, c
+
+    a, b, c = await database.run(write)
+
+    def left(session: Session) -> tuple[int, list[int]]:
+        messages = session.exec(select(func.count()).select_from(NeedMessage).where(
+            col(NeedMessage.need_id) == a)).one()
+        notes = session.exec(select(NeedEvent.need_id).where(
+            col(NeedEvent.need_id).in_([b, c]), col(NeedEvent.note).is_not(None))).all()
+        return messages, sorted(n for n in notes if n is not None)
+
+    done = await run_retention_slices(database, now=later + timedelta(hours=1), years=3,
+                                      raw_days=90, since=NOW - LEFTOVER_MARGIN)
+    assert done["leftovers"] == 2
+    assert await database.run(left) == (0, [c])
+    # A first pass (no completed one to start from) looks at every anonymised need.
+    done = await run_retention_slices(database, now=later + timedelta(hours=2), years=3,
+                                      raw_days=90)
+    assert done["leftovers"] == 1
+    assert await database.run(left) == (0, [])
+    await database.dispose()
+
+
+async def test_the_daily_pass_starts_its_leftovers_from_the_last_completed_one(
+        database: Database) -> None:
+    """The scheduler records each pass that went to the end; the next day's pass looks for
+    leftovers in what was written since then."""
+    now = [NOW]
+    meetings = MeetingService(load_territories(Path("territories")), tz=TZ,
+                              mail_domain="relais.example.org")
+    scheduler = ReminderScheduler(database, meetings, lambda: now[0], retention=(3, 90))
+    first = await scheduler.run_retention()
+    assert first is not None and first["needs"] == DUE
+
+    def write(session: Session) -> None:
+        need_id = session.exec(select(Need.id).where(col(Need.anonymized_at).is_not(None))
+                               .order_by(col(Need.id))).first()
+        assert need_id is not None
+        session.add(NeedMessage(need_id=need_id, author_kind="partner", author="p@example.org",
+                                text="Bonjour M. Dupont", at=NOW + timedelta(hours=5)))
+
+    await database.run(write)
+    now[0] = NOW + timedelta(days=1)
+    second = await scheduler.run_retention()
+    assert second is not None and second["leftovers"] == 1
+    assert await scheduler.run_retention() is None  # once per day
+
+    def runs(session: Session) -> list[tuple[str, datetime]]:
+        return sorted((r.kind, r.ran_at) for r in session.exec(
+            select(DigestRun).where(col(DigestRun.kind) == RETENTION_DONE)))
+
+    assert await database.run(runs) == [(RETENTION_DONE, NOW),
+                                        (RETENTION_DONE, NOW + timedelta(days=1))]
     await database.dispose()

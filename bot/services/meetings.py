@@ -10,6 +10,11 @@ conditional UPDATE in the same transaction as the messages it writes to the outb
 reminder goes out once even if the process dies right after, and two processes never both
 send it. Moving or cancelling a meeting cancels its pending rows; a reminder that fell due
 while the bot was down is sent if the meeting is still ahead, skipped (and logged) if not.
+
+When a reminder is due: its emails never leave more than `EMAIL_EARLY` (1 s) before its due
+time, however early the scheduler fires it (they wait in the outbox until then); its
+Telegram message leaves early only as much as a burst needs to pass Telegram's flood limit
+on time (`bot/reminders.py`: the burst's count / 25 per second, at most 2 minutes).
 """
 
 from __future__ import annotations
@@ -54,12 +59,16 @@ from storage.models import (
     Reminder,
 )
 
-__all__ = ["DEFAULT_OFFSETS", "MeetingService"]
+__all__ = ["DEFAULT_OFFSETS", "EMAIL_EARLY", "MeetingService"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
 DEFAULT_DURATION = 60
+# How long before its due time a reminder's email may leave at most. A burst fired ahead
+# for Telegram's sake writes its emails then, held in the outbox (`not_before`) until
+# this much before their due time: the email worker's head start on a burst, no more.
+EMAIL_EARLY = timedelta(seconds=1)
 # The durations offered as buttons, in minutes (labels: animator.btn_duration_<minutes>).
 DURATIONS = (30, 60, 90, 120)
 MAX_UPCOMING = 20
@@ -656,8 +665,12 @@ class MeetingService:
             stamp=now, tz=str(self.tz.key))
 
     def _send_emails(self, session: Session, meeting: Meeting, need: Need, kind: str, *,
-                     now: datetime, extra_key: str = "") -> None:
-        """One email per attendee (partners and the animator), through the outbox."""
+                     now: datetime, extra_key: str = "",
+                     not_before: datetime | None = None) -> None:
+        """One email per attendee (partners and the animator), through the outbox.
+
+        `not_before` holds them there until then (a reminder fired ahead of its time).
+        """
         attendees = self._attendees(session, meeting)
         if not attendees:
             return
@@ -675,7 +688,7 @@ class MeetingService:
                                   calendar=calendar, extra_key=extra_key)
             outbox.enqueue_payload(
                 session, channel="email", recipient=attendee.email, now=now,
-                payload={"email": draft.to_payload(), "need_id": need.id,
+                not_before=not_before, payload={"email": draft.to_payload(), "need_id": need.id,
                          "territory_id": need.territory_id,
                          "key": draft.message_id.strip("<>")})
 
@@ -749,7 +762,9 @@ class MeetingService:
         meeting = session.get(Meeting, int(draft.data.get("meeting_id", 0)))
         need = session.get(Need, meeting.need_id) if meeting is not None else None
         result = Reply([Message(t("firm.meeting_other_slot_sent"))])
-        if meeting is None or need is None:
+        if meeting is None or need is None or need.anonymized_at is not None:
+            # An anonymised need keeps nothing the firm writes (the retention pass does not
+            # look for meeting notes).
             return result
         meeting.firm_note = cleaned[:500]
         meeting.updated_at = now
@@ -804,8 +819,9 @@ class MeetingService:
                  until: datetime | None = None) -> FiredReminder:
         """Send the reminders due by `until` (default `now`; at most `limit`), each once.
 
-        `until` later than `now` sends a burst ahead of time, so that its last message is
-        not late behind Telegram's rate limit; the rows are stamped with `now`.
+        `until` later than `now` sends a burst ahead of time, so that its last Telegram
+        message is not late behind Telegram's rate limit; the rows are stamped with `now`.
+        Their emails are held in the outbox until `EMAIL_EARLY` before their due time.
         """
         due = session.exec(
             select(Reminder, Meeting).where(Reminder.status == "pending",
@@ -855,8 +871,11 @@ class MeetingService:
                                "firm.meeting_reminder", slot=self._slot(meeting),
                                reference=need.reference, place=self._place(meeting)))],
                            now=now, claimed=False)
+        # Fired ahead of time for Telegram's flood limit, the emails need no head start:
+        # built now, they wait in the outbox until their own due time.
         self._send_emails(session, meeting, need, "reminder", now=now,
-                          extra_key=str(reminder.offset_minutes))
+                          extra_key=str(reminder.offset_minutes),
+                          not_before=max(now, reminder.due_at - EMAIL_EARLY))
 
     # --- formatting -------------------------------------------------------------------------
     def _slot(self, meeting: Meeting) -> str:
