@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import signal
@@ -53,11 +52,8 @@ async def _services(settings: Settings):
         services = await build_services(settings)
     except TerritoryError as exc:
         raise _fail(f"territoires : {exc}") from None
-    # What start-up built (services, territories, cards, models) lives as long as the
-    # process: frozen out of the garbage collector's full passes, which then walk only what
-    # came since. Those passes hold the interpreter, so the event loop, while they walk.
-    gc.collect()
-    gc.freeze()
+    # build_services froze what start-up built out of the collector's full passes
+    # (bot.runtime.freeze_startup_heap).
     return services
 
 
