@@ -532,11 +532,9 @@ async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: Runni
     assert sum(r.status == "sent" for r in mine) == 300
 
 
-async def test_a_burst_fired_ahead_holds_its_emails_until_their_due_time(
-    relais: RunningBot, smtp: SmtpServer
-) -> None:
-    """Fired 12 s early for Telegram's rate, the firms' messages leave at once, but the
-    partners' emails wait in the outbox until `EMAIL_EARLY` (1 s) before their due time."""
+async def _fire_a_burst_ahead(relais: RunningBot) -> tuple[datetime, list[SimUser]]:
+    """60 meetings (ids 9000…) whose reminders fall due in 10 s, fired now for Telegram's
+    rate (5 per second: 12 s of sending); returns the due time and the firms."""
     services, now = relais.services, relais.clock()
     meetings = services.meetings
     assert meetings is not None
@@ -571,6 +569,16 @@ async def test_a_burst_fired_ahead_holds_its_emails_until_their_due_time(
 
     await services.db.run(work)
     await scheduler.run_due()
+    return due, firms
+
+
+async def test_a_burst_fired_ahead_holds_its_emails_until_their_due_time(
+    relais: RunningBot, smtp: SmtpServer
+) -> None:
+    """Fired 12 s early for Telegram's rate, the firms' messages leave at once, but the
+    partners' emails wait in the outbox until `EMAIL_EARLY` (1 s) before their due time."""
+    services, now = relais.services, relais.clock()
+    due, firms = await _fire_a_burst_ahead(relais)
 
     def written(session: Session) -> list[Outbox]:
         return [o for o in session.exec(select(Outbox).order_by(col(Outbox.id)))
@@ -599,3 +607,29 @@ async def test_a_burst_fired_ahead_holds_its_emails_until_their_due_time(
     await relais.drained()
     assert sorted(str(m.message["To"]) for m in smtp.messages) == sorted(
         f"Partenaire <partenaire-{n}@example.org>" for n in range(60))
+
+
+async def test_a_meeting_cancelled_after_its_burst_fired_sends_no_held_reminder(
+    relais: RunningBot, smtp: SmtpServer
+) -> None:
+    """The burst fired ahead, its emails wait; the animator cancels one meeting meanwhile:
+    its partner gets the cancellation, never the reminder of a meeting that will not be."""
+    services = relais.services
+    meetings = services.meetings
+    assert meetings is not None
+    due, firms = await _fire_a_burst_ahead(relais)
+    for firm in firms:
+        await firm.wait_for_messages(1)
+    now = relais.clock()
+    await services.db.run(lambda session: meetings.on_button(
+        session, ANIMATOR_ID, ANIMATOR_ID, "mt:cancelok:9000", now=now))
+    relais.clock.now = due - EMAIL_EARLY
+
+    async def all_sent() -> bool:
+        return len(smtp.messages) >= 60  # 59 reminders and the cancellation
+
+    await wait_until(all_sent, "the 59 reminder emails and the cancellation")
+    await relais.drained()
+    to_first = [m for m in smtp.messages if "partenaire-0@" in str(m.message["To"])]
+    assert len(to_first) == 1 and "Rappel" not in str(to_first[0].message["Subject"])
+    assert len(smtp.messages) == 60

@@ -56,6 +56,7 @@ from storage.models import (
     MeetingStatus,
     Need,
     NeedRouting,
+    Outbox,
     Reminder,
 )
 
@@ -69,6 +70,9 @@ DEFAULT_DURATION = 60
 # for Telegram's sake writes its emails then, held in the outbox (`not_before`) until
 # this much before their due time: the email worker's head start on a burst, no more.
 EMAIL_EARLY = timedelta(seconds=1)
+# The outbox kind of a reminder's emails: those still held when their meeting is moved or
+# cancelled are withdrawn.
+REMINDER_EMAIL = "reminder"
 # The durations offered as buttons, in minutes (labels: animator.btn_duration_<minutes>).
 DURATIONS = (30, 60, 90, 120)
 MAX_UPCOMING = 20
@@ -688,8 +692,9 @@ class MeetingService:
                                   calendar=calendar, extra_key=extra_key)
             outbox.enqueue_payload(
                 session, channel="email", recipient=attendee.email, now=now,
-                not_before=not_before, payload={"email": draft.to_payload(), "need_id": need.id,
-                         "territory_id": need.territory_id,
+                not_before=not_before, kind=REMINDER_EMAIL if kind == "reminder" else "send",
+                payload={"email": draft.to_payload(), "need_id": need.id,
+                         "meeting_id": meeting.id, "territory_id": need.territory_id,
                          "key": draft.message_id.strip("<>")})
 
     # --- the firm's answers -----------------------------------------------------------------
@@ -802,6 +807,18 @@ class MeetingService:
             update(Reminder)
             .where(col(Reminder.meeting_id) == meeting.id, col(Reminder.status) == "pending")
             .values(status="cancelled", note=note))
+        # A reminder fired ahead of a burst left its emails waiting in the outbox until their
+        # due time: withdrawn with the meeting, if no deliverer holds them yet. Few rows: at
+        # most a burst's head start (two minutes) of reminder emails.
+        held = session.exec(select(Outbox).where(
+            col(Outbox.channel) == "email", col(Outbox.kind) == REMINDER_EMAIL,
+            col(Outbox.delivered_at).is_(None), col(Outbox.failed_at).is_(None),
+            col(Outbox.claimed_until).is_(None))).all()
+        withdrawn = [row.id for row in held if row.payload.get("meeting_id") == meeting.id]
+        if withdrawn:
+            session.execute(delete(Outbox).where(
+                col(Outbox.id).in_(withdrawn), col(Outbox.claimed_until).is_(None))
+                .execution_options(synchronize_session=False))
 
     def next_due(self, session: Session) -> datetime | None:
         """When the earliest pending reminder falls due (None when there is none)."""
