@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from bot.webhook import SECRET_HEADER, WebhookServer, chat_of
+from bot.webhook import MAX_UPDATE_BYTES, SECRET_HEADER, WebhookServer, chat_of
 from storage.models import PendingUpdate
 from testing.botapi import LocalBotAPI
 from testing.clock import FakeClock
@@ -48,6 +48,11 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_processed(
     await outbox_drained(server.services.db)
     assert await stored(server) == [] and user.messages == []
     assert await post(client, {"no": "update"}) == 400
+    # Even with the secret, an oversized body is refused before it is parsed or stored.
+    huge = {**update, "padding": "x" * MAX_UPDATE_BYTES}
+    assert await post(client, huge) == 413
+    await server.drain()
+    assert await stored(server) == [] and user.messages == []
 
 
 @pytest.mark.slow
