@@ -157,3 +157,11 @@ async def test_sent_through_a_real_smtp_server(smtp: SmtpServer) -> None:
     assert received.message["Reply-To"] == f"Claire Martin <{ANIMATOR}>"
     assert received.message["To"].addresses[0].display_name == "Frédérique Lebœuf"
     assert bodies(received.message)[0] == draft().text
+
+
+def test_both_builders_refuse_a_date_without_a_time_zone() -> None:
+    """A naive Date would be read in the reader's zone: refused by the fast path too."""
+    naive = datetime(2026, 12, 7, 9, 0)
+    for build in (to_outgoing, to_email_message):
+        with pytest.raises(ValueError, match="timezone-aware"):
+            build(draft(), mail_from=MAIL_FROM, now=naive)

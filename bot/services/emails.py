@@ -457,10 +457,8 @@ def _checked_filename(name: str) -> str:
     return base
 
 
-def to_email_message(
-    draft: EmailDraft, *, mail_from: str, now: datetime | None = None
-) -> EmailMessage:
-    """The MIME message for a draft: text and HTML alternatives, attachments if any."""
+def _checked(draft: EmailDraft, now: datetime | None) -> datetime:
+    """Refuse a draft whose headers could be injected or are incomplete; its Date."""
     if _LINE_BREAKS.search(draft.subject):
         raise ValueError("line break in subject")
     if not _MESSAGE_ID.fullmatch(draft.message_id):
@@ -470,6 +468,14 @@ def to_email_message(
     sent_at = now if now is not None else datetime.now(UTC)
     if sent_at.tzinfo is None:
         raise ValueError("the Date of an email must be timezone-aware")
+    return sent_at
+
+
+def to_email_message(
+    draft: EmailDraft, *, mail_from: str, now: datetime | None = None
+) -> EmailMessage:
+    """The MIME message for a draft: text and HTML alternatives, attachments if any."""
+    sent_at = _checked(draft, now)
 
     msg = EmailMessage(policy=email_policy.default)
     msg["From"] = _mailbox(mail_from)
@@ -530,15 +536,9 @@ def to_outgoing(
     attachments, an invitation, inline images or an internationalised address is built by
     `to_email_message` (the standard library), the common email in a tenth of its time.
     """
-    if _LINE_BREAKS.search(draft.subject):
-        raise ValueError("line break in subject")
-    if not _MESSAGE_ID.fullmatch(draft.message_id):
-        raise ValueError(f"invalid Message-ID {draft.message_id!r}")
-    if not draft.to:
-        raise ValueError("an email needs at least one recipient")
+    sent_at = _checked(draft, now)
     if draft.attachments or draft.calendar is not None or draft.inline_images:
-        return to_email_message(draft, mail_from=mail_from, now=now)
-    sent_at = now if now is not None else datetime.now(UTC)
+        return to_email_message(draft, mail_from=mail_from, now=sent_at)
     from_line, sender = _from_header(mail_from)
     to = [_mailbox(a) for a in draft.to]
     cc = [_mailbox(a) for a in draft.cc]
