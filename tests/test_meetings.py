@@ -492,6 +492,33 @@ def test_reminder_times_across_daylight_saving_changes() -> None:
         2027, 3, 28, 0, 30, tzinfo=paris)
 
 
+def _meetings_due(session: Session, first: int, count: int, due: datetime, now: datetime, *,
+                  firms: list[SimUser] | None = None) -> None:
+    """`count` confirmed meetings (ids from `first`), each with a reminder due at `due`;
+    with `firms`, each firm is invited (its chat) and one partner attends by email."""
+    for i, n in enumerate(range(first, first + count)):
+        firm = firms[i] if firms is not None else None
+        session.execute(insert(Need), [{
+            "id": n, "reference": f"TI-2026-{n:04d}", "status": "in_progress",
+            "channel": "telegram", "theme": "recrutement", "urgency": "month",
+            "contact_method": "telegram", "commune_insee": "71342",
+            "territory_id": "ti-2703", "created_at": now, "updated_at": now}])
+        session.execute(insert(Meeting), [{
+            "id": n, "uid": f"rdv-{n}@relais.example.org", "need_id": n,
+            "territory_id": "ti-2703", "start_at": due + timedelta(hours=2),
+            "end_at": due + timedelta(hours=3), "status": "confirmed", "sequence": 0,
+            "organizer_name": "Claire Martin", "firm_invited": firm is not None,
+            "firm_chat_id": firm.user_id if firm is not None else None,
+            "created_at": now, "updated_at": now}])
+        if firm is not None:
+            session.execute(insert(MeetingAttendee), [{
+                "meeting_id": n, "kind": "partner", "partner_id": "p", "name": "Partenaire",
+                "email": f"partenaire-{i}@example.org"}])
+        session.execute(insert(Reminder), [{
+            "meeting_id": n, "sequence": 0, "offset_minutes": 120, "due_at": due,
+            "status": "pending"}])
+
+
 async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: RunningBot) -> None:
     """50 reminders due in 10 s wait for their time; 300 leave now (12 s at 25/s)."""
     services, now = relais.services, relais.clock()
@@ -501,24 +528,7 @@ async def test_a_burst_is_fired_ahead_by_what_telegrams_rate_needs(relais: Runni
                                   max_lead=120.0)
 
     async def add(first: int, count: int, due: datetime) -> None:
-        def work(session: Session) -> None:
-            for n in range(first, first + count):
-                session.execute(insert(Need), [{
-                    "id": n, "reference": f"TI-2026-{n:04d}", "status": "in_progress",
-                    "channel": "telegram", "theme": "recrutement", "urgency": "month",
-                    "contact_method": "telegram", "commune_insee": "71342",
-                    "territory_id": "ti-2703", "created_at": now, "updated_at": now}])
-                session.execute(insert(Meeting), [{
-                    "id": n, "uid": f"rdv-{n}@relais.example.org", "need_id": n,
-                    "territory_id": "ti-2703", "start_at": due + timedelta(hours=2),
-                    "end_at": due + timedelta(hours=3), "status": "confirmed", "sequence": 0,
-                    "organizer_name": "Claire Martin", "firm_invited": False,
-                    "created_at": now, "updated_at": now}])
-                session.execute(insert(Reminder), [{
-                    "meeting_id": n, "sequence": 0, "offset_minutes": 120, "due_at": due,
-                    "status": "pending"}])
-
-        await services.db.run(work)
+        await services.db.run(lambda session: _meetings_due(session, first, count, due, now))
 
     await add(9000, 50, now + timedelta(seconds=10))
     assert (await scheduler.run_due()).sent == 0  # 2 s of sending: no need to start early
@@ -547,25 +557,7 @@ async def _fire_a_burst_ahead(relais: RunningBot) -> tuple[datetime, list[SimUse
         firm.started = True  # they opened the bot when they filed their needs
 
     def work(session: Session) -> None:
-        for n, firm in enumerate(firms):
-            row = 9000 + n
-            session.execute(insert(Need), [{
-                "id": row, "reference": f"TI-2026-{row:04d}", "status": "in_progress",
-                "channel": "telegram", "theme": "recrutement", "urgency": "month",
-                "contact_method": "telegram", "commune_insee": "71342",
-                "territory_id": "ti-2703", "created_at": now, "updated_at": now}])
-            session.execute(insert(Meeting), [{
-                "id": row, "uid": f"rdv-{row}@relais.example.org", "need_id": row,
-                "territory_id": "ti-2703", "start_at": due + timedelta(hours=2),
-                "end_at": due + timedelta(hours=3), "status": "confirmed", "sequence": 0,
-                "organizer_name": "Claire Martin", "firm_invited": True,
-                "firm_chat_id": firm.user_id, "created_at": now, "updated_at": now}])
-            session.execute(insert(MeetingAttendee), [{
-                "meeting_id": row, "kind": "partner", "partner_id": "p", "name": "Partenaire",
-                "email": f"partenaire-{n}@example.org"}])
-            session.execute(insert(Reminder), [{
-                "meeting_id": row, "sequence": 0, "offset_minutes": 120, "due_at": due,
-                "status": "pending"}])
+        _meetings_due(session, 9000, len(firms), due, now, firms=firms)
 
     await services.db.run(work)
     await scheduler.run_due()
