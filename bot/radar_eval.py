@@ -2,11 +2,11 @@
 
 Two formats are read. The legacy set (``knowledge/eval/radar_needs.yaml``) holds one
 territory's ``needs:``. The development sets (``knowledge/eval/radar/dev.yaml``,
-``dev2.yaml``, ``dev3.yaml``, ``dev4.yaml``, written by four different authors) and the test set
-(``test.yaml``) hold ``territories: [{territory, name, needs: [...]}]``; each territory is
-run on its own, as the radar runs in the bot, so pairs are only ever counted within one
-territory. A pair is two needs of one labelled group (``group:``); a need without a group
-must stay alone.
+``dev2.yaml`` to ``dev5.yaml``, written by five different authors) and the test parts
+(``test.yaml``, the sealed ``test2.yaml`` and ``test3.yaml``) hold
+``territories: [{territory, name, needs: [...]}]``; each territory is run on its own, as the
+radar runs in the bot, so pairs are only ever counted within one territory. A pair is two
+needs of one labelled group (``group:``); a need without a group must stay alone.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ PARTS: dict[str, Path] = {
     "dev2": _EVAL / "radar" / "dev2.yaml",
     "dev3": _EVAL / "radar" / "dev3.yaml",
     "dev4": _EVAL / "radar" / "dev4.yaml",
+    "dev5": _EVAL / "radar" / "dev5.yaml",
     "test": _EVAL / "radar" / "test.yaml",
     "legacy": RADAR_SET,
     "test2": _EVAL / "radar" / "test2.yaml",
+    "test3": _EVAL / "radar" / "test3.yaml",
 }
-# Scored only when named (`--part test2`), never by `all`: written by an outside reviewer in
-# session 6 and scored once, at the end, after every change of that round.
-SEALED: frozenset[str] = frozenset({"test2"})
+# Scored only when named (`--part test2`), never by `all`: each written by an outside
+# reviewer (test2 in session 6, test3 in session 7) and scored once, at the end of its round.
+SEALED: frozenset[str] = frozenset({"test2", "test3"})
 
 Pair = tuple[str, int, int]  # (territory, smaller need id, larger need id)
 
@@ -109,7 +111,7 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
 
 
 def part_path(part: str) -> Path:
-    """The file of a part (dev, dev2, dev3, dev4, test, legacy, test2)."""
+    """The file of a part (dev to dev5, test, legacy, test2, test3)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
     return PARTS[part]

@@ -377,9 +377,10 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
 
     # (part, precision, recall) reached; dev2, dev3 and dev4 were written by other authors and
     # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349, dev4
-    # P 0.780 R 0.650). dev4 is below the 0.9 precision target: its bar holds what is reached
+    # P 0.780 R 0.650, dev5 P 0.789 R 0.441). dev4 and dev5 are below the 0.9 precision and
+    # 0.8 recall targets: their bars hold what is reached
     bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
-            "dev4": (0.83, 0.65), "legacy": (0.9, 0.9)}
+            "dev4": (0.83, 0.65), "dev5": (0.85, 0.44), "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)
         assert score is not None, part

@@ -28,7 +28,8 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     second = await file_need(relais, 6402, "Forges du Brionnais")
     assert (await say(first, "/radar"))[-1].plain.startswith("Cette commande est réservée")
     replies = await say(animator, "/radar")
-    assert replies[0].plain.startswith("Besoins communs (1) · visibles de vous seul")
+    assert replies[0].plain.startswith("Besoins communs possibles (1) · visibles de vous seul")
+    assert "Relisez chaque groupe" in replies[0].plain
     card = replies[1]
     # The groups were computed in the radar's worker thread, not on the event loop.
     assert any(th.name.startswith("relais-radar") for th in threading.enumerate())

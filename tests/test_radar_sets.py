@@ -22,9 +22,9 @@ REFERENCE_NAME = "territoires-industrie-2023.csv"
 # part -> first id of territory k (1-based): dev uses k*1000+n, dev2 (10+k-1)*1000+n, dev4
 # 10000+k*1000+n
 ID_BASE = {"dev": lambda k: k * 1000, "dev2": lambda k: (10 + k - 1) * 1000,
-           "dev4": lambda k: 10000 + k * 1000,
-           # the sealed test2 part: its shape is checked, its score never here
-           "test2": lambda k: 20000 + k * 1000}
+           "dev4": lambda k: 10000 + k * 1000, "dev5": lambda k: 40000 + k * 1000,
+           # the sealed test parts: their shape is checked, their score never here
+           "test2": lambda k: 20000 + k * 1000, "test3": lambda k: 30000 + k * 1000}
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
 
@@ -96,9 +96,9 @@ def test_dev2_objects_differ_from_dev() -> None:
     assert not objects[0] & objects[1]
 
 
-# dev only for now: five of its needs sit in communes outside their territory (Le Mené in
-# ti-5301, Saint-Blimont in ti-2809); the lead decides whether to move them
-@pytest.mark.parametrize("part", ["dev2"])
+# not dev: five of its needs sit in communes outside their territory (Le Mené in ti-5301,
+# Saint-Blimont in ti-2809); the lead decides whether to move them
+@pytest.mark.parametrize("part", ["dev2", "dev4", "dev5", "test2", "test3"])
 def test_real_territories_and_communes(part: str) -> None:
     """Each territory is a real one, each commune a member of one of its EPCI."""
     path = _reference()
