@@ -50,6 +50,7 @@ __all__ = [
     "Outbox",
     "PendingUpdate",
     "ProcessedUpdate",
+    "RadarApart",
     "RadarConsent",
     "RadarMark",
     "Reminder",
@@ -577,6 +578,24 @@ class RadarMark(SQLModel, table=True):
     group_key: str = Field(max_length=32)
     # dismissed | proposed
     status: str = Field(max_length=12)
+    at: datetime = _ts()
+
+
+class RadarApart(SQLModel, table=True):
+    """Two needs the animator separated: the radar never puts them in one group again.
+
+    Written when a need is taken out of a group (with each other member) and when a group
+    is set aside (each pair of its members). Ids only, no text: nothing to erase.
+    """
+
+    __tablename__ = "radar_apart"
+    __table_args__ = (UniqueConstraint("need_id", "other_id", name="uq_radar_apart"),
+                      Index("ix_radar_apart_territory", "territory_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: str = Field(max_length=32)
+    need_id: int = Field(foreign_key="need.id")  # the smaller id of the pair
+    other_id: int = Field(foreign_key="need.id")
     at: datetime = _ts()
 
 

@@ -47,6 +47,7 @@ from storage.models import (
     NeedMessage,
     Outbox,
     PendingUpdate,
+    RadarApart,
     RadarConsent,
     RadarMark,
     Reminder,
@@ -155,6 +156,7 @@ NOTHING_PERSONAL: dict[str, str] = {
     "need_sequence": "the last reference number of each year",
     "digest_run": "which periodic job ran for which period",
     "radar_mark": "a territory's mutualisation groups, by key",
+    "radar_apart": "pairs of need ids the animator separated",
 }
 # Tables about the territory's staff, not about firms (an animator's own erasure empties
 # them: tests/test_animator_invite.py).
@@ -421,6 +423,9 @@ async def leave_traces(bot: RunningBot) -> None:
                                "text": f"Jeudi : {JEAN.firm.upper()}, {ANNE.firm.upper()}"}))
         session.add(RadarMark(territory_id="t1", group_key="recrutement-71", status="proposed",
                               at=now))
+        # The animator set the two needs apart: ids only, it stays.
+        session.add(RadarApart(territory_id="t1", need_id=min(JEAN.need_id, ANNE.need_id),
+                               other_id=max(JEAN.need_id, ANNE.need_id), at=now))
         session.add(DigestRun(kind="territory:t1", period="2026-W48", ran_at=now))
         session.add(AnimatorBinding(territory_id="ti-2703", email="claire.martin@example.org",
                                     telegram_user_id=ANIMATOR_ID, bound_at=now))

@@ -567,3 +567,33 @@ def test_housing_named_as_a_work_site_is_no_staff_housing() -> None:
     found = dict(object_lexicon().analyse(
         "Recherche électricien du bâtiment pour des chantiers de logements neufs à Gex.").objects)
     assert "logement" not in found and found.get("electricien_batiment") == 1.0
+
+
+def test_needs_set_apart_never_share_a_group() -> None:
+    """Pairs the animator separated split a group, even inside one node of like needs."""
+    texts = ["cherche un cariste CACES 3", "former nos gars à la conduite de chariot",
+             "personne pour les Fenwick le matin", "recrute cariste confirmé"]
+    items = [NeedItem(i, f"TI-{i}", "recrutement", text, f"Firme {i}", None)
+             for i, text in enumerate(texts, start=1)]
+    assert [g.need_ids for g in find_groups(items, kb=None)] == [(1, 2, 3, 4)]
+    # need 4 taken out (apart from each other member): the rest stays one group
+    out = find_groups(items, kb=None, apart=[(4, 1), (4, 2), (4, 3)])
+    assert [g.need_ids for g in out] == [(1, 2, 3)]
+    # the group set aside (every pair apart), then need 5 arrives: 5 joins one of them only
+    items.append(NeedItem(5, "TI-5", "recrutement", "cherche cariste", "Firme 5", None))
+    aside = [(a, b) for a, b in combinations((1, 2, 3, 4), 2)]
+    groups = find_groups(items, kb=None, apart=aside)
+    assert len(groups) == 1 and 5 in groups[0].need_ids and len(groups[0].need_ids) == 2
+    # unknown ids and a need paired with itself are ignored
+    assert find_groups(items[:4], kb=None, apart=[(7, 8), (1, 1)]) == find_groups(
+        items[:4], kb=None)
+
+
+def test_average_linkage_keeps_apart_nodes_apart() -> None:
+    """Two nodes of a forbidden pair end in different clusters; the others still merge."""
+    scores = {(0, 1): 0.9, (1, 2): 0.9, (0, 2): 0.9}
+    assert _average_linkage(3, scores, 0.5) == [[0, 1, 2]]
+    assert _average_linkage(3, scores, 0.5, apart=[(0, 2)]) == [[0, 1]]
+    # the forbidden pair follows merged clusters: 3 may not join the cluster holding 0
+    four = {(0, 1): 0.9, (2, 3): 0.8, (1, 2): 0.7, (0, 2): 0.7, (0, 3): 0.7, (1, 3): 0.7}
+    assert _average_linkage(4, four, 0.5, apart=[(0, 3)]) == [[0, 1], [2, 3]]

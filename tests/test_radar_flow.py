@@ -37,7 +37,8 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     # The group is explained by its object, the count of firms said once.
     assert card.plain.startswith("2 entreprises : soudeurs à recruter")
     assert card.plain.count("entreprises") == 1
-    assert card.button_labels() == ["Proposer aux entreprises", "Écarter"]
+    assert card.button_labels() == ["Proposer aux entreprises", "Écarter",
+                                    "Retirer TI-2026-0001", "Retirer TI-2026-0002"]
     before_first, before_second = len(first.messages), len(second.messages)
     done = (await press(animator, "Proposer aux entreprises"))[-1]
     assert done.plain == "Proposé à 2 entreprises. Je vous transmets leurs réponses."
@@ -60,9 +61,42 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     # Dismissed, the group is not shown again.
     await say(animator, "/radar")
     assert (await press(animator, "Écarter"))[-1].plain == (
-        "Groupe écarté : il ne sera plus proposé.")
+        "Groupe écarté : ces demandes ne seront plus rapprochées les unes des autres.")
     assert (await say(animator, "/radar"))[-1].plain == (
         "Aucun besoin commun repéré parmi les demandes ouvertes de votre territoire.")
+
+
+@pytest.mark.slow
+async def test_a_need_taken_out_or_a_group_set_aside_never_comes_back(
+        relais: RunningBot) -> None:
+    """« Retirer » keeps the rest together; « Écarter » holds when one more need joins."""
+    animator = relais.api.user(ANIMATOR_ID, "Claire")
+    await say(animator, "/aide")
+    for user_id, name in ((6501, "Chaudronnerie Martin"), (6502, "Forges du Brionnais"),
+                          (6503, "Tôlerie de l'Arconce")):
+        await file_need(relais, user_id, name)
+    card = (await say(animator, "/radar"))[1]
+    assert card.plain.startswith("3 entreprises : soudeurs à recruter")
+    taken = (await press(animator, "Retirer TI-2026-0003"))[-1]
+    assert taken.plain.startswith("TI-2026-0003 est retirée du groupe")
+    # the old card's buttons name a group that no longer exists
+    stale = await relais.answered(
+        animator, animator.press("Retirer TI-2026-0001", message_id=card.message_id))
+    assert stale[-1].plain.startswith("Ce groupe a changé depuis")
+    card = (await say(animator, "/radar"))[1]
+    assert card.plain.startswith("2 entreprises : soudeurs à recruter")
+    assert "Tôlerie" not in card.plain
+    assert (await press(animator, "Écarter"))[-1].plain.startswith("Groupe écarté")
+    # One more firm with the same need: before, the set-aside group came back with it (a new
+    # member, a new key); now each group shown holds at most one of the three first needs.
+    await file_need(relais, 6504, "Serrurerie Bourbon")
+    replies = await say(animator, "/radar")
+    firsts = ("Chaudronnerie Martin", "Forges du Brionnais", "Tôlerie de l'Arconce")
+    cards = [r.plain for r in replies[1:]]
+    assert cards, [r.plain for r in replies]
+    for plain in cards:
+        assert sum(name in plain for name in firsts) <= 1, plain
+        assert "Serrurerie Bourbon" in plain
 
 
 def test_radar_eval_holds_the_bar() -> None:

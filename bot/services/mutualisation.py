@@ -38,11 +38,15 @@ from bot.services.types import Button, Incoming, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
 from storage.db import Database
-from storage.models import Need, RadarConsent, RadarMark
+from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
-__all__ = ["RadarPrefetch", "RadarService", "describe", "need_items", "open_items"]
+__all__ = ["RadarPrefetch", "RadarService", "apart_pairs", "describe", "need_items",
+           "open_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
+# A card offers to take out at most this many of its needs, two buttons a row: a bigger group
+# is better set aside whole.
+MAX_TAKE_OUT = 12
 
 
 def need_items(needs: list[Need]) -> list[NeedItem]:
@@ -85,6 +89,13 @@ def open_items(session: Session, territory_id: str) -> list[NeedItem]:
             for i, ref, theme, text, firm, commune in rows if i is not None and text]
 
 
+def apart_pairs(session: Session, territory_id: str) -> list[tuple[int, int]]:
+    """The pairs of needs the animator separated in a territory (smaller id first)."""
+    return [(a, b) for a, b in session.exec(
+        select(RadarApart.need_id, RadarApart.other_id)
+        .where(RadarApart.territory_id == territory_id))]
+
+
 @dataclass(frozen=True, slots=True)
 class RadarPrefetch:
     """Groups computed before the turn, off the event loop: territory id -> groups."""
@@ -98,7 +109,7 @@ def _is_radar_event(event: Incoming) -> bool:
         return event.value == "radar"
     if event.kind == "button":
         prefix, _, rest = event.value.partition(":")
-        return prefix == "rad" and rest.partition(":")[0] in {"dis", "ask"}
+        return prefix == "rad" and rest.partition(":")[0] in {"dis", "ask", "out"}
     return False
 
 
@@ -119,8 +130,10 @@ class RadarService:
         if self.db is None or not _is_radar_event(event):
             return None
 
-        def snapshot(session: Session) -> dict[str, list[NeedItem]]:
-            return {territory.id: open_items(session, territory.id)
+        def snapshot(session: Session) -> dict[str, tuple[list[NeedItem],
+                                                           list[tuple[int, int]]]]:
+            return {territory.id: (open_items(session, territory.id),
+                                   apart_pairs(session, territory.id))
                     for territory in territories_of(session, self.territories, event.user_id)}
 
         items = await self.db.run(snapshot)
@@ -130,16 +143,19 @@ class RadarService:
         groups = await loop.run_in_executor(self._worker, self._compute, items)
         return RadarPrefetch(groups)
 
-    def _compute(self, items: dict[str, list[NeedItem]]) -> dict[str, list[Group]]:
+    def _compute(self, items: dict[str, tuple[list[NeedItem], list[tuple[int, int]]]]
+                 ) -> dict[str, list[Group]]:
         """Groups of each territory (runs in the radar's worker thread)."""
-        return {territory: find_groups(rows, kb=self.kb) for territory, rows in items.items()}
+        return {territory: find_groups(rows, kb=self.kb, apart=apart)
+                for territory, (rows, apart) in items.items()}
 
     def groups(self, session: Session, territory: Territory,
                prefetched: RadarPrefetch | None = None) -> list[Group]:
         """The territory's current groups, dismissed ones left out."""
         computed = prefetched.groups.get(territory.id) if prefetched is not None else None
         if computed is None:
-            computed = find_groups(open_items(session, territory.id), kb=self.kb)
+            computed = find_groups(open_items(session, territory.id), kb=self.kb,
+                                   apart=apart_pairs(session, territory.id))
         dismissed = set(session.exec(select(RadarMark.group_key).where(
             RadarMark.territory_id == territory.id, RadarMark.status == "dismissed")))
         return [g for g in computed if g.key not in dismissed]
@@ -169,22 +185,35 @@ class RadarService:
                 lines.append(t("animator.radar_line", reference=need.reference,
                                firm=need.firm_name or "—", commune=need.commune_name or "—"))
         programmes = ", ".join(title for _id, title in group.programmes)
+        buttons = [(Button(label("animator.radar_btn_propose"), f"rad:ask:{group.key}"),
+                    Button(label("animator.radar_btn_dismiss"), f"rad:dis:{group.key}"))]
+        if len(group.need_ids) <= MAX_TAKE_OUT:
+            # one tap takes a need that does not belong out; the rest stays a group
+            outs = [Button(t("animator.radar_btn_take_out", reference=reference).plain(),
+                           f"rad:out:{need_id}:{group.key}")
+                    for need_id, reference in zip(group.need_ids, group.references, strict=True)]
+            buttons += [tuple(outs[k:k + 2]) for k in range(0, len(outs), 2)]
         return Message(
             t("animator.radar_group", shared=describe(group), group_needs=Text(tuple(
                 block for line in lines for block in line.blocks)),
               programmes=programmes or label("animator.radar_no_programme")),
-            ((Button(label("animator.radar_btn_propose"), f"rad:ask:{group.key}"),
-              Button(label("animator.radar_btn_dismiss"), f"rad:dis:{group.key}")),))
+            tuple(buttons))
 
     def on_button(self, session: Session, user_id: int, value: str, *,
                   now: datetime, prefetched: Any = None) -> Reply:
-        """`rad:dis|ask:<key>` (animator) and `rad:yes|no:<need>:<key>` (firm)."""
+        """`rad:dis|ask:<key>`, `rad:out:<need>:<key>` (animator), `rad:yes|no:<need>:<key>`
+        (firm)."""
         ready = prefetched if isinstance(prefetched, RadarPrefetch) else None
         parts = value.split(":")
         if len(parts) == 4 and parts[1] in {"yes", "no"} and parts[2].isdigit():
             return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
                                      now=now)
-        if len(parts) != 3 or parts[1] not in {"dis", "ask"}:
+        taken_out: int | None = None
+        if len(parts) == 4 and parts[1] == "out" and parts[2].isdigit():
+            taken_out = int(parts[2])
+            parts = [parts[0], parts[1], parts[3]]
+        if len(parts) != 3 or parts[1] not in {"dis", "ask", "out"} or (
+                parts[1] == "out" and taken_out is None):
             return Reply(toast=label("common.stale_button"))
         for territory in territories_of(session, self.territories, user_id):
             group = next((g for g in self.groups(session, territory, ready)
@@ -192,8 +221,15 @@ class RadarService:
                          None)
             if group is None:
                 continue
+            if taken_out is not None:
+                return self._take_out(session, territory.id, group, taken_out, now)
             if parts[1] == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
+                # every two of its needs apart: the group does not come back when one more
+                # need joins it (its key would change)
+                self._set_apart(session, territory.id, [
+                    (a, b) for x, a in enumerate(group.need_ids) for b in group.need_ids[x + 1:]],
+                    now)
                 return Reply([Message(t("animator.radar_dismissed"))])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
@@ -210,6 +246,32 @@ class RadarService:
                                              status=status, at=now)
                         .on_conflict_do_update(index_elements=["territory_id", "group_key"],
                                                set_={"status": status, "at": now}))
+
+    def _take_out(self, session: Session, territory_id: str, group: Group, need_id: int,
+                  now: datetime) -> Reply:
+        """One need out of a group: apart from each other member, the rest stays a group."""
+        if need_id not in group.need_ids:
+            return Reply(toast=label("common.stale_button"))
+        self._set_apart(session, territory_id,
+                        [(need_id, other) for other in group.need_ids if other != need_id], now)
+        reference = group.references[group.need_ids.index(need_id)]
+        left = len(group.need_ids) - 1
+        return Reply([Message(t("animator.radar_taken_out", reference=reference)
+                              if left >= 2 else
+                              t("animator.radar_taken_out_last", reference=reference))])
+
+    @staticmethod
+    def _set_apart(session: Session, territory_id: str, pairs: list[tuple[int, int]],
+                   now: datetime) -> None:
+        """Record pairs of needs that no group may hold together again (idempotent)."""
+        if not pairs:
+            return
+        table = RadarApart.__table__  # type: ignore[attr-defined]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        rows = [{"territory_id": territory_id, "need_id": min(a, b), "other_id": max(a, b),
+                 "at": now} for a, b in pairs if a != b]
+        session.execute(insert(table).values(rows)
+                        .on_conflict_do_nothing(index_elements=["need_id", "other_id"]))
 
     def _propose(self, session: Session, group: Group, now: datetime) -> Reply:
         result = Reply()

@@ -807,16 +807,24 @@ def _average_linkage(
     scores: dict[tuple[int, int], float],
     threshold: float,
     sizes: Sequence[int] | None = None,
+    apart: Iterable[tuple[int, int]] = (),
 ) -> list[list[int]]:
     """Clusters of nodes 0..n-1 merged while their mean pairwise score >= threshold.
 
     A node may stand for ``sizes[i]`` needs already together (then ``scores`` holds the sum
     of the scores of their pairs); a cluster is returned when it holds two needs or more.
+    Two nodes of an ``apart`` pair never end in one cluster (the animator said so).
     """
     weight = list(sizes) if sizes is not None else [1] * n
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
     count: dict[int, int] = dict(enumerate(weight))
     links: dict[int, dict[int, float]] = defaultdict(dict)  # cluster -> cluster -> score sum
+    # cluster -> clusters it must not merge with (kept symmetric, renamed on each merge)
+    forbid: dict[int, set[int]] = defaultdict(set)
+    for i, j in apart:
+        if i != j:
+            forbid[i].add(j)
+            forbid[j].add(i)
     for (i, j), s in scores.items():
         links[i][j] = s
         links[j][i] = s
@@ -839,9 +847,16 @@ def _average_linkage(
             continue  # one side was merged since: stale entry
         if round(links[c][d] / (count[c] * count[d]), 9) != -neg:
             continue
+        if d in forbid.get(c, ()):
+            continue  # they hold two needs the animator set apart
         # merge d into c (c is the smaller position, so the cluster id is its first member)
         members[c].extend(members.pop(d))
         count[c] += count.pop(d)
+        for e in forbid.pop(d, set()):
+            forbid[e].discard(d)
+            if e != c:
+                forbid[e].add(c)
+                forbid[c].add(e)
         d_links = links.pop(d)
         for e, s in d_links.items():
             if e == c:
@@ -865,7 +880,8 @@ class _Graph:
     links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
 
 
-def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
+def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
+           alone: frozenset[int] = frozenset()) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
@@ -875,11 +891,14 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
     without objects is scored on its words against the MAX_CANDIDATES needs that share the
     most salient weight with it (inverted index on words; a word in more than TEXT_DF_CAP
     needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with the real
-    neighbours, not with the square of the batch.
+    neighbours, not with the square of the batch. A need whose position is in ``alone`` (the
+    animator set it apart from another) is a node of its own, so that the clustering can keep
+    the two apart.
     """
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
-    by_signature: dict[tuple[tuple[str, float], ...], int] = {}
+    # (objects, -1), or (objects, position) for a need set apart -> node
+    by_signature: dict[tuple[tuple[tuple[str, float], ...], int], int] = {}
     by_words: dict[tuple[object, ...], int] = {}
     df: Counter[str] = Counter()
     for need in needs:
@@ -890,7 +909,7 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
         if need.own:
             continue  # never poolable
         if need.objects:
-            signature = tuple(sorted(need.objects.items()))
+            signature = (tuple(sorted(need.objects.items())), i if i in alone else -1)
             k = by_signature.get(signature)
             if k is None:
                 k = by_signature[signature] = len(nodes)
@@ -899,7 +918,7 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
             # (only needs with a word rare enough to make candidates: the others were never
             # scored against anything one by one either)
             # same theme, same words: _pair_score gives 1.0 (the programmes agree too)
-            words = (need.item.theme, tuple(sorted(need.tokens)))
+            words = (need.item.theme, tuple(sorted(need.tokens)), i if i in alone else -1)
             k = by_words.get(words)
             if k is None:
                 k = by_words[words] = len(nodes)
@@ -912,10 +931,10 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None) -> _Graph:
     links: dict[tuple[int, int], float] = defaultdict(float)
     # object nodes sharing an object
     object_postings: dict[str, list[int]] = defaultdict(list)
-    for signature, k in by_signature.items():
-        for obj, _ in signature:
+    for (objects, _), k in by_signature.items():
+        for obj, _ in objects:
             object_postings[obj].append(k)
-    signature_of = {k: dict(sig) for sig, k in by_signature.items()}
+    signature_of = {k: dict(objects) for (objects, _), k in by_signature.items()}
     seen: set[tuple[int, int]] = set()
     for members in object_postings.values():
         for x in range(len(members)):
@@ -1068,8 +1087,13 @@ def find_groups(
     kb: KnowledgeBase | None,
     min_size: int = 2,
     threshold: float = DEFAULT_THRESHOLD,
+    apart: Iterable[tuple[int, int]] = (),
 ) -> list[Group]:
-    """Groups of open needs that at least ``min_size`` firms share, biggest first."""
+    """Groups of open needs that at least ``min_size`` firms share, biggest first.
+
+    ``apart`` holds pairs of need ids the animator separated (a need taken out of a group, a
+    group set aside): no group ever holds both needs of such a pair.
+    """
     if min_size < 2:
         raise ValueError("a group holds two firms at least: min_size must be >= 2")
     if not 0.0 < threshold <= 1.0:
@@ -1078,10 +1102,16 @@ def find_groups(
         return []
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
-    graph = _graph(needs, kb)
+    position = {it.need_id: k for k, it in enumerate(ordered)}
+    pairs = [(position[a], position[b]) for a, b in apart
+             if a in position and b in position and a != b]
+    graph = _graph(needs, kb, frozenset(k for pair in pairs for k in pair))
+    node_of = {i: k for k, members in enumerate(graph.nodes) for i in members}
     sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
-    for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes):
+    separated = [(node_of[i], node_of[j]) for i, j in pairs if i in node_of and j in node_of]
+    for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes,
+                                    separated):
         positions = sorted(i for k in cluster for i in graph.nodes[k])
         members = [needs[i] for i in positions]
         firms = len({n.firm for n in members})

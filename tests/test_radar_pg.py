@@ -1,0 +1,71 @@
+"""The animator's separations on PostgreSQL: written once however often, read by the radar."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import Session, func, select
+
+from bot.config import DEFAULT_TERRITORIES_DIR
+from bot.services.mutualisation import RadarService, apart_pairs
+from knowledge.geography import default_geography
+from knowledge.territories import load_territories
+from storage.db import Database
+from storage.models import Need, RadarApart
+from testing.pg import fresh_database
+
+# Real PostgreSQL (127.0.0.1:5432): `-m "not pg"` leaves these out.
+pytestmark = pytest.mark.pg
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+TERRITORY = "ti-2703"
+TEXTS = ("Nous recrutons deux soudeurs TIG", "Cherche soudeur qualifié pour l'atelier",
+         "Recrute un chaudronnier soudeur")
+
+
+def seed(session: Session) -> list[int]:
+    """Three open needs of three firms that the radar groups together."""
+    ids = []
+    for i, text in enumerate(TEXTS):
+        need = Need(reference=f"TI-2026-{i + 1:04d}", theme="recrutement", urgency="month",
+                    firm_name=f"Firme {i}", description=text, contact_method="telegram",
+                    telegram_chat_id=20_000 + i, telegram_user_id=20_000 + i,
+                    commune_insee="71342", commune_name="Paray-le-Monial",
+                    territory_id=TERRITORY)
+        session.add(need)
+        session.flush()
+        ids.append(need.id or 0)
+    return ids
+
+
+async def test_separations_are_stored_once_and_split_the_group() -> None:
+    territories = load_territories(DEFAULT_TERRITORIES_DIR, geography=default_geography())
+    service = RadarService(territories, kb=None)
+    territory = territories.get(TERRITORY)
+    assert territory is not None
+    async with fresh_database() as url:
+        db = Database(url)
+        try:
+            await db.create_all()
+            first, second, third = await db.run(seed)
+            groups = await db.run(lambda s: service.groups(s, territory))
+            assert [g.need_ids for g in groups] == [(first, second, third)]
+
+            def separate(session: Session) -> None:
+                # in either order, twice: one row
+                RadarService._set_apart(session, TERRITORY, [(third, first), (third, second)],
+                                        NOW)
+                RadarService._set_apart(session, TERRITORY, [(first, third)], NOW)
+
+            await db.run(separate)
+            await db.run(separate)
+            count = await db.run(lambda s: s.exec(
+                select(func.count()).select_from(RadarApart)).one())
+            assert count == 2
+            pairs = await db.run(lambda s: apart_pairs(s, TERRITORY))
+            assert sorted(pairs) == [(first, third), (second, third)]
+            groups = await db.run(lambda s: service.groups(s, territory))
+            assert [g.need_ids for g in groups] == [(first, second)]
+        finally:
+            await db.dispose()
