@@ -532,8 +532,8 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev, dev2, dev3, dev4, dev5, test, legacy, test2 ou test3 (scellées, "
-             "jamais dans all) ou all (toutes celles présentes)."
+        help="Partie : dev à dev6, test, legacy, test2 à test4 (scellées, jamais dans all) "
+             "ou all (toutes celles présentes)."
     )] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
     no_kb: Annotated[bool, typer.Option("--no-kb", help="Sans la base de connaissances.")] = False,
@@ -555,7 +555,7 @@ def radar_eval(
         scores = {part: evaluate_part(part, kb=kb)}
     else:
         raise typer.BadParameter(
-            f"partie inconnue : {part} (dev à dev5, test, legacy, test2, test3 ou all)")
+            f"partie inconnue : {part} (dev à dev6, test, legacy, test2 à test4 ou all)")
     failed = False
     for name, score in scores.items():
         if score is None:

@@ -377,10 +377,11 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
 
     # (part, precision, recall) reached; dev2, dev3 and dev4 were written by other authors and
     # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349, dev4
-    # P 0.780 R 0.650, dev5 P 0.789 R 0.441). dev4 and dev5 are below the 0.9 precision and
-    # 0.8 recall targets: their bars hold what is reached
+    # P 0.780 R 0.650, dev5 P 0.789 R 0.441, dev6 P 0.663 R 0.426). dev4 to dev6 are below
+    # the 0.9 precision and 0.8 recall targets: their bars hold what is reached
     bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
-            "dev4": (0.83, 0.65), "dev5": (0.85, 0.44), "legacy": (0.9, 0.9)}
+            "dev4": (0.83, 0.65), "dev5": (0.88, 0.44), "dev6": (0.83, 0.42),
+            "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)
         assert score is not None, part
@@ -597,3 +598,19 @@ def test_average_linkage_keeps_apart_nodes_apart() -> None:
     # the forbidden pair follows merged clusters: 3 may not join the cluster holding 0
     four = {(0, 1): 0.9, (2, 3): 0.8, (1, 2): 0.7, (0, 2): 0.7, (0, 3): 0.7, (1, 3): 0.7}
     assert _average_linkage(4, four, 0.5, apart=[(0, 3)]) == [[0, 1], [2, 3]]
+
+
+def test_acronyms_and_own_investment() -> None:
+    """An acronym term is the acronym, not a word with its stem; one firm's investment is its
+    own, unless it invests with others."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+    assert dict(lexicon.analyse("soudeur TIG confirmé").objects) == {"soudeur": 1.0}
+    assert lexicon.analyse("des morceaux de tige broyés").objects == ()
+    assert lexicon.analyse("On veut acheter une brodeuse Tajima. Aide à l'investissement "
+                           "possible ?").own
+    assert lexicon.analyse("Projet d'achat d'une découpe laser : prêt croissance ?").own
+    assert lexicon.analyse("Demande de financement pour deux métiers à tisser").own
+    assert not lexicon.analyse("Achat d'une découpe laser en commun avec d'autres "
+                               "ateliers ?").own

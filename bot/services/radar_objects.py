@@ -52,7 +52,7 @@ from pathlib import Path
 import yaml
 
 from knowledge.frequency import zipf
-from knowledge.text import PHRASE_KEPT, default_lexicon, stem, words
+from knowledge.text import PHRASE_KEPT, default_lexicon, fold, stem, words
 
 __all__ = ["OBJECTS_FILE", "ObjectLexicon", "RadarObject", "TextObjects",
            "object_lexicon"]
@@ -167,6 +167,10 @@ class ObjectLexicon:
     def __init__(self, data: dict[str, object]) -> None:
         self.objects: dict[str, RadarObject] = {}
         self._terms: dict[tuple[str, ...], str] = {}
+        # stem of an acronym term (written in capitals in the file: TIG, CN, RH) -> the word
+        # itself: it names its object only when written so, not as the stem of a longer word
+        # (« tige » stems to tig)
+        self._exact: dict[str, str] = {}
         self._markers: dict[tuple[str, ...], set[str]] = {}
         for row in data["objects"]:  # type: ignore[attr-defined]
             obj = RadarObject(id=str(row["id"]), kind=str(row["kind"]), label=str(row["label"]))
@@ -175,6 +179,8 @@ class ObjectLexicon:
             self.objects[obj.id] = obj
             for term in row["terms"]:
                 key = tuple(_stems(str(term), keep_stops=False))
+                if len(key) == 1 and str(term).isupper() and str(term).isalpha():
+                    self._exact[key[0]] = fold(str(term))
                 if key:
                     # the first object to claim a phrase keeps it (files are read top-down)
                     self._terms.setdefault(key, obj.id)
@@ -249,6 +255,8 @@ class ObjectLexicon:
         while i < len(stems):
             for size in self._term_lengths.get(stems[i], ()):
                 target = self._terms.get(tuple(stems[i : i + size]))
+                if size == 1 and self._exact.get(stems[i], kept[i]) != kept[i]:
+                    target = None  # a longer word with an acronym's stem (tige, not TIG)
                 if target is not None:
                     if target != _IGNORE and target not in found:
                         found.append(target)
