@@ -201,29 +201,28 @@ class RadarService:
 
     def on_button(self, session: Session, user_id: int, value: str, *,
                   now: datetime, prefetched: Any = None) -> Reply:
-        """`rad:dis|ask:<key>`, `rad:out:<need>:<key>` (animator), `rad:yes|no:<need>:<key>`
-        (firm)."""
+        """Animator buttons (`rad:ask|dis:<key>`, `rad:out:<need>:<key>`), firm answers."""
         ready = prefetched if isinstance(prefetched, RadarPrefetch) else None
         parts = value.split(":")
-        if len(parts) == 4 and parts[1] in {"yes", "no"} and parts[2].isdigit():
-            return self._firm_answer(session, user_id, int(parts[2]), parts[3], parts[1],
+        action = parts[1] if len(parts) > 1 else ""
+        if action in {"yes", "no"} and len(parts) == 4 and parts[2].isdigit():
+            return self._firm_answer(session, user_id, int(parts[2]), parts[3], action,
                                      now=now)
-        taken_out: int | None = None
-        if len(parts) == 4 and parts[1] == "out" and parts[2].isdigit():
-            taken_out = int(parts[2])
-            parts = [parts[0], parts[1], parts[3]]
-        if len(parts) != 3 or parts[1] not in {"dis", "ask", "out"} or (
-                parts[1] == "out" and taken_out is None):
+        if action == "out" and len(parts) == 4 and parts[2].isdigit():
+            taken_out: int | None = int(parts[2])
+        elif action in {"dis", "ask"} and len(parts) == 3:
+            taken_out = None
+        else:
             return Reply(toast=label("common.stale_button"))
+        key = parts[-1]
         for territory in territories_of(session, self.territories, user_id):
-            group = next((g for g in self.groups(session, territory, ready)
-                          if g.key == parts[2]),
+            group = next((g for g in self.groups(session, territory, ready) if g.key == key),
                          None)
             if group is None:
                 continue
             if taken_out is not None:
                 return self._take_out(session, territory.id, group, taken_out, now)
-            if parts[1] == "dis":
+            if action == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
                 # every two of its needs apart: the group does not come back when one more
                 # need joins it (its key would change)
