@@ -1,7 +1,10 @@
-"""The mutualisation radar in the conversation: `/radar`, dismiss, propose to the firms.
+"""The mutualisation radar in the conversation: `/radar`, take out, set aside, propose.
 
 Groups come from `bot.services.radar.find_groups` over the territory's open needs; their
-key depends only on their members, so recomputing them finds the same group again.
+key depends only on their members, so recomputing them finds the same group again. The
+animator's corrections are pairs of needs kept apart (`RadarApart`): a need taken out of a
+group is apart from each other member, a group set aside has every pair apart, and the
+grouping never joins such a pair again, whatever needs arrive later.
 
 Grouping thousands of needs takes a second or more of CPU: it never runs on the event loop.
 Before the turn (`RadarService.prefetch`, the dispatcher's prefetch step), the open needs of
