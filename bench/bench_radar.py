@@ -9,6 +9,10 @@ one need (median over 200 needs), and with its growth exponent from the previous
 
 Run: ``python3 bench/bench_radar.py`` (``--sizes 500,2000`` to choose). Budgets: 2,000 needs
 ≤ 1 s, 10,000 ≤ 10 s (issue 18).
+
+``--apart`` also times each size warm with the animator's separations (« Retirer » one need
+of each group, « Écarter » the three biggest groups: every pair of them), against the same
+needs without separations in the same run (the baseline of that column).
 """
 
 from __future__ import annotations
@@ -92,17 +96,30 @@ def generate(n: int, seed: int = 7) -> list[NeedItem]:
     return items
 
 
-def _timed(items: list[NeedItem], kb: KnowledgeBase) -> tuple[float, int]:
+def _timed(items: list[NeedItem], kb: KnowledgeBase,
+           apart: list[tuple[int, int]] | None = None) -> tuple[float, int]:
     """Seconds to group the needs, and the number of groups."""
     start = time.perf_counter()
-    groups = find_groups(items, kb=kb)
+    groups = find_groups(items, kb=kb, apart=apart or ())
     return time.perf_counter() - start, len(groups)
+
+
+def separations(items: list[NeedItem], kb: KnowledgeBase) -> list[tuple[int, int]]:
+    """What an animator might have set apart: one need out of each group, three groups aside."""
+    groups = find_groups(items, kb=kb)
+    pairs = [(g.need_ids[0], other) for g in groups for other in g.need_ids[1:]]
+    for group in groups[:3]:
+        ids = group.need_ids
+        pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1:]]
+    return pairs
 
 
 def main() -> None:
     """Time the radar at each size, cold and warm, against the per-need baseline."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,2000,5000,10000")
+    parser.add_argument("--apart", action="store_true",
+                        help="also time the grouping with the animator's separations")
     args = parser.parse_args()
     kb = KnowledgeBase.load(None)
     # baseline: the cold analysis of one need
@@ -116,7 +133,8 @@ def main() -> None:
     baseline = statistics.median(per_need)
     print(f"baseline: cold analysis of one need {baseline * 1e3:.3f} ms (median of 200)")
     print(f"{'needs':>6} {'cold s':>8} {'warm s':>8} {'groups':>6} {'cold/base':>10} "
-          f"{'exp cold':>8} {'exp warm':>8}")
+          f"{'exp cold':>8} {'exp warm':>8}"
+          + (f" {'pairs apart':>11} {'warm apart s':>12} {'÷ warm':>7}" if args.apart else ""))
     previous: tuple[int, float, float] | None = None
     for n in (int(x) for x in args.sizes.split(",")):
         items = generate(n)
@@ -128,8 +146,13 @@ def main() -> None:
             pn, pc, pw = previous
             exp_cold = math.log(cold / pc) / math.log(n / pn)
             exp_warm = math.log(warm / pw) / math.log(n / pn)
+        extra = ""
+        if args.apart:
+            apart = separations(items, kb)
+            with_apart, _ = _timed(items, kb, apart)
+            extra = f" {len(apart):>11} {with_apart:>12.3f} {with_apart / warm:>7.2f}"
         print(f"{n:>6} {cold:>8.3f} {warm:>8.3f} {groups:>6} {cold / baseline:>10.0f} "
-              f"{exp_cold:>8.2f} {exp_warm:>8.2f}")
+              f"{exp_cold:>8.2f} {exp_warm:>8.2f}{extra}")
         previous = (n, cold, warm)
 
 

@@ -881,7 +881,7 @@ class _Graph:
 
 
 def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
-           alone: frozenset[int] = frozenset()) -> _Graph:
+           apart: frozenset[tuple[int, int]] = frozenset()) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
@@ -891,10 +891,12 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     without objects is scored on its words against the MAX_CANDIDATES needs that share the
     most salient weight with it (inverted index on words; a word in more than TEXT_DF_CAP
     needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with the real
-    neighbours, not with the square of the batch. A need whose position is in ``alone`` (the
-    animator set it apart from another) is a node of its own, so that the clustering can keep
-    the two apart.
+    neighbours, not with the square of the batch. A need of an ``apart`` pair (positions,
+    smaller first: the animator set the two apart) is a node of its own, so that the
+    clustering can keep the two apart, and the pair gets no link (a group set aside would
+    otherwise cost the square of its size in links that can never be used).
     """
+    alone = frozenset(k for pair in apart for k in pair)
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
     # (objects, -1), or (objects, position) for a need set apart -> node
@@ -943,6 +945,9 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
                 if (c, d) in seen:
                     continue
                 seen.add((c, d))
+                first_c, first_d = nodes[c][0], nodes[d][0]
+                if apart and (min(first_c, first_d), max(first_c, first_d)) in apart:
+                    continue  # two needs set apart (each its own node)
                 score = _object_score(signature_of[c], signature_of[d])
                 if score > 0.0:
                     links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
@@ -972,6 +977,8 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     _ask_cards(needs, pairs, kb)
     use_kb = kb is not None
     for i, j in pairs:
+        if (i, j) in apart:
+            continue
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
             c, d = sorted((node_of[i], node_of[j]))
@@ -1103,9 +1110,9 @@ def find_groups(
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
     position = {it.need_id: k for k, it in enumerate(ordered)}
-    pairs = [(position[a], position[b]) for a, b in apart
+    pairs = [(min(position[a], position[b]), max(position[a], position[b])) for a, b in apart
              if a in position and b in position and a != b]
-    graph = _graph(needs, kb, frozenset(k for pair in pairs for k in pair))
+    graph = _graph(needs, kb, frozenset(pairs))
     node_of = {i: k for k, members in enumerate(graph.nodes) for i in members}
     sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
