@@ -582,20 +582,21 @@ class RadarMark(SQLModel, table=True):
 
 
 class RadarApart(SQLModel, table=True):
-    """Two needs the animator separated: the radar never puts them in one group again.
+    """A need in a set of needs the animator separated: no group holds two of a set again.
 
-    Written when a need is taken out of a group (with each other member) and when a group
-    is set aside (each pair of its members). Ids only, no text: nothing to erase.
+    A need taken out of a group makes one set with each other member (``pair-<a>-<b>``); a
+    group set aside is one set of all its members (``aside-<group key>``): its rows grow with
+    the group, not with its pairs. Ids only, no text: nothing to erase.
     """
 
     __tablename__ = "radar_apart"
-    __table_args__ = (UniqueConstraint("need_id", "other_id", name="uq_radar_apart"),
+    __table_args__ = (UniqueConstraint("set_key", "need_id", name="uq_radar_apart_sets"),
                       Index("ix_radar_apart_territory", "territory_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     territory_id: str = Field(max_length=32)
-    need_id: int = Field(foreign_key="need.id")  # the smaller id of the pair
-    other_id: int = Field(foreign_key="need.id")
+    set_key: str = Field(max_length=40)
+    need_id: int = Field(foreign_key="need.id")
     at: datetime = _ts()
 
 

@@ -424,8 +424,9 @@ async def leave_traces(bot: RunningBot) -> None:
         session.add(RadarMark(territory_id="t1", group_key="recrutement-71", status="proposed",
                               at=now))
         # The animator set the two needs apart: ids only, it stays.
-        session.add(RadarApart(territory_id="t1", need_id=min(JEAN.need_id, ANNE.need_id),
-                               other_id=max(JEAN.need_id, ANNE.need_id), at=now))
+        for need_id in (JEAN.need_id, ANNE.need_id):
+            session.add(RadarApart(territory_id="t1", set_key="aside-0123456789abcdef",
+                                   need_id=need_id, at=now))
         session.add(DigestRun(kind="territory:t1", period="2026-W48", ran_at=now))
         session.add(AnimatorBinding(territory_id="ti-2703", email="claire.martin@example.org",
                                     telegram_user_id=ANIMATOR_ID, bound_at=now))

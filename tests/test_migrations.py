@@ -55,3 +55,62 @@ async def test_postgresql_first_revision_to_head_matches_the_models() -> None:
             diff = await connection.run_sync(_diff)
         await engine.dispose()
         assert diff == []
+
+
+
+async def _separations_round_trip(url: str) -> None:
+    """Pairs stored by 0016 become sets of two at head, and pairs again after a downgrade."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Need
+
+    def needs_and_pairs(connection: Connection) -> None:
+        session = Session(bind=connection)
+        session.add_all([Need(id=n, reference=f"TI-2026-000{n}", theme="recrutement",
+                              urgency="month", firm_name=f"F{n}", contact_method="telegram",
+                              territory_id="ti-2703") for n in (1, 2, 3)])
+        session.flush()
+        connection.execute(text(
+            "INSERT INTO radar_apart (territory_id, need_id, other_id, at) VALUES "
+            "('ti-2703', 1, 2, CURRENT_TIMESTAMP), ('ti-2703', 1, 3, CURRENT_TIMESTAMP)"))
+
+    await asyncio.to_thread(upgrade, url, "0016_radar_apart")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(needs_and_pairs)
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT set_key, need_id, territory_id FROM radar_apart "
+                "ORDER BY set_key, need_id"))).all()
+        assert [tuple(r) for r in rows] == [
+            ("pair-1-2", 1, "ti-2703"), ("pair-1-2", 2, "ti-2703"),
+            ("pair-1-3", 1, "ti-2703"), ("pair-1-3", 3, "ti-2703")]
+        async with engine.begin() as connection:  # a group set aside at head: one set of 3
+            await connection.execute(text(
+                "INSERT INTO radar_apart (territory_id, set_key, need_id, at) VALUES "
+                "('ti-2703', 'aside-x', 1, CURRENT_TIMESTAMP), "
+                "('ti-2703', 'aside-x', 2, CURRENT_TIMESTAMP), "
+                "('ti-2703', 'aside-x', 3, CURRENT_TIMESTAMP)"))
+        await engine.dispose()
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0016_radar_apart")
+        async with engine.connect() as connection:
+            pairs = (await connection.execute(text(
+                "SELECT need_id, other_id FROM radar_apart ORDER BY need_id, other_id"))).all()
+        assert [tuple(r) for r in pairs] == [(1, 2), (1, 3), (2, 3)]
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_separations_survive_the_change_to_sets(tmp_path: Path) -> None:
+    await _separations_round_trip(f"sqlite+aiosqlite:///{tmp_path}/s.db")
+
+
+@pytest.mark.pg
+async def test_postgresql_separations_survive_the_change_to_sets() -> None:
+    async with fresh_database() as url:
+        await _separations_round_trip(url)

@@ -580,11 +580,13 @@ def test_needs_set_apart_never_share_a_group() -> None:
     # need 4 taken out (apart from each other member): the rest stays one group
     out = find_groups(items, kb=None, apart=[(4, 1), (4, 2), (4, 3)])
     assert [g.need_ids for g in out] == [(1, 2, 3)]
-    # the group set aside (every pair apart), then need 5 arrives: 5 joins one of them only
+    # the group set aside (one set), then need 5 arrives: 5 joins one of them only
     items.append(NeedItem(5, "TI-5", "recrutement", "cherche cariste", "Firme 5", None))
-    aside = [(a, b) for a, b in combinations((1, 2, 3, 4), 2)]
-    groups = find_groups(items, kb=None, apart=aside)
+    groups = find_groups(items, kb=None, apart=[(1, 2, 3, 4)])
     assert len(groups) == 1 and 5 in groups[0].need_ids and len(groups[0].need_ids) == 2
+    # the same as every pair of it
+    pairs = list(combinations((1, 2, 3, 4), 2))
+    assert find_groups(items, kb=None, apart=pairs) == groups
     # unknown ids and a need paired with itself are ignored
     assert find_groups(items[:4], kb=None, apart=[(7, 8), (1, 1)]) == find_groups(
         items[:4], kb=None)
@@ -598,6 +600,8 @@ def test_average_linkage_keeps_apart_nodes_apart() -> None:
     # the forbidden pair follows merged clusters: 3 may not join the cluster holding 0
     four = {(0, 1): 0.9, (2, 3): 0.8, (1, 2): 0.7, (0, 2): 0.7, (0, 3): 0.7, (1, 3): 0.7}
     assert _average_linkage(4, four, 0.5, apart=[(0, 3)]) == [[0, 1], [2, 3]]
+    # a set of three: at most one of them per cluster
+    assert _average_linkage(4, four, 0.5, apart=[(0, 1, 2)]) == [[2, 3]]
 
 
 def test_acronyms_and_own_investment() -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
-from bot.services.mutualisation import RadarService, apart_pairs
+from bot.services.mutualisation import RadarService, apart_sets
 from knowledge.geography import default_geography
 from knowledge.territories import load_territories
 from storage.db import Database
@@ -21,11 +21,11 @@ pytestmark = pytest.mark.pg
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 TERRITORY = "ti-2703"
 TEXTS = ("Nous recrutons deux soudeurs TIG", "Cherche soudeur qualifié pour l'atelier",
-         "Recrute un chaudronnier soudeur")
+         "Recrute un chaudronnier soudeur", "On cherche des soudeurs, même débutants")
 
 
 def seed(session: Session) -> list[int]:
-    """Three open needs of three firms that the radar groups together."""
+    """Open needs of four firms that the radar groups together."""
     ids = []
     for i, text in enumerate(TEXTS):
         need = Need(reference=f"TI-2026-{i + 1:04d}", theme="recrutement", urgency="month",
@@ -48,24 +48,27 @@ async def test_separations_are_stored_once_and_split_the_group() -> None:
         db = Database(url)
         try:
             await db.create_all()
-            first, second, third = await db.run(seed)
+            first, second, third, fourth = await db.run(seed)
             groups = await db.run(lambda s: service.groups(s, territory))
-            assert [g.need_ids for g in groups] == [(first, second, third)]
+            assert [g.need_ids for g in groups] == [(first, second, third, fourth)]
 
             def separate(session: Session) -> None:
-                # in either order, twice: one row
-                RadarService._set_apart(session, TERRITORY, [(third, first), (third, second)],
-                                        NOW)
-                RadarService._set_apart(session, TERRITORY, [(first, third)], NOW)
+                # the fourth taken out, then the three others set aside; twice: same rows
+                RadarService._set_apart(session, TERRITORY, {
+                    f"pair-{other}-{fourth}": (other, fourth)
+                    for other in (first, second, third)}, NOW)
+                RadarService._set_apart(session, TERRITORY,
+                                        {"aside-x": (first, second, third)}, NOW)
 
             await db.run(separate)
             await db.run(separate)
             count = await db.run(lambda s: s.exec(
                 select(func.count()).select_from(RadarApart)).one())
-            assert count == 2
-            pairs = await db.run(lambda s: apart_pairs(s, TERRITORY))
-            assert sorted(pairs) == [(first, third), (second, third)]
-            groups = await db.run(lambda s: service.groups(s, territory))
-            assert [g.need_ids for g in groups] == [(first, second)]
+            assert count == 3 * 2 + 3  # rows grow with the members, not with the pairs
+            sets = await db.run(lambda s: apart_sets(s, TERRITORY))
+            assert sorted(sets) == sorted([[first, second, third], [first, fourth],
+                                           [second, fourth], [third, fourth]])
+            # no group can hold two of the first three, nor the fourth with any of them
+            assert await db.run(lambda s: service.groups(s, territory)) == []
         finally:
             await db.dispose()

@@ -2,9 +2,9 @@
 
 Groups come from `bot.services.radar.find_groups` over the territory's open needs; their
 key depends only on their members, so recomputing them finds the same group again. The
-animator's corrections are pairs of needs kept apart (`RadarApart`): a need taken out of a
-group is apart from each other member, a group set aside has every pair apart, and the
-grouping never joins such a pair again, whatever needs arrive later.
+animator's corrections are sets of needs kept apart (`RadarApart`): a need taken out of a
+group makes a set of two with each other member, a group set aside is one set, and no group
+ever holds two needs of one set again, whatever needs arrive later.
 
 Grouping thousands of needs takes a second or more of CPU: it never runs on the event loop.
 Before the turn (`RadarService.prefetch`, the dispatcher's prefetch step), the open needs of
@@ -43,7 +43,7 @@ from knowledge.territories import Territory, TerritoryDirectory
 from storage.db import Database
 from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
-__all__ = ["RadarPrefetch", "RadarService", "apart_pairs", "describe", "need_items",
+__all__ = ["RadarPrefetch", "RadarService", "apart_sets", "describe", "need_items",
            "open_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
@@ -92,11 +92,15 @@ def open_items(session: Session, territory_id: str) -> list[NeedItem]:
             for i, ref, theme, text, firm, commune in rows if i is not None and text]
 
 
-def apart_pairs(session: Session, territory_id: str) -> list[tuple[int, int]]:
-    """The pairs of needs the animator separated in a territory (smaller id first)."""
-    return [(a, b) for a, b in session.exec(
-        select(RadarApart.need_id, RadarApart.other_id)
-        .where(RadarApart.territory_id == territory_id))]
+def apart_sets(session: Session, territory_id: str) -> list[list[int]]:
+    """The sets of needs the animator separated in a territory (need ids, ascending)."""
+    sets: dict[str, list[int]] = {}
+    for key, need_id in session.exec(
+            select(RadarApart.set_key, RadarApart.need_id)
+            .where(RadarApart.territory_id == territory_id)
+            .order_by(col(RadarApart.set_key), col(RadarApart.need_id))):
+        sets.setdefault(key, []).append(need_id)
+    return list(sets.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +137,9 @@ class RadarService:
         if self.db is None or not _is_radar_event(event):
             return None
 
-        def snapshot(session: Session) -> dict[str, tuple[list[NeedItem],
-                                                           list[tuple[int, int]]]]:
+        def snapshot(session: Session) -> dict[str, tuple[list[NeedItem], list[list[int]]]]:
             return {territory.id: (open_items(session, territory.id),
-                                   apart_pairs(session, territory.id))
+                                   apart_sets(session, territory.id))
                     for territory in territories_of(session, self.territories, event.user_id)}
 
         items = await self.db.run(snapshot)
@@ -146,7 +149,7 @@ class RadarService:
         groups = await loop.run_in_executor(self._worker, self._compute, items)
         return RadarPrefetch(groups)
 
-    def _compute(self, items: dict[str, tuple[list[NeedItem], list[tuple[int, int]]]]
+    def _compute(self, items: dict[str, tuple[list[NeedItem], list[list[int]]]]
                  ) -> dict[str, list[Group]]:
         """Groups of each territory (runs in the radar's worker thread)."""
         return {territory: find_groups(rows, kb=self.kb, apart=apart)
@@ -158,7 +161,7 @@ class RadarService:
         computed = prefetched.groups.get(territory.id) if prefetched is not None else None
         if computed is None:
             computed = find_groups(open_items(session, territory.id), kb=self.kb,
-                                   apart=apart_pairs(session, territory.id))
+                                   apart=apart_sets(session, territory.id))
         dismissed = set(session.exec(select(RadarMark.group_key).where(
             RadarMark.territory_id == territory.id, RadarMark.status == "dismissed")))
         return [g for g in computed if g.key not in dismissed]
@@ -227,11 +230,10 @@ class RadarService:
                 return self._take_out(session, territory.id, group, taken_out, now)
             if action == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
-                # every two of its needs apart: the group does not come back when one more
-                # need joins it (its key would change)
-                self._set_apart(session, territory.id, [
-                    (a, b) for x, a in enumerate(group.need_ids) for b in group.need_ids[x + 1:]],
-                    now)
+                # its needs one set: the group does not come back when one more need joins
+                # it (its key would change), nor do two of them together
+                self._set_apart(session, territory.id, {f"aside-{group.key}": group.need_ids},
+                                now)
                 return Reply([Message(t("animator.radar_dismissed"))])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
@@ -254,8 +256,9 @@ class RadarService:
         """One need out of a group: apart from each other member, the rest stays a group."""
         if need_id not in group.need_ids:
             return Reply(toast=label("common.stale_button"))
-        self._set_apart(session, territory_id,
-                        [(need_id, other) for other in group.need_ids if other != need_id], now)
+        self._set_apart(session, territory_id, {
+            f"pair-{min(need_id, other)}-{max(need_id, other)}": (need_id, other)
+            for other in group.need_ids if other != need_id}, now)
         reference = group.references[group.need_ids.index(need_id)]
         left = len(group.need_ids) - 1
         return Reply([Message(t("animator.radar_taken_out", reference=reference)
@@ -263,17 +266,20 @@ class RadarService:
                               t("animator.radar_taken_out_last", reference=reference))])
 
     @staticmethod
-    def _set_apart(session: Session, territory_id: str, pairs: list[tuple[int, int]],
+    def _set_apart(session: Session, territory_id: str, sets: dict[str, tuple[int, ...]],
                    now: datetime) -> None:
-        """Record pairs of needs that no group may hold together again (idempotent)."""
-        if not pairs:
+        """Record sets of needs (key -> need ids) of which no group may hold two (idempotent)."""
+        rows = [{"territory_id": territory_id, "set_key": key, "need_id": need_id, "at": now}
+                for key, members in sets.items() for need_id in set(members)]
+        if not rows:
             return
         table = RadarApart.__table__  # type: ignore[attr-defined]
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        rows = [{"territory_id": territory_id, "need_id": min(a, b), "other_id": max(a, b),
-                 "at": now} for a, b in pairs if a != b]
-        session.execute(insert(table).values(rows)
-                        .on_conflict_do_nothing(index_elements=["need_id", "other_id"]))
+        # a few hundred rows a statement: a very big group stays under SQLite's bound on
+        # parameters
+        for start in range(0, len(rows), 500):
+            session.execute(insert(table).values(rows[start:start + 500])
+                            .on_conflict_do_nothing(index_elements=["set_key", "need_id"]))
 
     def _propose(self, session: Session, group: Group, now: datetime) -> Reply:
         result = Reply()

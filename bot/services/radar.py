@@ -97,7 +97,7 @@ import re
 import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
@@ -807,24 +807,24 @@ def _average_linkage(
     scores: dict[tuple[int, int], float],
     threshold: float,
     sizes: Sequence[int] | None = None,
-    apart: Iterable[tuple[int, int]] = (),
+    apart: Iterable[Iterable[int]] = (),
 ) -> list[list[int]]:
     """Clusters of nodes 0..n-1 merged while their mean pairwise score >= threshold.
 
     A node may stand for ``sizes[i]`` needs already together (then ``scores`` holds the sum
     of the scores of their pairs); a cluster is returned when it holds two needs or more.
-    Two nodes of an ``apart`` pair never end in one cluster (the animator said so).
+    No cluster holds two nodes of one ``apart`` set (the animator said so).
     """
     weight = list(sizes) if sizes is not None else [1] * n
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
     count: dict[int, int] = dict(enumerate(weight))
     links: dict[int, dict[int, float]] = defaultdict(dict)  # cluster -> cluster -> score sum
-    # cluster -> clusters it must not merge with (kept symmetric, renamed on each merge)
-    forbid: dict[int, set[int]] = defaultdict(set)
-    for i, j in apart:
-        if i != j:
-            forbid[i].add(j)
-            forbid[j].add(i)
+    # cluster -> the apart sets it holds a node of: two clusters sharing one never merge
+    # (a set's cost is its size, not its number of pairs)
+    tags: dict[int, set[int]] = defaultdict(set)
+    for tag, nodes in enumerate(apart):
+        for i in set(nodes):
+            tags[i].add(tag)
     for (i, j), s in scores.items():
         links[i][j] = s
         links[j][i] = s
@@ -847,16 +847,16 @@ def _average_linkage(
             continue  # one side was merged since: stale entry
         if round(links[c][d] / (count[c] * count[d]), 9) != -neg:
             continue
-        if d in forbid.get(c, ()):
+        if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
             continue  # they hold two needs the animator set apart
         # merge d into c (c is the smaller position, so the cluster id is its first member)
         members[c].extend(members.pop(d))
         count[c] += count.pop(d)
-        for e in forbid.pop(d, set()):
-            forbid[e].discard(d)
-            if e != c:
-                forbid[e].add(c)
-                forbid[c].add(e)
+        if d in tags:
+            moved = tags.pop(d)
+            if len(moved) > len(tags[c]):  # the smaller set joins the bigger one
+                moved, tags[c] = tags[c], moved
+            tags[c] |= moved
         d_links = links.pop(d)
         for e, s in d_links.items():
             if e == c:
@@ -878,10 +878,12 @@ class _Graph:
 
     nodes: list[list[int]]  # node -> positions of its needs, ascending
     links: dict[tuple[int, int], float]  # (node, node), smaller first -> sum of pair scores
+    # node -> the apart sets its needs are in (nodes sharing one never join)
+    tags: dict[int, frozenset[int]] = field(default_factory=dict)
 
 
 def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
-           apart: frozenset[tuple[int, int]] = frozenset()) -> _Graph:
+           apart: dict[int, frozenset[int]] | None = None) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
@@ -891,52 +893,82 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     without objects is scored on its words against the MAX_CANDIDATES needs that share the
     most salient weight with it (inverted index on words; a word in more than TEXT_DF_CAP
     needs, or MAX_DF_SHARE of them, makes no candidate). So the cost grows with the real
-    neighbours, not with the square of the batch. A need of an ``apart`` pair (positions,
-    smaller first: the animator set the two apart) is a node of its own, so that the
-    clustering can keep the two apart, and the pair gets no link (a group set aside would
-    otherwise cost the square of its size in links that can never be used).
+    neighbours, not with the square of the batch. ``apart`` maps a need's position to the
+    apart sets it is in (the animator set it apart from others): a node holds at most one
+    need of a set (the others of that set that would have joined it are nodes of their own),
+    carries the sets of its needs, and two nodes sharing a set get no link.
     """
-    alone = frozenset(k for pair in apart for k in pair)
+    apart = apart or {}
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
-    # (objects, -1), or (objects, position) for a need set apart -> node
-    by_signature: dict[tuple[tuple[tuple[str, float], ...], int], int] = {}
-    by_words: dict[tuple[object, ...], int] = {}
+    by_signature: dict[tuple[tuple[str, float], ...], int] = {}  # objects -> node of like needs
+    by_words: dict[tuple[object, ...], int] = {}  # (theme, words) -> node of like needs
+    objects_of: dict[int, tuple[tuple[str, float], ...]] = {}  # object node -> its objects
+    word_nodes: set[int] = set()  # nodes of needs without objects, said in the same words
+    tags: dict[int, set[int]] = defaultdict(set)
     df: Counter[str] = Counter()
     for need in needs:
         if not need.own:
             df.update(need.tokens.keys())
     cap = min(TEXT_DF_CAP, max(MIN_DF_CAP, int(MAX_DF_SHARE * len(needs))))
+
+    def new_node() -> int:
+        nodes.append([])
+        return len(nodes) - 1
+
     for i, need in enumerate(needs):
         if need.own:
             continue  # never poolable
         if need.objects:
-            signature = (tuple(sorted(need.objects.items())), i if i in alone else -1)
+            signature = tuple(sorted(need.objects.items()))
             k = by_signature.get(signature)
             if k is None:
-                k = by_signature[signature] = len(nodes)
-                nodes.append([])
+                k = by_signature[signature] = new_node()
+                objects_of[k] = signature
         elif any(2 <= df[t] <= cap for t in need.tokens):
             # (only needs with a word rare enough to make candidates: the others were never
             # scored against anything one by one either)
             # same theme, same words: _pair_score gives 1.0 (the programmes agree too)
-            words = (need.item.theme, tuple(sorted(need.tokens)), i if i in alone else -1)
+            words = (need.item.theme, tuple(sorted(need.tokens)))
             k = by_words.get(words)
             if k is None:
-                k = by_words[words] = len(nodes)
-                nodes.append([])
+                k = by_words[words] = new_node()
+                word_nodes.add(k)
         else:
-            k = len(nodes)
-            nodes.append([])
+            k = new_node()
         nodes[k].append(i)
         node_of[i] = k
+    # a node keeps at most one need of each apart set: the needs in the fewest sets stay
+    # (a need taken out of a group is in a set with each other member: it leaves, they stay),
+    # the others become nodes of their own
+    for k in sorted({node_of[i] for i in apart if i in node_of}):
+        held: set[int] = set()
+        leaving = []
+        for i in sorted((i for i in nodes[k] if i in apart), key=lambda i: (len(apart[i]), i)):
+            if held.isdisjoint(apart[i]):
+                held |= apart[i]
+            else:
+                leaving.append(i)
+        tags[k] = held
+        if not leaving:
+            continue
+        gone = set(leaving)
+        nodes[k] = [i for i in nodes[k] if i not in gone]
+        for i in leaving:
+            single = node_of[i] = new_node()
+            nodes[single].append(i)
+            tags[single] = set(apart[i])
+            if k in objects_of:
+                objects_of[single] = objects_of[k]
+            elif k in word_nodes:
+                word_nodes.add(single)
     links: dict[tuple[int, int], float] = defaultdict(float)
     # object nodes sharing an object
     object_postings: dict[str, list[int]] = defaultdict(list)
-    for (objects, _), k in by_signature.items():
+    for k, objects in objects_of.items():
         for obj, _ in objects:
             object_postings[obj].append(k)
-    signature_of = {k: dict(objects) for (objects, _), k in by_signature.items()}
+    signature_of = {k: dict(objects) for k, objects in objects_of.items()}
     seen: set[tuple[int, int]] = set()
     for members in object_postings.values():
         for x in range(len(members)):
@@ -945,15 +977,13 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
                 if (c, d) in seen:
                     continue
                 seen.add((c, d))
-                first_c, first_d = nodes[c][0], nodes[d][0]
-                if apart and (min(first_c, first_d), max(first_c, first_d)) in apart:
-                    continue  # two needs set apart (each its own node)
+                if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
+                    continue  # they hold two needs set apart: never one group
                 score = _object_score(signature_of[c], signature_of[d])
                 if score > 0.0:
                     links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
     # nodes without objects, on their words: each word node by its first need (the others
     # say the same words), each need of an object node on its own (their words differ)
-    word_nodes = set(by_words.values())
     units = [i for i in node_of if node_of[i] not in word_nodes or nodes[node_of[i]][0] == i]
     weight_of = {i: len(nodes[node_of[i]]) if node_of[i] in word_nodes else 1 for i in units}
     postings: dict[str, list[int]] = defaultdict(list)
@@ -977,13 +1007,15 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     _ask_cards(needs, pairs, kb)
     use_kb = kb is not None
     for i, j in pairs:
-        if (i, j) in apart:
+        c, d = node_of[i], node_of[j]
+        if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
             continue
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
             c, d = sorted((node_of[i], node_of[j]))
             links[(c, d)] += score * weight_of[i] * weight_of[j]
-    return _Graph(nodes=nodes, links=dict(links))
+    return _Graph(nodes=nodes, links=dict(links),
+                  tags={k: frozenset(t) for k, t in tags.items()})
 
 
 def group_key(need_ids: Iterable[int]) -> str:
@@ -1094,12 +1126,15 @@ def find_groups(
     kb: KnowledgeBase | None,
     min_size: int = 2,
     threshold: float = DEFAULT_THRESHOLD,
-    apart: Iterable[tuple[int, int]] = (),
+    apart: Iterable[Iterable[int]] = (),
 ) -> list[Group]:
     """Groups of open needs that at least ``min_size`` firms share, biggest first.
 
-    ``apart`` holds pairs of need ids the animator separated (a need taken out of a group, a
-    group set aside): no group ever holds both needs of such a pair.
+    ``apart`` holds sets of need ids the animator separated (a need taken out of a group and
+    one other member; a group set aside, whole): no group ever holds two needs of one set.
+    The separation carries to the needs written like them (same objects, or same words under
+    one theme: one node of the graph): a need taken out of a group of caristes keeps the
+    needs that say what it says out of that group too.
     """
     if min_size < 2:
         raise ValueError("a group holds two firms at least: min_size must be >= 2")
@@ -1110,15 +1145,23 @@ def find_groups(
     ordered = sorted(items, key=lambda it: it.need_id)
     needs = _analyse(ordered, kb)
     position = {it.need_id: k for k, it in enumerate(ordered)}
-    pairs = [(min(position[a], position[b]), max(position[a], position[b])) for a, b in apart
-             if a in position and b in position and a != b]
-    graph = _graph(needs, kb, frozenset(pairs))
-    node_of = {i: k for k, members in enumerate(graph.nodes) for i in members}
+    # each set, as positions of the needs still open; a set with one of them says nothing
+    sets = [found for found in ({position[i] for i in ids if i in position} for ids in apart)
+            if len(found) >= 2]
+    sets_of: dict[int, set[int]] = defaultdict(set)
+    for tag, members in enumerate(sets):
+        for i in members:
+            sets_of[i].add(tag)
+    graph = _graph(needs, kb, {i: frozenset(t) for i, t in sets_of.items()})
     sizes = [len(m) for m in graph.nodes]
     groups: list[Group] = []
-    separated = [(node_of[i], node_of[j]) for i, j in pairs if i in node_of and j in node_of]
+    # the sets carry over as sets of nodes (a node holds at most one need of a set)
+    by_tag: dict[int, list[int]] = defaultdict(list)
+    for k, node_tags in graph.tags.items():
+        for tag in node_tags:
+            by_tag[tag].append(k)
     for cluster in _average_linkage(len(graph.nodes), graph.links, threshold, sizes,
-                                    separated):
+                                    by_tag.values()):
         positions = sorted(i for k in cluster for i in graph.nodes[k])
         members = [needs[i] for i in positions]
         firms = len({n.firm for n in members})
