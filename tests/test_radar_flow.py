@@ -86,6 +86,11 @@ async def test_a_need_taken_out_or_a_group_set_aside_never_comes_back(
     card = (await say(animator, "/radar"))[1]
     assert card.plain.startswith("2 entreprises : soudeurs à recruter")
     assert "Tôlerie" not in card.plain
+    # a forged button: a need that is not in the group is refused, nothing is stored
+    key = next(b["callback_data"] for row in card.inline_keyboard() for b in row
+               if b["callback_data"].startswith("rad:dis:")).split(":")[2]
+    assert await relais.answered(animator, animator.press_data(f"rad:out:999999:{key}")) == []
+    assert animator.callback_answers[-1].get("text") == "Ce bouton n'est plus valable."
     assert (await press(animator, "Écarter"))[-1].plain.startswith("Groupe écarté")
     # One more firm with the same need: before, the set-aside group came back with it (a new
     # member, a new key); now each group shown holds at most one of the three first needs.
