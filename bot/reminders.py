@@ -18,15 +18,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.services.digests import DigestService
 from bot.services.followup import SLICE, FollowUpCounts, FollowUpService
 from bot.services.meetings import FiredReminder, MeetingService
 from bot.services.privacy import LEFTOVER_MARGIN, PURGE_SLICE, RetentionPass
-from storage.db import Database
+from storage.db import Database, claim_run
 from storage.models import DigestRun
 
 __all__ = ["ReminderScheduler", "run_followup_slices", "run_retention_slices"]
@@ -223,13 +221,7 @@ class ReminderScheduler:
         day = now.astimezone(self.tz).date().isoformat()
 
         def claim(session: Session) -> bool:
-            table = DigestRun.__table__  # type: ignore[attr-defined]
-            insert = (pg_insert if session.get_bind().dialect.name == "postgresql"
-                      else sqlite_insert)
-            claimed = session.execute(insert(table).values(kind="retention", period=day,
-                                                           ran_at=now)
-                                      .on_conflict_do_nothing(index_elements=["kind", "period"]))
-            return bool(claimed.rowcount)  # type: ignore[attr-defined]
+            return claim_run(session, "retention", day, now)
 
         def last_completed(session: Session) -> datetime | None:
             # The latest day first, through the (kind, period) unique index.

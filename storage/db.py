@@ -29,11 +29,14 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -41,8 +44,9 @@ from sqlalchemy.sql.base import Executable
 from sqlmodel import Session, SQLModel, create_engine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.models import DigestRun
 
-__all__ = ["Database", "DatabaseBusy", "lock_chat", "sync_url"]
+__all__ = ["Database", "DatabaseBusy", "claim_run", "insert_for", "lock_chat", "sync_url"]
 
 T = TypeVar("T")
 _DISCONNECT_ATTEMPTS = 2
@@ -61,6 +65,24 @@ def _is_busy(exc: OperationalError) -> bool:
     if isinstance(code, int):
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return isinstance(original, sqlite3.OperationalError) and "locked" in str(original)
+
+
+def insert_for(session: Session) -> Any:
+    """The INSERT of the session's dialect (PostgreSQL or SQLite), for its ON CONFLICT."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def claim_run(session: Session, kind: str, period: str, now: datetime) -> bool:
+    """Insert the (kind, period) row of `digest_run` unless it exists; whether this call did.
+
+    Periodic jobs claim their period this way: of several instances, one inserts the row and
+    runs the job, the others see the conflict and skip it.
+    """
+    table = DigestRun.__table__  # type: ignore[attr-defined]
+    done = session.execute(insert_for(session)(table)
+                           .values(kind=kind, period=period[:64], ran_at=now)
+                           .on_conflict_do_nothing(index_elements=["kind", "period"]))
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 def sync_url(url: str) -> str:

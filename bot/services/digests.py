@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.catalogue import label, t
@@ -40,7 +38,7 @@ from bot.services.routing import animator_chats
 from bot.services.types import Incoming, Reply
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.db import Database
+from storage.db import Database, claim_run
 from storage.models import (
     DigestRun,
     Need,
@@ -187,11 +185,7 @@ class DigestService:
     # --- weekly digests ---------------------------------------------------------------------
     def claim(self, session: Session, kind: str, period: str, now: datetime) -> bool:
         """Insert the (kind, period) row; False when another run already did."""
-        table = DigestRun.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        result = session.execute(insert(table).values(kind=kind, period=period, ran_at=now)
-                                 .on_conflict_do_nothing(index_elements=["kind", "period"]))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return claim_run(session, kind, period, now)
 
     def period(self, now: datetime, period: str | None) -> tuple[str, datetime, datetime]:
         """The digest's period name and bounds: the last ISO week, or on demand the last

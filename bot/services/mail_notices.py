@@ -21,8 +21,6 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.catalogue import label, t
@@ -31,6 +29,7 @@ from bot.services import outbox
 from bot.services.routing import animator_chats
 from knowledge.taxonomy import theme_label
 from knowledge.territories import Territory, TerritoryDirectory
+from storage.db import claim_run
 from storage.models import DigestRun, InboundEmail, Need
 
 __all__ = ["NewNeedNotices", "set_aside_loop"]
@@ -111,7 +110,7 @@ class NewNeedNotices:
 
     def _claim(self, session: Session, territory_id: str, now: datetime) -> bool:
         """Take this period's notice for the territory; False if it was taken already."""
-        return _insert_run(session, KIND, self._period_key(territory_id, now), now)
+        return claim_run(session, KIND, self._period_key(territory_id, now), now)
 
     @staticmethod
     def _waiting(session: Session, territory_id: str, now: datetime) -> list[Need]:
@@ -151,19 +150,12 @@ class NewNeedNotices:
                  commune=need.commune_name or "—", sender=need.contact_value or "—").plain()
 
 
-def _insert_run(session: Session, kind: str, period: str, now: datetime) -> bool:
-    """Insert a `digest_run` row unless it exists; whether this call inserted it."""
-    table = DigestRun.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    done = session.execute(insert(table).values(kind=kind, period=period[:64], ran_at=now)
-                           .on_conflict_do_nothing(index_elements=["kind", "period"]))
-    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 def _mark(session: Session, needs: list[Need], now: datetime) -> None:
     """Remember these needs as announced (never listed again)."""
     for need in needs:
-        _insert_run(session, NEED_KIND, str(need.id), now)
+        claim_run(session, NEED_KIND, str(need.id), now)
 
 
 def _send(session: Session, messages: list[tuple[str, Message]], now: datetime) -> None:

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.catalogue import entries, label, t
@@ -40,7 +38,7 @@ from bot.services.routing import animator_chats
 from bot.services.types import Button, Incoming, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
-from storage.db import Database
+from storage.db import Database, insert_for
 from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
 __all__ = ["RadarPrefetch", "RadarService", "apart_sets", "describe", "need_items",
@@ -245,8 +243,7 @@ class RadarService:
     def _mark(session: Session, territory_id: str, key: str, status: str,
               now: datetime) -> None:
         table = RadarMark.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(table).values(territory_id=territory_id, group_key=key,
+        session.execute(insert_for(session)(table).values(territory_id=territory_id, group_key=key,
                                              status=status, at=now)
                         .on_conflict_do_update(index_elements=["territory_id", "group_key"],
                                                set_={"status": status, "at": now}))
@@ -274,7 +271,7 @@ class RadarService:
         if not rows:
             return
         table = RadarApart.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         # a few hundred rows a statement: a very big group stays under SQLite's bound on
         # parameters
         for start in range(0, len(rows), 500):

@@ -1007,12 +1007,11 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     _ask_cards(needs, pairs, kb)
     use_kb = kb is not None
     for i, j in pairs:
-        c, d = node_of[i], node_of[j]
+        c, d = sorted((node_of[i], node_of[j]))
         if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
-            continue
+            continue  # they hold two needs set apart: never one group
         score = _pair_score(needs[i], needs[j], use_kb=use_kb)
         if score > 0.0:
-            c, d = sorted((node_of[i], node_of[j]))
             links[(c, d)] += score * weight_of[i] * weight_of[j]
     return _Graph(nodes=nodes, links=dict(links),
                   tags={k: frozenset(t) for k, t in tags.items()})
