@@ -79,6 +79,14 @@ async def test_a_need_taken_out_or_a_group_set_aside_never_comes_back(
     assert card.plain.startswith("3 entreprises : soudeurs à recruter")
     taken = (await press(animator, "Retirer TI-2026-0003"))[-1]
     assert taken.plain.startswith("TI-2026-0003 est retirée du groupe")
+    # a mistaken tap is undone: the group of three is back
+    assert (await press(animator, "Annuler"))[-1].plain.startswith("C'est annulé")
+    again = (await say(animator, "/radar"))[1]
+    assert again.plain.startswith("3 entreprises : soudeurs à recruter")
+    card = again
+    taken = (await press(animator, "Retirer TI-2026-0003"))[-1]
+    assert taken.plain.startswith("TI-2026-0003 est retirée du groupe")
+    assert taken.button_labels() == ["Annuler"]
     # the old card's buttons name a group that no longer exists
     stale = await relais.answered(
         animator, animator.press("Retirer TI-2026-0001", message_id=card.message_id))
@@ -91,6 +99,15 @@ async def test_a_need_taken_out_or_a_group_set_aside_never_comes_back(
                if b["callback_data"].startswith("rad:dis:")).split(":")[2]
     assert await relais.answered(animator, animator.press_data(f"rad:out:999999:{key}")) == []
     assert animator.callback_answers[-1].get("text") == "Ce bouton n'est plus valable."
+    aside = (await press(animator, "Écarter"))[-1]
+    assert aside.plain.startswith("Groupe écarté")
+    assert (await press(animator, "Annuler"))[-1].plain.startswith("C'est annulé")
+    # undone once, the button has nothing left to undo
+    stale = await relais.answered(animator, animator.press("Annuler",
+                                                           message_id=aside.message_id))
+    assert stale == [] and animator.callback_answers[-1].get("text") == (
+        "Ce bouton n'est plus valable.")
+    assert (await say(animator, "/radar"))[1].plain.startswith("2 entreprises")
     assert (await press(animator, "Écarter"))[-1].plain.startswith("Groupe écarté")
     # One more firm with the same need: before, the set-aside group came back with it (a new
     # member, a new key); now each group shown holds at most one of the three first needs.

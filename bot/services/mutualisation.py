@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
 from bot.catalogue import entries, label, t
@@ -88,6 +89,11 @@ def open_items(session: Session, territory_id: str) -> list[NeedItem]:
     return [NeedItem(need_id=i, reference=ref, theme=theme, text=text, firm=firm or "",
                      commune=commune)
             for i, ref, theme, text, firm, commune in rows if i is not None and text]
+
+
+def _undo_button(key: str) -> tuple[tuple[Button, ...], ...]:
+    """The « Annuler » under the answer to a take-out or a set-aside."""
+    return ((Button(label("animator.radar_btn_undo"), f"rad:undo:{key}"),),)
 
 
 def apart_sets(session: Session, territory_id: str) -> list[list[int]]:
@@ -205,13 +211,15 @@ class RadarService:
 
     def on_button(self, session: Session, user_id: int, value: str, *,
                   now: datetime, prefetched: Any = None) -> Reply:
-        """Animator buttons (`rad:ask|dis:<key>`, `rad:out:<need>:<key>`), firm answers."""
+        """Animator buttons (`rad:ask|dis|undo:<key>`, `rad:out:<need>:<key>`), firm answers."""
         ready = prefetched if isinstance(prefetched, RadarPrefetch) else None
         parts = value.split(":")
         action = parts[1] if len(parts) > 1 else ""
         if action in {"yes", "no"} and len(parts) == 4 and parts[2].isdigit():
             return self._firm_answer(session, user_id, int(parts[2]), parts[3], action,
                                      now=now)
+        if action == "undo" and len(parts) == 3:
+            return self._undo(session, user_id, parts[2])
         if action == "out" and len(parts) == 4 and parts[2].isdigit():
             taken_out: int | None = int(parts[2])
         elif action in {"dis", "ask"} and len(parts) == 3:
@@ -232,7 +240,7 @@ class RadarService:
                 # it (its key would change), nor do two of them together
                 self._set_apart(session, territory.id, {f"aside-{group.key}": group.need_ids},
                                 now)
-                return Reply([Message(t("animator.radar_dismissed"))])
+                return Reply([Message(t("animator.radar_dismissed"), _undo_button(group.key))])
             self._mark(session, territory.id, group.key, "proposed", now)
             return self._propose(session, group, now)
         if not territories_of(session, self.territories, user_id):
@@ -243,8 +251,8 @@ class RadarService:
     def _mark(session: Session, territory_id: str, key: str, status: str,
               now: datetime) -> None:
         table = RadarMark.__table__  # type: ignore[attr-defined]
-        session.execute(insert_for(session)(table).values(territory_id=territory_id, group_key=key,
-                                             status=status, at=now)
+        session.execute(insert_for(session)(table)
+                        .values(territory_id=territory_id, group_key=key, status=status, at=now)
                         .on_conflict_do_update(index_elements=["territory_id", "group_key"],
                                                set_={"status": status, "at": now}))
 
@@ -253,14 +261,33 @@ class RadarService:
         """One need out of a group: apart from each other member, the rest stays a group."""
         if need_id not in group.need_ids:
             return Reply(toast=label("common.stale_button"))
+        # one set of two with each other member, keyed by the group so that « Annuler »
+        # finds them again
         self._set_apart(session, territory_id, {
-            f"pair-{min(need_id, other)}-{max(need_id, other)}": (need_id, other)
+            f"out-{group.key}-{other}": (need_id, other)
             for other in group.need_ids if other != need_id}, now)
         reference = group.references[group.need_ids.index(need_id)]
         left = len(group.need_ids) - 1
         return Reply([Message(t("animator.radar_taken_out", reference=reference)
                               if left >= 2 else
-                              t("animator.radar_taken_out_last", reference=reference))])
+                              t("animator.radar_taken_out_last", reference=reference),
+                              _undo_button(group.key))])
+
+    def _undo(self, session: Session, user_id: int, key: str) -> Reply:
+        """« Annuler » under a take-out or a set-aside: its separations and mark are removed."""
+        territories = [t.id for t in territories_of(session, self.territories, user_id)]
+        if not territories:
+            return Reply(toast=label("common.animators_only"))
+        removed = session.execute(delete(RadarApart).where(
+            col(RadarApart.territory_id).in_(territories),
+            or_(RadarApart.set_key == f"aside-{key}",
+                col(RadarApart.set_key).startswith(f"out-{key}-", autoescape=True))))
+        session.execute(delete(RadarMark).where(
+            col(RadarMark.territory_id).in_(territories), RadarMark.group_key == key,
+            RadarMark.status == "dismissed"))
+        if not removed.rowcount:  # type: ignore[attr-defined]
+            return Reply(toast=label("common.stale_button"))
+        return Reply([Message(t("animator.radar_undone"))])
 
     @staticmethod
     def _set_apart(session: Session, territory_id: str, sets: dict[str, tuple[int, ...]],
