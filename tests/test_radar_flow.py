@@ -119,6 +119,35 @@ async def test_a_need_taken_out_or_a_group_set_aside_never_comes_back(
     for plain in cards:
         assert sum(name in plain for name in firsts) <= 1, plain
         assert "Serrurerie Bourbon" in plain
+    # The corrections stay reviewable: a button under the title lists them, each liftable.
+    assert replies[0].button_labels() == ["Vos corrections (2)"]
+    listed = await press(animator, "Vos corrections (2)")
+    assert listed[0].plain.startswith("Vos corrections du radar (2)")
+    lines = {m.plain: m for m in listed[1:]}
+    assert len(lines) == 2, list(lines)
+    out = next(m for p, m in lines.items() if p.startswith("TI-2026-0003"))
+    assert out.plain.startswith(
+        "TI-2026-0003 retirée du groupe de TI-2026-0001, TI-2026-0002 · le ")
+    aside = next(m for p, m in lines.items() if p.startswith("Groupe écarté"))
+    assert aside.plain.startswith("Groupe écarté : TI-2026-0001, TI-2026-0002 · le ")
+    assert out.button_labels() == aside.button_labels() == ["Rétablir"]
+    lifted = await relais.answered(animator, animator.press("Rétablir",
+                                                           message_id=aside.message_id))
+    assert lifted[-1].plain.startswith("C'est annulé")
+    # the first two firms are together again, with the fourth; the third stays out
+    cards = [r.plain for r in (await say(animator, "/radar"))[1:]]
+    assert any("Chaudronnerie Martin" in c and "Forges du Brionnais" in c for c in cards), cards
+    assert not any("Tôlerie" in c and "Chaudronnerie Martin" in c for c in cards), cards
+    # lifted once, the button is spent; the list holds the take-out only
+    spent = await relais.answered(animator, animator.press("Rétablir",
+                                                          message_id=aside.message_id))
+    assert spent == [] and animator.callback_answers[-1].get("text") == (
+        "Ce bouton n'est plus valable.")
+    listed = await press(animator, "Vos corrections (1)")
+    assert [m.plain[:12] for m in listed[1:]] == ["TI-2026-0003"]
+    # another territory's list is not this animator's
+    assert await relais.answered(animator, animator.press_data("rad:fix:ti-0101")) == []
+    assert animator.callback_answers[-1].get("text") == "Ce bouton n'est plus valable."
 
 
 def test_radar_eval_holds_the_bar() -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from bot.config import DEFAULT_TERRITORIES_DIR
-from bot.services.mutualisation import RadarService, apart_sets
+from bot.services.mutualisation import RadarService, apart_sets, corrections
 from knowledge.geography import default_geography
 from knowledge.territories import load_territories
 from storage.db import Database
@@ -70,5 +70,32 @@ async def test_separations_are_stored_once_and_split_the_group() -> None:
                                            [second, fourth], [third, fourth]])
             # no group can hold two of the first three, nor the fourth with any of them
             assert await db.run(lambda s: service.groups(s, territory)) == []
+            # the corrections view: four, the pairs of an older version liftable by « a-b »
+            found = await db.run(lambda s: corrections(s, TERRITORY))
+            assert sorted((c.kind, c.key, c.need_ids) for c in found) == [
+                ("aside", "x", (first, second, third)),
+                *sorted(("pair", f"{other}-{fourth}", (other, fourth))
+                        for other in (first, second, third))]
+
+            def close(session: Session) -> None:
+                for need_id in (first, second):
+                    need = session.get(Need, need_id)
+                    assert need is not None
+                    need.status = "closed_helped"
+                    session.add(need)
+
+            await db.run(close)
+            # a correction that no longer bears on two open needs is not listed
+            found = await db.run(lambda s: corrections(s, TERRITORY))
+            assert [(c.kind, c.need_ids) for c in found] == [("pair", (third, fourth))]
+            # « Rétablir » under it lifts the pair: the two needs group again
+            animator = next(a.telegram_user_id for a in territory.animators
+                            if a.telegram_user_id is not None)
+            lifted = await db.run(lambda s: service.on_button(
+                s, animator, f"rad:undo:{third}-{fourth}", now=NOW))
+            assert lifted.messages[0].text.plain().startswith("C'est annulé")
+            assert await db.run(lambda s: corrections(s, TERRITORY)) == []
+            groups = await db.run(lambda s: service.groups(s, territory))
+            assert [g.need_ids for g in groups] == [(third, fourth)]
         finally:
             await db.dispose()

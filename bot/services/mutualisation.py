@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
@@ -32,6 +33,7 @@ from sqlmodel import Session, col, select
 from bot.catalogue import entries, label, t
 from bot.messages import Message, Text
 from bot.services.animators import territories_of
+from bot.services.emails import french_date
 from bot.services.lifecycle import OPEN_STATUSES
 from bot.services.radar import Group, NeedItem, find_groups
 from bot.services.radar_objects import PEOPLE_KINDS, PLAIN_PEOPLE_KINDS, object_lexicon
@@ -42,13 +44,16 @@ from knowledge.territories import Territory, TerritoryDirectory
 from storage.db import Database, insert_for
 from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
-__all__ = ["RadarPrefetch", "RadarService", "apart_sets", "describe", "need_items",
-           "open_items"]
+__all__ = ["Correction", "RadarPrefetch", "RadarService", "apart_sets", "corrections",
+           "describe", "need_items", "open_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # A card offers to take out at most this many of its needs, two buttons a row: a bigger group
 # is better set aside whole.
 MAX_TAKE_OUT = 12
+# The corrections view lists this many, the most recent first (one message each).
+MAX_CORRECTIONS = 10
+_PARIS = ZoneInfo("Europe/Paris")
 
 
 def need_items(needs: list[Need]) -> list[NeedItem]:
@@ -105,6 +110,56 @@ def apart_sets(session: Session, territory_id: str) -> list[list[int]]:
             .order_by(col(RadarApart.set_key), col(RadarApart.need_id))):
         sets.setdefault(key, []).append(need_id)
     return list(sets.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """One of the animator's past corrections: a need taken out, a group set aside."""
+
+    # what « Rétablir » sends to undo it: the group's key, or « a-b » for a pair kept
+    # from before take-outs were keyed by their group (migration 0017)
+    key: str
+    kind: str  # "out", "aside" or "pair"
+    need_ids: tuple[int, ...]  # the taken-out need first, for "out"
+    at: datetime
+
+
+def corrections(session: Session, territory_id: str) -> list[Correction]:
+    """The territory's corrections that still bear on open needs, the most recent first."""
+    rows = session.exec(
+        select(RadarApart.set_key, RadarApart.need_id, RadarApart.at, Need.status)
+        .join(Need, col(Need.id) == RadarApart.need_id)
+        .where(RadarApart.territory_id == territory_id))
+    members: dict[str, set[int]] = {}
+    latest: dict[str, datetime] = {}
+    open_ids: set[int] = set()
+    for set_key, need_id, at, status in rows:
+        kind, _, rest = set_key.partition("-")
+        if kind == "out":
+            # out-<group key>-<other member>: every set of one take-out shares the group key
+            group_key, _, other = rest.rpartition("-")
+            action = f"out:{group_key}"
+            if str(need_id) != other:
+                members.setdefault(f"{action}:taken", set()).add(need_id)
+        else:
+            action = f"{kind}:{rest}"
+        members.setdefault(action, set()).add(need_id)
+        latest[action] = max(latest.get(action, at), at)
+        if status in OPEN:
+            open_ids.add(need_id)
+    found = []
+    for action, ids in members.items():
+        kind, _, key = action.partition(":")
+        if kind not in {"out", "aside", "pair"} or key.endswith(":taken"):
+            continue
+        # a separation between needs no longer open changes nothing the animator sees
+        if len(ids & open_ids) < 2:
+            continue
+        taken = members.get(f"{action}:taken", set())
+        first = sorted(taken)[:1] if kind == "out" else []
+        ordered = tuple(first + sorted(ids - set(first)))
+        found.append(Correction(key=key, kind=kind, need_ids=ordered, at=latest[action]))
+    return sorted(found, key=lambda c: (c.at, c.key), reverse=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +234,15 @@ class RadarService:
         result = Reply()
         for territory in territories:
             groups = self.groups(session, territory, ready)
+            past = len(corrections(session, territory.id))
+            # the corrections stay reviewable: one button under the title, when there are any
+            review = (((Button(t("animator.radar_btn_corrections", count=past).plain(),
+                               f"rad:fix:{territory.id}"),),) if past else ())
             if not groups:
-                result.messages.append(Message(t("animator.radar_empty")))
+                result.messages.append(Message(t("animator.radar_empty"), review))
                 continue
-            result.messages.append(Message(t("animator.radar_title", count=len(groups))))
+            result.messages.append(Message(t("animator.radar_title", count=len(groups)),
+                                           review))
             for group in groups[:10]:
                 result.messages.append(self._card(session, group))
         return result
@@ -220,6 +280,8 @@ class RadarService:
                                      now=now)
         if action == "undo" and len(parts) == 3:
             return self._undo(session, user_id, parts[2])
+        if action == "fix" and len(parts) == 3:
+            return self._corrections(session, user_id, parts[2])
         if action == "out" and len(parts) == 4 and parts[2].isdigit():
             taken_out: int | None = int(parts[2])
         elif action in {"dis", "ask"} and len(parts) == 3:
@@ -273,14 +335,45 @@ class RadarService:
                               t("animator.radar_taken_out_last", reference=reference),
                               _undo_button(group.key))])
 
+    def _corrections(self, session: Session, user_id: int, territory_id: str) -> Reply:
+        """« Vos corrections » : the past take-outs and set-asides, each with « Rétablir »."""
+        if territory_id not in {t.id for t in territories_of(session, self.territories,
+                                                              user_id)}:
+            return Reply(toast=label("common.stale_button"))
+        found = corrections(session, territory_id)
+        if not found:
+            return Reply([Message(t("animator.radar_corrections_none"))])
+        shown = found[:MAX_CORRECTIONS]
+        ids = {need_id for c in shown for need_id in c.need_ids}
+        references = {need_id: reference for need_id, reference in session.exec(
+            select(Need.id, Need.reference).where(col(Need.id).in_(ids)))}
+        result = Reply([Message(t("animator.radar_corrections_title", count=len(found)))])
+        for correction in shown:
+            refs = [references.get(i, "—") for i in correction.need_ids]
+            day = french_date(correction.at.astimezone(_PARIS).date())
+            if correction.kind == "out":
+                text = t("animator.radar_correction_out", reference=refs[0],
+                         others=", ".join(refs[1:]), day=day)
+            else:
+                text = t(f"animator.radar_correction_{correction.kind}",
+                         references=", ".join(refs), day=day)
+            result.messages.append(Message(text, ((Button(label("animator.radar_btn_lift"),
+                                                          f"rad:undo:{correction.key}"),),)))
+        if len(found) > len(shown):
+            result.messages.append(Message(t("animator.radar_corrections_more",
+                                             count=len(found) - len(shown))))
+        return result
+
     def _undo(self, session: Session, user_id: int, key: str) -> Reply:
-        """« Annuler » under a take-out or a set-aside: its separations and mark are removed."""
+        """« Annuler » or « Rétablir »: a take-out's or set-aside's separations and mark go."""
         territories = [t.id for t in territories_of(session, self.territories, user_id)]
         if not territories:
             return Reply(toast=label("common.animators_only"))
         removed = session.execute(delete(RadarApart).where(
             col(RadarApart.territory_id).in_(territories),
             or_(RadarApart.set_key == f"aside-{key}",
+                # a pair kept from before take-outs were keyed by their group
+                RadarApart.set_key == f"pair-{key}",
                 col(RadarApart.set_key).startswith(f"out-{key}-", autoescape=True))))
         session.execute(delete(RadarMark).where(
             col(RadarMark.territory_id).in_(territories), RadarMark.group_key == key,
