@@ -51,6 +51,9 @@ OPEN = tuple(s.value for s in OPEN_STATUSES)
 # A card offers to take out at most this many of its needs, two buttons a row: a bigger group
 # is better set aside whole.
 MAX_TAKE_OUT = 12
+# A bigger group offers « Retirer une demande… », which lists its needs in a message of their
+# own, three buttons a row, under Telegram's 100 buttons a message.
+MAX_PICK = 96
 # The corrections view lists this many, the most recent first (one message each).
 MAX_CORRECTIONS = 10
 _PARIS = ZoneInfo("Europe/Paris")
@@ -175,7 +178,7 @@ def _is_radar_event(event: Incoming) -> bool:
         return event.value == "radar"
     if event.kind == "button":
         prefix, _, rest = event.value.partition(":")
-        return prefix == "rad" and rest.partition(":")[0] in {"dis", "ask", "out"}
+        return prefix == "rad" and rest.partition(":")[0] in {"dis", "ask", "out", "pick"}
     return False
 
 
@@ -263,6 +266,8 @@ class RadarService:
                            f"rad:out:{need_id}:{group.key}")
                     for need_id, reference in zip(group.need_ids, group.references, strict=True)]
             buttons += [tuple(outs[k:k + 2]) for k in range(0, len(outs), 2)]
+        else:
+            buttons.append((Button(label("animator.radar_btn_pick"), f"rad:pick:{group.key}"),))
         return Message(
             t("animator.radar_group", shared=describe(group), group_needs=Text(tuple(
                 block for line in lines for block in line.blocks)),
@@ -284,7 +289,7 @@ class RadarService:
             return self._corrections(session, user_id, parts[2])
         if action == "out" and len(parts) == 4 and parts[2].isdigit():
             taken_out: int | None = int(parts[2])
-        elif action in {"dis", "ask"} and len(parts) == 3:
+        elif action in {"dis", "ask", "pick"} and len(parts) == 3:
             taken_out = None
         else:
             return Reply(toast=label("common.stale_button"))
@@ -296,6 +301,8 @@ class RadarService:
                 continue
             if taken_out is not None:
                 return self._take_out(session, territory.id, group, taken_out, now)
+            if action == "pick":
+                return self._pick(group)
             if action == "dis":
                 self._mark(session, territory.id, group.key, "dismissed", now)
                 # its needs one set: the group does not come back when one more need joins
@@ -317,6 +324,18 @@ class RadarService:
                         .values(territory_id=territory_id, group_key=key, status=status, at=now)
                         .on_conflict_do_update(index_elements=["territory_id", "group_key"],
                                                set_={"status": status, "at": now}))
+
+    @staticmethod
+    def _pick(group: Group) -> Reply:
+        """« Retirer une demande… » under a big group: its needs as buttons, to take one out."""
+        outs = [Button(t("animator.radar_btn_take_out", reference=reference).plain(),
+                       f"rad:out:{need_id}:{group.key}")
+                for need_id, reference in zip(group.need_ids[:MAX_PICK],
+                                              group.references[:MAX_PICK], strict=True)]
+        text = (t("animator.radar_pick") if len(group.need_ids) <= MAX_PICK
+                else t("animator.radar_pick_first", count=MAX_PICK))
+        return Reply([Message(text, tuple(tuple(outs[k:k + 3])
+                                          for k in range(0, len(outs), 3)))])
 
     def _take_out(self, session: Session, territory_id: str, group: Group, need_id: int,
                   now: datetime) -> Reply:
