@@ -532,7 +532,7 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev à dev6, test, legacy, test2 à test4 (scellées, jamais dans all) "
+        help="Partie : dev à dev7, test, legacy, test2 à test6 (scellées, jamais dans all) "
              "ou all (toutes celles présentes)."
     )] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,
@@ -555,7 +555,7 @@ def radar_eval(
         scores = {part: evaluate_part(part, kb=kb)}
     else:
         raise typer.BadParameter(
-            f"partie inconnue : {part} (dev à dev6, test, legacy, test2 à test4 ou all)")
+            f"partie inconnue : {part} (dev à dev7, test, legacy, test2 à test6 ou all)")
     failed = False
     for name, score in scores.items():
         if score is None:

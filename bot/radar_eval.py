@@ -2,8 +2,8 @@
 
 Two formats are read. The legacy set (``knowledge/eval/radar_needs.yaml``) holds one
 territory's ``needs:``. The development sets (``knowledge/eval/radar/dev.yaml``,
-``dev2.yaml`` to ``dev6.yaml``, written by six different authors) and the test parts
-(``test.yaml``, the sealed ``test2.yaml`` to ``test4.yaml``) hold
+``dev2.yaml`` to ``dev7.yaml``, written by seven different authors) and the test parts
+(``test.yaml``, the sealed ``test2.yaml`` to ``test6.yaml``) hold
 ``territories: [{territory, name, needs: [...]}]``; each territory is run on its own, as the
 radar runs in the bot, so pairs are only ever counted within one territory. A pair is two
 needs of one labelled group (``group:``); a need without a group must stay alone.
@@ -33,16 +33,20 @@ PARTS: dict[str, Path] = {
     "dev4": _EVAL / "radar" / "dev4.yaml",
     "dev5": _EVAL / "radar" / "dev5.yaml",
     "dev6": _EVAL / "radar" / "dev6.yaml",
+    "dev7": _EVAL / "radar" / "dev7.yaml",
     "test": _EVAL / "radar" / "test.yaml",
     "legacy": RADAR_SET,
     "test2": _EVAL / "radar" / "test2.yaml",
     "test3": _EVAL / "radar" / "test3.yaml",
     "test4": _EVAL / "radar" / "test4.yaml",
+    "test5": _EVAL / "radar" / "test5.yaml",
+    "test6": _EVAL / "radar" / "test6.yaml",
 }
 # Scored only when named (`--part test2`), never by `all`: each written by an outside
-# reviewer (test2 in session 6, test3 and test4 in session 7) and scored once: test3 before
-# the last changes of session 7, test4 after them.
-SEALED: frozenset[str] = frozenset({"test2", "test3", "test4"})
+# reviewer (test2 in session 6, test3 and test4 in session 7, test5 and test6 in session 8)
+# and scored once: test3 before the last changes of session 7, test4 after them, test5 and
+# test6 at the end of session 8.
+SEALED: frozenset[str] = frozenset({"test2", "test3", "test4", "test5", "test6"})
 
 Pair = tuple[str, int, int]  # (territory, smaller need id, larger need id)
 
@@ -114,7 +118,7 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
 
 
 def part_path(part: str) -> Path:
-    """The file of a part (dev to dev6, test, legacy, test2 to test4)."""
+    """The file of a part (dev to dev7, test, legacy, test2 to test6)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
     return PARTS[part]
