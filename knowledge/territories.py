@@ -411,6 +411,21 @@ def _geo_codes(geography: Geography) -> _GeoCodes:
     return codes
 
 
+def _member_problems(path: Path, territory: Territory, geography: Geography) -> list[str]:
+    """Member EPCI the geography does not know: their communes would reach no territory.
+
+    EPCI merge (the 2023 list of Territoires d'industrie names some that no longer exist:
+    CA du Val de Fensch and CA Portes de France-Thionville are one since), and a firm of a
+    commune whose current EPCI is not listed would be told it is in no territory.
+    """
+    codes = _geo_codes(geography)
+    return [f"{path}: epci[{i}] : l'EPCI {m.siren} ({m.name}) est inconnu de la table des "
+            "communes (fusionné ou dissous ?) : ses communes ne seraient rattachées à aucun "
+            "territoire. Indiquez l'EPCI actuel (`relais route --commune <nom> --theme "
+            "autre` le donne)."
+            for i, m in enumerate(territory.epci) if m.siren not in codes.epci]
+
+
 def _zone_problems(path: Path, territory: Territory, geography: Geography) -> list[str]:
     """Zone codes unknown to the geography, or outside the territory (never routed to)."""
     codes = _geo_codes(geography)
@@ -495,12 +510,12 @@ def load_territories(
                     f"{partner.id!r} (déjà défini dans {first})"
                 )
             partner_files[partner.id] = path
+        if geography is None:
+            geography = default_geography()  # once per process, cached
+        problems = _member_problems(path, territory, geography)
         if any(p.zone is not None for p in territory.partners):
-            # Loaded only when a zone needs checking: files without zones stay cheap to load.
-            if geography is None:
-                geography = default_geography()
-            problems = _zone_problems(path, territory, geography)
-            if problems:
-                raise TerritoryError("\n".join(problems))
+            problems += _zone_problems(path, territory, geography)
+        if problems:
+            raise TerritoryError("\n".join(problems))
         territories.append(territory)
     return TerritoryDirectory(tuple(territories))

@@ -135,6 +135,9 @@ def test_zones_are_checked_against_the_given_geography(tmp_path: Path) -> None:
     tiny = Geography([
         Commune("71342", "Paray-le-Monial", ("71600",), "71", "27", GRAND_CHAROLAIS,
                 "CC Le Grand Charolais"),
+        Commune("71153", "Le Creusot", ("71200",), "71", "27", CREUSOT_MONTCEAU,
+                "CU Le Creusot Montceau-les-Mines"),
+        Commune("21231", "Dijon", ("21000",), "21", "27", DIJON_METROPOLE, "Dijon Métropole"),
     ])
     data = _territory()
     data["partners"][0]["zone"] = {"communes": ["71342"]}
@@ -160,6 +163,19 @@ def test_directory_lookups(tmp_path: Path, geo: Geography) -> None:
 
 
 # -- what is refused -------------------------------------------------------------------------
+
+
+def test_a_member_epci_unknown_to_the_geography_is_refused(tmp_path: Path, geo: Geography) -> None:
+    """An EPCI merged since (2023 list): its communes would reach no territory; said so."""
+    data = _territory()
+    # CA du Val de Fensch, member of Nord Lorraine in the 2023 list, merged since
+    data["epci"].append({"siren": "245701222", "name": "CA du Val de Fensch"})
+    _write(tmp_path, "t.yaml", data)
+    with pytest.raises(TerritoryError, match=(
+            r"epci\[3\] : l'EPCI 245701222 \(CA du Val de Fensch\) est inconnu de la table "
+            r"des communes \(fusionné ou dissous \?\) : ses communes ne seraient rattachées à "
+            r"aucun territoire")):
+        load_territories(tmp_path, geo)
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
