@@ -71,7 +71,10 @@ def territory_groups(geo: Geography, insees: Sequence[str]) -> list[tuple[str, s
                 groups.setdefault(row["id_ti"], (row["lib_ti"], []))[1].append(
                     row["siren_groupement"]
                 )
-        return [(tid, name, members) for tid, (name, members) in groups.items()]
+        # EPCI merged since 2023 are unknown to the table, and refused by load_territories
+        known = [(tid, name, [s for s in members if geo.epci_name(s) is not None])
+                 for tid, (name, members) in groups.items()]
+        return [(tid, name, members) for tid, name, members in known if members]
     # No reference file: groups of three neighbouring EPCI (sorted by their first commune).
     epcis: list[str] = []
     for insee in insees:
