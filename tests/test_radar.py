@@ -618,3 +618,29 @@ def test_acronyms_and_own_investment() -> None:
     assert lexicon.analyse("Demande de financement pour deux métiers à tisser").own
     assert not lexicon.analyse("Achat d'une découpe laser en commun avec d'autres "
                                "ateliers ?").own
+
+
+def test_a_sector_word_is_context_not_an_object() -> None:
+    """« EPDM » says which trade a firm is in, not what it asks for: firms of one sector
+    asking different things are not grouped on it, nor on a word derived from it."""
+    from bot.services.radar_objects import SECONDARY_WEIGHT, ObjectLexicon
+
+    lexicon = ObjectLexicon({
+        "objects": [
+            {"id": "caoutchouc", "kind": "trade", "label": "régleurs de presses à caoutchouc",
+             "terms": ["mouleur caoutchouc", "regleur de presses a vulcaniser"],
+             "sector": ["EPDM", "elastomere", "caoutchouc"]},
+            {"id": "rebuts_caoutchouc", "kind": "waste", "label": "déchets de caoutchouc",
+             "terms": ["rebuts de caoutchouc", "bavures"]},
+        ],
+        "actions": {"hire": ["cherche", "recrute"], "share": ["commun"]},
+    })
+    # the sector alone: no object (the radar weighs the words instead)
+    assert lexicon.analyse("Nos fournisseurs de mélanges EPDM ont augmenté leurs prix").objects == ()
+    # the sector beside the object asked for: context, the waste is what is pooled
+    assert dict(lexicon.analyse("Nos bavures d'EPDM partent en enfouissement : une filière "
+                                "en commun ?").objects) == {"caoutchouc": SECONDARY_WEIGHT,
+                                                             "rebuts_caoutchouc": 1.0}
+    # the trade's own term still names it
+    assert dict(lexicon.analyse("Nous cherchons un mouleur caoutchouc").objects) == {
+        "caoutchouc": 1.0}

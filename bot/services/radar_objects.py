@@ -37,8 +37,12 @@ trades:
 - *Shared services are shared.* A service (RH, comptabilité, restaurant, informatique) is
   the object when the firm wants it with others, not when it hires its own DRH full time.
 
+An object's ``sector`` words (a material, a product: « EPDM », « maroilles ») say which
+trade a firm is in, not what it asks for: firms of one sector asking different things (a
+setter, a waste outlet, cheaper raw material) are not grouped on them, so they are context.
+
 An object that is only context (a machine named beside the trade that is hired, a country
-without a market) weighs SECONDARY_WEIGHT; a text with nothing but context has no object and
+without a market, a sector) weighs SECONDARY_WEIGHT; a text with nothing but context has no object and
 is scored on its words.
 """
 
@@ -172,6 +176,10 @@ class ObjectLexicon:
         # (« tige » stems to tig)
         self._exact: dict[str, str] = {}
         self._markers: dict[tuple[str, ...], set[str]] = {}
+        # phrases that name the sector an object belongs to (a material, a product: « EPDM »,
+        # « maroilles »), not the object itself: many firms of one territory share a sector
+        # and ask different things, so these are only ever context
+        self._sector: set[tuple[str, ...]] = set()
         for row in data["objects"]:  # type: ignore[attr-defined]
             obj = RadarObject(id=str(row["id"]), kind=str(row["kind"]), label=str(row["label"]))
             if obj.id in self.objects:
@@ -184,6 +192,11 @@ class ObjectLexicon:
                 if key:
                     # the first object to claim a phrase keeps it (files are read top-down)
                     self._terms.setdefault(key, obj.id)
+            for term in row.get("sector", ()):
+                key = tuple(_stems(str(term), keep_stops=False))
+                if key and key not in self._terms:
+                    self._terms[key] = obj.id
+                    self._sector.add(key)
         for term in data.get("ignore", ()):  # type: ignore[attr-defined]
             key = tuple(_stems(str(term), keep_stops=False))
             if key:
@@ -216,6 +229,8 @@ class ObjectLexicon:
         # a root two objects share (or an ignored word's) names none
         roots: dict[str, set[str]] = {}
         for key, target in self._terms.items():
+            if key in self._sector:
+                continue  # a sector's word is no object, nor are its derived forms
             if len(key) == 1 and (len(key[0]) >= MIN_ROOT_STEM or not target):
                 roots.setdefault(derivational_root(key[0]), set()).add(target)
         self._roots: dict[str, str] = {
@@ -226,6 +241,8 @@ class ObjectLexicon:
         # is named
         cues: dict[str, Counter[str]] = {}
         for key, target in self._terms.items():
+            if key in self._sector:
+                continue
             for part in set(key):
                 if len(part) >= MIN_ROOT_STEM - 1 and part.isalpha():
                     cues.setdefault(derivational_root(part), Counter())[target] += 1
@@ -246,20 +263,26 @@ class ObjectLexicon:
         found = self.objects.get(object_id)
         return found.kind if found is not None else "trade"
 
-    def _objects(self, stems: list[str], kept: list[str]) -> tuple[list[str], set[str]]:
-        """Object ids named in a text's salient stems (longest phrase first, in order), and
-        the qualifiers of the job titles the lexicon does not know."""
+    def _objects(self, stems: list[str], kept: list[str]
+                 ) -> tuple[list[str], set[str], set[str]]:
+        """Object ids named in a text's salient stems (longest phrase first, in order), the
+        qualifiers of the job titles the lexicon does not know, and the objects named only
+        by their sector's words."""
         found: list[str] = []
         jobs: set[str] = set()
+        named: set[str] = set()  # by a term of the object itself
         i = 0
         while i < len(stems):
             for size in self._term_lengths.get(stems[i], ()):
-                target = self._terms.get(tuple(stems[i : i + size]))
+                key = tuple(stems[i : i + size])
+                target = self._terms.get(key)
                 if size == 1 and self._exact.get(stems[i], kept[i]) != kept[i]:
                     target = None  # a longer word with an acronym's stem (tige, not TIG)
                 if target is not None:
                     if target != _IGNORE and target not in found:
                         found.append(target)
+                    if key not in self._sector:
+                        named.add(target)
                     i += size
                     break
             else:
@@ -272,8 +295,9 @@ class ObjectLexicon:
                       and zipf(kept[i]) < MAX_DERIVED_ZIPF):
                     if target not in found:
                         found.append(target)
+                    named.add(target)
                 i = end
-        return found, jobs
+        return found, jobs, set(found) - named
 
     def _cued(self, stems: list[str], kept: list[str]) -> list[str]:
         """Objects named by a word of their terms (one object's only), rare enough to say it."""
@@ -337,7 +361,7 @@ class ObjectLexicon:
     def analyse(self, text: str) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own."""
         every, salient, kept = _both_stems(text)
-        ids, jobs = self._objects(salient, kept)
+        ids, jobs, sector = self._objects(salient, kept)
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
         if not ids:
@@ -350,7 +374,7 @@ class ObjectLexicon:
         # context only: a country without a market, a service the firm wants for itself
         context = {i for i in ids
                    if (self.kind_of(i) in MARKET_KINDS and "market" not in markers)
-                   or (self.kind_of(i) in SHARED_KINDS and not together)}
+                   or (self.kind_of(i) in SHARED_KINDS and not together)} | sector
         people = [i for i in ids if self.kind_of(i) in PEOPLE_KINDS and i not in context]
         things = [i for i in ids if self.kind_of(i) not in PEOPLE_KINDS and i not in context]
         # hiring or training: the trade is the object, a machine or a site named beside it is
