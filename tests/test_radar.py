@@ -612,6 +612,14 @@ def test_acronyms_and_own_investment() -> None:
     lexicon = object_lexicon()
     assert dict(lexicon.analyse("soudeur TIG confirmé").objects) == {"soudeur": 1.0}
     assert lexicon.analyse("des morceaux de tige broyés").objects == ()
+    # « =foyer » in the file: the word itself, not « foie », which has its stem
+    assert lexicon.analyse("Producteur de foie gras fermier").objects == ()
+    assert dict(lexicon.analyse("un petit foyer pour nos alternants, avec d'autres "
+                                "employeurs").objects) == {"logement": 1.0}
+    # a firm's own file, aid or margin (dev7)
+    assert lexicon.analyse("Nous devons financer son rétrofit complet").own
+    assert lexicon.analyse("Pouvons-nous bénéficier d'une aide régionale pour notre stand ?").own
+    assert lexicon.analyse("Notre marge est négative sur deux références").own
     assert lexicon.analyse("On veut acheter une brodeuse Tajima. Aide à l'investissement "
                            "possible ?").own
     assert lexicon.analyse("Projet d'achat d'une découpe laser : prêt croissance ?").own

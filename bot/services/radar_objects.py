@@ -42,8 +42,8 @@ trade a firm is in, not what it asks for: firms of one sector asking different t
 setter, a waste outlet, cheaper raw material) are not grouped on them, so they are context.
 
 An object that is only context (a machine named beside the trade that is hired, a country
-without a market, a sector) weighs SECONDARY_WEIGHT; a text with nothing but context has no object and
-is scored on its words.
+without a market, a sector) weighs SECONDARY_WEIGHT; a text with nothing but context has no
+object and is scored on its words.
 """
 
 from __future__ import annotations
@@ -173,8 +173,9 @@ class ObjectLexicon:
         self._terms: dict[tuple[str, ...], str] = {}
         # stem of an acronym term (written in capitals in the file: TIG, CN, RH) -> the word
         # itself: it names its object only when written so, not as the stem of a longer word
-        # (« tige » stems to tig)
-        self._exact: dict[str, str] = {}
+        # (« tige » stems to tig); a term written « =foyer » likewise (« foie » stems as
+        # « foyer » does)
+        self._exact: dict[str, set[str]] = {}
         self._markers: dict[tuple[str, ...], set[str]] = {}
         # phrases that name the sector an object belongs to (a material, a product: « EPDM »,
         # « maroilles »), not the object itself: many firms of one territory share a sector
@@ -185,10 +186,12 @@ class ObjectLexicon:
             if obj.id in self.objects:
                 raise ValueError(f"radar object {obj.id!r} defined twice")
             self.objects[obj.id] = obj
-            for term in row["terms"]:
-                key = tuple(_stems(str(term), keep_stops=False))
-                if len(key) == 1 and str(term).isupper() and str(term).isalpha():
-                    self._exact[key[0]] = fold(str(term))
+            for written in row["terms"]:
+                term = str(written).removeprefix("=")
+                key = tuple(_stems(term, keep_stops=False))
+                if len(key) == 1 and (str(written).startswith("=")
+                                      or (term.isupper() and term.isalpha())):
+                    self._exact.setdefault(key[0], set()).add(fold(term))
                 if key:
                     # the first object to claim a phrase keeps it (files are read top-down)
                     self._terms.setdefault(key, obj.id)
@@ -276,7 +279,7 @@ class ObjectLexicon:
             for size in self._term_lengths.get(stems[i], ()):
                 key = tuple(stems[i : i + size])
                 target = self._terms.get(key)
-                if size == 1 and self._exact.get(stems[i], kept[i]) != kept[i]:
+                if size == 1 and kept[i] not in self._exact.get(stems[i], (kept[i],)):
                     target = None  # a longer word with an acronym's stem (tige, not TIG)
                 if target is not None:
                     if target != _IGNORE and target not in found:
