@@ -652,3 +652,23 @@ def test_a_sector_word_is_context_not_an_object() -> None:
     # the trade's own term still names it
     assert dict(lexicon.analyse("Nous cherchons un mouleur caoutchouc").objects) == {
         "caoutchouc": 1.0}
+
+
+def test_a_card_quotes_the_sentence_that_puts_a_need_in_its_group() -> None:
+    """The excerpt is the sentence naming the group's object, not the greeting before it."""
+    from bot.services.mutualisation import EXCERPT_CHARS, excerpt
+    from bot.services.radar import Group
+
+    group = Group(key="k", need_ids=(1, 2), references=("TI-1", "TI-2"), theme="recrutement",
+                  firms=2, words=("soudeurs",), similarity=0.8, programmes=(),
+                  objects=("soudeur",), action="hire")
+    text = ("Bonjour, je vous écris un peu de tout. Notre parking est trop petit. Mais le vrai "
+            "souci : il nous faut deux soudeurs TIG avant l'été ! Merci.")
+    assert excerpt(text, group) == "Mais le vrai souci : il nous faut deux soudeurs TIG avant l'été !"
+    # no sentence names the object: a shared word, else the first sentence; always cut
+    plain = Group(key="k", need_ids=(1, 2), references=("TI-1", "TI-2"), theme="autre",
+                  firms=2, words=("covoiturage",), similarity=0.6, programmes=())
+    assert excerpt("Bonjour. Un covoiturage entre Digoin et Paray ?", plain) == (
+        "Un covoiturage entre Digoin et Paray ?")
+    long = excerpt("x" * 5_000, plain)
+    assert len(long) == EXCERPT_CHARS and long.endswith("…")

@@ -37,6 +37,9 @@ async def test_radar_groups_firms_and_asks_before_sharing_names(relais: RunningB
     # The group is explained by its object, the count of firms said once.
     assert card.plain.startswith("2 entreprises : soudeurs à recruter")
     assert card.plain.count("entreprises") == 1
+    # each need with the sentence that puts it in the group (computed in the worker thread)
+    assert ("TI-2026-0001 · Chaudronnerie Martin (Paray-le-Monial) : « Nous cherchons deux "
+            "soudeurs qualifiés pour notre atelier de Paray. »") in card.plain
     assert card.button_labels() == ["Proposer aux entreprises", "Écarter",
                                     "Retirer TI-2026-0001", "Retirer TI-2026-0002"]
     before_first, before_second = len(first.messages), len(second.messages)

@@ -20,6 +20,7 @@ they are, and is asked whether its own name may be shared.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,11 +42,12 @@ from bot.services.routing import animator_chats
 from bot.services.types import Button, Incoming, Reply
 from knowledge.retrieval import KnowledgeBase
 from knowledge.territories import Territory, TerritoryDirectory
+from knowledge.text import fold
 from storage.db import Database, insert_for
 from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
 __all__ = ["Correction", "RadarPrefetch", "RadarService", "apart_sets", "corrections",
-           "describe", "need_items", "open_items"]
+           "describe", "excerpt", "need_items", "open_items"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # A card offers to take out at most this many of its needs, two buttons a row: a bigger group
@@ -56,6 +58,11 @@ MAX_TAKE_OUT = 12
 MAX_PICK = 96
 # The corrections view lists this many, the most recent first (one message each).
 MAX_CORRECTIONS = 10
+# Cards shown by /radar; each need line of a card carries the sentence that puts it in its
+# group, cut to EXCERPT_CHARS, so that a wrong member is seen without opening the need.
+MAX_CARDS = 10
+EXCERPT_CHARS = 110
+_SENTENCE = re.compile(r"[^.!?;\n]+[.!?;]*")
 _PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -87,6 +94,23 @@ def describe(group: Group) -> Text:
     if not group.words:
         return t("animator.radar_reason_no_words", count=group.firms, verb=verb)
     return t("animator.radar_reason", count=group.firms, verb=verb, words=", ".join(group.words))
+
+
+def excerpt(text: str, group: Group) -> str:
+    """The sentence of a need that says what it shares with its group, cut for a card."""
+    sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text[:2_000])]
+    sentences = [x for x in sentences if len(x) > 3] or [text.strip()]
+    chosen = None
+    if group.objects:
+        lexicon = object_lexicon()
+        wanted = group.objects[0]
+        chosen = next((x for x in sentences
+                       if any(o == wanted for o, _ in lexicon.analyse(x).objects)), None)
+    if chosen is None and group.words:
+        words = [fold(w) for w in group.words]
+        chosen = next((x for x in sentences if any(w in fold(x) for w in words)), None)
+    chosen = " ".join((chosen or sentences[0]).split())
+    return chosen if len(chosen) <= EXCERPT_CHARS else chosen[:EXCERPT_CHARS - 1].rstrip() + "…"
 
 
 def open_items(session: Session, territory_id: str) -> list[NeedItem]:
@@ -167,9 +191,11 @@ def corrections(session: Session, territory_id: str) -> list[Correction]:
 
 @dataclass(frozen=True, slots=True)
 class RadarPrefetch:
-    """Groups computed before the turn, off the event loop: territory id -> groups."""
+    """Groups computed before the turn, off the event loop: territory id -> groups, and the
+    excerpt of each need of the first groups (need id -> sentence)."""
 
     groups: dict[str, list[Group]]
+    excerpts: dict[int, str]
 
 
 def _is_radar_event(event: Incoming) -> bool:
@@ -208,14 +234,19 @@ class RadarService:
         if not items:
             return None  # not an animator: the turn says so
         loop = asyncio.get_running_loop()
-        groups = await loop.run_in_executor(self._worker, self._compute, items)
-        return RadarPrefetch(groups)
+        return await loop.run_in_executor(self._worker, self._compute, items)
 
     def _compute(self, items: dict[str, tuple[list[NeedItem], list[list[int]]]]
-                 ) -> dict[str, list[Group]]:
-        """Groups of each territory (runs in the radar's worker thread)."""
-        return {territory: find_groups(rows, kb=self.kb, apart=apart)
-                for territory, (rows, apart) in items.items()}
+                 ) -> RadarPrefetch:
+        """Groups of each territory and their excerpts (runs in the radar's worker thread)."""
+        groups = {territory: find_groups(rows, kb=self.kb, apart=apart)
+                  for territory, (rows, apart) in items.items()}
+        texts = {row.need_id: row.text for rows, _ in items.values() for row in rows}
+        # a few more groups than a card list shows: dismissed ones are left out afterwards
+        excerpts = {need_id: excerpt(texts[need_id], group)
+                    for found in groups.values() for group in found[:2 * MAX_CARDS]
+                    for need_id in group.need_ids[:MAX_TAKE_OUT] if need_id in texts}
+        return RadarPrefetch(groups, excerpts)
 
     def groups(self, session: Session, territory: Territory,
                prefetched: RadarPrefetch | None = None) -> list[Group]:
@@ -246,15 +277,26 @@ class RadarService:
                 continue
             result.messages.append(Message(t("animator.radar_title", count=len(groups)),
                                            review))
-            for group in groups[:10]:
-                result.messages.append(self._card(session, group))
+            for group in groups[:MAX_CARDS]:
+                result.messages.append(self._card(session, group, ready))
         return result
 
-    def _card(self, session: Session, group: Group) -> Message:
+    def _card(self, session: Session, group: Group,
+              prefetched: RadarPrefetch | None = None) -> Message:
         lines = []
-        for need_id in group.need_ids:
+        for k, need_id in enumerate(group.need_ids):
             need = session.get(Need, need_id)
-            if need is not None:
+            if need is None:
+                continue
+            quote = None
+            if k < MAX_TAKE_OUT:
+                quote = (prefetched.excerpts.get(need_id) if prefetched is not None
+                         else excerpt(need.description or "", group))
+            if quote:
+                lines.append(t("animator.radar_line_excerpt", reference=need.reference,
+                               firm=need.firm_name or "—", commune=need.commune_name or "—",
+                               excerpt=quote))
+            else:
                 lines.append(t("animator.radar_line", reference=need.reference,
                                firm=need.firm_name or "—", commune=need.commune_name or "—"))
         programmes = ", ".join(title for _id, title in group.programmes)
