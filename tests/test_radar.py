@@ -377,11 +377,12 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
 
     # (part, precision, recall) reached; dev2, dev3 and dev4 were written by other authors and
     # measured before any tuning on them (dev2 P 0.421 R 0.417, dev3 P 0.494 R 0.349, dev4
-    # P 0.780 R 0.650, dev5 P 0.789 R 0.441, dev6 P 0.663 R 0.426). dev4 to dev6 are below
-    # the 0.9 precision and 0.8 recall targets: their bars hold what is reached
-    bars = {"dev": (0.96, 0.92), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
-            "dev4": (0.83, 0.65), "dev5": (0.88, 0.44), "dev6": (0.83, 0.42),
-            "legacy": (0.9, 0.9)}
+    # P 0.780 R 0.650, dev5 P 0.789 R 0.441, dev6 P 0.663 R 0.426, dev7 P 0.586 R 0.443).
+    # dev4 to dev7 are below the 0.9 precision and 0.8 recall targets: their bars hold what
+    # is reached
+    bars = {"dev": (0.99, 0.94), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
+            "dev4": (0.85, 0.70), "dev5": (0.91, 0.52), "dev6": (0.88, 0.51),
+            "dev7": (0.81, 0.60), "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)
         assert score is not None, part
@@ -614,6 +615,10 @@ def test_acronyms_and_own_investment() -> None:
     assert lexicon.analyse("des morceaux de tige broyés").objects == ()
     # « =foyer » in the file: the word itself, not « foie », which has its stem
     assert lexicon.analyse("Producteur de foie gras fermier").objects == ()
+    # « =résidence »: « nos opérateurs résident à Brive » is no housing, nor its cue word
+    assert lexicon.analyse("un tiers de nos opérateurs résident à Brive").objects == ()
+    assert dict(lexicon.analyse("une résidence pour nos alternants, avec d'autres "
+                                "employeurs").objects) == {"logement": 1.0}
     assert dict(lexicon.analyse("un petit foyer pour nos alternants, avec d'autres "
                                 "employeurs").objects) == {"logement": 1.0}
     # a firm's own file, aid or margin (dev7)

@@ -232,8 +232,10 @@ class ObjectLexicon:
         # a root two objects share (or an ignored word's) names none
         roots: dict[str, set[str]] = {}
         for key, target in self._terms.items():
-            if key in self._sector:
-                continue  # a sector's word is no object, nor are its derived forms
+            if key in self._sector or (len(key) == 1 and key[0] in self._exact):
+                # a sector's word is no object, nor are its derived forms; a word that
+                # counts only as written (« =résidence », TIG) has no derived forms
+                continue
             if len(key) == 1 and (len(key[0]) >= MIN_ROOT_STEM or not target):
                 roots.setdefault(derivational_root(key[0]), set()).add(target)
         self._roots: dict[str, str] = {
@@ -246,7 +248,7 @@ class ObjectLexicon:
         for key, target in self._terms.items():
             if key in self._sector:
                 continue
-            for part in set(key):
+            for part in set(key) - self._exact.keys():
                 if len(part) >= MIN_ROOT_STEM - 1 and part.isalpha():
                     cues.setdefault(derivational_root(part), Counter())[target] += 1
         # a cue is a word of one object's terms only, and of two of them at least: a word
