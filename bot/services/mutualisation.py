@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +46,9 @@ from knowledge.text import fold
 from storage.db import Database, insert_for
 from storage.models import Need, RadarApart, RadarConsent, RadarMark
 
-__all__ = ["Correction", "RadarPrefetch", "RadarService", "apart_sets", "corrections",
-           "describe", "excerpt", "need_items", "open_items"]
+__all__ = ["ApartRow", "Correction", "RadarPrefetch", "RadarService", "apart_rows",
+           "apart_sets", "corrections", "count_corrections", "describe", "excerpt",
+           "need_items", "open_items", "sets_of"]
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 # A card offers to take out at most this many of its needs, two buttons a row: a bigger group
@@ -128,15 +129,28 @@ def _undo_button(key: str) -> tuple[tuple[Button, ...], ...]:
     return ((Button(label("animator.radar_btn_undo"), f"rad:undo:{key}"),),)
 
 
-def apart_sets(session: Session, territory_id: str) -> list[list[int]]:
-    """The sets of needs the animator separated in a territory (need ids, ascending)."""
+ApartRow = tuple[str, int]  # (set key, need id): one member of a set kept apart
+
+
+def apart_rows(session: Session, territory_id: str) -> list[ApartRow]:
+    """The animator's separations in a territory, one row per member of a set."""
+    return [(key, need_id) for key, need_id in session.exec(
+        select(RadarApart.set_key, RadarApart.need_id)
+        .where(RadarApart.territory_id == territory_id)
+        .order_by(col(RadarApart.set_key), col(RadarApart.need_id)))]
+
+
+def sets_of(rows: list[ApartRow]) -> list[list[int]]:
+    """The sets of needs kept apart (need ids, ascending), from `apart_rows`."""
     sets: dict[str, list[int]] = {}
-    for key, need_id in session.exec(
-            select(RadarApart.set_key, RadarApart.need_id)
-            .where(RadarApart.territory_id == territory_id)
-            .order_by(col(RadarApart.set_key), col(RadarApart.need_id))):
+    for key, need_id in rows:
         sets.setdefault(key, []).append(need_id)
     return list(sets.values())
+
+
+def apart_sets(session: Session, territory_id: str) -> list[list[int]]:
+    """The sets of needs the animator separated in a territory (need ids, ascending)."""
+    return sets_of(apart_rows(session, territory_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,41 +165,60 @@ class Correction:
     at: datetime
 
 
-def corrections(session: Session, territory_id: str) -> list[Correction]:
-    """The territory's corrections that still bear on open needs, the most recent first."""
-    rows = session.exec(
-        select(RadarApart.set_key, RadarApart.need_id, RadarApart.at, Need.status)
-        .join(Need, col(Need.id) == RadarApart.need_id)
-        .where(RadarApart.territory_id == territory_id))
-    members: dict[str, set[int]] = {}
-    latest: dict[str, datetime] = {}
-    open_ids: set[int] = set()
-    for set_key, need_id, at, status in rows:
+def _actions(rows: Iterable[ApartRow], open_ids: set[int]
+             ) -> dict[tuple[str, str], tuple[int, ...]]:
+    """(kind, key) -> members of each correction still bearing on two open needs or more,
+    the taken-out need first for a take-out."""
+    members: dict[tuple[str, str], set[int]] = {}
+    taken: dict[tuple[str, str], set[int]] = {}
+    for set_key, need_id in rows:
         kind, _, rest = set_key.partition("-")
         if kind == "out":
             # out-<group key>-<other member>: every set of one take-out shares the group key
             group_key, _, other = rest.rpartition("-")
-            action = f"out:{group_key}"
+            action = (kind, group_key)
             if str(need_id) != other:
-                members.setdefault(f"{action}:taken", set()).add(need_id)
+                taken.setdefault(action, set()).add(need_id)
+        elif kind in {"aside", "pair"}:
+            action = (kind, rest)
         else:
-            action = f"{kind}:{rest}"
-        members.setdefault(action, set()).add(need_id)
-        latest[action] = max(latest.get(action, at), at)
-        if status in OPEN:
-            open_ids.add(need_id)
-    found = []
-    for action, ids in members.items():
-        kind, _, key = action.partition(":")
-        if kind not in {"out", "aside", "pair"} or key.endswith(":taken"):
             continue
+        members.setdefault(action, set()).add(need_id)
+    found = {}
+    for action, ids in members.items():
         # a separation between needs no longer open changes nothing the animator sees
         if len(ids & open_ids) < 2:
             continue
-        taken = members.get(f"{action}:taken", set())
-        first = sorted(taken)[:1] if kind == "out" else []
-        ordered = tuple(first + sorted(ids - set(first)))
-        found.append(Correction(key=key, kind=kind, need_ids=ordered, at=latest[action]))
+        first = sorted(taken.get(action, ()))[:1] if action[0] == "out" else []
+        found[action] = tuple(first + sorted(ids - set(first)))
+    return found
+
+
+def count_corrections(rows: list[ApartRow], open_ids: set[int]) -> int:
+    """How many corrections bear on open needs (the count on /radar's button)."""
+    return len(_actions(rows, open_ids))
+
+
+def corrections(session: Session, territory_id: str) -> list[Correction]:
+    """The territory's corrections that still bear on open needs, the most recent first."""
+    open_ids = {i for i in session.exec(
+        select(Need.id).join(RadarApart, col(RadarApart.need_id) == Need.id)
+        .where(RadarApart.territory_id == territory_id, col(Need.status).in_(OPEN))
+        .distinct()) if i is not None}
+    latest: dict[str, datetime] = {}
+    rows: list[ApartRow] = []
+    for key, need_id, at in session.exec(
+            select(RadarApart.set_key, RadarApart.need_id, RadarApart.at)
+            .where(RadarApart.territory_id == territory_id)):
+        rows.append((key, need_id))
+        latest[key] = max(latest.get(key, at), at)
+    when: dict[tuple[str, str], datetime] = {}
+    for key, at in latest.items():
+        kind, _, rest = key.partition("-")
+        action = (kind, rest.rpartition("-")[0] if kind == "out" else rest)
+        when[action] = max(when.get(action, at), at)
+    found = [Correction(key=key, kind=kind, need_ids=ids, at=when[(kind, key)])
+             for (kind, key), ids in _actions(rows, open_ids).items()]
     return sorted(found, key=lambda c: (c.at, c.key), reverse=True)
 
 
@@ -196,6 +229,8 @@ class RadarPrefetch:
 
     groups: dict[str, list[Group]]
     excerpts: dict[int, str]
+    # territory id -> how many corrections bear on its open needs (the button's count)
+    corrections: dict[str, int]
 
 
 def _is_radar_event(event: Incoming) -> bool:
@@ -225,9 +260,9 @@ class RadarService:
         if self.db is None or not _is_radar_event(event):
             return None
 
-        def snapshot(session: Session) -> dict[str, tuple[list[NeedItem], list[list[int]]]]:
+        def snapshot(session: Session) -> dict[str, tuple[list[NeedItem], list[ApartRow]]]:
             return {territory.id: (open_items(session, territory.id),
-                                   apart_sets(session, territory.id))
+                                   apart_rows(session, territory.id))
                     for territory in territories_of(session, self.territories, event.user_id)}
 
         items = await self.db.run(snapshot)
@@ -236,17 +271,22 @@ class RadarService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._worker, self._compute, items)
 
-    def _compute(self, items: dict[str, tuple[list[NeedItem], list[list[int]]]]
+    def _compute(self, items: dict[str, tuple[list[NeedItem], list[ApartRow]]]
                  ) -> RadarPrefetch:
-        """Groups of each territory and their excerpts (runs in the radar's worker thread)."""
-        groups = {territory: find_groups(rows, kb=self.kb, apart=apart)
+        """Groups of each territory, their excerpts and the count of corrections (runs in
+        the radar's worker thread: the separations are sorted out here, not on the loop)."""
+        groups = {territory: find_groups(rows, kb=self.kb, apart=sets_of(apart))
+                  for territory, (rows, apart) in items.items()}
+        # the open needs the radar reads (anonymised ones, without text, are left out: a
+        # separation between them changes nothing the animator sees either)
+        counts = {territory: count_corrections(apart, {row.need_id for row in rows})
                   for territory, (rows, apart) in items.items()}
         texts = {row.need_id: row.text for rows, _ in items.values() for row in rows}
         # a few more groups than a card list shows: dismissed ones are left out afterwards
         excerpts = {need_id: excerpt(texts[need_id], group)
                     for found in groups.values() for group in found[:2 * MAX_CARDS]
                     for need_id in group.need_ids[:MAX_TAKE_OUT] if need_id in texts}
-        return RadarPrefetch(groups, excerpts)
+        return RadarPrefetch(groups, excerpts, counts)
 
     def groups(self, session: Session, territory: Territory,
                prefetched: RadarPrefetch | None = None) -> list[Group]:
@@ -268,7 +308,9 @@ class RadarService:
         result = Reply()
         for territory in territories:
             groups = self.groups(session, territory, ready)
-            past = len(corrections(session, territory.id))
+            past = (ready.corrections.get(territory.id) if ready is not None else None)
+            if past is None:
+                past = len(corrections(session, territory.id))
             # the corrections stay reviewable: one button under the title, when there are any
             review = (((Button(t("animator.radar_btn_corrections", count=past).plain(),
                                f"rad:fix:{territory.id}"),),) if past else ())
