@@ -52,6 +52,8 @@ async def test_a_big_group_lists_its_needs_to_take_one_out(tmp_path: Path) -> No
         labels = [b.label for row in card.buttons for b in row]
         # no button per need: one that opens the list
         assert labels == ["Proposer aux entreprises", "Écarter", "Retirer une demande…"]
+        # one short line a need, no quote: the card stays within Telegram's 4,096 characters
+        assert "« " not in card.text.plain()
         pick = card.buttons[-1][0].data
         listed = await db.run(lambda s: service.on_button(s, animator, pick, now=NOW))
         message = listed.messages[0]

@@ -59,8 +59,9 @@ MAX_TAKE_OUT = 12
 MAX_PICK = 96
 # The corrections view lists this many, the most recent first (one message each).
 MAX_CORRECTIONS = 10
-# Cards shown by /radar; each need line of a card carries the sentence that puts it in its
-# group, cut to EXCERPT_CHARS, so that a wrong member is seen without opening the need.
+# Cards shown by /radar; each need line of a card (of up to MAX_TAKE_OUT needs) carries the
+# sentence that puts it in its group, cut to EXCERPT_CHARS, so that a wrong member is seen
+# without opening the need.
 MAX_CARDS = 10
 EXCERPT_CHARS = 110
 _SENTENCE = re.compile(r"[^.!?;\n]+[.!?;]*")
@@ -285,7 +286,8 @@ class RadarService:
         # a few more groups than a card list shows: dismissed ones are left out afterwards
         excerpts = {need_id: excerpt(texts[need_id], group)
                     for found in groups.values() for group in found[:2 * MAX_CARDS]
-                    for need_id in group.need_ids[:MAX_TAKE_OUT] if need_id in texts}
+                    if len(group.need_ids) <= MAX_TAKE_OUT
+                    for need_id in group.need_ids if need_id in texts}
         return RadarPrefetch(groups, excerpts, counts)
 
     def groups(self, session: Session, territory: Territory,
@@ -326,12 +328,14 @@ class RadarService:
     def _card(self, session: Session, group: Group,
               prefetched: RadarPrefetch | None = None) -> Message:
         lines = []
-        for k, need_id in enumerate(group.need_ids):
+        for need_id in group.need_ids:
             need = session.get(Need, need_id)
             if need is None:
                 continue
             quote = None
-            if k < MAX_TAKE_OUT:
+            # a big group keeps one short line a need: quotes would push the programmes out
+            # of Telegram's 4,096 characters
+            if len(group.need_ids) <= MAX_TAKE_OUT:
                 quote = (prefetched.excerpts.get(need_id) if prefetched is not None
                          else excerpt(need.description or "", group))
             if quote:
