@@ -1,8 +1,8 @@
-"""Benchmark: Relais at national scale (183 territories, three years of needs).
+"""Benchmark: Relais at national scale (181 territories, three years of needs).
 
 The database comes from `bench/national_data.py` (SQLite cached under the temporary
 folder; PostgreSQL made and dropped per size). The bot's services are built as
-`relais run` builds them (`build_services`, 183 territory files, the clock set to the
+`relais run` builds them (`build_services`, 181 territory files, the clock set to the
 data's `ANCHOR`), and each operation runs the way a person triggers it:
 
 * ``/stats``, ``/demandes``, ``/radar`` by the busiest territory's animator, and
@@ -374,7 +374,7 @@ def _table(results: dict[tuple[str, int], dict[str, float]], names: list[str],
     rows = names + stalls + [n for n in ("startup", "rss_mib") if any(
         n in r for r in results.values())]
     for name in rows:
-        label = {"startup": "start-up, 183 territory files",
+        label = {"startup": "start-up, 181 territory files",
                  "rss_mib": "idle RSS (MiB)"}.get(name) or (
             f"longest loop stall: {OPERATIONS[name[6:]][0]}" if name.startswith("stall:")
             else OPERATIONS[name][0])

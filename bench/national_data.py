@@ -1,4 +1,7 @@
-"""A national Relais database for benchmarks: 183 territories, three years of needs.
+"""A national Relais database for benchmarks: 181 territories, three years of needs.
+
+181 of the 183 territories of the 2023 list keep a member EPCI the communes table knows
+(EPCI merged since and the Grand Paris EPT are left out, as the bot refuses them at load).
 
 The territories and their intercommunalités come from the programme's list
 (`territoires-industrie-2023.csv` in the shared data folder: ``$RELAIS_SHARED/data`` or
@@ -46,6 +49,7 @@ import yaml  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
 import storage.models  # noqa: E402, F401  (registers the tables)
+from knowledge.geography import default_geography  # noqa: E402
 from knowledge.taxonomy import PARTNER_KINDS  # noqa: E402
 from knowledge.territories import Territory, TerritoryDirectory  # noqa: E402
 
@@ -62,7 +66,7 @@ __all__ = [
 ]
 
 # Bump when the generated shape changes: cached files are keyed by it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: territories with no EPCI the communes table knows left out
 # "Now" for the generated history (a Monday morning, Paris time 09:00): benches pass it as
 # `now`, so the figures do not drift with the wall clock and the cache stays valid.
 ANCHOR = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -156,11 +160,16 @@ def _territory_rows() -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(id, name, [(siren, epci name)]) per territory, in the file's order."""
     grouped: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     seen: set[str] = set()
+    geography = default_geography()
     with csv_path().open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             tid = row["id_ti"].strip().lower()
             _name, members = grouped.setdefault(tid, (row["lib_ti"].strip(), []))
             siren = row["siren_groupement"].strip()
+            # EPCI merged since 2023, and the Grand Paris EPT (its communes belong to the
+            # Métropole), are unknown to the communes table: the bot refuses them at load
+            if geography.epci_name(siren) is None:
+                continue
             if siren not in seen:  # an EPCI belongs to one territory in the bot
                 seen.add(siren)
                 members.append((siren, row["lib_groupement"].strip()))
@@ -193,7 +202,7 @@ def _territory_dicts() -> list[dict[str, Any]]:
 
 
 def national_territories() -> TerritoryDirectory:
-    """The 183 territories in memory, validated like the files."""
+    """The territories in memory (181), validated like the files."""
     return TerritoryDirectory(tuple(Territory.model_validate(d) for d in _territory_dicts()))
 
 
