@@ -584,9 +584,11 @@ class RadarMark(SQLModel, table=True):
 class RadarApart(SQLModel, table=True):
     """A need in a set of needs the animator separated: no group holds two of a set again.
 
-    A need taken out of a group makes one set with each other member (``pair-<a>-<b>``); a
-    group set aside is one set of all its members (``aside-<group key>``): its rows grow with
-    the group, not with its pairs. Ids only, no text: nothing to erase.
+    A need taken out of a group makes one set with each other member
+    (``out-<group key>-<other member>``); a group set aside is one set of all its members
+    (``aside-<group key>``): its rows grow with the group, not with its pairs. Sets of two
+    converted from migration 0016's pairs are ``pair-<a>-<b>``. The group key lets « Annuler »
+    and « Rétablir » find an action's sets again. Ids only, no text: nothing to erase.
     """
 
     __tablename__ = "radar_apart"

@@ -677,3 +677,37 @@ def test_a_card_quotes_the_sentence_that_puts_a_need_in_its_group() -> None:
         "Un covoiturage entre Digoin et Paray ?")
     long = excerpt("x" * 5_000, plain)
     assert len(long) == EXCERPT_CHARS and long.endswith("…")
+
+
+def test_every_phrase_of_the_lexicon_counts() -> None:
+    """No phrase (as stemmed) is claimed by two objects, nor both a term and a sector word:
+    the first claim wins silently, so the other would be dead weight that misleads its
+    reader (« régleur presse » for stamping presses, « boulangerie » as a sector word)."""
+    import yaml
+
+    from bot.services.radar_objects import OBJECTS_FILE, _stems
+
+    data = yaml.safe_load(OBJECTS_FILE.read_text(encoding="utf-8"))
+    owners: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+    for obj in data["objects"]:
+        for written in obj["terms"]:
+            term = str(written).removeprefix("=")
+            if str(written).startswith("=") or (term.isupper() and term.isalpha()):
+                continue  # matched as written, not by stem
+            key = tuple(_stems(term, keep_stops=False))
+            owners.setdefault(key, set()).add((obj["id"], "term"))
+        for term in obj.get("sector", ()):
+            key = tuple(_stems(str(term), keep_stops=False))
+            owners.setdefault(key, set()).add((obj["id"], "sector"))
+    clashes = {key: sorted(claims) for key, claims in owners.items() if len(claims) > 1}
+    assert clashes == {}
+
+
+def test_a_word_matched_as_written_leaves_the_stem_to_others() -> None:
+    """« =distillateur » (an operator) does not take « distillation » (a shared still) that
+    stems alike; a term is never read off a shorter slice at the end of a text."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+    assert dict(lexicon.analyse("un distillateur").objects) == {"agro_operateur": 1.0}
+    assert dict(lexicon.analyse("la distillation en commun").objects) == {"distillation": 1.0}

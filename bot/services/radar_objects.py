@@ -171,11 +171,12 @@ class ObjectLexicon:
     def __init__(self, data: dict[str, object]) -> None:
         self.objects: dict[str, RadarObject] = {}
         self._terms: dict[tuple[str, ...], str] = {}
-        # stem of an acronym term (written in capitals in the file: TIG, CN, RH) -> the word
-        # itself: it names its object only when written so, not as the stem of a longer word
-        # (« tige » stems to tig); a term written « =foyer » likewise (« foie » stems as
-        # « foyer » does)
-        self._exact: dict[str, set[str]] = {}
+        # one-word terms that name their object only as written, not as the stem of another
+        # word: an acronym (written in capitals in the file: TIG, CN, RH; « tige » stems to
+        # tig) or a word written « =foyer » (« foie » stems as « foyer » does). Stem -> the
+        # word itself -> object; another object's term with that stem still names its own
+        # (« =distillateur » does not take « distillation » from the shared still)
+        self._exact: dict[str, dict[str, str]] = {}
         self._markers: dict[tuple[str, ...], set[str]] = {}
         # phrases that name the sector an object belongs to (a material, a product: « EPDM »,
         # « maroilles »), not the object itself: many firms of one territory share a sector
@@ -191,8 +192,8 @@ class ObjectLexicon:
                 key = tuple(_stems(term, keep_stops=False))
                 if len(key) == 1 and (str(written).startswith("=")
                                       or (term.isupper() and term.isalpha())):
-                    self._exact.setdefault(key[0], set()).add(fold(term))
-                if key:
+                    self._exact.setdefault(key[0], {}).setdefault(fold(term), obj.id)
+                elif key:
                     # the first object to claim a phrase keeps it (files are read top-down)
                     self._terms.setdefault(key, obj.id)
             for term in row.get("sector", ()):
@@ -226,20 +227,21 @@ class ObjectLexicon:
                     self._markers.setdefault(key, set()).add(marker)
         # first stem -> lengths of the phrases starting with it, longest first: most words
         # start no phrase, and are passed over with one lookup
-        self._term_lengths = _lengths_by_first(self._terms)
+        self._term_lengths = _lengths_by_first(
+            {**self._terms, **{(stem_,): "" for stem_ in self._exact}})
         # derivational root of the one-word terms -> object: a derived form the lexicon
         # does not list (polissage for polisseur, décolleteuse for décolletage) names it too;
         # a root two objects share (or an ignored word's) names none
         roots: dict[str, set[str]] = {}
         for key, target in self._terms.items():
-            if key in self._sector or (len(key) == 1 and key[0] in self._exact):
-                # a sector's word is no object, nor are its derived forms; a word that
-                # counts only as written (« =résidence », TIG) has no derived forms
-                continue
+            if key in self._sector:
+                continue  # a sector's word is no object, nor are its derived forms
             if len(key) == 1 and (len(key[0]) >= MIN_ROOT_STEM or not target):
                 roots.setdefault(derivational_root(key[0]), set()).add(target)
+        # a word that counts only as written (« =résidence », TIG) has no derived forms
         self._roots: dict[str, str] = {
-            r: next(iter(ts)) for r, ts in roots.items() if len(ts) == 1 and "" not in ts}
+            r: next(iter(ts)) for r, ts in roots.items()
+            if len(ts) == 1 and "" not in ts and r not in self._exact}
         # the words of the terms, each with the objects whose terms use it: a text that
         # names no term whole but uses a word only one object's terms use (« peinture
         # poudre » for « thermolaquage poudre ») is read as that object when nothing else
@@ -280,9 +282,7 @@ class ObjectLexicon:
         while i < len(stems):
             for size in self._term_lengths.get(stems[i], ()):
                 key = tuple(stems[i : i + size])
-                target = self._terms.get(key)
-                if size == 1 and kept[i] not in self._exact.get(stems[i], (kept[i],)):
-                    target = None  # a longer word with an acronym's stem (tige, not TIG)
+                target = self._term_at(stems, kept, i, size)
                 if target is not None:
                     if target != _IGNORE and target not in found:
                         found.append(target)
@@ -303,6 +303,14 @@ class ObjectLexicon:
                     named.add(target)
                 i = end
         return found, jobs, set(found) - named
+
+    def _term_at(self, stems: list[str], kept: list[str], i: int, size: int) -> str | None:
+        """The object (or ignore mark) of the term of `size` words at `i`, if any."""
+        if i + size > len(stems):
+            return None  # a shorter slice at the end is another term's key
+        if size == 1 and (exact := self._exact.get(stems[i])) and kept[i] in exact:
+            return exact[kept[i]]
+        return self._terms.get(tuple(stems[i : i + size]))
 
     def _cued(self, stems: list[str], kept: list[str]) -> list[str]:
         """Objects named by a word of their terms (one object's only), rare enough to say it."""
@@ -329,21 +337,21 @@ class ObjectLexicon:
                 continue
             if len(word) < 3 or not word.isalpha():
                 return "", i + 1
-            end = self._things_from(stems, j)
+            end = self._things_from(stems, kept, j)
             if end > j:
                 return word, end
             if self._term_lengths.get(word) and any(
-                    self._terms.get(tuple(stems[j : j + n])) is not None
+                    self._term_at(stems, kept, j, n) is not None
                     for n in self._term_lengths[word]):
                 return "", i + 1  # a trade follows: the lexicon reads it
             return word, i + 1
         return "", i + 1
 
-    def _things_from(self, stems: list[str], j: int) -> int:
+    def _things_from(self, stems: list[str], kept: list[str], j: int) -> int:
         """Past the known things (not trades) that follow one another from ``j``."""
         while j < len(stems):
             for size in self._term_lengths.get(stems[j], ()):
-                target = self._terms.get(tuple(stems[j : j + size]))
+                target = self._term_at(stems, kept, j, size)
                 if target is not None:
                     if not target or self.kind_of(target) in PEOPLE_KINDS:
                         return j
