@@ -2,7 +2,9 @@
 
 Needs are generated from templates written in many voices (SMS, formal, long and rambling),
 about ~45 objects of the lexicon, plus needs about no known object (scored on their words)
-and a firm's own matters (never pooled). Each size is timed twice with the knowledge base:
+and a firm's own matters (never pooled); each firm sits in a real commune (Doubs, Territoire
+de Belfort) and shuttles and sites name real towns, so that the places are read
+(bot/services/radar_places.py). Each size is timed twice with the knowledge base:
 cold (analysis cache emptied) and warm (the same needs again, as a second /radar would).
 Every figure is also given against a baseline measured in the same run: the cold analysis of
 one need (median over 200 needs), and with its growth exponent from the previous size.
@@ -25,6 +27,7 @@ import statistics
 import time
 
 from bot.services.radar import NeedItem, _base, clear_cache, find_groups
+from knowledge.geography import default_geography
 from knowledge.retrieval import KnowledgeBase
 
 SUBJECTS = [
@@ -46,7 +49,11 @@ SUBJECTS = [
     ("mutualisation", "un traitement de surface"), ("mutualisation", "un séchoir à bois"),
     ("mutualisation", "un banc d'essai"), ("mutualisation", "une chambre froide"),
     ("foncier", "un terrain de 2 hectares"), ("foncier", "une friche"),
+    ("foncier", "un atelier de 800 m² sur la zone de {town}"),
+    ("foncier", "la friche de l'ancienne usine de {town}"),
     ("mobilite", "une navette depuis la gare"), ("mobilite", "du covoiturage"),
+    ("mobilite", "une navette depuis {town} pour nos équipes"),
+    ("mobilite", "un minibus entre {town} et {town2} aux heures de poste"),
     ("transition", "la chaleur fatale"), ("transition", "les palettes usagées"),
     ("transition", "la sciure et les copeaux"), ("transition", "les solvants usagés"),
     ("transition", "la méthanisation"), ("export", "un salon en Allemagne"),
@@ -79,9 +86,19 @@ OWN = [
 ]
 
 
+def _communes() -> list[tuple[str, str]]:
+    """(name, INSEE) of 80 communes of the Doubs and the Territoire de Belfort, spread over
+    the INSEE order: the firms' communes, and the towns their shuttles and sites name."""
+    found = sorted((c for c in default_geography().communes()
+                    if c.departement in {"25", "90"} and c.lat is not None),
+                   key=lambda c: c.insee)
+    return [(c.name, c.insee) for c in found[:: max(1, len(found) // 80)][:80]]
+
+
 def generate(n: int, seed: int = 7) -> list[NeedItem]:
     """n open needs of one territory, from the templates, in many voices."""
     rng = random.Random(seed)
+    communes = _communes()
     items: list[NeedItem] = []
     for i in range(n):
         roll = rng.random()
@@ -91,9 +108,13 @@ def generate(n: int, seed: int = 7) -> list[NeedItem]:
             theme, text = "financement", rng.choice(OWN)
         else:
             theme, subject = rng.choice(SUBJECTS)
+            subject = subject.format(town=rng.choice(communes)[0],
+                                     town2=rng.choice(communes)[0])
             text = rng.choice(VOICES).format(s=subject, k=rng.randint(5, 300))
+        name, insee = rng.choice(communes)
         items.append(NeedItem(need_id=i + 1, reference=f"TI-{i + 1}", theme=theme, text=text,
-                              firm=f"Entreprise {rng.randint(1, n)}", commune=None))
+                              firm=f"Entreprise {rng.randint(1, n)}", commune=name,
+                              commune_insee=insee))
     return items
 
 
@@ -121,6 +142,9 @@ def main() -> None:
                         help="also time the grouping with the animator's separations")
     args = parser.parse_args()
     kb = KnowledgeBase.load(None)
+    # the process-wide tables (lexicon, word frequencies, the communes by name) are built
+    # once per process, as in the bot, before any timing; "cold" empties the per-need caches
+    find_groups(generate(100, seed=3), kb=kb)
     # baseline: the cold analysis of one need
     sample = generate(200, seed=1)
     clear_cache()

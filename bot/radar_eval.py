@@ -11,6 +11,7 @@ needs of one labelled group (``group:``); a need without a group must stay alone
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from bot.services.radar import NeedItem, find_groups
+from knowledge.geography import default_geography
 from knowledge.retrieval import KnowledgeBase
 
 __all__ = ["PARTS", "RADAR_SET", "SEALED", "RadarScore", "evaluate", "evaluate_part", "part_path"]
@@ -87,12 +89,25 @@ def _territories(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]
     return [(str(data.get("territory") or "territoire"), list(data["needs"]))]
 
 
-def _item(territory: str, row: dict[str, Any]) -> NeedItem:
+def _item(territory: str, row: dict[str, Any], insee: str | None = None) -> NeedItem:
     """A labelled row as the radar sees it."""
     reference = str(row.get("reference") or f"{territory}-{row['id']}")
     return NeedItem(need_id=int(row["id"]), reference=reference, theme=str(row["theme"]),
                     text=str(row["text"]), firm=str(row.get("firm") or ""),
-                    commune=row.get("commune"))
+                    commune=row.get("commune"), commune_insee=insee)
+
+
+def _insee_codes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Commune name -> INSEE code, as the bot has it (the firm picked its commune).
+
+    The labelled files give names; a name several communes bear (Maubec: Isère, Tarn-et-
+    Garonne, Vaucluse) is read in the département where most of the territory's communes are.
+    """
+    geo = default_geography()
+    named = {str(r["commune"]): geo.named(str(r["commune"])) for r in rows if r.get("commune")}
+    departements = Counter(found[0].departement for found in named.values() if len(found) == 1)
+    return {name: max(found, key=lambda c: departements[c.departement]).insee
+            for name, found in named.items() if found}
 
 
 def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> RadarScore:
@@ -103,7 +118,8 @@ def evaluate(path: Path = RADAR_SET, *, kb: KnowledgeBase | None = None) -> Rada
     found: set[Pair] = set()
     territories = _territories(data)
     for territory, rows in territories:
-        items = [_item(territory, row) for row in rows]
+        codes = _insee_codes(rows)
+        items = [_item(territory, row, codes.get(str(row.get("commune")))) for row in rows]
         labelled: dict[str, list[int]] = {}
         for row in rows:
             if row.get("group"):

@@ -135,6 +135,9 @@ class Commune:
     region: str
     epci_siren: str | None
     epci_name: str | None
+    # WGS84 degrees of the town hall (None in tables built before they were added)
+    lat: float | None = None
+    lon: float | None = None
 
     def label(self) -> str:
         """Short label for buttons: 'Paray-le-Monial (71)', at most 40 characters."""
@@ -239,6 +242,7 @@ class Geography:
             c_dep, c_region = col["departement"], col["region"]
             c_siren, c_epci = col["epci_siren"], col["epci_name"]
             c_pop = col.get("population")
+            c_lat, c_lon = col.get("lat"), col.get("lon")
             for row in reader:
                 codes = row[c_postcodes]
                 postcodes = shared_postcodes.get(codes)
@@ -254,6 +258,8 @@ class Geography:
                         region=intern(row[c_region]),
                         epci_siren=intern(row[c_siren]) or None,
                         epci_name=intern(row[c_epci]) or None,
+                        lat=float(row[c_lat]) if c_lat is not None and row[c_lat] else None,
+                        lon=float(row[c_lon]) if c_lon is not None and row[c_lon] else None,
                     )
                 )
                 population = row[c_pop] if c_pop is not None else ""
@@ -311,6 +317,10 @@ class Geography:
         """Département code of the commune with this INSEE code, e.g. '71', '2A', '971'."""
         commune = self.by_insee(insee)
         return commune.departement if commune else None
+
+    def communes(self) -> tuple[Commune, ...]:
+        """Every row of the table (communes and PLM arrondissements)."""
+        return tuple(self._communes)
 
     def __len__(self) -> int:
         """Number of rows (communes and PLM arrondissements)."""

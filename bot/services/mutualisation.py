@@ -72,7 +72,8 @@ def need_items(needs: list[Need]) -> list[NeedItem]:
     """What the radar reads of each need (anonymised needs have no text and are left out)."""
     return [NeedItem(need_id=n.id, reference=n.reference, theme=n.theme,
                      text=n.description or "", firm=n.firm_name or "",
-                     commune=n.commune_name) for n in needs if n.id is not None
+                     commune=n.commune_name, commune_insee=n.commune_insee)
+            for n in needs if n.id is not None
             and n.description]
 
 
@@ -118,11 +119,11 @@ def excerpt(text: str, group: Group) -> str:
 def open_items(session: Session, territory_id: str) -> list[NeedItem]:
     """The radar rows of a territory's open needs (only the columns the radar reads)."""
     rows = session.exec(select(Need.id, Need.reference, Need.theme, Need.description,
-                               Need.firm_name, Need.commune_name)
+                               Need.firm_name, Need.commune_name, Need.commune_insee)
                         .where(Need.territory_id == territory_id, col(Need.status).in_(OPEN)))
     return [NeedItem(need_id=i, reference=ref, theme=theme, text=text, firm=firm or "",
-                     commune=commune)
-            for i, ref, theme, text, firm, commune in rows if i is not None and text]
+                     commune=commune, commune_insee=insee)
+            for i, ref, theme, text, firm, commune, insee in rows if i is not None and text]
 
 
 def _undo_button(key: str) -> tuple[tuple[Button, ...], ...]:

@@ -24,6 +24,16 @@ Scoring of two needs, in plain terms:
    A need that names no object borrows one from its batch (:func:`_borrow_objects`): the
    object whose needs use most of its word weight, when intent agrees, so the batch's own
    words carry an object to a need written in them only.
+   *Where* (bot/services/radar_places.py): a shuttle, land, heat or a zone's canteen is
+   somewhere. Two needs share such an object only where their places meet: one commuting
+   corridor (every end of one need, the communes it names and its firm's commune, near an
+   end of the other or on the way between two: Pau → Lacq is not Tarbes → Bagnères), one
+   site (land: the same zone or brownfield, else firms within LAND_HOME_KM), one basin
+   (housing, childcare). Places are read with the communes table near the firm (« Clermont »
+   from Thiers is Clermont-Ferrand) and by name for sites that are no commune
+   (« Technoland »). A need about land or premises that names a site also has that site as
+   an object (``site:<key>``): firms of different trades wanting premises on one named zone
+   are one group. A need that names no place is never set apart on places.
    Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
    ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
    exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
@@ -105,6 +115,14 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
+from bot.services.radar_places import (
+    Places,
+    compatible,
+    home_of,
+    place_rule,
+    read_places,
+    speaks_of_premises,
+)
 from knowledge.frequency import zipf
 from knowledge.retrieval import OUT_OF_SCOPE_THRESHOLD, KnowledgeBase
 from knowledge.taxonomy import THEME_KEYS
@@ -254,6 +272,8 @@ class NeedItem:
     text: str
     firm: str
     commune: str | None
+    # INSEE code of the firm's commune, when known: where a shuttle's staff go (radar_places)
+    commune_insee: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +305,7 @@ _SPLIT = re.compile(r"[\W_]+")
 _DIGIT = re.compile(r"\d")
 _SUBJECT = "#"  # prefix of family tokens: cannot come out of the tokenizer
 _OBJECT = "@"  # prefix of object postings (same reason)
+SITE = "site:"  # prefix of the objects that are a site named by a need about land
 _T = TypeVar("_T")
 
 
@@ -455,6 +476,8 @@ class _Need:
     objects: dict[str, float]  # object id (radar_objects.yaml) -> weight
     actions: frozenset[str]  # hire, train, share
     own: bool  # a firm's own matter: never poolable
+    # where its shuttle, land or housing is (None when it names no such object)
+    places: Places | None = None
 
 
 def _boost(token: str) -> float:
@@ -566,6 +589,7 @@ def clear_cache() -> None:
     with _CACHE_LOCK:
         _BASES.clear()
         _CARDS.clear()
+    _places.cache_clear()
 
 
 def _top_cards(kb: KnowledgeBase | None, text: str) -> frozenset[str]:
@@ -622,7 +646,24 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
             )
         )
     _borrow_objects(out)
+    kinds = object_lexicon()
+    for need in out:
+        land = not need.own and (any(kinds.kind_of(o) == "land" for o in need.objects)
+                                 or speaks_of_premises(need.item.text))
+        if land or any(place_rule(o, kinds.kind_of(o)) for o in need.objects):
+            need.places = _places(need.item.text, need.item.commune, need.item.commune_insee)
+        if land and need.places is not None:
+            # a need about land or premises that names a site is about that site, whatever
+            # else it names (its trade, its product): the site is one of its objects
+            for key in need.places.sites:
+                need.objects[SITE + key] = 1.0
     return out
+
+
+@lru_cache(maxsize=8192)
+def _places(text: str, commune: str | None, insee: str | None) -> Places:
+    """The places of a need about a shuttle, land or housing (cached: texts repeat)."""
+    return read_places(text, home_of(commune, insee))
 
 
 # A need without objects borrows one when this share of its word weight is in the words of
@@ -679,18 +720,40 @@ def _borrow_objects(needs: Sequence[_Need]) -> None:
 # -- pair scores --------------------------------------------------------------------------------
 
 
-def _object_score(a: dict[str, float], b: dict[str, float]) -> float:
+def _object_score(a: dict[str, float], b: dict[str, float],
+                  places_a: Places | None = None, places_b: Places | None = None) -> float:
     """Weighted overlap of two needs' objects (0 when they share none).
 
     The shared weight over the smaller side's: a long text names its firm's trade, its
     machines and its site besides what it asks, and that does not make its need another one.
+    A shuttle, land or housing is shared only where the two needs' places meet
+    (radar_places: one corridor, one site).
     """
-    shared = sum(min(w, b[o]) for o, w in a.items() if o in b)
+    kinds = object_lexicon()
+    shared = sites = 0.0
+    for o, w in a.items():
+        if o not in b:
+            continue
+        if o.startswith(SITE):
+            sites += min(w, b[o])
+            continue
+        rule = place_rule(o, kinds.kind_of(o)) if places_a and places_b else None
+        if rule is None or compatible(rule, places_a, places_b):  # type: ignore[arg-type]
+            shared += min(w, b[o])
+    # a site shared counts as one object however many names it has (« l'Aéroparc de
+    # Fontaine »: a name and a commune); a site not shared takes nothing away (the same site
+    # may be named by a zone on one side, by its commune on the other)
+    shared += min(sites, 1.0)
     if shared == 0.0:
         return 0.0
     # ...but at least one full object: two needs that share only a generic object (waste in
     # general, export in general) are not one need
-    return round(shared / max(min(sum(a.values()), sum(b.values())), 1.0), 6)
+    return round(min(shared / max(min(_weight(a), _weight(b)), 1.0), 1.0), 6)
+
+
+def _weight(objects: dict[str, float]) -> float:
+    """The weight of a need's objects but its sites."""
+    return sum(w for o, w in objects.items() if not o.startswith(SITE))
 
 
 def _intent(need: _Need) -> int:
@@ -709,7 +772,7 @@ def _pair_score(a: _Need, b: _Need, *, use_kb: bool) -> float:
         return 0.0  # a firm's own financing, permit, crisis, R&D or succession
     if a.objects and b.objects:
         # both name what they are about: the objects decide, whatever the words or themes
-        return _object_score(a.objects, b.objects)
+        return _object_score(a.objects, b.objects, a.places, b.places)
     if _intent(a) * _intent(b) < 0:
         # one hires or trains people, the other shares a thing: the same rare word
         # (microbiologie, alambic) names the person's trade and the shared equipment
@@ -901,9 +964,11 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     apart = apart or {}
     nodes: list[list[int]] = []
     node_of: dict[int, int] = {}
-    by_signature: dict[tuple[tuple[str, float], ...], int] = {}  # objects -> node of like needs
+    # (objects, places) -> node of like needs
+    by_signature: dict[tuple[tuple[tuple[str, float], ...], Places | None], int] = {}
     by_words: dict[tuple[object, ...], int] = {}  # (theme, words) -> node of like needs
     objects_of: dict[int, tuple[tuple[str, float], ...]] = {}  # object node -> its objects
+    places_of: dict[int, Places | None] = {}  # object node -> the places of its needs
     word_nodes: set[int] = set()  # nodes of needs without objects, said in the same words
     tags: dict[int, set[int]] = defaultdict(set)
     df: Counter[str] = Counter()
@@ -920,11 +985,14 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
         if need.own:
             continue  # never poolable
         if need.objects:
-            signature = tuple(sorted(need.objects.items()))
+            objects = tuple(sorted(need.objects.items()))
+            # needs about one shuttle from different places are not alike
+            signature = (objects, need.places)
             k = by_signature.get(signature)
             if k is None:
                 k = by_signature[signature] = new_node()
-                objects_of[k] = signature
+                objects_of[k] = objects
+                places_of[k] = need.places
         elif any(2 <= df[t] <= cap for t in need.tokens):
             # (only needs with a word rare enough to make candidates: the others were never
             # scored against anything one by one either)
@@ -960,6 +1028,7 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
             tags[single] = set(apart[i])
             if k in objects_of:
                 objects_of[single] = objects_of[k]
+                places_of[single] = places_of[k]
             elif k in word_nodes:
                 word_nodes.add(single)
     links: dict[tuple[int, int], float] = defaultdict(float)
@@ -979,7 +1048,8 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
                 seen.add((c, d))
                 if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
                     continue  # they hold two needs set apart: never one group
-                score = _object_score(signature_of[c], signature_of[d])
+                score = _object_score(signature_of[c], signature_of[d],
+                                      places_of[c], places_of[d])
                 if score > 0.0:
                     links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
     # nodes without objects, on their words: each word node by its first need (the others
@@ -1082,7 +1152,7 @@ def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
         counts.update(need.objects.keys())
         for obj, w in need.objects.items():
             weights[obj] += w
-    shared = sorted((o for o, c in counts.items() if c >= 2),
+    shared = sorted((o for o, c in counts.items() if c >= 2 and not o.startswith(SITE)),
                     key=lambda o: (-counts[o], -weights[o], o))
     if not shared:
         return (), ""

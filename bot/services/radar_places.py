@@ -1,0 +1,402 @@
+"""Where a need's shuttle, land or housing is, for the radar: the places its text names.
+
+A shuttle serves one corridor, a brownfield is one site: two needs about a shuttle are one
+collective action only when their corridors meet (Pau → Lacq is not Tarbes → Bagnères), two
+needs about land only when they aim at the same site, two about staff housing only near the
+same site. The lexicon (radar_objects) says *what* (transport, foncier, logement); this
+module says *where*, from three things no list of this project has to name:
+
+- communes named in the text (« habitent Landerneau », « la friche de Gandrange »), resolved
+  with the communes table (knowledge/geography.py) near the firm: « Clermont » read from
+  Thiers is Clermont-Ferrand, also by its first words (« Montceau », « Saint-Nicolas »); a
+  name rare in general French is read in lower case too (« la friche de gandrange »);
+- other names written with a capital and rare in French (« Technoland », « Hauts
+  Banquets », « Aéroparc »): a zone, a site or a brownfield, compared by name;
+- the firm's own commune: where its staff go, the end of a shuttle's corridor.
+
+A need that names no place says nothing against any other: it is never set apart on places.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from knowledge.frequency import zipf
+from knowledge.geography import Commune, Geography, default_geography, normalize_name
+
+__all__ = ["Places", "compatible", "home_of", "place_rule", "read_places",
+           "speaks_of_premises"]
+
+# How the radar objects that are somewhere are compared (radar_objects.yaml kinds and ids):
+# a commute's corridor, one site (land, and what cannot travel far: heat, steam, a zone's
+# canteen or guard, a rail siding), one basin (staff housing, childcare).
+CORRIDOR, SITE, BASIN = "corridor", "site", "basin"
+_RULE_OF_KIND: dict[str, str] = {"route": CORRIDOR, "land": SITE, "housing": BASIN,
+                                 "childcare": BASIN}
+_RULE_OF_OBJECT: dict[str, str] = {
+    "chaleur": SITE, "vapeur": SITE, "restauration": SITE, "securite_site": SITE,
+    "embranchement_ferre": SITE,
+}
+
+
+def place_rule(object_id: str, kind: str) -> str | None:
+    """How two needs about this object must meet (CORRIDOR, SITE, BASIN), or None."""
+    return _RULE_OF_OBJECT.get(object_id) or _RULE_OF_KIND.get(kind)
+
+# A commune named in a text is looked for this close to the firm (km): farther, the word is
+# another place of the same name (there are 18 communes called Clermont-something).
+NEAR_KM = 80.0
+# A commune named by its first words only (« Montceau ») must be this close to the firm.
+PREFIX_KM = 45.0
+# Two ends of commutes (where staff live, where they work) are one when this close.
+ORIGIN_KM = 12.0
+# A place this close to the way between two ends of another commute lies on its corridor.
+AXIS_KM = 8.0
+# Two sites of land named are one site when this close; staff housing, one basin.
+SITE_KM = 6.0
+HOUSING_KM = 25.0
+# A firm that names no site looks for land around its own commune: this far (km).
+LAND_HOME_KM = 15.0
+# A word is read as a place in lower case only when it is this rare in general French (Zipf):
+# « gandrange » yes, « vire » (the verb) no.
+MAX_LOWER_ZIPF = 2.5
+# A capitalised name that is no commune is a site's name when one of its words is this rare.
+MAX_NAME_ZIPF = 3.0
+_MAX_WINDOW = 5  # words of the longest commune name tried (« Saint-Just-Saint-Rambert »)
+
+# Capitalised words that say who or what, never where (titles, institutions, days).
+_NOT_PLACES: frozenset[str] = frozenset(
+    """
+    monsieur madame messieurs mesdames bonjour cordialement merci region departement etat
+    france europe lundi mardi mercredi jeudi vendredi samedi dimanche
+    """.split()
+)
+# A word (with its inner hyphens and apostrophes: Grand'Combe-Châteleu), an elided article
+# apart (« l'Aéroparc » is « l' » and « Aéroparc »), or a number.
+_WORD = re.compile(
+    r"\b(?:[ldjmnstc]|qu)['’](?=[^\W\d_])|[^\W\d_]+(?:['’-][^\W\d_]+)*|\d+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
+_CONNECTORS = frozenset({"de", "du", "des", "la", "le", "les", "sur", "sous", "en", "lez",
+                         "d", "l", "aux"})
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The places of one need: communes named (points), other names, the firm's commune."""
+
+    points: tuple[tuple[float, float], ...] = ()  # (lat, lon) of the communes named
+    names: frozenset[str] = frozenset()  # folded names of sites that are no commune
+    home: tuple[float, float] | None = None  # (lat, lon) of the firm's commune
+    codes: frozenset[str] = frozenset()  # INSEE codes of the communes named
+    # the ends of its commute (the communes named, the firm's commune) and their box
+    # (lat and lon, low and high, widened by the corridor margin): computed once, compared
+    # with many other needs
+    ends: tuple[tuple[float, float], ...] = field(init=False, compare=False, repr=False)
+    box: tuple[float, float, float, float] | None = field(init=False, compare=False,
+                                                          repr=False)
+
+    def __post_init__(self) -> None:
+        """Compute the ends and their box."""
+        ends = (*self.points, self.home) if self.home else self.points
+        object.__setattr__(self, "ends", ends)
+        box = None
+        if ends:
+            margin = max(ORIGIN_KM, AXIS_KM) / _KM_PER_DEGREE
+            lats = [e[0] for e in ends]
+            lons = [e[1] for e in ends]
+            # (a degree of longitude is shorter than one of latitude: a wider margin, with
+            # some slack for the latitude span)
+            lon_margin = margin / _COS[min(900, abs(round(max(lats, key=abs) * 10)))] * 1.2
+            box = (min(lats) - margin, min(lons) - lon_margin,
+                   max(lats) + margin, max(lons) + lon_margin)
+        object.__setattr__(self, "box", box)
+
+    @property
+    def named(self) -> bool:
+        """Whether the text names a place at all."""
+        return bool(self.points or self.names)
+
+    @property
+    def sites(self) -> frozenset[str]:
+        """Keys of the places named: a site's folded name, a commune's INSEE code."""
+        return self.names | self.codes
+
+
+_KM_PER_DEGREE = 6371.0 * math.pi / 180.0
+# cos(latitude) by tenth of a degree: the distances are compared by the hundred thousand on
+# a big territory, and a table lookup is cheaper than a cosine
+_COS: tuple[float, ...] = tuple(math.cos(math.radians(t / 10)) for t in range(901))
+
+
+def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance in km (flat projection at the pair's latitude: exact enough under 200 km)."""
+    dx = (b[1] - a[1]) * _COS[min(900, abs(round((a[0] + b[0]) * 5)))]
+    return _KM_PER_DEGREE * math.hypot(dx, b[0] - a[0])
+
+
+def _meet(a: Places, b: Places, radius: float) -> bool:
+    """Whether two needs may name one place: the same site name, communes this close, or
+    places that cannot be compared (a site's name on one side, communes on the other)."""
+    if a.names & b.names:
+        return True
+    if any(_km(p, q) <= radius for p in a.points for q in b.points):
+        return True
+    comparable = (a.points and b.points) or (a.names and b.names)
+    return not comparable
+
+
+def compatible(rule: str, a: Places, b: Places) -> bool:
+    """Whether two needs about one object (compared by ``rule``) can be one action."""
+    if rule == CORRIDOR:
+        # a corridor's ends: where the staff live (the places named) and where they work
+        # (the firm's commune). One corridor when every end of one need is near an end of
+        # the other (Vire → Flers and Flers ← Vire; Noeux → Haisnes within Bruay → Douvrin),
+        # not when one end is elsewhere (Belfort → Rougemont is not Belfort → Technoland).
+        if a.names & b.names:
+            return True
+        if not a.ends or not b.ends:
+            return True
+        # (either way: one need names fewer places than the other, its ends are enough)
+        return _covered(a, b) or _covered(b, a)
+    if rule == BASIN:
+        # staff housing is sought for a whole basin, near the sites where the staff work
+        return not (a.named and b.named) or _meet(_with_home(a), _with_home(b), HOUSING_KM)
+    # land: the site named, else where the firm is (it looks near its own commune)
+    if a.named and b.named:
+        return _meet(a, b, SITE_KM)
+    if a.named or b.named:
+        named, other = (a, b) if a.named else (b, a)
+        if not named.points or other.home is None:
+            return True  # a site known by its name only: nothing to compare a commune with
+        return _meet(named, Places(points=(other.home,)), LAND_HOME_KM)
+    return a.home is None or b.home is None or _km(a.home, b.home) <= LAND_HOME_KM
+
+
+# Words of a need about land or premises, whatever the lexicon made of the rest of its text
+# (« 600 m² à l'Aéroparc », « un local plus grand dans la Vallée des Usines »).
+_PREMISES = re.compile(
+    r"\b(?:\d[\d\s.]*\s*(?:m²|m2|ha)\b|hectares?|locaux|(?:un|le|du|notre|nouveau) local|"
+    r"bâtiments?|batiments?|terrains?|friches?|parcelles?)\b", re.IGNORECASE)
+
+
+def speaks_of_premises(text: str) -> bool:
+    """Whether a text speaks of land or premises (a surface, a plot, a building)."""
+    return _PREMISES.search(text) is not None
+
+
+def _covered(a: Places, b: Places) -> bool:
+    """Whether every end of ``a`` is near an end of ``b`` (ORIGIN_KM) or on the way between
+    two of them (AXIS_KM: Valdahon is on the Besançon – Morteau axis)."""
+    ys, box = b.ends, b.box
+    assert box is not None
+    for x in a.ends:
+        # an end far outside the other's box is near none of its ends nor of their ways:
+        # said at once (there are many pairs on a big territory)
+        if not (box[0] <= x[0] <= box[2] and box[1] <= x[1] <= box[3]):
+            return False
+        if any(_km(x, y) <= ORIGIN_KM for y in ys):
+            continue
+        if not any(_off_axis(x, ys[i], ys[j]) <= AXIS_KM
+                   for i in range(len(ys)) for j in range(i + 1, len(ys))):
+            return False
+    return True
+
+
+def _off_axis(x: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance in km from ``x`` to the segment between ``a`` and ``b`` (flat projection)."""
+    scale = _COS[min(900, abs(round((a[0] + b[0]) * 5)))]
+    ax, ay = a[1] * scale, a[0]
+    bx, by = b[1] * scale, b[0]
+    px, py = x[1] * scale, x[0]
+    dx, dy = bx - ax, by - ay
+    length = dx * dx + dy * dy
+    t = 0.0 if length == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length))
+    return _KM_PER_DEGREE * math.hypot(px - (ax + t * dx), py - (ay + t * dy))
+
+
+def _with_home(p: Places) -> Places:
+    """The places of a need with its firm's commune among them."""
+    return Places(points=(*p.points, p.home), names=p.names) if p.home else p
+
+
+@lru_cache(maxsize=1)
+def _names_index() -> tuple[dict[str, tuple[Commune, ...]], frozenset[str]]:
+    """Every commune by its normalised name, with and without a leading article, and the
+    first words of those names (a word no name starts with is passed over at once)."""
+    index: dict[str, list[Commune]] = defaultdict(list)
+    for commune in _all_communes(default_geography()):
+        key = normalize_name(commune.name)
+        index[key].append(commune)
+        head, _, rest = key.partition(" ")
+        if head in {"le", "la", "les", "l"} and rest:
+            index[rest].append(commune)
+    return ({k: tuple(v) for k, v in index.items()},
+            frozenset(k.partition(" ")[0] for k in index))
+
+
+def _all_communes(geo: Geography) -> list[Commune]:
+    """The communes of the table that have a location."""
+    return [c for c in geo.communes() if c.lat is not None and c.lon is not None]
+
+
+def _nearest(candidates: tuple[Commune, ...] | list[Commune], home: tuple[float, float] | None,
+             radius: float) -> Commune | None:
+    """The candidate nearest the firm within ``radius`` km (any, by population, without it)."""
+    located = [c for c in candidates if c.lat is not None and c.lon is not None]
+    if not located:
+        return None
+    if home is None:
+        return located[0]
+    best = min(located, key=lambda c: _km(home, (c.lat, c.lon)))  # type: ignore[arg-type]
+    return best if _km(home, (best.lat, best.lon)) <= radius else None  # type: ignore[arg-type]
+
+
+def home_of(commune: str | None, insee: str | None = None) -> tuple[float, float] | None:
+    """(lat, lon) of a firm's commune, by INSEE code or else by name (most populous)."""
+    geo = default_geography()
+    found: Commune | None = geo.by_insee(insee) if insee else None
+    if found is None and commune:
+        named = geo.named(commune)
+        found = named[0] if named else None
+    if found is None or found.lat is None or found.lon is None:
+        return None
+    return (found.lat, found.lon)
+
+
+def read_places(text: str, home: tuple[float, float] | None) -> Places:
+    """The places a need's text names (see the module docstring)."""
+    index, starts = _names_index()
+    geo = default_geography()
+    words = [(m.group(), m.start()) for m in _WORD.finditer(text)]
+    norm = [normalize_name(w) for w, _ in words]
+    points: list[tuple[float, float]] = []
+    names: set[str] = set()
+    codes: set[str] = set()
+    i = 0
+    while i < len(words):
+        word, start = words[i]
+        # a capital at a sentence's start says nothing: « Pour », « Plus » may be communes
+        initial = start == 0 or bool(_SENTENCE_END.search(text[max(0, start - 3):start]))
+        capital = word[0].isupper() and (not initial or _rare(word))
+        first = norm[i].partition(" ")[0]
+        hit = (_commune_at(words, norm, i, index, home, capital=capital)
+               if first in starts else None)
+        if hit is not None:
+            commune, size = hit
+            points.append((commune.lat, commune.lon))  # type: ignore[arg-type]
+            codes.add(commune.insee)
+            i += size
+            continue
+        if capital and _acronym(word):
+            i += 1  # TER, SNCF, ICPE, ZA say what, not where (« la ZA de Legé »)
+            continue
+        if capital:
+            run = _capital_run(text, words, i)
+            span = " ".join(w for w, _ in words[i:i + run])
+            prefixed = _nearest(list(geo.starting_with(span)), home, PREFIX_KM)
+            if prefixed is None and run == 1:
+                prefixed = _demonym(word, home)
+            if prefixed is not None and normalize_name(span) not in _NOT_PLACES:
+                points.append((prefixed.lat, prefixed.lon))  # type: ignore[arg-type]
+                codes.add(prefixed.insee)
+            elif not geo.named(span):
+                # (a commune too far to be the firm's area: where goods go, where staff come
+                # from far away, a market; no site of the territory)
+                names.update(_site_names(words[i:i + run]))
+            i += run
+            continue
+        i += 1
+    return Places(points=tuple(dict.fromkeys(points)), names=frozenset(names), home=home,
+                  codes=frozenset(codes))
+
+
+def _commune_at(words: list[tuple[str, int]], norm: list[str], i: int,
+                index: dict[str, tuple[Commune, ...]], home: tuple[float, float] | None, *,
+                capital: bool) -> tuple[Commune, int] | None:
+    """The longest commune name starting at word ``i`` (near the firm), with its length."""
+    for size in range(min(_MAX_WINDOW, len(words) - i), 0, -1):
+        span = [w for w, _ in words[i:i + size]]
+        key = " ".join(norm[i:i + size])
+        candidates = index.get(key)
+        if not candidates:
+            continue
+        if key in _NOT_PLACES or (key.isdigit()):
+            return None
+        if not capital:
+            # in lower case only a rare name is a place: « vire », « charge » are words
+            if size == 1 and zipf(key) > MAX_LOWER_ZIPF:
+                return None
+            if size > 1 and not span[-1][0].isupper() and all(
+                    zipf(n) > MAX_LOWER_ZIPF for n in norm[i:i + size]):
+                continue
+        found = _nearest(candidates, home, NEAR_KM)
+        if found is not None and capital and home is not None and _km(
+                home, (found.lat, found.lon)) > PREFIX_KM:  # type: ignore[arg-type]
+            # « Montereau » from La Brosse-Montceaux is Montereau-Fault-Yonne (5 km), not the
+            # Montereau of the Loiret (60 km): a longer name nearby wins over a far namesake
+            longer = _nearest(list(default_geography().starting_with(" ".join(span))), home,
+                              PREFIX_KM)
+            found = longer or found
+        if found is not None:
+            return found, size
+    return None
+
+
+_DEMONYM = re.compile(r"(?:ais|ois|aise|oise)$")
+
+
+def _demonym(word: str, home: tuple[float, float] | None) -> Commune | None:
+    """The town an area's adjective is made of (« le Choletais », « Montbardois »)."""
+    stem = _DEMONYM.sub("", word)
+    if stem == word or len(stem) < 4:
+        return None
+    return _nearest(list(default_geography().named(stem)), home, PREFIX_KM)
+
+
+def _rare(word: str) -> bool:
+    """Whether a word is rare in general French, elisions aside (« Technoland », not
+    « L'ancien » nor « Pourrait-on »)."""
+    parts = [part for part in normalize_name(word).split() if len(part) > 1]
+    return bool(parts) and all(zipf(part) <= MAX_NAME_ZIPF for part in parts)
+
+
+def _acronym(word: str) -> bool:
+    """Whether a word is written in capitals (TER, SNCF, ZA) or holds a digit (A36, RN12)."""
+    return (word.isupper() and len(word) > 1) or any(ch.isdigit() for ch in word)
+
+
+def _joined(text: str, left: tuple[str, int], right: tuple[str, int]) -> bool:
+    """Whether two words follow each other in one name (a space, no punctuation between)."""
+    return not text[left[1] + len(left[0]):right[1]].strip()
+
+
+def _capital_run(text: str, words: list[tuple[str, int]], i: int) -> int:
+    """How many words from ``i`` make one capitalised name (« Grand Sud Logistique »)."""
+    j = i + 1
+    while j < len(words) and _joined(text, words[j - 1], words[j]):
+        word = words[j][0]
+        if word[0].isupper() and not _acronym(word):
+            j += 1
+        elif (word.lower() in _CONNECTORS and j + 1 < len(words)
+              and words[j + 1][0][0].isupper() and _joined(text, words[j], words[j + 1])):
+            j += 2
+        else:
+            break
+    return j - i
+
+
+def _site_names(run: list[tuple[str, int]]) -> set[str]:
+    """Folded site names of a capitalised run that is no commune (rare words, the whole)."""
+    words = [w for w, _ in run]
+    folded = [normalize_name(w) for w in words]
+    rare = [f for w, f in zip(words, folded, strict=True)
+            if f and f not in _CONNECTORS and f not in _NOT_PLACES and _rare(w)]
+    whole = " ".join(f for f in folded if f not in _CONNECTORS)
+    if len(words) > 1 and whole not in _NOT_PLACES:
+        # several capitalised words make a name even of common words (Grand Sud Logistique)
+        return {*rare, whole}
+    return {*rare, whole} if rare else set()

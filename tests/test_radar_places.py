@@ -1,0 +1,219 @@
+"""Where a need's shuttle, land or housing is (bot.services.radar_places) and what the radar
+makes of it: two corridors, two sites, one site named in other words.
+
+Real communes table (knowledge/geo/communes.csv.gz), real lexicon, no mock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.services.radar import NeedItem, find_groups
+from bot.services.radar_places import (
+    BASIN,
+    CORRIDOR,
+    SITE,
+    Places,
+    compatible,
+    home_of,
+    place_rule,
+    read_places,
+    speaks_of_premises,
+)
+from knowledge.geography import default_geography
+
+
+def _insee(commune: str, departement: str | None = None) -> str:
+    """The INSEE code of a commune (in a département, when several bear the name)."""
+    found = [c for c in default_geography().named(commune)
+             if departement is None or c.departement == departement]
+    assert len(found) == 1 or departement is None, (commune, found)
+    assert found, commune
+    return found[0].insee
+
+
+def _places(text: str, commune: str, departement: str | None = None) -> Places:
+    """The places of a text written by a firm of ``commune`` (by its INSEE code)."""
+    return read_places(text, home_of(commune, _insee(commune, departement)))
+
+
+def _names_of(places: Places) -> set[str]:
+    """The communes a reading found, by name (INSEE codes looked up)."""
+    geo = default_geography()
+    return {c.name for code in places.codes if (c := geo.by_insee(code)) is not None}
+
+
+# -- reading the places --------------------------------------------------------------------
+
+
+def test_communes_named_are_read_near_the_firm() -> None:
+    """« Clermont » written in Thiers is Clermont-Ferrand; two communes in one sentence."""
+    places = _places("Nos salariés viennent de Clermont et de Pont-du-Château, 45 km "
+                     "d'autoroute matin et soir.", "Thiers")
+    assert _names_of(places) == {"Clermont-Ferrand", "Pont-du-Château"}
+
+
+def test_a_short_name_is_the_nearby_commune_it_begins() -> None:
+    """« Montceau » near Le Creusot is Montceau-les-Mines, « Montereau » near La Brosse-
+    Montceaux is Montereau-Fault-Yonne and not the Montereau of the Loiret, 60 km away."""
+    assert _names_of(_places("Un car depuis Montceau le matin.", "Le Creusot")) == {
+        "Montceau-les-Mines"}
+    assert _names_of(_places("Partager le quai de Montereau avec d'autres chargeurs.",
+                             "La Brosse-Montceaux")) == {"Montereau-Fault-Yonne"}
+
+
+def test_a_rare_name_counts_in_lower_case_a_common_word_does_not() -> None:
+    """An SMS writes « gandrange »; « on vire les copeaux » names no Vire."""
+    assert _names_of(_places("la friche arcelor de gandrange c'est a 5 min", "Rombas")) == {
+        "Gandrange"}
+    assert not _places("on vire les copeaux tous les soirs", "Flers").named
+
+
+def test_an_area_named_after_its_town() -> None:
+    """« le Choletais » is around Cholet."""
+    assert _names_of(_places("Transport des intérimaires depuis le Choletais jusqu'aux "
+                             "Herbiers.", "Les Herbiers")) == {"Cholet", "Les Herbiers"}
+
+
+def test_sites_that_are_no_commune_are_kept_by_name() -> None:
+    """A zone's name (Technoland, Hauts Banquets) is a site; acronyms and titles are not."""
+    places = _places("Madame, Monsieur, le bus de la SNCF et le TER n'arrivent pas sur "
+                     "Technoland avant 6h.", "Étupes")
+    assert "technoland" in places.names
+    assert not {"madame", "monsieur", "sncf", "ter"} & places.names
+    assert "hauts banquets" in _places("Un entrepôt commun sur la zone des Hauts Banquets.",
+                                       "Cavaillon").names
+
+
+def test_a_capital_at_a_sentence_start_is_no_place() -> None:
+    """« Pour », « Plus » begin sentences; no commune is read from them."""
+    assert not _places("Pour nous c'est urgent. Plus personne ne vient.", "Brest").named
+
+
+def test_a_far_commune_is_neither_a_point_nor_a_site() -> None:
+    """Staff from Marseille, seen from Gravelines: no point near, no site name either."""
+    places = _places("Nos candidats de Marseille refusent faute de logement.", "Gravelines")
+    assert not places.points and "marseille" not in places.names
+
+
+def test_premises_words() -> None:
+    """A surface, a plot or a building makes a need about premises; a production lot no."""
+    assert speaks_of_premises("cherchons 600 m² à l'Aéroparc")
+    assert speaks_of_premises("un local plus grand avec une aspiration")
+    assert not speaks_of_premises("nos lots de pièces attendent le contrôle")
+    assert not speaks_of_premises("un partenaire local pour la maintenance")
+
+
+# -- comparing them ------------------------------------------------------------------------
+
+
+def test_objects_that_are_somewhere() -> None:
+    """Shuttles by corridor, land and heat by site, housing and childcare by basin."""
+    assert place_rule("transport", "route") == CORRIDOR
+    assert place_rule("foncier", "land") == SITE
+    assert place_rule("chaleur", "flow") == SITE
+    assert place_rule("logement", "housing") == BASIN
+    assert place_rule("soudure", "trade") is None
+
+
+def test_two_corridors_of_one_territory_differ() -> None:
+    """Pau → Lacq is not Tarbes → Bagnères-de-Bigorre."""
+    pau = _places("70 % de nos postés habitent Pau, relèves à 5h et 21h.", "Artix", "64")
+    tarbes = _places("Nos salariés qui habitent Tarbes font 25 km de route de montagne.",
+                     "Bagnères-de-Bigorre", "65")
+    assert not compatible(CORRIDOR, pau, tarbes)
+
+
+def test_one_corridor_written_from_both_ends() -> None:
+    """Vire → Flers and Flers ← Vire; staff of Noeux going to Haisnes ride the Bruay →
+    Douvrin line; Valdahon lies on the Besançon – Morteau axis."""
+    assert compatible(CORRIDOR, _places("Nos opérateurs viennent de Flers.", "Vire Normandie"),
+                      _places("Un car depuis Vire pour les équipes.", "Flers"))
+    assert compatible(CORRIDOR, _places("Des candidats à Bruay et Auchel.", "Douvrin"),
+                      _places("Nos gars de Noeux n'ont pas de bus.", "Haisnes"))
+    assert compatible(CORRIDOR,
+                      _places("Un car le matin depuis Besançon et Valdahon.",
+                              "Grand'Combe-Châteleu"),
+                      _places("Du covoiturage sur l'axe Besançon - Morteau.", "Le Russey"))
+
+
+def test_the_same_town_of_origin_to_another_site_is_another_corridor() -> None:
+    """Belfort → Rougemont-le-Château is not Belfort → Technoland."""
+    rougemont = _places("Nos jeunes habitent Belfort et doivent monter chez nous à "
+                        "Rougemont.", "Rougemont-le-Château")
+    technoland = _places("Le premier bus n'arrive sur Technoland qu'après 6h depuis "
+                         "Montbéliard ou Belfort.", "Brognard")
+    assert not compatible(CORRIDOR, rougemont, technoland)
+
+
+def test_a_need_that_names_no_place_is_compared_by_its_firm() -> None:
+    """A firm near the corridor joins it; one 20 km away on another road does not."""
+    corridor = _places("Une navette depuis Pau pour nos postés.", "Lacq", "64")
+    assert compatible(CORRIDOR, corridor, _places("Pas de bus à 5h pour nos opérateurs.",
+                                                   "Mourenx", "64"))
+    assert not compatible(CORRIDOR, corridor, _places(
+        "Nous devons établir un plan de mobilité employeur.", "Thèze", "64"))
+
+
+def test_one_site_and_two_sites() -> None:
+    """The same brownfield named two ways; two different zones; a firm without a site."""
+    gandrange = _places("l'ancien site sidérurgique de Gandrange pourrait être requalifié",
+                        "Rombas")
+    assert compatible(SITE, gandrange, _places("la friche arcelor de gandrange", "Amnéville"))
+    banquets = _places("La zone des Hauts Banquets n'a plus de lots.", "Cheval-Blanc")
+    grand_sud = _places("La plateforme Grand Sud Logistique serait idéale.", "Montbartier")
+    assert not compatible(SITE, banquets, _places("Un terrain sur Grand Sud Logistique.",
+                                                   "Grisolles"))
+    assert compatible(SITE, grand_sud, _places("Un terrain sur Grand Sud Logistique.",
+                                               "Grisolles"))
+    # a firm that names no site looks near its own commune
+    assert compatible(SITE, _places("Il nous faut un terrain de 5 000 m².", "Oyonnax"),
+                      _places("Y a-t-il des friches dispo sur la zone ?", "Nantua"))
+    assert not compatible(SITE, _places("Il nous faut un terrain de 5 000 m².", "Oyonnax"),
+                          _places("Il nous faut un terrain.", "Bourg-en-Bresse"))
+
+
+# -- in the radar ----------------------------------------------------------------------------
+
+
+def _item(need_id: int, commune: str, departement: str, text: str) -> NeedItem:
+    """A need of its own firm in a commune (by INSEE code, as the bot has it)."""
+    return NeedItem(need_id=need_id, reference=f"REF-{need_id}", theme="mobilite", text=text,
+                    firm=f"Firme {need_id}", commune=commune,
+                    commune_insee=_insee(commune, departement))
+
+
+@pytest.mark.parametrize("kb", [None])
+def test_the_radar_keeps_two_corridors_apart(kb: None) -> None:
+    """Three needs on Pau → Lacq and two on Tarbes → Bagnères: two groups, not one."""
+    items = [
+        _item(1, "Artix", "64", "70 % de nos postés habitent Pau. Une navette partagée entre "
+                          "entreprises pour les relèves de 5h et 21h ?"),
+        _item(2, "Lacq", "64", "Nos jeunes opérateurs viennent de Pau en voiture, 35 km. Un bus "
+                         "commun aux usines du bassin ?"),
+        _item(3, "Mourenx", "64", "Nous finançons seuls un petit bus depuis Pau, à moitié vide : "
+                            "ouvert aux salariés des autres usines ?"),
+        _item(4, "Bagnères-de-Bigorre", "65", "Nos salariés qui habitent Tarbes font 25 km de "
+                                        "route l'hiver. Une navette Tarbes – Bagnères aux "
+                                        "heures de poste ?"),
+        _item(5, "Bagnères-de-Bigorre", "65", "Un minibus depuis Tarbes pour nos équipes du matin, "
+                                        "avec les autres entreprises de la vallée ?"),
+    ]
+    groups = {frozenset(g.need_ids) for g in find_groups(items, kb=kb)}
+    assert groups == {frozenset({1, 2, 3}), frozenset({4, 5})}
+
+
+def test_the_radar_groups_needs_that_name_one_site() -> None:
+    """Firms of different trades that want premises on one named site are one group; a firm
+    that wants land for itself elsewhere stays alone."""
+    items = [
+        _item(1, "Bessoncourt", "90", "Nous cherchons 1 500 m² d'atelier à l'Aéroparc de Fontaine ; "
+                                "un bâtiment locatif partagé avec d'autres PME nous irait."),
+        _item(2, "Belfort", "90", "Nous quittons la pépinière et cherchons 600 m² pour assembler nos "
+                            "cartes électroniques, le plus logique serait l'Aéroparc."),
+        _item(3, "Fontaine", "90", "Les lots de l'Aéroparc font 1 ha minimum, il nous faut 2 500 m². "
+                             "Un bâtiment commun découpé en cellules ?"),
+        _item(4, "Delle", "90", "Nous voulons acheter le terrain voisin pour agrandir notre usine."),
+    ]
+    groups = {frozenset(g.need_ids) for g in find_groups(items, kb=None)}
+    assert groups == {frozenset({1, 2, 3})}
