@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.messages import Text
+from bot.services.mutualisation import describe
 from bot.services.radar import NeedItem, find_groups
 from bot.services.radar_places import (
     BASIN,
@@ -100,7 +102,10 @@ def test_premises_words() -> None:
     """A surface, a plot or a building makes a need about premises; a production lot no."""
     assert speaks_of_premises("cherchons 600 m² à l'Aéroparc")
     assert speaks_of_premises("un local plus grand avec une aspiration")
+    assert speaks_of_premises("un lot sur les Franchises, à Langres")
+    assert speaks_of_premises("il reste des lots viabilisés")
     assert not speaks_of_premises("nos lots de pièces attendent le contrôle")
+    assert not speaks_of_premises("un lot de 500 pièces")
     assert not speaks_of_premises("un partenaire local pour la maintenance")
 
 
@@ -215,5 +220,30 @@ def test_the_radar_groups_needs_that_name_one_site() -> None:
                              "Un bâtiment commun découpé en cellules ?"),
         _item(4, "Delle", "90", "Nous voulons acheter le terrain voisin pour agrandir notre usine."),
     ]
-    groups = {frozenset(g.need_ids) for g in find_groups(items, kb=None)}
-    assert groups == {frozenset({1, 2, 3})}
+    found = find_groups(items, kb=None)
+    assert {frozenset(g.need_ids) for g in found} == {frozenset({1, 2, 3})}
+    # the animator reads the site, as the firms wrote it
+    assert found[0].site == "Aéroparc de Fontaine"
+    assert _plain(describe(found[0])) == "3 entreprises : un même site, Aéroparc de Fontaine"
+
+
+def test_a_brownfield_group_names_its_site() -> None:
+    """Three firms after the steelworks' land of Gandrange, written three ways: one group
+    about land, with the site's name."""
+    items = [
+        _item(1, "Gandrange", "57", "Nous sommes à l'étroit. Les terrains de l'ancienne aciérie "
+                                    "de Gandrange seraient parfaits, nous voudrions 1 ha."),
+        _item(2, "Rombas", "57", "Madame, Monsieur, nous cherchons 2 à 3 hectares ; l'ancien "
+                                 "site sidérurgique de Gandrange pourrait être requalifié."),
+        _item(3, "Amnéville", "57", "on cherche du terrain, la friche arcelor de gandrange "
+                                    "c'est a 5 min, a plusieurs ca pese plus"),
+    ]
+    found = find_groups(items, kb=None)
+    assert [g.need_ids for g in found] == [(1, 2, 3)]
+    assert found[0].site == "Gandrange"
+    assert _plain(describe(found[0])).endswith("· site : Gandrange")
+
+
+def _plain(text: Text) -> str:
+    """The words of a rendered text, without its styles."""
+    return "".join(span.text for block in text.blocks for span in block.spans)

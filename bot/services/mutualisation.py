@@ -91,7 +91,13 @@ def describe(group: Group) -> Text:
             action = (group.action if kind in PEOPLE_KINDS - PLAIN_PEOPLE_KINDS and group.action
                       else "share" if kind == "equipment" else "plain")
             phrase = t(f"animator.radar_object_{action}", label=first.label)
+            if group.site:
+                return t("animator.radar_reason_object_site", count=group.firms, object=phrase,
+                         site=group.site)
             return t("animator.radar_reason_object", count=group.firms, object=phrase)
+    if group.site:
+        # firms of different trades wanting premises on one named site
+        return t("animator.radar_reason_site", count=group.firms, site=group.site)
     theme = group.theme if f"animator.radar_verb_{group.theme}" in entries() else "autre"
     verb = label(f"animator.radar_verb_{theme}")
     if not group.words:

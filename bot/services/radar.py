@@ -295,6 +295,9 @@ class Group:
     # share or "" (the animator reads « 4 entreprises : régleurs-décolleteurs à former »).
     objects: tuple[str, ...] = ()
     action: str = ""
+    # the site two members or more name, as the animator reads it (« Aéroparc de
+    # Fontaine », « Gandrange »), when the group is about land or premises there
+    site: str = ""
 
 
 # -- text analysis ----------------------------------------------------------------------------
@@ -1168,6 +1171,21 @@ def _shared_objects(needs: Sequence[_Need]) -> tuple[tuple[str, ...], str]:
     return tuple(shared), action
 
 
+def _shared_site(needs: Sequence[_Need]) -> str:
+    """The site most members name (two at least), as written: a zone's name before a
+    commune's (« Aéroparc » rather than Fontaine), or ""."""
+    counts: Counter[str] = Counter()
+    for need in needs:
+        counts.update(o[len(SITE):] for o in need.objects if o.startswith(SITE))
+    shared = [key for key, c in counts.items() if c >= 2]
+    if not shared:
+        return ""
+    best = max(shared, key=lambda key: (counts[key], not key.isdigit(), len(key), key))
+    holder = next(n for n in needs if SITE + best in n.objects)
+    assert holder.places is not None
+    return holder.places.label(best)
+
+
 def _programmes(
     kb: KnowledgeBase | None, needs: Sequence[_Need], theme: str
 ) -> tuple[tuple[str, str], ...]:
@@ -1257,6 +1275,7 @@ def find_groups(
         central = [needs[i] for i in sorted(positions, key=lambda i: (-centrality[i], i))]
         ids = tuple(n.item.need_id for n in members)
         objects, action = _shared_objects(members)
+        site = _shared_site(members)
         groups.append(
             Group(
                 key=group_key(ids),
@@ -1269,6 +1288,7 @@ def find_groups(
                 programmes=_programmes(kb, central, theme),
                 objects=objects,
                 action=action,
+                site=site,
             )
         )
     groups.sort(key=lambda g: (-len(g.need_ids), -g.similarity, g.key))

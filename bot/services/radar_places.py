@@ -92,6 +92,8 @@ class Places:
     names: frozenset[str] = frozenset()  # folded names of sites that are no commune
     home: tuple[float, float] | None = None  # (lat, lon) of the firm's commune
     codes: frozenset[str] = frozenset()  # INSEE codes of the communes named
+    # how the text wrote its site names (folded name -> as written), for the animator
+    written: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     # the ends of its commute (the communes named, the firm's commune) and their box
     # (lat and lon, low and high, widened by the corridor margin): computed once, compared
     # with many other needs
@@ -119,6 +121,14 @@ class Places:
     def named(self) -> bool:
         """Whether the text names a place at all."""
         return bool(self.points or self.names)
+
+    def label(self, key: str) -> str:
+        """A site key as the animator reads it: the commune's name, or the name as written."""
+        if key.isdigit() or (len(key) == 5 and key[:2] in {"2A", "2B"}):
+            commune = default_geography().by_insee(key)
+            if commune is not None:
+                return commune.name
+        return dict(self.written).get(key, key)
 
     @property
     def sites(self) -> frozenset[str]:
@@ -180,7 +190,9 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
 # (« 600 m² à l'Aéroparc », « un local plus grand dans la Vallée des Usines »).
 _PREMISES = re.compile(
     r"\b(?:\d[\d\s.]*\s*(?:m²|m2|ha)\b|hectares?|locaux|(?:un|le|du|notre|nouveau) local|"
-    r"bâtiments?|batiments?|terrains?|friches?|parcelles?)\b", re.IGNORECASE)
+    r"bâtiments?|batiments?|terrains?|friches?|parcelles?|"
+    r"(?:un|des|les|le) lots? (?:sur|dans|viabilis\w*|de \d[\d\s.]*\s*(?:m²|m2|ha|hectares?)))\b",
+    re.IGNORECASE)
 
 
 def speaks_of_premises(text: str) -> bool:
@@ -276,6 +288,7 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
     points: list[tuple[float, float]] = []
     names: set[str] = set()
     codes: set[str] = set()
+    written: dict[str, str] = {}
     i = 0
     while i < len(words):
         word, start = words[i]
@@ -306,12 +319,15 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
             elif not geo.named(span):
                 # (a commune too far to be the firm's area: where goods go, where staff come
                 # from far away, a market; no site of the territory)
-                names.update(_site_names(words[i:i + run]))
+                found = _site_names(words[i:i + run])
+                names.update(found)
+                surface = " ".join(w for w, _ in words[i:i + run])
+                written.update((key, surface) for key in found if key not in written)
             i += run
             continue
         i += 1
     return Places(points=tuple(dict.fromkeys(points)), names=frozenset(names), home=home,
-                  codes=frozenset(codes))
+                  codes=frozenset(codes), written=tuple(sorted(written.items())))
 
 
 def _commune_at(words: list[tuple[str, int]], norm: list[str], i: int,
