@@ -28,7 +28,9 @@ ID_BASE = {"dev": lambda k: k * 1000, "dev2": lambda k: (10 + k - 1) * 1000,
            "test2": lambda k: 20000 + k * 1000, "test3": lambda k: 30000 + k * 1000,
            "test4": lambda k: 50000 + k * 1000, "test5": lambda k: 70000 + k * 1000,
            "test6": lambda k: 80000 + k * 1000, "test7": lambda k: 100000 + k * 1000,
-           "test8": lambda k: 110000 + k * 1000, "test9": lambda k: 120000 + k * 1000}
+           "test8": lambda k: 110000 + k * 1000, "test9": lambda k: 120000 + k * 1000,
+           "test10": lambda k: 130000 + k * 1000, "test11": lambda k: 140000 + k * 1000,
+           "test12": lambda k: 150000 + k * 1000}
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
 
@@ -103,7 +105,8 @@ def test_dev2_objects_differ_from_dev() -> None:
 # not dev: five of its needs sit in communes outside their territory (Le Mené in ti-5301,
 # Saint-Blimont in ti-2809); the lead decides whether to move them
 @pytest.mark.parametrize("part", ["dev2", "dev4", "dev5", "dev6", "dev7", "test2", "test3",
-                                  "test4", "test5", "test6", "test7", "test8", "test9"])
+                                  "test4", "test5", "test6", "test7", "test8", "test9",
+                                  "test10", "test11", "test12"])
 def test_real_territories_and_communes(part: str) -> None:
     """Each territory is a real one, each commune a member of one of its EPCI."""
     path = _reference()
