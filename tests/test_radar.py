@@ -631,6 +631,12 @@ def test_acronyms_and_own_investment() -> None:
     assert lexicon.analyse("Demande de financement pour deux métiers à tisser").own
     assert not lexicon.analyse("Achat d'une découpe laser en commun avec d'autres "
                                "ateliers ?").own
+    # a firm developing its own product or process (its R&D, session 9)
+    assert lexicon.analyse("Nous développons un procédé de recyclage de chutes de fibres de "
+                           "carbone et cherchons un laboratoire d'essais.").own
+    assert lexicon.analyse("Nous mettons au point une plaque d'acétate biosourcée.").own
+    assert not lexicon.analyse("Nous développons nos ventes en Allemagne : un stand commun "
+                               "au salon ?").own
 
 
 def test_a_sector_word_is_context_not_an_object() -> None:

@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from bot.services.radar_fairs import fair_index
 from knowledge.frequency import zipf
 from knowledge.geography import Commune, Geography, default_geography, normalize_name
 
@@ -34,9 +35,10 @@ __all__ = ["Places", "compatible", "home_of", "place_rule", "read_places",
 # How the radar objects that are somewhere are compared (radar_objects.yaml kinds and ids):
 # a commute's corridor, one site (land, and what cannot travel far: heat, steam, a zone's
 # canteen or guard, a rail siding), one basin (staff housing, childcare).
-CORRIDOR, SITE, BASIN = "corridor", "site", "basin"
+CORRIDOR, SITE, BASIN, MARKET = "corridor", "site", "basin", "market"
+# (an export mission is somewhere too: at one trade fair, bot/services/radar_fairs.py)
 _RULE_OF_KIND: dict[str, str] = {"route": CORRIDOR, "land": SITE, "housing": BASIN,
-                                 "childcare": BASIN}
+                                 "childcare": BASIN, "export": MARKET}
 _RULE_OF_OBJECT: dict[str, str] = {
     "chaleur": SITE, "vapeur": SITE, "restauration": SITE, "securite_site": SITE,
     "embranchement_ferre": SITE,
@@ -92,6 +94,9 @@ class Places:
     names: frozenset[str] = frozenset()  # folded names of sites that are no commune
     home: tuple[float, float] | None = None  # (lat, lon) of the firm's commune
     codes: frozenset[str] = frozenset()  # INSEE codes of the communes named
+    # trade fairs named (radar_fairs), and the cities abroad of fairs named or named alone
+    fairs: frozenset[str] = frozenset()
+    fair_cities: frozenset[str] = frozenset()
     # how the text wrote its site names (folded name -> as written), for the animator
     written: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     # the ends of its commute (the communes named, the firm's commune) and their box
@@ -172,6 +177,16 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
             return True
         # (either way: one need names fewer places than the other, its ends are enough)
         return _covered(a, b) or _covered(b, a)
+    if rule == MARKET:
+        # one mission: the same fair, or a fair and its city (ProWein / « Düsseldorf »), when
+        # both say which; MEDICA is not Ambiente, Düsseldorf is not Frankfurt
+        if not (a.fairs or a.fair_cities) or not (b.fairs or b.fair_cities):
+            return True
+        if a.fairs & b.fairs:
+            return True
+        if a.fairs and b.fairs:
+            return False
+        return bool(a.fair_cities & b.fair_cities)
     if rule == BASIN:
         # staff housing is sought for a whole basin, near the sites where the staff work
         return not (a.named and b.named) or _meet(_with_home(a), _with_home(b), HOUSING_KM)
@@ -326,8 +341,10 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
             i += run
             continue
         i += 1
+    fairs, fair_cities = fair_index().read(text)
     return Places(points=tuple(dict.fromkeys(points)), names=frozenset(names), home=home,
-                  codes=frozenset(codes), written=tuple(sorted(written.items())))
+                  codes=frozenset(codes), written=tuple(sorted(written.items())),
+                  fairs=fairs, fair_cities=fair_cities)
 
 
 def _commune_at(words: list[tuple[str, int]], norm: list[str], i: int,
