@@ -30,7 +30,8 @@ ID_BASE = {"dev": lambda k: k * 1000, "dev2": lambda k: (10 + k - 1) * 1000,
            "test6": lambda k: 80000 + k * 1000, "test7": lambda k: 100000 + k * 1000,
            "test8": lambda k: 110000 + k * 1000, "test9": lambda k: 120000 + k * 1000,
            "test10": lambda k: 130000 + k * 1000, "test11": lambda k: 140000 + k * 1000,
-           "test12": lambda k: 150000 + k * 1000}
+           "test12": lambda k: 150000 + k * 1000, "test13": lambda k: 160000 + k * 1000,
+           "test14": lambda k: 170000 + k * 1000, "test15": lambda k: 180000 + k * 1000}
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
 
@@ -106,7 +107,8 @@ def test_dev2_objects_differ_from_dev() -> None:
 # Saint-Blimont in ti-2809); the lead decides whether to move them
 @pytest.mark.parametrize("part", ["dev2", "dev4", "dev5", "dev6", "dev7", "test2", "test3",
                                   "test4", "test5", "test6", "test7", "test8", "test9",
-                                  "test10", "test11", "test12"])
+                                  "test10", "test11", "test12", "test13", "test14",
+                                  "test15"])
 def test_real_territories_and_communes(part: str) -> None:
     """Each territory is a real one, each commune a member of one of its EPCI."""
     path = _reference()
