@@ -33,7 +33,9 @@ Scoring of two needs, in plain terms:
    from Thiers is Clermont-Ferrand) and by name for sites that are no commune
    (« Technoland »). A need about land or premises that names a site also has that site as
    an object (``site:<key>``): firms of different trades wanting premises on one named zone
-   are one group. A need that names no place is never set apart on places.
+   are one group. A need that names no place is never set apart on places. An export
+   mission is one trade fair (bot/services/radar_fairs.py, knowledge/data/fairs.yaml): two
+   needs naming different fairs or fair cities are not one group.
    Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
    ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
    exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).

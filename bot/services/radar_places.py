@@ -15,6 +15,8 @@ module says *where*, from three things no list of this project has to name:
 - the firm's own commune: where its staff go, the end of a shuttle's corridor.
 
 A need that names no place says nothing against any other: it is never set apart on places.
+An export need is compared by the trade fairs and fair cities it names (MARKET, read by
+bot/services/radar_fairs.py).
 """
 
 from __future__ import annotations
