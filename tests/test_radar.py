@@ -637,6 +637,18 @@ def test_acronyms_and_own_investment() -> None:
     assert lexicon.analyse("Nous mettons au point une plaque d'acétate biosourcée.").own
     assert not lexicon.analyse("Nous développons nos ventes en Allemagne : un stand commun "
                                "au salon ?").own
+    # a letter about several things is not its own matter because one of them is
+    letter = ("Bon, je vous écris pour plusieurs choses. On voudrait refaire notre site "
+              "internet. Et le vrai problème : nos intérimaires n'ont pas de bus avant 6h30, "
+              "une navette nous aiderait.")
+    assert not lexicon.analyse(letter).own
+    assert dict(lexicon.analyse(letter).objects) == {"transport": 1.0}
+    assert lexicon.analyse("On voudrait refaire notre site internet.").own
+    assert lexicon.analyse("Je vous écris pour plusieurs choses : notre trésorerie est tendue "
+                           "et la banque refuse un prêt.").own
+    # one sentence is read once (no reading of its sentences again)
+    assert lexicon.analyse("je profite de ce message : notre trésorerie est tendue, et la "
+                           "navette").own
 
 
 def test_a_sector_word_is_context_not_an_object() -> None:

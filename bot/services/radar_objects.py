@@ -48,6 +48,7 @@ object and is scored on its words.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,6 +104,12 @@ MAX_CUE_ZIPF = 4.0  # a word of a term read alone must be this rare (Zipf) to na
 MIN_CUE_TERMS = 2  # terms of its object a cue word must appear in
 MAX_CUES = 2  # a text whose words cue more objects than this says nothing precise
 JOB_LOOKAHEAD = 3  # salient words after a job head searched for its qualifier
+# A text that says it is about several things; its sentences.
+_MANY_TOPICS = re.compile(
+    r"plusieurs (?:choses|sujets|points|questions)|un peu de tout|je profite|"
+    r"deuxi[eè]me (?:sujet|point|chose)|autre (?:sujet|chose)|par ailleurs|"
+    r"le vrai probl[eè]me|en vrac", re.IGNORECASE)
+_SENTENCES = re.compile(r"[^.!?;\n]+[.!?;]*")
 _IGNORE = ""  # phrase target that consumes words without naming an object
 
 
@@ -371,8 +378,9 @@ class ObjectLexicon:
                     found |= markers
         return found
 
-    def analyse(self, text: str) -> TextObjects:
-        """The objects of a text with their weights, its actions and whether it is its own."""
+    def analyse(self, text: str, *, whole: bool = True) -> TextObjects:
+        """The objects of a text with their weights, its actions and whether it is its own
+        (``whole``: a text, whose sentences may each be read on their own)."""
         every, salient, kept = _both_stems(text)
         ids, jobs, sector = self._objects(salient, kept)
         markers = self._markers_of(every)
@@ -422,6 +430,13 @@ class ObjectLexicon:
                 weight *= GENERIC_WEIGHT
             weighted.append((i, weight))
         own = "own" in markers and "collective" not in markers
+        if own and weighted and whole and _MANY_TOPICS.search(text):
+            # a letter about several things (« je vous écris pour plusieurs choses ») is not
+            # its own matter because one of them is (« refaire notre site internet »): it is
+            # when every sentence that names an object is
+            sentences = [self.analyse(sentence, whole=False)
+                         for sentence in _SENTENCES.findall(text)]
+            own = all(found.own or not found.objects for found in sentences)
         return TextObjects(objects=tuple(weighted), actions=actions, own=own,
                            jobs=frozenset(jobs))
 
