@@ -31,7 +31,9 @@ ID_BASE = {"dev": lambda k: k * 1000, "dev2": lambda k: (10 + k - 1) * 1000,
            "test8": lambda k: 110000 + k * 1000, "test9": lambda k: 120000 + k * 1000,
            "test10": lambda k: 130000 + k * 1000, "test11": lambda k: 140000 + k * 1000,
            "test12": lambda k: 150000 + k * 1000, "test13": lambda k: 160000 + k * 1000,
-           "test14": lambda k: 170000 + k * 1000, "test15": lambda k: 180000 + k * 1000}
+           "test14": lambda k: 170000 + k * 1000, "test15": lambda k: 180000 + k * 1000,
+           "test16": lambda k: 190000 + k * 1000, "test17": lambda k: 200000 + k * 1000,
+           "test18": lambda k: 210000 + k * 1000}
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
 
@@ -108,7 +110,7 @@ def test_dev2_objects_differ_from_dev() -> None:
 @pytest.mark.parametrize("part", ["dev2", "dev4", "dev5", "dev6", "dev7", "test2", "test3",
                                   "test4", "test5", "test6", "test7", "test8", "test9",
                                   "test10", "test11", "test12", "test13", "test14",
-                                  "test15"])
+                                  "test15", "test16", "test17", "test18"])
 def test_real_territories_and_communes(part: str) -> None:
     """Each territory is a real one, each commune a member of one of its EPCI."""
     path = _reference()
