@@ -15,7 +15,7 @@ import re
 import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -332,9 +332,19 @@ class Geography:
         Two dictionary lookups and no typo repair: cheap enough to try on every capitalised
         word of a long text, which :meth:`resolve` (fuzzy matching) is not.
         """
-        compact = "".join(normalize_name(name).split())
+        return self.named_words(normalize_name(name).split())
+
+    def named_words(self, words: Sequence[str]) -> tuple[Commune, ...]:
+        """Communes called exactly these words, already normalised (:func:`normalize_name`):
+        :meth:`named` for a caller that reads every window of a text's words."""
+        compact = "".join(words).replace(" ", "")
         ids = [*self._index.exact.get(compact, ()), *self._index.alias.get(compact, ())]
         return tuple(self._communes[i] for i in dict.fromkeys(ids))
+
+    def starts_a_name(self, word: str) -> bool:
+        """Whether a normalised word begins some commune's name (a leading article aside):
+        a word that begins none is passed over without trying the windows after it."""
+        return word in self._index.first_token
 
     def starting_with(self, name: str) -> tuple[Commune, ...]:
         """Communes whose name starts with the whole words of ``name`` ('Montceau')."""

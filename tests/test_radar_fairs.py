@@ -40,6 +40,9 @@ def test_what_is_no_fair() -> None:
     assert index.read("le salon de Hanovre en novembre") == (frozenset(),
                                                              frozenset({"hanovre"}))
     assert index.read("nos salariés viennent de Lyon") == (frozenset(), frozenset())
+    # a fair named by an ordinary word (Tube, in Düsseldorf) is not every sentence's first word
+    assert index.read("Tube inox : nos clients export attendent.") == (frozenset(), frozenset())
+    assert index.read("On ira au salon Tube cette année.")[0] == {"Tube"}
 
 
 def _item(need_id: int, text: str) -> NeedItem:

@@ -112,6 +112,15 @@ def test_premises_words() -> None:
 # -- comparing them ------------------------------------------------------------------------
 
 
+def test_the_objects_compared_by_place_exist() -> None:
+    """The objects a place rule names by id are in the lexicon (a rename would drop the
+    rule silently)."""
+    from bot.services.radar_objects import object_lexicon
+    from bot.services.radar_places import _RULE_OF_OBJECT
+
+    assert set(_RULE_OF_OBJECT) <= set(object_lexicon().objects)
+
+
 def test_objects_that_are_somewhere() -> None:
     """Shuttles by corridor, land and heat by site, housing and childcare by basin."""
     assert place_rule("transport", "route") == CORRIDOR

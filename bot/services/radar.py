@@ -655,13 +655,19 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
     for need in out:
         land = not need.own and (any(kinds.kind_of(o) == "land" for o in need.objects)
                                  or speaks_of_premises(need.item.text))
-        if land or any(place_rule(o, kinds.kind_of(o)) for o in need.objects):
-            need.places = _places(need.item.text, need.item.commune, need.item.commune_insee)
-        if land and need.places is not None:
+        ruled = any(place_rule(o, kinds.kind_of(o)) for o in need.objects)
+        if not (land or ruled):
+            continue
+        places = _places(need.item.text, need.item.commune, need.item.commune_insee)
+        if land:
             # a need about land or premises that names a site is about that site, whatever
             # else it names (its trade, its product): the site is one of its objects
-            for key in need.places.sites:
+            for key in places.sites:
                 need.objects[SITE + key] = 1.0
+        if ruled or (land and places.sites):
+            # (kept only where places are compared: on a need whose objects are not
+            # somewhere they would only split its node of the graph from its like needs)
+            need.places = places
     return out
 
 

@@ -36,6 +36,7 @@ MIN_FOLDED_LENGTH = 4
 MIN_LENGTH = 2  # a one-letter name (K) counts only within a longer alias (« salon K »)
 MAX_WORDS = 5  # words of the longest name tried
 _WORD = re.compile(r"[^\W_]+(?:['’&-][^\W_]+)*")
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
 # An alias that names a place or a trade, not one fair: « salon de Hanovre », « foire de
 # Paris », « salon de l'agriculture » (Paris, Meknès, Vérone all have one).
 _GENERIC = re.compile(r"(?:salon|foire|salone|messe)s?(?: international| internationale)?"
@@ -50,6 +51,9 @@ class FairIndex:
     exact: dict[str, str]  # name or alias as written -> fair
     city_of: dict[str, str]  # fair -> folded city
     cities: dict[str, str]  # city or alias as written (and folded) -> folded city, abroad
+    # names that are an ordinary word (Tube, Host, Space): never read at a sentence's start,
+    # where every word has a capital
+    ordinary: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path = FAIRS_FILE) -> FairIndex:
@@ -59,6 +63,7 @@ class FairIndex:
         exact: dict[str, str] = {}
         city_of: dict[str, str] = {}
         cities: dict[str, str] = {}
+        ordinary: set[str] = set()
         for fair in data["fairs"]:
             name = str(fair["name"])
             city = normalize_name(str(fair["city"]))
@@ -69,27 +74,35 @@ class FairIndex:
                     # « K » alone is a thousand euros as often as the fair; « le salon de
                     # Hanovre » is any of its fairs (Agritechnica, Hannover Messe, EuroTier)
                     continue
-                if len(key.replace(" ", "")) < MIN_FOLDED_LENGTH or (
-                        " " not in key and zipf(key) > MAX_FOLDED_ZIPF):
-                    exact.setdefault(" ".join(_WORD.findall(alias)), name)
+                common = " " not in key and zipf(key) > MAX_FOLDED_ZIPF
+                if len(key.replace(" ", "")) < MIN_FOLDED_LENGTH or common:
+                    written = " ".join(_WORD.findall(alias))
+                    exact.setdefault(written, name)
+                    if common:
+                        ordinary.add(written)
                 else:
                     folded.setdefault(key, name)
             if normalize_name(str(fair.get("country", ""))) != "france":
                 for spelling in (fair["city"], *(fair.get("city_aliases") or ())):
                     cities.setdefault(" ".join(_WORD.findall(str(spelling))), city)
-        return cls(folded, exact, city_of, cities)
+        return cls(folded, exact, city_of, cities, frozenset(ordinary))
 
     def read(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
         """The fairs a text names, and the fair cities (of those fairs or named) it names."""
-        words = _WORD.findall(text)
+        found = list(_WORD.finditer(text))
+        words = [m.group() for m in found]
         norm = [normalize_name(w) for w in words]
         fairs: set[str] = set()
         cities: set[str] = set()
         for i in range(len(words)):
+            start = found[i].start()
+            # (three characters back: a bounded look, whatever the text's length)
+            initial = i == 0 or bool(_SENTENCE_END.search(text[max(0, start - 3):start]))
             for size in range(min(MAX_WORDS, len(words) - i), 0, -1):
                 fair = self.folded.get(" ".join(norm[i:i + size]))
                 written = " ".join(words[i:i + size])
-                fair = fair or self.exact.get(written)
+                if fair is None and not (initial and written in self.ordinary):
+                    fair = self.exact.get(written)
                 if fair is not None:
                     fairs.add(fair)
                     break

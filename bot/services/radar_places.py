@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from bot.services.radar_fairs import fair_index
 from knowledge.frequency import zipf
@@ -252,26 +250,6 @@ def _with_home(p: Places) -> Places:
     return Places(points=(*p.points, p.home), names=p.names) if p.home else p
 
 
-@lru_cache(maxsize=1)
-def _names_index() -> tuple[dict[str, tuple[Commune, ...]], frozenset[str]]:
-    """Every commune by its normalised name, with and without a leading article, and the
-    first words of those names (a word no name starts with is passed over at once)."""
-    index: dict[str, list[Commune]] = defaultdict(list)
-    for commune in _all_communes(default_geography()):
-        key = normalize_name(commune.name)
-        index[key].append(commune)
-        head, _, rest = key.partition(" ")
-        if head in {"le", "la", "les", "l"} and rest:
-            index[rest].append(commune)
-    return ({k: tuple(v) for k, v in index.items()},
-            frozenset(k.partition(" ")[0] for k in index))
-
-
-def _all_communes(geo: Geography) -> list[Commune]:
-    """The communes of the table that have a location."""
-    return [c for c in geo.communes() if c.lat is not None and c.lon is not None]
-
-
 def _nearest(candidates: tuple[Commune, ...] | list[Commune], home: tuple[float, float] | None,
              radius: float) -> Commune | None:
     """The candidate nearest the firm within ``radius`` km (any, by population, without it)."""
@@ -298,7 +276,6 @@ def home_of(commune: str | None, insee: str | None = None) -> tuple[float, float
 
 def read_places(text: str, home: tuple[float, float] | None) -> Places:
     """The places a need's text names (see the module docstring)."""
-    index, starts = _names_index()
     geo = default_geography()
     words = [(m.group(), m.start()) for m in _WORD.finditer(text)]
     norm = [normalize_name(w) for w, _ in words]
@@ -312,9 +289,8 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
         # a capital at a sentence's start says nothing: « Pour », « Plus » may be communes
         initial = start == 0 or bool(_SENTENCE_END.search(text[max(0, start - 3):start]))
         capital = word[0].isupper() and (not initial or _rare(word))
-        first = norm[i].partition(" ")[0]
-        hit = (_commune_at(words, norm, i, index, home, capital=capital)
-               if first in starts else None)
+        hit = (_commune_at(geo, words, norm, i, home, capital=capital)
+               if geo.starts_a_name(norm[i].partition(" ")[0]) else None)
         if hit is not None:
             commune, size = hit
             points.append((commune.lat, commune.lon))  # type: ignore[arg-type]
@@ -349,14 +325,14 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
                   fairs=fairs, fair_cities=fair_cities)
 
 
-def _commune_at(words: list[tuple[str, int]], norm: list[str], i: int,
-                index: dict[str, tuple[Commune, ...]], home: tuple[float, float] | None, *,
+def _commune_at(geo: Geography, words: list[tuple[str, int]], norm: list[str], i: int,
+                home: tuple[float, float] | None, *,
                 capital: bool) -> tuple[Commune, int] | None:
     """The longest commune name starting at word ``i`` (near the firm), with its length."""
     for size in range(min(_MAX_WINDOW, len(words) - i), 0, -1):
         span = [w for w, _ in words[i:i + size]]
         key = " ".join(norm[i:i + size])
-        candidates = index.get(key)
+        candidates = geo.named_words(norm[i:i + size])
         if not candidates:
             continue
         if key in _NOT_PLACES or (key.isdigit()):
@@ -373,8 +349,7 @@ def _commune_at(words: list[tuple[str, int]], norm: list[str], i: int,
                 home, (found.lat, found.lon)) > PREFIX_KM:  # type: ignore[arg-type]
             # « Montereau » from La Brosse-Montceaux is Montereau-Fault-Yonne (5 km), not the
             # Montereau of the Loiret (60 km): a longer name nearby wins over a far namesake
-            longer = _nearest(list(default_geography().starting_with(" ".join(span))), home,
-                              PREFIX_KM)
+            longer = _nearest(list(geo.starting_with(" ".join(span))), home, PREFIX_KM)
             found = longer or found
         if found is not None:
             return found, size
