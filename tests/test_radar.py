@@ -380,9 +380,12 @@ def test_development_set_holds_the_bar(kb: KnowledgeBase) -> None:
     # P 0.780 R 0.650, dev5 P 0.789 R 0.441, dev6 P 0.663 R 0.426, dev7 P 0.586 R 0.443).
     # dev4 to dev7 are below the 0.9 precision and 0.8 recall targets: their bars hold what
     # is reached
-    bars = {"dev": (0.99, 0.94), "dev2": (0.99, 0.92), "dev3": (0.99, 0.91),
-            "dev4": (0.85, 0.70), "dev5": (0.91, 0.52), "dev6": (0.88, 0.51),
-            "dev7": (0.81, 0.60), "legacy": (0.9, 0.9)}
+    # (session 10: a commute joins another only when each firm is on the other's corridor,
+    # as the writers' brief says (same origin, same destination): dev and dev2, written
+    # under looser briefs, lost 5 pairs of firms 15 to 20 km apart on one axis)
+    bars = {"dev": (0.99, 0.92), "dev2": (0.99, 0.90), "dev3": (0.99, 0.91),
+            "dev4": (0.90, 0.74), "dev5": (0.91, 0.56), "dev6": (0.95, 0.52),
+            "dev7": (0.81, 0.59), "legacy": (0.9, 0.9)}
     for part, (precision, recall) in bars.items():
         score = evaluate_part(part, kb=kb)
         assert score is not None, part
@@ -729,3 +732,31 @@ def test_a_word_matched_as_written_leaves_the_stem_to_others() -> None:
     lexicon = object_lexicon()
     assert dict(lexicon.analyse("un distillateur").objects) == {"agro_operateur": 1.0}
     assert dict(lexicon.analyse("la distillation en commun").objects) == {"distillation": 1.0}
+
+
+def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
+    """Rooms, wafers, fusion and turning name different objects in different phrases (read
+    on spent blind parts: an anechoic chamber was staff housing, silicon wafers were wood
+    chips, a fibre splicer was a welder, a wood turner a CNC machinist)."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def objects(text: str) -> set[str]:
+        return {o for o, _ in lexicon.analyse(text).objects}
+
+    assert "logement" not in objects("Partager une chambre froide pour nos plats surgelés")
+    assert "logement" in objects("Notre apprenti ne trouve pas de chambre meublée à Metz")
+    assert objects("Une chambre semi-anéchoïque pour nos essais CEM") == {"essais_cem"}
+    assert objects("Un pot vibrant pour nos essais de vibration") == {"banc_essai_vibration"}
+    assert "bois_dechets" not in objects("Charger les plaquettes de silicium en salle blanche")
+    assert "soudeur" not in objects("Câbleurs fibre : soudure par fusion, réflectomètre")
+    assert objects("Cherchons un tourneur sur bois pour nos pieds de chaises") == {"ebeniste"}
+    knitting = objects("Régleur sur métiers rectilignes Stoll recherché")
+    linking = objects("Nous cherchons deux remmailleuses pour monter les cols")
+    sewing = objects("Nous cherchons six piqueuses sur machine plate")
+    cutting = objects("Une table de coupe numérique partagée entre ateliers")
+    assert len({frozenset(knitting), frozenset(linking), frozenset(sewing),
+                frozenset(cutting)}) == 4
+    assert "coproduits_agro" in objects("Nos coquilles de noix après l'énoisage")
+    assert "chaleur" in objects("Nos électrolyseurs rejettent de la chaleur à 50 °C")

@@ -148,7 +148,7 @@ def test_one_corridor_written_from_both_ends() -> None:
     assert compatible(CORRIDOR,
                       _places("Un car le matin depuis Besançon et Valdahon.",
                               "Grand'Combe-Châteleu"),
-                      _places("Du covoiturage sur l'axe Besançon - Morteau.", "Le Russey"))
+                      _places("Du covoiturage sur l'axe Besançon - Morteau.", "Morteau"))
 
 
 def test_the_same_town_of_origin_to_another_site_is_another_corridor() -> None:
@@ -158,6 +158,26 @@ def test_the_same_town_of_origin_to_another_site_is_another_corridor() -> None:
     technoland = _places("Le premier bus n'arrive sur Technoland qu'après 6h depuis "
                          "Montbéliard ou Belfort.", "Brognard")
     assert not compatible(CORRIDOR, rougemont, technoland)
+
+
+def test_one_origin_to_two_destinations_is_two_corridors() -> None:
+    """Where the staff go is each firm's own site: Mantes → Les Mureaux is not Mantes →
+    Bonnières, Luchon → Saint-Gaudens is not Saint-Gaudens → Lannemezan; two firms of one
+    zone fed from one town are one corridor."""
+    mureaux = _places("Nos opérateurs habitent Mantes-la-Jolie, aucun bus pour l'équipe de "
+                      "5h.", "Les Mureaux")
+    bonnieres = _places("Plusieurs salariés viennent chaque jour de Mantes-la-Jolie ; les "
+                        "trains sont rares aux heures de poste.", "Bonnières-sur-Seine")
+    assert not compatible(CORRIDOR, mureaux, bonnieres)
+    assert not compatible(CORRIDOR, bonnieres, mureaux)
+    luchon = _places("Une vingtaine de nos salariés habitent Bagnères-de-Luchon et descendent "
+                     "chaque jour.", "Saint-Gaudens", "31")
+    lannemezan = _places("Nos candidats de Saint-Gaudens et de Montréjeau n'ont pas de "
+                         "voiture.", "Lannemezan")
+    assert not compatible(CORRIDOR, luchon, lannemezan)
+    flins = _places("Un minibus depuis Mantes-la-Jolie le matin ?", "Flins-sur-Seine")
+    aubergenville = _places("Nos gars de Mantes n'ont pas de bus à 4h30.", "Aubergenville")
+    assert compatible(CORRIDOR, flins, aubergenville)
 
 
 def test_a_need_that_names_no_place_is_compared_by_its_firm() -> None:

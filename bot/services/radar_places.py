@@ -175,6 +175,11 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
             return True
         if not a.ends or not b.ends:
             return True
+        # where the staff go is the firm's own site: each firm must be near the other's
+        # corridor, or the two are two destinations of one origin (Mantes → Flins is not
+        # Mantes → Bonnières, Luchon → Saint-Gaudens is not Saint-Gaudens → Lannemezan)
+        if a.home and b.home and not (_reached(a.home, b) and _reached(b.home, a)):
+            return False
         # (either way: one need names fewer places than the other, its ends are enough)
         return _covered(a, b) or _covered(b, a)
     if rule == MARKET:
@@ -231,6 +236,15 @@ def _covered(a: Places, b: Places) -> bool:
                    for i in range(len(ys)) for j in range(i + 1, len(ys))):
             return False
     return True
+
+
+def _reached(x: tuple[float, float], b: Places) -> bool:
+    """Whether ``x`` is near an end of ``b`` (ORIGIN_KM) or on the way between two of them."""
+    ys = b.ends
+    if any(_km(x, y) <= ORIGIN_KM for y in ys):
+        return True
+    return any(_off_axis(x, ys[i], ys[j]) <= AXIS_KM
+               for i in range(len(ys)) for j in range(i + 1, len(ys)))
 
 
 def _off_axis(x: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
