@@ -211,7 +211,8 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
 _PREMISES = re.compile(
     r"\b(?:\d[\d\s.]*\s*(?:m²|m2|ha)\b|hectares?|locaux|(?:un|le|du|notre|nouveau) local|"
     r"bâtiments?|batiments?|terrains?|friches?|parcelles?|"
-    r"(?:un|des|les|le) lots? (?:sur|dans|viabilis\w*|de \d[\d\s.]*\s*(?:m²|m2|ha|hectares?)))\b",
+    r"(?:un|des|les|le) lots? (?:sur|dans|viabilis\w*|de \d[\d\s.]*\s*(?:m²|m2|ha|hectares?))|"
+    r"lots? (?:disponibles?|libres?)|(?:nous|s['’]) ?(?:installer|implanter)|halles?)\b",
     re.IGNORECASE)
 
 
