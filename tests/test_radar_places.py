@@ -217,6 +217,19 @@ def _item(need_id: int, commune: str, departement: str, text: str) -> NeedItem:
                     commune_insee=_insee(commune, departement))
 
 
+def test_a_site_known_by_name_is_near_the_firm_that_names_it() -> None:
+    """« Le Saut du Tarn » named from Saint-Juéry is not land sought in Gaillac, 25 km away;
+    land sought in Arthès, next door, may be it."""
+    saut = _places("Les anciennes halles de l'usine du Saut du Tarn sont en partie vides.",
+                   "Saint-Juéry", "81")
+    assert saut.names and not saut.points
+    gaillac = _places("On cherche un terrain de 5 000 m² sur Gaillac.", "Gaillac")
+    arthes = _places("Un terrain sur Arthès, près de chez nous.", "Lescure-d'Albigeois")
+    assert not compatible(SITE, saut, gaillac)
+    assert not compatible(SITE, gaillac, saut)
+    assert compatible(SITE, saut, arthes)
+
+
 @pytest.mark.parametrize("kb", [None])
 def test_the_radar_keeps_two_corridors_apart(kb: None) -> None:
     """Three needs on Pau → Lacq and two on Tarbes → Bagnères: two groups, not one."""

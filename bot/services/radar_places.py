@@ -197,6 +197,12 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
         return not (a.named and b.named) or _meet(_with_home(a), _with_home(b), HOUSING_KM)
     # land: the site named, else where the firm is (it looks near its own commune)
     if a.named and b.named:
+        if not (a.points and b.points) and not (a.names and b.names):
+            # a site known by its name only (« le Saut du Tarn ») and communes on the other
+            # side: the named site is taken to be near the firm that names it
+            by_name, by_commune = (a, b) if a.names else (b, a)
+            if by_name.home is not None:
+                return any(_km(by_name.home, q) <= LAND_HOME_KM for q in by_commune.points)
         return _meet(a, b, SITE_KM)
     if a.named or b.named:
         named, other = (a, b) if a.named else (b, a)
