@@ -760,3 +760,15 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
                 frozenset(cutting)}) == 4
     assert "coproduits_agro" in objects("Nos coquilles de noix après l'énoisage")
     assert "chaleur" in objects("Nos électrolyseurs rejettent de la chaleur à 50 °C")
+
+
+def test_an_ignored_phrase_never_swallows_a_lone_word() -> None:
+    """A phrase of several words to ignore keeps two stems once its stop words are gone:
+    « logement possible » (« possible » is a stop word) would have ignored every
+    « logement », « séchage du maïs » every « séchage »."""
+    from bot.services.radar_objects import OBJECTS_FILE, _stems
+
+    data = yaml.safe_load(OBJECTS_FILE.read_text(encoding="utf-8"))
+    lone = [phrase for phrase in data["ignore"]
+            if len(str(phrase).split()) > 1 and len(_stems(str(phrase), keep_stops=False)) < 2]
+    assert lone == []
