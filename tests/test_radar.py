@@ -759,6 +759,9 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     assert len({frozenset(knitting), frozenset(linking), frozenset(sewing),
                 frozenset(cutting)}) == 4
     assert "coproduits_agro" in objects("Nos coquilles de noix après l'énoisage")
+    assert objects("Soudeur PEHD : électrosoudage de canalisations") == {"soudeur_pe"}
+    assert objects("Contrôleur CND niveau 2 COFREND en ressuage") == {"cnd"}
+    assert objects("Notre machine de mesure tridimensionnelle est libre") == {"labo_essais"}
     assert "chaleur" in objects("Nos électrolyseurs rejettent de la chaleur à 50 °C")
 
 
