@@ -286,6 +286,23 @@ def test_a_brownfield_group_names_its_site() -> None:
     assert _plain(describe(found[0])).endswith("· site : Gandrange")
 
 
+def test_a_disused_building_is_a_site_by_what_it_was() -> None:
+    """« L'ancienne laiterie » and « l'ex-laiterie de la Noë » are one site; a cheese-maker
+    hiring moulders is no firm after that dairy's premises."""
+    items = [
+        _item(1, "Argentan", "61", "Nous voulons un atelier de 1 200 m² pour assembler nos "
+                                   "vans. Le site de l'ex-laiterie de la Noë serait idéal."),
+        _item(2, "Sarceaux", "61", "Nous fabriquons des boîtes à camembert, notre atelier est "
+                                   "trop petit : l'ancienne laiterie, un lot de 800 m² ?"),
+        _item(3, "Écouché-les-Vallées", "61", "Notre fromagerie recherche quatre mouleurs et "
+                                              "deux affineurs, le savoir-faire se perd."),
+        _item(4, "Argentan", "61", "Fromagerie : nous cherchons des ouvriers fromagers, "
+                                   "débutants acceptés, on forme."),
+    ]
+    found = find_groups(items, kb=None)
+    assert {frozenset(g.need_ids) for g in found} == {frozenset({1, 2}), frozenset({3, 4})}
+
+
 def _plain(text: Text) -> str:
     """The words of a rendered text, without its styles."""
     return "".join(span.text for block in text.blocks for span in block.spans)

@@ -662,9 +662,9 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
         if land:
             # a need about land or premises that names a site is about that site, whatever
             # else it names (its trade, its product): the site is one of its objects
-            for key in places.sites:
+            for key in places.sites | places.former:
                 need.objects[SITE + key] = 1.0
-        if ruled or (land and places.sites):
+        if ruled or (land and (places.sites or places.former)):
             # (kept only where places are compared: on a need whose objects are not
             # somewhere they would only split its node of the graph from its like needs)
             need.places = places

@@ -110,6 +110,15 @@ _MANY_TOPICS = re.compile(
     r"deuxi[eè]me (?:sujet|point|chose)|autre (?:sujet|chose)|par ailleurs|"
     r"le vrai probl[eè]me|en vrac", re.IGNORECASE)
 _SENTENCES = re.compile(r"[^.!?;\n]+[.!?;]*")
+# What a disused building was (« l'ancienne laiterie », « l'ex-usine de meubles Parisot »,
+# « l'ancien tissage ») names a place, not what the firm asks for: that word is not read as
+# an object (radar_places reads it as the site's name).
+FORMER_BUILDING = re.compile(
+    r"\b(?:ancien(?:ne)?s?|ex|friches?)[\s-]+(?:(?:de|du|des|la|le)\s+|[dl]['’]\s*)*"
+    r"(?:(?:usines?|sites?|b[aâ]timents?|halles?|ateliers?|locaux|hangars?)\s+"
+    r"(?:(?:de|du|des|la|le)\s+|[dl]['’]\s*)*(?P<what>[^\W\d_]+)"
+    r"|(?P<activity>[^\W\d_]+(?:erie|age|ure)s?))\b",
+    re.IGNORECASE)
 _IGNORE = ""  # phrase target that consumes words without naming an object
 
 
@@ -154,6 +163,15 @@ def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
             salient.append(s)
             kept.append(word)
     return every, salient, kept
+
+
+def _unsaid(match: re.Match[str]) -> str:
+    """A former building's phrase with its past activity blanked out."""
+    group = "what" if match.group("what") else "activity"
+    start, end = match.span(group)
+    whole = match.group(0)
+    offset = match.start()
+    return whole[:start - offset] + " " * (end - start) + whole[end - offset:]
 
 
 def derivational_root(stem_: str) -> str:
@@ -381,6 +399,7 @@ class ObjectLexicon:
     def analyse(self, text: str, *, whole: bool = True) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own
         (``whole``: a text, whose sentences may each be read on their own)."""
+        text = FORMER_BUILDING.sub(_unsaid, text)
         every, salient, kept = _both_stems(text)
         ids, jobs, sector = self._objects(salient, kept)
         markers = self._markers_of(every)

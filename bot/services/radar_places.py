@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.services.radar_fairs import fair_index
+from bot.services.radar_objects import FORMER_BUILDING
 from knowledge.frequency import zipf
 from knowledge.geography import Commune, Geography, default_geography, normalize_name
 
@@ -97,6 +98,8 @@ class Places:
     # trade fairs named (radar_fairs), and the cities abroad of fairs named or named alone
     fairs: frozenset[str] = frozenset()
     fair_cities: frozenset[str] = frozenset()
+    # what disused buildings named were (« l'ancienne laiterie » -> laiterie)
+    former: frozenset[str] = frozenset()
     # how the text wrote its site names (folded name -> as written), for the animator
     written: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     # the ends of its commute (the communes named, the firm's commune) and their box
@@ -340,9 +343,18 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
             i += run
             continue
         i += 1
+    former: set[str] = set()
+    for match in FORMER_BUILDING.finditer(text):
+        # « l'ancienne laiterie », « l'ex-laiterie de la Noë »: one site by what it was (a
+        # clue that joins, never one that parts: « l'ancienne usine de pneus » is also
+        # « l'ancien site Bridgestone »)
+        key = normalize_name(match.group("what") or match.group("activity"))
+        former.add(key)
+        written.setdefault(key, match.group(0).strip())
     fairs, fair_cities = fair_index().read(text)
     return Places(points=tuple(dict.fromkeys(points)), names=frozenset(names), home=home,
-                  codes=frozenset(codes), written=tuple(sorted(written.items())),
+                  codes=frozenset(codes), former=frozenset(former),
+                  written=tuple(sorted(written.items())),
                   fairs=fairs, fair_cities=fair_cities)
 
 
