@@ -35,7 +35,8 @@ Scoring of two needs, in plain terms:
    an object (``site:<key>``): firms of different trades wanting premises on one named zone
    are one group. A need that names no place is never set apart on places. An export
    mission is one trade fair (bot/services/radar_fairs.py, knowledge/data/fairs.yaml): two
-   needs naming different fairs or fair cities are not one group.
+   needs naming different fairs or fair cities are not one group. Only the pairs whose places
+   may meet are scored for such an object (a grid: radar_places.candidate_pairs).
    Measured with bench/bench_radar.py (2-core machine shared with 7 other sessions, load
    ≈ 10): 2,000 open needs 0.6 s cold, 0.25 s warm; 10,000: 3.1 s cold, 1.0 s warm; growth
    exponent ≈ 1 between 5,000 and 10,000 (1.6 cold, 2.1 warm before the candidate cap).
@@ -119,6 +120,7 @@ from rapidfuzz.distance import Levenshtein
 from bot.services.radar_objects import PEOPLE_KINDS, TextObjects, object_lexicon
 from bot.services.radar_places import (
     Places,
+    candidate_pairs,
     compatible,
     home_of,
     place_rule,
@@ -957,7 +959,8 @@ class _Graph:
 
 
 def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
-           apart: dict[int, frozenset[int]] | None = None) -> _Graph:
+           apart: dict[int, frozenset[int]] | None = None, *,
+           exhaustive: bool = False) -> _Graph:
     """The scored graph of a batch, built without scoring every pair.
 
     Needs that name the same objects (same weights) score 1.0 together: they form one node,
@@ -971,6 +974,11 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
     apart sets it is in (the animator set it apart from others): a node holds at most one
     need of a set (the others of that set that would have joined it are nodes of their own),
     carries the sets of its needs, and two nodes sharing a set get no link.
+
+    Two nodes sharing an object that is somewhere (a shuttle, land, housing: radar_places)
+    are scored only when their places may meet (radar_places.candidate_pairs: a grid), as
+    the others would share it with no weight; ``exhaustive`` scores every pair instead
+    (the same links, slower: for the tests).
     """
     apart = apart or {}
     nodes: list[list[int]] = []
@@ -1049,20 +1057,29 @@ def _graph(needs: Sequence[_Need], kb: KnowledgeBase | None,
         for obj, _ in objects:
             object_postings[obj].append(k)
     signature_of = {k: dict(objects) for k, objects in objects_of.items()}
+    kinds = object_lexicon()
     seen: set[tuple[int, int]] = set()
-    for members in object_postings.values():
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                c, d = sorted((members[x], members[y]))
-                if (c, d) in seen:
-                    continue
-                seen.add((c, d))
-                if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
-                    continue  # they hold two needs set apart: never one group
-                score = _object_score(signature_of[c], signature_of[d],
-                                      places_of[c], places_of[d])
-                if score > 0.0:
-                    links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
+    for obj, members in object_postings.items():
+        rule = None if obj.startswith(SITE) else place_rule(obj, kinds.kind_of(obj))
+        if rule is None or exhaustive:
+            positions: Iterable[tuple[int, int]] = (
+                (x, y) for x in range(len(members)) for y in range(x + 1, len(members)))
+        else:
+            # a pair whose places cannot meet shares this object with no weight
+            # (_object_score): it is scored only if another object it shares makes it a
+            # candidate, with all its objects then
+            positions = sorted(candidate_pairs(rule, [places_of[k] for k in members]))
+        for x, y in positions:
+            c, d = sorted((members[x], members[y]))
+            if (c, d) in seen:
+                continue
+            seen.add((c, d))
+            if c in tags and d in tags and not tags[c].isdisjoint(tags[d]):
+                continue  # they hold two needs set apart: never one group
+            score = _object_score(signature_of[c], signature_of[d],
+                                  places_of[c], places_of[d])
+            if score > 0.0:
+                links[(c, d)] += score * len(nodes[c]) * len(nodes[d])
     # nodes without objects, on their words: each word node by its first need (the others
     # say the same words), each need of an object node on its own (their words differ)
     units = [i for i in node_of if node_of[i] not in word_nodes or nodes[node_of[i]][0] == i]

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from bot.services.radar_fairs import fair_index
@@ -30,7 +32,7 @@ from bot.services.radar_objects import FORMER_BUILDING
 from knowledge.frequency import zipf
 from knowledge.geography import Commune, Geography, default_geography, normalize_name
 
-__all__ = ["Places", "compatible", "home_of", "place_rule", "read_places",
+__all__ = ["Places", "candidate_pairs", "compatible", "home_of", "place_rule", "read_places",
            "speaks_of_premises"]
 
 # How the radar objects that are somewhere are compared (radar_objects.yaml kinds and ids):
@@ -169,6 +171,7 @@ def _meet(a: Places, b: Places, radius: float) -> bool:
 
 def compatible(rule: str, a: Places, b: Places) -> bool:
     """Whether two needs about one object (compared by ``rule``) can be one action."""
+    # (candidate_pairs below lists every pair this may accept: change both together)
     if rule == CORRIDOR:
         # a corridor's ends: where the staff live (the places named) and where they work
         # (the firm's commune). One corridor when every end of one need is near an end of
@@ -213,6 +216,146 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
             return True  # a site known by its name only: nothing to compare a commune with
         return _meet(named, Places(points=(other.home,)), LAND_HOME_KM)
     return a.home is None or b.home is None or _km(a.home, b.home) <= LAND_HOME_KM
+
+
+# The grid of candidate_pairs: cells of this many degrees (28 km of latitude, more than the
+# largest radius compared), and the most cells a box is looked up in (a wider box, from
+# communes far apart read without a firm's commune, is compared with every point instead).
+CELL_DEGREES = 0.25
+_MAX_CELLS = 64
+# Slack on a radius turned into a box of degrees, for the rounding of _km.
+_SLACK = 1.01
+
+_Point = tuple[float, float]
+_Box = tuple[float, float, float, float]
+
+
+def candidate_pairs(rule: str, places: Sequence[Places | None]) -> set[tuple[int, int]]:
+    """Pairs (i < j) of positions whose places ``compatible`` may accept under ``rule``."""
+    # Every pair compatible() accepts is here, and usually few more: the places it accepts
+    # with any other without geometry (no end, no place named, no firm's commune, a site
+    # known by its name only) are paired with all; the others with those sharing a site
+    # name, a fair or a fair city, or near enough, found with a grid. The radar scores these
+    # pairs instead of all pairs: on a big territory most shuttles and sites are far apart.
+    free: list[int] = []
+    keyed: dict[Hashable, list[int]] = defaultdict(list)
+    located: list[tuple[int, Places]] = []
+    for i, p in enumerate(places):
+        # (a need whose places were not read is compared on its objects alone)
+        if p is None or _free(rule, p):
+            free.append(i)
+            continue
+        if rule == MARKET:
+            for key in (*(("fair", f) for f in p.fairs), *(("city", c) for c in p.fair_cities)):
+                keyed[key].append(i)
+            continue
+        for name in p.names:
+            keyed[name].append(i)
+        located.append((i, p))
+    pairs: set[tuple[int, int]] = set()
+    for i in free:
+        pairs.update((min(i, j), max(i, j)) for j in range(len(places)) if j != i)
+    for members in keyed.values():
+        pairs.update((members[x], members[y])
+                     for x in range(len(members)) for y in range(x + 1, len(members)))
+    if rule == CORRIDOR:
+        pairs |= _corridor_pairs(located)
+    elif rule == BASIN:
+        spots = [(i, point) for i, p in located for point in _with_home(p).points]
+        pairs |= _near_pairs(spots, spots, HOUSING_KM)
+    elif rule == SITE:
+        # two sites named meet within SITE_KM; a site and a firm's commune, or two firms'
+        # communes (no site named), within LAND_HOME_KM
+        sites = [(i, point) for i, p in located if p.named for point in p.points]
+        homes = [(i, p.home) for i, p in located if not p.named and p.home is not None]
+        pairs |= _near_pairs(sites, sites, SITE_KM)
+        pairs |= _near_pairs(sites + homes, homes, LAND_HOME_KM)
+    return pairs
+
+
+def _free(rule: str, p: Places) -> bool:
+    """Whether ``compatible`` may accept these places with others whatever they are."""
+    if rule == MARKET:
+        return not (p.fairs or p.fair_cities)
+    if rule == CORRIDOR:
+        return not p.ends
+    if rule == BASIN:
+        # names no place, or sites by name only without a firm's commune (not comparable
+        # with communes)
+        return not p.named or not _with_home(p).points
+    if rule == SITE:
+        return not p.points if p.named else p.home is None
+    return True
+
+
+def _corridor_pairs(located: list[tuple[int, Places]]) -> set[tuple[int, int]]:
+    """Pairs where every end of one lies in the other's box (as _covered requires)."""
+    # every end in the box: the ends' own bounds within the box's
+    bounds: dict[int, _Box] = {}
+    grid: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, p in located:
+        lats = [end[0] for end in p.ends]
+        lons = [end[1] for end in p.ends]
+        bounds[i] = (min(lats), min(lons), max(lats), max(lons))
+        grid[_cell(p.ends[0])].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for j, p in located:
+        assert p.box is not None
+        lat_lo, lon_lo, lat_hi, lon_hi = p.box
+        cells = _cells_of(p.box)
+        found = bounds if cells is None else (i for cell in cells for i in grid.get(cell, ()))
+        for i in found:
+            b = bounds[i]
+            if lat_lo <= b[0] and b[2] <= lat_hi and lon_lo <= b[1] and b[3] <= lon_hi and i != j:
+                pairs.add((i, j) if i < j else (j, i))
+    return pairs
+
+
+def _near_pairs(probes: list[tuple[int, _Point]], reachers: list[tuple[int, _Point]],
+                km: float) -> set[tuple[int, int]]:
+    """Pairs of positions (i < j) with a probe of one within ``km`` of a reacher of the other
+    (and a few more: a box around the reacher)."""
+    grid: dict[tuple[int, int], list[tuple[int, _Point]]] = defaultdict(list)
+    for i, point in probes:
+        grid[_cell(point)].append((i, point))
+    pairs: set[tuple[int, int]] = set()
+    for j, reacher in reachers:
+        box = _around(reacher, km)
+        cells = _cells_of(box)
+        found = probes if cells is None else (hit for cell in cells for hit in grid.get(cell, ()))
+        for i, point in found:
+            if i != j and _inside(point, box):
+                pairs.add((i, j) if i < j else (j, i))
+    return pairs
+
+
+def _around(point: _Point, km: float) -> _Box:
+    """A box holding every point within ``km`` of ``point`` as _km measures it."""
+    lat, lon = point
+    dlat = km * _SLACK / _KM_PER_DEGREE
+    # _km takes the cosine at the pair's mean latitude, to a tenth of a degree: at most
+    # this far from the equator for a point in reach
+    scale = math.cos(math.radians(min(90.0, abs(lat) + dlat + 0.1)))
+    dlon = dlat / scale if scale > 1e-6 else 360.0
+    return (lat - dlat, lon - dlon, lat + dlat, lon + dlon)
+
+
+def _cell(point: _Point) -> tuple[int, int]:
+    """The grid cell of a point."""
+    return (math.floor(point[0] / CELL_DEGREES), math.floor(point[1] / CELL_DEGREES))
+
+
+def _cells_of(box: _Box) -> list[tuple[int, int]] | None:
+    """The grid cells a box covers, or None when they are too many."""
+    low, high = _cell((box[0], box[1])), _cell((box[2], box[3]))
+    if (high[0] - low[0] + 1) * (high[1] - low[1] + 1) > _MAX_CELLS:
+        return None
+    return [(r, c) for r in range(low[0], high[0] + 1) for c in range(low[1], high[1] + 1)]
+
+
+def _inside(point: _Point, box: _Box) -> bool:
+    """Whether a point lies in a box (bounds included)."""
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
 # Words of a need about land or premises, whatever the lexicon made of the rest of its text
