@@ -45,6 +45,17 @@ def test_what_is_no_fair() -> None:
     assert index.read("On ira au salon Tube cette année.")[0] == {"Tube"}
 
 
+def test_a_generic_form_marked_in_the_file_names_one_fair() -> None:
+    """« Salon du Bourget » has the form of « salon de Hanovre » but names one fair (marked
+    « = » in the file): Le Bourget is not Farnborough."""
+    index = fair_index()
+    fairs, cities = index.read("Nous serons au Salon du Bourget en juin.")
+    assert fairs == {"Salon International de l'Aéronautique et de l'Espace"}
+    assert cities == {"le bourget"}
+    assert index.read("Farnborough 2026 : un pavillon commun ?") == (
+        frozenset(), frozenset({"farnborough"}))
+
+
 def _item(need_id: int, text: str) -> NeedItem:
     """An export need of its own firm."""
     return NeedItem(need_id=need_id, reference=f"REF-{need_id}", theme="export", text=text,

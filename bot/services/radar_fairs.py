@@ -68,9 +68,12 @@ class FairIndex:
             name = str(fair["name"])
             city = normalize_name(str(fair["city"]))
             city_of[name] = city
-            for alias in (name, *map(str, fair.get("aliases") or ())):
+            for written_alias in (name, *map(str, fair.get("aliases") or ())):
+                # (« =Salon du Bourget »: a name of the generic form that names one fair)
+                alias = written_alias.removeprefix("=")
                 key = normalize_name(alias)
-                if len(key.replace(" ", "")) < MIN_LENGTH or _GENERIC.match(key):
+                if len(key.replace(" ", "")) < MIN_LENGTH or (
+                        _GENERIC.match(key) and not written_alias.startswith("=")):
                     # « K » alone is a thousand euros as often as the fair; « le salon de
                     # Hanovre » is any of its fairs (Agritechnica, Hannover Messe, EuroTier)
                     continue
