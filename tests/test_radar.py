@@ -777,3 +777,20 @@ def test_an_ignored_phrase_never_swallows_a_lone_word() -> None:
     lone = [phrase for phrase in data["ignore"]
             if len(str(phrase).split()) > 1 and len(_stems(str(phrase), keep_stops=False)) < 2]
     assert lone == []
+
+
+def test_a_firm_asking_which_aid_is_its_own_project() -> None:
+    """« Quelles aides existent ? » for one's own roof is one firm's project; the same
+    question about a training set up with others is not. A firm sold « à un groupe du
+    secteur » is no firm acting with others (« groupe » has the stem of « groupement »)."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+    assert lexicon.analyse("Des panneaux photovoltaïques sur la toiture de notre usine : "
+                           "quelles aides existent ?").own
+    assert not lexicon.analyse("Quelles aides pour monter une formation de soudeurs à "
+                               "plusieurs ?").own
+    sold = lexicon.analyse("Pas de repreneur : nous cherchons un accompagnement pour la "
+                           "transmission de l'entreprise, idéalement à un groupe du secteur.")
+    assert "share" not in sold.actions
+    assert lexicon.analyse("Une commande groupée de panneaux solaires ?").actions == {"share"}
