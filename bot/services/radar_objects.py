@@ -207,6 +207,9 @@ class ObjectLexicon:
         # « maroilles »), not the object itself: many firms of one territory share a sector
         # and ask different things, so these are only ever context
         self._sector: set[tuple[str, ...]] = set()
+        # object -> the wider objects it is a kind of (``narrows:``): named together, the
+        # narrower one is what the text is about
+        self._narrows: dict[str, set[str]] = {}
         for row in data["objects"]:  # type: ignore[attr-defined]
             obj = RadarObject(id=str(row["id"]), kind=str(row["kind"]), label=str(row["label"]))
             if obj.id in self.objects:
@@ -221,6 +224,9 @@ class ObjectLexicon:
                 elif key:
                     # the first object to claim a phrase keeps it (files are read top-down)
                     self._terms.setdefault(key, obj.id)
+            for wider in row.get("narrows", ()):
+                # a fibre splicer is a câbleur too, but not the one a harness maker trains
+                self._narrows.setdefault(obj.id, set()).add(str(wider))
             for term in row.get("sector", ()):
                 key = tuple(_stems(str(term), keep_stops=False))
                 if key and key not in self._terms:
@@ -402,6 +408,8 @@ class ObjectLexicon:
         text = FORMER_BUILDING.sub(_unsaid, text)
         every, salient, kept = _both_stems(text)
         ids, jobs, sector = self._objects(salient, kept)
+        wider = {w for i in ids for w in self._narrows.get(i, ())}
+        ids = [i for i in ids if i not in wider]
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
         if not ids:
