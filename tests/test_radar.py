@@ -770,6 +770,42 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     assert "chaleur" in objects("Nos électrolyseurs rejettent de la chaleur à 50 °C")
 
 
+def test_trades_and_machines_written_in_their_own_words_are_read() -> None:
+    """A fish filleter, a lace tulliste, a cutlery grinder, a CT scanner, shellfish
+    purification are read as their objects, and the same word for another thing stays
+    apart (needs of spent parts that read no object: « lever les filets », « émouleur »,
+    « scan RX »; a fishing net is no filleter, threading a screw no fish, a hydraulics
+    fitter's « harnais » no loom)."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def objects(text: str) -> set[str]:
+        return {o for o, _ in lexicon.analyse(text).objects}
+
+    assert objects("Cherchons des fileteurs pour lever les filets de lieu à la main") == {
+        "fileteur"}
+    assert "fileteur" not in objects("Nos vieux filets de pêche en polyamide à recycler")
+    assert "fileteur" not in objects("Tournage, filetage et taraudage de pièces inox")
+    assert objects("Former des tullistes sur nos métiers Leavers") == {"tulliste"}
+    assert objects("Nous cherchons un émouleur pour l'émouture des lames") == {"polisseur"}
+    assert objects("Un tomographe à rayons X partagé pour contrôler nos pièces") == {
+        "labo_essais"}
+    assert objects("Des bassins de purification des huîtres en commun") == {
+        "purification_coquillages"}
+    assert objects("Une unité de lavage de bouteilles pour le verre consigné") == {
+        "lavage_bouteilles"}
+    assert objects("Recherche deux agréeurs fruits et légumes") == {"agreeur"}
+    assert objects("Mécanicien agricole pour réparer les tracteurs") == {"mecanicien_agricole"}
+    assert "mecanicien_agricole" not in objects("Recherche mécanicien poids lourds")
+    assert objects("Opérateurs de forge sur presse à matricer") == {"emboutissage"}
+    assert objects("Former à la pyrotechnie nos opérateurs d'ateliers poudre") == {
+        "pyrotechnie"}
+    assert objects("Nos tisserands en basse lisse partent à la retraite") == {"lissier"}
+    assert "creche" in objects("Où faire garder les drôles à 5 h du matin ?")
+    assert "transport" in objects("Nos jeunes n'ont pas le permis, aucun moyen de locomotion")
+
+
 def test_an_ignored_phrase_never_swallows_a_lone_word() -> None:
     """A phrase of several words to ignore keeps two stems once its stop words are gone:
     « logement possible » (« possible » is a stop word) would have ignored every
