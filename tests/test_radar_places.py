@@ -180,6 +180,16 @@ def test_one_origin_to_two_destinations_is_two_corridors() -> None:
     assert compatible(CORRIDOR, flins, aubergenville)
 
 
+def test_two_sides_of_one_town_are_two_destinations() -> None:
+    """Caen → Blainville-sur-Orne is not Caen → Troarn (the two sites 14 km apart on two
+    sides of the town); Caen → Blainville and Caen → Colombelles (one zone) are one."""
+    blainville = _places("Nos intérimaires habitent Caen, aucun bus à 5h.", "Blainville-sur-Orne")
+    troarn = _places("Nos salariés de Caen mettent une heure pour venir.", "Troarn")
+    colombelles = _places("Un car depuis Caen pour l'équipe du matin ?", "Colombelles")
+    assert not compatible(CORRIDOR, blainville, troarn)
+    assert compatible(CORRIDOR, blainville, colombelles)
+
+
 def test_a_need_that_names_no_place_is_compared_by_its_firm() -> None:
     """A firm near the corridor joins it; one 20 km away on another road does not."""
     corridor = _places("Une navette depuis Pau pour nos postés.", "Lacq", "64")

@@ -61,6 +61,10 @@ PREFIX_KM = 45.0
 ORIGIN_KM = 12.0
 # A place this close to the way between two ends of another commute lies on its corridor.
 AXIS_KM = 8.0
+# Two firms' sites this close are one destination of commuters (one zone, one town's side);
+# farther apart, one must lie this close to the other's way.
+DESTINATION_KM = 8.0
+ON_WAY_KM = 4.0
 # Two sites of land named are one site when this close; staff housing, one basin.
 SITE_KM = 6.0
 HOUSING_KM = 25.0
@@ -183,8 +187,13 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
             return True
         # where the staff go is the firm's own site: each firm must be near the other's
         # corridor, or the two are two destinations of one origin (Mantes → Flins is not
-        # Mantes → Bonnières, Luchon → Saint-Gaudens is not Saint-Gaudens → Lannemezan)
-        if a.home and b.home and not (_reached(a.home, b) and _reached(b.home, a)):
+        # Mantes → Bonnières, Luchon → Saint-Gaudens is not Saint-Gaudens → Lannemezan);
+        # and the two sites are one zone, or one lies on the other's way (Caen → Blainville
+        # is not Caen → Troarn, 12 km apart on two sides of the town)
+        if a.home and b.home and not (
+                _reached(a.home, b) and _reached(b.home, a)
+                and (_km(a.home, b.home) <= DESTINATION_KM
+                     or _on_way(b.home, a) or _on_way(a.home, b))):
             return False
         # (either way: one need names fewer places than the other, its ends are enough)
         return _covered(a, b) or _covered(b, a)
@@ -397,6 +406,13 @@ def _reached(x: tuple[float, float], b: Places) -> bool:
     if any(_km(x, y) <= ORIGIN_KM for y in ys):
         return True
     return any(_off_axis(x, ys[i], ys[j]) <= AXIS_KM
+               for i in range(len(ys)) for j in range(i + 1, len(ys)))
+
+
+def _on_way(x: tuple[float, float], b: Places) -> bool:
+    """Whether ``x`` lies on the way between two ends of ``b`` (ON_WAY_KM)."""
+    ys = b.ends
+    return any(_off_axis(x, ys[i], ys[j]) <= ON_WAY_KM
                for i in range(len(ys)) for j in range(i + 1, len(ys)))
 
 
