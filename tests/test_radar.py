@@ -766,6 +766,9 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     assert objects("Soudeur PEHD : électrosoudage de canalisations") == {"soudeur_pe"}
     assert objects("Contrôleur CND niveau 2 COFREND en ressuage") == {"cnd"}
     assert objects("Notre machine de mesure tridimensionnelle est libre") == {"labo_essais"}
+    # « car » is a stop word (because), but not after a determiner: the coach
+    assert objects("Un car partagé le matin pour nos soudeurs ?") >= {"transport"}
+    assert "transport" not in objects("Nous recrutons car nous manquons de soudeurs")
     # a narrower object named with its wider one is what the text is about
     assert objects("Recherchons câbleurs-raccordeurs fibre optique (FTTH)") == {"fibre_telecom"}
     assert objects("Recherchons des câbleurs d'armoires électriques") == {"cableur"}

@@ -165,6 +165,12 @@ def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
     return every, salient, kept
 
 
+# « un car », « le car du matin », « aucun car », « en car »: the coach, not « because »
+_COACH = re.compile(
+    r"\b(un|le|les|des|aucun|aucuns|du|en|ce|premier|dernier|pas de|d['’]un|au|nos|notre|"
+    r"leur|un petit|un vrai)\s+cars?\b", re.IGNORECASE)
+
+
 def _unsaid(match: re.Match[str]) -> str:
     """A former building's phrase with its past activity blanked out."""
     group = "what" if match.group("what") else "activity"
@@ -406,6 +412,8 @@ class ObjectLexicon:
         """The objects of a text with their weights, its actions and whether it is its own
         (``whole``: a text, whose sentences may each be read on their own)."""
         text = FORMER_BUILDING.sub(_unsaid, text)
+        # « car » is a stop word (because); after a determiner it is the coach
+        text = _COACH.sub(r"\1 autocar", text)
         every, salient, kept = _both_stems(text)
         ids, jobs, sector = self._objects(salient, kept)
         wider = {w for i in ids for w in self._narrows.get(i, ())}
