@@ -838,3 +838,5 @@ def test_a_firm_asking_which_aid_is_its_own_project() -> None:
                            "transmission de l'entreprise, idéalement à un groupe du secteur.")
     assert "share" not in sold.actions
     assert lexicon.analyse("Une commande groupée de panneaux solaires ?").actions == {"share"}
+    # land wanted anywhere is one firm's own search
+    assert lexicon.analyse("Nous cherchons un terrain de 2 ha, peu importe la commune.").own
