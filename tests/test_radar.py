@@ -840,3 +840,6 @@ def test_a_firm_asking_which_aid_is_its_own_project() -> None:
     assert lexicon.analyse("Une commande groupée de panneaux solaires ?").actions == {"share"}
     # land wanted anywhere is one firm's own search
     assert lexicon.analyse("Nous cherchons un terrain de 2 ha, peu importe la commune.").own
+    # « la commune » is the town, « une formation commune » firms acting together
+    assert "share" not in lexicon.analyse("La commune veut découper l'usine.").actions
+    assert "share" in lexicon.analyse("Une formation commune aux ateliers ?").actions

@@ -171,6 +171,20 @@ _COACH = re.compile(
     r"leur|un petit|un vrai)\s+cars?\b", re.IGNORECASE)
 
 
+# « la commune », « une commune voisine », « communauté de communes »: the town (after a
+# determiner; the adjective « une formation commune » follows its noun)
+_TOWN = re.compile(
+    r"\b(la|sa|notre|votre|leur|cette|chaque|les|des|nos|ma|une|de|quelle|autre|autres)"
+    r"\s+communes?\b", re.IGNORECASE)
+
+
+def _as_read(text: str) -> str:
+    """A text (or a lexicon phrase) with its words of two senses told apart: « car » after
+    a determiner is the coach, not « because » (a stop word); « la commune » is the town, not
+    « en commun » (it says nothing of acting together)."""
+    return _TOWN.sub(r"\1 municipalite", _COACH.sub(r"\1 autocar", text))
+
+
 def _unsaid(match: re.Match[str]) -> str:
     """A former building's phrase with its past activity blanked out."""
     group = "what" if match.group("what") else "activity"
@@ -222,7 +236,7 @@ class ObjectLexicon:
                 raise ValueError(f"radar object {obj.id!r} defined twice")
             self.objects[obj.id] = obj
             for written in row["terms"]:
-                term = str(written).removeprefix("=")
+                term = _as_read(str(written).removeprefix("="))
                 key = tuple(_stems(term, keep_stops=False))
                 if len(key) == 1 and (str(written).startswith("=")
                                       or (term.isupper() and term.isalpha())):
@@ -234,12 +248,12 @@ class ObjectLexicon:
                 # a fibre splicer is a câbleur too, but not the one a harness maker trains
                 self._narrows.setdefault(obj.id, set()).add(str(wider))
             for term in row.get("sector", ()):
-                key = tuple(_stems(str(term), keep_stops=False))
+                key = tuple(_stems(_as_read(str(term)), keep_stops=False))
                 if key and key not in self._terms:
                     self._terms[key] = obj.id
                     self._sector.add(key)
         for term in data.get("ignore", ()):  # type: ignore[attr-defined]
-            key = tuple(_stems(str(term), keep_stops=False))
+            key = tuple(_stems(_as_read(str(term)), keep_stops=False))
             if key:
                 self._terms[key] = _IGNORE
         marker_lists: dict[str, list[str]] = {
@@ -259,7 +273,7 @@ class ObjectLexicon:
             marker_lists[str(action)] = list(terms)
         for marker, terms in marker_lists.items():
             for term in terms:
-                key = tuple(_stems(str(term), keep_stops=True))
+                key = tuple(_stems(_as_read(str(term)), keep_stops=True))
                 if key:
                     self._markers.setdefault(key, set()).add(marker)
         # first stem -> lengths of the phrases starting with it, longest first: most words
@@ -411,9 +425,7 @@ class ObjectLexicon:
     def analyse(self, text: str, *, whole: bool = True) -> TextObjects:
         """The objects of a text with their weights, its actions and whether it is its own
         (``whole``: a text, whose sentences may each be read on their own)."""
-        text = FORMER_BUILDING.sub(_unsaid, text)
-        # « car » is a stop word (because); after a determiner it is the coach
-        text = _COACH.sub(r"\1 autocar", text)
+        text = _as_read(FORMER_BUILDING.sub(_unsaid, text))
         every, salient, kept = _both_stems(text)
         ids, jobs, sector = self._objects(salient, kept)
         wider = {w for i in ids for w in self._narrows.get(i, ())}
