@@ -843,3 +843,13 @@ def test_a_firm_asking_which_aid_is_its_own_project() -> None:
     # « la commune » is the town, « une formation commune » firms acting together
     assert "share" not in lexicon.analyse("La commune veut découper l'usine.").actions
     assert "share" in lexicon.analyse("Une formation commune aux ateliers ?").actions
+
+
+def test_a_narrowed_object_must_exist() -> None:
+    """« narrows: » names objects of the lexicon: a misspelt id fails at load, not silently."""
+    from bot.services.radar_objects import OBJECTS_FILE, ObjectLexicon
+
+    data = yaml.safe_load(OBJECTS_FILE.read_text(encoding="utf-8"))
+    data["objects"][0]["narrows"] = ["no_such_object"]
+    with pytest.raises(ValueError, match="no_such_object"):
+        ObjectLexicon(data)

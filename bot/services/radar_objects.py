@@ -252,6 +252,9 @@ class ObjectLexicon:
                 if key and key not in self._terms:
                     self._terms[key] = obj.id
                     self._sector.add(key)
+        unknown = {w for ws in self._narrows.values() for w in ws} - set(self.objects)
+        if unknown:
+            raise ValueError(f"radar objects narrow unknown objects: {sorted(unknown)}")
         for term in data.get("ignore", ()):  # type: ignore[attr-defined]
             key = tuple(_stems(_as_read(str(term)), keep_stops=False))
             if key:
