@@ -34,7 +34,9 @@ ID_BASE = {"dev": lambda k: k * 1000, "dev2": lambda k: (10 + k - 1) * 1000,
            "test14": lambda k: 170000 + k * 1000, "test15": lambda k: 180000 + k * 1000,
            "test16": lambda k: 190000 + k * 1000, "test17": lambda k: 200000 + k * 1000,
            "test18": lambda k: 210000 + k * 1000, "test19": lambda k: 220000 + k * 1000,
-           "test20": lambda k: 230000 + k * 1000, "test21": lambda k: 240000 + k * 1000}
+           "test20": lambda k: 230000 + k * 1000, "test21": lambda k: 240000 + k * 1000,
+           "test22": lambda k: 250000 + k * 1000, "test23": lambda k: 260000 + k * 1000,
+           "test24": lambda k: 270000 + k * 1000}
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
 
@@ -112,7 +114,7 @@ def test_dev2_objects_differ_from_dev() -> None:
                                   "test4", "test5", "test6", "test7", "test8", "test9",
                                   "test10", "test11", "test12", "test13", "test14",
                                   "test15", "test16", "test17", "test18", "test19",
-                                  "test20", "test21"])
+                                  "test20", "test21", "test22", "test23", "test24"])
 def test_real_territories_and_communes(part: str) -> None:
     """Each territory is a real one, each commune a member of one of its EPCI."""
     path = _reference()
