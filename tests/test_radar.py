@@ -684,6 +684,29 @@ def test_a_sector_word_is_context_not_an_object() -> None:
         "caoutchouc": 1.0}
 
 
+def test_a_noun_complement_only_qualifies_the_noun() -> None:
+    """« rénovation d'appartements » is an electrician's work, not staff housing; « coques de
+    navettes maritimes » are hulls, not a shuttle; after a word that says what is asked
+    (« formation de soudeurs », « pas de bus ») or a waste (« chutes de tissus »), the
+    complement is the object; a text naming nothing else keeps it."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def primary(text: str) -> set[str]:
+        return {o for o, w in lexicon.analyse(text).objects if w >= 0.5}
+
+    assert primary("Recherche électricien du bâtiment pour nos chantiers de rénovation "
+                   "d'appartements") == {"electricien_batiment"}
+    assert "transport" not in primary(
+        "Recherche soudeurs aluminium pour la construction de coques de navettes maritimes")
+    assert "soudeur" in primary("Une formation de soudeurs à plusieurs ?")
+    assert primary("nos caristes n'ont pas de bus le matin") == {"transport"}
+    assert primary("Nos salariés demandent des logements à louer") == {"logement"}
+    # a waste is named by what it comes from; a lone complement is still what is asked
+    assert "logement" in primary("La rénovation d'appartements pour loger nos alternants ?")
+
+
 def test_a_card_quotes_the_sentence_that_puts_a_need_in_its_group() -> None:
     """The excerpt is the sentence naming the group's object, not the greeting before it."""
     from bot.services.mutualisation import EXCERPT_CHARS, excerpt

@@ -14,6 +14,7 @@ from bot.services.radar import NeedItem, find_groups
 from bot.services.radar_places import (
     BASIN,
     CORRIDOR,
+    LAND,
     SITE,
     Places,
     compatible,
@@ -124,7 +125,7 @@ def test_the_objects_compared_by_place_exist() -> None:
 def test_objects_that_are_somewhere() -> None:
     """Shuttles by corridor, land and heat by site, housing and childcare by basin."""
     assert place_rule("transport", "route") == CORRIDOR
-    assert place_rule("foncier", "land") == SITE
+    assert place_rule("foncier", "land") == LAND
     assert place_rule("chaleur", "flow") == SITE
     assert place_rule("logement", "housing") == BASIN
     assert place_rule("soudure", "trade") is None
@@ -217,6 +218,51 @@ def test_one_site_and_two_sites() -> None:
                           _places("Il nous faut un terrain.", "Bourg-en-Bresse"))
 
 
+def test_two_origins_to_one_site_are_two_corridors() -> None:
+    """Andernos → Aéroparc is not Bordeaux's tram → Martignas, though both end at the
+    Aéroparc; Chaussin → Choisey is not Dole → Tavaux; where the text says the staff go
+    (« jusqu'à Mérignac ») is no origin; one road ridden both ways stays one corridor."""
+    bassin = _places("Un tiers de nos opérateurs habitent Andernos, Arès ou Lanton. Une navette "
+                     "depuis le nord du Bassin vers l'Aéroparc ?", "Saint-Médard-en-Jalles")
+    tram = _places("Nos salariés viennent de Bordeaux en tram et descendent à Mérignac ; plus "
+                   "rien ensuite jusqu'à l'Aéroparc.", "Martignas-sur-Jalle")
+    audenge = _places("Des candidats qui habitent Audenge ou Andernos refusent : la route du "
+                      "Bassin jusqu'à Mérignac est saturée.", "Mérignac", "33")
+    assert not compatible(CORRIDOR, bassin, tram)
+    assert not compatible(CORRIDOR, tram, bassin)
+    assert compatible(CORRIDOR, bassin, audenge)
+    assert not compatible(CORRIDOR, tram, audenge)
+    dole = _places("Nos opérateurs postés habitent souvent Dole, aucun bus à 5h.", "Tavaux")
+    chaussin = _places("Nos salariés viennent de Chaussin et de Saint-Aubin, aucune ligne.",
+                       "Choisey")
+    assert not compatible(CORRIDOR, dole, chaussin)
+    assert compatible(CORRIDOR, dole, _places("Ils habitent presque tous sur Dole.", "Damparis"))
+    # a destination named is not where the staff come from: Flers → Vire both ways
+    assert compatible(CORRIDOR, _places("Nos opérateurs viennent de Flers.", "Vire Normandie"),
+                      _places("Un car depuis Vire pour les équipes.", "Flers"))
+
+
+def test_one_land_project_is_a_site_someone_names() -> None:
+    """Two firms each looking for a plot are two searches; a zone, a brownfield or a lot
+    being sold is one project, named or not; « n'importe où » is a search."""
+    oyonnax = _places("Il nous faut un terrain de 5 000 m².", "Oyonnax")
+    nantua = _places("Il nous faut 2 ha près de chez nous.", "Nantua")
+    assert compatible(SITE, oyonnax, nantua)  # (the site rule alone: near enough)
+    assert not compatible(LAND, oyonnax, nantua)
+    zone = _places("La ZA de Legé est complète : une extension est-elle prévue ?", "Legé", "44")
+    other = _places("On voudrait s'installer sur la zone d'activités de Legé.",
+                    "Corcoué-sur-Logne", "44")
+    assert zone.designated and other.designated
+    assert compatible(LAND, zone, other)
+    anywhere = _places("Un terrain de 1,5 ha n'importe où entre Nancy et Pont-à-Mousson, près "
+                       "de la zone de l'A31.", "Liverdun")
+    assert not anywhere.designated
+    friche = _places("La friche Philips de Dreux pourrait être découpée en lots.", "Dreux")
+    assert compatible(LAND, friche, _places("L'ex-usine Philips nous irait bien.", "Tréon"))
+    # a site named on one side only: the firm that searches elsewhere is not its project
+    assert not compatible(LAND, anywhere, _places("Un lot sur la friche de Pompey ?", "Pompey"))
+
+
 # -- in the radar ----------------------------------------------------------------------------
 
 
@@ -276,7 +322,9 @@ def test_the_radar_groups_needs_that_name_one_site() -> None:
     assert {frozenset(g.need_ids) for g in found} == {frozenset({1, 2, 3})}
     # the animator reads the site, as the firms wrote it
     assert found[0].site == "Aéroparc de Fontaine"
-    assert _plain(describe(found[0])) == "3 entreprises : un même site, Aéroparc de Fontaine"
+    # (premises asked for without a word of the lexicon are about land: foncier)
+    assert _plain(describe(found[0])) == ("3 entreprises : foncier à aménager (friche, terrain) · "
+                                          "site : Aéroparc de Fontaine")
 
 
 def test_a_brownfield_group_names_its_site() -> None:

@@ -657,6 +657,9 @@ def _analyse(items: Sequence[NeedItem], kb: KnowledgeBase | None) -> list[_Need]
     for need in out:
         land = not need.own and (any(kinds.kind_of(o) == "land" for o in need.objects)
                                  or speaks_of_premises(need.item.text))
+        if land and not need.objects:
+            # « un atelier de 800 m² à louer autour d'Ahun »: premises are what it asks for
+            need.objects[_PREMISES_OBJECT] = 1.0
         ruled = any(place_rule(o, kinds.kind_of(o)) for o in need.objects)
         if not (land or ruled):
             continue
@@ -683,6 +686,9 @@ def _places(text: str, commune: str | None, insee: str | None) -> Places:
 # that object's needs, and twice as much as in the next object's.
 PROFILE_SHARE = 0.35
 PROFILE_MARGIN = 2.0
+
+
+_PREMISES_OBJECT = "foncier"  # the land object of radar_objects.yaml
 
 
 def _borrow_objects(needs: Sequence[_Need]) -> None:

@@ -81,6 +81,9 @@ PLAIN_PEOPLE_KINDS: frozenset[str] = frozenset({"skill", "workforce"})
 # What the staff's life needs (a shuttle, housing, childcare, a job for a spouse): when a text
 # names one, it is the object, and the trades named are who needs it.
 CONDITION_KINDS: frozenset[str] = frozenset({"route", "housing", "childcare", "welfare"})
+# Machines and facilities: named after another noun they are still what it is
+# (« casemate de radiographie », « banc de contrôle »)
+EQUIPMENT_KINDS: frozenset[str] = frozenset({"equipment", "utility"})
 # Waste and by-products: named without a trade to hire, they are the object.
 FLOW_KINDS: frozenset[str] = frozenset({"waste", "flow"})
 # Kinds that are an object only when the text asks for them with others or says it sells.
@@ -152,17 +155,94 @@ def _stems(text: str, *, keep_stops: bool) -> list[str]:
 def _both_stems(text: str) -> tuple[list[str], list[str], list[str]]:
     """Stems of every word of a text, stems of its salient words (stop words dropped), and
     those salient words themselves (folded)."""
+    every, salient, kept, _ = _read(text)
+    return every, salient, kept
+
+
+def _read(text: str) -> tuple[list[str], list[str], list[str], list[bool]]:
+    """As _both_stems, and for each salient word whether it complements the noun before it
+    (« couteaux de désossage », « rénovation de appartements »: _closed_head)."""
     lexicon = default_lexicon()
     every: list[str] = []
     salient: list[str] = []
     kept: list[str] = []
+    complement: list[bool] = []
+    last = -9  # position in `every` of the last salient word
     for word in lexicon.expand(words(text)):
         s = stem(word)
         every.append(s)
         if word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
+            here = len(every) - 1
+            between = every[last + 1 : here]
+            complement.append(bool(kept) and between in _OF and _closed_head(kept[-1]))
             salient.append(s)
             kept.append(word)
-    return every, salient, kept
+            last = here
+    return every, salient, kept, complement
+
+
+def _closed_head(word: str) -> bool:
+    """Whether a word before « de » is a noun whose complement only qualifies it: not one of
+    _OPEN_HEADS, not a number, and not a verb or participle by its ending (« demandent de la
+    vapeur », « produisons de le lactosérum »)."""
+    if word in _OPEN_HEADS or word in PHRASE_KEPT or not word.isalpha():
+        return False  # (« pas de bus », « plus de soudeurs »: a quantity, no noun)
+    return not (word.endswith(_VERB_ENDINGS) and not word.endswith("ment"))
+
+
+# endings of conjugated verbs, infinitives and participles (a noun so ending is rarely the
+# head of a trade or a thing: « atelier », « chantier » are open heads anyway)
+_VERB_ENDINGS = ("ons", "ez", "ent", "ait", "aient", "er", "ir", "ee", "ees",
+                 # ...and of adjectives (« formation qualifiante de fileteurs »)
+                 "ant", "ants", "ante", "antes", "if", "ifs", "ive", "ives", "able", "ables",
+                 "ible", "ibles")
+
+
+# what links a noun to its complement (« lames de scie », « prix de la ferraille »)
+_OF: tuple[list[str], ...] = (["de"], ["du"], ["des"], ["de", "la"], ["de", "l"])
+# Nouns whose complement is what the firm asks about (« formation de soudeurs », « manque de
+# caristes », « collecte de palettes », « achat de électricité »): their complement keeps its
+# weight. After any other noun the complement only qualifies it (« couteaux de désossage »
+# are knives, « rénovation de appartements » is a building trade's work).
+_OPEN_HEADS: frozenset[str] = frozenset(words("""
+    formation formations former recrutement recrutements recruter recherche recherchons
+    cherchons cherche embauche embaucher poste postes manque manquent penurie besoin besoins
+    profil profils offre offres metier metiers ecole ecoles apprentissage apprenti apprentis
+    alternance alternant alternants cap bts bac titre certification certificat habilitation
+    equipe equipes service services prestataire prestataires soustraitant soustraitants
+    projet projets mutualisation mutualiser achat achats acheter location louer partage
+    partager groupement filiere plateforme candidat candidats candidature candidatures
+    personnel emploi emplois session sessions stage stages cours module modules cycle parcours
+    prix cout couts facture factures hausse tarif tarifs gestion valorisation valoriser
+    collecte collecter traitement traiter recyclage recycler reprise evacuation enlevement
+    elimination tri stock stocks quantite quantites tonne tonnes volume volumes kilos lot lots
+    type types genre sorte question questions sujet sujets probleme problemes difficulte
+    difficultes demande demandes aide aides subvention subventions solution solutions
+    zone zones parc site sites terrain terrains parcelle parcelles batiment batiments local
+    locaux atelier ateliers hangar hangars entrepot entrepots surface surfaces
+    navette navettes ligne transport transports trajet trajets horaires
+    personne personnes gens salarie salaries ouvrier ouvriers agent agents operateur
+    operateurs technicien techniciens conducteur conducteurs responsable responsables chef
+    chefs pilote pilotes gars jeunes tonnes heures jours mois semaine semaines
+    plein manque debut fin partie part moitie tiers quart reste nombre dizaine dizaines
+    centaine centaines plupart faute cause manque usage utilisation
+    chutes chute dechets dechet residus residu rebuts rebut effluents eaux boues
+    sousproduits coproduits gisement gisements debouche debouches apport apports source
+    sources recuperation consommateur consommateurs fournisseur fournisseurs
+    benne bennes sac sacs fut futs bidon bidons cuve cuves camion camions palette palettes
+    m3 m2 litres kg t ha km
+    machine machines cabine cabines banc bancs table tables moyen moyens equipement
+    equipements outil outils outillage installation installations unite unites centre
+    centres station stations reseau reseaux chaine chaines cellule cellules four fours
+    enceinte enceintes chambre chambres acces titulaire titulaires autorisation
+    autorisations permis
+    neuf neufs neuve neuves nouveau nouveaux nouvelle nouvelles ancien anciens ancienne
+    anciennes grand grands grande grandes petit petits petite petites gros grosse grosses
+    vieux vieille vieilles seul seuls seule seules automatique automatiques commun communs
+    commune communes collectif collective collectifs collectives partage partagee partages
+    partagees supplementaire supplementaires complet complete complets completes
+    qualifie qualifies qualifiee qualifiees interne internes externe externes
+"""))
 
 
 # « un car », « le car du matin », « aucun car », « en car »: the coach, not « because »
@@ -178,10 +258,47 @@ _TOWN = re.compile(
     r"\s+communes?\b", re.IGNORECASE)
 
 
+# « d'appartements »: the elided « de » is kept as a word (the tokenizer drops elisions), so
+# that a noun's complement can be told from the noun (_read)
+_ELIDED_DE = re.compile(r"\b([dD])['’]\s*")
+
+
+# « nos saisonniers logés à Péronne », « hébergés chez l'habitant »: where the staff live, a
+# fact about them, not a housing need (« mal logés », « se loger » are read as before);
+# « une voiture pour le foyer »: the household
+_LIVING_AT = re.compile(
+    r"\b(?:log|h[ée]berg)(?:é|e)(?:e|es|s)?\s+(à|a|au|aux|chez|en|dans|sur|près|pres)\b",
+    re.IGNORECASE)
+_HOUSEHOLD = re.compile(r"\b(pour le|par|du)\s+foyer\b(?!\s+(?:de|d['’]|des|pour|jeunes))",
+                        re.IGNORECASE)
+
+
+# « le permis cariste », « permis nacelle »: a licence to operate a machine, not a driving
+# licence; « des navettes de camions entre nos deux entrepôts », « navettes entre la réception
+# et le stockage »: goods moved inside a firm, not staff; « logement possible à la ferme »:
+# housing offered in a job advert, not a housing need
+_LICENCE = re.compile(
+    r"\bpermis\s+(?=(?:de\s+)?(?:cariste|caces|chariots?|nacelles?|engins?|feu|pontier)\b)",
+    re.IGNORECASE)
+_GOODS_SHUTTLE = re.compile(
+    r"\bnavettes?\s+(?=de\s+(?:camions?|marchandises|palettes|pi[eè]ces|bacs)\b|internes?\b|"
+    r"(?:entre|vers)\s+(?:la|le|les|l['’]|nos|notre|nos\s+deux|deux)\s*"
+    r"(?:r[ée]ception|stockage|entrep[oô]ts?|ateliers?|sites?|quais?|b[aâ]timents?|usines?|"
+    r"magasins?|lignes?)\b)", re.IGNORECASE)
+_HOUSING_OFFERED = re.compile(
+    r"\b(?:logement|h[ée]bergement)\s+(?=(?:possible|fourni|offert|assur[ée]|compris|"
+    r"sur\s+place|de\s+fonction)\b)", re.IGNORECASE)
+
+
 def _as_read(text: str) -> str:
     """A text (or a lexicon phrase) with its words of two senses told apart: « car » after
     a determiner is the coach, not « because » (a stop word); « la commune » is the town, not
     « en commun » (it says nothing of acting together)."""
+    text = _HOUSEHOLD.sub(r"\1 menage", _LIVING_AT.sub(r"residant \1", text))
+    text = _LICENCE.sub("habilitation ", text)
+    text = _GOODS_SHUTTLE.sub("rotations ", text)
+    text = _HOUSING_OFFERED.sub("avantage ", text)
+    text = _ELIDED_DE.sub(r"\1e ", text)
     return _TOWN.sub(r"\1 municipalite", _COACH.sub(r"\1 autocar", text))
 
 
@@ -261,6 +378,7 @@ class ObjectLexicon:
                 self._terms[key] = _IGNORE
         marker_lists: dict[str, list[str]] = {
             "own": list(data.get("own", ())),  # type: ignore[call-overload]
+            "mishap": list(data.get("mishap", ())),  # type: ignore[call-overload]
             "collective": list(data.get("collective", ())),  # type: ignore[call-overload]
             "market": list(data.get("market_context", ())),  # type: ignore[call-overload]
         }
@@ -324,14 +442,15 @@ class ObjectLexicon:
         found = self.objects.get(object_id)
         return found.kind if found is not None else "trade"
 
-    def _objects(self, stems: list[str], kept: list[str]
-                 ) -> tuple[list[str], set[str], set[str]]:
+    def _objects(self, stems: list[str], kept: list[str], complement: list[bool] | None = None
+                 ) -> tuple[list[str], set[str], set[str], set[str]]:
         """Object ids named in a text's salient stems (longest phrase first, in order), the
-        qualifiers of the job titles the lexicon does not know, and the objects named only
-        by their sector's words."""
+        qualifiers of the job titles the lexicon does not know, the objects named only by
+        their sector's words, and those named only as the complement of another noun."""
         found: list[str] = []
         jobs: set[str] = set()
         named: set[str] = set()  # by a term of the object itself
+        headed: set[str] = set()  # ...and not only as a noun's complement
         i = 0
         while i < len(stems):
             for size in self._term_lengths.get(stems[i], ()):
@@ -342,6 +461,9 @@ class ObjectLexicon:
                         found.append(target)
                     if key not in self._sector:
                         named.add(target)
+                    if not (complement and complement[i]
+                            and kept[i - 1] not in self._job_heads):
+                        headed.add(target)
                     i += size
                     break
             else:
@@ -355,8 +477,11 @@ class ObjectLexicon:
                     if target not in found:
                         found.append(target)
                     named.add(target)
+                    if not (complement and complement[i]
+                            and kept[i - 1] not in self._job_heads):
+                        headed.add(target)
                 i = end
-        return found, jobs, set(found) - named
+        return found, jobs, set(found) - named, set(found) - headed
 
     def _term_at(self, stems: list[str], kept: list[str], i: int, size: int) -> str | None:
         """The object (or ignore mark) of the term of `size` words at `i`, if any."""
@@ -429,10 +554,16 @@ class ObjectLexicon:
         """The objects of a text with their weights, its actions and whether it is its own
         (``whole``: a text, whose sentences may each be read on their own)."""
         text = _as_read(FORMER_BUILDING.sub(_unsaid, text))
-        every, salient, kept = _both_stems(text)
-        ids, jobs, sector = self._objects(salient, kept)
+        every, salient, kept, complement = _read(text)
+        ids, jobs, sector, qualifying = self._objects(salient, kept, complement)
         wider = {w for i in ids for w in self._narrows.get(i, ())}
         ids = [i for i in ids if i not in wider]
+        # (a waste or a heat is named by its source: « chutes de tissus », « eaux de lavage »)
+        qualifying = {i for i in qualifying if self.kind_of(i) not in FLOW_KINDS | EQUIPMENT_KINDS}
+        if set(ids) - sector - qualifying:
+            # what only qualifies another noun (« couteaux de désossage », « rénovation de
+            # appartements ») is context when the text names something in its own right
+            sector |= qualifying
         markers = self._markers_of(every)
         actions = frozenset(markers & {"hire", "train", "share"})
         if not ids:
@@ -479,7 +610,9 @@ class ObjectLexicon:
             if i in GENERIC_OBJECTS:
                 weight *= GENERIC_WEIGHT
             weighted.append((i, weight))
-        own = "own" in markers and "collective" not in markers
+        # (hiring alone after a breakdown is its own emergency: « chaudiériste en urgence »)
+        own = ("own" in markers or ("mishap" in markers and not actions & {"train", "share"})) \
+            and "collective" not in markers
         if own and weighted and whole and _MANY_TOPICS.search(text):
             # a letter about several things (« je vous écris pour plusieurs choses ») is not
             # its own matter because one of them is (« refaire notre site internet »): it is

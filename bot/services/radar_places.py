@@ -32,15 +32,17 @@ from bot.services.radar_objects import FORMER_BUILDING
 from knowledge.frequency import zipf
 from knowledge.geography import Commune, Geography, default_geography, normalize_name
 
-__all__ = ["Places", "candidate_pairs", "compatible", "home_of", "place_rule", "read_places",
-           "speaks_of_premises"]
+__all__ = ["LAND", "Places", "candidate_pairs", "compatible", "home_of", "place_rule",
+           "read_places", "speaks_of_premises"]
 
 # How the radar objects that are somewhere are compared (radar_objects.yaml kinds and ids):
 # a commute's corridor, one site (land, and what cannot travel far: heat, steam, a zone's
 # canteen or guard, a rail siding), one basin (staff housing, childcare).
 CORRIDOR, SITE, BASIN, MARKET = "corridor", "site", "basin", "market"
+# land or premises: one site (SITE), and a site someone names (LAND)
+LAND = "land"
 # (an export mission is somewhere too: at one trade fair, bot/services/radar_fairs.py)
-_RULE_OF_KIND: dict[str, str] = {"route": CORRIDOR, "land": SITE, "housing": BASIN,
+_RULE_OF_KIND: dict[str, str] = {"route": CORRIDOR, "land": LAND, "housing": BASIN,
                                  "childcare": BASIN, "export": MARKET}
 _RULE_OF_OBJECT: dict[str, str] = {
     "chaleur": SITE, "vapeur": SITE, "restauration": SITE, "securite_site": SITE,
@@ -106,6 +108,12 @@ class Places:
     fair_cities: frozenset[str] = frozenset()
     # what disused buildings named were (« l'ancienne laiterie » -> laiterie)
     former: frozenset[str] = frozenset()
+    # the communes named as where the staff go (« jusqu'à Pierrelatte », « vers Sophia »),
+    # not where they come from
+    toward: tuple[tuple[float, float], ...] = ()
+    # whether the text aims at one site, named or not (« la ZA de Legé », « la zone de
+    # l'aérodrome », « le bâtiment vacant de la ZI n°3 »), rather than searching anywhere
+    designated: bool = False
     # how the text wrote its site names (folded name -> as written), for the animator
     written: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     # the ends of its commute (the communes named, the firm's commune) and their box
@@ -181,6 +189,11 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
         # (the firm's commune). One corridor when every end of one need is near an end of
         # the other (Vire → Flers and Flers ← Vire; Noeux → Haisnes within Bruay → Douvrin),
         # not when one end is elsewhere (Belfort → Rougemont is not Belfort → Technoland).
+        # where the staff come from: when both needs say it, one town or one road (Andernos →
+        # Aéroparc is not Bordeaux's tram → Aéroparc; Antibes station → Sophia is not Grasse
+        # → Sophia), or the same road ridden both ways (Vire → Flers, Flers → Vire)
+        if not _same_origins(a, b):
+            return False
         if a.names & b.names:
             return True
         if not a.ends or not b.ends:
@@ -207,6 +220,13 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
         if a.fairs and b.fairs:
             return False
         return bool(a.fair_cities & b.fair_cities)
+    if rule == LAND:
+        # one land project is one site someone names (« la friche Philips », « l'ancienne
+        # tannerie », « la ZAC de Sarliève »): two firms each looking for a plot near their
+        # own commune, or « n'importe où près de l'A31 », are two searches, not one project
+        if not ((a.names or a.former or a.designated) and (b.names or b.former or b.designated)):
+            return False
+        rule = SITE
     if rule == BASIN:
         # staff housing is sought for a whole basin, near the sites where the staff work
         return not (a.named and b.named) or _meet(_with_home(a), _with_home(b), HOUSING_KM)
@@ -241,6 +261,8 @@ _Box = tuple[float, float, float, float]
 
 def candidate_pairs(rule: str, places: Sequence[Places | None]) -> set[tuple[int, int]]:
     """Pairs (i < j) of positions whose places ``compatible`` may accept under ``rule``."""
+    if rule == LAND:
+        rule = SITE  # (LAND accepts fewer pairs than SITE: SITE's are a superset)
     # Every pair compatible() accepts is here, and usually few more: the places it accepts
     # with any other without geometry (no end, no place named, no firm's commune, a site
     # known by its name only) are paired with all; the others with those sharing a site
@@ -284,6 +306,8 @@ def candidate_pairs(rule: str, places: Sequence[Places | None]) -> set[tuple[int
 
 def _free(rule: str, p: Places) -> bool:
     """Whether ``compatible`` may accept these places with others whatever they are."""
+    if rule == LAND:
+        rule = SITE
     if rule == MARKET:
         return not (p.fairs or p.fair_cities)
     if rule == CORRIDOR:
@@ -377,6 +401,43 @@ _PREMISES = re.compile(
     re.IGNORECASE)
 
 
+# What comes before a commune that is where the staff go, not where they live
+_TOWARD = re.compile(
+    r"(?:jusqu['’]\s*(?:à|a|au|aux|en)|\bvers|→|->|>|\brejoindre|\baller\s+(?:à|a|au)|"
+    r"\bdestination\s+d[eu]|\bdessert|\bdesservir|\bzones?\s+(?:de|d['’]|du)|"
+    r"\bZ[AI]\s+(?:de|d['’]|du)|\bsite\s+(?:de|d['’]|du)|\bparc\s+(?:de|d['’]|du))"
+    r"\s*(?:la\s+|le\s+|les\s+|l['’]\s*)?$", re.IGNORECASE)
+# A commune this close to the firm's is the firm's own place (its station, its zone)
+LOCAL_KM = 3.0
+
+
+# Words that point at one site (a zone, a brownfield, a platform, an empty building, a lot
+# being sold), and words of a search anywhere (« n'importe où », « pas de site précis »)
+_DESIGNATED = re.compile(
+    r"\b(?:ZA|ZI|ZAC|ZAE|ZIP|PA|BA)\b|\bzones?\s+(?:d['’]\s*activit|industriel|artisanal|"
+    r"portuaire|logistique|de|du|des|à\s+côté|a\s+cote)|\bparcs?\s+d['’]\s*activit|"
+    r"\bfriches?\b|\banci[e]nn?e?s?\s+(?:site|usine|b[aâ]timent|base|halle|hangar|entrep|"
+    r"carri|caserne|gare|papeterie|forge|filature|tannerie|laiterie|abattoir)|\bex-|"
+    r"\bplate-?formes?\s+(?:de|du|chimique|logistique|multimodale|portuaire)|"
+    r"\btechnop[oô]le|\bp[oô]le\s+(?:d['’]|industriel)|\bbase\s+(?:a[ée]rienne|\d)|"
+    r"\b(?:b[aâ]timents?|hangars?|halles?|locaux|usine)\s+(?:vides?|vacants?|d[ée]saffect|"
+    r"rouill|abandonn|inoccup)|\blotissement|\bextension\s+de\s+la\s+zone|"
+    r"\btranches?\b|\b(?:lots|parcelles|terrains)\s+(?:de|du|en\s+cours|"
+    r"derri[eè]re|[àa]\s+c[ôo]t[ée])|\bquai\b|\bport\s+(?:de|du)|"
+    r"\b(?:l['’]\s*|la\s+|cette\s+)(?:nouvelle\s+|future\s+|prochaine\s+)?extension\b|"
+    r"\b\w*parcs?\b(?!\s+(?:de\s+)?(?:machines|v[ée]hicules|camions|[àa]))|\bcoop\b|"
+    r"\bvieil(?:le)?s?\s+(?:usine|b[aâ]timent|site|halle)",
+    re.IGNORECASE)
+# ...or a site by its proper name (« le site de la Digue », « l'ex Michelin », « la zone Grand
+# Saint-Charles »): a capital after the word of a site
+_DESIGNATED_NAME = re.compile(
+    r"\b(?:[Ss]ite|[Zz]one|[Ff]riche|[Uu]sine|[Ee]x|[Aa]ncien(?:ne)?s?|[Pp]arc|[Pp]lateforme)"
+    r"\s+(?:(?:de\s+la|de\s+l['’]|du|des|de|d['’])\s*)?[A-ZÉÈ]")
+_ANYWHERE = re.compile(
+    r"n['’]\s*importe\s+o[uù]|peu\s+importe|pas\s+de\s+(?:site|zone|lieu)\s+(?:pr[ée]cis|"
+    r"identifi)|toute\s+proposition|ouverts?\s+[àa]\s+tout", re.IGNORECASE)
+
+
 def speaks_of_premises(text: str) -> bool:
     """Whether a text speaks of land or premises (a surface, a plot, a building)."""
     return _PREMISES.search(text) is not None
@@ -398,6 +459,34 @@ def _covered(a: Places, b: Places) -> bool:
                    for i in range(len(ys)) for j in range(i + 1, len(ys))):
             return False
     return True
+
+
+def _origins(p: Places) -> tuple[tuple[float, float], ...]:
+    """The communes a need names as where its staff come from: not named as where they go
+    (``toward``), nor the firm's own place (within LOCAL_KM)."""
+    if p.home is None:
+        return ()
+    return tuple(x for x in p.points
+                 if x not in p.toward and _km(x, p.home) > LOCAL_KM)
+
+
+def _same_origins(a: Places, b: Places) -> bool:
+    """Whether two shuttle needs may come from one place: an origin of one near an origin of
+    the other (ORIGIN_KM) or on its way farther out than its site (AXIS_KM), or each coming
+    from the other's site; true when either does not say where its staff come from."""
+    ours, theirs = _origins(a), _origins(b)
+    if not ours or not theirs:
+        return True
+    if any(_km(x, y) <= ORIGIN_KM for x in ours for y in theirs):
+        return True
+    for xs, p, ys in ((ours, b, theirs), (theirs, a, ours)):
+        assert p.home is not None
+        if any(_km(x, p.home) > ORIGIN_KM and _off_axis(x, y, p.home) <= AXIS_KM
+               for x in xs for y in ys):
+            return True
+    assert a.home is not None and b.home is not None
+    return (any(_km(x, b.home) <= LOCAL_KM for x in ours)
+            and any(_km(y, a.home) <= LOCAL_KM for y in theirs))
 
 
 def _reached(x: tuple[float, float], b: Places) -> bool:
@@ -463,6 +552,7 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
     words = [(m.group(), m.start()) for m in _WORD.finditer(text)]
     norm = [normalize_name(w) for w, _ in words]
     points: list[tuple[float, float]] = []
+    toward: list[tuple[float, float]] = []
     names: set[str] = set()
     codes: set[str] = set()
     written: dict[str, str] = {}
@@ -477,6 +567,8 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
         if hit is not None:
             commune, size = hit
             points.append((commune.lat, commune.lon))  # type: ignore[arg-type]
+            if _TOWARD.search(text, max(0, start - 40), start):
+                toward.append(points[-1])
             codes.add(commune.insee)
             i += size
             continue
@@ -491,6 +583,8 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
                 prefixed = _demonym(word, home)
             if prefixed is not None and normalize_name(span) not in _NOT_PLACES:
                 points.append((prefixed.lat, prefixed.lon))  # type: ignore[arg-type]
+                if _TOWARD.search(text, max(0, start - 40), start):
+                    toward.append(points[-1])
                 codes.add(prefixed.insee)
             elif not geo.named(span):
                 # (a commune too far to be the firm's area: where goods go, where staff come
@@ -511,8 +605,11 @@ def read_places(text: str, home: tuple[float, float] | None) -> Places:
         former.add(key)
         written.setdefault(key, match.group(0).strip())
     fairs, fair_cities = fair_index().read(text)
+    designated = (bool(_DESIGNATED.search(text) or _DESIGNATED_NAME.search(text))
+                  and not _ANYWHERE.search(text))
     return Places(points=tuple(dict.fromkeys(points)), names=frozenset(names), home=home,
-                  codes=frozenset(codes), former=frozenset(former),
+                  codes=frozenset(codes), former=frozenset(former), designated=designated,
+                  toward=tuple(dict.fromkeys(toward)),
                   written=tuple(sorted(written.items())),
                   fairs=fairs, fair_cities=fair_cities)
 
