@@ -707,6 +707,26 @@ def test_a_noun_complement_only_qualifies_the_noun() -> None:
     assert "logement" in primary("La rénovation d'appartements pour loger nos alternants ?")
 
 
+def test_stretch_film_pallets_and_shipped_pallets_are_three_things() -> None:
+    """The film wrapping incoming pallets is collected as plastic, broken pallets as wood;
+    pallets shipped to Lyon are freight; a film named by an extrusion line is its product."""
+    from bot.services.radar_objects import object_lexicon
+
+    lexicon = object_lexicon()
+
+    def primary(text: str) -> set[str]:
+        return {o for o, w in lexicon.analyse(text).objects if w >= 0.5}
+
+    assert primary("On jette chaque semaine une benne de film étirable, celui qui entoure les "
+                   "palettes de nos fournisseurs.") == {"film_emballage"}
+    assert primary("Nous accumulons des palettes bois cassées : quelqu'un les reprend ?") == {
+        "emballages"}
+    assert "emballages" not in primary("On expédie trois palettes par jour vers Lyon, chacun "
+                                       "avec son camion à moitié vide.")
+    assert "film_emballage" not in primary("Recherchons 3 conducteurs de ligne d'extrusion "
+                                           "gaine (film PE) en 5x8.")
+
+
 def test_a_card_quotes_the_sentence_that_puts_a_need_in_its_group() -> None:
     """The excerpt is the sentence naming the group's object, not the greeting before it."""
     from bot.services.mutualisation import EXCERPT_CHARS, excerpt

@@ -285,6 +285,12 @@ _GOODS_SHUTTLE = re.compile(
     r"(?:entre|vers)\s+(?:la|le|les|l['’]|nos|notre|nos\s+deux|deux)\s*"
     r"(?:r[ée]ception|stockage|entrep[oô]ts?|ateliers?|sites?|quais?|b[aâ]timents?|usines?|"
     r"magasins?|lignes?)\b)", re.IGNORECASE)
+# « trois palettes par jour vers Lyon », « nos palettes partent à moitié vides »: goods
+# shipped (freight), not pallets to reuse
+_SHIPPED_PALLETS = re.compile(
+    r"\bpalettes?\b(?=(?:\s+[\w'’]+){0,3}?\s+(?:par\s+(?:jour|semaine|mois)|vers|partent|"
+    r"part|exp[ée]di\w*|livr\w*|[àa]\s+moiti[ée]|camions?|transporteurs?|affr[ée]t\w*|"
+    r"qui\s+font\s+\d+))", re.IGNORECASE)
 _HOUSING_OFFERED = re.compile(
     r"\b(?:logement|h[ée]bergement)\s+(?=(?:possible|fourni|offert|assur[ée]|compris|"
     r"sur\s+place|de\s+fonction)\b)", re.IGNORECASE)
@@ -298,6 +304,7 @@ def _as_read(text: str) -> str:
     text = _LICENCE.sub("habilitation ", text)
     text = _GOODS_SHUTTLE.sub("rotations ", text)
     text = _HOUSING_OFFERED.sub("avantage ", text)
+    text = _SHIPPED_PALLETS.sub("envois", text)
     text = _ELIDED_DE.sub(r"\1e ", text)
     return _TOWN.sub(r"\1 municipalite", _COACH.sub(r"\1 autocar", text))
 
