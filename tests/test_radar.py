@@ -805,7 +805,14 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     cutting = objects("Une table de coupe numérique partagée entre ateliers")
     assert len({frozenset(knitting), frozenset(linking), frozenset(sewing),
                 frozenset(cutting)}) == 4
-    assert "coproduits_agro" in objects("Nos coquilles de noix après l'énoisage")
+    assert "coques_fruits" in objects("Nos coquilles de noix après l'énoisage")
+    # one flow, one outlet: whey, pomace and fruit culls are three collections; « Marc » is
+    # a first name, « le marc » the pomace
+    whey = objects("On produit 15 m3 de lactosérum par jour, le porcher arrête")
+    pomace = objects("le marc on sait plus quoi en faire, ça fermente dans la cour")
+    culls = objects("Nos écarts de tri et fruits déclassés partent en benne")
+    assert (whey, pomace, culls) == ({"lactoserum"}, {"marcs"}, {"fruits_declasses"})
+    assert "marcs" not in objects("Marc, notre chef d'atelier, part en retraite")
     assert objects("Soudeur PEHD : électrosoudage de canalisations") == {"soudeur_pe"}
     assert objects("Contrôleur CND niveau 2 COFREND en ressuage") == {"cnd"}
     assert objects("Notre machine de mesure tridimensionnelle est libre") == {"labo_essais"}

@@ -291,6 +291,9 @@ _SHIPPED_PALLETS = re.compile(
     r"\bpalettes?\b(?=(?:\s+[\w'’]+){0,3}?\s+(?:par\s+(?:jour|semaine|mois)|vers|partent|"
     r"part|exp[ée]di\w*|livr\w*|[àa]\s+moiti[ée]|camions?|transporteurs?|affr[ée]t\w*|"
     r"qui\s+font\s+\d+))", re.IGNORECASE)
+# « le marc on sait plus quoi en faire »: the pomace after a determiner (lower case: « Marc »
+# is a first name)
+_POMACE = re.compile(r"\b(le|du|les|des|nos|notre|ce|ces|leur|leurs|son|ses|de|en)\s+marcs?\b")
 _HOUSING_OFFERED = re.compile(
     r"\b(?:logement|h[ée]bergement)\s+(?=(?:possible|fourni|offert|assur[ée]|compris|"
     r"sur\s+place|de\s+fonction)\b)", re.IGNORECASE)
@@ -305,6 +308,7 @@ def _as_read(text: str) -> str:
     text = _GOODS_SHUTTLE.sub("rotations ", text)
     text = _HOUSING_OFFERED.sub("avantage ", text)
     text = _SHIPPED_PALLETS.sub("envois", text)
+    text = _POMACE.sub(r"\1 marc_residu", text)
     text = _ELIDED_DE.sub(r"\1e ", text)
     return _TOWN.sub(r"\1 municipalite", _COACH.sub(r"\1 autocar", text))
 
