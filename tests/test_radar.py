@@ -813,6 +813,16 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     culls = objects("Nos écarts de tri et fruits déclassés partent en benne")
     assert (whey, pomace, culls) == ({"lactoserum"}, {"marcs"}, {"fruits_declasses"})
     assert "marcs" not in objects("Marc, notre chef d'atelier, part en retraite")
+    # the vineyard and the cellar, fitting windows and framing: trades asked for apart
+    assert objects("Cherche conducteur d'enjambeur pour les traitements") == {"viticulture"}
+    assert objects("Cherchons un ouvrier de cave pour le remuage") == {"chai"}
+    assert objects("Recherche poseurs de fenêtres PVC et alu") == {"poseur_menuiseries"}
+    assert objects("Recherchons un charpentier-monteur pour l'ossature bois") == {"charpentier"}
+    assert "poseur_menuiseries" not in objects("On voudrait s'installer sur la ZA de Legé")
+    # a firm's own succession or cyber-attack, in the words owners use
+    own = lexicon.analyse
+    assert own("J'aimerais transmettre ma menuiserie à mon chef d'atelier").own
+    assert own("Nous avons subi un rançongiciel, plus de logiciel d'entrepôt").own
     assert objects("Soudeur PEHD : électrosoudage de canalisations") == {"soudeur_pe"}
     assert objects("Contrôleur CND niveau 2 COFREND en ressuage") == {"cnd"}
     assert objects("Notre machine de mesure tridimensionnelle est libre") == {"labo_essais"}
