@@ -823,6 +823,11 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     own = lexicon.analyse
     assert own("J'aimerais transmettre ma menuiserie à mon chef d'atelier").own
     assert own("Nous avons subi un rançongiciel, plus de logiciel d'entrepôt").own
+    # words that stem like an action: the yard is no course, a shape no training, where a
+    # shuttle starts no leaver to replace
+    assert own("La sciure s'entasse dans la cour, on la donne").actions == frozenset()
+    assert own("Nos copeaux sous forme de briquettes").actions == frozenset()
+    assert "hire" not in own("Une navette au départ de la gare de Dole").actions
     assert objects("Soudeur PEHD : électrosoudage de canalisations") == {"soudeur_pe"}
     assert objects("Contrôleur CND niveau 2 COFREND en ressuage") == {"cnd"}
     assert objects("Notre machine de mesure tridimensionnelle est libre") == {"labo_essais"}

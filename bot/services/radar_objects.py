@@ -294,6 +294,14 @@ _SHIPPED_PALLETS = re.compile(
 # « le marc on sait plus quoi en faire »: the pomace after a determiner (lower case: « Marc »
 # is a first name)
 _POMACE = re.compile(r"\b(le|du|les|des|nos|notre|ce|ces|leur|leurs|son|ses|de|en)\s+marcs?\b")
+# « ça s'entasse dans la cour »: the yard, not « des cours » (training), which stems alike
+_YARD = re.compile(r"\b(la|une|notre|leur|sa|votre|ma)\s+cour\b(?!\s+d['’]\s*appel)",
+                   re.IGNORECASE)
+# « sous forme de granulés »: a shape, not « former » (training); « au départ de la gare »:
+# where a shuttle starts, not a leaver to replace (« départ » is a hiring word)
+_SHAPE = re.compile(r"\bsous\s+(?:la\s+)?forme\b", re.IGNORECASE)
+_STARTING_FROM = re.compile(r"\b(?:au|aux)\s+d[ée]parts?\s+(?=de\b|du\b|des\b|d['’])",
+                            re.IGNORECASE)
 _HOUSING_OFFERED = re.compile(
     r"\b(?:logement|h[ée]bergement)\s+(?=(?:possible|fourni|offert|assur[ée]|compris|"
     r"sur\s+place|de\s+fonction)\b)", re.IGNORECASE)
@@ -309,6 +317,8 @@ def _as_read(text: str) -> str:
     text = _HOUSING_OFFERED.sub("avantage ", text)
     text = _SHIPPED_PALLETS.sub("envois", text)
     text = _POMACE.sub(r"\1 marc_residu", text)
+    text = _YARD.sub(r"\1 courette", text)
+    text = _STARTING_FROM.sub("depuis ", _SHAPE.sub("sous aspect", text))
     text = _ELIDED_DE.sub(r"\1e ", text)
     return _TOWN.sub(r"\1 municipalite", _COACH.sub(r"\1 autocar", text))
 
