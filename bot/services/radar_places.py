@@ -122,11 +122,14 @@ class Places:
     ends: tuple[tuple[float, float], ...] = field(init=False, compare=False, repr=False)
     box: tuple[float, float, float, float] | None = field(init=False, compare=False,
                                                           repr=False)
+    # where its staff come from (_origins), also computed once
+    origins: tuple[tuple[float, float], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Compute the ends and their box."""
+        """Compute the ends, their box and the origins."""
         ends = (*self.points, self.home) if self.home else self.points
         object.__setattr__(self, "ends", ends)
+        object.__setattr__(self, "origins", _origins(self))
         box = None
         if ends:
             margin = max(ORIGIN_KM, AXIS_KM) / _KM_PER_DEGREE
@@ -474,7 +477,7 @@ def _same_origins(a: Places, b: Places) -> bool:
     """Whether two shuttle needs may come from one place: an origin of one near an origin of
     the other (ORIGIN_KM) or on its way farther out than its site (AXIS_KM), or each coming
     from the other's site; true when either does not say where its staff come from."""
-    ours, theirs = _origins(a), _origins(b)
+    ours, theirs = a.origins, b.origins
     if not ours or not theirs:
         return True
     if any(_km(x, y) <= ORIGIN_KM for x in ours for y in theirs):
