@@ -698,6 +698,9 @@ def test_a_noun_complement_only_qualifies_the_noun() -> None:
 
     assert primary("Recherche électricien du bâtiment pour nos chantiers de rénovation "
                    "d'appartements") == {"electricien_batiment"}
+    # (and the second complement of the same noun)
+    assert primary("Cherche électricien du bâtiment pour la rénovation de chalets et "
+                   "d'appartements") == {"electricien_batiment"}
     assert "transport" not in primary(
         "Recherche soudeurs aluminium pour la construction de coques de navettes maritimes")
     assert "soudeur" in primary("Une formation de soudeurs à plusieurs ?")
@@ -823,6 +826,7 @@ def test_one_word_for_two_objects_is_read_by_its_phrase() -> None:
     own = lexicon.analyse
     assert own("J'aimerais transmettre ma menuiserie à mon chef d'atelier").own
     assert own("Nous avons subi un rançongiciel, plus de logiciel d'entrepôt").own
+    assert own("Notre certification CEFRI arrive à échéance en mars : qui peut aider ?").own
     # words that stem like an action: the yard is no course, a shape no training, where a
     # shuttle starts no leaver to replace
     assert own("La sciure s'entasse dans la cour, on la donne").actions == frozenset()

@@ -174,7 +174,10 @@ def _read(text: str) -> tuple[list[str], list[str], list[str], list[bool]]:
         if word in PHRASE_KEPT or not lexicon.is_stop(word) or word.isdigit():
             here = len(every) - 1
             between = every[last + 1 : here]
-            complement.append(bool(kept) and between in _OF and _closed_head(kept[-1]))
+            complement.append(bool(kept) and (
+                (between in _OF and _closed_head(kept[-1]))
+                # « rénovation de chalets et d'appartements »: the second complement too
+                or (between in _AND_OF and complement[-1])))
             salient.append(s)
             kept.append(word)
             last = here
@@ -198,6 +201,9 @@ _VERB_ENDINGS = ("ons", "ez", "ent", "ait", "aient", "er", "ir", "ee", "ees",
                  "ible", "ibles")
 
 
+# « ... et de », « ... et des », « ..., »: a second complement of the same noun
+_AND_OF: tuple[list[str], ...] = (["et", "de"], ["et", "des"], ["et", "du"], ["et"], ["ou", "de"],
+                                  ["ou"], ["et", "de", "la"])
 # what links a noun to its complement (« lames de scie », « prix de la ferraille »)
 _OF: tuple[list[str], ...] = (["de"], ["du"], ["des"], ["de", "la"], ["de", "l"])
 # Nouns whose complement is what the firm asks about (« formation de soudeurs », « manque de
