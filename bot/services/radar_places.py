@@ -192,15 +192,14 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
         # (the firm's commune). One corridor when every end of one need is near an end of
         # the other (Vire → Flers and Flers ← Vire; Noeux → Haisnes within Bruay → Douvrin),
         # not when one end is elsewhere (Belfort → Rougemont is not Belfort → Technoland).
-        # where the staff come from: when both needs say it, one town or one road (Andernos →
-        # Aéroparc is not Bordeaux's tram → Aéroparc; Antibes station → Sophia is not Grasse
-        # → Sophia), or the same road ridden both ways (Vire → Flers, Flers → Vire)
-        if not _same_origins(a, b):
-            return False
+        # where the staff come from, when both needs say it, must also be one town or one
+        # road (Andernos → Aéroparc is not Bordeaux's tram → Aéroparc; Antibes station →
+        # Sophia is not Grasse → Sophia), or the same road ridden both ways (Vire → Flers,
+        # Flers → Vire): _same_origins, checked last (the cheaper tests part most pairs)
         if a.names & b.names:
-            return True
+            return _same_origins(a, b)
         if not a.ends or not b.ends:
-            return True
+            return True  # (no end: no origin either)
         # where the staff go is the firm's own site: each firm must be near the other's
         # corridor, or the two are two destinations of one origin (Mantes → Flins is not
         # Mantes → Bonnières, Luchon → Saint-Gaudens is not Saint-Gaudens → Lannemezan);
@@ -212,7 +211,7 @@ def compatible(rule: str, a: Places, b: Places) -> bool:
                      or _on_way(b.home, a) or _on_way(a.home, b))):
             return False
         # (either way: one need names fewer places than the other, its ends are enough)
-        return _covered(a, b) or _covered(b, a)
+        return (_covered(a, b) or _covered(b, a)) and _same_origins(a, b)
     if rule == MARKET:
         # one mission: the same fair, or a fair and its city (ProWein / « Düsseldorf »), when
         # both say which; MEDICA is not Ambiente, Düsseldorf is not Frankfurt
