@@ -162,6 +162,7 @@ PROGRAMME_RELATIVE_FLOOR = 0.5  # a group's programme scores at least half the b
 REASON_WORDS = 3
 CACHE_SIZE = 50_000  # needs whose analysis is kept between calls
 TEXT_DF_CAP = 300  # a word in more needs than this makes no candidate pair, whatever the size
+_PREMISES_OBJECT = "foncier"  # the land object of radar_objects.yaml (premises asked for)
 MAX_CANDIDATES = 64  # needs a need without objects is scored against (most shared weight)
 
 # Themes close enough for firms to file the same need under either.
@@ -686,9 +687,6 @@ def _places(text: str, commune: str | None, insee: str | None) -> Places:
 # that object's needs, and twice as much as in the next object's.
 PROFILE_SHARE = 0.35
 PROFILE_MARGIN = 2.0
-
-
-_PREMISES_OBJECT = "foncier"  # the land object of radar_objects.yaml
 
 
 def _borrow_objects(needs: Sequence[_Need]) -> None:

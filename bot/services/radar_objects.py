@@ -37,6 +37,14 @@ trades:
 - *Shared services are shared.* A service (RH, comptabilité, restaurant, informatique) is
   the object when the firm wants it with others, not when it hires its own DRH full time.
 
+A noun's complement only qualifies it (``_read``): « couteaux de désossage » are knives,
+« rénovation de chalets et d'appartements » is a building trade's work. After a noun that
+says what is asked (``_OPEN_HEADS``: « formation de », « manque de », a quantity, premises,
+a machine), after a verb or an adjective, and for wastes, flows and machines, the
+complement keeps its weight; otherwise it is context when the text names something in its
+own right. A mishap (``mishap:``: a breakdown, a fire) is the firm's own matter only when
+the text asks for nothing to train or share.
+
 An object's ``sector`` words (a material, a product: « EPDM », « maroilles ») say which
 trade a firm is in, not what it asks for: firms of one sector asking different things (a
 setter, a waste outlet, cheaper raw material) are not grouped on them, so they are context.
@@ -229,9 +237,9 @@ _OPEN_HEADS: frozenset[str] = frozenset(words("""
     navette navettes ligne transport transports trajet trajets horaires
     personne personnes gens salarie salaries ouvrier ouvriers agent agents operateur
     operateurs technicien techniciens conducteur conducteurs responsable responsables chef
-    chefs pilote pilotes gars jeunes tonnes heures jours mois semaine semaines
-    plein manque debut fin partie part moitie tiers quart reste nombre dizaine dizaines
-    centaine centaines plupart faute cause manque usage utilisation
+    chefs pilote pilotes gars jeunes heures jours mois semaine semaines
+    plein debut fin partie part moitie tiers quart reste nombre dizaine dizaines
+    centaine centaines plupart faute cause usage utilisation
     chutes chute dechets dechet residus residu rebuts rebut effluents eaux boues
     sousproduits coproduits gisement gisements debouche debouches apport apports source
     sources recuperation consommateur consommateurs fournisseur fournisseurs
@@ -316,7 +324,10 @@ _HOUSING_OFFERED = re.compile(
 def _as_read(text: str) -> str:
     """A text (or a lexicon phrase) with its words of two senses told apart: « car » after
     a determiner is the coach, not « because » (a stop word); « la commune » is the town, not
-    « en commun » (it says nothing of acting together)."""
+    « en commun » (it says nothing of acting together); and the other readings above (where
+    staff live, a household, a machine licence, goods moved, housing offered in an advert,
+    pallets shipped, pomace, a yard, a shape, a shuttle's start), with the elided « de »
+    kept as a word for the noun complements (_read)."""
     text = _HOUSEHOLD.sub(r"\1 menage", _LIVING_AT.sub(r"residant \1", text))
     text = _LICENCE.sub("habilitation ", text)
     text = _GOODS_SHUTTLE.sub("rotations ", text)

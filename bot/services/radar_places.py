@@ -416,7 +416,7 @@ LOCAL_KM = 3.0
 # Words that point at one site (a zone, a brownfield, a platform, an empty building, a lot
 # being sold), and words of a search anywhere (« n'importe où », « pas de site précis »)
 _DESIGNATED = re.compile(
-    r"\b(?:ZA|ZI|ZAC|ZAE|ZIP|PA|BA)\b|\bzones?\s+(?:d['’]\s*activit|industriel|artisanal|"
+    r"\bz[ai]c?e?\s+(?:de|du|des|d['’])|\bzones?\s+(?:d['’]\s*activit|industriel|artisanal|"
     r"portuaire|logistique|de|du|des|à\s+côté|a\s+cote)|\bparcs?\s+d['’]\s*activit|"
     r"\bfriches?\b|\banci[e]nn?e?s?\s+(?:site|usine|b[aâ]timent|base|halle|hangar|entrep|"
     r"carri|caserne|gare|papeterie|forge|filature|tannerie|laiterie|abattoir)|\bex-|"
@@ -432,7 +432,9 @@ _DESIGNATED = re.compile(
     re.IGNORECASE)
 # ...or a site by its proper name (« le site de la Digue », « l'ex Michelin », « la zone Grand
 # Saint-Charles »): a capital after the word of a site
+# (acronyms in capitals only: « pa » is an SMS « pas »)
 _DESIGNATED_NAME = re.compile(
+    r"\b(?:ZA|ZI|ZAC|ZAE|ZIP|PA|BA)\b|"
     r"\b(?:[Ss]ite|[Zz]one|[Ff]riche|[Uu]sine|[Ee]x|[Aa]ncien(?:ne)?s?|[Pp]arc|[Pp]lateforme)"
     r"\s+(?:(?:de\s+la|de\s+l['’]|du|des|de|d['’])\s*)?[A-ZÉÈ]")
 _ANYWHERE = re.compile(
