@@ -532,7 +532,7 @@ app.add_typer(radar_app, name="radar")
 @radar_app.command("eval")
 def radar_eval(
     part: Annotated[str, typer.Option(
-        help="Partie : dev à dev7, test, legacy, test2 à test28 (scellées, jamais dans all) "
+        help="Partie : dev à dev7, test, legacy, test2 à test31 (scellées, jamais dans all) "
              "ou all (toutes celles présentes)."
     )] = "all",
     path: Annotated[str | None, typer.Option(help="Fichier étiqueté (YAML).")] = None,

@@ -25,7 +25,7 @@ REFERENCE_NAME = "territoires-industrie-2023.csv"
 ID_BASE: dict[str, int] = {
     "dev": 0, "dev2": 9000, "dev4": 10000, "dev5": 40000, "dev6": 60000, "dev7": 90000,
     "test2": 20000, "test3": 30000, "test4": 50000, "test5": 70000, "test6": 80000,
-    **{f"test{i}": 100000 + (i - 7) * 10000 for i in range(7, 29)},
+    **{f"test{i}": 100000 + (i - 7) * 10000 for i in range(7, 32)},
 }
 DEV_PARTS = tuple(ID_BASE)
 NEED_KEYS = {"id", "theme", "firm", "commune", "text", "group", "object"}
