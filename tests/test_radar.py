@@ -710,6 +710,20 @@ def test_a_noun_complement_only_qualifies_the_noun() -> None:
     assert "logement" in primary("La rénovation d'appartements pour loger nos alternants ?")
 
 
+def test_an_electrician_for_flats_is_no_staff_housing_group() -> None:
+    """Two firms that want housing for their apprentices are one group; the electrician hired
+    to renovate flats stays out of it."""
+    items = [
+        NeedItem(1, "TI-1", "recrutement", "Nos apprentis ne trouvent aucun logement à louer : "
+                 "une résidence pour jeunes salariés entre entreprises ?", "A", None),
+        NeedItem(2, "TI-2", "autre", "Logement des alternants : nous réserverions des places "
+                 "dans une résidence commune aux employeurs.", "B", None),
+        NeedItem(3, "TI-3", "recrutement", "Cherche électricien du bâtiment pour la rénovation "
+                 "de chalets et d'appartements.", "C", None),
+    ]
+    assert [g.need_ids for g in find_groups(items, kb=None)] == [(1, 2)]
+
+
 def test_stretch_film_pallets_and_shipped_pallets_are_three_things() -> None:
     """The film wrapping incoming pallets is collected as plastic, broken pallets as wood;
     pallets shipped to Lyon are freight; a film named by an extrusion line is its product."""

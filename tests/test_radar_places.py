@@ -306,6 +306,41 @@ def test_the_radar_keeps_two_corridors_apart(kb: None) -> None:
     assert groups == {frozenset({1, 2, 3}), frozenset({4, 5})}
 
 
+def test_the_radar_keeps_two_origins_to_one_site_apart() -> None:
+    """Staff from the Bassin d'Arcachon and staff off Bordeaux's tram both go to the Aéroparc:
+    the animator sees two shuttles, not one."""
+    items = [
+        _item(1, "Saint-Médard-en-Jalles", "33", "Un tiers de nos opérateurs habitent Andernos "
+              "ou Arès. Une navette depuis le nord du Bassin vers l'Aéroparc, avec les voisins ?"),
+        _item(2, "Le Haillan", "33", "Covoiturage Andernos – Le Haillan : 9 salariés font la "
+              "route chaque jour ; si les autres boîtes font pareil, une navette commune ?"),
+        _item(3, "Martignas-sur-Jalle", "33", "Nos salariés viennent de Bordeaux en tram et "
+              "descendent à Mérignac, puis plus rien jusqu'à nous. Une navette commune ?"),
+        _item(4, "Martignas-sur-Jalle", "33", "Le tram de Bordeaux s'arrête à Mérignac : une "
+              "navette partagée depuis le terminus pour nos équipes du matin ?"),
+    ]
+    groups = {frozenset(g.need_ids) for g in find_groups(items, kb=None)}
+    assert groups == {frozenset({1, 2}), frozenset({3, 4})}
+
+
+def test_the_radar_leaves_two_land_searches_apart() -> None:
+    """Two firms of one town each looking for a plot are two searches; two firms after the
+    same zone's next lots are one group, shown with its site."""
+    items = [
+        _item(1, "Legé", "44", "Il nous faut un terrain de 5 000 m² pour agrandir, peu importe "
+                               "où autour de Legé."),
+        _item(2, "Legé", "44", "Nous cherchons un terrain d'un hectare pour construire un "
+                               "atelier neuf près de chez nous."),
+        _item(3, "Corcoué-sur-Logne", "44", "La ZA de Legé est complète : une extension est-elle "
+                                            "prévue ? Il nous faut 3 000 m²."),
+        _item(4, "Legé", "44", "On voudrait un lot sur la zone d'activités de Legé, mais il n'y "
+                               "a plus un terrain libre."),
+    ]
+    found = find_groups(items, kb=None)
+    assert [g.need_ids for g in found] == [(3, 4)]
+    assert "foncier" in found[0].objects
+
+
 def test_the_radar_groups_needs_that_name_one_site() -> None:
     """Firms of different trades that want premises on one named site are one group; a firm
     that wants land for itself elsewhere stays alone."""
